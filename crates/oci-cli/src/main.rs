@@ -1,0 +1,658 @@
+//! `berth-oci`: an OCI runtime with runc's command line.
+
+mod foreground;
+mod log;
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use berth_runtime::container::exec_process_from_config;
+use berth_runtime::{CreateOpts, ExecOpts, Runtime, Status, sys};
+use clap::{Args, Parser, Subcommand};
+
+const DEFAULT_ROOT: &str = "/run/berth-oci";
+
+#[derive(Parser)]
+#[command(
+    name = "berth-oci",
+    about = "An OCI runtime with runc's command line",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Directory for container state
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    /// Log file (default: stderr)
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Debug logging
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd to manage cgroups (not supported)
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// auto, true or false
+    #[arg(long, default_value = "auto")]
+    rootless: String,
+    /// Print the version
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Args, Clone, Default)]
+struct CreateArgs {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    bundle: PathBuf,
+    /// File to write the init's pid to
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Keep the runtime's session keyring
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass N extra fds (3..3+N) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Send a pidfd of init to this socket
+    #[arg(long = "pidfd-socket")]
+    pidfd_socket: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a container (init waits for `start`)
+    Create {
+        #[command(flatten)]
+        args: CreateArgs,
+        id: String,
+    },
+    /// Start a created container
+    Start { id: String },
+    /// Print a container's state as JSON
+    State { id: String },
+    /// Send a signal to a container
+    Kill {
+        /// Signal every process of the container
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Delete a container
+    Delete {
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container
+    Run {
+        #[command(flatten)]
+        args: CreateArgs,
+        /// Do not wait for the container
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Keep the container after it exits
+        #[arg(long)]
+        keep: bool,
+        id: String,
+    },
+    /// Run a process in a running container
+    Exec {
+        /// Process JSON file (runtime-spec Process)
+        #[arg(short = 'p', long)]
+        process: Option<PathBuf>,
+        #[arg(short = 'd', long)]
+        detach: bool,
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        #[arg(short = 't', long)]
+        tty: bool,
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        #[arg(short = 'e', long = "env")]
+        env: Vec<String>,
+        /// UID[:GID]
+        #[arg(short = 'u', long)]
+        user: Option<String>,
+        /// Add a capability
+        #[arg(short = 'c', long = "cap")]
+        cap: Vec<String>,
+        #[arg(long = "no-new-privs")]
+        no_new_privs: bool,
+        #[arg(long = "preserve-fds", default_value_t = 0)]
+        preserve_fds: u32,
+        #[arg(long = "pidfd-socket")]
+        pidfd_socket: Option<PathBuf>,
+        /// Ignored (apparmor/process-label/additional-gids are runc's)
+        #[arg(long = "process-label", hide = true)]
+        process_label: Option<String>,
+        #[arg(long = "apparmor", hide = true)]
+        apparmor: Option<String>,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// List containers
+    List {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a starter config.json
+    Spec {
+        /// Generate a config for a rootless container
+        #[arg(long = "rootless", id = "spec_rootless")]
+        rootless: bool,
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// Print the runtime's features as JSON
+    Features,
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+}
+
+fn main() {
+    let argv = normalize_args(std::env::args().collect());
+    let cli = Cli::parse_from(argv);
+    let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
+    match run(cli, &logger) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            logger.error(&msg);
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Go's flag package (runc's) accepts `-flag`; accept it for long names.
+fn normalize_args(args: Vec<String>) -> Vec<String> {
+    const LONG: &[&str] = &[
+        "root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "bundle",
+        "pid-file", "console-socket", "no-pivot", "no-new-keyring", "preserve-fds",
+        "detach", "force", "all", "format", "process", "tty", "cwd", "env", "user", "cap",
+        "keep", "pidfd-socket",
+    ];
+    const TAKES_VALUE: &[&str] = &[
+        "--root", "--log", "--log-format", "--rootless", "--bundle", "-b", "--pid-file",
+        "--console-socket", "--preserve-fds", "--format", "-f", "--process", "-p", "--cwd",
+        "--env", "-e", "--user", "-u", "--cap", "-c", "--pidfd-socket",
+    ];
+    let mut out = Vec::with_capacity(args.len());
+    let mut words = 0;
+    let mut value_next = false;
+    for (i, a) in args.into_iter().enumerate() {
+        // After the subcommand and the container id come the process's own
+        // arguments (exec): leave them alone.
+        if i == 0 || words >= 2 || a == "--" {
+            if a == "--" {
+                words = 2;
+            }
+            out.push(a);
+            continue;
+        }
+        let mut a = a;
+        if let Some(body) = a.strip_prefix('-').filter(|b| !b.starts_with('-')) {
+            let name = body.split('=').next().unwrap_or("");
+            if name.len() > 1 && LONG.contains(&name) {
+                a = format!("-{a}");
+            }
+        }
+        if value_next {
+            value_next = false;
+        } else if a.starts_with('-') {
+            value_next = !a.contains('=') && TAKES_VALUE.contains(&a.as_str());
+        } else {
+            words += 1;
+        }
+        out.push(a);
+    }
+    out
+}
+
+fn rootless(flag: &str) -> Result<bool> {
+    Ok(match flag {
+        "auto" => sys::geteuid() != 0,
+        "true" => true,
+        "false" => false,
+        other => bail!("--rootless: {other:?} is not auto, true or false"),
+    })
+}
+
+fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
+    if cli.version {
+        println!("berth-oci version {}", env!("CARGO_PKG_VERSION"));
+        println!("spec: {}", berth_runtime::spec::OCI_VERSION);
+        return Ok(0);
+    }
+    if cli.systemd_cgroup {
+        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs (omit the flag)");
+    }
+    let rootless = rootless(&cli.rootless)?;
+    let root = cli.root.clone().unwrap_or_else(|| default_root(rootless));
+    let rt = Runtime::new(root, rootless);
+    let Some(cmd) = cli.cmd else {
+        bail!("no command given; see --help");
+    };
+    match cmd {
+        Cmd::Create { args, id } => {
+            let opts = create_opts(&args, &id)?;
+            rt.create(opts)?;
+            Ok(0)
+        }
+        Cmd::Start { id } => {
+            rt.start(&id)?;
+            Ok(0)
+        }
+        Cmd::State { id } => {
+            let st = rt.state(&id)?;
+            println!("{}", serde_json::to_string_pretty(&st)?);
+            Ok(0)
+        }
+        Cmd::Kill { all, id, signal } => {
+            let sig = parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            rt.kill(&id, sig, all)?;
+            Ok(0)
+        }
+        Cmd::Delete { force, id } => {
+            rt.delete(&id, force)?;
+            Ok(0)
+        }
+        Cmd::Run {
+            args,
+            detach,
+            keep,
+            id,
+        } => run_container(&rt, &args, &id, detach, keep, logger),
+        Cmd::Exec {
+            process,
+            detach,
+            pid_file,
+            tty,
+            console_socket,
+            cwd,
+            env,
+            user,
+            cap,
+            no_new_privs,
+            preserve_fds,
+            id,
+            command,
+            ..
+        } => {
+            let c = rt.load(&id)?;
+            let spec = c.config()?;
+            let proc = match process {
+                Some(f) => {
+                    let data = std::fs::read(&f).with_context(|| format!("{}", f.display()))?;
+                    serde_json::from_slice(&data)
+                        .with_context(|| format!("parsing process file {}", f.display()))?
+                }
+                None => {
+                    if command.is_empty() {
+                        bail!("exec: no command given (pass ARGS or --process FILE)");
+                    }
+                    let user = user.as_deref().map(parse_user).transpose()?;
+                    exec_process_from_config(
+                        &spec,
+                        command,
+                        &env,
+                        cwd,
+                        user,
+                        &cap,
+                        tty,
+                        no_new_privs.then_some(true),
+                    )?
+                }
+            };
+            let terminal = proc.terminal() == Some(true);
+            let (console, local_master) = console_for(terminal, console_socket.as_deref(), detach)?;
+            if !detach {
+                foreground::prepare();
+            }
+            let pid = rt.exec(
+                &id,
+                ExecOpts {
+                    process: proc,
+                    console,
+                    pid_file,
+                    preserve_fds,
+                },
+            )?;
+            if detach {
+                return Ok(0);
+            }
+            let master = local_master.map(|s| foreground::recv_master(&s)).transpose()?;
+            Ok(foreground::wait(pid, master, None))
+        }
+        Cmd::List { format, quiet } => list(&rt, &format, quiet),
+        Cmd::Spec { rootless, bundle } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("File {} exists. Remove it first", path.display());
+            }
+            let v = berth_runtime::specgen::default_spec(rootless, sys::geteuid(), sys::getegid());
+            std::fs::write(&path, serde_json::to_string_pretty(&v)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(0)
+        }
+        Cmd::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&berth_runtime::features::features())?
+            );
+            Ok(0)
+        }
+        Cmd::Pause { id } => {
+            let c = rt.load(&id)?;
+            match c.status() {
+                Status::Running => {}
+                Status::Stopped => return Err(berth_runtime::Error::NotRunning(id).into()),
+                s => bail!("container {id} is {s}, not running"),
+            }
+            berth_runtime::resources::set_frozen(&c.record.cgroup, true)?;
+            Ok(0)
+        }
+        Cmd::Resume { id } => {
+            let c = rt.load(&id)?;
+            if c.status() != Status::Paused {
+                bail!("container {id} is not paused");
+            }
+            berth_runtime::resources::set_frozen(&c.record.cgroup, false)?;
+            Ok(0)
+        }
+    }
+}
+
+fn default_root(rootless: bool) -> PathBuf {
+    if rootless {
+        if let Ok(x) = std::env::var("XDG_RUNTIME_DIR") {
+            return Path::new(&x).join("berth-oci");
+        }
+        return PathBuf::from(format!("/tmp/berth-oci-{}", sys::geteuid()));
+    }
+    PathBuf::from(DEFAULT_ROOT)
+}
+
+fn create_opts(args: &CreateArgs, id: &str) -> Result<CreateOpts> {
+    let console = match &args.console_socket {
+        Some(p) => Some(OwnedFd::from(
+            UnixStream::connect(p).with_context(|| format!("--console-socket {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let mut preserve_fds = args.preserve_fds;
+    let mut extra_env = vec![];
+    // systemd socket activation: pass the listening fds through.
+    if let Some(n) = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| *n > 0)
+    {
+        preserve_fds = preserve_fds.max(n);
+        extra_env.push(format!("LISTEN_FDS={n}"));
+        extra_env.push("LISTEN_PID=1".into());
+    }
+    Ok(CreateOpts {
+        id: id.to_string(),
+        bundle: args.bundle.clone(),
+        pid_file: args.pid_file.clone(),
+        console,
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        preserve_fds,
+        extra_env,
+    })
+}
+
+/// The console for a process: the user's socket, or (foreground with a
+/// terminal) a socket pair whose other end we read the master from.
+fn console_for(
+    terminal: bool,
+    socket: Option<&Path>,
+    detach: bool,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !terminal {
+        if socket.is_some() {
+            bail!("--console-socket given but process.terminal is false");
+        }
+        return Ok((None, None));
+    }
+    if let Some(p) = socket {
+        let s = UnixStream::connect(p).with_context(|| format!("--console-socket {}", p.display()))?;
+        return Ok((Some(OwnedFd::from(s)), None));
+    }
+    if detach {
+        bail!("cannot allocate a tty when detaching without --console-socket");
+    }
+    let (a, b) = UnixStream::pair().context("socketpair")?;
+    Ok((Some(OwnedFd::from(a)), Some(OwnedFd::from(b))))
+}
+
+fn run_container(
+    rt: &Runtime,
+    args: &CreateArgs,
+    id: &str,
+    detach: bool,
+    keep: bool,
+    _logger: &log::Logger,
+) -> Result<i32> {
+    let bundle = berth_runtime::spec::load_bundle(&args.bundle)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let (console, local_master) = console_for(terminal, args.console_socket.as_deref(), detach)?;
+    let mut opts = create_opts(&CreateArgs {
+        console_socket: None,
+        ..args.clone()
+    }, id)?;
+    opts.console = console;
+    if !detach {
+        foreground::prepare();
+    }
+    let c = rt.create(opts)?;
+    let master = local_master.map(|s| foreground::recv_master(&s)).transpose();
+    if let Err(e) = rt.start(id).and(master.as_ref().map(drop).map_err(|e| {
+        berth_runtime::Error::Container(e.to_string())
+    })) {
+        let _ = rt.delete(id, true);
+        return Err(e.into());
+    }
+    if detach {
+        return Ok(0);
+    }
+    let code = foreground::wait(c.record.pid, master?, Some((rt, &c)));
+    if !keep {
+        if let Ok(c) = rt.load(id) {
+            if let Err(e) = rt.destroy(&c) {
+                eprintln!("berth-oci: cleaning up {id}: {e}");
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let uid = u
+        .parse()
+        .with_context(|| format!("--user {s:?}: uid must be a number"))?;
+    let gid = g
+        .map(|g| g.parse())
+        .transpose()
+        .with_context(|| format!("--user {s:?}: gid must be a number"))?;
+    Ok((uid, gid))
+}
+
+/// A signal by name (KILL, SIGKILL) or number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if n > 0 && n <= libc::SIGRTMAX() {
+            return Ok(n);
+        }
+        bail!("invalid signal number {n}");
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" | "CLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => {
+            if let Some(off) = name.strip_prefix("RTMIN+").and_then(|o| o.parse::<i32>().ok()) {
+                libc::SIGRTMIN() + off
+            } else if let Some(off) = name.strip_prefix("RTMAX-").and_then(|o| o.parse::<i32>().ok()) {
+                libc::SIGRTMAX() - off
+            } else if name == "RTMIN" {
+                libc::SIGRTMIN()
+            } else if name == "RTMAX" {
+                libc::SIGRTMAX()
+            } else {
+                bail!("unknown signal {s:?}")
+            }
+        }
+    };
+    Ok(n)
+}
+
+fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<i32> {
+    let mut states = vec![];
+    for id in rt.root.list()? {
+        if let Ok(c) = rt.load(&id) {
+            states.push(c.oci_state());
+        }
+    }
+    if quiet {
+        for s in &states {
+            println!("{}", s.id);
+        }
+        return Ok(0);
+    }
+    match format {
+        "json" => {
+            println!("{}", serde_json::to_string(&states)?);
+        }
+        "table" => {
+            let rows: Vec<[String; 6]> = states
+                .iter()
+                .map(|s| {
+                    [
+                        s.id.clone(),
+                        s.pid.to_string(),
+                        s.status.to_string(),
+                        s.bundle.display().to_string(),
+                        s.created.clone(),
+                        s.owner.clone(),
+                    ]
+                })
+                .collect();
+            let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+            let mut widths = [0usize; 6];
+            for r in std::iter::once(&header).chain(rows.iter()) {
+                for (i, c) in r.iter().enumerate() {
+                    widths[i] = widths[i].max(c.len());
+                }
+            }
+            let mut out = std::io::stdout().lock();
+            for r in std::iter::once(&header).chain(rows.iter()) {
+                let line: Vec<String> = r
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if i == 5 {
+                            c.clone()
+                        } else {
+                            format!("{c:<w$}", w = widths[i] + 3)
+                        }
+                    })
+                    .collect();
+                writeln!(out, "{}", line.concat())?;
+            }
+        }
+        other => bail!("--format {other:?}: use table or json"),
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("sigusr1").unwrap(), libc::SIGUSR1);
+        assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn single_dash_long_flags() {
+        let a = normalize_args(
+            ["x", "-root", "/r", "create", "-bundle=/b", "-d", "id", "-all"]
+                .map(String::from)
+                .to_vec(),
+        );
+        assert_eq!(
+            a,
+            ["x", "--root", "/r", "create", "--bundle=/b", "-d", "id", "-all"]
+        );
+    }
+}

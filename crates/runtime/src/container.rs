@@ -1,0 +1,982 @@
+//! The container lifecycle of runtime.md: create, start, kill, delete,
+//! state, and exec of extra processes.
+//!
+//! Process model (see docs/architecture.md): `create` clones the
+//! container's init with every new namespace in one clone3(2). Parent and
+//! init talk over a SOCK_SEQPACKET pair: the parent writes id maps, places
+//! init in its cgroup and sends `Go`; init builds the rootfs and reports
+//! `MountsReady`; the parent runs prestart/createRuntime hooks and sends
+//! `Continue`; init pivots, prepares the process and reports `Created`,
+//! then blocks in accept(2) on `exec.sock` in the state dir. `start`
+//! connects to that socket; init runs startContainer hooks, drops
+//! privileges and execs. Any error before exec travels back as text.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use crate::cgroups::{self, CgroupPaths, Layout};
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, HookKind};
+use crate::namespaces;
+use crate::process::{self, FinalizeOpts};
+use crate::rootfs::{self, RootfsContext};
+use crate::spec::{self, NS_ORDER, ns_flag, ns_name};
+use crate::state::{
+    self, CONFIG_FILE, Container, ContainerRecord, EXEC_SOCK, OciState, Root, Status,
+};
+use crate::sys;
+
+// Messages between the runtime and a process it is setting up.
+const MSG_GO: u8 = b'G';
+const MSG_MOUNTS_READY: u8 = b'M';
+const MSG_CONTINUE: u8 = b'C';
+const MSG_CREATED: u8 = b'R';
+const MSG_ERROR: u8 = b'E';
+const MSG_START: u8 = b'S';
+
+/// Options of `create` beyond the bundle's config.
+#[derive(Default)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    /// A connected socket the pty master is sent over (runc's
+    /// --console-socket), required when process.terminal is true.
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// Added to process.env (LISTEN_FDS passthrough).
+    pub extra_env: Vec<String>,
+}
+
+/// Options of `exec`.
+pub struct ExecOpts {
+    pub process: Process,
+    pub console: Option<OwnedFd>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// A runtime instance bound to a state root.
+pub struct Runtime {
+    pub root: Root,
+    pub rootless: bool,
+}
+
+/// Undoes a half-made container when `create` fails.
+struct CreateGuard {
+    dir: Option<PathBuf>,
+    cgroup: Option<CgroupPaths>,
+    child: Option<i32>,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = sys::waitpid(pid, false);
+        }
+        if let Some(cg) = &self.cgroup {
+            for p in cg.procs() {
+                let _ = sys::kill(p, libc::SIGKILL);
+            }
+            let _ = cg.destroy();
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn send_msg(fd: &OwnedFd, tag: u8, payload: &[u8]) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(payload.len() + 1);
+    buf.push(tag);
+    buf.extend_from_slice(payload);
+    sys::send(fd.as_fd(), &buf)
+}
+
+fn recv_msg(fd: &OwnedFd) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+    let mut buf = vec![0u8; 1 << 16];
+    let n = sys::recv(fd.as_fd(), &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    buf.truncate(n);
+    let tag = buf[0];
+    Ok(Some((tag, buf.split_off(1))))
+}
+
+/// Waits for `want` from a child in setup; an error message or the child
+/// hanging up becomes an error.
+fn expect_msg(fd: &OwnedFd, want: u8, what: &str) -> Result<Vec<u8>> {
+    match recv_msg(fd).what(|| format!("waiting for {what}"))? {
+        Some((t, p)) if t == want => Ok(p),
+        Some((MSG_ERROR, p)) => Err(Error::Container(String::from_utf8_lossy(&p).into_owned())),
+        Some((t, _)) => Err(Error::Container(format!(
+            "unexpected message {:?} while waiting for {what}",
+            t as char
+        ))),
+        None => Err(Error::Container(format!(
+            "container init exited while waiting for {what}"
+        ))),
+    }
+}
+
+/// Namespaces of the config split into those to create and those to join.
+struct NsPlan {
+    /// CLONE_NEW* flags for clone3.
+    clone_flags: u64,
+    new: Vec<LinuxNamespaceType>,
+    joins: Vec<(LinuxNamespaceType, OwnedFd)>,
+}
+
+impl NsPlan {
+    fn from_spec(spec: &Spec) -> Result<NsPlan> {
+        let mut plan = NsPlan {
+            clone_flags: 0,
+            new: vec![],
+            joins: vec![],
+        };
+        let nss = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
+        for t in NS_ORDER {
+            let Some(ns) = nss.iter().find(|n| n.typ() == t) else {
+                continue;
+            };
+            match ns.path() {
+                Some(p) if !p.as_os_str().is_empty() => {
+                    plan.joins.push((t, namespaces::open_ns(p, t)?));
+                }
+                _ => {
+                    plan.new.push(t);
+                    // cgroup and time namespaces are made by init itself:
+                    // cgroup after init is in its cgroup (so the namespace
+                    // root is the container's cgroup), time to set offsets.
+                    if t != LinuxNamespaceType::Cgroup && t != LinuxNamespaceType::Time {
+                        plan.clone_flags |= ns_flag(t) as u64;
+                    }
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn has_new(&self, t: LinuxNamespaceType) -> bool {
+        self.new.contains(&t)
+    }
+
+    fn joins(&self, t: LinuxNamespaceType) -> bool {
+        self.joins.iter().any(|(x, _)| *x == t)
+    }
+}
+
+/// What the child process knows when it starts (copied by the fork).
+struct InitArgs<'a> {
+    spec: &'a Spec,
+    bundle: &'a Path,
+    rootfs: &'a Path,
+    id: &'a str,
+    cgroup: &'a CgroupPaths,
+    ns: &'a NsPlan,
+    sync: &'a OwnedFd,
+    exec_listener: &'a UnixListener,
+    console: Option<&'a OwnedFd>,
+    no_pivot: bool,
+    no_new_keyring: bool,
+    preserve_fds: u32,
+    extra_env: &'a [String],
+}
+
+/// Clones a child with `flags`, entering the pid/time/user namespaces in
+/// `pre_joins` for it. Joining a user namespace needs an intermediate
+/// process (the caller cannot leave it again); pid and time namespaces are
+/// entered "for children" and left again right after.
+fn spawn(flags: u64, pre_joins: &[(LinuxNamespaceType, &OwnedFd)], cgroup_fd: Option<i32>) -> Result<i32> {
+    let has_user = pre_joins.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+    let args = sys::CloneArgs {
+        flags,
+        cgroup: cgroup_fd,
+        pidfd: false,
+    };
+    if !has_user {
+        let mut restore = vec![];
+        for (t, fd) in pre_joins {
+            let own = match t {
+                LinuxNamespaceType::Pid => "/proc/self/ns/pid",
+                LinuxNamespaceType::Time => "/proc/self/ns/time",
+                _ => continue,
+            };
+            restore.push((*t, sys::open(Path::new(own), libc::O_RDONLY, 0).at(own)?));
+            namespaces::join(fd, *t)?;
+        }
+        let r = sys::clone3(&args);
+        if let Ok((0, _)) = r {
+            return Ok(0);
+        }
+        for (t, fd) in &restore {
+            namespaces::join(fd, *t)?;
+        }
+        return r.map(|(pid, _)| pid).what(|| "clone3".into());
+    }
+    let (rd, wr) = sys::pipe().what(|| "pipe".into())?;
+    let (mid, _) = sys::clone3(&sys::CloneArgs {
+        flags: 0,
+        cgroup: None,
+        pidfd: false,
+    })
+    .what(|| "fork".into())?;
+    if mid == 0 {
+        // Intermediate: join, clone init, report its pid, leave.
+        drop(rd);
+        let mut result: std::result::Result<i32, String> = Ok(0);
+        for (t, fd) in pre_joins {
+            if let Err(e) = namespaces::join(fd, *t) {
+                result = Err(e.to_string());
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = match sys::clone3(&args) {
+                Ok((0, _)) => return Ok(0),
+                Ok((pid, _)) => Ok(pid),
+                Err(e) => Err(format!("clone3: {e}")),
+            };
+        }
+        let msg = match result {
+            Ok(pid) => pid.to_string(),
+            Err(e) => format!("E{e}"),
+        };
+        let _ = sys::write_all(wr.as_fd(), msg.as_bytes());
+        sys::exit_now(0);
+    }
+    drop(wr);
+    let mut buf = [0u8; 512];
+    let n = sys::read(rd.as_fd(), &mut buf).what(|| "reading init's pid".into())?;
+    let _ = sys::waitpid(mid, false);
+    let s = String::from_utf8_lossy(&buf[..n]).into_owned();
+    if let Some(e) = s.strip_prefix('E') {
+        return Err(Error::Container(e.to_string()));
+    }
+    s.parse()
+        .map_err(|_| Error::Container(format!("bad pid from intermediate process: {s:?}")))
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>, rootless: bool) -> Runtime {
+        Runtime {
+            root: Root::new(root),
+            rootless,
+        }
+    }
+
+    pub fn load(&self, id: &str) -> Result<Container> {
+        self.root.load(id)
+    }
+
+    /// `create`: everything up to a waiting init. Returns the container.
+    pub fn create(&self, opts: CreateOpts) -> Result<Container> {
+        state::validate_id(&opts.id)?;
+        let bundle = spec::load_bundle(&opts.bundle)?;
+        let spec = &bundle.spec;
+        let cfg_path = bundle.path.join("config.json");
+        let process = spec.process().as_ref().ok_or_else(|| Error::Config {
+            path: cfg_path.clone(),
+            msg: "process: field is required to create a container".into(),
+        })?;
+        if process.terminal() == Some(true) && opts.console.is_none() {
+            return Err(Error::Container(
+                "process.terminal is true: a --console-socket is required".into(),
+            ));
+        }
+        let ns = NsPlan::from_spec(spec)?;
+        if !ns.has_new(LinuxNamespaceType::Mount) {
+            return Err(Error::Config {
+                path: cfg_path,
+                msg: "linux.namespaces: a new mount namespace is required".into(),
+            });
+        }
+        let layout = Layout::detect()?;
+        let cg_path = cgroups::resolve_path(
+            spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()),
+            &opts.id,
+        )?;
+        let cgroup = CgroupPaths::new(&layout, cg_path);
+
+        // From here on, failures undo what was made.
+        let dir = self.root.create_dir(&opts.id)?;
+        let mut guard = CreateGuard {
+            dir: Some(dir.clone()),
+            cgroup: None,
+            child: None,
+        };
+        std::fs::copy(&cfg_path, dir.join(CONFIG_FILE)).at(dir.join(CONFIG_FILE))?;
+        match cgroup.create() {
+            Ok(()) => guard.cgroup = Some(cgroup.clone()),
+            Err(e) if self.rootless => {
+                eprintln!("warning: rootless container without its own cgroup: {e}")
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            crate::resources::apply(&cgroup, res)?;
+        }
+        let exec_path = dir.join(EXEC_SOCK);
+        let exec_listener = UnixListener::bind(&exec_path).at(&exec_path)?;
+        let (parent_sock, child_sock) = sys::seqpacket_pair().what(|| "socketpair".into())?;
+
+        let cgroup_fd = if cgroup.is_v2() && guard.cgroup.is_some() {
+            let d = cgroup.dir(&cgroup.hierarchies[0]);
+            sys::open(&d, libc::O_PATH | libc::O_DIRECTORY, 0).ok()
+        } else {
+            None
+        };
+        let pre_joins: Vec<(LinuxNamespaceType, &OwnedFd)> = ns
+            .joins
+            .iter()
+            .filter(|(t, _)| {
+                matches!(
+                    t,
+                    LinuxNamespaceType::User | LinuxNamespaceType::Pid | LinuxNamespaceType::Time
+                )
+            })
+            .map(|(t, fd)| (*t, fd))
+            .collect();
+        let pid = spawn(
+            ns.clone_flags,
+            &pre_joins,
+            cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
+        )?;
+        if pid == 0 {
+            drop(parent_sock);
+            let args = InitArgs {
+                spec,
+                bundle: &bundle.path,
+                rootfs: &bundle.rootfs,
+                id: &opts.id,
+                cgroup: &cgroup,
+                ns: &ns,
+                sync: &child_sock,
+                exec_listener: &exec_listener,
+                console: opts.console.as_ref(),
+                no_pivot: opts.no_pivot,
+                no_new_keyring: opts.no_new_keyring,
+                preserve_fds: opts.preserve_fds,
+                extra_env: &opts.extra_env,
+            };
+            init_main(&args);
+        }
+        guard.child = Some(pid);
+        drop(child_sock);
+        drop(exec_listener);
+        drop(opts.console);
+
+        let linux = spec.linux().as_ref();
+        if ns.has_new(LinuxNamespaceType::User) {
+            namespaces::write_id_maps(
+                pid,
+                linux.and_then(|l| l.uid_mappings().as_deref()).unwrap_or_default(),
+                linux.and_then(|l| l.gid_mappings().as_deref()).unwrap_or_default(),
+                self.rootless,
+            )?;
+        }
+        if guard.cgroup.is_some() && cgroup_fd.is_none() {
+            cgroup.add_pid(pid)?;
+        }
+        let pid_start = state::pid_start_time(pid).ok_or_else(|| {
+            Error::Container("container init exited right after clone".into())
+        })?;
+        let record = ContainerRecord {
+            id: opts.id.clone(),
+            pid,
+            pid_start,
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::now_rfc3339(),
+            owner: owner_name(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            cgroup: cgroup.clone(),
+            rootless: self.rootless,
+        };
+        let creating = oci_state(&record, Status::Creating);
+        send_msg(&parent_sock, MSG_GO, &creating).what(|| "signalling init".into())?;
+        expect_msg(&parent_sock, MSG_MOUNTS_READY, "the root filesystem")?;
+        hooks::run(HookKind::Prestart, spec.hooks().as_ref(), &creating)?;
+        hooks::run(HookKind::CreateRuntime, spec.hooks().as_ref(), &creating)?;
+        send_msg(&parent_sock, MSG_CONTINUE, &[]).what(|| "signalling init".into())?;
+        expect_msg(&parent_sock, MSG_CREATED, "the container to be created")?;
+
+        state::save_record(&dir, &record)?;
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, pid)?;
+        }
+        guard.child = None;
+        guard.cgroup = None;
+        guard.dir = None;
+        Ok(Container { dir, record })
+    }
+
+    /// `start`: releases init; returns once the program is exec'd.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let c = self.load(id)?;
+        let status = c.status();
+        if status != Status::Created {
+            let msg = match status {
+                Status::Stopped => "cannot start a container that has stopped".to_string(),
+                Status::Running => "cannot start an already running container".to_string(),
+                s => format!("cannot start a container in the {s} state"),
+            };
+            return Err(Error::Container(msg));
+        }
+        let sock_path = c.dir.join(EXEC_SOCK);
+        let mut conn = UnixStream::connect(&sock_path).at(&sock_path)?;
+        use std::io::{Read, Write};
+        conn.write_all(&[MSG_START]).at(&sock_path)?;
+        let _ = std::fs::remove_file(&sock_path);
+        let mut reply = Vec::new();
+        let _ = conn.read_to_end(&mut reply);
+        if !reply.is_empty() {
+            return Err(Error::Container(String::from_utf8_lossy(&reply).into_owned()));
+        }
+        let spec = c.config()?;
+        let st = oci_state(&c.record, Status::Running);
+        hooks::run_warn(HookKind::Poststart, spec.hooks().as_ref(), &st, &mut |e| {
+            eprintln!("warning: {e}")
+        });
+        Ok(())
+    }
+
+    /// `kill`: one signal to init, or with `all` to every process of the
+    /// container's cgroup.
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
+        let c = self.load(id)?;
+        if c.status() == Status::Stopped {
+            return Err(Error::NotRunning(id.into()));
+        }
+        if all {
+            for p in c.record.cgroup.procs() {
+                let _ = sys::kill(p, sig);
+            }
+            return Ok(());
+        }
+        signal_init(&c, sig)
+    }
+
+    /// `delete`: removes a stopped container (any container with `force`).
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let c = match self.load(id) {
+            Ok(c) => c,
+            Err(Error::NotExist(_)) if force => {
+                // Leftovers of a half-made container (no state file yet).
+                if state::validate_id(id).is_ok() {
+                    let dir = self.root.dir(id);
+                    if dir.join(EXEC_SOCK).exists() || dir.join(CONFIG_FILE).exists() {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let status = c.status();
+        if status != Status::Stopped {
+            if !force {
+                return Err(Error::Container(format!(
+                    "cannot delete container {id} that is not stopped: {status}"
+                )));
+            }
+            kill_and_wait(&c)?;
+        }
+        self.destroy(&c)
+    }
+
+    /// Tears down a container whose init is gone: remaining processes,
+    /// cgroup, poststop hooks, state directory.
+    pub fn destroy(&self, c: &Container) -> Result<()> {
+        let cg = &c.record.cgroup;
+        thaw(cg);
+        for p in cg.procs() {
+            let _ = sys::kill(p, libc::SIGKILL);
+        }
+        let cg_result = cg.destroy();
+        if let Ok(spec) = c.config() {
+            let st = oci_state(&c.record, Status::Stopped);
+            hooks::run_warn(HookKind::Poststop, spec.hooks().as_ref(), &st, &mut |e| {
+                eprintln!("warning: {e}")
+            });
+        }
+        std::fs::remove_dir_all(&c.dir).at(&c.dir)?;
+        if let Err(e) = cg_result {
+            if !c.record.rootless {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn state(&self, id: &str) -> Result<OciState> {
+        Ok(self.load(id)?.oci_state())
+    }
+
+    /// `exec`: starts `opts.process` in the container's namespaces and
+    /// cgroup. Returns its pid once it has exec'd (it is our child).
+    pub fn exec(&self, id: &str, opts: ExecOpts) -> Result<i32> {
+        let c = self.load(id)?;
+        let status = c.status();
+        if !matches!(status, Status::Running | Status::Created) {
+            return Err(Error::Container(format!(
+                "cannot exec in a {status} container"
+            )));
+        }
+        let spec = c.config()?;
+        let init = c.record.pid;
+        let mut joins = vec![];
+        for t in NS_ORDER {
+            let theirs = PathBuf::from(format!("/proc/{init}/ns/{}", ns_name(t)));
+            let ours = PathBuf::from(format!("/proc/self/ns/{}", ns_name(t)));
+            match (namespaces::ns_id(&theirs), namespaces::ns_id(&ours)) {
+                (Some(a), Some(b)) if a != b => {
+                    joins.push((t, namespaces::open_ns(&theirs, t)?));
+                }
+                _ => {}
+            }
+        }
+        let (parent_sock, child_sock) = sys::seqpacket_pair().what(|| "socketpair".into())?;
+        let cg = &c.record.cgroup;
+        let cgroup_fd = if cg.is_v2() {
+            sys::open(&cg.dir(&cg.hierarchies[0]), libc::O_PATH | libc::O_DIRECTORY, 0).ok()
+        } else {
+            None
+        };
+        let pre: Vec<(LinuxNamespaceType, &OwnedFd)> = joins
+            .iter()
+            .filter(|(t, _)| matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+            .map(|(t, fd)| (*t, fd))
+            .collect();
+        let pid = spawn(0, &pre, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))?;
+        if pid == 0 {
+            drop(parent_sock);
+            exec_child(&spec, &opts, &joins, &child_sock, &c.record);
+        }
+        drop(child_sock);
+        let kill_child = |e: Error| {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = sys::waitpid(pid, false);
+            e
+        };
+        if cgroup_fd.is_none() {
+            // Best effort for a rootless container without a cgroup.
+            if let Err(e) = cg.add_pid(pid) {
+                if !c.record.rootless {
+                    return Err(kill_child(e));
+                }
+            }
+        }
+        let st = oci_state(&c.record, status);
+        send_msg(&parent_sock, MSG_GO, &st)
+            .what(|| "signalling the exec process".into())
+            .map_err(kill_child)?;
+        // EOF (close-on-exec) means the program is running.
+        match recv_msg(&parent_sock) {
+            Ok(None) => {}
+            Ok(Some((MSG_ERROR, p))) => {
+                return Err(kill_child(Error::Container(
+                    String::from_utf8_lossy(&p).into_owned(),
+                )));
+            }
+            Ok(Some(_)) => {
+                return Err(kill_child(Error::Container(
+                    "unexpected message from the exec process".into(),
+                )));
+            }
+            Err(e) => return Err(kill_child(Error::Sys {
+                what: "waiting for the exec process".into(),
+                err: e,
+            })),
+        }
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, pid)?;
+        }
+        Ok(pid)
+    }
+
+    /// Sends a signal to the container's init (for `run` in the foreground).
+    pub fn signal(&self, c: &Container, sig: i32) -> Result<()> {
+        signal_init(c, sig)
+    }
+}
+
+fn signal_init(c: &Container, sig: i32) -> Result<()> {
+    let pid = c.record.pid;
+    let pidfd = sys::pidfd_open(pid).map_err(|_| Error::NotRunning(c.id().into()))?;
+    // Check after opening the pidfd: if it is still our process now, the
+    // pidfd pins it and the signal cannot reach a recycled pid.
+    if !state::pid_is(pid, c.record.pid_start) {
+        return Err(Error::NotRunning(c.id().into()));
+    }
+    sys::pidfd_send_signal(pidfd.as_fd(), sig).what(|| format!("signalling pid {pid}"))
+}
+
+fn thaw(cg: &CgroupPaths) {
+    if cg.is_frozen() {
+        let _ = crate::resources::set_frozen(cg, false);
+    }
+}
+
+/// SIGKILLs the container and waits (up to 10 s) for init to be gone.
+fn kill_and_wait(c: &Container) -> Result<()> {
+    thaw(&c.record.cgroup);
+    for p in c.record.cgroup.procs() {
+        let _ = sys::kill(p, libc::SIGKILL);
+    }
+    let _ = signal_init(c, libc::SIGKILL);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state::pid_is(c.record.pid, c.record.pid_start) {
+        // Our own child (foreground run): reap it.
+        let _ = sys::waitpid(c.record.pid, true);
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Container(format!(
+                "container {} (pid {}) did not die after SIGKILL",
+                c.id(),
+                c.record.pid
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+fn oci_state(r: &ContainerRecord, status: Status) -> Vec<u8> {
+    let st = OciState {
+        oci_version: spec::OCI_VERSION.into(),
+        id: r.id.clone(),
+        pid: r.pid,
+        status,
+        bundle: r.bundle.clone(),
+        rootfs: r.rootfs.clone(),
+        created: r.created.clone(),
+        owner: r.owner.clone(),
+        annotations: r.annotations.clone(),
+    };
+    serde_json::to_vec(&st).unwrap_or_default()
+}
+
+fn owner_name() -> String {
+    let uid = sys::geteuid();
+    if uid == 0 {
+        return "root".into();
+    }
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().at(".")?.join(path)
+    };
+    state::write_atomic(&abs, pid.to_string().as_bytes())
+}
+
+/// Reports `e` to the parent and leaves. Never returns.
+fn child_fail(sync: &OwnedFd, e: &Error) -> ! {
+    let _ = send_msg(sync, MSG_ERROR, e.to_string().as_bytes());
+    sys::exit_now(1);
+}
+
+/// The container's init, from clone to execve. Never returns.
+fn init_main(a: &InitArgs<'_>) -> ! {
+    // A failing runtime must not leave init waiting forever.
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    // Keep /proc/1/exe and /proc/1/mem (the runtime binary) out of the
+    // container's reach until exec replaces us (CVE-2019-5736).
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
+    let state = match expect_msg(a.sync, MSG_GO, "the go-ahead") {
+        Ok(s) => s,
+        Err(_) => sys::exit_now(1),
+    };
+    let conn = match init_setup(a, &state) {
+        Ok(c) => c,
+        Err(e) => child_fail(a.sync, &e),
+    };
+    // After `start`: report failures over the start connection.
+    let fail = |conn: &UnixStream, e: Error| -> ! {
+        let _ = sys::write_all(conn.as_fd(), e.to_string().as_bytes());
+        sys::exit_now(127)
+    };
+    let spec = a.spec;
+    let mut started: OciState = match serde_json::from_slice(&state) {
+        Ok(s) => s,
+        Err(e) => fail(&conn, Error::Container(format!("bad state: {e}"))),
+    };
+    started.status = Status::Created;
+    let started = serde_json::to_vec(&started).unwrap_or_default();
+    if let Err(e) = hooks::run(HookKind::StartContainer, spec.hooks().as_ref(), &started) {
+        fail(&conn, e);
+    }
+    let Some(process) = spec.process().as_ref() else {
+        fail(&conn, Error::Spec("process is required".into()))
+    };
+    let plan = match process::plan_exec(process, a.extra_env) {
+        Ok(p) => p,
+        Err(e) => fail(&conn, e),
+    };
+    let opts = FinalizeOpts {
+        preserve_fds: a.preserve_fds,
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        seccomp_state: Some(&state),
+        set_user: true,
+    };
+    if let Err(e) = process::finalize(process, &opts) {
+        fail(&conn, e);
+    }
+    let e = process::exec(&plan);
+    fail(&conn, e)
+}
+
+/// Init's work between `Go` and `Created`; returns the `start` connection.
+fn init_setup(a: &InitArgs<'_>, _state: &[u8]) -> Result<UnixStream> {
+    let spec = a.spec;
+    let linux = spec.linux().as_ref();
+    let ns = a.ns;
+    let userns = ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User);
+    if ns.has_new(LinuxNamespaceType::User) {
+        // Become the namespace's root (when mapped) so files we create
+        // belong to the container's root.
+        let maps_root = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            m.is_some_and(|m| m.iter().any(|x| x.container_id() == 0))
+        };
+        if maps_root(linux.and_then(|l| l.gid_mappings().as_ref())) {
+            sys::setresgid(0).what(|| "setgid 0 in the user namespace".into())?;
+        }
+        if maps_root(linux.and_then(|l| l.uid_mappings().as_ref())) {
+            sys::setresuid(0).what(|| "setuid 0 in the user namespace".into())?;
+        }
+    }
+    if ns.has_new(LinuxNamespaceType::Time) {
+        namespaces::enter_new_timens(linux.and_then(|l| l.time_offsets().as_ref()))?;
+    }
+    for (t, fd) in &ns.joins {
+        if matches!(
+            t,
+            LinuxNamespaceType::User | LinuxNamespaceType::Pid | LinuxNamespaceType::Time
+        ) {
+            continue;
+        }
+        namespaces::join(fd, *t)?;
+    }
+    if ns.has_new(LinuxNamespaceType::Cgroup) {
+        sys::unshare(libc::CLONE_NEWCGROUP).what(|| "creating the cgroup namespace".into())?;
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        sys::sethostname(h).what(|| format!("sethostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        sys::setdomainname(d).what(|| format!("setdomainname {d:?}"))?;
+    }
+    let ctx = RootfsContext {
+        spec,
+        bundle: a.bundle,
+        rootfs: a.rootfs,
+        cgroup: a.cgroup,
+        new_cgroupns: ns.has_new(LinuxNamespaceType::Cgroup),
+        userns,
+    };
+    let root = rootfs::prepare(&ctx)?;
+    send_msg(a.sync, MSG_MOUNTS_READY, &[]).what(|| "signalling the runtime".into())?;
+    expect_msg(a.sync, MSG_CONTINUE, "prestart hooks")?;
+    hooks::run(HookKind::CreateContainer, spec.hooks().as_ref(), _state)?;
+    rootfs::protect_paths(spec, &root)?;
+    rootfs::apply_sysctl(spec)?;
+    let console = match a.console {
+        Some(sock) => {
+            let (master, slave) = rootfs::setup_console(&root)?;
+            if let Some(size) = spec.process().as_ref().and_then(|p| p.console_size()) {
+                let _ = sys::set_winsize(slave.as_fd(), size.height() as u16, size.width() as u16);
+            }
+            sys::send_fd(sock.as_fd(), b"/dev/ptmx", master.as_fd())
+                .what(|| "sending the pty master to the console socket".into())?;
+            Some(slave)
+        }
+        None => None,
+    };
+    drop(root);
+    rootfs::pivot(a.rootfs, a.no_pivot)?;
+    rootfs::finish(spec)?;
+    if let Some(slave) = console {
+        attach_tty(&slave)?;
+    }
+    if !a.no_new_keyring {
+        join_session_keyring(a.id);
+    }
+    if let Some(p) = spec.process().as_ref() {
+        // Fail `create` (not `start`) for a missing program, as runc does.
+        process::plan_exec(p, a.extra_env)?;
+    }
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
+    send_msg(a.sync, MSG_CREATED, &[]).what(|| "signalling the runtime".into())?;
+    loop {
+        let (mut conn, _) = match a.exec_listener.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).what(|| "waiting for start".into()),
+        };
+        use std::io::Read;
+        let mut b = [0u8; 1];
+        if conn.read_exact(&mut b).is_ok() && b[0] == MSG_START {
+            return Ok(conn);
+        }
+    }
+}
+
+/// Makes `slave` the controlling terminal and stdio of this process.
+fn attach_tty(slave: &OwnedFd) -> Result<()> {
+    sys::setsid().what(|| "setsid".into())?;
+    sys::set_controlling_tty(slave.as_fd()).what(|| "TIOCSCTTY".into())?;
+    for fd in 0..3 {
+        sys::dup2(slave.as_raw_fd(), fd).what(|| format!("dup2 pty to {fd}"))?;
+    }
+    Ok(())
+}
+
+/// A fresh session keyring named after the container, so containers do not
+/// share the host's keys. Failure (keyctl denied) is not fatal, as in runc.
+fn join_session_keyring(id: &str) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    if let Ok(name) = std::ffi::CString::new(id) {
+        // SAFETY: keyctl(JOIN_SESSION_KEYRING, name) reads a C string.
+        unsafe {
+            libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr());
+        }
+    }
+}
+
+/// The exec'd process, after clone: joins, finalizes, execs.
+fn exec_child(
+    spec: &Spec,
+    opts: &ExecOpts,
+    joins: &[(LinuxNamespaceType, OwnedFd)],
+    sync: &OwnedFd,
+    _record: &ContainerRecord,
+) -> ! {
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
+    let state = match expect_msg(sync, MSG_GO, "the go-ahead") {
+        Ok(s) => s,
+        Err(_) => sys::exit_now(1),
+    };
+    let r = (|| -> Result<()> {
+        for (t, fd) in joins {
+            if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+                continue;
+            }
+            namespaces::join(fd, *t)?;
+        }
+        if let Some(sock) = &opts.console {
+            let (master, slave, _) =
+                sys::open_pty(Path::new("/dev/ptmx")).what(|| "opening /dev/ptmx".into())?;
+            if let Some(size) = opts.process.console_size().as_ref() {
+                let _ = sys::set_winsize(slave.as_fd(), size.height() as u16, size.width() as u16);
+            }
+            sys::send_fd(sock.as_fd(), b"/dev/ptmx", master.as_fd())
+                .what(|| "sending the pty master to the console socket".into())?;
+            attach_tty(&slave)?;
+        }
+        let plan = process::plan_exec(&opts.process, &[])?;
+        let fin = FinalizeOpts {
+            preserve_fds: opts.preserve_fds,
+            seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+            seccomp_state: Some(&state),
+            set_user: true,
+        };
+        process::finalize(&opts.process, &fin)?;
+        let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
+        Err(process::exec(&plan))
+    })();
+    match r {
+        Ok(()) => sys::exit_now(0),
+        Err(e) => child_fail(sync, &e),
+    }
+}
+
+/// Builds the process for `exec` from the container's config the way runc
+/// does for `runc exec ID ARGS...`.
+pub fn exec_process_from_config(
+    spec: &Spec,
+    args: Vec<String>,
+    env: &[String],
+    cwd: Option<PathBuf>,
+    user: Option<(u32, Option<u32>)>,
+    add_caps: &[String],
+    tty: bool,
+    no_new_privs: Option<bool>,
+) -> Result<Process> {
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(args));
+    let mut e = p.env().clone().unwrap_or_default();
+    for kv in env {
+        let key = kv.split('=').next().unwrap_or("");
+        e.retain(|x| x.split('=').next() != Some(key));
+        e.push(kv.clone());
+    }
+    p.set_env(Some(e));
+    if let Some(c) = cwd {
+        p.set_cwd(c);
+    }
+    if let Some((uid, gid)) = user {
+        let mut u = p.user().clone();
+        u.set_uid(uid);
+        if let Some(g) = gid {
+            u.set_gid(g);
+        }
+        p.set_user(u);
+    }
+    p.set_terminal(Some(tty));
+    if let Some(n) = no_new_privs {
+        p.set_no_new_privileges(Some(n));
+    }
+    if !add_caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let mut parsed = Vec::new();
+        for c in add_caps {
+            let name = c.trim_start_matches("CAP_").to_ascii_uppercase();
+            let cap: oci_spec::runtime::Capability = serde_json::from_value(
+                serde_json::Value::String(format!("CAP_{name}")),
+            )
+            .map_err(|_| Error::Spec(format!("unknown capability {c:?}")))?;
+            parsed.push(cap);
+        }
+        let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+            let mut s = set.clone().unwrap_or_default();
+            s.extend(parsed.iter().copied());
+            Some(s)
+        };
+        caps.set_bounding(add(caps.bounding()));
+        caps.set_effective(add(caps.effective()));
+        caps.set_permitted(add(caps.permitted()));
+        caps.set_inheritable(add(caps.inheritable()));
+        caps.set_ambient(add(caps.ambient()));
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+/// The annotations of a container, for callers that list them.
+pub fn annotations(c: &Container) -> &HashMap<String, String> {
+    &c.record.annotations
+}

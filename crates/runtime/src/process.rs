@@ -1,0 +1,277 @@
+//! The last steps before a container process becomes the user's program:
+//! rlimits, user and groups, capabilities, no_new_privs, seccomp, working
+//! directory, file descriptors, then execve. Shared by init and `exec`.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Capabilities, LinuxCapabilities, PosixRlimitType, Process};
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+
+/// What execve(2) will be called with, resolved before privileges drop.
+pub struct ExecPlan {
+    pub path: CString,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+}
+
+/// Finds the program in the container (after pivot_root / setns) using
+/// the process's PATH, as runc does, and builds argv/envp.
+pub fn plan_exec(process: &Process, extra_env: &[String]) -> Result<ExecPlan> {
+    let args = process.args().as_deref().unwrap_or_default();
+    let Some(arg0) = args.first() else {
+        return Err(Error::Spec("process.args must not be empty".into()));
+    };
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    for e in extra_env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .to_string();
+    let prog = look_path(arg0, &path_var, process.cwd())?;
+    let to_c = |s: &str| {
+        CString::new(s).map_err(|_| Error::Spec(format!("{s:?} contains a NUL byte")))
+    };
+    Ok(ExecPlan {
+        path: CString::new(prog.as_os_str().as_bytes())
+            .map_err(|_| Error::Spec("program path contains a NUL byte".into()))?,
+        argv: args.iter().map(|a| to_c(a)).collect::<Result<_>>()?,
+        env: env.iter().map(|e| to_c(e)).collect::<Result<_>>()?,
+    })
+}
+
+fn look_path(arg0: &str, path_var: &str, cwd: &Path) -> Result<PathBuf> {
+    let not_found = || {
+        Error::Container(format!(
+            "exec: \"{arg0}\": executable file not found in $PATH"
+        ))
+    };
+    if arg0.contains('/') {
+        let p = if Path::new(arg0).is_absolute() {
+            PathBuf::from(arg0)
+        } else {
+            cwd.join(arg0)
+        };
+        return match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => Ok(PathBuf::from(arg0)),
+            Ok(_) => Err(Error::Container(format!("exec: {arg0:?}: is a directory"))),
+            Err(e) => Err(Error::Container(format!("exec: {arg0:?}: {e}"))),
+        };
+    }
+    for dir in path_var.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = Path::new(dir).join(arg0);
+        if let Ok(m) = std::fs::metadata(&p) {
+            use std::os::unix::fs::PermissionsExt;
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(p);
+            }
+        }
+    }
+    Err(not_found())
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
+    (match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as libc::c_int
+}
+
+pub fn apply_rlimits(process: &Process) -> Result<()> {
+    for r in process.rlimits().iter().flatten() {
+        sys::setrlimit(rlimit_resource(r.typ()), r.soft(), r.hard())
+            .what(|| format!("setrlimit {} soft={} hard={}", r.typ(), r.soft(), r.hard()))?;
+    }
+    Ok(())
+}
+
+fn to_caps(set: &Option<Capabilities>) -> Result<caps::CapsHashSet> {
+    let mut out = caps::CapsHashSet::new();
+    for c in set.iter().flatten() {
+        let name = format!("CAP_{c}");
+        let cap: caps::Capability = name
+            .parse()
+            .map_err(|_| Error::Spec(format!("unknown capability {name}")))?;
+        out.insert(cap);
+    }
+    Ok(out)
+}
+
+fn caps_err(what: &str) -> impl Fn(caps::errors::CapsError) -> Error + '_ {
+    move |e| Error::Container(format!("capabilities: {what}: {e}"))
+}
+
+/// Drops from the bounding set every capability not listed. Must run while
+/// we still hold CAP_SETPCAP, i.e. before changing uid.
+fn drop_bounding(c: &LinuxCapabilities) -> Result<()> {
+    let keep = to_caps(c.bounding())?;
+    for cap in caps::all() {
+        if !keep.contains(&cap) && caps::has_cap(None, caps::CapSet::Bounding, cap).unwrap_or(false)
+        {
+            caps::drop(None, caps::CapSet::Bounding, cap).map_err(caps_err("bounding"))?;
+        }
+    }
+    Ok(())
+}
+
+fn set_caps(c: &LinuxCapabilities) -> Result<()> {
+    let permitted = to_caps(c.permitted())?;
+    let effective = to_caps(c.effective())?;
+    let inheritable = to_caps(c.inheritable())?;
+    let ambient = to_caps(c.ambient())?;
+    caps::set(None, caps::CapSet::Inheritable, &inheritable).map_err(caps_err("inheritable"))?;
+    // Effective must be a subset of permitted: set permitted first only if
+    // it grows; the kernel accepts the pair in one capset, which the caps
+    // crate does per set, so order effective/permitted carefully.
+    caps::set(None, caps::CapSet::Effective, &effective.intersection(&permitted).copied().collect())
+        .map_err(caps_err("effective"))?;
+    caps::set(None, caps::CapSet::Permitted, &permitted).map_err(caps_err("permitted"))?;
+    caps::set(None, caps::CapSet::Effective, &effective).map_err(caps_err("effective"))?;
+    let _ = caps::clear(None, caps::CapSet::Ambient);
+    for cap in ambient {
+        // Ambient needs the cap in permitted and inheritable; the spec lets
+        // the runtime skip what the kernel refuses.
+        let _ = caps::raise(None, caps::CapSet::Ambient, cap);
+    }
+    Ok(())
+}
+
+/// Options of `finalize` beyond the Process object.
+pub struct FinalizeOpts<'a> {
+    /// Extra descriptors (3..3+n) the program inherits.
+    pub preserve_fds: u32,
+    pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+    /// The container process state JSON (runtime.md) sent with the seccomp
+    /// notify fd to `listenerPath`.
+    pub seccomp_state: Option<&'a [u8]>,
+    /// Set user/groups (false when joining as-is).
+    pub set_user: bool,
+}
+
+fn load_seccomp(opts: &FinalizeOpts<'_>) -> Result<()> {
+    let Some(sc) = opts.seccomp else {
+        return Ok(());
+    };
+    // Connect to the listener before the filter can get in the way.
+    let listener = match sc.listener_path() {
+        Some(p) if crate::seccomp::uses_notify(sc) => Some(
+            std::os::unix::net::UnixStream::connect(p)
+                .map_err(|e| Error::Container(format!("seccomp listenerPath {}: {e}", p.display())))?,
+        ),
+        _ => None,
+    };
+    let notify = crate::seccomp::apply(sc)?;
+    if let (Some(fd), Some(sock)) = (notify, listener) {
+        use std::os::fd::{AsFd, BorrowedFd};
+        let msg = crate::seccomp::notify_message(sc, opts.seccomp_state.unwrap_or(b"{}"));
+        // SAFETY: `fd` is the notify descriptor libseccomp just returned and
+        // keeps open for the life of the process.
+        let nfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        sys::send_fd(sock.as_fd(), &msg, nfd).what(|| "sending the seccomp notify fd".into())?;
+        // SAFETY: we are done with the descriptor; the listener has its own.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// Everything after which only execve remains. Runs in the container.
+pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
+    let cwd = process.cwd();
+    std::env::set_current_dir(cwd).map_err(|e| {
+        Error::Container(format!("process.cwd {}: {e}", cwd.display()))
+    })?;
+    // The cwd must be inside the container (CVE-2024-21626: a leaked host
+    // directory fd as cwd shows up as "(unreachable)").
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(Error::Container(format!(
+                "process.cwd {} is outside the container's root",
+                cwd.display()
+            )));
+        }
+    }
+    apply_rlimits(process)?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .what(|| format!("setting oom_score_adj {adj}"))?;
+    }
+    let nnp = process.no_new_privileges() == Some(true);
+    // Without no_new_privs the filter must be loaded while we still hold
+    // CAP_SYS_ADMIN; with it, as late as possible.
+    if !nnp {
+        load_seccomp(opts)?;
+    }
+    let caps = process.capabilities().as_ref();
+    if let Some(c) = caps {
+        drop_bounding(c)?;
+    }
+    if opts.set_user {
+        let user = process.user();
+        sys::prctl(libc::PR_SET_KEEPCAPS, 1).what(|| "PR_SET_KEEPCAPS".into())?;
+        let groups = user.additional_gids().clone().unwrap_or_default();
+        match sys::setgroups(&groups) {
+            Ok(()) => {}
+            // setgroups is denied in user namespaces set up for rootless
+            // use; only an error when groups were asked for.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) && groups.is_empty() => {}
+            Err(e) => return Err(e).what(|| format!("setgroups {groups:?}")),
+        }
+        sys::setresgid(user.gid()).what(|| format!("setgid {}", user.gid()))?;
+        sys::setresuid(user.uid()).what(|| format!("setuid {}", user.uid()))?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 0).what(|| "PR_SET_KEEPCAPS".into())?;
+        if let Some(mask) = user.umask() {
+            sys::umask(mask as libc::mode_t);
+        }
+    }
+    if let Some(c) = caps {
+        set_caps(c)?;
+    }
+    if nnp {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).what(|| "PR_SET_NO_NEW_PRIVS".into())?;
+    }
+    // Every descriptor the program is not meant to inherit is closed on
+    // exec, whatever leaked into us.
+    sys::cloexec_from(3 + opts.preserve_fds).what(|| "close_range".into())?;
+    for fd in 3..3 + opts.preserve_fds {
+        let _ = sys::clear_cloexec(fd as i32);
+    }
+    sys::reset_signals();
+    if nnp {
+        load_seccomp(opts)?;
+    }
+    Ok(())
+}
+
+/// execve: only returns an error.
+pub fn exec(plan: &ExecPlan) -> Error {
+    let e = sys::execve(&plan.path, &plan.argv, &plan.env);
+    Error::Container(format!(
+        "exec {}: {e}",
+        plan.path.to_string_lossy()
+    ))
+}

@@ -1,0 +1,178 @@
+//! The OCI seccomp object (config-linux.md "Seccomp") compiled with
+//! libseccomp and loaded into the calling process.
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
+
+use crate::error::{Error, Result};
+
+fn err(msg: impl std::fmt::Display) -> Error {
+    Error::Container(format!("seccomp: {msg}"))
+}
+
+/// The action names the spec defines (for `features`).
+pub const ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+
+pub const OPERATORS: &[&str] = &[
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+
+pub const FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+];
+
+fn action(a: LinuxSeccompAction, errno: Option<u32>, default_errno: Option<u32>) -> ScmpAction {
+    let errno = errno.or(default_errno).unwrap_or(libc::EPERM as u32) as i32;
+    match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno as u16),
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+    }
+}
+
+fn compare(op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> (ScmpCompareOp, u64) {
+    match op {
+        LinuxSeccompOperator::ScmpCmpNe => (ScmpCompareOp::NotEqual, value),
+        LinuxSeccompOperator::ScmpCmpLt => (ScmpCompareOp::Less, value),
+        LinuxSeccompOperator::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, value),
+        LinuxSeccompOperator::ScmpCmpEq => (ScmpCompareOp::Equal, value),
+        LinuxSeccompOperator::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, value),
+        LinuxSeccompOperator::ScmpCmpGt => (ScmpCompareOp::Greater, value),
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            (ScmpCompareOp::MaskedEqual(value), value_two.unwrap_or(0))
+        }
+    }
+}
+
+/// Whether the profile uses SCMP_ACT_NOTIFY anywhere.
+pub fn uses_notify(sc: &LinuxSeccomp) -> bool {
+    sc.default_action() == LinuxSeccompAction::ScmpActNotify
+        || sc
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|s| s.action() == LinuxSeccompAction::ScmpActNotify)
+}
+
+/// Builds the filter.
+pub fn build(sc: &LinuxSeccomp) -> Result<ScmpFilterContext> {
+    let default = action(sc.default_action(), sc.default_errno_ret(), None);
+    let mut ctx = ScmpFilterContext::new(default).map_err(err)?;
+    // We decide about no_new_privs ourselves (process.noNewPrivileges).
+    ctx.set_ctl_nnp(false).map_err(err)?;
+    for a in sc.architectures().iter().flatten() {
+        let name = serde_json::to_value(a)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let arch: ScmpArch = name
+            .parse()
+            .map_err(|_| err(format!("unknown architecture {name}")))?;
+        ctx.add_arch(arch).map_err(err)?;
+    }
+    for f in sc.flags().iter().flatten() {
+        match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => ctx.set_ctl_log(true),
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => ctx.set_ctl_tsync(true),
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true),
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => ctx.set_ctl_waitkill(true),
+        }
+        .map_err(err)?;
+    }
+    for rule in sc.syscalls().iter().flatten() {
+        let act = action(rule.action(), rule.errno_ret(), sc.default_errno_ret());
+        if act == default {
+            // libseccomp refuses rules that repeat the default action.
+            continue;
+        }
+        let args = rule.args().as_deref().unwrap_or_default();
+        let cmps: Vec<ScmpArgCompare> = args
+            .iter()
+            .map(|a| {
+                let (op, datum) = compare(a.op(), a.value(), a.value_two());
+                ScmpArgCompare::new(a.index() as u32, op, datum)
+            })
+            .collect();
+        let mut indices: Vec<usize> = args.iter().map(|a| a.index()).collect();
+        indices.sort();
+        indices.dedup();
+        let same_index = indices.len() != args.len();
+        for name in rule.names() {
+            // Names unknown on this architecture are skipped, as runc does.
+            let Ok(sys) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
+            let r = if cmps.is_empty() {
+                ctx.add_rule(act, sys)
+            } else if same_index {
+                // Several conditions on one argument: any of them matches.
+                let mut r = Ok(&mut ctx);
+                for c in &cmps {
+                    r = r.and_then(|ctx| ctx.add_rule_conditional(act, sys, &[*c]));
+                }
+                r.map(drop).map(|_| &mut ctx)
+            } else {
+                ctx.add_rule_conditional(act, sys, &cmps)
+            };
+            r.map_err(|e| err(format!("syscall {name}: {e}")))?;
+        }
+    }
+    Ok(ctx)
+}
+
+/// Loads the profile into the calling process. Returns the notify fd when
+/// the profile uses SCMP_ACT_NOTIFY.
+pub fn apply(sc: &LinuxSeccomp) -> Result<Option<i32>> {
+    let ctx = build(sc)?;
+    ctx.load().map_err(err)?;
+    if uses_notify(sc) {
+        return ctx.get_notify_fd().map(Some).map_err(err);
+    }
+    Ok(None)
+}
+
+/// The message runc sends to a seccomp agent with the notify fd: the
+/// container process state of runtime.md.
+pub fn notify_message(sc: &LinuxSeccomp, state_json: &[u8]) -> Vec<u8> {
+    let state: serde_json::Value = serde_json::from_slice(state_json).unwrap_or_default();
+    let pid = state.get("pid").cloned().unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "ociVersion": crate::spec::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": sc.listener_metadata().clone().unwrap_or_default(),
+        "state": state,
+    })
+    .to_string()
+    .into_bytes()
+}
