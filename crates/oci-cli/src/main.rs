@@ -296,6 +296,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
             cap,
             no_new_privs,
             preserve_fds,
+            pidfd_socket,
             id,
             command,
             ..
@@ -337,6 +338,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
                     console,
                     pid_file,
                     preserve_fds,
+                    pidfd_socket: connect(pidfd_socket.as_deref(), "--pidfd-socket")?,
                 },
             )?;
             if detach {
@@ -395,12 +397,8 @@ fn default_root(rootless: bool) -> PathBuf {
 }
 
 fn create_opts(args: &CreateArgs, id: &str) -> Result<CreateOpts> {
-    let console = match &args.console_socket {
-        Some(p) => Some(OwnedFd::from(
-            UnixStream::connect(p).with_context(|| format!("--console-socket {}", p.display()))?,
-        )),
-        None => None,
-    };
+    let console = connect(args.console_socket.as_deref(), "--console-socket")?;
+    let pidfd_socket = connect(args.pidfd_socket.as_deref(), "--pidfd-socket")?;
     let mut preserve_fds = args.preserve_fds;
     let mut extra_env = vec![];
     // systemd socket activation: pass the listening fds through.
@@ -422,7 +420,17 @@ fn create_opts(args: &CreateArgs, id: &str) -> Result<CreateOpts> {
         no_new_keyring: args.no_new_keyring,
         preserve_fds,
         extra_env,
+        pidfd_socket,
     })
+}
+
+fn connect(path: Option<&Path>, flag: &str) -> Result<Option<OwnedFd>> {
+    path.map(|p| {
+        UnixStream::connect(p)
+            .map(OwnedFd::from)
+            .with_context(|| format!("{flag} {}", p.display()))
+    })
+    .transpose()
 }
 
 /// The console for a process: the user's socket, or (foreground with a

@@ -52,6 +52,8 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// Added to process.env (LISTEN_FDS passthrough).
     pub extra_env: Vec<String>,
+    /// A connected socket a pidfd of init is sent over (--pidfd-socket).
+    pub pidfd_socket: Option<OwnedFd>,
 }
 
 /// Options of `exec`.
@@ -60,6 +62,13 @@ pub struct ExecOpts {
     pub console: Option<OwnedFd>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    pub pidfd_socket: Option<OwnedFd>,
+}
+
+/// Sends a pidfd of `pid` over `sock`, as runc's --pidfd-socket does.
+fn send_pidfd(sock: &OwnedFd, pid: i32) -> Result<()> {
+    let pidfd = sys::pidfd_open(pid).what(|| format!("pidfd_open {pid}"))?;
+    sys::send_fd(sock.as_fd(), b"pidfd", pidfd.as_fd()).what(|| "sending the pidfd".into())
 }
 
 /// A runtime instance bound to a state root.
@@ -417,6 +426,9 @@ impl Runtime {
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, pid)?;
         }
+        if let Some(sock) = &opts.pidfd_socket {
+            send_pidfd(sock, pid)?;
+        }
         guard.child = None;
         guard.cgroup = None;
         guard.dir = None;
@@ -603,6 +615,9 @@ impl Runtime {
         }
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, pid)?;
+        }
+        if let Some(sock) = &opts.pidfd_socket {
+            send_pidfd(sock, pid)?;
         }
         Ok(pid)
     }
