@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The project's whole test command. Run as root on Debian 12:
+#   installs the system packages the build and the tests need (only if missing),
+#   builds every target of the workspace, then runs every test.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+    export PATH="${HOME:-/root}/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found" >&2; exit 1; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: the integration tests create containers and must run as root" >&2
+    exit 1
+fi
+
+# busybox-static: the tests' rootfs; libseccomp-dev + pkg-config: the build;
+# iproute2: `ip netns` in the namespace-joining tests.
+# (runc and crun are only for the benchmarks and are not installed here.)
+packages=(busybox-static libseccomp-dev pkg-config iproute2)
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+echo "test.sh: cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+
+echo "test.sh: cargo test --workspace"
+cargo test --workspace --no-fail-fast -- --test-threads=2
