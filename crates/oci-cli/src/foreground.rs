@@ -79,23 +79,23 @@ pub fn wait(pid: i32, master: Option<OwnedFd>, container: Option<(&Runtime, &Con
             Ok(r) => r,
             Err(_) => continue,
         };
-        if ready[0] {
-            if let Ok(sig) = sys::read_signal(sfd.as_fd()) {
-                match sig {
-                    libc::SIGCHLD => {}
-                    libc::SIGWINCH => {
-                        if let Some(m) = &master {
-                            resize(m);
-                        }
+        if ready[0]
+            && let Ok(sig) = sys::read_signal(sfd.as_fd())
+        {
+            match sig {
+                libc::SIGCHLD => {}
+                libc::SIGWINCH => {
+                    if let Some(m) = &master {
+                        resize(m);
                     }
-                    sig => {
-                        let sent = match container {
-                            Some((rt, c)) => rt.signal(c, sig).is_ok(),
-                            None => false,
-                        };
-                        if !sent {
-                            let _ = sys::kill(pid, sig);
-                        }
+                }
+                sig => {
+                    let sent = match container {
+                        Some((rt, c)) => rt.signal(c, sig).is_ok(),
+                        None => false,
+                    };
+                    if !sent {
+                        let _ = sys::kill(pid, sig);
                     }
                 }
             }

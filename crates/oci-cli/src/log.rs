@@ -31,10 +31,13 @@ impl Logger {
 
     /// Writes an error to the log file (if any) and always to stderr.
     pub fn error(&self, msg: &str) {
-        if let Some(f) = &self.file {
-            if let Ok(mut fh) = std::fs::OpenOptions::new().create(true).append(true).open(f) {
-                let _ = writeln!(fh, "{}", self.line("error", msg));
-            }
+        if let Some(f) = &self.file
+            && let Ok(mut fh) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f)
+        {
+            let _ = writeln!(fh, "{}", self.line("error", msg));
         }
         eprintln!("berth-oci: {msg}");
     }

@@ -2,6 +2,7 @@
 
 mod foreground;
 mod log;
+mod update;
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -9,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use berth_runtime::container::exec_process_from_config;
+use berth_runtime::container::{ExecOverrides, exec_process_from_config};
 use berth_runtime::{CreateOpts, ExecOpts, Runtime, Status, sys};
 use clap::{Args, Parser, Subcommand};
 
@@ -169,6 +170,67 @@ enum Cmd {
     Pause { id: String },
     /// Thaw a paused container
     Resume { id: String },
+    /// Change a container's resource limits
+    Update(UpdateArgs),
+    /// Print resource usage and OOM events
+    Events {
+        /// Print one stats event and exit
+        #[arg(long)]
+        stats: bool,
+        /// Interval between stats events (Go duration: 5s, 500ms)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// List the processes of a container
+    Ps {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+        /// Arguments for ps(1) (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    /// JSON file of linux.resources ("-" for stdin)
+    #[arg(short = 'r', long)]
+    resources: Option<PathBuf>,
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    cpu_quota: Option<i64>,
+    #[arg(long = "cpu-burst")]
+    cpu_burst: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpu-share")]
+    cpu_share: Option<u64>,
+    #[arg(long = "cpu-idle")]
+    cpu_idle: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or 512m, 1g; -1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Memory + swap limit (-1 for unlimited swap)
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
+    kernel_memory_tcp: Option<String>,
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    id: String,
 }
 
 fn main() {
@@ -188,15 +250,53 @@ fn main() {
 /// Go's flag package (runc's) accepts `-flag`; accept it for long names.
 fn normalize_args(args: Vec<String>) -> Vec<String> {
     const LONG: &[&str] = &[
-        "root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "bundle",
-        "pid-file", "console-socket", "no-pivot", "no-new-keyring", "preserve-fds",
-        "detach", "force", "all", "format", "process", "tty", "cwd", "env", "user", "cap",
-        "keep", "pidfd-socket",
+        "root",
+        "log",
+        "log-format",
+        "debug",
+        "systemd-cgroup",
+        "rootless",
+        "bundle",
+        "pid-file",
+        "console-socket",
+        "no-pivot",
+        "no-new-keyring",
+        "preserve-fds",
+        "detach",
+        "force",
+        "all",
+        "format",
+        "process",
+        "tty",
+        "cwd",
+        "env",
+        "user",
+        "cap",
+        "keep",
+        "pidfd-socket",
     ];
     const TAKES_VALUE: &[&str] = &[
-        "--root", "--log", "--log-format", "--rootless", "--bundle", "-b", "--pid-file",
-        "--console-socket", "--preserve-fds", "--format", "-f", "--process", "-p", "--cwd",
-        "--env", "-e", "--user", "-u", "--cap", "-c", "--pidfd-socket",
+        "--root",
+        "--log",
+        "--log-format",
+        "--rootless",
+        "--bundle",
+        "-b",
+        "--pid-file",
+        "--console-socket",
+        "--preserve-fds",
+        "--format",
+        "-f",
+        "--process",
+        "-p",
+        "--cwd",
+        "--env",
+        "-e",
+        "--user",
+        "-u",
+        "--cap",
+        "-c",
+        "--pidfd-socket",
     ];
     let mut out = Vec::with_capacity(args.len());
     let mut words = 0;
@@ -246,7 +346,9 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
         return Ok(0);
     }
     if cli.systemd_cgroup {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs (omit the flag)");
+        bail!(
+            "--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs (omit the flag)"
+        );
     }
     let rootless = rootless(&cli.rootless)?;
     let root = cli.root.clone().unwrap_or_else(|| default_root(rootless));
@@ -316,13 +418,15 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
                     let user = user.as_deref().map(parse_user).transpose()?;
                     exec_process_from_config(
                         &spec,
-                        command,
-                        &env,
-                        cwd,
-                        user,
-                        &cap,
-                        tty,
-                        no_new_privs.then_some(true),
+                        ExecOverrides {
+                            args: command,
+                            env,
+                            cwd,
+                            user,
+                            add_caps: cap,
+                            tty,
+                            no_new_privs: no_new_privs.then_some(true),
+                        },
                     )?
                 }
             };
@@ -344,7 +448,9 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
             if detach {
                 return Ok(0);
             }
-            let master = local_master.map(|s| foreground::recv_master(&s)).transpose()?;
+            let master = local_master
+                .map(|s| foreground::recv_master(&s))
+                .transpose()?;
             Ok(foreground::wait(pid, master, None))
         }
         Cmd::List { format, quiet } => list(&rt, &format, quiet),
@@ -375,6 +481,20 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
             berth_runtime::resources::set_frozen(&c.record.cgroup, true)?;
             Ok(0)
         }
+        Cmd::Update(u) => {
+            update::update(&rt, u)?;
+            Ok(0)
+        }
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => update::events(&rt, &id, stats, &interval),
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => update::ps(&rt, &id, &format, &ps_args),
         Cmd::Resume { id } => {
             let c = rt.load(&id)?;
             if c.status() != Status::Paused {
@@ -447,7 +567,8 @@ fn console_for(
         return Ok((None, None));
     }
     if let Some(p) = socket {
-        let s = UnixStream::connect(p).with_context(|| format!("--console-socket {}", p.display()))?;
+        let s =
+            UnixStream::connect(p).with_context(|| format!("--console-socket {}", p.display()))?;
         return Ok((Some(OwnedFd::from(s)), None));
     }
     if detach {
@@ -473,19 +594,27 @@ fn run_container(
         .and_then(|p| p.terminal())
         .unwrap_or(false);
     let (console, local_master) = console_for(terminal, args.console_socket.as_deref(), detach)?;
-    let mut opts = create_opts(&CreateArgs {
-        console_socket: None,
-        ..args.clone()
-    }, id)?;
+    let mut opts = create_opts(
+        &CreateArgs {
+            console_socket: None,
+            ..args.clone()
+        },
+        id,
+    )?;
     opts.console = console;
     if !detach {
         foreground::prepare();
     }
     let c = rt.create(opts)?;
-    let master = local_master.map(|s| foreground::recv_master(&s)).transpose();
-    if let Err(e) = rt.start(id).and(master.as_ref().map(drop).map_err(|e| {
-        berth_runtime::Error::Container(e.to_string())
-    })) {
+    let master = local_master
+        .map(|s| foreground::recv_master(&s))
+        .transpose();
+    if let Err(e) = rt.start(id).and(
+        master
+            .as_ref()
+            .map(drop)
+            .map_err(|e| berth_runtime::Error::Container(e.to_string())),
+    ) {
         let _ = rt.delete(id, true);
         return Err(e.into());
     }
@@ -493,12 +622,11 @@ fn run_container(
         return Ok(0);
     }
     let code = foreground::wait(c.record.pid, master?, Some((rt, &c)));
-    if !keep {
-        if let Ok(c) = rt.load(id) {
-            if let Err(e) = rt.destroy(&c) {
-                eprintln!("berth-oci: cleaning up {id}: {e}");
-            }
-        }
+    if !keep
+        && let Ok(c) = rt.load(id)
+        && let Err(e) = rt.destroy(&c)
+    {
+        eprintln!("berth-oci: cleaning up {id}: {e}");
     }
     Ok(code)
 }
@@ -561,9 +689,15 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         "PWR" => libc::SIGPWR,
         "SYS" => libc::SIGSYS,
         _ => {
-            if let Some(off) = name.strip_prefix("RTMIN+").and_then(|o| o.parse::<i32>().ok()) {
+            if let Some(off) = name
+                .strip_prefix("RTMIN+")
+                .and_then(|o| o.parse::<i32>().ok())
+            {
                 libc::SIGRTMIN() + off
-            } else if let Some(off) = name.strip_prefix("RTMAX-").and_then(|o| o.parse::<i32>().ok()) {
+            } else if let Some(off) = name
+                .strip_prefix("RTMAX-")
+                .and_then(|o| o.parse::<i32>().ok())
+            {
                 libc::SIGRTMAX() - off
             } else if name == "RTMIN" {
                 libc::SIGRTMIN()
@@ -654,13 +788,31 @@ mod tests {
     #[test]
     fn single_dash_long_flags() {
         let a = normalize_args(
-            ["x", "-root", "/r", "create", "-bundle=/b", "-d", "id", "-all"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "x",
+                "-root",
+                "/r",
+                "create",
+                "-bundle=/b",
+                "-d",
+                "id",
+                "-all",
+            ]
+            .map(String::from)
+            .to_vec(),
         );
         assert_eq!(
             a,
-            ["x", "--root", "/r", "create", "--bundle=/b", "-d", "id", "-all"]
+            [
+                "x",
+                "--root",
+                "/r",
+                "create",
+                "--bundle=/b",
+                "-d",
+                "id",
+                "-all"
+            ]
         );
     }
 }

@@ -126,7 +126,10 @@ fn is_v1_controller(opt: &str) -> bool {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Turns the spec's `cgroupsPath` into a clean absolute path inside every
@@ -155,10 +158,7 @@ pub fn resolve_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
             Component::ParentDir | Component::Prefix(_) => {
                 return Err(Error::Cgroup {
                     controller: "*".into(),
-                    msg: format!(
-                        "cgroupsPath {:?} must not contain \"..\"",
-                        raw.display()
-                    ),
+                    msg: format!("cgroupsPath {:?} must not contain \"..\"", raw.display()),
                 });
             }
         }
@@ -215,7 +215,7 @@ impl CgroupPaths {
     pub fn create(&self) -> Result<()> {
         for h in &self.hierarchies {
             let dir = self.dir(h);
-            if h.unified && self.is_v2() {
+            if h.unified {
                 enable_controllers(&h.mountpoint, &self.path)?;
             }
             std::fs::create_dir_all(&dir).map_err(|e| Error::Cgroup {
@@ -306,7 +306,10 @@ impl CgroupPaths {
 /// join it: copy them down from the parent at every level.
 fn inherit_cpuset(mountpoint: &Path, path: &Path) -> Result<()> {
     let mut parent = mountpoint.to_path_buf();
-    for c in path.components().filter(|c| matches!(c, Component::Normal(_))) {
+    for c in path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+    {
         let dir = parent.join(c.as_os_str());
         for f in ["cpuset.cpus", "cpuset.mems"] {
             let cur = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
@@ -333,7 +336,10 @@ fn enable_controllers(mountpoint: &Path, path: &Path) -> Result<()> {
         return Ok(());
     }
     let mut cur = mountpoint.to_path_buf();
-    let comps: Vec<_> = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+    let comps: Vec<_> = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
     for (i, c) in comps.iter().enumerate() {
         if i > 0 {
             std::fs::create_dir_all(&cur).map_err(|e| Error::Cgroup {

@@ -208,8 +208,14 @@ struct InitArgs<'a> {
 /// `pre_joins` for it. Joining a user namespace needs an intermediate
 /// process (the caller cannot leave it again); pid and time namespaces are
 /// entered "for children" and left again right after.
-fn spawn(flags: u64, pre_joins: &[(LinuxNamespaceType, &OwnedFd)], cgroup_fd: Option<i32>) -> Result<i32> {
-    let has_user = pre_joins.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+fn spawn(
+    flags: u64,
+    pre_joins: &[(LinuxNamespaceType, &OwnedFd)],
+    cgroup_fd: Option<i32>,
+) -> Result<i32> {
+    let has_user = pre_joins
+        .iter()
+        .any(|(t, _)| *t == LinuxNamespaceType::User);
     let args = sys::CloneArgs {
         flags,
         cgroup: cgroup_fd,
@@ -314,7 +320,9 @@ impl Runtime {
         }
         let layout = Layout::detect()?;
         let cg_path = cgroups::resolve_path(
-            spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()),
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().as_deref()),
             &opts.id,
         )?;
         let cgroup = CgroupPaths::new(&layout, cg_path);
@@ -391,17 +399,20 @@ impl Runtime {
         if ns.has_new(LinuxNamespaceType::User) {
             namespaces::write_id_maps(
                 pid,
-                linux.and_then(|l| l.uid_mappings().as_deref()).unwrap_or_default(),
-                linux.and_then(|l| l.gid_mappings().as_deref()).unwrap_or_default(),
+                linux
+                    .and_then(|l| l.uid_mappings().as_deref())
+                    .unwrap_or_default(),
+                linux
+                    .and_then(|l| l.gid_mappings().as_deref())
+                    .unwrap_or_default(),
                 self.rootless,
             )?;
         }
         if guard.cgroup.is_some() && cgroup_fd.is_none() {
             cgroup.add_pid(pid)?;
         }
-        let pid_start = state::pid_start_time(pid).ok_or_else(|| {
-            Error::Container("container init exited right after clone".into())
-        })?;
+        let pid_start = state::pid_start_time(pid)
+            .ok_or_else(|| Error::Container("container init exited right after clone".into()))?;
         let record = ContainerRecord {
             id: opts.id.clone(),
             pid,
@@ -455,7 +466,9 @@ impl Runtime {
         let mut reply = Vec::new();
         let _ = conn.read_to_end(&mut reply);
         if !reply.is_empty() {
-            return Err(Error::Container(String::from_utf8_lossy(&reply).into_owned()));
+            return Err(Error::Container(
+                String::from_utf8_lossy(&reply).into_owned(),
+            ));
         }
         let spec = c.config()?;
         let st = oci_state(&c.record, Status::Running);
@@ -525,10 +538,10 @@ impl Runtime {
             });
         }
         std::fs::remove_dir_all(&c.dir).at(&c.dir)?;
-        if let Err(e) = cg_result {
-            if !c.record.rootless {
-                return Err(e);
-            }
+        if let Err(e) = cg_result
+            && !c.record.rootless
+        {
+            return Err(e);
         }
         Ok(())
     }
@@ -563,7 +576,12 @@ impl Runtime {
         let (parent_sock, child_sock) = sys::seqpacket_pair().what(|| "socketpair".into())?;
         let cg = &c.record.cgroup;
         let cgroup_fd = if cg.is_v2() {
-            sys::open(&cg.dir(&cg.hierarchies[0]), libc::O_PATH | libc::O_DIRECTORY, 0).ok()
+            sys::open(
+                &cg.dir(&cg.hierarchies[0]),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+            )
+            .ok()
         } else {
             None
         };
@@ -585,10 +603,10 @@ impl Runtime {
         };
         if cgroup_fd.is_none() {
             // Best effort for a rootless container without a cgroup.
-            if let Err(e) = cg.add_pid(pid) {
-                if !c.record.rootless {
-                    return Err(kill_child(e));
-                }
+            if let Err(e) = cg.add_pid(pid)
+                && !c.record.rootless
+            {
+                return Err(kill_child(e));
             }
         }
         let st = oci_state(&c.record, status);
@@ -608,10 +626,12 @@ impl Runtime {
                     "unexpected message from the exec process".into(),
                 )));
             }
-            Err(e) => return Err(kill_child(Error::Sys {
-                what: "waiting for the exec process".into(),
-                err: e,
-            })),
+            Err(e) => {
+                return Err(kill_child(Error::Sys {
+                    what: "waiting for the exec process".into(),
+                    err: e,
+                }));
+            }
         }
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, pid)?;
@@ -929,18 +949,32 @@ fn exec_child(
     }
 }
 
+/// What `exec ID ARGS...` changes in the container's process (runc's flags).
+#[derive(Default)]
+pub struct ExecOverrides {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub user: Option<(u32, Option<u32>)>,
+    pub add_caps: Vec<String>,
+    pub tty: bool,
+    pub no_new_privs: Option<bool>,
+}
+
 /// Builds the process for `exec` from the container's config the way runc
 /// does for `runc exec ID ARGS...`.
-pub fn exec_process_from_config(
-    spec: &Spec,
-    args: Vec<String>,
-    env: &[String],
-    cwd: Option<PathBuf>,
-    user: Option<(u32, Option<u32>)>,
-    add_caps: &[String],
-    tty: bool,
-    no_new_privs: Option<bool>,
-) -> Result<Process> {
+pub fn exec_process_from_config(spec: &Spec, o: ExecOverrides) -> Result<Process> {
+    let ExecOverrides {
+        args,
+        env,
+        cwd,
+        user,
+        add_caps,
+        tty,
+        no_new_privs,
+    } = o;
+    let env = &env[..];
+    let add_caps = &add_caps[..];
     let mut p = spec.process().clone().unwrap_or_default();
     p.set_args(Some(args));
     let mut e = p.env().clone().unwrap_or_default();
@@ -970,10 +1004,9 @@ pub fn exec_process_from_config(
         let mut parsed = Vec::new();
         for c in add_caps {
             let name = c.trim_start_matches("CAP_").to_ascii_uppercase();
-            let cap: oci_spec::runtime::Capability = serde_json::from_value(
-                serde_json::Value::String(format!("CAP_{name}")),
-            )
-            .map_err(|_| Error::Spec(format!("unknown capability {c:?}")))?;
+            let cap: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::Value::String(format!("CAP_{name}")))
+                    .map_err(|_| Error::Spec(format!("unknown capability {c:?}")))?;
             parsed.push(cap);
         }
         let add = |set: &Option<oci_spec::runtime::Capabilities>| {

@@ -28,7 +28,10 @@ pub fn clean_relative(p: &Path) -> io::Result<PathBuf> {
                 if !out.pop() {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("{} escapes the container's root through \"..\"", p.display()),
+                        format!(
+                            "{} escapes the container's root through \"..\"",
+                            p.display()
+                        ),
                     ));
                 }
             }

@@ -68,7 +68,12 @@ pub fn run(kind: HookKind, hooks: Option<&Hooks>, state_json: &[u8]) -> Result<(
 
 /// Runs every hook of `kind`, reporting failures to `warn` and going on
 /// (poststart and poststop failures only warn, per the spec).
-pub fn run_warn(kind: HookKind, hooks: Option<&Hooks>, state_json: &[u8], warn: &mut dyn FnMut(&Error)) {
+pub fn run_warn(
+    kind: HookKind,
+    hooks: Option<&Hooks>,
+    state_json: &[u8],
+    warn: &mut dyn FnMut(&Error),
+) {
     let Some(hooks) = hooks else { return };
     for h in kind.list(hooks) {
         if let Err(e) = run_one(kind, h, state_json) {
@@ -99,7 +104,9 @@ fn run_one(kind: HookKind, h: &Hook, state_json: &[u8]) -> Result<()> {
     }
     cmd.stdin(Stdio::piped());
     cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
-    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| fail(format!("cannot start: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine.
         let _ = stdin.write_all(state_json);

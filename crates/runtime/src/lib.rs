@@ -6,6 +6,7 @@
 
 pub mod cgroups;
 pub mod container;
+pub mod devices_bpf;
 pub mod error;
 pub mod features;
 pub mod fs;
@@ -19,6 +20,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod specgen;
 pub mod state;
+pub mod stats;
 pub mod sys;
 
 pub use container::{CreateOpts, ExecOpts, Runtime};

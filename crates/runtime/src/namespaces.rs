@@ -112,7 +112,9 @@ pub fn write_id_maps(
 
 /// Creates a time namespace with the spec's offsets and moves the calling
 /// process into it (offsets can only be set before any process enters).
-pub fn enter_new_timens(offsets: Option<&std::collections::HashMap<String, LinuxTimeOffset>>) -> Result<()> {
+pub fn enter_new_timens(
+    offsets: Option<&std::collections::HashMap<String, LinuxTimeOffset>>,
+) -> Result<()> {
     sys::unshare(libc::CLONE_NEWTIME).what(|| "creating a time namespace".into())?;
     if let Some(offsets) = offsets {
         let mut s = String::new();

@@ -38,9 +38,8 @@ pub fn plan_exec(process: &Process, extra_env: &[String]) -> Result<ExecPlan> {
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .to_string();
     let prog = look_path(arg0, &path_var, process.cwd())?;
-    let to_c = |s: &str| {
-        CString::new(s).map_err(|_| Error::Spec(format!("{s:?} contains a NUL byte")))
-    };
+    let to_c =
+        |s: &str| CString::new(s).map_err(|_| Error::Spec(format!("{s:?} contains a NUL byte")));
     Ok(ExecPlan {
         path: CString::new(prog.as_os_str().as_bytes())
             .map_err(|_| Error::Spec("program path contains a NUL byte".into()))?,
@@ -147,8 +146,12 @@ fn set_caps(c: &LinuxCapabilities) -> Result<()> {
     // Effective must be a subset of permitted: set permitted first only if
     // it grows; the kernel accepts the pair in one capset, which the caps
     // crate does per set, so order effective/permitted carefully.
-    caps::set(None, caps::CapSet::Effective, &effective.intersection(&permitted).copied().collect())
-        .map_err(caps_err("effective"))?;
+    caps::set(
+        None,
+        caps::CapSet::Effective,
+        &effective.intersection(&permitted).copied().collect(),
+    )
+    .map_err(caps_err("effective"))?;
     caps::set(None, caps::CapSet::Permitted, &permitted).map_err(caps_err("permitted"))?;
     caps::set(None, caps::CapSet::Effective, &effective).map_err(caps_err("effective"))?;
     let _ = caps::clear(None, caps::CapSet::Ambient);
@@ -178,10 +181,11 @@ fn load_seccomp(opts: &FinalizeOpts<'_>) -> Result<()> {
     };
     // Connect to the listener before the filter can get in the way.
     let listener = match sc.listener_path() {
-        Some(p) if crate::seccomp::uses_notify(sc) => Some(
-            std::os::unix::net::UnixStream::connect(p)
-                .map_err(|e| Error::Container(format!("seccomp listenerPath {}: {e}", p.display())))?,
-        ),
+        Some(p) if crate::seccomp::uses_notify(sc) => {
+            Some(std::os::unix::net::UnixStream::connect(p).map_err(|e| {
+                Error::Container(format!("seccomp listenerPath {}: {e}", p.display()))
+            })?)
+        }
         _ => None,
     };
     let notify = crate::seccomp::apply(sc)?;
@@ -201,9 +205,8 @@ fn load_seccomp(opts: &FinalizeOpts<'_>) -> Result<()> {
 /// Everything after which only execve remains. Runs in the container.
 pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
     let cwd = process.cwd();
-    std::env::set_current_dir(cwd).map_err(|e| {
-        Error::Container(format!("process.cwd {}: {e}", cwd.display()))
-    })?;
+    std::env::set_current_dir(cwd)
+        .map_err(|e| Error::Container(format!("process.cwd {}: {e}", cwd.display())))?;
     // The cwd must be inside the container (CVE-2024-21626: a leaked host
     // directory fd as cwd shows up as "(unreachable)").
     match std::env::current_dir() {
@@ -270,8 +273,5 @@ pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
 /// execve: only returns an error.
 pub fn exec(plan: &ExecPlan) -> Error {
     let e = sys::execve(&plan.path, &plan.argv, &plan.env);
-    Error::Container(format!(
-        "exec {}: {e}",
-        plan.path.to_string_lossy()
-    ))
+    Error::Container(format!("exec {}: {e}", plan.path.to_string_lossy()))
 }

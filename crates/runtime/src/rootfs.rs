@@ -68,7 +68,11 @@ pub fn prepare(ctx: &RootfsContext<'_>) -> Result<RootDir> {
         }
         dev_symlinks(&root)?;
     }
-    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
         create_device(&root, d, ctx.userns)?;
     }
     Ok(root)
@@ -118,7 +122,10 @@ fn mount_one(ctx: &RootfsContext<'_>, root: &RootDir, m: &Mount) -> Result<()> {
     }
     if opts.bind || typ == "bind" {
         let src = m.source().as_ref().ok_or_else(|| {
-            Error::Spec(format!("mounts: {}: a bind mount needs a source", dest.display()))
+            Error::Spec(format!(
+                "mounts: {}: a bind mount needs a source",
+                dest.display()
+            ))
         })?;
         let src = if src.is_absolute() {
             src.clone()
@@ -618,8 +625,14 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     };
     if no_pivot {
         std::env::set_current_dir(rootfs).at(rootfs)?;
-        sys::mount(Some(rootfs.as_os_str()), Path::new("/"), None, libc::MS_MOVE, None)
-            .map_err(err("moving the rootfs to /"))?;
+        sys::mount(
+            Some(rootfs.as_os_str()),
+            Path::new("/"),
+            None,
+            libc::MS_MOVE,
+            None,
+        )
+        .map_err(err("moving the rootfs to /"))?;
         sys::chroot(Path::new(".")).map_err(err("chroot"))?;
         std::env::set_current_dir("/").at("/")?;
         return Ok(());
@@ -630,8 +643,14 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     sys::pivot_root_dot().map_err(err("pivot_root"))?;
     sys::fchdir(old.as_fd()).map_err(err("fchdir to the old root"))?;
     // Make sure the unmount does not propagate to the host.
-    sys::mount(None, Path::new("."), None, libc::MS_SLAVE | libc::MS_REC, None)
-        .map_err(err("making the old root a slave"))?;
+    sys::mount(
+        None,
+        Path::new("."),
+        None,
+        libc::MS_SLAVE | libc::MS_REC,
+        None,
+    )
+    .map_err(err("making the old root a slave"))?;
     sys::umount2(Path::new("."), libc::MNT_DETACH).map_err(err("detaching the old root"))?;
     std::env::set_current_dir("/").at("/")?;
     Ok(())
@@ -648,7 +667,11 @@ pub fn finish(spec: &Spec) -> Result<()> {
         sys::mount(None, Path::new("/"), None, p, None)
             .what(|| "setting rootfsPropagation".into())?;
     }
-    if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true))
+    {
         let root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).at("/")?;
         let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
         let cur = sys::fstatvfs_flags(root.as_fd()).at("/")?;
@@ -674,8 +697,8 @@ pub fn apply_sysctl(spec: &Spec) -> Result<()> {
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
-    let proc_fd = sys::open(Path::new("/proc/sys"), libc::O_PATH | libc::O_DIRECTORY, 0)
-        .at("/proc/sys")?;
+    let proc_fd =
+        sys::open(Path::new("/proc/sys"), libc::O_PATH | libc::O_DIRECTORY, 0).at("/proc/sys")?;
     if sys::fstatfs_type(proc_fd.as_fd()).at("/proc/sys")? != PROC_SUPER_MAGIC {
         return Err(Error::Container("/proc/sys is not on procfs".into()));
     }

@@ -47,11 +47,7 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
         });
     }
     let rootfs = std::fs::canonicalize(&rootfs).at(&rootfs)?;
-    Ok(Bundle {
-        path,
-        spec,
-        rootfs,
-    })
+    Ok(Bundle { path, spec, rootfs })
 }
 
 /// Parses and validates a config. `origin` names the file in errors.
@@ -119,9 +115,7 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
     let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     if maps && !has_userns {
-        return Err(
-            "linux.uidMappings/gidMappings are set but there is no user namespace".into(),
-        );
+        return Err("linux.uidMappings/gidMappings are set but there is no user namespace".into());
     }
     let new_userns = nss
         .iter()

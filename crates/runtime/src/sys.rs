@@ -78,8 +78,7 @@ pub fn umount2(target: &Path, flags: libc::c_int) -> io::Result<()> {
 pub fn pivot_root_dot() -> io::Result<()> {
     let dot = c".";
     // SAFETY: valid C strings; the syscall has no memory side effects.
-    check_long(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) })
-        .map(drop)
+    check_long(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) }).map(drop)
 }
 
 /// chroot(2).
@@ -485,8 +484,7 @@ pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int
 /// Marks every descriptor from `first` upwards close-on-exec.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: plain syscall; CLOSE_RANGE_CLOEXEC only sets flags.
-    check(unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) })
-        .map(drop)
+    check(unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) }).map(drop)
 }
 
 /// Clears FD_CLOEXEC on `fd` so an exec'd program inherits it.
