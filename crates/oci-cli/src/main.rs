@@ -237,6 +237,9 @@ fn main() {
     let argv = normalize_args(std::env::args().collect());
     let cli = Cli::parse_from(argv);
     let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
+    if cli.debug {
+        berth_runtime::timing::enable();
+    }
     match run(cli, &logger) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -605,16 +608,17 @@ fn run_container(
     if !detach {
         foreground::prepare();
     }
-    let c = rt.create(opts)?;
+    let c = rt.create_from(&bundle, opts)?;
     let master = local_master
         .map(|s| foreground::recv_master(&s))
         .transpose();
-    if let Err(e) = rt.start(id).and(
+    let started = rt.start_container(&c, Some(&bundle.spec)).and(
         master
             .as_ref()
             .map(drop)
             .map_err(|e| berth_runtime::Error::Container(e.to_string())),
-    ) {
+    );
+    if let Err(e) = started {
         let _ = rt.delete(id, true);
         return Err(e.into());
     }
@@ -622,10 +626,7 @@ fn run_container(
         return Ok(0);
     }
     let code = foreground::wait(c.record.pid, master?, Some((rt, &c)));
-    if !keep
-        && let Ok(c) = rt.load(id)
-        && let Err(e) = rt.destroy(&c)
-    {
+    if !keep && let Err(e) = rt.destroy_container(&c, Some(&bundle.spec)) {
         eprintln!("berth-oci: cleaning up {id}: {e}");
     }
     Ok(code)

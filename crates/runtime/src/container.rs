@@ -300,6 +300,13 @@ impl Runtime {
     pub fn create(&self, opts: CreateOpts) -> Result<Container> {
         state::validate_id(&opts.id)?;
         let bundle = spec::load_bundle(&opts.bundle)?;
+        self.create_from(&bundle, opts)
+    }
+
+    /// `create` for a bundle already loaded (what `run` does).
+    pub fn create_from(&self, bundle: &spec::Bundle, opts: CreateOpts) -> Result<Container> {
+        state::validate_id(&opts.id)?;
+        crate::timing::phase("config loaded");
         let spec = &bundle.spec;
         let cfg_path = bundle.path.join("config.json");
         let process = spec.process().as_ref().ok_or_else(|| Error::Config {
@@ -326,6 +333,7 @@ impl Runtime {
             &opts.id,
         )?;
         let cgroup = CgroupPaths::new(&layout, cg_path);
+        crate::timing::phase("cgroup layout");
 
         // From here on, failures undo what was made.
         let dir = self.root.create_dir(&opts.id)?;
@@ -335,16 +343,26 @@ impl Runtime {
             child: None,
         };
         std::fs::copy(&cfg_path, dir.join(CONFIG_FILE)).at(dir.join(CONFIG_FILE))?;
-        match cgroup.create() {
-            Ok(()) => guard.cgroup = Some(cgroup.clone()),
-            Err(e) if self.rootless => {
-                eprintln!("warning: rootless container without its own cgroup: {e}")
+        let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        let make_cgroup = |guard: &mut CreateGuard| -> Result<()> {
+            match cgroup.create() {
+                Ok(()) => guard.cgroup = Some(cgroup.clone()),
+                Err(e) if self.rootless => {
+                    eprintln!("warning: rootless container without its own cgroup: {e}")
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        }
-        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            crate::resources::apply(&cgroup, res)?;
-        }
+            if let Some(res) = resources {
+                crate::resources::apply(&cgroup, res)?;
+            }
+            crate::timing::phase("cgroup created");
+            Ok(())
+        };
+        // The cgroup exists before init: on v2 init is born in it
+        // (CLONE_INTO_CGROUP); on v1 we move it in while it waits idle for
+        // `Go` (moving a task waits for an RCU grace period, which a busy
+        // init would stretch).
+        make_cgroup(&mut guard)?;
         let exec_path = dir.join(EXEC_SOCK);
         let exec_listener = UnixListener::bind(&exec_path).at(&exec_path)?;
         let (parent_sock, child_sock) = sys::seqpacket_pair().what(|| "socketpair".into())?;
@@ -391,6 +409,7 @@ impl Runtime {
             init_main(&args);
         }
         guard.child = Some(pid);
+        crate::timing::phase("cloned");
         drop(child_sock);
         drop(exec_listener);
         drop(opts.console);
@@ -411,6 +430,7 @@ impl Runtime {
         if guard.cgroup.is_some() && cgroup_fd.is_none() {
             cgroup.add_pid(pid)?;
         }
+        crate::timing::phase("cgroup joined");
         let pid_start = state::pid_start_time(pid)
             .ok_or_else(|| Error::Container("container init exited right after clone".into()))?;
         let record = ContainerRecord {
@@ -428,10 +448,12 @@ impl Runtime {
         let creating = oci_state(&record, Status::Creating);
         send_msg(&parent_sock, MSG_GO, &creating).what(|| "signalling init".into())?;
         expect_msg(&parent_sock, MSG_MOUNTS_READY, "the root filesystem")?;
+        crate::timing::phase("mounts ready");
         hooks::run(HookKind::Prestart, spec.hooks().as_ref(), &creating)?;
         hooks::run(HookKind::CreateRuntime, spec.hooks().as_ref(), &creating)?;
         send_msg(&parent_sock, MSG_CONTINUE, &[]).what(|| "signalling init".into())?;
         expect_msg(&parent_sock, MSG_CREATED, "the container to be created")?;
+        crate::timing::phase("created");
 
         state::save_record(&dir, &record)?;
         if let Some(pf) = &opts.pid_file {
@@ -449,6 +471,11 @@ impl Runtime {
     /// `start`: releases init; returns once the program is exec'd.
     pub fn start(&self, id: &str) -> Result<()> {
         let c = self.load(id)?;
+        self.start_container(&c, None)
+    }
+
+    /// `start` of a loaded container; `spec` saves reading its config again.
+    pub fn start_container(&self, c: &Container, spec: Option<&Spec>) -> Result<()> {
         let status = c.status();
         if status != Status::Created {
             let msg = match status {
@@ -463,18 +490,29 @@ impl Runtime {
         use std::io::{Read, Write};
         conn.write_all(&[MSG_START]).at(&sock_path)?;
         let _ = std::fs::remove_file(&sock_path);
+        crate::timing::phase("start sent");
         let mut reply = Vec::new();
         let _ = conn.read_to_end(&mut reply);
+        crate::timing::phase("exec done");
         if !reply.is_empty() {
             return Err(Error::Container(
                 String::from_utf8_lossy(&reply).into_owned(),
             ));
         }
-        let spec = c.config()?;
-        let st = oci_state(&c.record, Status::Running);
-        hooks::run_warn(HookKind::Poststart, spec.hooks().as_ref(), &st, &mut |e| {
-            eprintln!("warning: {e}")
-        });
+        let loaded;
+        let spec = match spec {
+            Some(s) => s,
+            None => {
+                loaded = c.config()?;
+                &loaded
+            }
+        };
+        if let Some(h) = spec.hooks() {
+            let st = oci_state(&c.record, Status::Running);
+            hooks::run_warn(HookKind::Poststart, Some(h), &st, &mut |e| {
+                eprintln!("warning: {e}")
+            });
+        }
         Ok(())
     }
 
@@ -525,19 +563,34 @@ impl Runtime {
     /// Tears down a container whose init is gone: remaining processes,
     /// cgroup, poststop hooks, state directory.
     pub fn destroy(&self, c: &Container) -> Result<()> {
+        self.destroy_container(c, None)
+    }
+
+    /// `destroy` with the container's config when the caller has it.
+    pub fn destroy_container(&self, c: &Container, spec: Option<&Spec>) -> Result<()> {
+        crate::timing::phase("destroy");
         let cg = &c.record.cgroup;
         thaw(cg);
         for p in cg.procs() {
             let _ = sys::kill(p, libc::SIGKILL);
         }
         let cg_result = cg.destroy();
-        if let Ok(spec) = c.config() {
+        let loaded;
+        let spec = match spec {
+            Some(s) => Some(s),
+            None => {
+                loaded = c.config().ok();
+                loaded.as_ref()
+            }
+        };
+        if let Some(h) = spec.and_then(|s| s.hooks().as_ref()) {
             let st = oci_state(&c.record, Status::Stopped);
-            hooks::run_warn(HookKind::Poststop, spec.hooks().as_ref(), &st, &mut |e| {
+            hooks::run_warn(HookKind::Poststop, Some(h), &st, &mut |e| {
                 eprintln!("warning: {e}")
             });
         }
         std::fs::remove_dir_all(&c.dir).at(&c.dir)?;
+        crate::timing::phase("destroyed");
         if let Err(e) = cg_result
             && !c.record.rootless
         {
@@ -741,11 +794,7 @@ fn init_main(a: &InitArgs<'_>) -> ! {
     // Keep /proc/1/exe and /proc/1/mem (the runtime binary) out of the
     // container's reach until exec replaces us (CVE-2019-5736).
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
-    let state = match expect_msg(a.sync, MSG_GO, "the go-ahead") {
-        Ok(s) => s,
-        Err(_) => sys::exit_now(1),
-    };
-    let conn = match init_setup(a, &state) {
+    let (conn, state) = match init_setup(a) {
         Ok(c) => c,
         Err(e) => child_fail(a.sync, &e),
     };
@@ -784,12 +833,15 @@ fn init_main(a: &InitArgs<'_>) -> ! {
     fail(&conn, e)
 }
 
-/// Init's work between `Go` and `Created`; returns the `start` connection.
-fn init_setup(a: &InitArgs<'_>, _state: &[u8]) -> Result<UnixStream> {
+/// Init's work up to `Created`; returns the `start` connection and the
+/// state JSON the runtime sent with `Go`.
+fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     let spec = a.spec;
     let linux = spec.linux().as_ref();
     let ns = a.ns;
     let userns = ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User);
+    // `Go`: the id maps are written and init is in its cgroup.
+    let state = expect_msg(a.sync, MSG_GO, "the go-ahead")?;
     if ns.has_new(LinuxNamespaceType::User) {
         // Become the namespace's root (when mapped) so files we create
         // belong to the container's root.
@@ -815,6 +867,7 @@ fn init_setup(a: &InitArgs<'_>, _state: &[u8]) -> Result<UnixStream> {
         }
         namespaces::join(fd, *t)?;
     }
+    // After `Go`, so the cgroup namespace is rooted at the container's cgroup.
     if ns.has_new(LinuxNamespaceType::Cgroup) {
         sys::unshare(libc::CLONE_NEWCGROUP).what(|| "creating the cgroup namespace".into())?;
     }
@@ -835,8 +888,10 @@ fn init_setup(a: &InitArgs<'_>, _state: &[u8]) -> Result<UnixStream> {
     let root = rootfs::prepare(&ctx)?;
     send_msg(a.sync, MSG_MOUNTS_READY, &[]).what(|| "signalling the runtime".into())?;
     expect_msg(a.sync, MSG_CONTINUE, "prestart hooks")?;
-    hooks::run(HookKind::CreateContainer, spec.hooks().as_ref(), _state)?;
+    hooks::run(HookKind::CreateContainer, spec.hooks().as_ref(), &state)?;
+    crate::timing::phase("devices");
     rootfs::protect_paths(spec, &root)?;
+    crate::timing::phase("protected");
     rootfs::apply_sysctl(spec)?;
     let console = match a.console {
         Some(sock) => {
@@ -852,6 +907,7 @@ fn init_setup(a: &InitArgs<'_>, _state: &[u8]) -> Result<UnixStream> {
     };
     drop(root);
     rootfs::pivot(a.rootfs, a.no_pivot)?;
+    crate::timing::phase("pivoted");
     rootfs::finish(spec)?;
     if let Some(slave) = console {
         attach_tty(&slave)?;
@@ -874,7 +930,7 @@ fn init_setup(a: &InitArgs<'_>, _state: &[u8]) -> Result<UnixStream> {
         use std::io::Read;
         let mut b = [0u8; 1];
         if conn.read_exact(&mut b).is_ok() && b[0] == MSG_START {
-            return Ok(conn);
+            return Ok((conn, state));
         }
     }
 }

@@ -26,3 +26,41 @@ pub mod sys;
 pub use container::{CreateOpts, ExecOpts, Runtime};
 pub use error::{Error, Result};
 pub use state::{Container, OciState, Status};
+
+/// Phase timing for `--debug`: prints the time since the process started
+/// at a few points of create/start, to see where a container's start-up
+/// time goes.
+pub mod timing {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    static START: OnceLock<Instant> = OnceLock::new();
+    static ON: AtomicBool = AtomicBool::new(false);
+
+    /// Turns phase output on (and starts the clock).
+    pub fn enable() {
+        START.get_or_init(Instant::now);
+        ON.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes a phase on stderr when enabled.
+    pub fn phase(name: &str) {
+        if ON.load(Ordering::Relaxed) {
+            let t = START.get_or_init(Instant::now).elapsed();
+            let rss = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .map(|l| l[6..].trim().to_string())
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "berth-oci[{}]: {:>7}us {name} (peak rss {rss})",
+                std::process::id(),
+                t.as_micros()
+            );
+        }
+    }
+}

@@ -57,11 +57,13 @@ pub fn prepare(ctx: &RootfsContext<'_>) -> Result<RootDir> {
     let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
     for m in mounts {
         mount_one(ctx, &root, m)?;
+        crate::timing::phase(&format!("mount {}", m.destination().display()));
     }
     let dev_is_bind = mounts.iter().any(|m| {
         clean_relative(m.destination()).is_ok_and(|d| d == Path::new("dev"))
             && MountOptions::parse(m.options().as_deref().unwrap_or_default()).bind
     });
+    crate::timing::phase("mounts");
     if !dev_is_bind {
         for d in default_devices() {
             create_device(&root, &d, ctx.userns)?;

@@ -237,6 +237,13 @@ impl Container {
 
 /// Writes `data` to `path` atomically (temp file, fsync, rename).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_replace(path, data, true)
+}
+
+/// Writes `data` to a temp file and renames it over `path`, so readers see
+/// the old or the new content, never a part. `durable` adds an fsync; the
+/// runtime's own state lives only as long as the boot and skips it.
+pub fn write_replace(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -245,7 +252,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{name}.{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).at(&tmp)?;
     f.write_all(data).at(&tmp)?;
-    f.sync_all().at(&tmp)?;
+    if durable {
+        f.sync_all().at(&tmp)?;
+    }
     drop(f);
     std::fs::rename(&tmp, path).at(path)
 }
@@ -255,7 +264,7 @@ pub fn save_record(dir: &Path, record: &ContainerRecord) -> Result<()> {
         id: record.id.clone(),
         msg: e.to_string(),
     })?;
-    write_atomic(&dir.join(STATE_FILE), &data)
+    write_replace(&dir.join(STATE_FILE), &data, false)
 }
 
 /// Start time (clock ticks since boot) of a process, from /proc/PID/stat.
