@@ -361,8 +361,10 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
     };
     match cmd {
         Cmd::Create { args, id } => {
+            let bundle = berth_runtime::spec::load_bundle(&args.bundle)?;
+            seal_if_needed(&bundle.spec, bundle.spec.process().as_ref())?;
             let opts = create_opts(&args, &id)?;
-            rt.create(opts)?;
+            rt.create_from(&bundle, opts)?;
             Ok(0)
         }
         Cmd::Start { id } => {
@@ -433,6 +435,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
                     )?
                 }
             };
+            seal_if_needed(&spec, Some(&proc))?;
             let terminal = proc.terminal() == Some(true);
             let (console, local_master) = console_for(terminal, console_socket.as_deref(), detach)?;
             if !detach {
@@ -590,6 +593,7 @@ fn run_container(
     _logger: &log::Logger,
 ) -> Result<i32> {
     let bundle = berth_runtime::spec::load_bundle(&args.bundle)?;
+    seal_if_needed(&bundle.spec, bundle.spec.process().as_ref())?;
     let terminal = bundle
         .spec
         .process()
@@ -630,6 +634,28 @@ fn run_container(
         eprintln!("berth-oci: cleaning up {id}: {e}");
     }
     Ok(code)
+}
+
+/// Re-executes from a sealed memfd when the container could reach our
+/// binary through /proc/PID/exe (see docs/security.md, CVE-2019-5736).
+fn seal_if_needed(
+    spec: &oci_spec::runtime::Spec,
+    process: Option<&oci_spec::runtime::Process>,
+) -> Result<()> {
+    let own_userns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        });
+    let Some(p) = process else { return Ok(()) };
+    if berth_runtime::process::could_ptrace_runtime(p, own_userns) && !sys::exe_is_sealed() {
+        let e = sys::reexec_from_sealed_memfd();
+        bail!("re-executing from a sealed copy of berth-oci: {e}");
+    }
+    Ok(())
 }
 
 fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {

@@ -318,6 +318,7 @@ impl Runtime {
                 "process.terminal is true: a --console-socket is required".into(),
             ));
         }
+        crate::lsm::check(process)?;
         let ns = NsPlan::from_spec(spec)?;
         if !ns.has_new(LinuxNamespaceType::Mount) {
             return Err(Error::Config {
@@ -613,6 +614,7 @@ impl Runtime {
                 "cannot exec in a {status} container"
             )));
         }
+        crate::lsm::check(&opts.process)?;
         let spec = c.config()?;
         let init = c.record.pid;
         let mut joins = vec![];

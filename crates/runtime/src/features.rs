@@ -35,8 +35,8 @@ pub fn features() -> Value {
                 "knownFlags": seccomp::FLAGS,
                 "supportedFlags": seccomp::FLAGS
             },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": crate::lsm::apparmor_enabled() },
+            "selinux": { "enabled": crate::lsm::selinux_enabled() },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } }
         },

@@ -40,6 +40,31 @@ pub fn clean_relative(p: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
+/// Cleans `p` the way the kernel resolves it inside a root: `..` at the
+/// root stays at the root.
+fn clamp_in_root(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+enum Walk {
+    Done(OwnedFd),
+    Dangling {
+        link: PathBuf,
+        target: PathBuf,
+        rest: PathBuf,
+    },
+}
+
 /// An open container root directory.
 pub struct RootDir {
     fd: OwnedFd,
@@ -81,20 +106,66 @@ impl RootDir {
         self.open_in(rel, libc::O_PATH)
     }
 
-    /// Creates `rel` and its missing parents as directories inside the
-    /// root; returns an O_PATH descriptor of it.
-    pub fn mkdir_all(&self, rel: &Path, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    /// Like `resolve`, but no symlink may be crossed (ELOOP if one is).
+    pub fn resolve_no_symlinks(&self, rel: &Path) -> io::Result<OwnedFd> {
         let rel = clean_relative(rel)?;
+        sys::openat2(
+            self.fd.as_fd(),
+            &rel,
+            libc::O_PATH,
+            0,
+            RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+        )
+    }
+
+    /// Creates `rel` and its missing parents as directories inside the
+    /// root; returns an O_PATH descriptor of it. A dangling symlink on the
+    /// way is followed the way the kernel would inside the root (its
+    /// target is created, never anything outside the root).
+    pub fn mkdir_all(&self, rel: &Path, mode: libc::mode_t) -> io::Result<OwnedFd> {
+        let mut want = clean_relative(rel)?;
+        for _ in 0..40 {
+            match self.mkdir_walk(&want, mode)? {
+                Walk::Done(fd) => return Ok(fd),
+                Walk::Dangling { link, target, rest } => {
+                    let base = if target.is_absolute() {
+                        PathBuf::new()
+                    } else {
+                        link.parent().map(Path::to_path_buf).unwrap_or_default()
+                    };
+                    want = clamp_in_root(&base.join(target).join(rest));
+                }
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::ELOOP))
+    }
+
+    fn mkdir_walk(&self, rel: &Path, mode: libc::mode_t) -> io::Result<Walk> {
         let mut prefix = PathBuf::new();
         let mut cur = self.open_in(Path::new("."), libc::O_PATH | libc::O_DIRECTORY)?;
-        for c in rel.components() {
+        let comps: Vec<_> = rel.components().collect();
+        for (i, c) in comps.iter().enumerate() {
             prefix.push(c.as_os_str());
             match self.open_in(&prefix, libc::O_PATH | libc::O_DIRECTORY) {
                 Ok(fd) => cur = fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     match sys::mkdirat(cur.as_fd(), Path::new(c.as_os_str()), mode) {
                         Ok(()) => {}
-                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                            // Something is there but does not resolve: a
+                            // dangling symlink.
+                            if let Ok(target) =
+                                sys::readlinkat(cur.as_fd(), Path::new(c.as_os_str()))
+                            {
+                                let rest: PathBuf =
+                                    comps[i + 1..].iter().map(|c| c.as_os_str()).collect();
+                                return Ok(Walk::Dangling {
+                                    link: prefix,
+                                    target,
+                                    rest,
+                                });
+                            }
+                        }
                         Err(e) => return Err(with_path(e, &prefix)),
                     }
                     cur = self
@@ -104,7 +175,7 @@ impl RootDir {
                 Err(e) => return Err(with_path(e, &prefix)),
             }
         }
-        Ok(cur)
+        Ok(Walk::Done(cur))
     }
 
     /// Makes sure `rel` exists as a non-directory (an empty file is created
@@ -157,6 +228,31 @@ impl RootDir {
     }
 }
 
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Writes to a file under /proc (`rel` like `self/oom_score_adj`) only if
+/// /proc is a real procfs and nothing is mounted over any part of the path
+/// (RESOLVE_NO_XDEV): a write meant for our own process can't be redirected
+/// to another procfs file by a bind mount (CVE-2025-52881 class).
+pub fn write_proc(rel: &str, data: &[u8]) -> io::Result<()> {
+    let proc = sys::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    if sys::fstatfs_type(proc.as_fd())? != PROC_SUPER_MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "/proc is not a procfs mount",
+        ));
+    }
+    let fd = sys::openat2(
+        proc.as_fd(),
+        Path::new(rel),
+        libc::O_WRONLY | libc::O_NOFOLLOW,
+        0,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV,
+    )
+    .map_err(|e| with_path(e, &Path::new("/proc").join(rel)))?;
+    sys::write_all(fd.as_fd(), data).map_err(|e| with_path(e, &Path::new("/proc").join(rel)))
+}
+
 fn with_path(e: io::Error, p: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", p.display()))
 }
@@ -204,5 +300,28 @@ mod tests {
         ));
         std::fs::create_dir_all(&p).unwrap();
         p
+    }
+}
+
+#[cfg(test)]
+mod dangling_tests {
+    use super::*;
+
+    #[test]
+    fn dangling_symlinks_are_created_inside() {
+        let t = std::env::temp_dir().join(format!("berth-fs-dangle-{}", std::process::id()));
+        let root = t.join("root");
+        std::fs::create_dir_all(root.join("vol")).unwrap();
+        std::os::unix::fs::symlink("../../../../outside/x", root.join("vol/t")).unwrap();
+        std::os::unix::fs::symlink("/abs/y", root.join("vol/u")).unwrap();
+        let r = RootDir::open(&root).unwrap();
+        r.mkdir_all(Path::new("vol/t/sub"), 0o755).unwrap();
+        assert!(root.join("outside/x/sub").is_dir());
+        r.mkdir_all(Path::new("vol/u"), 0o755).unwrap();
+        assert!(root.join("abs/y").is_dir());
+        assert!(!t.join("outside").exists());
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        assert!(r.mkdir_all(Path::new("loop/x"), 0o755).is_err());
+        std::fs::remove_dir_all(&t).unwrap();
     }
 }

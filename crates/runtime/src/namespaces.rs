@@ -134,7 +134,8 @@ pub fn enter_new_timens(
             ));
         }
         if !s.is_empty() {
-            std::fs::write("/proc/self/timens_offsets", s).at("/proc/self/timens_offsets")?;
+            crate::fs::write_proc("self/timens_offsets", s.as_bytes())
+                .at("/proc/self/timens_offsets")?;
         }
     }
     let fd = sys::open(

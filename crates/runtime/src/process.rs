@@ -220,7 +220,7 @@ pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
     }
     apply_rlimits(process)?;
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+        crate::fs::write_proc("self/oom_score_adj", adj.to_string().as_bytes())
             .what(|| format!("setting oom_score_adj {adj}"))?;
     }
     let nnp = process.no_new_privileges() == Some(true);
@@ -254,6 +254,7 @@ pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
     if let Some(c) = caps {
         set_caps(c)?;
     }
+    crate::lsm::set_exec_labels(process)?;
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).what(|| "PR_SET_NO_NEW_PRIVS".into())?;
     }
@@ -274,4 +275,23 @@ pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
 pub fn exec(plan: &ExecPlan) -> Error {
     let e = sys::execve(&plan.path, &plan.argv, &plan.env);
     Error::Container(format!("exec {}: {e}", plan.path.to_string_lossy()))
+}
+
+/// Whether a container process could reach the runtime's binary through
+/// /proc/PID/exe while a runtime process is in its pid namespace: it needs
+/// CAP_SYS_PTRACE over the runtime (no user namespace of its own and the
+/// capability in its bounding set, or no capability restriction at all).
+/// Such containers get a runtime re-executed from a sealed memfd.
+pub fn could_ptrace_runtime(process: &Process, own_userns: bool) -> bool {
+    if own_userns {
+        return false;
+    }
+    match process.capabilities() {
+        None => true,
+        Some(c) => c
+            .bounding()
+            .iter()
+            .flatten()
+            .any(|cap| matches!(cap, oci_spec::runtime::Capability::SysPtrace)),
+    }
 }

@@ -606,7 +606,30 @@ pub fn setup_console(root: &RootDir) -> Result<(OwnedFd, OwnedFd)> {
         .or_else(|_| root.open_in(Path::new("dev/ptmx"), libc::O_PATH))
         .map_err(err)?;
     let (master, slave, _n) = sys::open_pty(&sys::fd_path(ptmx.as_fd())).map_err(err)?;
-    let console = root.ensure_file(Path::new("dev/console")).map_err(err)?;
+    // The bind target must be a plain file or device node reached without
+    // any symlink: otherwise the pty could be mounted over a file the image
+    // points at, e.g. in /proc (CVE-2025-52565).
+    let console = match root.resolve_no_symlinks(Path::new("dev/console")) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            root.ensure_file(Path::new("dev/console")).map_err(err)?;
+            root.resolve_no_symlinks(Path::new("dev/console"))
+                .map_err(err)?
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::Container(
+                "/dev/console in the container is (or is reached through) a symlink; refusing to mount the console there".into(),
+            ));
+        }
+        Err(e) => return Err(err(e)),
+    };
+    let st = sys::fstat(console.as_fd()).map_err(err)?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFREG && kind != libc::S_IFCHR {
+        return Err(Error::Container(
+            "/dev/console in the container is not a file or character device".into(),
+        ));
+    }
     sys::mount(
         Some(sys::fd_path(slave.as_fd()).as_os_str()),
         &sys::fd_path(console.as_fd()),

@@ -7,7 +7,7 @@
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 /// Converts a libc return value into an `io::Result`.
@@ -180,6 +180,26 @@ pub fn mkdirat(dir: BorrowedFd<'_>, name: &Path, mode: libc::mode_t) -> io::Resu
     let p = cstr(name)?;
     // SAFETY: valid descriptor and C string.
     check(unsafe { libc::mkdirat(dir.as_raw_fd(), p.as_ptr(), mode) }).map(drop)
+}
+
+/// readlinkat(2).
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &Path) -> io::Result<std::path::PathBuf> {
+    let n = cstr(name)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: valid descriptor, C string and a buffer of the given size.
+    let r = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(r as usize);
+    Ok(std::path::PathBuf::from(std::ffi::OsString::from_vec(buf)))
 }
 
 pub fn mknodat(
@@ -857,4 +877,86 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     let fl = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
     // SAFETY: as above.
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) }).map(drop)
+}
+
+/// Whether this process runs from a memfd sealed against writes.
+pub fn exe_is_sealed() -> bool {
+    let Ok(exe) = open(Path::new("/proc/self/exe"), libc::O_RDONLY, 0) else {
+        return false;
+    };
+    // SAFETY: F_GET_SEALS takes no argument and only reads fd state.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & libc::F_SEAL_WRITE != 0
+}
+
+/// Copies our own executable into a memfd, seals it against any change,
+/// and re-executes from it with the same arguments and environment, so that
+/// /proc/PID/exe of every process we start points at an immutable copy
+/// (CVE-2019-5736). Only returns on failure.
+pub fn reexec_from_sealed_memfd() -> io::Error {
+    let exe = match open(Path::new("/proc/self/exe"), libc::O_RDONLY, 0) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    // SAFETY: memfd_create takes a C string and flags; returns a new fd.
+    let mfd = unsafe {
+        libc::memfd_create(
+            c"berth-oci".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if mfd < 0 {
+        return io::Error::last_os_error();
+    }
+    // SAFETY: we own the new descriptor.
+    let mfd = unsafe { OwnedFd::from_raw_fd(mfd) };
+    loop {
+        // SAFETY: both descriptors are valid; a null offset uses and moves
+        // the file positions.
+        let n = unsafe {
+            libc::sendfile(
+                mfd.as_raw_fd(),
+                exe.as_raw_fd(),
+                std::ptr::null_mut(),
+                1 << 30,
+            )
+        };
+        match n {
+            0 => break,
+            n if n < 0 => return io::Error::last_os_error(),
+            _ => {}
+        }
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS takes an int of seal flags.
+    if unsafe { libc::fcntl(mfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return io::Error::last_os_error();
+    }
+    let to_c = |s: std::ffi::OsString| CString::new(s.as_bytes()).ok();
+    let argv: Vec<CString> = std::env::args_os().filter_map(to_c).collect();
+    let envp: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            to_c(kv)
+        })
+        .collect();
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: NULL-terminated arrays of valid C strings; an empty path
+    // with AT_EMPTY_PATH executes the memfd itself.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            mfd.as_raw_fd(),
+            c"".as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
 }
