@@ -17,9 +17,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # busybox-static: the tests' rootfs; libseccomp-dev + pkg-config: the build;
-# iproute2: `ip netns` in the namespace-joining tests.
+# iproute2: `ip netns` in the namespace-joining tests;
+# podman, containerd, docker.io: the engines that drive berth-oci in tests/engines.rs.
 # (runc and crun are only for the benchmarks and are not installed here.)
-packages=(busybox-static libseccomp-dev pkg-config iproute2)
+packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -29,8 +30,27 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # No service may start while packages install: docker.io's postinst starts dockerd
+    # through /etc/init.d/docker (default bridge, iptables rules) unless policy-rc.d says
+    # no (exit 101). The tests start their own daemons with their own roots.
+    policy=/usr/sbin/policy-rc.d
+    policy_backup=""
+    restore_policy() {
+        rm -f "$policy"
+        if [ -n "$policy_backup" ]; then mv -f "$policy_backup" "$policy"; fi
+        policy_backup=""
+    }
+    if [ -e "$policy" ] || [ -L "$policy" ]; then
+        policy_backup="$policy.berth-test-sh"
+        mv -f "$policy" "$policy_backup"
+    fi
+    trap restore_policy EXIT
+    printf '#!/bin/sh\n# scripts/test.sh: no service starts during apt-get install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    restore_policy
+    trap - EXIT
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

@@ -1,5 +1,6 @@
 //! `berth-oci`: an OCI runtime with runc's command line.
 
+mod args;
 mod foreground;
 mod log;
 mod update;
@@ -12,230 +13,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use berth_runtime::container::{ExecOverrides, exec_process_from_config};
 use berth_runtime::{CreateOpts, ExecOpts, Runtime, Status, sys};
-use clap::{Args, Parser, Subcommand};
+
+use crate::args::{Cli, Cmd, CreateArgs};
 
 const DEFAULT_ROOT: &str = "/run/berth-oci";
 
-#[derive(Parser)]
-#[command(
-    name = "berth-oci",
-    about = "An OCI runtime with runc's command line",
-    disable_version_flag = true
-)]
-struct Cli {
-    /// Directory for container state
-    #[arg(long, global = true)]
-    root: Option<PathBuf>,
-    /// Log file (default: stderr)
-    #[arg(long, global = true)]
-    log: Option<PathBuf>,
-    /// Log format: text or json
-    #[arg(long = "log-format", global = true, default_value = "text")]
-    log_format: String,
-    /// Debug logging
-    #[arg(long, global = true)]
-    debug: bool,
-    /// Use systemd to manage cgroups (not supported)
-    #[arg(long = "systemd-cgroup", global = true)]
-    systemd_cgroup: bool,
-    /// auto, true or false
-    #[arg(long, default_value = "auto")]
-    rootless: String,
-    /// Print the version
-    #[arg(short = 'v', long = "version")]
-    version: bool,
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-}
-
-#[derive(Args, Clone, Default)]
-struct CreateArgs {
-    /// Path to the bundle directory
-    #[arg(short = 'b', long, default_value = ".")]
-    bundle: PathBuf,
-    /// File to write the init's pid to
-    #[arg(long = "pid-file")]
-    pid_file: Option<PathBuf>,
-    /// Unix socket to send the pty master to
-    #[arg(long = "console-socket")]
-    console_socket: Option<PathBuf>,
-    /// Use MS_MOVE + chroot instead of pivot_root
-    #[arg(long = "no-pivot")]
-    no_pivot: bool,
-    /// Keep the runtime's session keyring
-    #[arg(long = "no-new-keyring")]
-    no_new_keyring: bool,
-    /// Pass N extra fds (3..3+N) to the container
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: u32,
-    /// Send a pidfd of init to this socket
-    #[arg(long = "pidfd-socket")]
-    pidfd_socket: Option<PathBuf>,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Create a container (init waits for `start`)
-    Create {
-        #[command(flatten)]
-        args: CreateArgs,
-        id: String,
-    },
-    /// Start a created container
-    Start { id: String },
-    /// Print a container's state as JSON
-    State { id: String },
-    /// Send a signal to a container
-    Kill {
-        /// Signal every process of the container
-        #[arg(short = 'a', long)]
-        all: bool,
-        id: String,
-        signal: Option<String>,
-    },
-    /// Delete a container
-    Delete {
-        #[arg(short = 'f', long)]
-        force: bool,
-        id: String,
-    },
-    /// Create and start a container
-    Run {
-        #[command(flatten)]
-        args: CreateArgs,
-        /// Do not wait for the container
-        #[arg(short = 'd', long)]
-        detach: bool,
-        /// Keep the container after it exits
-        #[arg(long)]
-        keep: bool,
-        id: String,
-    },
-    /// Run a process in a running container
-    Exec {
-        /// Process JSON file (runtime-spec Process)
-        #[arg(short = 'p', long)]
-        process: Option<PathBuf>,
-        #[arg(short = 'd', long)]
-        detach: bool,
-        #[arg(long = "pid-file")]
-        pid_file: Option<PathBuf>,
-        #[arg(short = 't', long)]
-        tty: bool,
-        #[arg(long = "console-socket")]
-        console_socket: Option<PathBuf>,
-        #[arg(long)]
-        cwd: Option<PathBuf>,
-        #[arg(short = 'e', long = "env")]
-        env: Vec<String>,
-        /// UID[:GID]
-        #[arg(short = 'u', long)]
-        user: Option<String>,
-        /// Add a capability
-        #[arg(short = 'c', long = "cap")]
-        cap: Vec<String>,
-        #[arg(long = "no-new-privs")]
-        no_new_privs: bool,
-        #[arg(long = "preserve-fds", default_value_t = 0)]
-        preserve_fds: u32,
-        #[arg(long = "pidfd-socket")]
-        pidfd_socket: Option<PathBuf>,
-        /// Ignored (apparmor/process-label/additional-gids are runc's)
-        #[arg(long = "process-label", hide = true)]
-        process_label: Option<String>,
-        #[arg(long = "apparmor", hide = true)]
-        apparmor: Option<String>,
-        id: String,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
-    /// List containers
-    List {
-        #[arg(short = 'f', long, default_value = "table")]
-        format: String,
-        #[arg(short = 'q', long)]
-        quiet: bool,
-    },
-    /// Write a starter config.json
-    Spec {
-        /// Generate a config for a rootless container
-        #[arg(long = "rootless", id = "spec_rootless")]
-        rootless: bool,
-        #[arg(short = 'b', long, default_value = ".")]
-        bundle: PathBuf,
-    },
-    /// Print the runtime's features as JSON
-    Features,
-    /// Freeze every process of a container
-    Pause { id: String },
-    /// Thaw a paused container
-    Resume { id: String },
-    /// Change a container's resource limits
-    Update(UpdateArgs),
-    /// Print resource usage and OOM events
-    Events {
-        /// Print one stats event and exit
-        #[arg(long)]
-        stats: bool,
-        /// Interval between stats events (Go duration: 5s, 500ms)
-        #[arg(long, default_value = "5s")]
-        interval: String,
-        id: String,
-    },
-    /// List the processes of a container
-    Ps {
-        #[arg(short = 'f', long, default_value = "table")]
-        format: String,
-        id: String,
-        /// Arguments for ps(1) (default -ef)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        ps_args: Vec<String>,
-    },
-}
-
-#[derive(Args)]
-struct UpdateArgs {
-    /// JSON file of linux.resources ("-" for stdin)
-    #[arg(short = 'r', long)]
-    resources: Option<PathBuf>,
-    #[arg(long = "blkio-weight")]
-    blkio_weight: Option<u16>,
-    #[arg(long = "cpu-period")]
-    cpu_period: Option<u64>,
-    #[arg(long = "cpu-quota")]
-    cpu_quota: Option<i64>,
-    #[arg(long = "cpu-burst")]
-    cpu_burst: Option<u64>,
-    #[arg(long = "cpu-rt-period")]
-    cpu_rt_period: Option<u64>,
-    #[arg(long = "cpu-rt-runtime")]
-    cpu_rt_runtime: Option<i64>,
-    #[arg(long = "cpu-share")]
-    cpu_share: Option<u64>,
-    #[arg(long = "cpu-idle")]
-    cpu_idle: Option<i64>,
-    #[arg(long = "cpuset-cpus")]
-    cpuset_cpus: Option<String>,
-    #[arg(long = "cpuset-mems")]
-    cpuset_mems: Option<String>,
-    /// Memory limit (bytes, or 512m, 1g; -1 for none)
-    #[arg(long, allow_hyphen_values = true)]
-    memory: Option<String>,
-    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
-    memory_reservation: Option<String>,
-    /// Memory + swap limit (-1 for unlimited swap)
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    memory_swap: Option<String>,
-    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
-    kernel_memory_tcp: Option<String>,
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pids_limit: Option<i64>,
-    id: String,
-}
-
 fn main() {
-    let argv = normalize_args(std::env::args().collect());
-    let cli = Cli::parse_from(argv);
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = match args::parse(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth-oci: {e:#}");
+            std::process::exit(2);
+        }
+    };
     let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
     if cli.debug {
         berth_runtime::timing::enable();
@@ -248,89 +39,6 @@ fn main() {
             std::process::exit(1);
         }
     }
-}
-
-/// Go's flag package (runc's) accepts `-flag`; accept it for long names.
-fn normalize_args(args: Vec<String>) -> Vec<String> {
-    const LONG: &[&str] = &[
-        "root",
-        "log",
-        "log-format",
-        "debug",
-        "systemd-cgroup",
-        "rootless",
-        "bundle",
-        "pid-file",
-        "console-socket",
-        "no-pivot",
-        "no-new-keyring",
-        "preserve-fds",
-        "detach",
-        "force",
-        "all",
-        "format",
-        "process",
-        "tty",
-        "cwd",
-        "env",
-        "user",
-        "cap",
-        "keep",
-        "pidfd-socket",
-    ];
-    const TAKES_VALUE: &[&str] = &[
-        "--root",
-        "--log",
-        "--log-format",
-        "--rootless",
-        "--bundle",
-        "-b",
-        "--pid-file",
-        "--console-socket",
-        "--preserve-fds",
-        "--format",
-        "-f",
-        "--process",
-        "-p",
-        "--cwd",
-        "--env",
-        "-e",
-        "--user",
-        "-u",
-        "--cap",
-        "-c",
-        "--pidfd-socket",
-    ];
-    let mut out = Vec::with_capacity(args.len());
-    let mut words = 0;
-    let mut value_next = false;
-    for (i, a) in args.into_iter().enumerate() {
-        // After the subcommand and the container id come the process's own
-        // arguments (exec): leave them alone.
-        if i == 0 || words >= 2 || a == "--" {
-            if a == "--" {
-                words = 2;
-            }
-            out.push(a);
-            continue;
-        }
-        let mut a = a;
-        if let Some(body) = a.strip_prefix('-').filter(|b| !b.starts_with('-')) {
-            let name = body.split('=').next().unwrap_or("");
-            if name.len() > 1 && LONG.contains(&name) {
-                a = format!("-{a}");
-            }
-        }
-        if value_next {
-            value_next = false;
-        } else if a.starts_with('-') {
-            value_next = !a.contains('=') && TAKES_VALUE.contains(&a.as_str());
-        } else {
-            words += 1;
-        }
-        out.push(a);
-    }
-    out
 }
 
 fn rootless(flag: &str) -> Result<bool> {
@@ -357,7 +65,8 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
     let root = cli.root.clone().unwrap_or_else(|| default_root(rootless));
     let rt = Runtime::new(root, rootless);
     let Some(cmd) = cli.cmd else {
-        bail!("no command given; see --help");
+        eprint!("{}", args::USAGE);
+        bail!("no command given");
     };
     match cmd {
         Cmd::Create { args, id } => {
@@ -391,23 +100,23 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
             keep,
             id,
         } => run_container(&rt, &args, &id, detach, keep, logger),
-        Cmd::Exec {
-            process,
-            detach,
-            pid_file,
-            tty,
-            console_socket,
-            cwd,
-            env,
-            user,
-            cap,
-            no_new_privs,
-            preserve_fds,
-            pidfd_socket,
-            id,
-            command,
-            ..
-        } => {
+        Cmd::Exec(e) => {
+            let args::ExecArgs {
+                process,
+                detach,
+                pid_file,
+                tty,
+                console_socket,
+                cwd,
+                env,
+                user,
+                cap,
+                no_new_privs,
+                preserve_fds,
+                pidfd_socket,
+                id,
+                command,
+            } = *e;
             let c = rt.load(&id)?;
             let spec = c.config()?;
             let proc = match process {
@@ -470,6 +179,10 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(0)
         }
+        Cmd::Help => {
+            print!("{}", args::USAGE);
+            Ok(0)
+        }
         Cmd::Features => {
             println!(
                 "{}",
@@ -488,7 +201,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
             Ok(0)
         }
         Cmd::Update(u) => {
-            update::update(&rt, u)?;
+            update::update(&rt, *u)?;
             Ok(0)
         }
         Cmd::Events {
@@ -810,36 +523,5 @@ mod tests {
         assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("0").is_err());
-    }
-
-    #[test]
-    fn single_dash_long_flags() {
-        let a = normalize_args(
-            [
-                "x",
-                "-root",
-                "/r",
-                "create",
-                "-bundle=/b",
-                "-d",
-                "id",
-                "-all",
-            ]
-            .map(String::from)
-            .to_vec(),
-        );
-        assert_eq!(
-            a,
-            [
-                "x",
-                "--root",
-                "/r",
-                "create",
-                "--bundle=/b",
-                "-d",
-                "id",
-                "-all"
-            ]
-        );
     }
 }

@@ -9,7 +9,7 @@ use berth_runtime::{Runtime, Status, resources, stats};
 use oci_spec::runtime::LinuxResources;
 use serde_json::{Value, json};
 
-use crate::UpdateArgs;
+use crate::args::UpdateArgs;
 
 /// Bytes with docker's units (`512m`, `1g`, `100k`, plain bytes, `-1`).
 pub fn parse_bytes(s: &str) -> Result<i64> {

@@ -215,8 +215,12 @@ impl CgroupPaths {
     pub fn create(&self) -> Result<()> {
         for h in &self.hierarchies {
             let dir = self.dir(h);
-            if h.unified {
-                enable_controllers(&h.mountpoint, &self.path)?;
+            // On v2 every controller is enabled down the path. On a hybrid
+            // host the unified hierarchy's controllers are left alone here:
+            // enabling one there takes it from v1 for the whole host, so it
+            // is done only when a limit needs it (see `enable`).
+            if h.unified && self.is_v2() {
+                enable_controllers(&h.mountpoint, &self.path, None)?;
             }
             std::fs::create_dir_all(&dir).map_err(|e| Error::Cgroup {
                 controller: h.dir_name(),
@@ -327,11 +331,25 @@ fn inherit_cpuset(mountpoint: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `+ctrl` for every available controller into the
-/// `cgroup.subtree_control` of each ancestor of `path` (v2 only).
-fn enable_controllers(mountpoint: &Path, path: &Path) -> Result<()> {
+impl CgroupPaths {
+    /// Enables `controller` on the unified hierarchy down to the container's
+    /// cgroup (a hybrid host's limit that lives on cgroup2, e.g. hugetlb).
+    pub fn enable(&self, controller: &str) -> Result<()> {
+        if let Some(h) = self.unified() {
+            enable_controllers(&h.mountpoint, &self.path, Some(controller))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `+ctrl` into the `cgroup.subtree_control` of each ancestor of
+/// `path` for every available controller, or only `only`.
+fn enable_controllers(mountpoint: &Path, path: &Path, only: Option<&str>) -> Result<()> {
     let avail = std::fs::read_to_string(mountpoint.join("cgroup.controllers")).unwrap_or_default();
-    let want: Vec<&str> = avail.split_whitespace().collect();
+    let want: Vec<&str> = avail
+        .split_whitespace()
+        .filter(|c| only.is_none_or(|o| o == *c))
+        .collect();
     if want.is_empty() {
         return Ok(());
     }

@@ -365,7 +365,13 @@ impl Runtime {
         // init would stretch).
         make_cgroup(&mut guard)?;
         let exec_path = dir.join(EXEC_SOCK);
-        let exec_listener = UnixListener::bind(&exec_path).at(&exec_path)?;
+        // Through /proc/self/fd/N of the state dir: a unix socket path is
+        // limited to 108 bytes and --root plus a 64-character id can be
+        // longer (dockerd's are).
+        let dir_fd = sys::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0).at(&dir)?;
+        let exec_listener =
+            UnixListener::bind(sys::fd_path(dir_fd.as_fd()).join(EXEC_SOCK)).at(&exec_path)?;
+        drop(dir_fd);
         let (parent_sock, child_sock) = sys::seqpacket_pair().what(|| "socketpair".into())?;
 
         let cgroup_fd = if cgroup.is_v2() && guard.cgroup.is_some() {
@@ -487,7 +493,9 @@ impl Runtime {
             return Err(Error::Container(msg));
         }
         let sock_path = c.dir.join(EXEC_SOCK);
-        let mut conn = UnixStream::connect(&sock_path).at(&sock_path)?;
+        let dir_fd = sys::open(&c.dir, libc::O_PATH | libc::O_DIRECTORY, 0).at(&c.dir)?;
+        let mut conn =
+            UnixStream::connect(sys::fd_path(dir_fd.as_fd()).join(EXEC_SOCK)).at(&sock_path)?;
         use std::io::{Read, Write};
         conn.write_all(&[MSG_START]).at(&sock_path)?;
         let _ = std::fs::remove_file(&sock_path);

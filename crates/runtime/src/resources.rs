@@ -35,8 +35,17 @@ fn read(cg: &CgroupPaths, h: &Hierarchy, file: &str) -> Option<String> {
 }
 
 /// The hierarchy of a v1 controller, or the unified one when the host
-/// runs that controller on cgroup2 (hybrid hosts: hugetlb, say).
+/// runs that controller on cgroup2 (hybrid hosts: hugetlb, say; enabled
+/// there on demand).
 fn ctl<'a>(cg: &'a CgroupPaths, controller: &str) -> Result<&'a Hierarchy> {
+    let h = ctl_lookup(cg, controller)?;
+    if h.unified && !cg.is_v2() {
+        cg.enable(controller)?;
+    }
+    Ok(h)
+}
+
+fn ctl_lookup<'a>(cg: &'a CgroupPaths, controller: &str) -> Result<&'a Hierarchy> {
     cg.hierarchy_of(controller)
         .filter(|h| {
             !h.unified
@@ -47,6 +56,12 @@ fn ctl<'a>(cg: &'a CgroupPaths, controller: &str) -> Result<&'a Hierarchy> {
             controller: controller.into(),
             msg: "controller is not available on this host".into(),
         })
+}
+
+/// runc treats 0 as "not set" for most values (docker sends zeros for
+/// everything it does not change): so do we.
+fn set<T: Default + PartialEq + Copy>(v: Option<T>) -> Option<T> {
+    v.filter(|v| *v != T::default())
 }
 
 /// Applies every resource set in `r`.
@@ -60,7 +75,7 @@ pub fn apply(cg: &CgroupPaths, r: &LinuxResources) -> Result<()> {
     if let Some(c) = r.cpu() {
         cpu(cg, c)?;
     }
-    if let Some(p) = r.pids() {
+    if let Some(p) = r.pids().as_ref().filter(|p| p.limit() != 0) {
         let h = ctl(cg, "pids")?;
         let v = if p.limit() > 0 {
             p.limit().to_string()
@@ -124,16 +139,17 @@ pub fn apply(cg: &CgroupPaths, r: &LinuxResources) -> Result<()> {
 
 fn memory(cg: &CgroupPaths, m: &LinuxMemory) -> Result<()> {
     let h = ctl(cg, "memory")?;
+    let (limit, swap, reservation) = (set(m.limit()), set(m.swap()), set(m.reservation()));
     if h.unified {
-        if let Some(l) = m.limit() {
+        if let Some(l) = limit {
             write(cg, h, "memory.max", &max_or(l))?;
         }
-        if let Some(r) = m.reservation() {
+        if let Some(r) = reservation {
             write(cg, h, "memory.low", &max_or(r))?;
         }
-        if let Some(s) = m.swap() {
+        if let Some(s) = swap {
             // v1's swap is memory+swap; v2's swap.max is swap alone.
-            let v = match (s, m.limit()) {
+            let v = match (s, limit) {
                 (s, _) if s < 0 => "max".to_string(),
                 (s, Some(l)) if l > 0 => {
                     if s < l {
@@ -158,7 +174,7 @@ fn memory(cg: &CgroupPaths, m: &LinuxMemory) -> Result<()> {
     }
     // v1: memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes,
     // so the order of the two writes depends on the direction of change.
-    match (m.limit(), m.swap()) {
+    match (limit, swap) {
         (Some(l), Some(s)) => {
             let cur_sw: i64 = read(cg, h, "memory.memsw.limit_in_bytes")
                 .and_then(|v| v.parse().ok())
@@ -175,10 +191,10 @@ fn memory(cg: &CgroupPaths, m: &LinuxMemory) -> Result<()> {
         (None, Some(s)) => write(cg, h, "memory.memsw.limit_in_bytes", &s.to_string())?,
         (None, None) => {}
     }
-    if let Some(r) = m.reservation() {
+    if let Some(r) = reservation {
         write(cg, h, "memory.soft_limit_in_bytes", &r.to_string())?;
     }
-    if let Some(t) = m.kernel_tcp() {
+    if let Some(t) = set(m.kernel_tcp()) {
         write(cg, h, "memory.kmem.tcp.limit_in_bytes", &t.to_string())?;
     }
     if let Some(sw) = m.swappiness() {
@@ -197,30 +213,35 @@ fn memory(cg: &CgroupPaths, m: &LinuxMemory) -> Result<()> {
 }
 
 fn cpu(cg: &CgroupPaths, c: &LinuxCpu) -> Result<()> {
-    let needs_cpu = c.shares().is_some()
-        || c.quota().is_some()
-        || c.period().is_some()
+    let shares = set(c.shares());
+    let quota = set(c.quota());
+    let period = set(c.period());
+    let rt_runtime = set(c.realtime_runtime());
+    let rt_period = set(c.realtime_period());
+    let needs_cpu = shares.is_some()
+        || quota.is_some()
+        || period.is_some()
         || c.burst().is_some()
         || c.idle().is_some()
-        || c.realtime_runtime().is_some()
-        || c.realtime_period().is_some();
+        || rt_runtime.is_some()
+        || rt_period.is_some();
     if needs_cpu {
         let h = ctl(cg, "cpu")?;
         if h.unified {
-            if let Some(s) = c.shares() {
+            if let Some(s) = shares {
                 write(cg, h, "cpu.weight", &shares_to_weight(s).to_string())?;
             }
-            if c.quota().is_some() || c.period().is_some() {
+            if quota.is_some() || period.is_some() {
                 let cur = read(cg, h, "cpu.max").unwrap_or_else(|| "max 100000".into());
                 let mut it = cur.split_whitespace();
                 let cur_q = it.next().unwrap_or("max").to_string();
                 let cur_p = it.next().unwrap_or("100000").to_string();
-                let quota = match c.quota() {
+                let quota = match quota {
                     Some(q) if q > 0 => q.to_string(),
                     Some(_) => "max".into(),
                     None => cur_q,
                 };
-                let period = c.period().map_or(cur_p, |p| p.to_string());
+                let period = period.map_or(cur_p, |p| p.to_string());
                 write(cg, h, "cpu.max", &format!("{quota} {period}"))?;
             }
             if let Some(b) = c.burst() {
@@ -238,13 +259,13 @@ fn cpu(cg: &CgroupPaths, c: &LinuxCpu) -> Result<()> {
                 });
             }
         } else {
-            if let Some(s) = c.shares() {
+            if let Some(s) = shares {
                 write(cg, h, "cpu.shares", &s.to_string())?;
             }
-            if let Some(p) = c.period() {
+            if let Some(p) = period {
                 write(cg, h, "cpu.cfs_period_us", &p.to_string())?;
             }
-            if let Some(q) = c.quota() {
+            if let Some(q) = quota {
                 write(cg, h, "cpu.cfs_quota_us", &q.to_string())?;
             }
             if let Some(b) = c.burst() {
@@ -253,10 +274,10 @@ fn cpu(cg: &CgroupPaths, c: &LinuxCpu) -> Result<()> {
             if let Some(i) = c.idle() {
                 write(cg, h, "cpu.idle", &i.to_string())?;
             }
-            if let Some(p) = c.realtime_period() {
+            if let Some(p) = rt_period {
                 write(cg, h, "cpu.rt_period_us", &p.to_string())?;
             }
-            if let Some(r) = c.realtime_runtime() {
+            if let Some(r) = rt_runtime {
                 write(cg, h, "cpu.rt_runtime_us", &r.to_string())?;
             }
         }
@@ -281,7 +302,7 @@ fn block_io(cg: &CgroupPaths, b: &LinuxBlockIo) -> Result<()> {
         } else {
             "io.weight"
         };
-        if let Some(w) = b.weight() {
+        if let Some(w) = set(b.weight()) {
             let v = if weight_file == "io.bfq.weight" {
                 w as u64
             } else {
@@ -290,7 +311,7 @@ fn block_io(cg: &CgroupPaths, b: &LinuxBlockIo) -> Result<()> {
             write(cg, h, weight_file, &format!("default {v}"))?;
         }
         for d in b.weight_device().iter().flatten() {
-            if let Some(w) = d.weight() {
+            if let Some(w) = set(d.weight()) {
                 let v = if weight_file == "io.bfq.weight" {
                     w as u64
                 } else {
@@ -331,14 +352,14 @@ fn block_io(cg: &CgroupPaths, b: &LinuxBlockIo) -> Result<()> {
     } else {
         "blkio.bfq.weight"
     };
-    if let Some(w) = b.weight() {
+    if let Some(w) = set(b.weight()) {
         write(cg, h, weight_file, &w.to_string())?;
     }
-    if let Some(w) = b.leaf_weight() {
+    if let Some(w) = set(b.leaf_weight()) {
         write(cg, h, "blkio.leaf_weight", &w.to_string())?;
     }
     for d in b.weight_device().iter().flatten() {
-        if let Some(w) = d.weight() {
+        if let Some(w) = set(d.weight()) {
             write(
                 cg,
                 h,
@@ -346,7 +367,7 @@ fn block_io(cg: &CgroupPaths, b: &LinuxBlockIo) -> Result<()> {
                 &format!("{}:{} {w}", d.major(), d.minor()),
             )?;
         }
-        if let Some(w) = d.leaf_weight() {
+        if let Some(w) = set(d.leaf_weight()) {
             write(
                 cg,
                 h,
