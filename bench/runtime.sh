@@ -44,6 +44,7 @@ import json, sys
 p = sys.argv[1]; c = json.load(open(p))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
+c["ociVersion"] = "1.0.2-dev"  # what runc 1.1 writes; crun 1.8 refuses 1.2
 json.dump(c, open(p, "w"))
 PY
 

@@ -52,8 +52,11 @@ fn rootless(flag: &str) -> Result<bool> {
 
 fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
     if cli.version {
-        println!("berth-oci version {}", env!("CARGO_PKG_VERSION"));
-        println!("spec: {}", berth_runtime::spec::OCI_VERSION);
+        out(&format!(
+            "berth-oci version {}\nspec: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            berth_runtime::spec::OCI_VERSION
+        ));
         return Ok(0);
     }
     if cli.systemd_cgroup {
@@ -82,7 +85,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
         }
         Cmd::State { id } => {
             let st = rt.state(&id)?;
-            println!("{}", serde_json::to_string_pretty(&st)?);
+            out(&(serde_json::to_string_pretty(&st)? + "\n"));
             Ok(0)
         }
         Cmd::Kill { all, id, signal } => {
@@ -180,14 +183,11 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
             Ok(0)
         }
         Cmd::Help => {
-            print!("{}", args::USAGE);
+            out(args::USAGE);
             Ok(0)
         }
         Cmd::Features => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&berth_runtime::features::features())?
-            );
+            out(&(serde_json::to_string_pretty(&berth_runtime::features::features())? + "\n"));
             Ok(0)
         }
         Cmd::Pause { id } => {
@@ -223,6 +223,12 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Writes to stdout in one go; a reader that went away (`| head -1`) is
+/// not an error worth a panic.
+pub fn out(s: &str) {
+    let _ = std::io::stdout().lock().write_all(s.as_bytes());
 }
 
 fn default_root(rootless: bool) -> PathBuf {
@@ -460,13 +466,13 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<i32> {
     }
     if quiet {
         for s in &states {
-            println!("{}", s.id);
+            out(&format!("{}\n", s.id));
         }
         return Ok(0);
     }
     match format {
         "json" => {
-            println!("{}", serde_json::to_string(&states)?);
+            out(&(serde_json::to_string(&states)? + "\n"));
         }
         "table" => {
             let rows: Vec<[String; 6]> = states
@@ -489,7 +495,7 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<i32> {
                     widths[i] = widths[i].max(c.len());
                 }
             }
-            let mut out = std::io::stdout().lock();
+            let mut table = String::new();
             for r in std::iter::once(&header).chain(rows.iter()) {
                 let line: Vec<String> = r
                     .iter()
@@ -502,8 +508,10 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<i32> {
                         }
                     })
                     .collect();
-                writeln!(out, "{}", line.concat())?;
+                table.push_str(&line.concat());
+                table.push('\n');
             }
+            out(&table);
         }
         other => bail!("--format {other:?}: use table or json"),
     }

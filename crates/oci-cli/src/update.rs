@@ -243,7 +243,7 @@ pub fn ps(rt: &Runtime, id: &str, format: &str, args: &[String]) -> Result<i32> 
     let pids = c.record.cgroup.procs();
     match format {
         "json" => {
-            println!("{}", serde_json::to_string(&pids)?);
+            crate::out(&(serde_json::to_string(&pids)? + "\n"));
             Ok(0)
         }
         "table" => {
@@ -270,16 +270,18 @@ pub fn ps(rt: &Runtime, id: &str, format: &str, args: &[String]) -> Result<i32> 
                 .split_whitespace()
                 .position(|h| h == "PID")
                 .context("ps output has no PID column")?;
-            println!("{header}");
+            let mut text_out = format!("{header}\n");
             for l in lines {
                 let pid = l
                     .split_whitespace()
                     .nth(col)
                     .and_then(|p| p.parse::<i32>().ok());
                 if pid.is_some_and(|p| pids.contains(&p)) {
-                    println!("{l}");
+                    text_out.push_str(l);
+                    text_out.push('\n');
                 }
             }
+            crate::out(&text_out);
             Ok(0)
         }
         other => bail!("--format {other:?}: use table or json"),
