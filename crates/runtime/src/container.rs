@@ -850,6 +850,14 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     let linux = spec.linux().as_ref();
     let ns = a.ns;
     let userns = ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User);
+    if let Some(list) = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.exec_cpu_affinity().as_ref())
+        .and_then(|a| a.initial().as_deref())
+    {
+        process::set_cpu_affinity(list, "initial")?;
+    }
     // `Go`: the id maps are written and init is in its cgroup.
     let state = expect_msg(a.sync, MSG_GO, "the go-ahead")?;
     if ns.has_new(LinuxNamespaceType::User) {
@@ -925,6 +933,7 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     if !a.no_new_keyring {
         join_session_keyring(a.id);
     }
+    process::apply_personality(linux.and_then(|l| l.personality().as_ref()))?;
     if let Some(p) = spec.process().as_ref() {
         // Fail `create` (not `start`) for a missing program, as runc does.
         process::plan_exec(p, a.extra_env)?;
@@ -982,6 +991,14 @@ fn exec_child(
         Err(_) => sys::exit_now(1),
     };
     let r = (|| -> Result<()> {
+        if let Some(list) = opts
+            .process
+            .exec_cpu_affinity()
+            .as_ref()
+            .and_then(|a| a.initial().as_deref())
+        {
+            process::set_cpu_affinity(list, "initial")?;
+        }
         for (t, fd) in joins {
             if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
                 continue;

@@ -219,6 +219,15 @@ pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
         }
     }
     apply_rlimits(process)?;
+    apply_scheduler(process)?;
+    apply_io_priority(process)?;
+    if let Some(list) = process
+        .exec_cpu_affinity()
+        .as_ref()
+        .and_then(|a| a.cpu_affinity_final().as_deref())
+    {
+        set_cpu_affinity(list, "final")?;
+    }
     if let Some(adj) = process.oom_score_adj() {
         crate::fs::write_proc("self/oom_score_adj", adj.to_string().as_bytes())
             .what(|| format!("setting oom_score_adj {adj}"))?;
@@ -294,4 +303,151 @@ pub fn could_ptrace_runtime(process: &Process, own_userns: bool) -> bool {
             .flatten()
             .any(|cap| matches!(cap, oci_spec::runtime::Capability::SysPtrace)),
     }
+}
+
+/// process.scheduler via sched_setattr(2).
+pub fn apply_scheduler(process: &Process) -> Result<()> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let Some(s) = process.scheduler() else {
+        return Ok(());
+    };
+    #[repr(C)]
+    #[derive(Default)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+        util_min: u32,
+        util_max: u32,
+    }
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => 4,
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+        ..Default::default()
+    };
+    // SAFETY: sched_setattr reads a properly sized, initialised sched_attr
+    // for the calling thread (pid 0).
+    let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error())
+            .what(|| format!("process.scheduler (policy {:?})", s.policy()));
+    }
+    Ok(())
+}
+
+/// process.ioPriority via ioprio_set(2).
+pub fn apply_io_priority(process: &Process) -> Result<()> {
+    use oci_spec::runtime::IOPriorityClass as C;
+    let Some(p) = process.io_priority() else {
+        return Ok(());
+    };
+    let class: i64 = match p.class() {
+        C::IoprioClassRt => 1,
+        C::IoprioClassBe => 2,
+        C::IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&p.priority()) {
+        return Err(Error::Spec(format!(
+            "process.ioPriority.priority {} is not in 0..=7",
+            p.priority()
+        )));
+    }
+    const IOPRIO_WHO_PROCESS: i64 = 1;
+    // SAFETY: plain integer syscall on the calling process.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            (class << 13) | p.priority(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).what(|| "process.ioPriority".into());
+    }
+    Ok(())
+}
+
+/// linux.personality via personality(2).
+pub fn apply_personality(p: Option<&oci_spec::runtime::LinuxPersonality>) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain as D;
+    let Some(p) = p else { return Ok(()) };
+    let persona: libc::c_ulong = match p.domain() {
+        D::PerLinux => 0x0000,
+        D::PerLinux32 => 0x0008,
+    };
+    // SAFETY: personality(2) only takes an integer.
+    if unsafe { libc::personality(persona) } < 0 {
+        return Err(std::io::Error::last_os_error()).what(|| "linux.personality".into());
+    }
+    Ok(())
+}
+
+/// Pins the calling process to a CPU list like "0-3,7"
+/// (process.execCPUAffinity).
+pub fn set_cpu_affinity(list: &str, what: &str) -> Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET edit it in place.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let bad = || {
+        Error::Spec(format!(
+            "process.execCPUAffinity.{what}: {list:?} is not a CPU list"
+        ))
+    };
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (
+                a.parse::<usize>().map_err(|_| bad())?,
+                b.parse::<usize>().map_err(|_| bad())?,
+            ),
+            None => {
+                let n = part.parse::<usize>().map_err(|_| bad())?;
+                (n, n)
+            }
+        };
+        if a > b || b >= libc::CPU_SETSIZE as usize {
+            return Err(bad());
+        }
+        for cpu in a..=b {
+            // SAFETY: cpu < CPU_SETSIZE, checked above.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+        }
+    }
+    // SAFETY: valid pointer and size of the set for the calling thread.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } < 0 {
+        return Err(std::io::Error::last_os_error())
+            .what(|| format!("process.execCPUAffinity.{what} {list:?}"));
+    }
+    Ok(())
 }
