@@ -934,6 +934,7 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
         join_session_keyring(a.id);
     }
     process::apply_personality(linux.and_then(|l| l.personality().as_ref()))?;
+    process::apply_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()))?;
     if let Some(p) = spec.process().as_ref() {
         // Fail `create` (not `start`) for a missing program, as runc does.
         process::plan_exec(p, a.extra_env)?;

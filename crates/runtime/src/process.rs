@@ -451,3 +451,72 @@ pub fn set_cpu_affinity(list: &str, what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// linux.memoryPolicy via set_mempolicy(2).
+pub fn apply_memory_policy(p: Option<&oci_spec::runtime::LinuxMemoryPolicy>) -> Result<()> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    let Some(p) = p else { return Ok(()) };
+    let mut mode: libc::c_int = match p.mode() {
+        M::MpolDefault => 0,
+        M::MpolPreferred => 1,
+        M::MpolBind => 2,
+        M::MpolInterleave => 3,
+        M::MpolLocal => 4,
+        M::MpolPreferredMany => 5,
+        M::MpolWeightedInterleave => 6,
+    };
+    for f in p.flags().iter().flatten() {
+        mode |= match f {
+            F::MpolFStaticNodes => 1 << 15,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFNumaBalancing => 1 << 13,
+        };
+    }
+    // A node mask of up to 1024 nodes.
+    let mut mask = [0u64; 16];
+    let bad = |nodes: &str| {
+        Error::Spec(format!(
+            "linux.memoryPolicy.nodes {nodes:?} is not a node list"
+        ))
+    };
+    if let Some(nodes) = p.nodes().as_deref() {
+        for part in nodes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (a, b) = match part.split_once('-') {
+                Some((a, b)) => (
+                    a.parse::<usize>().map_err(|_| bad(nodes))?,
+                    b.parse::<usize>().map_err(|_| bad(nodes))?,
+                ),
+                None => {
+                    let n = part.parse::<usize>().map_err(|_| bad(nodes))?;
+                    (n, n)
+                }
+            };
+            if a > b || b >= 1024 {
+                return Err(bad(nodes));
+            }
+            for n in a..=b {
+                mask[n / 64] |= 1 << (n % 64);
+            }
+        }
+    }
+    let empty = mask.iter().all(|w| *w == 0);
+    // SAFETY: the mask pointer/length (in bits) describe `mask`; a null mask
+    // is allowed for the modes that take none.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            mode,
+            if empty {
+                std::ptr::null()
+            } else {
+                mask.as_ptr()
+            },
+            if empty { 0 } else { 1024 + 1 },
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error())
+            .what(|| format!("linux.memoryPolicy (mode {:?})", p.mode()));
+    }
+    Ok(())
+}
