@@ -704,3 +704,34 @@ fn rootfs_permissions_are_kept() {
     );
     assert!(b.rootfs().join("bin/busybox").exists());
 }
+
+#[test]
+fn tmpfs_tmpcopyup_keeps_the_image_content() {
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    let etc = b.rootfs().join("etc/app");
+    fs::create_dir_all(etc.join("sub")).unwrap();
+    fs::write(etc.join("conf"), "image\n").unwrap();
+    fs::write(etc.join("sub/deep"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("conf", etc.join("link")).unwrap();
+    fs::set_permissions(etc.join("conf"), fs::Permissions::from_mode(0o640)).unwrap();
+    b.add_mount(
+        json!({"destination": "/etc/app", "type": "tmpfs", "source": "tmpfs",
+                       "options": ["tmpcopyup", "mode=755"]}),
+    );
+    let out = rt.sh_output(
+        &b,
+        "cat /etc/app/conf /etc/app/sub/deep; readlink /etc/app/link; stat -c %a /etc/app/conf; \
+         echo new > /etc/app/conf && cat /etc/app/conf; grep ' /etc/app ' /proc/mounts",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 6, "{out}");
+    assert_eq!(
+        &lines[..5],
+        &["image", "deep", "conf", "640", "new"],
+        "{out}"
+    );
+    assert!(lines[5].contains("tmpfs"), "{out}");
+    // The image itself is untouched.
+    assert_eq!(fs::read_to_string(etc.join("conf")).unwrap(), "image\n");
+}

@@ -162,6 +162,16 @@ fn mount_one(ctx: &RootfsContext<'_>, root: &RootDir, m: &Mount) -> Result<()> {
         }
     } else {
         let target = root.mkdir_all(&rel, 0o755).map_err(mount_err)?;
+        // tmpcopyup: what the image had there is still reachable through
+        // a descriptor opened before the tmpfs covers it.
+        let lower = if opts.tmpcopyup && typ == "tmpfs" {
+            Some(
+                root.open_in(&rel, libc::O_RDONLY | libc::O_DIRECTORY)
+                    .map_err(mount_err)?,
+            )
+        } else {
+            None
+        };
         if typ == "proc" || typ == "sysfs" {
             check_plain_dir(root, &rel, &target).map_err(mount_err)?;
         }
@@ -205,10 +215,14 @@ fn mount_one(ctx: &RootfsContext<'_>, root: &RootDir, m: &Mount) -> Result<()> {
             }
             r => r.map_err(mount_err)?,
         }
-        if opts.tmpcopyup && typ == "tmpfs" {
-            // The tmpfs hides what the image had there: nothing to copy
-            // from the host side. Content copy-up needs the lower dir,
-            // which is now covered; documented as unsupported.
+        if let Some(lower) = lower {
+            let upper = root.resolve(&rel).map_err(mount_err)?;
+            copy_tree(&sys::fd_path(lower.as_fd()), &sys::fd_path(upper.as_fd())).map_err(|e| {
+                Error::Sys {
+                    what: format!("tmpcopyup into {}", dest.display()),
+                    err: e,
+                }
+            })?;
         }
     }
     if opts.attr_set != 0 || opts.attr_clr != 0 {
@@ -218,6 +232,38 @@ fn mount_one(ctx: &RootfsContext<'_>, root: &RootDir, m: &Mount) -> Result<()> {
     for p in &opts.propagation {
         let fd = root.resolve(&rel).map_err(mount_err)?;
         sys::mount(None, &sys::fd_path(fd.as_fd()), None, *p, None).map_err(mount_err)?;
+    }
+    Ok(())
+}
+
+/// Copies a directory tree (files, directories, symlinks, device nodes and
+/// fifos, with modes, owners and times), never following symlinks.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&src)?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            let c = sys::cstr(&dst)?;
+            // SAFETY: valid C string; mode and device come from the source.
+            if unsafe { libc::mknod(c.as_ptr(), meta.mode(), meta.rdev()) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        std::os::unix::fs::lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+        if !ft.is_symlink() {
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        }
     }
     Ok(())
 }
