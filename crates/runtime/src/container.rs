@@ -348,8 +348,13 @@ impl Runtime {
         let make_cgroup = |guard: &mut CreateGuard| -> Result<()> {
             match cgroup.create() {
                 Ok(()) => guard.cgroup = Some(cgroup.clone()),
+                // Rootless without a delegated cgroup: fine as long as no
+                // limit was asked for (runc behaves the same).
                 Err(e) if self.rootless => {
-                    eprintln!("warning: rootless container without its own cgroup: {e}")
+                    if resources.is_some_and(crate::resources::has_limits) {
+                        return Err(e);
+                    }
+                    return Ok(());
                 }
                 Err(e) => return Err(e),
             }
@@ -801,9 +806,6 @@ fn child_fail(sync: &OwnedFd, e: &Error) -> ! {
 fn init_main(a: &InitArgs<'_>) -> ! {
     // A failing runtime must not leave init waiting forever.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    // Keep /proc/1/exe and /proc/1/mem (the runtime binary) out of the
-    // container's reach until exec replaces us (CVE-2019-5736).
-    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     let (conn, state) = match init_setup(a) {
         Ok(c) => c,
         Err(e) => child_fail(a.sync, &e),
@@ -860,6 +862,11 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     }
     // `Go`: the id maps are written and init is in its cgroup.
     let state = expect_msg(a.sync, MSG_GO, "the go-ahead")?;
+    // Keep /proc/1/exe and /proc/1/mem (the runtime binary) out of the
+    // container's reach until exec replaces us (CVE-2019-5736). Not before
+    // `Go`: an unprivileged runtime must still be able to write our id maps,
+    // and no process of the container exists yet.
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     if ns.has_new(LinuxNamespaceType::User) {
         // Become the namespace's root (when mapped) so files we create
         // belong to the container's root.

@@ -64,6 +64,18 @@ fn set<T: Default + PartialEq + Copy>(v: Option<T>) -> Option<T> {
     v.filter(|v| *v != T::default())
 }
 
+/// Whether `r` asks for any limit (device rules alone are not one: a
+/// rootless container cannot have them enforced and runc ignores them).
+pub fn has_limits(r: &LinuxResources) -> bool {
+    r.memory().is_some()
+        || r.cpu().is_some()
+        || r.pids().as_ref().is_some_and(|p| p.limit() != 0)
+        || r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+        || r.network().is_some()
+        || r.unified().as_ref().is_some_and(|u| !u.is_empty())
+}
+
 /// Applies every resource set in `r`.
 pub fn apply(cg: &CgroupPaths, r: &LinuxResources) -> Result<()> {
     if cg.hierarchies.is_empty() {
