@@ -1,0 +1,35 @@
+//! Berth's image layer: image references, the content-addressed blob
+//! store, OCI and Docker image metadata, tar layers applied to snapshot
+//! directories, and container root filesystems over them.
+//!
+//! State lives under one root (the engine's `/var/lib/berth`):
+//!
+//! ```text
+//! <root>/content/blobs/sha256/<hex>   ContentStore
+//! <root>/snapshots/<chain hex>/fs     Snapshotter (one per layer chain)
+//! <root>/containers/<id>/rootfs       ContainerRootfs (overlay or copy)
+//! ```
+//!
+//! The library is synchronous; the engine runs it on blocking threads.
+
+pub mod digest;
+pub mod error;
+mod fsutil;
+pub mod image;
+pub mod layer;
+pub mod manifest;
+pub mod reference;
+pub mod rootfs;
+pub mod snapshot;
+pub mod store;
+pub mod sys;
+
+pub use digest::{Algorithm, Digest};
+pub use error::{EntryError, Error, Result};
+pub use image::{UnpackedImage, resolve_manifest, unpack};
+pub use layer::{ApplyOptions, Compression, LayerSummary, WhiteoutFormat, apply_layer};
+pub use manifest::{Descriptor, Document, ImageConfig, Index, Manifest, Platform};
+pub use reference::Reference;
+pub use rootfs::{ContainerRootfs, RootfsKind, RootfsMode};
+pub use snapshot::{SnapshotInfo, Snapshotter, chain_id, chain_ids};
+pub use store::{BlobInfo, ContentStore, GcReport};
