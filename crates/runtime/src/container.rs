@@ -309,21 +309,24 @@ impl Runtime {
         crate::timing::phase("config loaded");
         let spec = &bundle.spec;
         let cfg_path = bundle.path.join("config.json");
-        let process = spec.process().as_ref().ok_or_else(|| Error::Config {
-            path: cfg_path.clone(),
-            msg: "process: field is required to create a container".into(),
-        })?;
-        if process.terminal() == Some(true) && opts.console.is_none() {
-            return Err(Error::Container(
-                "process.terminal is true: a --console-socket is required".into(),
-            ));
+        // process is only required by `start` (runtime.md); create works
+        // without it and start then fails.
+        if let Some(process) = spec.process() {
+            if process.terminal() == Some(true) && opts.console.is_none() {
+                return Err(Error::Container(
+                    "process.terminal is true: a --console-socket is required".into(),
+                ));
+            }
+            crate::lsm::check(process)?;
         }
-        crate::lsm::check(process)?;
         let ns = NsPlan::from_spec(spec)?;
-        if !ns.has_new(LinuxNamespaceType::Mount) {
+        if !ns.has_new(LinuxNamespaceType::Mount) && !ns.joins(LinuxNamespaceType::Mount) {
+            // Setting up a root filesystem in the runtime's own mount
+            // namespace would leave mounts on the host: refused.
             return Err(Error::Config {
                 path: cfg_path,
-                msg: "linux.namespaces: a new mount namespace is required".into(),
+                msg: "linux.namespaces: a mount namespace (new, or joined by path) is required"
+                    .into(),
             });
         }
         let layout = Layout::detect()?;
@@ -457,7 +460,10 @@ impl Runtime {
             cgroup: cgroup.clone(),
             rootless: self.rootless,
         };
-        let creating = oci_state(&record, Status::Creating);
+        // Hooks from prestart to createContainer run after lifecycle step 2
+        // (the environment exists): their state says "created", as state.md
+        // defines it (crun does the same; runc says "creating").
+        let creating = oci_state(&record, Status::Created);
         send_msg(&parent_sock, MSG_GO, &creating).what(|| "signalling init".into())?;
         expect_msg(&parent_sock, MSG_MOUNTS_READY, "the root filesystem")?;
         crate::timing::phase("mounts ready");

@@ -232,6 +232,14 @@ pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
         crate::fs::write_proc("self/oom_score_adj", adj.to_string().as_bytes())
             .what(|| format!("setting oom_score_adj {adj}"))?;
     }
+    // Every descriptor the program is not meant to inherit is closed on
+    // exec, whatever leaked into us. Before the seccomp filter: a profile
+    // may well not allow close_range (older ones do not know it).
+    sys::cloexec_from(3 + opts.preserve_fds).what(|| "marking descriptors close-on-exec".into())?;
+    for fd in 3..3 + opts.preserve_fds {
+        let _ = sys::clear_cloexec(fd as i32);
+    }
+    sys::reset_signals();
     let nnp = process.no_new_privileges() == Some(true);
     // Without no_new_privs the filter must be loaded while we still hold
     // CAP_SYS_ADMIN; with it, as late as possible.
@@ -267,13 +275,6 @@ pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).what(|| "PR_SET_NO_NEW_PRIVS".into())?;
     }
-    // Every descriptor the program is not meant to inherit is closed on
-    // exec, whatever leaked into us.
-    sys::cloexec_from(3 + opts.preserve_fds).what(|| "close_range".into())?;
-    for fd in 3..3 + opts.preserve_fds {
-        let _ = sys::clear_cloexec(fd as i32);
-    }
-    sys::reset_signals();
     if nnp {
         load_seccomp(opts)?;
     }

@@ -17,7 +17,7 @@ fn write(cg: &CgroupPaths, h: &Hierarchy, file: &str, value: &str) -> Result<()>
     let p = cg.dir(h).join(file);
     std::fs::write(&p, value).map_err(|e| Error::Cgroup {
         controller: h.dir_name(),
-        msg: if e.kind() == std::io::ErrorKind::NotFound {
+        msg: if e.kind() == std::io::ErrorKind::NotFound || !p.exists() {
             format!(
                 "{} does not exist: the kernel lacks this setting",
                 p.display()
