@@ -64,3 +64,44 @@ fn joined_mount_namespace() {
     let _ = holder.wait();
     assert_eq!(out.lines().next(), Some(want.as_str()), "{out}");
 }
+
+/// `create` killed with SIGKILL half-way (here while a createRuntime hook runs):
+/// `delete --force` removes what it left (state dir, cgroup) and init died with it.
+#[test]
+fn killed_create_is_cleaned_by_delete_force() {
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["sleep", "1000"]);
+    b.hook(
+        "createRuntime",
+        json!({"path": "/bin/sleep", "args": ["sleep", "3"]}),
+    );
+    let id = rt.new_id("killed");
+    let mut create = rt.spawn(&["create", "--bundle", s(b.path()), &id]);
+    let dir = rt.root().join(&id);
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || {
+            !cgroup_dirs(&b.cgroup).is_empty() && dir.join("config.json").exists()
+        }),
+        "create never got to its hooks"
+    );
+    // Let it reach the hook, then kill it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &create.pid().to_string()])
+        .status();
+    let _ = create.wait(std::time::Duration::from_secs(5));
+    rt.cmd(&["delete", "--force", &id]).ok();
+    assert!(!dir.exists(), "state dir left behind");
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || cgroup_dirs(&b.cgroup)
+            .is_empty()),
+        "cgroup left behind: {:?}",
+        cgroup_dirs(&b.cgroup)
+    );
+    assert!(
+        rt.tagged_processes().is_empty(),
+        "{:?}",
+        rt.tagged_processes()
+    );
+}

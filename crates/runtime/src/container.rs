@@ -557,9 +557,27 @@ impl Runtime {
         let c = match self.load(id) {
             Ok(c) => c,
             Err(Error::NotExist(_)) if force => {
-                // Leftovers of a half-made container (no state file yet).
+                // Leftovers of a `create` that was killed before it wrote
+                // the state file: its config copy says where its cgroup is.
                 if state::validate_id(id).is_ok() {
                     let dir = self.root.dir(id);
+                    if let Ok(data) = std::fs::read(dir.join(CONFIG_FILE))
+                        && let Ok(spec) = serde_json::from_slice::<Spec>(&data)
+                        && let Ok(path) = cgroups::resolve_path(
+                            spec.linux()
+                                .as_ref()
+                                .and_then(|l| l.cgroups_path().as_deref()),
+                            id,
+                        )
+                        && let Ok(layout) = Layout::detect()
+                    {
+                        let cg = CgroupPaths::new(&layout, path);
+                        thaw(&cg);
+                        for p in cg.procs() {
+                            let _ = sys::kill(p, libc::SIGKILL);
+                        }
+                        let _ = cg.destroy();
+                    }
                     if dir.join(EXEC_SOCK).exists() || dir.join(CONFIG_FILE).exists() {
                         let _ = std::fs::remove_dir_all(dir);
                     }
