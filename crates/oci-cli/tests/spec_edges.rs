@@ -77,7 +77,7 @@ fn killed_create_is_cleaned_by_delete_force() {
         json!({"path": "/bin/sleep", "args": ["sleep", "3"]}),
     );
     let id = rt.new_id("killed");
-    let mut create = rt.spawn(&["create", "--bundle", s(b.path()), &id]);
+    let create = rt.spawn(&["create", "--bundle", s(b.path()), &id]);
     let dir = rt.root().join(&id);
     assert!(
         wait_until(std::time::Duration::from_secs(10), || {
