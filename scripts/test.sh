@@ -18,9 +18,10 @@ fi
 
 # busybox-static: the tests' rootfs; libseccomp-dev + pkg-config: the build;
 # iproute2: `ip netns` in the namespace-joining tests;
-# podman, containerd, docker.io: the engines that drive berth-oci in tests/engines.rs.
+# podman, containerd, docker.io: the engines that drive berth-oci in tests/engines.rs;
+# skopeo, umoci: the archive round trips of the berth CLI (crates/cli/tests/interop.rs).
 # (runc and crun are only for the benchmarks and are not installed here.)
-packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io)
+packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

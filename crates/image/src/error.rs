@@ -74,6 +74,19 @@ pub enum Error {
 
     #[error("container filesystem {path}: {reason}")]
     Rootfs { path: PathBuf, reason: String },
+
+    /// No image record matches the name (id, id prefix, tag or digest).
+    #[error("No such image: {0}")]
+    ImageNotFound(String),
+
+    /// An image operation that conflicts with the store's state (an image in
+    /// use, an ambiguous id prefix, an image with several tags).
+    #[error("conflict: {name}: {reason}")]
+    ImageConflict { name: String, reason: String },
+
+    /// The image store's record file is damaged.
+    #[error("image store {path}: {reason}")]
+    ImageStore { path: PathBuf, reason: String },
 }
 
 fn context_suffix(c: &str) -> String {

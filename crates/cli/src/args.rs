@@ -1,0 +1,180 @@
+//! docker's command line, parsed by hand (as `berth-oci` does runc's): the
+//! pflag conventions docker users type: `--flag value`, `--flag=value`,
+//! `-f value`, `-fvalue`, bundled short booleans (`-qa`), flags anywhere
+//! among the arguments, `--` ending them.
+
+use std::collections::HashMap;
+
+/// A usage error (exit status 125, as docker's flag errors).
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One flag: long name, short letter, whether it takes a value.
+pub struct Flag {
+    pub long: &'static str,
+    pub short: Option<char>,
+    pub value: bool,
+}
+
+pub const fn flag(long: &'static str, short: Option<char>, value: bool) -> Flag {
+    Flag { long, short, value }
+}
+
+/// Parsed flags (every value of repeated ones, in order) and positionals.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    values: HashMap<&'static str, Vec<String>>,
+    pub args: Vec<String>,
+}
+
+impl Parsed {
+    pub fn has(&self, long: &str) -> bool {
+        self.values.contains_key(long)
+    }
+
+    /// A boolean flag: present and not `=false`.
+    pub fn bool(&self, long: &str) -> bool {
+        self.values
+            .get(long)
+            .and_then(|v| v.last())
+            .is_some_and(|v| v != "false" && v != "0")
+    }
+
+    pub fn value(&self, long: &str) -> Option<&str> {
+        self.values
+            .get(long)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+    }
+
+    pub fn all(&self, long: &str) -> &[String] {
+        self.values.get(long).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Parses `args` against `flags`; with `stop_at_first`, the first
+/// positional ends flag parsing (for global flags before a command).
+pub fn parse(args: &[String], flags: &[Flag], stop_at_first: bool) -> Result<Parsed, Usage> {
+    let mut p = Parsed::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        if a == "--" {
+            p.args.extend(args[i..].iter().cloned());
+            break;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let Some(f) = flags.iter().find(|f| f.long == name) else {
+                return Err(Usage(format!("unknown flag: --{name}")));
+            };
+            let v = if f.value {
+                match inline {
+                    Some(v) => v,
+                    None if i < args.len() => {
+                        i += 1;
+                        args[i - 1].clone()
+                    }
+                    None => return Err(Usage(format!("flag needs an argument: --{name}"))),
+                }
+            } else {
+                inline.unwrap_or_else(|| "true".into())
+            };
+            p.values.entry(f.long).or_default().push(v);
+        } else if a.len() > 1 && a.starts_with('-') {
+            let chars: Vec<char> = a[1..].chars().collect();
+            let mut j = 0;
+            while j < chars.len() {
+                let c = chars[j];
+                j += 1;
+                let Some(f) = flags.iter().find(|f| f.short == Some(c)) else {
+                    return Err(Usage(format!("unknown shorthand flag: '{c}' in {a}")));
+                };
+                if f.value {
+                    let rest: String = chars[j..].iter().collect();
+                    let v = if !rest.is_empty() {
+                        rest.strip_prefix('=').unwrap_or(&rest).to_string()
+                    } else if i < args.len() {
+                        i += 1;
+                        args[i - 1].clone()
+                    } else {
+                        return Err(Usage(format!("flag needs an argument: '{c}' in -{c}")));
+                    };
+                    p.values.entry(f.long).or_default().push(v);
+                    break;
+                }
+                p.values.entry(f.long).or_default().push("true".into());
+            }
+        } else {
+            p.args.push(a.clone());
+            if stop_at_first {
+                p.args.extend(args[i..].iter().cloned());
+                break;
+            }
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const F: &[Flag] = &[
+        flag("quiet", Some('q'), false),
+        flag("all", Some('a'), false),
+        flag("filter", Some('f'), true),
+        flag("output", Some('o'), true),
+    ];
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn pflag_forms() {
+        let p = parse(
+            &s(&[
+                "x",
+                "-qa",
+                "--filter",
+                "a=b",
+                "-fc=d",
+                "--output=o",
+                "y",
+                "--",
+                "-z",
+            ]),
+            F,
+            false,
+        )
+        .unwrap();
+        assert!(p.bool("quiet") && p.bool("all"));
+        assert_eq!(p.all("filter"), ["a=b", "c=d"]);
+        assert_eq!(p.value("output"), Some("o"));
+        assert_eq!(p.args, ["x", "y", "-z"]);
+        let p = parse(&s(&["--quiet=false", "-o", "f"]), F, false).unwrap();
+        assert!(!p.bool("quiet") && p.has("quiet"));
+        assert_eq!(p.value("output"), Some("f"));
+        assert!(
+            parse(&s(&["--nope"]), F, false)
+                .unwrap_err()
+                .0
+                .contains("--nope")
+        );
+        assert!(parse(&s(&["-x"]), F, false).is_err());
+        assert!(parse(&s(&["--filter"]), F, false).is_err());
+        let p = parse(&s(&["cmd", "-q"]), F, true).unwrap();
+        assert_eq!(p.args, ["cmd", "-q"]);
+    }
+}

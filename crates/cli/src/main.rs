@@ -1,0 +1,734 @@
+//! `berth`: the engine's command line. Today: docker's image commands
+//! (`images`, `image inspect`, `history`, `tag`, `rmi`, `image prune`,
+//! `load`, `save`, `import`) over the berth-image store.
+//!
+//! Exit status as docker's: 0, 1 when a command fails, 125 for a usage
+//! error (an unknown flag or command, a missing argument).
+
+mod args;
+mod fmt;
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use args::{Flag, Parsed, Usage, flag, parse};
+use berth_image::archive::config_json;
+use berth_image::{
+    ArchiveFormat, Digest, ImageRecord, ImageStore, ImportOptions, LoadOptions, Platform, Reference,
+};
+use serde_json::{Value, json};
+
+/// A failure: usage (125) or the command's own (1).
+enum Fail {
+    Usage(String),
+    Cmd(String),
+}
+
+impl From<Usage> for Fail {
+    fn from(u: Usage) -> Fail {
+        Fail::Usage(u.0)
+    }
+}
+
+impl From<berth_image::Error> for Fail {
+    fn from(e: berth_image::Error) -> Fail {
+        Fail::Cmd(e.to_string())
+    }
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Fail {
+        Fail::Cmd(e.to_string())
+    }
+}
+
+type Res<T = ()> = Result<T, Fail>;
+
+fn usage<T>(s: impl Into<String>) -> Res<T> {
+    Err(Fail::Usage(s.into()))
+}
+
+const GLOBAL: &[Flag] = &[
+    flag("root", None, true),
+    flag("help", Some('h'), false),
+    flag("version", Some('v'), false),
+];
+
+const HELP: &str = "Usage:  berth [OPTIONS] COMMAND
+
+Options:
+      --root string   State root (default \"/var/lib/berth\", or $BERTH_ROOT)
+  -v, --version       Print version information and quit
+
+Image commands:
+  images      List images
+  history     Show the history of an image
+  import      Import the contents from a tarball to create a filesystem image
+  load        Load an image from a tar archive or STDIN
+  rmi         Remove one or more images
+  save        Save one or more images to a tar archive (streamed to STDOUT by default)
+  tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  image       Manage images (ls, inspect, history, tag, rm, prune, load, save, import)
+";
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut out = io::stdout().lock();
+    match run(&argv, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail::Usage(m)) => {
+            let _ = out.flush();
+            eprintln!("berth: {m}\nSee 'berth --help'.");
+            ExitCode::from(125)
+        }
+        Err(Fail::Cmd(m)) => {
+            let _ = out.flush();
+            eprintln!("Error: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(argv: &[String], out: &mut dyn Write) -> Res {
+    let g = parse(argv, GLOBAL, true)?;
+    if g.bool("version") {
+        writeln!(out, "berth version {}", env!("CARGO_PKG_VERSION"))?;
+        return Ok(());
+    }
+    let Some((cmd, rest)) = g.args.split_first() else {
+        write!(out, "{HELP}")?;
+        return Ok(());
+    };
+    if g.bool("help") || cmd == "help" {
+        write!(out, "{HELP}")?;
+        return Ok(());
+    }
+    let root: PathBuf = g
+        .value("root")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("BERTH_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT));
+    let (cmd, rest) = match cmd.as_str() {
+        "image" => match rest.split_first() {
+            Some((sub, r)) => (
+                match sub.as_str() {
+                    "ls" | "list" => "images",
+                    "rm" | "remove" => "rmi",
+                    "inspect" => "image inspect",
+                    "prune" => "image prune",
+                    s @ ("history" | "tag" | "load" | "save" | "import") => s,
+                    s => return usage(format!("'image {s}' is not a berth command")),
+                },
+                r,
+            ),
+            None => return usage("'berth image' requires a subcommand"),
+        },
+        "images" | "history" | "tag" | "rmi" | "load" | "save" | "import" => (cmd.as_str(), rest),
+        "inspect" => ("image inspect", rest),
+        c => return usage(format!("'{c}' is not a berth command")),
+    };
+    let store = || ImageStore::open(&root).map_err(Fail::from);
+    match cmd {
+        "images" => images(&store()?, rest, out),
+        "image inspect" => inspect(&store()?, rest, out),
+        "history" => history(&store()?, rest, out),
+        "tag" => tag(&store()?, rest),
+        "rmi" => rmi(&store()?, rest, out),
+        "image prune" => prune(&store()?, rest, out),
+        "load" => load(&store()?, rest, out),
+        "save" => save(&store()?, rest, out),
+        "import" => import(&store()?, rest, out),
+        _ => unreachable!(),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// No containers yet: nothing is in use. The engine will pass its own.
+fn in_use(_: &Digest) -> bool {
+    false
+}
+
+fn short_id(d: &Digest, no_trunc: bool) -> String {
+    if no_trunc {
+        d.to_string()
+    } else {
+        d.hex()[..12].to_string()
+    }
+}
+
+/// (repository, tag) pairs of an image, `<none>` when untagged.
+fn repo_tags(r: &ImageRecord) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = r
+        .repo_tags
+        .iter()
+        .filter_map(|t| Reference::parse(t).ok())
+        .map(|t| (t.familiar_name(), t.tag().unwrap_or("<none>").to_string()))
+        .collect();
+    if v.is_empty() {
+        // Untagged but with a digest: docker shows the repository.
+        for d in &r.repo_digests {
+            if let Ok(rf) = Reference::parse_normalized(d) {
+                v.push((rf.familiar_name(), "<none>".into()));
+            }
+        }
+        v.dedup();
+    }
+    if v.is_empty() {
+        v.push(("<none>".into(), "<none>".into()));
+    }
+    v
+}
+
+fn repo_digest(r: &ImageRecord, repo: &str) -> String {
+    r.repo_digests
+        .iter()
+        .filter_map(|d| Reference::parse_normalized(d).ok())
+        .find(|d| d.familiar_name() == repo)
+        .and_then(|d| d.digest().map(ToString::to_string))
+        .unwrap_or_else(|| "<none>".into())
+}
+
+const IMAGES: &[Flag] = &[
+    flag("quiet", Some('q'), false),
+    flag("all", Some('a'), false),
+    flag("digests", None, false),
+    flag("no-trunc", None, false),
+    flag("filter", Some('f'), true),
+    flag("format", None, true),
+];
+
+fn images(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
+    let p = parse(argv, IMAGES, false)?;
+    if p.has("format") {
+        return usage("--format is not supported yet");
+    }
+    if p.args.len() > 1 {
+        return usage("\"images\" requires at most 1 argument");
+    }
+    let mut dangling: Option<bool> = None;
+    let mut patterns: Vec<String> = p.args.clone();
+    for f in p.all("filter") {
+        match f.split_once('=') {
+            Some(("dangling", v)) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" => dangling = Some(true),
+                "false" | "0" => dangling = Some(false),
+                _ => return Err(Fail::Cmd(format!("invalid filter 'dangling={v}'"))),
+            },
+            Some(("reference", v)) => patterns.push(v.to_string()),
+            _ => return Err(Fail::Cmd(format!("invalid filter '{f}'"))),
+        }
+    }
+    let no_trunc = p.bool("no-trunc");
+    let digests = p.bool("digests");
+    let mut rows = Vec::new();
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    rows.push(header.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let mut ids = Vec::new();
+    let now = now();
+    for r in store.list()? {
+        if let Some(d) = dangling
+            && d != r.is_dangling()
+        {
+            continue;
+        }
+        for (repo, tag) in repo_tags(&r) {
+            if !patterns.is_empty() {
+                // docker matches `repo` or `repo:tag`, familiar or full.
+                let full = Reference::parse_normalized(&repo)
+                    .map(|x| x.name())
+                    .unwrap_or_default();
+                let hit = patterns.iter().any(|pat| {
+                    if tag == "<none>" && repo == "<none>" {
+                        return false;
+                    }
+                    let with_tag = |n: &str| format!("{n}:{tag}");
+                    fmt::glob(pat, &repo)
+                        || fmt::glob(pat, &with_tag(&repo))
+                        || fmt::glob(pat, &full)
+                        || fmt::glob(pat, &with_tag(&full))
+                });
+                if !hit {
+                    continue;
+                }
+            }
+            if !ids.contains(&r.id) {
+                ids.push(r.id.clone());
+            }
+            let mut row = vec![repo.clone(), tag];
+            if digests {
+                row.push(repo_digest(&r, &repo));
+            }
+            row.push(short_id(&r.id, no_trunc));
+            row.push(fmt::human_ago(r.created.as_deref(), now));
+            row.push(fmt::human_size(r.size));
+            rows.push(row);
+        }
+    }
+    if p.bool("quiet") {
+        for id in ids {
+            writeln!(out, "{}", short_id(&id, no_trunc))?;
+        }
+    } else {
+        write!(out, "{}", fmt::table(&rows))?;
+    }
+    Ok(())
+}
+
+fn inspect(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
+    let p = parse(argv, &[flag("format", Some('f'), true)], false)?;
+    if p.has("format") {
+        return usage("--format is not supported yet");
+    }
+    if p.args.is_empty() {
+        return usage("\"image inspect\" requires at least 1 argument");
+    }
+    let mut list = Vec::new();
+    let mut errors = Vec::new();
+    for name in &p.args {
+        match store.get(name) {
+            Ok(r) => list.push(inspect_json(store, &r)?),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if list.is_empty() {
+        writeln!(out, "[]")?;
+    } else {
+        writeln!(out, "[\n    {}\n]", list.join(",\n    "))?;
+    }
+    if !errors.is_empty() {
+        return Err(Fail::Cmd(errors.join("\n")));
+    }
+    Ok(())
+}
+
+/// `v` as docker's `json.MarshalIndent(v, "", "    ")` writes it.
+fn pretty4(v: &Value) -> String {
+    use serde::Serialize;
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    v.serialize(&mut ser).expect("json");
+    String::from_utf8(buf).expect("utf-8")
+}
+
+/// A JSON object with its keys in the given order (docker's), indented by
+/// four spaces per level, starting at `indent` (null fields left out).
+fn ordered_object(fields: &[(&str, Value)], indent: usize) -> String {
+    let pad = " ".repeat(indent + 4);
+    let mut s = String::from("{\n");
+    let fields: Vec<_> = fields.iter().filter(|(_, v)| !v.is_null()).collect();
+    for (i, (k, v)) in fields.iter().enumerate() {
+        let body = pretty4(v).replace('\n', &format!("\n{pad}"));
+        s.push_str(&format!("{pad}{}: {body}", Value::from(*k)));
+        s.push_str(if i + 1 < fields.len() { ",\n" } else { "\n" });
+    }
+    s.push_str(&" ".repeat(indent));
+    s.push('}');
+    s
+}
+
+fn inspect_json(store: &ImageStore, r: &ImageRecord) -> Res<String> {
+    let c = config_json(store, r)?;
+    let familiar = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|t| {
+                Reference::parse_normalized(t)
+                    .map(|x| x.familiar())
+                    .unwrap_or_else(|_| t.clone())
+            })
+            .collect()
+    };
+    let get = |k: &str| c.get(k).cloned().unwrap_or(json!(""));
+    let comment = c["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .and_then(|h| h.get("comment"))
+        .cloned()
+        .unwrap_or(json!(""));
+    let fields = [
+        ("Id", json!(r.id.to_string())),
+        ("RepoTags", json!(familiar(&r.repo_tags))),
+        ("RepoDigests", json!(familiar(&r.repo_digests))),
+        ("Parent", json!("")),
+        ("Comment", comment),
+        ("Created", get("created")),
+        ("DockerVersion", get("docker_version")),
+        ("Author", get("author")),
+        ("Config", c.get("config").cloned().unwrap_or(Value::Null)),
+        ("Architecture", get("architecture")),
+        ("Variant", c.get("variant").cloned().unwrap_or(Value::Null)),
+        ("Os", get("os")),
+        ("Size", json!(r.size)),
+        (
+            "RootFS",
+            json!({"Type": "layers", "Layers": c["rootfs"]["diff_ids"].clone()}),
+        ),
+        ("Metadata", json!({"LastTagTime": "0001-01-01T00:00:00Z"})),
+        (
+            "Descriptor",
+            json!({"mediaType": r.target_media_type, "digest": r.target.to_string()}),
+        ),
+    ];
+    Ok(ordered_object(&fields, 4))
+}
+
+fn history(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
+    let p = parse(
+        argv,
+        &[
+            flag("human", Some('H'), false),
+            flag("no-trunc", None, false),
+            flag("quiet", Some('q'), false),
+            flag("format", None, true),
+        ],
+        false,
+    )?;
+    if p.has("format") {
+        return usage("--format is not supported yet");
+    }
+    let [name] = p.args.as_slice() else {
+        return usage("\"history\" requires exactly 1 argument");
+    };
+    let human = !p.has("human") || p.bool("human");
+    let no_trunc = p.bool("no-trunc");
+    let r = store.get(name)?;
+    let c = config_json(store, &r)?;
+    let hist = c["history"].as_array().cloned().unwrap_or_default();
+    // Sizes of the non-empty layers, bottom first.
+    let mut layer_sizes = r
+        .chain_ids
+        .iter()
+        .map(|ch| store.snapshots().info(ch).map(|i| i.size));
+    let mut rows = vec![
+        ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    let mut entries = Vec::new();
+    for h in &hist {
+        let empty = h["empty_layer"].as_bool().unwrap_or(false);
+        let size = if empty {
+            0
+        } else {
+            layer_sizes.next().transpose()?.unwrap_or(0)
+        };
+        entries.push((h.clone(), size));
+    }
+    let now = now();
+    let n = entries.len();
+    let mut ids = Vec::new();
+    for (i, (h, size)) in entries.into_iter().rev().enumerate() {
+        let id = if i == 0 {
+            short_id(&r.id, no_trunc)
+        } else {
+            "<missing>".into()
+        };
+        ids.push(id.clone());
+        let created = h["created"].as_str();
+        let created = if human {
+            fmt::human_ago(created, now)
+        } else {
+            created.unwrap_or("").to_string()
+        };
+        let mut by = h["created_by"].as_str().unwrap_or("").replace('\t', " ");
+        if !no_trunc && by.chars().count() > 45 {
+            by = by.chars().take(44).collect::<String>() + "…";
+        }
+        let size = if human {
+            fmt::human_size(size)
+        } else {
+            size.to_string()
+        };
+        rows.push(vec![
+            id,
+            created,
+            by,
+            size,
+            h["comment"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    if n == 0 {
+        rows.push(vec![
+            short_id(&r.id, no_trunc),
+            fmt::human_ago(r.created.as_deref(), now),
+            String::new(),
+            fmt::human_size(r.size),
+            String::new(),
+        ]);
+        ids.push(short_id(&r.id, no_trunc));
+    }
+    if p.bool("quiet") {
+        for id in ids {
+            writeln!(out, "{id}")?;
+        }
+    } else {
+        write!(out, "{}", fmt::table(&rows))?;
+    }
+    Ok(())
+}
+
+fn tag(store: &ImageStore, argv: &[String]) -> Res {
+    let p = parse(argv, &[], false)?;
+    let [src, target] = p.args.as_slice() else {
+        return usage("\"tag\" requires exactly 2 arguments");
+    };
+    let t = Reference::parse(target)?;
+    if t.digest().is_some() {
+        return Err(Fail::Cmd(format!(
+            "refusing to create a tag with a digest reference: {target}"
+        )));
+    }
+    store.tag(src, &t)?;
+    Ok(())
+}
+
+fn rmi(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
+    let p = parse(
+        argv,
+        &[
+            flag("force", Some('f'), false),
+            flag("no-prune", None, false),
+        ],
+        false,
+    )?;
+    if p.args.is_empty() {
+        return usage("\"rmi\" requires at least 1 argument");
+    }
+    let mut errors = Vec::new();
+    for name in &p.args {
+        match store.remove(name, p.bool("force"), &in_use) {
+            Ok(rep) => {
+                for t in &rep.untagged {
+                    let f = Reference::parse(t)
+                        .map(|r| r.familiar())
+                        .unwrap_or_else(|_| t.clone());
+                    writeln!(out, "Untagged: {f}")?;
+                }
+                for d in &rep.deleted {
+                    writeln!(out, "Deleted: {d}")?;
+                }
+                for s in &rep.snapshots_removed {
+                    writeln!(out, "Deleted: {s}")?;
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Fail::Cmd(errors.join("\nError: ")));
+    }
+    Ok(())
+}
+
+fn prune(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
+    let p = parse(
+        argv,
+        &[
+            flag("all", Some('a'), false),
+            flag("force", Some('f'), false),
+            flag("filter", None, true),
+        ],
+        false,
+    )?;
+    if p.has("filter") {
+        return usage("--filter is not supported for prune yet");
+    }
+    let all = p.bool("all");
+    if !p.bool("force") {
+        let what = if all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        write!(
+            out,
+            "WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] "
+        )?;
+        out.flush()?;
+        let mut line = String::new();
+        io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Ok(());
+        }
+    }
+    let rep = store.prune(all, &in_use)?;
+    if !rep.deleted.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        for t in &rep.untagged {
+            let f = Reference::parse(t)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| t.clone());
+            writeln!(out, "untagged: {f}")?;
+        }
+        for d in &rep.deleted {
+            writeln!(out, "deleted: {d}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        fmt::human_size(rep.gc.bytes_freed)
+    )?;
+    Ok(())
+}
+
+fn load(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
+    let p = parse(
+        argv,
+        &[
+            flag("input", Some('i'), true),
+            flag("quiet", Some('q'), false),
+            flag("platform", None, true),
+        ],
+        false,
+    )?;
+    if !p.args.is_empty() {
+        return usage("\"load\" accepts no arguments (use -i FILE)");
+    }
+    let opts = load_options(&p)?;
+    let recs = match p.value("input") {
+        Some(f) if f != "-" => {
+            let file = std::fs::File::open(f).map_err(|e| Fail::Cmd(format!("{f}: {e}")))?;
+            berth_image::load(store, io::BufReader::new(file), &opts)?
+        }
+        _ => {
+            let stdin = io::stdin();
+            if stdin.is_terminal() {
+                return Err(Fail::Cmd(
+                    "requested load from stdin, but stdin is empty".into(),
+                ));
+            }
+            berth_image::load(store, io::BufReader::new(stdin.lock()), &opts)?
+        }
+    };
+    for r in recs {
+        if r.repo_tags.is_empty() {
+            writeln!(out, "Loaded image ID: {}", r.id)?;
+        }
+        for t in r.familiar_tags() {
+            writeln!(out, "Loaded image: {t}")?;
+        }
+    }
+    Ok(())
+}
+
+fn load_options(p: &Parsed) -> Res<LoadOptions> {
+    let mut opts = LoadOptions::default();
+    if let Some(pl) = p.value("platform") {
+        opts.platform = pl.parse::<Platform>()?;
+    }
+    Ok(opts)
+}
+
+fn save(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
+    let p = parse(
+        argv,
+        &[flag("output", Some('o'), true), flag("format", None, true)],
+        false,
+    )?;
+    if p.args.is_empty() {
+        return usage("\"save\" requires at least 1 argument");
+    }
+    let format = match p.value("format").unwrap_or("docker") {
+        "docker" | "docker-archive" => ArchiveFormat::Docker,
+        "oci" | "oci-archive" => ArchiveFormat::Oci,
+        f => return usage(format!("unknown --format {f:?} (docker or oci)")),
+    };
+    match p.value("output") {
+        Some(f) if f != "-" => {
+            // A temp file beside the target, renamed over it when whole.
+            let path = Path::new(f);
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let tmp = dir.join(format!(
+                ".{}.berth-save-{}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                std::process::id()
+            ));
+            let res = (|| -> Res {
+                let file =
+                    std::fs::File::create(&tmp).map_err(|e| Fail::Cmd(format!("{f}: {e}")))?;
+                let mut w = io::BufWriter::new(file);
+                berth_image::save(store, &p.args, format, &mut w)?;
+                let file = w.into_inner().map_err(|e| Fail::Cmd(e.to_string()))?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, path).map_err(|e| Fail::Cmd(format!("{f}: {e}")))?;
+                Ok(())
+            })();
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res
+        }
+        _ => {
+            if io::stdout().is_terminal() {
+                return Err(Fail::Cmd(
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+                ));
+            }
+            berth_image::save(store, &p.args, format, &mut *out)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn import(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
+    let p = parse(
+        argv,
+        &[
+            flag("change", Some('c'), true),
+            flag("message", Some('m'), true),
+            flag("platform", None, true),
+        ],
+        false,
+    )?;
+    let (src, reference) = match p.args.as_slice() {
+        [s] => (s, None),
+        [s, r] => (s, Some(Reference::parse(r)?)),
+        _ => return usage("\"import\" requires 1 or 2 arguments: file|- [REPOSITORY[:TAG]]"),
+    };
+    if let Some(r) = &reference
+        && r.digest().is_some()
+    {
+        return Err(Fail::Cmd(format!(
+            "refusing to import as a digest reference: {r}"
+        )));
+    }
+    let opts = ImportOptions {
+        changes: p.all("change").to_vec(),
+        message: p.value("message").map(str::to_string),
+        load: load_options(&p)?,
+    };
+    let input: Box<dyn Read> = if src == "-" {
+        Box::new(io::stdin().lock())
+    } else if src.contains("://") {
+        return Err(Fail::Cmd(format!(
+            "importing from a URL is not supported: {src}"
+        )));
+    } else {
+        Box::new(std::fs::File::open(src).map_err(|e| Fail::Cmd(format!("{src}: {e}")))?)
+    };
+    let rec = berth_image::import(store, io::BufReader::new(input), reference.as_ref(), &opts)?;
+    writeln!(out, "{}", rec.id)?;
+    Ok(())
+}
