@@ -107,6 +107,38 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn utc_parts(t: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let (y, mo, d) = civil_from_days(t.div_euclid(86400));
+    let s = t.rem_euclid(86400);
+    (y, mo, d, s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Go's `time.Time.String()` in UTC: `2024-05-01 10:00:00 +0000 UTC`, as
+/// `docker images --format '{{.CreatedAt}}'` prints it.
+pub fn go_time(t: i64) -> String {
+    let (y, mo, d, h, mi, s) = utc_parts(t);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 UTC")
+}
+
+/// RFC 3339 in UTC (`2024-05-01T10:00:00Z`), as `docker history` prints
+/// `{{.CreatedAt}}`.
+pub fn rfc3339(t: i64) -> String {
+    let (y, mo, d, h, mi, s) = utc_parts(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
 /// `2024-05-01T10:00:00.123Z` / `…+02:00` to seconds since the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
@@ -210,6 +242,15 @@ mod tests {
             "3 years ago"
         );
         assert_eq!(human_ago(None, t), "N/A");
+    }
+
+    #[test]
+    fn go_times() {
+        let t = parse_rfc3339("2024-05-01T10:00:07+02:00").unwrap();
+        assert_eq!(go_time(t), "2024-05-01 08:00:07 +0000 UTC");
+        assert_eq!(rfc3339(t), "2024-05-01T08:00:07Z");
+        assert_eq!(go_time(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 
     #[test]

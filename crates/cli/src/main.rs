@@ -7,6 +7,7 @@
 
 mod args;
 mod fmt;
+mod tmpl;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -209,9 +210,6 @@ const IMAGES: &[Flag] = &[
 
 fn images(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     let p = parse(argv, IMAGES, false)?;
-    if p.has("format") {
-        return usage("--format is not supported yet");
-    }
     if p.args.len() > 1 {
         return usage("\"images\" requires at most 1 argument");
     }
@@ -238,6 +236,7 @@ fn images(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
     rows.push(header.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     let mut ids = Vec::new();
+    let mut values = Vec::new();
     let now = now();
     for r in store.list()? {
         if let Some(d) = dangling
@@ -272,9 +271,29 @@ fn images(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
             if digests {
                 row.push(repo_digest(&r, &repo));
             }
-            row.push(short_id(&r.id, no_trunc));
-            row.push(fmt::human_ago(r.created.as_deref(), now));
-            row.push(fmt::human_size(r.size));
+            let id = short_id(&r.id, no_trunc);
+            let since = fmt::human_ago(r.created.as_deref(), now);
+            let size = fmt::human_size(r.size);
+            let created_at = r
+                .created
+                .as_deref()
+                .and_then(fmt::parse_rfc3339)
+                .map(fmt::go_time)
+                .unwrap_or_default();
+            values.push(json!({
+                "Containers": "N/A",
+                "CreatedAt": created_at,
+                "CreatedSince": since,
+                "Digest": repo_digest(&r, &repo),
+                "ID": id,
+                "Repository": repo,
+                "SharedSize": "N/A",
+                "Size": size,
+                "Tag": row[1],
+                "UniqueSize": "N/A",
+                "VirtualSize": size,
+            }));
+            row.extend([id, since, size]);
             rows.push(row);
         }
     }
@@ -282,6 +301,26 @@ fn images(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         for id in ids {
             writeln!(out, "{}", short_id(&id, no_trunc))?;
         }
+    } else if let Some(f) = p.value("format").filter(|f| !f.is_empty()) {
+        let default = if digests {
+            "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+        } else {
+            "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+        };
+        let header = json!({
+            "Containers": "CONTAINERS",
+            "CreatedAt": "CREATED AT",
+            "CreatedSince": "CREATED",
+            "Digest": "DIGEST",
+            "ID": "IMAGE ID",
+            "Repository": "REPOSITORY",
+            "SharedSize": "SHARED SIZE",
+            "Size": "SIZE",
+            "Tag": "TAG",
+            "UniqueSize": "UNIQUE SIZE",
+            "VirtualSize": "VIRTUAL SIZE",
+        });
+        write_formatted(out, f, default, &header, &values)?;
     } else {
         write!(out, "{}", fmt::table(&rows))?;
     }
@@ -290,24 +329,48 @@ fn images(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
 
 fn inspect(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     let p = parse(argv, &[flag("format", Some('f'), true)], false)?;
-    if p.has("format") {
-        return usage("--format is not supported yet");
-    }
     if p.args.is_empty() {
         return usage("\"image inspect\" requires at least 1 argument");
     }
+    let format = p.value("format").filter(|f| !f.is_empty());
+    // docker's `--format json` is `{{json .}}`.
+    let json_line = matches!(format, Some("json" | "{{json .}}"));
+    let template = match format {
+        Some(f) if !json_line => Some(parse_template(f)?),
+        _ => None,
+    };
     let mut list = Vec::new();
     let mut errors = Vec::new();
     for name in &p.args {
         match store.get(name) {
-            Ok(r) => list.push(inspect_json(store, &r)?),
+            Ok(r) => {
+                let fields = inspect_fields(store, &r)?;
+                if json_line {
+                    writeln!(out, "{}", compact_object(&fields))?;
+                } else if let Some(t) = &template {
+                    let data: serde_json::Map<String, Value> = fields
+                        .into_iter()
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect();
+                    let s = t
+                        .execute(&Value::Object(data), false)
+                        .map_err(|e| Fail::Cmd(e.0))?;
+                    writeln!(out, "{s}")?;
+                } else {
+                    list.push(ordered_object(&fields, 4));
+                }
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }
-    if list.is_empty() {
-        writeln!(out, "[]")?;
-    } else {
-        writeln!(out, "[\n    {}\n]", list.join(",\n    "))?;
+    // With --format each image was written as it came.
+    if format.is_none() {
+        if list.is_empty() {
+            writeln!(out, "[]")?;
+        } else {
+            writeln!(out, "[\n    {}\n]", list.join(",\n    "))?;
+        }
     }
     if !errors.is_empty() {
         return Err(Fail::Cmd(errors.join("\n")));
@@ -341,7 +404,65 @@ fn ordered_object(fields: &[(&str, Value)], indent: usize) -> String {
     s
 }
 
-fn inspect_json(store: &ImageStore, r: &ImageRecord) -> Res<String> {
+/// The same object on one line (`{{json .}}`), keys in docker's order.
+fn compact_object(fields: &[(&str, Value)]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| format!("{}:{v}", Value::from(*k)))
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+/// A `--format` template: docker's `template parsing error` (exit 1).
+fn parse_template(f: &str) -> Res<tmpl::Template> {
+    tmpl::Template::parse(f).map_err(|e| Fail::Cmd(format!("template parsing error: {e}")))
+}
+
+/// docker's list `--format`: `json` (one object a line), `table TEMPLATE`
+/// (a header, tabwriter columns; `table` alone is the default columns) or a
+/// bare template, one line a row; a literal `\t` / `\n` is a tab / newline.
+fn write_formatted(
+    out: &mut dyn Write,
+    format: &str,
+    default: &str,
+    header: &Value,
+    rows: &[Value],
+) -> Res {
+    if format == "json" {
+        for r in rows {
+            writeln!(out, "{r}")?;
+        }
+        return Ok(());
+    }
+    let (table, body) = match format.strip_prefix("table") {
+        Some(rest) if rest.trim().is_empty() => (true, default),
+        Some(rest) => (true, rest),
+        None => (false, format),
+    };
+    let body = body
+        .trim_matches(' ')
+        .replace("\\t", "\t")
+        .replace("\\n", "\n");
+    let t = parse_template(&body)?;
+    let mut s = String::new();
+    if table {
+        // docker ignores the header's own errors.
+        s.push_str(&t.execute_header(header).unwrap_or_default());
+        s.push('\n');
+    }
+    for r in rows {
+        s.push_str(&t.execute(r, true).map_err(|e| Fail::Cmd(e.0))?);
+        s.push('\n');
+    }
+    if table {
+        s = tmpl::tabwriter(&s);
+    }
+    write!(out, "{s}")?;
+    Ok(())
+}
+
+fn inspect_fields(store: &ImageStore, r: &ImageRecord) -> Res<Vec<(&'static str, Value)>> {
     let c = config_json(store, r)?;
     let familiar = |v: &[String]| -> Vec<String> {
         v.iter()
@@ -383,7 +504,7 @@ fn inspect_json(store: &ImageStore, r: &ImageRecord) -> Res<String> {
             json!({"mediaType": r.target_media_type, "digest": r.target.to_string()}),
         ),
     ];
-    Ok(ordered_object(&fields, 4))
+    Ok(fields.to_vec())
 }
 
 fn history(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
@@ -397,9 +518,6 @@ fn history(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         ],
         false,
     )?;
-    if p.has("format") {
-        return usage("--format is not supported yet");
-    }
     let [name] = p.args.as_slice() else {
         return usage("\"history\" requires exactly 1 argument");
     };
@@ -431,6 +549,7 @@ fn history(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     let now = now();
     let n = entries.len();
     let mut ids = Vec::new();
+    let mut values = Vec::new();
     for (i, (h, size)) in entries.into_iter().rev().enumerate() {
         let id = if i == 0 {
             short_id(&r.id, no_trunc)
@@ -439,6 +558,10 @@ fn history(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         };
         ids.push(id.clone());
         let created = h["created"].as_str();
+        let created_at = created
+            .and_then(fmt::parse_rfc3339)
+            .map(fmt::rfc3339)
+            .unwrap_or_default();
         let created = if human {
             fmt::human_ago(created, now)
         } else {
@@ -453,28 +576,51 @@ fn history(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         } else {
             size.to_string()
         };
-        rows.push(vec![
-            id,
-            created,
-            by,
-            size,
-            h["comment"].as_str().unwrap_or("").to_string(),
-        ]);
+        let comment = h["comment"].as_str().unwrap_or("").to_string();
+        values.push(json!({
+            "Comment": comment,
+            "CreatedAt": created_at,
+            "CreatedBy": by,
+            "CreatedSince": created,
+            "ID": id,
+            "Size": size,
+        }));
+        rows.push(vec![id, created, by, size, comment]);
     }
     if n == 0 {
-        rows.push(vec![
+        let row = vec![
             short_id(&r.id, no_trunc),
             fmt::human_ago(r.created.as_deref(), now),
             String::new(),
             fmt::human_size(r.size),
             String::new(),
-        ]);
+        ];
+        values.push(json!({
+            "Comment": "",
+            "CreatedAt": r.created.as_deref().and_then(fmt::parse_rfc3339).map(fmt::rfc3339).unwrap_or_default(),
+            "CreatedBy": "",
+            "CreatedSince": row[1],
+            "ID": row[0],
+            "Size": row[3],
+        }));
+        rows.push(row);
         ids.push(short_id(&r.id, no_trunc));
     }
     if p.bool("quiet") {
         for id in ids {
             writeln!(out, "{id}")?;
         }
+    } else if let Some(f) = p.value("format").filter(|f| !f.is_empty()) {
+        let header = json!({
+            "Comment": "COMMENT",
+            "CreatedAt": "CREATED AT",
+            "CreatedBy": "CREATED BY",
+            "CreatedSince": "CREATED",
+            "ID": "IMAGE",
+            "Size": "SIZE",
+        });
+        let default = "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+        write_formatted(out, f, default, &header, &values)?;
     } else {
         write!(out, "{}", fmt::table(&rows))?;
     }
