@@ -142,6 +142,20 @@ const RESOLVE: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
 /// with the image config's (and discards `dir` on a mismatch: see
 /// `Snapshotter::apply`, which does all of this).
 pub fn apply_layer(reader: impl Read, dir: &Path, opts: &ApplyOptions) -> Result<LayerSummary> {
+    apply_layer_checked(reader, dir, opts, true)
+}
+
+/// `apply_layer`; with `require_end_marker` false, a tar that ends at a
+/// header boundary without its end-of-archive marker is accepted (Go's
+/// archive/tar does, and umoci 0.4's `insert` writes such layers). Only
+/// for callers that compare the diff_id afterwards, which catches a
+/// stream cut short (`Snapshotter::apply`).
+pub(crate) fn apply_layer_checked(
+    reader: impl Read,
+    dir: &Path,
+    opts: &ApplyOptions,
+    require_end_marker: bool,
+) -> Result<LayerSummary> {
     let mut reader = reader;
     let mut head = [0u8; 6];
     let n = read_up_to(&mut reader, &mut head).map_err(|e| Error::Sys {
@@ -204,7 +218,7 @@ pub fn apply_layer(reader: impl Read, dir: &Path, opts: &ApplyOptions) -> Result
             entries += 1;
         }
     }
-    if hashing.eof {
+    if hashing.eof && require_end_marker {
         return Err(Error::Archive(format!(
             "truncated: the archive ends after {last:?} without its end-of-archive marker"
         )));
@@ -261,11 +275,16 @@ impl<R: Read> Read for EofReader<R> {
 
 /// Cleans a tar name into a relative path: `.` and empty components
 /// dropped; absolute names and `..` refused. An empty result is the root.
+/// The root itself may be spelled `/` (umoci's `insert … /` writes that
+/// entry): it names no path outside the snapshot.
 pub fn clean_entry_path(raw: &[u8]) -> std::result::Result<PathBuf, EntryError> {
     if raw.is_empty() {
         return Err(EntryError::EmptyName);
     }
     if raw[0] == b'/' {
+        if raw.split(|&b| b == b'/').all(|c| c.is_empty() || c == b".") {
+            return Ok(PathBuf::new());
+        }
         return Err(EntryError::AbsolutePath);
     }
     let mut out = PathBuf::new();
@@ -953,6 +972,8 @@ mod tests {
         assert_eq!(ok("a/b"), PathBuf::from("a/b"));
         assert_eq!(ok("./a//b/"), PathBuf::from("a/b"));
         assert_eq!(ok("./"), PathBuf::new());
+        assert_eq!(ok("/"), PathBuf::new());
+        assert_eq!(ok("/./"), PathBuf::new());
         assert!(matches!(
             clean_entry_path(b"/etc/x"),
             Err(EntryError::AbsolutePath)
