@@ -196,70 +196,8 @@ pub fn apply_image_config(
 
 /// `SIGTERM`, `TERM`, `15`, `SIGRTMIN+3` to a signal number.
 pub fn parse_signal(s: &str) -> Result<i32> {
-    let err = || bad("stop signal", format!("{s:?} is not a signal"));
-    if let Ok(n) = s.parse::<i32>() {
-        return if (1..=libc::SIGRTMAX()).contains(&n) {
-            Ok(n)
-        } else {
-            Err(err())
-        };
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    if let Some(rest) = name.strip_prefix("RTMIN+") {
-        let n: i32 = rest.parse().map_err(|_| err())?;
-        let sig = libc::SIGRTMIN() + n;
-        return if sig <= libc::SIGRTMAX() {
-            Ok(sig)
-        } else {
-            Err(err())
-        };
-    }
-    if let Some(rest) = name.strip_prefix("RTMAX-") {
-        let n: i32 = rest.parse().map_err(|_| err())?;
-        let sig = libc::SIGRTMAX() - n;
-        return if sig >= libc::SIGRTMIN() {
-            Ok(sig)
-        } else {
-            Err(err())
-        };
-    }
-    Ok(match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "ILL" => libc::SIGILL,
-        "TRAP" => libc::SIGTRAP,
-        "ABRT" | "IOT" => libc::SIGABRT,
-        "BUS" => libc::SIGBUS,
-        "FPE" => libc::SIGFPE,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "SEGV" => libc::SIGSEGV,
-        "USR2" => libc::SIGUSR2,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "STKFLT" => libc::SIGSTKFLT,
-        "CHLD" => libc::SIGCHLD,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "TSTP" => libc::SIGTSTP,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        "VTALRM" => libc::SIGVTALRM,
-        "PROF" => libc::SIGPROF,
-        "WINCH" => libc::SIGWINCH,
-        "IO" | "POLL" => libc::SIGIO,
-        "PWR" => libc::SIGPWR,
-        "SYS" => libc::SIGSYS,
-        "RTMIN" => libc::SIGRTMIN(),
-        "RTMAX" => libc::SIGRTMAX(),
-        _ => return Err(err()),
-    })
+    berth_runtime::signal::parse(s)
+        .ok_or_else(|| bad("stop signal", format!("{s:?} is not a signal")))
 }
 
 /// A user resolved against the image.

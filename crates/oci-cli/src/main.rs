@@ -394,67 +394,10 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
 
 /// A signal by name (KILL, SIGKILL) or number.
 pub fn parse_signal(s: &str) -> Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        if n > 0 && n <= libc::SIGRTMAX() {
-            return Ok(n);
-        }
-        bail!("invalid signal number {n}");
+    match berth_runtime::signal::parse(s) {
+        Some(n) => Ok(n),
+        None => bail!("invalid signal {s:?}"),
     }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    let n = match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "ILL" => libc::SIGILL,
-        "TRAP" => libc::SIGTRAP,
-        "ABRT" | "IOT" => libc::SIGABRT,
-        "BUS" => libc::SIGBUS,
-        "FPE" => libc::SIGFPE,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "SEGV" => libc::SIGSEGV,
-        "USR2" => libc::SIGUSR2,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "STKFLT" => libc::SIGSTKFLT,
-        "CHLD" | "CLD" => libc::SIGCHLD,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "TSTP" => libc::SIGTSTP,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        "VTALRM" => libc::SIGVTALRM,
-        "PROF" => libc::SIGPROF,
-        "WINCH" => libc::SIGWINCH,
-        "IO" | "POLL" => libc::SIGIO,
-        "PWR" => libc::SIGPWR,
-        "SYS" => libc::SIGSYS,
-        _ => {
-            if let Some(off) = name
-                .strip_prefix("RTMIN+")
-                .and_then(|o| o.parse::<i32>().ok())
-            {
-                libc::SIGRTMIN() + off
-            } else if let Some(off) = name
-                .strip_prefix("RTMAX-")
-                .and_then(|o| o.parse::<i32>().ok())
-            {
-                libc::SIGRTMAX() - off
-            } else if name == "RTMIN" {
-                libc::SIGRTMIN()
-            } else if name == "RTMAX" {
-                libc::SIGRTMAX()
-            } else {
-                bail!("unknown signal {s:?}")
-            }
-        }
-    };
-    Ok(n)
 }
 
 fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<i32> {

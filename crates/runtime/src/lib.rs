@@ -18,6 +18,7 @@ pub mod process;
 pub mod resources;
 pub mod rootfs;
 pub mod seccomp;
+pub mod signal;
 pub mod spec;
 pub mod specgen;
 pub mod state;
