@@ -3,43 +3,12 @@
 //! test from Debian's /bin/busybox (busybox-static).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-fn berth(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{berth, fails, ok};
 
-fn ok(root: &Path, args: &[&str]) -> String {
-    let o = berth(root, args);
-    assert!(
-        o.status.success(),
-        "berth {args:?}: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails(root: &Path, args: &[&str], code: i32) -> String {
-    let o = berth(root, args);
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "berth {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stderr).unwrap()
-}
-
-/// A busybox rootfs tarball: /bin/busybox and an sh link.
 fn busybox_tar(dir: &Path) -> PathBuf {
     let bb = Path::new("/bin/busybox");
     assert!(bb.is_file(), "needs Debian's busybox-static (/bin/busybox)");
