@@ -80,6 +80,10 @@ fn shq(s: &str) -> String {
 fn in_pty(argv: &[String], env: &[(String, String)]) -> Command {
     let line = argv.iter().map(|a| shq(a)).collect::<Vec<_>>().join(" ");
     let mut c = command("script", &["-qec", &line, "/dev/null"]);
+    // An open, silent stdin: with /dev/null (as under CI) script passes EOF
+    // to the terminal at once, and `-i` engines may hang up before the
+    // container's output has been copied.
+    c.stdin(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
