@@ -19,9 +19,11 @@ fi
 # busybox-static: the tests' rootfs; libseccomp-dev + pkg-config: the build;
 # iproute2: `ip netns` in the namespace-joining tests;
 # podman, containerd, docker.io: the engines that drive berth-oci in tests/engines.rs;
-# skopeo, umoci: the archive round trips of the berth CLI (crates/cli/tests/interop.rs).
+# skopeo, umoci: the archive round trips of the berth CLI (crates/cli/tests/interop.rs);
+# docker-registry: the registry the registry client's tests start (crates/registry/tests).
 # (runc and crun are only for the benchmarks and are not installed here.)
-packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci)
+packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
+    docker-registry)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,0 +1,73 @@
+//! Errors of the registry client.
+
+use berth_image::Digest;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A registry name or URL that does not make a valid URL.
+    #[error("invalid registry URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    /// A repository name, tag or digest that is not one.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+
+    /// The transport failed (connection refused, TLS, dropped body, …).
+    #[error("{method} {url}: {err}")]
+    Http {
+        method: String,
+        url: String,
+        #[source]
+        err: reqwest::Error,
+    },
+
+    /// The registry answered with a status the operation does not expect.
+    #[error("{method} {url}: {status}{}", body_suffix(.body))]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        body: String,
+    },
+
+    /// Authentication failed or was refused (after the one retry).
+    #[error("unauthorized at {registry}: {detail}")]
+    Unauthorized { registry: String, detail: String },
+
+    /// A `WWW-Authenticate` challenge or a token answer that does not parse.
+    #[error("invalid auth challenge from {registry}: {detail}")]
+    InvalidChallenge { registry: String, detail: String },
+
+    /// Content whose digest is not what it was asked or announced to be.
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+
+    /// A registry answer that breaks the distribution spec.
+    #[error("invalid response from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+
+    /// The content store or a document failed.
+    #[error(transparent)]
+    Image(#[from] berth_image::Error),
+
+    #[error("{what}: {err}")]
+    Io {
+        what: String,
+        #[source]
+        err: std::io::Error,
+    },
+}
+
+fn body_suffix(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
+}
