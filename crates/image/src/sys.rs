@@ -6,35 +6,16 @@
 //! xattrs of such an entry go through `/proc/self/fd/DIR/NAME` with the
 //! `l*` calls, which do not follow the final component.
 
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CStr, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 pub use berth_runtime::sys::{
-    fchownat, fstat, geteuid, mkdirat, mknodat, openat, openat2, readlinkat, symlinkat,
+    check, check_long, cstr, fchownat, fstat, geteuid, mkdirat, mknodat, openat, openat2,
+    readlinkat, symlinkat, umount2,
 };
-
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn check_long(ret: libc::c_long) -> io::Result<libc::c_long> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
-    CString::new(p.as_ref().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
 
 /// `/proc/self/fd/DIR/NAME`: a name inside an open directory, for the
 /// calls that only take paths (xattrs).
@@ -404,11 +385,6 @@ pub fn move_mount_to(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<
         )
     })
     .map(drop)
-}
-
-/// umount2(2).
-pub fn umount2(target: &Path, flags: libc::c_int) -> io::Result<()> {
-    berth_runtime::sys::umount2(target, flags)
 }
 
 /// The file type bits of a stat.

@@ -11,7 +11,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 /// Converts a libc return value into an `io::Result`.
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+pub fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -19,7 +19,8 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-fn check_long(ret: libc::c_long) -> io::Result<libc::c_long> {
+/// `check` for the `long` that `libc::syscall` returns.
+pub fn check_long(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
