@@ -276,25 +276,29 @@ fn remount_bind(root: &RootDir, rel: &Path, flags: libc::c_ulong) -> std::io::Re
     let base = libc::MS_REMOUNT | libc::MS_BIND;
     match sys::mount(None, &path, None, base | flags, None) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            let cur = sys::fstatvfs_flags(fd.as_fd())?;
-            let mut locked = 0;
-            for (st, ms) in [
-                (libc::ST_NOSUID, libc::MS_NOSUID),
-                (libc::ST_NODEV, libc::MS_NODEV),
-                (libc::ST_NOEXEC, libc::MS_NOEXEC),
-                (libc::ST_RDONLY, libc::MS_RDONLY),
-                (libc::ST_NOATIME, libc::MS_NOATIME),
-                (libc::ST_RELATIME, libc::MS_RELATIME),
-                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-            ] {
-                if cur & st != 0 {
-                    locked |= ms;
-                }
-            }
+            let locked = current_mount_flags(fd.as_fd())?;
             sys::mount(None, &path, None, base | flags | locked, None)
         }
         r => r,
     }
+}
+
+/// The MS_* flags of the mount `fd` is on (from statvfs), to carry over in
+/// a remount: in a user namespace the kernel refuses to clear locked ones.
+fn current_mount_flags(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<libc::c_ulong> {
+    let cur = sys::fstatvfs_flags(fd)?;
+    Ok([
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+    ]
+    .iter()
+    .filter(|(st, _)| cur & st != 0)
+    .fold(0, |acc, (_, ms)| acc | ms))
 }
 
 fn mount_setattr(fd: &OwnedFd, set: u64, clr: u64, recursive: bool) -> std::io::Result<()> {
@@ -745,17 +749,8 @@ pub fn finish(spec: &Spec) -> Result<()> {
     {
         let root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).at("/")?;
         let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
-        let cur = sys::fstatvfs_flags(root.as_fd()).at("/")?;
-        let mut keep = 0;
-        for (st, ms) in [
-            (libc::ST_NOSUID, libc::MS_NOSUID),
-            (libc::ST_NODEV, libc::MS_NODEV),
-            (libc::ST_NOEXEC, libc::MS_NOEXEC),
-        ] {
-            if cur & st != 0 {
-                keep |= ms;
-            }
-        }
+        let keep = current_mount_flags(root.as_fd()).at("/")?
+            & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
         sys::mount(None, Path::new("/"), None, flags | keep, None)
             .what(|| "remounting / read-only".into())?;
     }
