@@ -145,17 +145,9 @@ pub fn apply_layer(reader: impl Read, dir: &Path, opts: &ApplyOptions) -> Result
     apply_layer_checked(reader, dir, opts, true)
 }
 
-/// `apply_layer`; with `require_end_marker` false, a tar that ends at a
-/// header boundary without its end-of-archive marker is accepted (Go's
-/// archive/tar does, and umoci 0.4's `insert` writes such layers). Only
-/// for callers that compare the diff_id afterwards, which catches a
-/// stream cut short (`Snapshotter::apply`).
-pub(crate) fn apply_layer_checked(
-    reader: impl Read,
-    dir: &Path,
-    opts: &ApplyOptions,
-    require_end_marker: bool,
-) -> Result<LayerSummary> {
+/// The layer stream `reader` decompressed (gzip, zstd, or as is), by its
+/// first bytes.
+pub fn decompress<'a>(reader: impl Read + 'a) -> Result<(Compression, Box<dyn Read + 'a>)> {
     let mut reader = reader;
     let mut head = [0u8; 6];
     let n = read_up_to(&mut reader, &mut head).map_err(|e| Error::Sys {
@@ -169,7 +161,7 @@ pub(crate) fn apply_layer_checked(
     }
     let compression = Compression::detect(&head[..n])?;
     let stream = io::Cursor::new(head[..n].to_vec()).chain(reader);
-    let decoded: Box<dyn Read> = match compression {
+    let decoded: Box<dyn Read + 'a> = match compression {
         Compression::None => Box::new(BufReader::with_capacity(256 * 1024, stream)),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
             BufReader::with_capacity(128 * 1024, stream),
@@ -179,6 +171,21 @@ pub(crate) fn apply_layer_checked(
                 .map_err(|e| Error::Archive(format!("zstd: {e}")))?,
         ),
     };
+    Ok((compression, decoded))
+}
+
+/// `apply_layer`; with `require_end_marker` false, a tar that ends at a
+/// header boundary without its end-of-archive marker is accepted (Go's
+/// archive/tar does, and umoci 0.4's `insert` writes such layers). Only
+/// for callers that compare the diff_id afterwards, which catches a
+/// stream cut short (`Snapshotter::apply`).
+pub(crate) fn apply_layer_checked(
+    reader: impl Read,
+    dir: &Path,
+    opts: &ApplyOptions,
+    require_end_marker: bool,
+) -> Result<LayerSummary> {
+    let (compression, decoded) = decompress(reader)?;
     let mut hashing = EofReader {
         inner: HashingReader::new(decoded, Algorithm::Sha256),
         eof: false,

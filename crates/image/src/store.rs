@@ -78,6 +78,89 @@ impl Drop for TempFile {
     }
 }
 
+/// A blob being written; see [`ContentStore::writer`].
+pub struct BlobWriter {
+    store: ContentStore,
+    tmp: TempFile,
+    hasher: Hasher,
+    written: u64,
+    expected: Option<Digest>,
+    size: Option<u64>,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn name(&self) -> String {
+        self.expected
+            .as_ref()
+            .map_or_else(|| "content".to_string(), Digest::to_string)
+    }
+
+    /// Appends `data`; more bytes than the announced size is an error.
+    pub fn append(&mut self, data: &[u8]) -> Result<()> {
+        if let Some(s) = self.size
+            && self.written + data.len() as u64 > s
+        {
+            return Err(Error::SizeMismatch {
+                digest: self.name(),
+                expected: s,
+                actual: self.written + data.len() as u64,
+            });
+        }
+        self.hasher.update(data);
+        self.tmp.file.write_all(data).at(&self.tmp.path)?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Checks size and digest, then makes the blob visible under its
+    /// digest (fsynced first).
+    pub fn commit(mut self) -> Result<BlobInfo> {
+        let actual = std::mem::replace(&mut self.hasher, Hasher::new(Algorithm::Sha256)).finish();
+        if let Some(s) = self.size
+            && s != self.written
+        {
+            return Err(Error::SizeMismatch {
+                digest: self.name(),
+                expected: s,
+                actual: self.written,
+            });
+        }
+        if let Some(e) = &self.expected
+            && *e != actual
+        {
+            return Err(Error::DigestMismatch {
+                expected: e.clone(),
+                actual,
+            });
+        }
+        self.tmp.file.sync_all().at(&self.tmp.path)?;
+        let dest = self.store.blob_path(&actual);
+        fs::rename(&self.tmp.path, &dest).at(&dest)?;
+        self.tmp.keep = true;
+        self.store.sync_dir(actual.algorithm())?;
+        Ok(BlobInfo {
+            digest: actual,
+            size: self.written,
+        })
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.append(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl ContentStore {
     /// Opens (creating if needed) the store under `root`; temp files left
     /// by writers that died are removed.
@@ -191,12 +274,9 @@ impl ContentStore {
                 }),
             };
         }
-        let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
-        let mut tmp = self.temp_file()?;
-        let mut hasher = Hasher::new(algorithm);
+        let mut writer = self.writer(expected, size)?;
         let mut reader = reader.take(size.map_or(u64::MAX, |s| s.saturating_add(1)));
         let mut buf = vec![0u8; 256 * 1024];
-        let mut written = 0u64;
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -212,36 +292,25 @@ impl ContentStore {
                     });
                 }
             };
-            hasher.update(&buf[..n]);
-            tmp.file.write_all(&buf[..n]).at(&tmp.path)?;
-            written += n as u64;
+            writer.append(&buf[..n])?;
         }
-        let actual = hasher.finish();
-        if let Some(s) = size
-            && s != written
-        {
-            return Err(Error::SizeMismatch {
-                digest: expected.unwrap_or(&actual).to_string(),
-                expected: s,
-                actual: written,
-            });
-        }
-        if let Some(e) = expected
-            && *e != actual
-        {
-            return Err(Error::DigestMismatch {
-                expected: e.clone(),
-                actual,
-            });
-        }
-        tmp.file.sync_all().at(&tmp.path)?;
-        let dest = self.blob_path(&actual);
-        fs::rename(&tmp.path, &dest).at(&dest)?;
-        tmp.keep = true;
-        self.sync_dir(actual.algorithm())?;
-        Ok(BlobInfo {
-            digest: actual,
-            size: written,
+        writer.commit()
+    }
+
+    /// A writer of one new blob: bytes written to it are hashed and go to a
+    /// locked temp file under `ingest/`; [`BlobWriter::commit`] checks the
+    /// digest (`expected`, hashed with its algorithm, else sha256) and the
+    /// size, and only then renames the file into `blobs/`. Dropped without
+    /// a commit, the temp file is removed.
+    pub fn writer(&self, expected: Option<&Digest>, size: Option<u64>) -> Result<BlobWriter> {
+        let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
+        Ok(BlobWriter {
+            store: self.clone(),
+            tmp: self.temp_file()?,
+            hasher: Hasher::new(algorithm),
+            written: 0,
+            expected: expected.cloned(),
+            size,
         })
     }
 
