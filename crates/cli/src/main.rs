@@ -7,6 +7,7 @@
 
 mod args;
 mod fmt;
+mod registry;
 mod tmpl;
 
 use std::io::{self, IsTerminal, Read, Write};
@@ -70,7 +71,11 @@ Image commands:
   rmi         Remove one or more images
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-  image       Manage images (ls, inspect, history, tag, rm, prune, load, save, import)
+  image       Manage images (ls, inspect, history, tag, rm, prune, load, save, import, pull, push)
+  pull        Download an image from a registry
+  push        Upload an image to a registry
+  login       Log in to a registry
+  logout      Log out from a registry
 ";
 
 fn main() -> ExitCode {
@@ -122,7 +127,7 @@ fn run(argv: &[String], out: &mut dyn Write) -> Res {
                     "rm" | "remove" => "rmi",
                     "inspect" => "image inspect",
                     "prune" => "image prune",
-                    s @ ("history" | "tag" | "load" | "save" | "import") => s,
+                    s @ ("history" | "tag" | "load" | "save" | "import" | "pull" | "push") => s,
                     s => return usage(format!("'image {s}' is not a berth command")),
                 },
                 r,
@@ -131,6 +136,7 @@ fn run(argv: &[String], out: &mut dyn Write) -> Res {
         },
         "images" | "history" | "tag" | "rmi" | "load" | "save" | "import" => (cmd.as_str(), rest),
         "inspect" => ("image inspect", rest),
+        "pull" | "push" | "login" | "logout" => (cmd.as_str(), rest),
         c => return usage(format!("'{c}' is not a berth command")),
     };
     let store = || ImageStore::open(&root).map_err(Fail::from);
@@ -144,6 +150,10 @@ fn run(argv: &[String], out: &mut dyn Write) -> Res {
         "load" => load(&store()?, rest, out),
         "save" => save(&store()?, rest, out),
         "import" => import(&store()?, rest, out),
+        "pull" => registry::pull(&store()?, rest, out),
+        "push" => registry::push(&store()?, rest, out),
+        "login" => registry::login(rest, out),
+        "logout" => registry::logout(rest, out),
         _ => unreachable!(),
     }
 }

@@ -5,10 +5,12 @@ use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use base64::Engine as _;
 use berth_image::manifest::media_types as media;
 use berth_image::{BlobInfo, ContentStore, Descriptor, Digest};
+use bytes::Bytes;
 use futures_util::{AsyncReadExt as _, TryStreamExt as _};
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, Response, StatusCode};
@@ -75,7 +77,29 @@ pub struct ClientOptions {
     pub insecure: Vec<String>,
     /// The User-Agent; `berth/<version>` by default.
     pub user_agent: Option<String>,
+    /// CA certificates (PEM) trusted besides the system's, as docker's
+    /// `/etc/docker/certs.d/HOST:PORT/*.crt`.
+    pub ca_certs: Vec<Vec<u8>>,
+    /// A client certificate and its key (PEM, concatenated) for mutual TLS
+    /// (certs.d's `*.cert` + `*.key`).
+    pub identity: Option<Vec<u8>>,
+    /// How long connecting may take (30 s by default).
+    pub connect_timeout: Option<Duration>,
+    /// The longest wait for the next bytes of an answer (60 s by default).
+    pub idle_timeout: Option<Duration>,
+    /// Retries of a transient failure (connection refused or dropped,
+    /// timeout, 429, 5xx): 4 by default, with backoff from `backoff`
+    /// (250 ms by default), doubled each time.
+    pub retries: Option<u32>,
+    pub backoff: Option<Duration>,
+    /// Blobs larger than this are uploaded in PATCH chunks of this size
+    /// (16 MiB by default); smaller ones in one PUT.
+    pub upload_chunk_size: Option<u64>,
 }
+
+/// Resumes of one blob download after which a failure is final even if
+/// each attempt made progress.
+const MAX_RESUMES: u32 = 64;
 
 /// A manifest as fetched: its bytes, media type and verified digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +128,12 @@ impl FetchedManifest {
 enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
-    File { path: PathBuf, size: u64 },
+    /// `len` bytes of the file from `offset`.
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// A client of one registry.
@@ -114,6 +143,10 @@ pub struct Client {
     base: Url,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
+    idle_timeout: Duration,
+    retries: u32,
+    backoff: Duration,
+    chunk_size: u64,
 }
 
 #[derive(Default)]
@@ -303,13 +336,33 @@ impl Client {
                 reason: "a registry is host[:port]".into(),
             });
         }
-        let http = reqwest::Client::builder()
+        let idle_timeout = options.idle_timeout.unwrap_or(Duration::from_secs(60));
+        let mut builder = reqwest::Client::builder()
             .user_agent(
                 options
                     .user_agent
                     .clone()
                     .unwrap_or_else(|| format!("berth/{}", env!("CARGO_PKG_VERSION"))),
             )
+            .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
+            .read_timeout(idle_timeout);
+        for pem in &options.ca_certs {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::Tls {
+                registry: registry.to_string(),
+                reason: format!("a CA certificate does not parse: {e}"),
+            })?;
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        if let Some(pem) = &options.identity {
+            let id = reqwest::Identity::from_pem(pem).map_err(|e| Error::Tls {
+                registry: registry.to_string(),
+                reason: format!("the client certificate or key does not parse: {e}"),
+            })?;
+            builder = builder.identity(id);
+        }
+        let http = builder
             .build()
             .map_err(|e| http_err(&Method::GET, &base, e))?;
         Ok(Client {
@@ -318,6 +371,10 @@ impl Client {
             base,
             credentials: options.credentials,
             auth: Mutex::new(AuthState::default()),
+            idle_timeout,
+            retries: options.retries.unwrap_or(4),
+            backoff: options.backoff.unwrap_or(Duration::from_millis(250)),
+            chunk_size: options.upload_chunk_size.unwrap_or(16 << 20).max(1),
         })
     }
 
@@ -356,8 +413,20 @@ impl Client {
         None
     }
 
-    /// Sends a request, answering one 401 with the auth its challenge asks
-    /// for and sending the request again.
+    /// The registry this client talks to (`host[:port]`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The wait before retry `attempt` (1-based): the backoff doubled each
+    /// time, at most 8 s.
+    fn backoff_for(&self, attempt: u32) -> Duration {
+        (self.backoff * 2u32.saturating_pow(attempt.saturating_sub(1).min(5)))
+            .min(Duration::from_secs(8))
+    }
+
+    /// Sends a request; an idempotent one (GET, HEAD, PUT, DELETE) is sent
+    /// again after a transient failure, up to the retry limit.
     async fn send(
         &self,
         method: Method,
@@ -365,6 +434,37 @@ impl Client {
         scope: Option<&str>,
         headers: &[(header::HeaderName, String)],
         body: Body<'_>,
+    ) -> Result<Response> {
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+        );
+        let mut attempt = 0;
+        loop {
+            let r = self
+                .send_once(method.clone(), url, scope, headers, &body)
+                .await;
+            let transient = match &r {
+                Ok(resp) => is_transient_status(resp.status()),
+                Err(e) => e.is_transient(),
+            };
+            if !idempotent || !transient || attempt >= self.retries {
+                return r;
+            }
+            attempt += 1;
+            tokio::time::sleep(self.backoff_for(attempt)).await;
+        }
+    }
+
+    /// Sends a request, answering one 401 with the auth its challenge asks
+    /// for and sending the request again.
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &Url,
+        scope: Option<&str>,
+        headers: &[(header::HeaderName, String)],
+        body: &Body<'_>,
     ) -> Result<Response> {
         let mut retried = false;
         loop {
@@ -375,16 +475,21 @@ impl Client {
             if let Some(auth) = self.auth_header(scope) {
                 req = req.header(header::AUTHORIZATION, auth);
             }
-            req = match &body {
+            req = match body {
                 Body::Empty => req,
                 Body::Bytes(b) => req.body(b.to_vec()),
-                Body::File { path, size } => {
-                    let file = tokio::fs::File::open(path).await.map_err(|err| Error::Io {
-                        what: format!("opening {}", path.display()),
+                Body::File { path, offset, len } => {
+                    use tokio::io::AsyncSeekExt as _;
+                    let io_err = |err| Error::Io {
+                        what: format!("reading {}", path.display()),
                         err,
-                    })?;
-                    req.header(header::CONTENT_LENGTH, size.to_string())
-                        .body(reqwest::Body::wrap_stream(file_stream(file)))
+                    };
+                    let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
+                    file.seek(io::SeekFrom::Start(*offset))
+                        .await
+                        .map_err(io_err)?;
+                    req.header(header::CONTENT_LENGTH, len.to_string())
+                        .body(reqwest::Body::wrap_stream(file_stream(file, *len)))
                 }
             };
             let resp = req.send().await.map_err(|e| http_err(&method, url, e))?;
@@ -644,9 +749,11 @@ impl Client {
     }
 
     /// Uploads the blob `desc` from `store` to `repo` unless the registry
-    /// already has it (`HEAD`), monolithically: `POST` for an upload URL,
-    /// then one `PUT …?digest=` with the whole blob streamed from the
-    /// store. Returns whether it uploaded.
+    /// already has it (`HEAD`). `POST` opens an upload; a blob up to the
+    /// chunk size then goes in one `PUT …?digest=` (monolithic), a larger
+    /// one in `PATCH` chunks with `Content-Range` and a closing `PUT`.
+    /// A transient failure starts the upload again. Returns whether it
+    /// uploaded.
     pub async fn push_blob(
         &self,
         repo: &str,
@@ -665,6 +772,19 @@ impl Client {
                 actual: size,
             }));
         }
+        let mut attempt = 0;
+        loop {
+            match self.upload(repo, desc, store).await {
+                Err(e) if e.is_transient() && attempt < self.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(self.backoff_for(attempt)).await;
+                }
+                r => return r.map(|()| true),
+            }
+        }
+    }
+
+    async fn upload(&self, repo: &str, desc: &Descriptor, store: &ContentStore) -> Result<()> {
         let scope = scope_for(repo, true);
         let start = self.repo_url(repo, "blobs/uploads/")?;
         let resp = self
@@ -674,25 +794,167 @@ impl Client {
             return Err(status_err(&Method::POST, &start, resp).await);
         }
         let mut location = self.location(&start, resp.headers())?;
+        let path = store.blob_path(&desc.digest);
+        let octets = (header::CONTENT_TYPE, "application/octet-stream".to_string());
+        let mut offset = 0;
+        if desc.size > self.chunk_size {
+            while offset < desc.size {
+                let len = self.chunk_size.min(desc.size - offset);
+                let range = (
+                    header::CONTENT_RANGE,
+                    format!("{offset}-{}", offset + len - 1),
+                );
+                let resp = self
+                    .send_once(
+                        Method::PATCH,
+                        &location,
+                        Some(&scope),
+                        &[octets.clone(), range],
+                        &Body::File {
+                            path: path.clone(),
+                            offset,
+                            len,
+                        },
+                    )
+                    .await?;
+                if resp.status() != StatusCode::ACCEPTED {
+                    return Err(status_err(&Method::PATCH, &location, resp).await);
+                }
+                location = self.location(&location, resp.headers())?;
+                offset += len;
+            }
+        }
         location
             .query_pairs_mut()
             .append_pair("digest", &desc.digest.to_string());
+        let body = if offset < desc.size {
+            Body::File {
+                path,
+                offset: 0,
+                len: desc.size,
+            }
+        } else {
+            Body::Empty
+        };
         let resp = self
-            .send(
-                Method::PUT,
-                &location,
-                Some(&scope),
-                &[(header::CONTENT_TYPE, "application/octet-stream".into())],
-                Body::File {
-                    path: store.blob_path(&desc.digest),
-                    size,
-                },
-            )
+            .send_once(Method::PUT, &location, Some(&scope), &[octets], &body)
             .await?;
         if resp.status() != StatusCode::CREATED {
             return Err(status_err(&Method::PUT, &location, resp).await);
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// Streams the blob `desc` of `repo` into `tx`, chunk by chunk as it
+    /// arrives, calling `progress` with the bytes received so far. A
+    /// connection that drops (or stalls past the idle timeout, or ends
+    /// short) is resumed where it stopped with a `Range` request (or, when
+    /// the registry ignores ranges, from the start with the bytes already
+    /// sent skipped), with backoff, as long as attempts make progress.
+    /// More bytes than `desc.size` is an error. Returns false when the
+    /// receiver went away (its side failed and says why).
+    pub async fn stream_blob(
+        &self,
+        repo: &str,
+        desc: &Descriptor,
+        tx: &tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<bool> {
+        let url = self.repo_url(repo, &format!("blobs/{}", desc.digest))?;
+        let scope = scope_for(repo, false);
+        let mut offset = 0u64;
+        let mut failures = 0u32;
+        let mut resumes = 0u32;
+        loop {
+            let mut headers = Vec::new();
+            if offset > 0 {
+                headers.push((header::RANGE, format!("bytes={offset}-")));
+            }
+            let mut resp = self
+                .send(Method::GET, &url, Some(&scope), &headers, Body::Empty)
+                .await?;
+            let mut skip = 0u64;
+            match resp.status() {
+                StatusCode::OK => {
+                    skip = offset;
+                    if let Some(len) = resp.content_length()
+                        && len != desc.size
+                    {
+                        return Err(Error::Image(berth_image::Error::SizeMismatch {
+                            digest: desc.digest.to_string(),
+                            expected: desc.size,
+                            actual: len,
+                        }));
+                    }
+                }
+                StatusCode::PARTIAL_CONTENT if offset > 0 => {
+                    let range = header_str(resp.headers(), &header::CONTENT_RANGE).unwrap_or("");
+                    if !range.starts_with(&format!("bytes {offset}-")) {
+                        return Err(Error::Protocol {
+                            url: url.to_string(),
+                            reason: format!(
+                                "asked for bytes {offset}- and got Content-Range {range:?}"
+                            ),
+                        });
+                    }
+                }
+                _ => return Err(status_err(&Method::GET, &url, resp).await),
+            }
+            let failure = loop {
+                let chunk = match tokio::time::timeout(self.idle_timeout, resp.chunk()).await {
+                    Err(_) => {
+                        break Error::Protocol {
+                            url: url.to_string(),
+                            reason: format!(
+                                "no data for {:?} after {offset} of {} bytes",
+                                self.idle_timeout, desc.size
+                            ),
+                        };
+                    }
+                    Ok(Err(e)) => break http_err(&Method::GET, &url, e),
+                    Ok(Ok(None)) if offset == desc.size => return Ok(true),
+                    Ok(Ok(None)) => {
+                        break Error::Protocol {
+                            url: url.to_string(),
+                            reason: format!(
+                                "the connection ended after {offset} of {} bytes",
+                                desc.size
+                            ),
+                        };
+                    }
+                    Ok(Ok(Some(c))) => c,
+                };
+                let chunk = if skip > 0 {
+                    let k = skip.min(chunk.len() as u64) as usize;
+                    skip -= k as u64;
+                    chunk.slice(k..)
+                } else {
+                    chunk
+                };
+                if chunk.is_empty() {
+                    continue;
+                }
+                offset += chunk.len() as u64;
+                if offset > desc.size {
+                    return Err(Error::Image(berth_image::Error::SizeMismatch {
+                        digest: desc.digest.to_string(),
+                        expected: desc.size,
+                        actual: offset,
+                    }));
+                }
+                failures = 0;
+                progress(offset);
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return Ok(false);
+                }
+            };
+            failures += 1;
+            resumes += 1;
+            if failures > self.retries || resumes > MAX_RESUMES {
+                return Err(failure);
+            }
+            tokio::time::sleep(self.backoff_for(failures)).await;
+        }
     }
 
     /// Mounts the blob `desc` from the repository `from` of the same
@@ -773,20 +1035,36 @@ impl Client {
     }
 }
 
-/// Streams a file as 256 KiB chunks.
+/// Streams `len` bytes of a file (from its current offset) as chunks of
+/// up to 256 KiB.
 fn file_stream(
     file: tokio::fs::File,
+    len: u64,
 ) -> impl futures_util::Stream<Item = io::Result<Vec<u8>>> + Send + 'static {
-    futures_util::stream::try_unfold(file, |mut file| async move {
+    futures_util::stream::try_unfold((file, len), |(mut file, left)| async move {
         use tokio::io::AsyncReadExt as _;
-        let mut buf = vec![0u8; 256 * 1024];
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
+        if left == 0 {
             return Ok(None);
         }
+        let mut buf = vec![0u8; (256 * 1024).min(left) as usize];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than the upload",
+            ));
+        }
         buf.truncate(n);
-        Ok(Some((buf, file)))
+        Ok(Some((buf, (file, left - n as u64))))
     })
+}
+
+/// Answers worth another try: too many requests, a timeout, or a server
+/// error other than "not implemented".
+fn is_transient_status(s: StatusCode) -> bool {
+    s == StatusCode::TOO_MANY_REQUESTS
+        || s == StatusCode::REQUEST_TIMEOUT
+        || (s.is_server_error() && s != StatusCode::NOT_IMPLEMENTED)
 }
 
 /// The digest of manifest `bytes`, checked against the digest that was

@@ -52,6 +52,22 @@ pub enum Error {
     #[error("invalid response from {url}: {reason}")]
     Protocol { url: String, reason: String },
 
+    /// A layer that could not be downloaded, checked or unpacked.
+    #[error("layer {digest}: {err}")]
+    Layer {
+        digest: Digest,
+        #[source]
+        err: Box<Error>,
+    },
+
+    /// TLS material that cannot be used.
+    #[error("TLS setup for {registry}: {reason}")]
+    Tls { registry: String, reason: String },
+
+    /// A configuration or credentials file that cannot be used.
+    #[error("{path}: {reason}")]
+    Config { path: String, reason: String },
+
     /// The content store or a document failed.
     #[error(transparent)]
     Image(#[from] berth_image::Error),
@@ -62,6 +78,30 @@ pub enum Error {
         #[source]
         err: std::io::Error,
     },
+}
+
+impl Error {
+    /// Whether trying again may help: the transport failed (refused,
+    /// reset, timed out, cut short) or the registry answered 429/5xx.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Http { err, .. } => {
+                err.is_connect() || err.is_timeout() || err.is_body() || err.is_request()
+            }
+            Error::Status { status, .. } => {
+                *status == 429 || *status == 408 || (*status >= 500 && *status != 501)
+            }
+            Error::Io { err, .. } => matches!(
+                err.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::TimedOut
+            ),
+            Error::Layer { err, .. } => err.is_transient(),
+            _ => false,
+        }
+    }
 }
 
 fn body_suffix(body: &str) -> String {

@@ -4,99 +4,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use berth_image::manifest::media_types as media;
 use berth_image::{ContentStore, Descriptor, Digest, Document};
 use berth_registry::{Client, ClientOptions, Credentials, Error};
 
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
-
-/// A registry process on a free port of 127.0.0.1, killed on drop.
-struct Registry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    /// Starts a registry; with `htpasswd`, it requires Basic auth of those
-    /// users (`(user, password)`).
-    fn start(htpasswd: &[(&str, &str)]) -> Option<Registry> {
-        if !Path::new(REGISTRY_BIN).exists() {
-            eprintln!("skipping: {REGISTRY_BIN} is missing (apt-get install docker-registry)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let storage = dir.path().join("storage");
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-            storage.display()
-        );
-        if !htpasswd.is_empty() {
-            let path = dir.path().join("htpasswd");
-            let lines: String = htpasswd
-                .iter()
-                .map(|(u, p)| format!("{u}:{}\n", bcrypt::hash(p, 5).unwrap()))
-                .collect();
-            std::fs::write(&path, lines).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                path.display()
-            ));
-        }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut reg = Registry {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(&reg.addr).is_err() {
-            if let Ok(Some(status)) = reg.child.try_wait() {
-                panic!("the registry exited with {status}: {}", reg.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the registry did not start: {}",
-                reg.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(reg)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("registry.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::Registry;
 
 /// A small image in a content store: a gzip layer, its config, an OCI
 /// manifest.

@@ -1,0 +1,129 @@
+//! `push`: an image of the store to a registry.
+//!
+//! The image's platform manifest goes up as it is (its digest does not
+//! change): first its blobs (the layers and the config, several at a time),
+//! each skipped when the registry has it, mounted from another repository
+//! of the same registry the image came from when it can be, uploaded
+//! otherwise; then the manifest under the tag.
+
+use std::sync::Arc;
+
+use berth_image::image::MANIFEST_LIMIT;
+use berth_image::manifest::parse_document;
+use berth_image::{Descriptor, Digest, Document, ImageRecord, ImageStore, Reference};
+use tokio::sync::Semaphore;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// What happened to one blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobPush {
+    Preparing,
+    Waiting,
+    /// The registry had it already.
+    Exists,
+    /// Mounted from this repository of the same registry.
+    Mounted(String),
+    Pushed,
+}
+
+pub trait PushProgress: Send + Sync {
+    fn blob(&self, _digest: &Digest, _state: BlobPush) {}
+}
+
+pub struct NoPushProgress;
+impl PushProgress for NoPushProgress {}
+
+/// What a push did.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// Pushes `image` to `repo` of the registry `client` talks to, under
+/// `reference` (a tag, or the manifest's digest). At most `concurrency`
+/// blobs go up at once.
+pub async fn push(
+    client: &Client,
+    images: &ImageStore,
+    image: &ImageRecord,
+    repo: &str,
+    reference: &str,
+    concurrency: usize,
+    progress: Arc<dyn PushProgress>,
+) -> Result<Pushed> {
+    let content = images.content();
+    let bytes = content.read_blob(&image.manifest, MANIFEST_LIMIT)?;
+    let manifest = match parse_document(&bytes, None)? {
+        Document::Manifest(m) => m,
+        Document::Index(_) => {
+            return Err(Error::Image(berth_image::Error::InvalidDocument {
+                what: format!("image {}", image.id),
+                reason: "its manifest is an index".into(),
+            }));
+        }
+    };
+    // Repositories of the same registry the image is known under: blobs
+    // can be mounted from them instead of uploaded.
+    let sources: Vec<String> = image
+        .repo_digests
+        .iter()
+        .chain(&image.repo_tags)
+        .filter_map(|r| Reference::parse(r).ok())
+        .filter(|r| r.domain() == client.registry() && r.path() != repo)
+        .map(|r| r.path().to_string())
+        .collect();
+
+    let mut blobs: Vec<Descriptor> = manifest
+        .layers
+        .iter()
+        .filter(|l| !l.foreign)
+        .map(|l| l.descriptor.clone())
+        .collect();
+    blobs.push(manifest.config.clone());
+    for b in &blobs {
+        progress.blob(&b.digest, BlobPush::Preparing);
+    }
+    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+    let jobs = blobs.iter().map(|desc| {
+        let limit = limit.clone();
+        let progress = progress.clone();
+        let sources = &sources;
+        async move {
+            progress.blob(&desc.digest, BlobPush::Waiting);
+            let _slot = limit.acquire().await.map_err(|e| Error::Io {
+                what: "upload slot".into(),
+                err: std::io::Error::other(e),
+            })?;
+            if client.blob_exists(repo, &desc.digest).await? {
+                progress.blob(&desc.digest, BlobPush::Exists);
+                return Ok(());
+            }
+            for from in sources {
+                if client.mount_blob(repo, desc, from).await? {
+                    progress.blob(&desc.digest, BlobPush::Mounted(from.clone()));
+                    return Ok(());
+                }
+            }
+            let state = if client.push_blob(repo, desc, content).await? {
+                BlobPush::Pushed
+            } else {
+                BlobPush::Exists
+            };
+            progress.blob(&desc.digest, state);
+            Ok::<(), Error>(())
+        }
+    });
+    for r in futures_util::future::join_all(jobs).await {
+        r?;
+    }
+    let digest = client
+        .put_manifest(repo, reference, &bytes, &manifest.media_type)
+        .await?;
+    Ok(Pushed {
+        digest,
+        size: bytes.len() as u64,
+    })
+}
