@@ -14,6 +14,7 @@
 //! The library is synchronous; the engine runs it on blocking threads.
 
 pub mod archive;
+pub mod compress;
 pub mod digest;
 pub mod error;
 mod fsutil;
@@ -29,6 +30,7 @@ pub mod snapshot;
 pub mod store;
 pub mod sys;
 
+pub use compress::{Distributable, distributable_manifest};
 pub use archive::{ArchiveFormat, ImportOptions, LoadOptions, import, load, save};
 pub use digest::{Algorithm, Digest};
 pub use error::{EntryError, Error, Result};

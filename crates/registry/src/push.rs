@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
-use berth_image::image::MANIFEST_LIMIT;
 use berth_image::manifest::parse_document;
-use berth_image::{Descriptor, Digest, Document, ImageRecord, ImageStore, Reference};
+use berth_image::{
+    Descriptor, Digest, Document, ImageRecord, ImageStore, Reference, distributable_manifest,
+};
 use tokio::sync::Semaphore;
 
 use crate::client::Client;
@@ -40,6 +41,8 @@ impl PushProgress for NoPushProgress {}
 pub struct Pushed {
     pub digest: Digest,
     pub size: u64,
+    /// Layers compressed for this push (not found in the cache).
+    pub compressed: Vec<Digest>,
 }
 
 /// Pushes `image` to `repo` of the registry `client` talks to, under
@@ -55,7 +58,18 @@ pub async fn push(
     progress: Arc<dyn PushProgress>,
 ) -> Result<Pushed> {
     let content = images.content();
-    let bytes = content.read_blob(&image.manifest, MANIFEST_LIMIT)?;
+    // Uncompressed layers go up gzipped (made once, cached by diff_id).
+    let dist = {
+        let images = images.clone();
+        let image = image.clone();
+        tokio::task::spawn_blocking(move || distributable_manifest(&images, &image))
+            .await
+            .map_err(|e| Error::Io {
+                what: "compressing layers".into(),
+                err: std::io::Error::other(e),
+            })??
+    };
+    let bytes = dist.bytes.clone();
     let manifest = match parse_document(&bytes, None)? {
         Document::Manifest(m) => m,
         Document::Index(_) => {
@@ -122,8 +136,31 @@ pub async fn push(
     let digest = client
         .put_manifest(repo, reference, &bytes, &manifest.media_type)
         .await?;
+    if dist.digest != image.manifest {
+        // The image now has its pushed (compressed) form too: the record
+        // references the new manifest and keeps the blobs of both, so the
+        // compressed layers are not collected and the next push finds them.
+        let images = images.clone();
+        let target = dist.digest.clone();
+        tokio::task::spawn_blocking(move || {
+            images.transaction(|t| {
+                t.add(
+                    &target,
+                    &berth_image::Platform::host(),
+                    &[],
+                    &berth_image::ApplyOptions::default(),
+                )
+            })
+        })
+        .await
+        .map_err(|e| Error::Io {
+            what: "recording the pushed manifest".into(),
+            err: std::io::Error::other(e),
+        })??;
+    }
     Ok(Pushed {
         digest,
         size: bytes.len() as u64,
+        compressed: dist.compressed,
     })
 }

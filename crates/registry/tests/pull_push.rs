@@ -73,6 +73,15 @@ fn desc(media_type: &str, digest: &Digest, size: usize) -> serde_json::Value {
 /// A store holding one image of `layers` (each a tar, stored gzipped),
 /// tagged `tag`.
 fn store_with(tag: &str, layers: &[Vec<u8>]) -> (tempfile::TempDir, ImageStore, ImageRecord) {
+    store_with_layers(tag, layers, true)
+}
+
+/// `store_with`, the layers gzipped or stored as plain tars.
+fn store_with_layers(
+    tag: &str,
+    layers: &[Vec<u8>],
+    gzipped: bool,
+) -> (tempfile::TempDir, ImageStore, ImageRecord) {
     let dir = tempfile::tempdir().unwrap();
     let images = ImageStore::open(dir.path()).unwrap();
     let content = images.content();
@@ -80,9 +89,13 @@ fn store_with(tag: &str, layers: &[Vec<u8>]) -> (tempfile::TempDir, ImageStore, 
     let mut descs = Vec::new();
     for tar in layers {
         diff_ids.push(Digest::sha256(tar).to_string());
-        let gz = gzip(tar);
-        let info = content.write_blob_bytes(&gz, None).unwrap();
-        descs.push(desc(media::OCI_LAYER_GZIP, &info.digest, gz.len()));
+        let (blob, media_type) = if gzipped {
+            (gzip(tar), media::OCI_LAYER_GZIP)
+        } else {
+            (tar.clone(), media::OCI_LAYER)
+        };
+        let info = content.write_blob_bytes(&blob, None).unwrap();
+        descs.push(desc(media_type, &info.digest, blob.len()));
     }
     let host = Platform::host();
     let config = serde_json::to_vec(&serde_json::json!({
@@ -528,4 +541,36 @@ async fn index_resolves_to_the_platform() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("s390x"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncompressed_layers_are_compressed_once() {
+    let Some(reg) = Registry::start(&[]) else { return };
+    let (_d, src, rec) = store_with_layers("x/plain:1", &two_layers(), false);
+    let c = client(&reg.addr, None);
+    let first = push(&c, &src, &rec, "plain/app", "v1", 3, Arc::new(NoPushProgress))
+        .await
+        .unwrap();
+    assert_eq!(first.compressed.len(), 2);
+    assert_ne!(first.digest, rec.manifest);
+    // The record now references the compressed form: GC keeps it.
+    let after = src.get(&rec.id.to_string()).unwrap();
+    assert_eq!(after.manifest, first.digest);
+    src.gc().unwrap();
+    let second = push(&c, &src, &after, "plain/again", "v1", 3, Arc::new(NoPushProgress))
+        .await
+        .unwrap();
+    assert!(second.compressed.is_empty(), "{:?}", second.compressed);
+    assert_eq!(second.digest, first.digest);
+
+    let (_d2, dst, p) = pull_fresh(&c, "plain/app", &reference(&reg.addr, "plain/app:v1")).await;
+    let p = p.unwrap();
+    assert_eq!(p.record.id, rec.id);
+    let m: serde_json::Value =
+        serde_json::from_slice(&dst.content().read_blob(&p.record.manifest, 1 << 20).unwrap())
+            .unwrap();
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(l["mediaType"], media::OCI_LAYER_GZIP);
+    }
+    assert_eq!(file_in(&dst, &p.record, 0, "big"), noise(3 << 20, 1));
 }
