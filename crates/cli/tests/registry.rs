@@ -1,0 +1,375 @@
+//! `berth pull`, `push`, `login`, `logout` as a user runs them, against
+//! Debian's docker-registry on 127.0.0.1.
+
+#[path = "../../registry/tests/common/mod.rs"]
+mod regcommon;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use regcommon::{Fault, FaultProxy, Registry};
+
+/// A user's environment: a Berth root, a docker config dir, a registries
+/// file, and extra PATH entries.
+struct User {
+    dir: tempfile::TempDir,
+    path_prepend: Option<PathBuf>,
+}
+
+impl User {
+    fn new() -> User {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        User {
+            dir,
+            path_prepend: None,
+        }
+    }
+
+    fn root(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker/config.json")
+    }
+
+    fn registries(&self) -> PathBuf {
+        self.dir.path().join("registries.json")
+    }
+
+    fn cmd(&self, root: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.arg("--root")
+            .arg(self.root(root))
+            .args(args)
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .env("BERTH_REGISTRIES_CONFIG", self.registries());
+        if let Some(p) = &self.path_prepend {
+            let old = std::env::var("PATH").unwrap_or_default();
+            c.env("PATH", format!("{}:{old}", p.display()));
+        }
+        c
+    }
+
+    fn run(&self, root: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = self.cmd(root, args);
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(s) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(s.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, root: &str, args: &[&str], stdin: Option<&str>) -> String {
+        let o = self.run(root, args, stdin);
+        assert!(
+            o.status.success(),
+            "berth {args:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn fails(&self, root: &str, args: &[&str], stdin: Option<&str>) -> String {
+        let o = self.run(root, args, stdin);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "berth {args:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stderr).unwrap()
+    }
+
+    /// Imports a small image (`files` in one layer) as `tag` into `root`.
+    fn import(&self, root: &str, tag: &str, files: &[(&str, Vec<u8>)]) {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_cksum();
+            tar.append_data(&mut h, name, data.as_slice()).unwrap();
+        }
+        let path = self.dir.path().join(format!("{}.tar", tag.replace(['/', ':'], "_")));
+        std::fs::write(&path, tar.into_inner().unwrap()).unwrap();
+        self.ok(root, &["import", path.to_str().unwrap(), tag], None);
+    }
+
+    fn auths(&self) -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.docker_config()).unwrap()).unwrap();
+        v["auths"].clone()
+    }
+}
+
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn login_push_pull_logout_with_basic_auth() {
+    let Some(reg) = Registry::start(&[("alice", "s3cret")]) else {
+        return;
+    };
+    let u = User::new();
+    let tag = format!("{}/team/hello:1", reg.addr);
+    u.import("a", &tag, &[("hello.txt", b"hello".to_vec())]);
+
+    let e = u.fails("a", &["push", &tag], None);
+    assert!(e.contains("unauthorized"), "{e}");
+    let e = u.fails(
+        "a",
+        &["login", "-u", "alice", "--password-stdin", &reg.addr],
+        Some("wrong\n"),
+    );
+    assert!(e.contains("unauthorized"), "{e}");
+    assert!(!u.docker_config().exists());
+
+    let out = u.ok(
+        "a",
+        &["login", "-u", "alice", "--password-stdin", &reg.addr],
+        Some("s3cret\n"),
+    );
+    assert_eq!(out, "Login Succeeded\n");
+    assert_eq!(
+        u.auths()[&reg.addr]["auth"],
+        base64_of("alice:s3cret"),
+        "{}",
+        u.auths()
+    );
+    let out = u.ok("a", &["push", &tag], None);
+    assert!(
+        out.starts_with(&format!(
+            "The push refers to repository [{}/team/hello]",
+            reg.addr
+        )),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    // Again: the registry has every layer.
+    let out = u.ok("a", &["push", &tag], None);
+    assert!(out.contains(": Layer already exists"), "{out}");
+    assert!(!out.contains(": Pushed"), "{out}");
+
+    let out = u.ok("b", &["pull", &tag], None);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("1: Pulling from {}/team/hello", reg.addr));
+    assert!(out.contains(": Pull complete"), "{out}");
+    assert!(out.contains("\nDigest: sha256:"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {tag}")),
+        "{out}"
+    );
+    assert_eq!(*lines.last().unwrap(), tag);
+    let out = u.ok("b", &["pull", "-q", &tag], None);
+    assert_eq!(out, format!("{tag}\n"));
+    let out = u.ok("b", &["images", "--format", "{{.Repository}}:{{.Tag}}"], None);
+    assert_eq!(out, format!("{}/team/hello:1\n", reg.addr));
+
+    let out = u.ok("a", &["logout", &reg.addr], None);
+    assert_eq!(out, format!("Removing login credentials for {}\n", reg.addr));
+    assert!(u.auths().get(&reg.addr).is_none());
+    let out = u.ok("a", &["logout", &reg.addr], None);
+    assert_eq!(out, format!("Not logged in to {}\n", reg.addr));
+    let e = u.fails("c", &["pull", &tag], None);
+    assert!(e.contains("unauthorized"), "{e}");
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn credential_helper_stores_and_serves_the_secret() {
+    let Some(reg) = Registry::start(&[("carol", "pw1")]) else {
+        return;
+    };
+    let mut u = User::new();
+    // A credential helper keeping one secret in a file, as the helper
+    // protocol has it (get/store/erase on stdin).
+    let bin = u.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let store = u.dir.path().join("helper-store");
+    let script = format!(
+        r#"#!/bin/sh
+S={store}
+case "$1" in
+store) cat > "$S" ;;
+get) read -r server; if [ -f "$S" ]; then
+       sed -e 's/"ServerURL"/"Srv"/' "$S"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+erase) read -r server; if [ -f "$S" ]; then rm "$S"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+esac
+"#,
+        store = store.display()
+    );
+    let helper = bin.join("docker-credential-berthtest");
+    std::fs::write(&helper, script).unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&helper)
+        .status()
+        .unwrap();
+    u.path_prepend = Some(bin);
+    std::fs::write(u.docker_config(), r#"{"credsStore":"berthtest"}"#).unwrap();
+
+    let tag = format!("{}/helper/app:1", reg.addr);
+    u.import("a", &tag, &[("x", b"x".to_vec())]);
+    u.ok(
+        "a",
+        &["login", "-u", "carol", "--password-stdin", &reg.addr],
+        Some("pw1"),
+    );
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    assert_eq!(saved["Username"], "carol");
+    assert_eq!(saved["Secret"], "pw1");
+    // The file keeps an empty entry, never the secret.
+    assert_eq!(u.auths()[&reg.addr], serde_json::json!({}));
+    assert!(!std::fs::read_to_string(u.docker_config()).unwrap().contains("pw1"));
+    u.ok("a", &["push", &tag], None);
+    u.ok("b", &["pull", &tag], None);
+    u.ok("a", &["logout", &reg.addr], None);
+    assert!(!store.exists());
+    let e = u.fails("c", &["pull", &tag], None);
+    assert!(e.contains("unauthorized"), "{e}");
+}
+
+#[test]
+fn mirrors_and_bad_input() {
+    let Some(reg) = Registry::start(&[]) else { return };
+    let u = User::new();
+    let tag = format!("{}/mirrored/app:1", reg.addr);
+    u.import("a", &tag, &[("m", b"m".to_vec())]);
+    u.ok("a", &["push", &tag], None);
+    // Pulls of a registry that does not exist go to its mirror.
+    std::fs::write(
+        u.registries(),
+        format!(
+            r#"{{"registry-mirrors": {{"registry.invalid": ["{}"]}}}}"#,
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let out = u.ok("b", &["pull", "registry.invalid/mirrored/app:1"], None);
+    assert!(out.ends_with("registry.invalid/mirrored/app:1\n"), "{out}");
+    let out = u.ok("b", &["images", "--format", "{{.Repository}}"], None);
+    assert_eq!(out, "registry.invalid/mirrored/app\n");
+
+    // Bad input: named, nothing stored.
+    let e = u.fails("c", &["pull", &format!("{}/mirrored/app:nope", reg.addr)], None);
+    assert!(e.contains("manifest unknown") || e.contains("404"), "{e}");
+    let e = u.fails("c", &["pull", "Bad//Name"], None);
+    assert!(e.contains("Bad//Name"), "{e}");
+    std::fs::write(u.registries(), "{ not json").unwrap();
+    let e = u.fails("c", &["pull", &tag], None);
+    assert!(e.contains("registries.json"), "{e}");
+    std::fs::remove_file(u.registries()).unwrap();
+    std::fs::write(u.docker_config(), "[1,2]").unwrap();
+    let e = u.fails("c", &["pull", &tag], None);
+    assert!(e.contains("config.json") && e.contains("not a JSON object"), "{e}");
+    let o = u.run("c", &["pull"], None);
+    assert_eq!(o.status.code(), Some(125));
+    let o = u.run("c", &["login", "--password-stdin", &reg.addr], Some("x"));
+    assert_eq!(o.status.code(), Some(125));
+    let o = u.run("c", &["images", "-q"], None);
+    assert!(o.stdout.is_empty());
+}
+
+/// A pull killed with SIGKILL mid-download leaves a store the next pull
+/// uses, and the next pull reuses the layers that were complete.
+#[test]
+fn pull_killed_mid_download_then_pulled_again() {
+    let Some(reg) = Registry::start(&[]) else { return };
+    let u = User::new();
+    let tag = format!("{}/kill/app:1", reg.addr);
+    // A big image pulled through a proxy that stalls every blob download
+    // after 1 MiB, and a small one pulled directly.
+    u.import("a", &tag, &[("big", noise(4 << 20))]);
+    let small = format!("{}/kill/small:1", reg.addr);
+    u.import("a", &small, &[("small", b"s".to_vec())]);
+    u.ok("a", &["push", &tag], None);
+    u.ok("a", &["push", &small], None);
+
+    let proxy = FaultProxy::start(
+        &reg.addr,
+        "/blobs/sha256:",
+        Fault::Stall {
+            bytes: 1 << 20,
+            secs: 30,
+            times: 1000,
+        },
+    );
+    let proxied = format!("{}/kill/app:1", proxy.addr);
+    let mut child = u
+        .cmd("b", &["pull", &proxied])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a blob download is under way (its ingest file exists).
+    let ingest = u.root("b").join("content/ingest");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let busy = std::fs::read_dir(&ingest)
+            .map(|d| d.flatten().any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false)))
+            .unwrap_or(false);
+        if busy {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pull never started a download");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The store still works: the small image pulls, then the big one, and
+    // nothing of the killed pull is left once the store was opened again.
+    u.ok("b", &["pull", &small], None);
+    let out = u.ok("b", &["pull", &tag], None);
+    assert!(out.contains("Pull complete"), "{out}");
+    let left: Vec<_> = std::fs::read_dir(&ingest).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let incomplete: Vec<_> = std::fs::read_dir(u.root("b").join("snapshots"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("incomplete"))
+        .collect();
+    assert!(incomplete.is_empty(), "{incomplete:?}");
+    // A complete layer is reused: pulling a second tag of the same image
+    // downloads nothing.
+    u.ok("a", &["tag", &tag, &format!("{}/kill/again:1", reg.addr)], None);
+    u.ok("a", &["push", &format!("{}/kill/again:1", reg.addr)], None);
+    let out = u.ok("b", &["pull", &format!("{}/kill/again:1", reg.addr)], None);
+    assert!(out.contains("Already exists"), "{out}");
+    assert!(!out.contains("Pull complete"), "{out}");
+}
