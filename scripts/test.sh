@@ -20,10 +20,11 @@ fi
 # iproute2: `ip netns` in the namespace-joining tests;
 # podman, containerd, docker.io: the engines that drive berth-oci in tests/engines.rs;
 # skopeo, umoci: the archive round trips of the berth CLI (crates/cli/tests/interop.rs);
-# docker-registry: the registry the registry client's tests start (crates/registry/tests).
+# docker-registry: the registry the registry client's tests start (crates/registry/tests);
+# openssl: their token issuer's key and JWT signatures, and the TLS test's CA.
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
-    docker-registry)
+    docker-registry openssl)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

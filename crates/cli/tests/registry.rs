@@ -65,12 +65,7 @@ impl User {
         .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         if let Some(s) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(s.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
         }
         child.wait_with_output().unwrap()
     }
@@ -109,7 +104,10 @@ impl User {
             h.set_cksum();
             tar.append_data(&mut h, name, data.as_slice()).unwrap();
         }
-        let path = self.dir.path().join(format!("{}.tar", tag.replace(['/', ':'], "_")));
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}.tar", tag.replace(['/', ':'], "_")));
         std::fs::write(&path, tar.into_inner().unwrap()).unwrap();
         self.ok(root, &["import", path.to_str().unwrap(), tag], None);
     }
@@ -191,11 +189,18 @@ fn login_push_pull_logout_with_basic_auth() {
     assert_eq!(*lines.last().unwrap(), tag);
     let out = u.ok("b", &["pull", "-q", &tag], None);
     assert_eq!(out, format!("{tag}\n"));
-    let out = u.ok("b", &["images", "--format", "{{.Repository}}:{{.Tag}}"], None);
+    let out = u.ok(
+        "b",
+        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
+        None,
+    );
     assert_eq!(out, format!("{}/team/hello:1\n", reg.addr));
 
     let out = u.ok("a", &["logout", &reg.addr], None);
-    assert_eq!(out, format!("Removing login credentials for {}\n", reg.addr));
+    assert_eq!(
+        out,
+        format!("Removing login credentials for {}\n", reg.addr)
+    );
     assert!(u.auths().get(&reg.addr).is_none());
     let out = u.ok("a", &["logout", &reg.addr], None);
     assert_eq!(out, format!("Not logged in to {}\n", reg.addr));
@@ -248,13 +253,16 @@ esac
         &["login", "-u", "carol", "--password-stdin", &reg.addr],
         Some("pw1"),
     );
-    let saved: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
     assert_eq!(saved["Username"], "carol");
     assert_eq!(saved["Secret"], "pw1");
     // The file keeps an empty entry, never the secret.
     assert_eq!(u.auths()[&reg.addr], serde_json::json!({}));
-    assert!(!std::fs::read_to_string(u.docker_config()).unwrap().contains("pw1"));
+    assert!(
+        !std::fs::read_to_string(u.docker_config())
+            .unwrap()
+            .contains("pw1")
+    );
     u.ok("a", &["push", &tag], None);
     u.ok("b", &["pull", &tag], None);
     u.ok("a", &["logout", &reg.addr], None);
@@ -265,7 +273,9 @@ esac
 
 #[test]
 fn mirrors_and_bad_input() {
-    let Some(reg) = Registry::start(&[]) else { return };
+    let Some(reg) = Registry::start(&[]) else {
+        return;
+    };
     let u = User::new();
     let tag = format!("{}/mirrored/app:1", reg.addr);
     u.import("a", &tag, &[("m", b"m".to_vec())]);
@@ -285,7 +295,11 @@ fn mirrors_and_bad_input() {
     assert_eq!(out, "registry.invalid/mirrored/app\n");
 
     // Bad input: named, nothing stored.
-    let e = u.fails("c", &["pull", &format!("{}/mirrored/app:nope", reg.addr)], None);
+    let e = u.fails(
+        "c",
+        &["pull", &format!("{}/mirrored/app:nope", reg.addr)],
+        None,
+    );
     assert!(e.contains("manifest unknown") || e.contains("404"), "{e}");
     let e = u.fails("c", &["pull", "Bad//Name"], None);
     assert!(e.contains("Bad//Name"), "{e}");
@@ -295,7 +309,10 @@ fn mirrors_and_bad_input() {
     std::fs::remove_file(u.registries()).unwrap();
     std::fs::write(u.docker_config(), "[1,2]").unwrap();
     let e = u.fails("c", &["pull", &tag], None);
-    assert!(e.contains("config.json") && e.contains("not a JSON object"), "{e}");
+    assert!(
+        e.contains("config.json") && e.contains("not a JSON object"),
+        "{e}"
+    );
     let o = u.run("c", &["pull"], None);
     assert_eq!(o.status.code(), Some(125));
     let o = u.run("c", &["login", "--password-stdin", &reg.addr], Some("x"));
@@ -308,7 +325,9 @@ fn mirrors_and_bad_input() {
 /// uses, and the next pull reuses the layers that were complete.
 #[test]
 fn pull_killed_mid_download_then_pulled_again() {
-    let Some(reg) = Registry::start(&[]) else { return };
+    let Some(reg) = Registry::start(&[]) else {
+        return;
+    };
     let u = User::new();
     let tag = format!("{}/kill/app:1", reg.addr);
     // A big image pulled through a proxy that stalls every blob download
@@ -341,12 +360,18 @@ fn pull_killed_mid_download_then_pulled_again() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let busy = std::fs::read_dir(&ingest)
-            .map(|d| d.flatten().any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false)))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+            })
             .unwrap_or(false);
         if busy {
             break;
         }
-        assert!(Instant::now() < deadline, "the pull never started a download");
+        assert!(
+            Instant::now() < deadline,
+            "the pull never started a download"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -367,9 +392,54 @@ fn pull_killed_mid_download_then_pulled_again() {
     assert!(incomplete.is_empty(), "{incomplete:?}");
     // A complete layer is reused: pulling a second tag of the same image
     // downloads nothing.
-    u.ok("a", &["tag", &tag, &format!("{}/kill/again:1", reg.addr)], None);
+    u.ok(
+        "a",
+        &["tag", &tag, &format!("{}/kill/again:1", reg.addr)],
+        None,
+    );
     u.ok("a", &["push", &format!("{}/kill/again:1", reg.addr)], None);
     let out = u.ok("b", &["pull", &format!("{}/kill/again:1", reg.addr)], None);
     assert!(out.contains("Already exists"), "{out}");
     assert!(!out.contains("Pull complete"), "{out}");
+}
+
+#[test]
+fn proxy_variables_are_used() {
+    let Some(reg) = Registry::start(&[]) else {
+        return;
+    };
+    let u = User::new();
+    let tag = format!("{}/proxied/app:1", reg.addr);
+    u.import("a", &tag, &[("p", b"p".to_vec())]);
+    u.ok("a", &["push", &tag], None);
+    let proxy = FaultProxy::start(&reg.addr, "-", Fault::None);
+    let o = u
+        .cmd("b", &["pull", &tag])
+        .env("HTTP_PROXY", format!("http://{}", proxy.addr))
+        .env("http_proxy", format!("http://{}", proxy.addr))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|s| s.path.starts_with(&format!("http://{}/v2/", reg.addr))),
+        "{seen:?}"
+    );
+    // An unreachable proxy: the error names the failure, nothing stored.
+    let o = u
+        .cmd("c", &["pull", &tag])
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("http_proxy", "http://127.0.0.1:9")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("onnect"), "{e}");
 }

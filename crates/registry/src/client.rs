@@ -92,6 +92,9 @@ pub struct ClientOptions {
     /// (250 ms by default), doubled each time.
     pub retries: Option<u32>,
     pub backoff: Option<Duration>,
+    /// Host names resolved to these addresses instead of by DNS (as curl's
+    /// `--resolve`).
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
     /// Blobs larger than this are uploaded in PATCH chunks of this size
     /// (16 MiB by default); smaller ones in one PUT.
     pub upload_chunk_size: Option<u64>,
@@ -346,6 +349,9 @@ impl Client {
             )
             .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
             .read_timeout(idle_timeout);
+        for (host, addr) in &options.resolve {
+            builder = builder.resolve(host, *addr);
+        }
         for pem in &options.ca_certs {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::Tls {
                 registry: registry.to_string(),

@@ -15,7 +15,7 @@ pub enum Error {
     InvalidName { name: String, reason: String },
 
     /// The transport failed (connection refused, TLS, dropped body, …).
-    #[error("{method} {url}: {err}")]
+    #[error("{method} {url}: {}", error_chain(.err))]
     Http {
         method: String,
         url: String,
@@ -102,6 +102,23 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// An error and its causes, `: `-joined (reqwest's own message leaves out
+/// the cause: "error sending request" without the refused connection or
+/// the untrusted certificate).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 fn body_suffix(body: &str) -> String {

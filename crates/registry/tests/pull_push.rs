@@ -545,32 +545,98 @@ async fn index_resolves_to_the_platform() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncompressed_layers_are_compressed_once() {
-    let Some(reg) = Registry::start(&[]) else { return };
+    let Some(reg) = Registry::start(&[]) else {
+        return;
+    };
     let (_d, src, rec) = store_with_layers("x/plain:1", &two_layers(), false);
     let c = client(&reg.addr, None);
-    let first = push(&c, &src, &rec, "plain/app", "v1", 3, Arc::new(NoPushProgress))
-        .await
-        .unwrap();
+    let first = push(
+        &c,
+        &src,
+        &rec,
+        "plain/app",
+        "v1",
+        3,
+        Arc::new(NoPushProgress),
+    )
+    .await
+    .unwrap();
     assert_eq!(first.compressed.len(), 2);
     assert_ne!(first.digest, rec.manifest);
     // The record now references the compressed form: GC keeps it.
     let after = src.get(&rec.id.to_string()).unwrap();
     assert_eq!(after.manifest, first.digest);
     src.gc().unwrap();
-    let second = push(&c, &src, &after, "plain/again", "v1", 3, Arc::new(NoPushProgress))
-        .await
-        .unwrap();
+    let second = push(
+        &c,
+        &src,
+        &after,
+        "plain/again",
+        "v1",
+        3,
+        Arc::new(NoPushProgress),
+    )
+    .await
+    .unwrap();
     assert!(second.compressed.is_empty(), "{:?}", second.compressed);
     assert_eq!(second.digest, first.digest);
 
     let (_d2, dst, p) = pull_fresh(&c, "plain/app", &reference(&reg.addr, "plain/app:v1")).await;
     let p = p.unwrap();
     assert_eq!(p.record.id, rec.id);
-    let m: serde_json::Value =
-        serde_json::from_slice(&dst.content().read_blob(&p.record.manifest, 1 << 20).unwrap())
-            .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(
+        &dst.content()
+            .read_blob(&p.record.manifest, 1 << 20)
+            .unwrap(),
+    )
+    .unwrap();
     for l in m["layers"].as_array().unwrap() {
         assert_eq!(l["mediaType"], media::OCI_LAYER_GZIP);
     }
     assert_eq!(file_in(&dst, &p.record, 0, "big"), noise(3 << 20, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_certs_d_ca() {
+    const HOST: &str = "registry.berth.test";
+    let Some((_tls, ca, crt, key)) = common::tls_material(HOST) else {
+        return;
+    };
+    let Some(reg) = Registry::start_tls(&crt, &key) else {
+        return;
+    };
+    let addr: std::net::SocketAddr = reg.addr.parse().unwrap();
+    let endpoint = format!("{HOST}:{}", addr.port());
+    // docker's layout: certs.d/HOST:PORT/ca.crt
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(certs.path().join(&endpoint)).unwrap();
+    std::fs::copy(&ca, certs.path().join(&endpoint).join("ca.crt")).unwrap();
+    let cfg = berth_registry::RegistriesConfig {
+        certs_dirs: vec![certs.path().to_path_buf()],
+        ..Default::default()
+    };
+    let mut o = cfg.client_options(&endpoint).unwrap();
+    o.resolve = vec![(HOST.to_string(), addr)];
+    let c = Client::new(&endpoint, o).unwrap();
+    assert!(c.base_url().as_str().starts_with("https://"));
+    let (_d, src, rec) = store_with("x/app:1", &[tar_of(&[("t", b"tls".to_vec())])]);
+    push_image(&c, &src, &rec, "tls/app", "v1").await;
+    let (_d2, _dst, p) = pull_fresh(&c, "tls/app", &reference(&endpoint, "tls/app:v1")).await;
+    assert_eq!(p.unwrap().record.id, rec.id);
+
+    // Without the CA the certificate is not trusted: an error, no retry
+    // loop, nothing stored.
+    let plain = Client::new(
+        &endpoint,
+        ClientOptions {
+            resolve: vec![(HOST.to_string(), addr)],
+            retries: Some(0),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let (_d3, dst3, p) = pull_fresh(&plain, "tls/app", &reference(&endpoint, "tls/app:v1")).await;
+    let e = format!("{:?}", p.unwrap_err());
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert!(dst3.list().unwrap().is_empty());
 }

@@ -24,16 +24,25 @@ impl Registry {
     /// Starts a registry; with `htpasswd`, it requires Basic auth of those
     /// users (`(user, password)`).
     pub fn start(htpasswd: &[(&str, &str)]) -> Option<Registry> {
-        Registry::start_with(htpasswd, None)
+        Registry::start_with(htpasswd, None, None)
     }
 
     /// A registry that takes Bearer tokens from `issuer` (its `auth:
     /// token` mode).
     pub fn start_token(issuer: &TokenIssuer) -> Option<Registry> {
-        Registry::start_with(&[], Some(issuer))
+        Registry::start_with(&[], Some(issuer), None)
     }
 
-    fn start_with(htpasswd: &[(&str, &str)], issuer: Option<&TokenIssuer>) -> Option<Registry> {
+    /// A registry serving HTTPS with this certificate and key.
+    pub fn start_tls(cert: &Path, key: &Path) -> Option<Registry> {
+        Registry::start_with(&[], None, Some((cert, key)))
+    }
+
+    fn start_with(
+        htpasswd: &[(&str, &str)],
+        issuer: Option<&TokenIssuer>,
+        tls: Option<(&Path, &Path)>,
+    ) -> Option<Registry> {
         if !Path::new(REGISTRY_BIN).exists() {
             eprintln!("skipping: {REGISTRY_BIN} is missing (apt-get install docker-registry)");
             return None;
@@ -50,6 +59,13 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             storage.display()
         );
+        if let Some((cert, key)) = tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         if !htpasswd.is_empty() {
             let path = dir.path().join("htpasswd");
             let lines: String = htpasswd
@@ -476,4 +492,78 @@ fn proxy_one(
             let _ = conn.write_all(&resp);
         }
     }
+}
+
+/// A CA and a server certificate it signed for `host` (PEM files in a
+/// temp dir): `(dir, ca.crt, server.crt, server.key)`.
+pub fn tls_material(host: &str) -> Option<(tempfile::TempDir, PathBuf, PathBuf, PathBuf)> {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("skipping: openssl is missing (apt-get install openssl)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let run = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={host}"),
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        p("ext.cnf"),
+        format!(
+            "subjectAltName=DNS:{host}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    let (ca, crt, key) = (p("ca.crt"), p("server.crt"), p("server.key"));
+    Some((dir, ca, crt, key))
 }
