@@ -30,8 +30,8 @@ pub mod snapshot;
 pub mod store;
 pub mod sys;
 
-pub use compress::{Distributable, distributable_manifest};
 pub use archive::{ArchiveFormat, ImportOptions, LoadOptions, import, load, save};
+pub use compress::{Distributable, distributable_manifest};
 pub use digest::{Algorithm, Digest};
 pub use error::{EntryError, Error, Result};
 pub use image::{UnpackedImage, resolve_manifest, unpack};

@@ -221,6 +221,27 @@ async fn pull_push_round_trip_anonymous() {
     push_image(&c, &dst, &pulled.record, "other/app", "v2").await;
     let (_d4, _dst4, p4) = pull_fresh(&c, "other/app", &reference(&reg.addr, "other/app:v2")).await;
     assert_eq!(p4.unwrap().record.id, rec.id);
+
+    // And to another registry: uploaded from the store, same digest.
+    let Some(reg2) = Registry::start(&[]) else {
+        return;
+    };
+    let c2 = client(&reg2.addr, None);
+    let pushed = push(
+        &c2,
+        &dst,
+        &pulled.record,
+        "moved/app",
+        "v3",
+        3,
+        Arc::new(NoPushProgress),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pushed.digest, rec.manifest);
+    let (_d5, _dst5, p5) =
+        pull_fresh(&c2, "moved/app", &reference(&reg2.addr, "moved/app:v3")).await;
+    assert_eq!(p5.unwrap().record.id, rec.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
