@@ -15,6 +15,7 @@
 
 pub mod archive;
 pub mod compress;
+pub mod diff;
 pub mod digest;
 pub mod error;
 mod fsutil;
@@ -31,6 +32,7 @@ pub mod store;
 pub mod sys;
 
 pub use archive::{ArchiveFormat, ImportOptions, LoadOptions, import, load, save};
+pub use diff::{CommitOptions, TreeKind, commit, write_tree};
 pub use compress::{Distributable, distributable_manifest};
 pub use digest::{Algorithm, Digest};
 pub use error::{EntryError, Error, Result};

@@ -223,6 +223,12 @@ impl ContainerRootfs {
         }
     }
 
+    /// The overlay's upper directory: the container's changes (`commit`,
+    /// `diff`); None for a copy, whose changes are mixed into the tree.
+    pub fn upper(&self) -> Option<PathBuf> {
+        (self.kind == RootfsKind::Overlay).then(|| self.dir.join("upper"))
+    }
+
     /// Mounts the overlay (again, after a reboot); nothing for a copy or
     /// when mounted.
     pub fn mount(&self) -> Result<()> {
