@@ -46,18 +46,13 @@ pub fn write_tree(dir: &Path, kind: TreeKind, out: impl Write) -> Result<u64> {
     let root = sys::open_dir(dir).at(dir)?;
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
-    let mut w = Walker {
-        kind,
-        links: HashMap::new(),
-        entries: 0,
-        top: dir.to_path_buf(),
-    };
+    let mut w = Walker::new(kind, dir);
     w.dir(&mut b, root.as_fd(), Path::new(""))?;
     b.finish().map_err(|e| w.err(Path::new(""), e))?;
     Ok(w.entries)
 }
 
-struct Walker {
+pub(crate) struct Walker {
     kind: TreeKind,
     /// (dev, ino) of files with several links → the first path written.
     links: HashMap<(u64, u64), PathBuf>,
@@ -71,6 +66,15 @@ fn is_overlay_xattr(k: &OsStr) -> bool {
 }
 
 impl Walker {
+    pub(crate) fn new(kind: TreeKind, top: &Path) -> Walker {
+        Walker {
+            kind,
+            links: HashMap::new(),
+            entries: 0,
+            top: top.to_path_buf(),
+        }
+    }
+
     fn err(&self, rel: &Path, e: io::Error) -> Error {
         Error::Io {
             path: self.top.join(rel),
@@ -78,7 +82,12 @@ impl Walker {
         }
     }
 
-    fn dir<W: Write>(&mut self, b: &mut tar::Builder<W>, dir: BorrowedFd<'_>, rel: &Path) -> Result<()> {
+    pub(crate) fn dir<W: Write>(
+        &mut self,
+        b: &mut tar::Builder<W>,
+        dir: BorrowedFd<'_>,
+        rel: &Path,
+    ) -> Result<()> {
         let listing = sys::at_path(dir, OsStr::new(""));
         let mut names: Vec<OsString> = std::fs::read_dir(&listing)
             .map_err(|e| self.err(rel, e))?
@@ -92,7 +101,12 @@ impl Walker {
         Ok(())
     }
 
-    fn xattrs(&self, dir: BorrowedFd<'_>, name: &OsStr, rel: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
+    fn xattrs(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        rel: &Path,
+    ) -> Result<Vec<(OsString, Vec<u8>)>> {
         let mut out = Vec::new();
         for k in sys::llistxattr_at(dir, name).map_err(|e| self.err(rel, e))? {
             if self.kind == TreeKind::OverlayUpper && is_overlay_xattr(&k) {
@@ -119,7 +133,7 @@ impl Walker {
         Ok(false)
     }
 
-    fn entry<W: Write>(
+    pub(crate) fn entry<W: Write>(
         &mut self,
         b: &mut tar::Builder<W>,
         dir: BorrowedFd<'_>,
@@ -406,7 +420,9 @@ pub fn commit(
         // Its snapshot, on top of the base's layers.
         let parent = base.and_then(|b| b.chain_ids.last());
         let (_, rd) = decompress(content.open_blob(&blob.digest)?)?;
-        images.snapshots().apply(parent, rd, &diff_id, &opts.apply)?;
+        images
+            .snapshots()
+            .apply(parent, rd, &diff_id, &opts.apply)?;
 
         let now = rfc3339_now();
         base_config["created"] = json!(now);
@@ -416,7 +432,9 @@ pub fn commit(
         }
         match base_config["rootfs"]["diff_ids"].as_array_mut() {
             Some(ids) => ids.push(json!(diff_id.to_string())),
-            None => base_config["rootfs"] = json!({"type": "layers", "diff_ids": [diff_id.to_string()]}),
+            None => {
+                base_config["rootfs"] = json!({"type": "layers", "diff_ids": [diff_id.to_string()]})
+            }
         }
         let mut h = json!({"created": now});
         if let Some(c) = &opts.created_by {

@@ -15,6 +15,7 @@
 
 pub mod archive;
 pub mod compress;
+pub mod copy;
 pub mod diff;
 pub mod digest;
 pub mod error;
@@ -32,8 +33,8 @@ pub mod store;
 pub mod sys;
 
 pub use archive::{ArchiveFormat, ImportOptions, LoadOptions, import, load, save};
-pub use diff::{CommitOptions, TreeKind, commit, write_tree};
 pub use compress::{Distributable, distributable_manifest};
+pub use diff::{CommitOptions, TreeKind, commit, write_tree};
 pub use digest::{Algorithm, Digest};
 pub use error::{EntryError, Error, Result};
 pub use image::{UnpackedImage, resolve_manifest, unpack};
