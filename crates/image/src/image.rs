@@ -94,7 +94,10 @@ pub fn unpack(
                 });
             }
             let blob = store.open_blob(&d.digest)?;
-            unpacked.push(snapshots.apply(parent, blob, diff_id, opts)?);
+            // Decompressed on this thread, unpacked on another.
+            let done =
+                crate::ingest::store_and_apply(store, snapshots, parent, d, diff_id, blob, opts)?;
+            unpacked.push(done.snapshot);
         }
         chain.push(id);
     }

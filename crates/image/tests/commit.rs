@@ -104,8 +104,13 @@ fn commit_turns_overlay_changes_into_a_layer() {
 
     let dir = t.path().join("ctr");
     let g = Guard(Some(
-        ContainerRootfs::prepare(images.snapshots(), &base_rec.chain_ids, &dir, RootfsMode::Overlay)
-            .unwrap(),
+        ContainerRootfs::prepare(
+            images.snapshots(),
+            &base_rec.chain_ids,
+            &dir,
+            RootfsMode::Overlay,
+        )
+        .unwrap(),
     ));
     let r = g.0.as_ref().unwrap();
     let m = r.path();
@@ -181,7 +186,9 @@ fn commit_turns_overlay_changes_into_a_layer() {
     assert!(!names.contains(&"etc/keep"), "{names:?}");
     let link = e.iter().find(|x| x.0 == "new/link").unwrap();
     assert_eq!((link.1, link.3.as_str()), ('l', "/etc/keep"));
-    let hard = e.iter().find(|x| x.0 == "new/hard" || x.0 == "new/dir/file");
+    let hard = e
+        .iter()
+        .find(|x| x.0 == "new/hard" || x.0 == "new/dir/file");
     assert!(hard.is_some());
     assert!(e.iter().any(|x| x.1 == 'h'), "{e:?}");
 
@@ -200,8 +207,13 @@ fn commit_turns_overlay_changes_into_a_layer() {
     // A container of the committed image sees the changes.
     let dir2 = t.path().join("ctr2");
     let g2 = Guard(Some(
-        ContainerRootfs::prepare(images.snapshots(), &rec.chain_ids, &dir2, RootfsMode::Overlay)
-            .unwrap(),
+        ContainerRootfs::prepare(
+            images.snapshots(),
+            &rec.chain_ids,
+            &dir2,
+            RootfsMode::Overlay,
+        )
+        .unwrap(),
     ));
     let m2 = g2.0.as_ref().unwrap().path();
     assert_eq!(fs::read(m2.join("etc/change")).unwrap(), b"new\n");
@@ -216,7 +228,10 @@ fn commit_turns_overlay_changes_into_a_layer() {
     let f = fs::metadata(m2.join("new/dir/file")).unwrap();
     assert_eq!(f.mode() & 0o7777, 0o640);
     assert_eq!(f.ino(), fs::metadata(m2.join("new/hard")).unwrap().ino());
-    assert_eq!(fs::read_link(m2.join("new/link")).unwrap(), Path::new("/etc/keep"));
+    assert_eq!(
+        fs::read_link(m2.join("new/link")).unwrap(),
+        Path::new("/etc/keep")
+    );
     if let Some(v) = xattr(&m2.join("new/dir/file"), "user.berth") {
         assert_eq!(v, b"yes");
     }
