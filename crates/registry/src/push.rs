@@ -36,6 +36,20 @@ pub trait PushProgress: Send + Sync {
 pub struct NoPushProgress;
 impl PushProgress for NoPushProgress {}
 
+/// Reports every blob but the config.
+struct LayersOnly {
+    inner: Arc<dyn PushProgress>,
+    config: Digest,
+}
+
+impl PushProgress for LayersOnly {
+    fn blob(&self, digest: &Digest, state: BlobPush) {
+        if *digest != self.config {
+            self.inner.blob(digest, state);
+        }
+    }
+}
+
 /// What a push did.
 #[derive(Clone, Debug)]
 pub struct Pushed {
@@ -96,21 +110,33 @@ pub async fn push(
         .filter(|l| !l.foreign)
         .map(|l| l.descriptor.clone())
         .collect();
-    blobs.push(manifest.config.clone());
     for b in &blobs {
         progress.blob(&b.digest, BlobPush::Preparing);
     }
+    // The config goes up with the layers but is not shown (as docker).
+    let config = manifest.config.digest.clone();
+    let progress_of = progress.clone();
+    let progress: Arc<dyn PushProgress> = Arc::new(LayersOnly {
+        inner: progress_of,
+        config,
+    });
+    blobs.push(manifest.config.clone());
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     let jobs = blobs.iter().map(|desc| {
         let limit = limit.clone();
         let progress = progress.clone();
         let sources = &sources;
         async move {
-            progress.blob(&desc.digest, BlobPush::Waiting);
-            let _slot = limit.acquire().await.map_err(|e| Error::Io {
-                what: "upload slot".into(),
-                err: std::io::Error::other(e),
-            })?;
+            let _slot = match limit.try_acquire() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    progress.blob(&desc.digest, BlobPush::Waiting);
+                    limit.acquire().await.map_err(|e| Error::Io {
+                        what: "upload slot".into(),
+                        err: std::io::Error::other(e),
+                    })?
+                }
+            };
             if client.blob_exists(repo, &desc.digest).await? {
                 progress.blob(&desc.digest, BlobPush::Exists);
                 return Ok(());
