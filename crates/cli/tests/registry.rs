@@ -443,3 +443,38 @@ fn proxy_variables_are_used() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("onnect"), "{e}");
 }
+
+#[test]
+fn token_auth_login_push_pull() {
+    let Some(issuer) = regcommon::TokenIssuer::start("dave", "t0ken") else {
+        return;
+    };
+    let Some(reg) = Registry::start_token(&issuer) else {
+        return;
+    };
+    let u = User::new();
+    let tag = format!("{}/tok/app:1", reg.addr);
+    u.import("a", &tag, &[("t", b"t".to_vec())]);
+    let e = u.fails("a", &["push", &tag], None);
+    assert!(e.contains("unauthorized"), "{e}");
+    let e = u.fails("a", &["login", "-u", "dave", "-p", "nope", &reg.addr], None);
+    assert!(e.contains("unauthorized"), "{e}");
+    let o = u.run(
+        "a",
+        &["login", "-u", "dave", "-p", "t0ken", &reg.addr],
+        None,
+    );
+    assert!(o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--password-stdin"),
+        "the insecure-flag warning"
+    );
+    u.ok("a", &["push", &tag], None);
+    let out = u.ok("b", &["pull", &tag], None);
+    assert!(out.contains("Pull complete"), "{out}");
+    let scopes = issuer.scopes.lock().unwrap().clone();
+    assert!(
+        scopes.iter().any(|s| s == "repository:tok/app:pull,push"),
+        "{scopes:?}"
+    );
+}
