@@ -562,6 +562,97 @@ fn user_namespace_mapping() {
     assert_eq!((meta.uid(), meta.gid()), (100000, 100000));
 }
 
+/// Idmapped bind mounts: files a host uid owns show as the container's
+/// user through the mount, with the container's mapping or the mount's
+/// own, and files the container writes there land with the host's ids.
+#[test]
+fn idmapped_mounts() {
+    if fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .map(|v| v.trim() == "0")
+        .unwrap_or(true)
+    {
+        return skip("user namespaces disabled on this host");
+    }
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    chown_tree(&b.rootfs(), 100000, 100000);
+    b.readonly_root(false);
+    b.remove_mount("/sys/fs/cgroup");
+    b.namespace("user", None);
+    let src = tempfile::tempdir().unwrap();
+    let data = src.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("root-owned"), "r").unwrap();
+    fs::write(data.join("u1000"), "u").unwrap();
+    std::os::unix::fs::chown(data.join("u1000"), Some(1000), Some(1000)).unwrap();
+    b.edit(|c| {
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(
+            json!({"destination": "/idm", "type": "bind", "source": data,
+            "options": ["bind", "idmap"]}),
+        );
+        mounts.push(
+            json!({"destination": "/plain", "type": "bind", "source": data,
+            "options": ["bind"]}),
+        );
+        // The mount's own mapping: on-disk 0 is host 101000, container 1000.
+        mounts.push(
+            json!({"destination": "/own", "type": "bind", "source": data,
+            "options": ["rbind", "ridmap", "ro"],
+            "uidMappings": [{"containerID": 0, "hostID": 101000, "size": 1000}],
+            "gidMappings": [{"containerID": 0, "hostID": 101000, "size": 1000}]}),
+        );
+    });
+    let out = rt.sh_output(
+        &b,
+        "stat -c 'idm %n %u:%g' /idm/root-owned /idm/u1000; \
+         stat -c 'plain %n %u:%g' /plain/root-owned; \
+         stat -c 'own %n %u:%g' /own/root-owned; \
+         touch /idm/made-inside && echo made; touch /own/x 2>/dev/null || echo own-ro",
+    );
+    assert!(out.contains("idm /idm/root-owned 0:0"), "{out}");
+    assert!(out.contains("idm /idm/u1000 1000:1000"), "{out}");
+    // Without the idmap, host root is nobody in the container.
+    assert!(out.contains("plain /plain/root-owned 65534:65534"), "{out}");
+    assert!(out.contains("own /own/root-owned 1000:1000"), "{out}");
+    assert!(out.contains("made"), "{out}");
+    assert!(out.contains("own-ro"), "{out}");
+    // Written as the container's root through the idmapped mount: host root.
+    let meta = fs::metadata(data.join("made-inside")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+
+    // Mappings without the option are refused, naming the mount.
+    let b2 = rt.bundle();
+    b2.edit(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/m", "type": "bind",
+            "source": "/tmp", "options": ["bind"],
+            "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}));
+    });
+    let id = rt.new_id("idm");
+    rt.cmd(&["run", "--bundle", s(&b2.dir), &id])
+        .fails()
+        .stderr_mentions(&["/m", "idmap"]);
+    // An idmapped mount without a user namespace or mappings: refused.
+    let b3 = rt.bundle();
+    b3.edit(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/m", "type": "bind",
+            "source": "/tmp", "options": ["bind", "idmap"]}));
+    });
+    let id = rt.new_id("idm");
+    rt.cmd(&["run", "--bundle", s(&b3.dir), &id])
+        .fails()
+        .stderr_mentions(&["/m", "user namespace"]);
+}
+
 #[test]
 fn time_namespace_offsets() {
     if !Path::new("/proc/self/ns/time").exists() {

@@ -37,6 +37,8 @@ const MSG_CONTINUE: u8 = b'C';
 const MSG_CREATED: u8 = b'R';
 const MSG_ERROR: u8 = b'E';
 const MSG_START: u8 = b'S';
+/// An idmapped mount's detached tree (SCM_RIGHTS), before `Go`.
+const MSG_IDMAP_TREE: u8 = b'I';
 
 /// Options of `create` beyond the bundle's config.
 #[derive(Default)]
@@ -464,6 +466,24 @@ impl Runtime {
         // (the environment exists): their state says "created", as state.md
         // defines it (crun does the same; runc says "creating").
         let creating = oci_state(&record, Status::Created);
+        // Idmapped mounts are made here (init lacks the privilege) now
+        // that init's user namespace has its maps, and handed to init.
+        let mounts = spec.mounts().as_deref().unwrap_or_default();
+        let idmapped = crate::idmap::idmapped(mounts);
+        if !idmapped.is_empty() {
+            if self.rootless {
+                return Err(Error::Spec(
+                    "idmapped mounts need a privileged runtime (mount_setattr)".into(),
+                ));
+            }
+            let userns = ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User);
+            let trees = crate::idmap::make_trees(mounts, &idmapped, &bundle.path, pid, userns)?;
+            for t in &trees {
+                sys::send_fd(parent_sock.as_fd(), &[MSG_IDMAP_TREE], t.as_fd())
+                    .what(|| "sending an idmapped mount to init".into())?;
+            }
+            crate::timing::phase("idmapped mounts");
+        }
         send_msg(&parent_sock, MSG_GO, &creating).what(|| "signalling init".into())?;
         expect_msg(&parent_sock, MSG_MOUNTS_READY, "the root filesystem")?;
         crate::timing::phase("mounts ready");
@@ -884,7 +904,21 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     {
         process::set_cpu_affinity(list, "initial")?;
     }
-    // `Go`: the id maps are written and init is in its cgroup.
+    // The idmapped mounts' trees, then `Go`: the id maps are written and
+    // init is in its cgroup.
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let mut idmap_trees = Vec::new();
+    for i in crate::idmap::idmapped(mounts) {
+        match sys::recv_fd(a.sync.as_fd()).what(|| "receiving an idmapped mount".into())? {
+            (d, Some(fd)) if d.first() == Some(&MSG_IDMAP_TREE) => idmap_trees.push((i, fd)),
+            (d, _) => {
+                return Err(Error::Container(format!(
+                    "expected an idmapped mount from the runtime, got {:?}",
+                    String::from_utf8_lossy(&d)
+                )));
+            }
+        }
+    }
     let state = expect_msg(a.sync, MSG_GO, "the go-ahead")?;
     // Keep /proc/1/exe and /proc/1/mem (the runtime binary) out of the
     // container's reach until exec replaces us (CVE-2019-5736). Not before
@@ -933,6 +967,7 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
         cgroup: a.cgroup,
         new_cgroupns: ns.has_new(LinuxNamespaceType::Cgroup),
         userns,
+        idmap_trees,
     };
     let root = rootfs::prepare(&ctx)?;
     send_msg(a.sync, MSG_MOUNTS_READY, &[]).what(|| "signalling the runtime".into())?;

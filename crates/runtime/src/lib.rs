@@ -11,6 +11,7 @@ pub mod error;
 pub mod features;
 pub mod fs;
 pub mod hooks;
+pub mod idmap;
 pub mod lsm;
 pub mod mounts;
 pub mod namespaces;

@@ -15,7 +15,11 @@ pub struct MountOptions {
     pub attr_clr: u64,
     pub data: Vec<String>,
     pub tmpcopyup: bool,
+    /// `idmap` or `ridmap`: an idmapped bind mount (made by the runtime,
+    /// see `idmap.rs`).
     pub idmap: bool,
+    /// `ridmap`: the submounts are idmapped too.
+    pub idmap_recursive: bool,
 }
 
 const MS_NOSYMFOLLOW: libc::c_ulong = 256;
@@ -160,8 +164,13 @@ impl MountOptions {
                     m.tmpcopyup = true;
                     (0, 0)
                 }
-                "idmap" | "ridmap" => {
+                "idmap" => {
                     m.idmap = true;
+                    (0, 0)
+                }
+                "ridmap" => {
+                    m.idmap = true;
+                    m.idmap_recursive = true;
                     (0, 0)
                 }
                 _ => {

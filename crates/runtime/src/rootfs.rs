@@ -30,6 +30,8 @@ pub struct RootfsContext<'a> {
     pub new_cgroupns: bool,
     /// The container runs in a new user namespace (no mknod).
     pub userns: bool,
+    /// The idmapped mounts the runtime made: (index in mounts, tree).
+    pub idmap_trees: Vec<(usize, OwnedFd)>,
 }
 
 /// Mount setup up to (not including) pivot_root. Returns the open rootfs.
@@ -55,8 +57,8 @@ pub fn prepare(ctx: &RootfsContext<'_>) -> Result<RootDir> {
     let root = RootDir::open(ctx.rootfs).at(ctx.rootfs)?;
 
     let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
-    for m in mounts {
-        mount_one(ctx, &root, m)?;
+    for (i, m) in mounts.iter().enumerate() {
+        mount_one(ctx, &root, i, m)?;
         crate::timing::phase(&format!("mount {}", m.destination().display()));
     }
     let dev_is_bind = mounts.iter().any(|m| {
@@ -97,7 +99,7 @@ pub fn protect_paths(spec: &Spec, root: &RootDir) -> Result<()> {
     Ok(())
 }
 
-fn mount_one(ctx: &RootfsContext<'_>, root: &RootDir, m: &Mount) -> Result<()> {
+fn mount_one(ctx: &RootfsContext<'_>, root: &RootDir, index: usize, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let rel = clean_relative(dest).map_err(|e| Error::Spec(format!("mounts: destination {e}")))?;
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
@@ -113,16 +115,42 @@ fn mount_one(ctx: &RootfsContext<'_>, root: &RootDir, m: &Mount) -> Result<()> {
         ),
         err: e,
     };
-    if opts.idmap {
+    if (m.uid_mappings().is_some() || m.gid_mappings().is_some()) && !opts.idmap {
         return Err(Error::Spec(format!(
-            "mounts: {}: idmap mounts are not supported yet",
+            "mounts: {}: uidMappings/gidMappings need the idmap or ridmap option",
             dest.display()
         )));
     }
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(ctx, root, &rel, &opts).map_err(mount_err);
     }
-    if opts.bind || typ == "bind" {
+    if opts.idmap {
+        let tree = ctx
+            .idmap_trees
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, fd)| fd)
+            .ok_or_else(|| {
+                Error::Container(format!(
+                    "mounts: {}: the runtime sent no idmapped mount",
+                    dest.display()
+                ))
+            })?;
+        let is_dir = sys::fstat(tree.as_fd())
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .map_err(mount_err)?;
+        let target = if is_dir {
+            root.mkdir_all(&rel, 0o755)
+        } else {
+            root.ensure_file(&rel)
+        }
+        .map_err(mount_err)?;
+        sys::move_mount(tree.as_fd(), target.as_fd()).map_err(mount_err)?;
+        let extra = opts.flags & !(libc::MS_REMOUNT | libc::MS_BIND | libc::MS_REC);
+        if extra != 0 {
+            remount_bind(root, &rel, extra).map_err(mount_err)?;
+        }
+    } else if opts.bind || typ == "bind" {
         let src = m.source().as_ref().ok_or_else(|| {
             Error::Spec(format!(
                 "mounts: {}: a bind mount needs a source",
@@ -302,36 +330,7 @@ fn current_mount_flags(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<libc:
 }
 
 fn mount_setattr(fd: &OwnedFd, set: u64, clr: u64, recursive: bool) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: valid descriptor, empty path with AT_EMPTY_PATH, and a
-    // pointer/size pair for a properly laid out mount_attr.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    sys::mount_setattr(fd.as_fd(), set, clr, None, recursive)
 }
 
 /// /proc and /sys must be mounted on a real directory of the rootfs, not
