@@ -204,11 +204,12 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     let [name] = p.args.as_slice() else {
         return usage("\"pull\" requires exactly 1 argument");
     };
-    if p.bool("all-tags") {
-        return Err(Fail::Cmd("pull --all-tags is not supported".into()));
-    }
     let cfg = RegistriesConfig::load_default()?;
     let mut reference = resolve(name, &cfg)?;
+    let all_tags = p.bool("all-tags");
+    if all_tags && (reference.tag().is_some() || reference.digest().is_some()) {
+        return usage("tag can't be used with --all-tags/-a");
+    }
     if reference.tag().is_none() && reference.digest().is_none() {
         reference = reference.with_tag(berth_image::reference::DEFAULT_TAG)?;
     }
@@ -224,6 +225,47 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     }
     let quiet = p.bool("quiet");
     out.flush()?;
+    let registry = reference.domain().to_string();
+    let repo = reference.path().to_string();
+    let mut endpoints: Vec<String> = cfg.mirrors(&registry).to_vec();
+    endpoints.push(RegistriesConfig::endpoint(&registry));
+    let rt = runtime()?;
+    let references = if all_tags {
+        let client = client_for(&cfg, &registry, &RegistriesConfig::endpoint(&registry))?;
+        let tags = rt.block_on(client.list_tags(&repo))?;
+        if tags.is_empty() {
+            return Err(Fail::Cmd(format!("{} has no tags", reference.name())));
+        }
+        tags.iter()
+            .map(|t| reference.with_tag(t))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        vec![reference.clone()]
+    };
+    for reference in &references {
+        pull_one(&cfg, &rt, store, &endpoints, reference, &opts, quiet)?;
+    }
+    if all_tags {
+        writeln!(out, "{}", reference.name())?;
+    } else {
+        writeln!(out, "{reference}")?;
+    }
+    Ok(())
+}
+
+/// One reference, from the first endpoint (mirrors, then the registry)
+/// that has it; progress and docker's closing lines on stdout.
+fn pull_one(
+    cfg: &RegistriesConfig,
+    rt: &tokio::runtime::Runtime,
+    store: &ImageStore,
+    endpoints: &[String],
+    reference: &Reference,
+    opts: &PullOptions,
+    quiet: bool,
+) -> Res {
+    let registry = reference.domain();
+    let repo = reference.path();
     let display = if quiet {
         None
     } else {
@@ -243,16 +285,11 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         ));
     }
     let progress = Arc::new(PullDisplay(display));
-    let registry = reference.domain().to_string();
-    let repo = reference.path().to_string();
-    let mut endpoints: Vec<String> = cfg.mirrors(&registry).to_vec();
-    endpoints.push(RegistriesConfig::endpoint(&registry));
-    let rt = runtime()?;
     let mut last_err = None;
     let mut pulled = None;
     for (i, endpoint) in endpoints.iter().enumerate() {
         let mirror = i + 1 < endpoints.len();
-        let client = match client_for(&cfg, if mirror { endpoint } else { &registry }, endpoint) {
+        let client = match client_for(cfg, if mirror { endpoint } else { registry }, endpoint) {
             Ok(c) => c,
             Err(e) if mirror => {
                 last_err = Some(e);
@@ -263,9 +300,9 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         let r = rt.block_on(berth_registry::pull(
             &client,
             store,
-            &repo,
-            &reference,
-            &opts,
+            repo,
+            reference,
+            opts,
             progress.clone(),
         ));
         match r {
@@ -289,7 +326,6 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
             d.line(&format!("Status: Image is up to date for {familiar}"));
         }
     }
-    writeln!(out, "{reference}")?;
     Ok(())
 }
 

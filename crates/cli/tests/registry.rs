@@ -478,3 +478,25 @@ fn token_auth_login_push_pull() {
         "{scopes:?}"
     );
 }
+
+#[test]
+fn pull_all_tags() {
+    let Some(reg) = Registry::start(&[]) else {
+        return;
+    };
+    let u = User::new();
+    for t in ["1", "2"] {
+        let tag = format!("{}/many/app:{t}", reg.addr);
+        u.import("a", &tag, &[("v", t.as_bytes().to_vec())]);
+        u.ok("a", &["push", &tag], None);
+    }
+    let repo = format!("{}/many/app", reg.addr);
+    let out = u.ok("b", &["pull", "-a", &repo], None);
+    assert!(out.ends_with(&format!("\n{repo}\n")), "{out}");
+    let out = u.ok("b", &["images", "--format", "{{.Tag}}"], None);
+    let mut tags: Vec<&str> = out.lines().collect();
+    tags.sort();
+    assert_eq!(tags, ["1", "2"]);
+    let o = u.run("b", &["pull", "-a", &format!("{repo}:1")], None);
+    assert_eq!(o.status.code(), Some(125));
+}

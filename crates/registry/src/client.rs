@@ -686,6 +686,65 @@ impl Client {
         })
     }
 
+    /// The tags of `repo` (`GET /v2/REPO/tags/list`), following the
+    /// `Link: <…>; rel="next"` pages, sorted.
+    pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Tags {
+            tags: Option<Vec<String>>,
+        }
+        let scope = scope_for(repo, false);
+        let mut url = self.repo_url(repo, "tags/list")?;
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            let resp = self
+                .send(Method::GET, &url, Some(&scope), &[], Body::Empty)
+                .await?;
+            if !resp.status().is_success() {
+                return Err(status_err(&Method::GET, &url, resp).await);
+            }
+            let next = header_str(resp.headers(), &header::LINK)
+                .and_then(|l| {
+                    l.split(',')
+                        .find(|p| p.contains("rel=\"next\""))
+                        .and_then(|p| {
+                            let start = p.find('<')? + 1;
+                            let end = p.find('>')?;
+                            Some(p[start..end].to_string())
+                        })
+                })
+                .map(|n| url.join(&n))
+                .transpose()
+                .map_err(|e| Error::Protocol {
+                    url: url.to_string(),
+                    reason: format!("bad Link header: {e}"),
+                })?;
+            let body = read_limited(&Method::GET, &url, resp, MANIFEST_LIMIT).await?;
+            let t: Tags = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+                url: url.to_string(),
+                reason: format!("not a tag list: {e}"),
+            })?;
+            for tag in t.tags.unwrap_or_default() {
+                check_reference(&tag)?;
+                out.push(tag);
+            }
+            match next {
+                // Pages stay on this registry.
+                Some(n) if n.origin() == url.origin() => url = n,
+                Some(n) => {
+                    return Err(Error::Protocol {
+                        url: url.to_string(),
+                        reason: format!("next page {n} is on another host"),
+                    });
+                }
+                None => break,
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// Whether `repo` has the blob `digest` (`HEAD`).
     pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool> {
         self.exists(repo, &format!("blobs/{digest}"), false).await

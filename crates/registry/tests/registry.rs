@@ -592,3 +592,30 @@ async fn bearer_refused_token_is_an_error_not_a_loop() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 2, "one retry");
 }
+
+#[tokio::test]
+async fn tag_lists_follow_link_pages() {
+    let addr = fake_server(Arc::new(|req: &Request| {
+        if req.path == "/v2/" {
+            return respond(200, &[], b"{}");
+        }
+        if req.path == "/v2/lib/app/tags/list" {
+            return respond(
+                200,
+                &[("Link", "</v2/lib/app/tags/list?last=b&n=2>; rel=\"next\"")],
+                br#"{"name":"lib/app","tags":["b","a"]}"#,
+            );
+        }
+        if req.path == "/v2/lib/app/tags/list?last=b&n=2" {
+            return respond(200, &[], br#"{"name":"lib/app","tags":["c"]}"#);
+        }
+        if req.path == "/v2/lib/evil/tags/list" {
+            return respond(200, &[], br#"{"name":"lib/evil","tags":["../x"]}"#);
+        }
+        respond(404, &[], b"")
+    }));
+    let c = Client::new(&addr, ClientOptions::default()).unwrap();
+    assert_eq!(c.list_tags("lib/app").await.unwrap(), ["a", "b", "c"]);
+    assert!(c.list_tags("lib/evil").await.is_err());
+    assert!(c.list_tags("lib/none").await.is_err());
+}
