@@ -65,7 +65,8 @@ impl User {
         .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         if let Some(s) = stdin {
-            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+            // berth may exit (a usage error) without reading it.
+            let _ = child.stdin.take().unwrap().write_all(s.as_bytes());
         }
         child.wait_with_output().unwrap()
     }
