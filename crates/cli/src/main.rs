@@ -6,8 +6,10 @@
 //! error (an unknown flag or command, a missing argument).
 
 mod args;
+mod containers;
 mod fmt;
 mod tmpl;
+mod volumes;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -75,6 +77,9 @@ Image commands:
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = containers::dispatch(&argv) {
+        return code;
+    }
     let mut out = io::stdout().lock();
     match run(&argv, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,22 +103,14 @@ fn run(argv: &[String], out: &mut dyn Write) -> Res {
         return Ok(());
     }
     let Some((cmd, rest)) = g.args.split_first() else {
-        write!(out, "{HELP}")?;
+        write!(out, "{HELP}{}", containers::HELP)?;
         return Ok(());
     };
     if g.bool("help") || cmd == "help" {
-        write!(out, "{HELP}")?;
+        write!(out, "{HELP}{}", containers::HELP)?;
         return Ok(());
     }
-    let root: PathBuf = g
-        .value("root")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("BERTH_ROOT")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT));
+    let root = state_root(&g);
     let (cmd, rest) = match cmd.as_str() {
         "image" => match rest.split_first() {
             Some((sub, r)) => (
@@ -146,6 +143,18 @@ fn run(argv: &[String], out: &mut dyn Write) -> Res {
         "import" => import(&store()?, rest, out),
         _ => unreachable!(),
     }
+}
+
+/// `--root`, else $BERTH_ROOT, else /var/lib/berth.
+fn state_root(g: &Parsed) -> PathBuf {
+    g.value("root")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("BERTH_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT))
 }
 
 fn now() -> i64 {

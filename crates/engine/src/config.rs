@@ -96,7 +96,7 @@ pub fn parse_cpus(s: &str) -> Result<i64> {
     let n: f64 = s
         .parse()
         .map_err(|_| invalid("--cpus", format!("{s:?} is not a number")))?;
-    if !(n > 0.0) || n > 1024.0 {
+    if n.is_nan() || n <= 0.0 || n > 1024.0 {
         return Err(invalid("--cpus", format!("{s:?} is out of range")));
     }
     Ok((n * 1e9) as i64)

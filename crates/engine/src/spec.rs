@@ -289,7 +289,17 @@ pub fn build(
         rlimits.push(json!({ "type": t, "soft": u.soft, "hard": u.hard }));
     }
     if !have_nofile {
-        rlimits.push(json!({ "type": "RLIMIT_NOFILE", "soft": 1048576u64, "hard": 1048576u64 }));
+        // containerd's default, within what we may raise it to.
+        let hard: u64 = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Max open files"))
+                    .and_then(|l| l.split_whitespace().nth(4).and_then(|v| v.parse().ok()))
+            })
+            .unwrap_or(1024 * 1024);
+        let n = hard.min(1024 * 1024);
+        rlimits.push(json!({ "type": "RLIMIT_NOFILE", "soft": n, "hard": n }));
     }
     let hostname = hostname(id, cfg);
     let mut linux = json!({
@@ -358,10 +368,10 @@ pub fn hostname(id: &str, cfg: &RunConfig) -> String {
     if let Some(h) = cfg.hostname.as_deref().filter(|h| !h.is_empty()) {
         return h.to_string();
     }
-    if cfg.network == "host" {
-        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-            return h.trim().to_string();
-        }
+    if cfg.network == "host"
+        && let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    {
+        return h.trim().to_string();
     }
     id[..12.min(id.len())].to_string()
 }
