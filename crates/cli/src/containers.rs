@@ -977,6 +977,15 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     }
     let all = p.bool("all") || last.is_some();
     let filters = p.all("filter");
+    for f in filters {
+        let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
+        if !matches!(
+            k,
+            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume"
+        ) {
+            return fail(1, format!("invalid filter '{k}'"));
+        }
+    }
     let filters_status = filters.iter().any(|f| f.starts_with("status="));
     let mut kept = vec![];
     for r in rows.drain(..) {

@@ -545,6 +545,9 @@ impl Engine {
         match ContainerRootfs::open(images.snapshots(), &dir) {
             Ok(r) => r.remove()?,
             Err(_) => {
+                // Killed before the rootfs was recorded: it may still be
+                // mounted.
+                let _ = sys::umount2(&dir.join("rootfs"), libc::MNT_DETACH);
                 if dir.exists() {
                     fs::remove_dir_all(&dir).at(&dir)?;
                 }

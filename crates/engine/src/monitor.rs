@@ -17,7 +17,7 @@
 //! the container for `--rm`.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -94,6 +94,9 @@ fn start_code(msg: &str) -> i32 {
 struct Client {
     sock: UnixStream,
     dec: Decoder,
+    /// Hung up or failed: dropped at the end of the loop iteration (the
+    /// poll indexes must stay valid until then).
+    dead: bool,
 }
 
 struct Monitor {
@@ -331,12 +334,16 @@ impl Monitor {
         self.clients.push(Client {
             sock,
             dec: Decoder::default(),
+            dead: false,
         });
     }
 
     fn broadcast(&mut self, kind: u8, data: &[u8]) {
-        self.clients
-            .retain_mut(|c| attach::write_frame(&mut c.sock, kind, data).is_ok());
+        for c in self.clients.iter_mut().filter(|c| !c.dead) {
+            if attach::write_frame(&mut c.sock, kind, data).is_err() {
+                c.dead = true;
+            }
+        }
     }
 
     fn output(&mut self, stream: usize, data: &[u8]) {
@@ -434,7 +441,6 @@ impl Monitor {
                 Err(_) => continue,
             };
             drop(fds);
-            let mut gone = vec![];
             for (k, r) in kinds.iter().zip(ready) {
                 if !r {
                     continue;
@@ -475,10 +481,13 @@ impl Monitor {
                     }
                     i => {
                         let i = i - 200;
+                        if self.clients[i].dead {
+                            continue;
+                        }
                         let mut b = [0u8; 16 * 1024];
                         let n = self.clients[i].sock.read(&mut b).unwrap_or(0);
                         if n == 0 {
-                            gone.push(i);
+                            self.clients[i].dead = true;
                             continue;
                         }
                         self.clients[i].dec.push(&b[..n]);
@@ -487,7 +496,7 @@ impl Monitor {
                                 Ok(Some((kind, p))) => self.handle_frame(kind, &p),
                                 Ok(None) => break,
                                 Err(_) => {
-                                    gone.push(i);
+                                    self.clients[i].dead = true;
                                     break;
                                 }
                             }
@@ -495,14 +504,11 @@ impl Monitor {
                     }
                 }
             }
-            gone.sort_unstable();
-            gone.dedup();
-            for i in gone.into_iter().rev() {
-                self.clients.remove(i);
-                // docker's StdinOnce: stdin closes with the attached client.
-                if self.cfg.open_stdin && !self.cfg.tty && self.clients.is_empty() {
-                    self.stdin = None;
-                }
+            let before = self.clients.len();
+            self.clients.retain(|c| !c.dead);
+            // docker's StdinOnce: stdin closes with the attached client.
+            if before > 0 && self.clients.is_empty() && self.cfg.open_stdin && !self.cfg.tty {
+                self.stdin = None;
             }
         }
         self.finish(status.unwrap_or(255), oom);
@@ -523,15 +529,13 @@ impl Monitor {
             "",
             &berth_runtime::state::now_rfc3339(),
         );
-        self.broadcast(attach::EXITED, code.to_string().as_bytes());
-        for c in &mut self.clients {
-            let _ = c.sock.flush();
-        }
-        self.clients.clear();
+        // --rm: gone before the attached `run` returns, as docker's.
         if self.cfg.auto_remove {
             let lock = self.lock.take();
             let row = self.row.clone();
             let _ = self.engine.destroy(&row, true, lock);
         }
+        self.broadcast(attach::EXITED, code.to_string().as_bytes());
+        self.clients.clear();
     }
 }

@@ -29,16 +29,27 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability this kernel knows (`--privileged`, `--cap-add ALL`).
+/// Every capability this kernel knows that we hold in our bounding set
+/// (`--privileged`, `--cap-add ALL`): a container cannot get more.
 pub fn all_caps() -> Vec<String> {
     let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40);
+    let bounding: u64 = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
     CAP_NAMES
         .iter()
+        .enumerate()
         .take(last as usize + 1)
-        .map(|c| format!("CAP_{c}"))
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, c)| format!("CAP_{c}"))
         .collect()
 }
 
