@@ -100,6 +100,7 @@ pub const HELP: &str = "
 Container commands:
   attach      Attach local standard input, output, and error streams to a running container
   create      Create a new container
+  exec        Execute a command in a running container
   inspect     Return low-level information on containers or images
   kill        Kill one or more running containers
   logs        Fetch the logs of a container
@@ -130,7 +131,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
                 "remove" => "rm",
                 "prune" => "container prune",
                 s @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "logs"
-                | "wait" | "inspect" | "rename" | "pause" | "unpause" | "attach") => s,
+                | "wait" | "inspect" | "rename" | "pause" | "unpause" | "attach" | "exec") => s,
                 _ => return None,
             };
             (c, r)
@@ -154,7 +155,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
             (c, r)
         }
         c @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "ps" | "logs"
-        | "wait" | "rename" | "pause" | "unpause" | "attach" | "inspect") => (c, rest),
+        | "wait" | "rename" | "pause" | "unpause" | "attach" | "inspect" | "exec") => (c, rest),
         berth_engine::monitor::SUBCOMMAND => {
             let root = crate::state_root(&g);
             let id = rest.first()?;
@@ -209,6 +210,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         "inspect" => inspect(&mut engine, rest, &mut out),
         "rename" => rename(&mut engine, rest),
         "attach" => attach_cmd(&mut engine, rest),
+        "exec" => exec(&mut engine, rest),
         "container prune" => prune(&mut engine, rest, &mut out),
         v if v.starts_with("volume ") => crate::volumes::run(&mut engine, v, rest, &mut out),
         _ => return None,
@@ -663,6 +665,102 @@ fn attach_cmd(e: &mut Engine, argv: &[String]) -> R {
         &cfg,
         p.value("sig-proxy") != Some("false"),
     )?;
+    exit_with(code)
+}
+
+const EXEC: &[Flag] = &[
+    flag("detach", Some('d'), false),
+    flag("interactive", Some('i'), false),
+    flag("tty", Some('t'), false),
+    flag("env", Some('e'), true),
+    flag("env-file", None, true),
+    flag("user", Some('u'), true),
+    flag("workdir", Some('w'), true),
+    flag("privileged", None, false),
+    flag("detach-keys", None, true),
+];
+
+/// `exec`: the process is our child; its status is ours (126/127 when it
+/// cannot run, as docker's).
+fn exec(e: &mut Engine, argv: &[String]) -> R {
+    use std::os::fd::AsRawFd;
+    let split = split_at_image(argv, EXEC);
+    let mut p = parse(&argv[..split], EXEC, false)?;
+    p.args.extend(argv[split..].iter().cloned());
+    let Some((key, cmd)) = p.args.split_first() else {
+        return usage("\"exec\" requires at least 2 arguments");
+    };
+    if cmd.is_empty() {
+        return usage("\"exec\" requires at least 2 arguments");
+    }
+    let mut env = vec![];
+    for f in p.all("env-file") {
+        let data = std::fs::read_to_string(f).or_else(|x| fail(1, format!("open {f}: {x}")))?;
+        for l in data.lines().map(str::trim_start) {
+            if !l.is_empty() && !l.starts_with('#') {
+                env.push(env_entry(l)?);
+            }
+        }
+    }
+    for x in p.all("env") {
+        env.push(env_entry(x)?);
+    }
+    let tty = p.bool("tty");
+    let req = berth_engine::ExecRequest {
+        cmd: cmd.to_vec(),
+        env,
+        user: p.value("user").map(String::from),
+        workdir: p.value("workdir").map(String::from),
+        tty,
+        privileged: p.bool("privileged"),
+    };
+    let detach = p.bool("detach");
+    let null = sys::open(std::path::Path::new("/dev/null"), libc::O_RDWR, 0)?;
+    if detach {
+        for fd in 0..3 {
+            sys::dup2(null.as_raw_fd(), fd)?;
+        }
+    } else if !p.bool("interactive") {
+        sys::dup2(null.as_raw_fd(), 0)?;
+    }
+    let (console, ours) = if tty && !detach {
+        let (a, b) = UnixStream::pair()?;
+        (Some(std::os::fd::OwnedFd::from(b)), Some(a))
+    } else {
+        (None, None)
+    };
+    if !detach {
+        berth_runtime::foreground::prepare();
+    }
+    let (_, pid) = match e.exec(key, req, console) {
+        Ok(r) => r,
+        Err(EngineError::Runtime(x)) => {
+            let m = x.to_string();
+            let code = if m.contains("executable file not found") || m.contains("No such file") {
+                127
+            } else if m.contains("ermission denied") || m.contains("is a directory") {
+                126
+            } else {
+                1
+            };
+            return fail(code, m);
+        }
+        Err(x) => return Err(x.into()),
+    };
+    if detach {
+        return Ok(());
+    }
+    let master = match &ours {
+        Some(s) => Some(
+            berth_runtime::foreground::recv_master(&std::os::fd::OwnedFd::from(s.try_clone()?))
+                .or_else(|x| fail(1, x.to_string()))?,
+        ),
+        None => None,
+    };
+    if master.is_some() && !p.bool("interactive") {
+        sys::dup2(null.as_raw_fd(), 0)?;
+    }
+    let code = berth_runtime::foreground::wait(pid, master, None);
     exit_with(code)
 }
 

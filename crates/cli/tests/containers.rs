@@ -906,3 +906,78 @@ fn interactive_tty_through_a_real_pty() {
     let o = c.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "got-hello\n");
 }
+
+#[test]
+fn exec_runs_in_the_container() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "-e",
+        "FROMRUN=1",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    // Same pid namespace and environment as the container.
+    let out = f.ok(&["exec", "ex", "sh", "-c", "echo $$ $FROMRUN; id -u; pwd"]);
+    let mut l = out.lines();
+    let pid: i32 = l
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pid > 1 && pid < 100, "{out}");
+    assert!(out.starts_with(&format!("{pid} 1\n0\n/\n")), "{out}");
+    assert_eq!(
+        f.ok(&[
+            "exec",
+            "-u",
+            "1000",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=5",
+            "ex",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X"
+        ]),
+        "1000\n/tmp\n5\n"
+    );
+    let o = berth(&f.root, &["exec", "ex", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    let e = f.fails(&["exec", "ex", "nosuch"], 127);
+    assert!(e.contains("executable file not found"), "{e}");
+    // -i feeds our stdin.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&f.root)
+        .args(["exec", "-i", "ex", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout),
+        "piped\n"
+    );
+    // -d returns at once; the process runs on in the container.
+    f.ok(&["exec", "-d", "ex", "sh", "-c", "echo bg > /tmp/bg"]);
+    let t = Instant::now();
+    while f.ok(&["exec", "ex", "cat", "/tmp/bg"]) != "bg\n" {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f.ok(&["stop", "-t", "0", "ex"]);
+    let e = f.fails(&["exec", "ex", "true"], 1);
+    assert!(e.contains("not running"), "{e}");
+    f.ok(&["rm", "ex"]);
+}

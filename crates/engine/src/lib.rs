@@ -580,6 +580,97 @@ impl Engine {
     }
 }
 
+/// What `exec` runs in a container.
+#[derive(Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub tty: bool,
+    pub privileged: bool,
+}
+
+impl Engine {
+    /// `exec`: starts a process in a running container as a child of the
+    /// caller (stdio inherited, or the pty through `console`); its pid.
+    pub fn exec(
+        &mut self,
+        key: &str,
+        req: ExecRequest,
+        console: Option<std::os::fd::OwnedFd>,
+    ) -> Result<(String, i32)> {
+        let row = self.get(key)?;
+        match row.state.as_str() {
+            db::RUNNING => {}
+            db::PAUSED => {
+                return Err(Error::BadState {
+                    id: row.id,
+                    state: row.state,
+                    what: "unpause the container before exec".into(),
+                });
+            }
+            _ => {
+                return Err(Error::BadState {
+                    id: row.id,
+                    state: row.state,
+                    what: "container is not running".into(),
+                });
+            }
+        }
+        if req.cmd.is_empty() {
+            return Err(invalid("exec", "no command given"));
+        }
+        let spec = row_spec(self, &row).ok_or_else(|| {
+            Error::Other(format!("container {}: its config.json is missing", row.id))
+        })?;
+        let rootfs = self.container_dir(&row.id).join("rootfs");
+        let user = match &req.user {
+            Some(u) => Some(berth_image::runtime_config::resolve_user(&rootfs, u, &[])?),
+            None => None,
+        };
+        let mut process = berth_runtime::container::exec_process_from_config(
+            &spec,
+            berth_runtime::container::ExecOverrides {
+                args: req.cmd,
+                env: req.env,
+                cwd: req.workdir.map(PathBuf::from),
+                user: user.as_ref().map(|u| (u.uid, Some(u.gid))),
+                tty: req.tty,
+                ..Default::default()
+            },
+        )?;
+        if let Some(u) = &user {
+            let mut pu = process.user().clone();
+            pu.set_additional_gids(Some(u.additional_gids.clone()));
+            process.set_user(pu);
+        }
+        if req.privileged {
+            let mut caps = process.capabilities().clone().unwrap_or_default();
+            let all: Vec<oci_spec::runtime::Capability> = spec::all_caps()
+                .iter()
+                .filter_map(|c| serde_json::from_value(serde_json::Value::String(c.clone())).ok())
+                .collect();
+            let set = Some(all.into_iter().collect());
+            caps.set_bounding(set.clone());
+            caps.set_effective(set.clone());
+            caps.set_permitted(set);
+            process.set_capabilities(Some(caps));
+        }
+        let pid = self.runtime().exec(
+            &row.id,
+            berth_runtime::ExecOpts {
+                process,
+                console,
+                pid_file: None,
+                preserve_fds: 0,
+                pidfd_socket: None,
+            },
+        )?;
+        Ok((row.id, pid))
+    }
+}
+
 /// The `RunConfig` of a row (a damaged one reads as the default).
 pub fn row_config(row: &ContainerRow) -> RunConfig {
     serde_json::from_str(&row.config).unwrap_or_default()
