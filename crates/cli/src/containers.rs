@@ -111,11 +111,15 @@ Container commands:
   rm          Remove one or more containers
   run         Create and run a new container from an image
   start       Start one or more stopped containers
+  stats       Display a live stream of container(s) resource usage statistics (--no-stream)
   stop        Stop one or more running containers
+  top         Display the running processes of a container
   unpause     Unpause all processes within one or more containers
   wait        Block until one or more containers stop, then print their exit codes
   container   Manage containers (the commands above, and prune)
   volume      Manage volumes (create, ls, inspect, rm, prune)
+  info        Display system-wide information
+  version     Show the berth version information
 ";
 
 /// Handles the container and volume commands; None for the others (and
@@ -131,7 +135,8 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
                 "remove" => "rm",
                 "prune" => "container prune",
                 s @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "logs"
-                | "wait" | "inspect" | "rename" | "pause" | "unpause" | "attach" | "exec") => s,
+                | "wait" | "inspect" | "rename" | "pause" | "unpause" | "attach" | "exec"
+                | "top" | "stats") => s,
                 _ => return None,
             };
             (c, r)
@@ -155,7 +160,12 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
             (c, r)
         }
         c @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "ps" | "logs"
-        | "wait" | "rename" | "pause" | "unpause" | "attach" | "inspect" | "exec") => (c, rest),
+        | "wait" | "rename" | "pause" | "unpause" | "attach" | "inspect" | "exec" | "top"
+        | "stats" | "info") => (c, rest),
+        "version" => {
+            let mut out = io::stdout().lock();
+            return Some(report(crate::engine_info::version(&mut out)));
+        }
         berth_engine::monitor::SUBCOMMAND => {
             let root = crate::state_root(&g);
             let id = rest.first()?;
@@ -211,6 +221,9 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         "rename" => rename(&mut engine, rest),
         "attach" => attach_cmd(&mut engine, rest),
         "exec" => exec(&mut engine, rest),
+        "top" => crate::engine_info::top(&mut engine, rest, &mut out),
+        "stats" => crate::engine_info::stats(&mut engine, rest, &mut out),
+        "info" => crate::engine_info::info(&mut engine, &mut out),
         "container prune" => prune(&mut engine, rest, &mut out),
         v if v.starts_with("volume ") => crate::volumes::run(&mut engine, v, rest, &mut out),
         _ => return None,
@@ -513,30 +526,26 @@ fn create_from_flags(e: &mut Engine, p: &Parsed) -> R<ContainerRow> {
     .map_err(engine125)
 }
 
+/// `run`/`create` flags: they end at the image; what follows is the command.
+fn parse_run(argv: &[String]) -> R<Parsed> {
+    let split = split_at_image(argv, RUN);
+    let mut p = parse(&argv[..split], RUN, false)?;
+    p.args.extend(argv[split..].iter().cloned());
+    Ok(p)
+}
+
 fn create_cmd(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(argv, RUN, false)?;
+    let p = parse_run(argv)?;
     let row = create_from_flags(e, &p)?;
     writeln!(out, "{}", row.id)?;
     Ok(())
 }
 
 fn run(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    // Flags end at the image: what follows belongs to the command.
-    let split = split_at_image(argv, RUN);
-    let mut p = parse(&argv[..split], RUN, false)?;
-    p.args.extend(argv[split..].iter().cloned());
+    let p = parse_run(argv)?;
     let detach = p.bool("detach");
-    if detach && p.bool("rm") {
-        // docker allows it since 1.13: the monitor removes it.
-    }
     let row = create_from_flags(e, &p)?;
-    let conn = match e.start(&row.id, &exe()) {
-        Ok(c) => c,
-        Err(err) => {
-            let f = engine125(err);
-            return Err(f);
-        }
-    };
+    let conn = e.start(&row.id, &exe()).map_err(engine125)?;
     if detach {
         writeln!(out, "{}", row.id)?;
         return Ok(());

@@ -7,6 +7,7 @@
 
 mod args;
 mod containers;
+mod engine_info;
 mod fmt;
 mod tmpl;
 mod volumes;

@@ -88,7 +88,11 @@ impl Fixture {
 
     fn wait_for(&self, c: &str, want: &str) {
         let t = Instant::now();
-        while self.state(c) != want {
+        loop {
+            let o = berth(&self.root, &["inspect", "-f", "{{.State.Status}}", c]);
+            if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == want {
+                break;
+            }
             assert!(
                 t.elapsed() < Duration::from_secs(20),
                 "{c} never became {want}"
@@ -980,4 +984,110 @@ fn exec_runs_in_the_container() {
     let e = f.fails(&["exec", "ex", "true"], 1);
     assert!(e.contains("not running"), "{e}");
     f.ok(&["rm", "ex"]);
+}
+
+#[test]
+fn top_stats_info_version_attach_and_start_a() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let top = f.ok(&["top", "busy"]);
+    let mut l = top.lines();
+    assert!(l.next().unwrap().contains("PID"));
+    let rows: Vec<&str> = l.collect();
+    assert_eq!(rows.len(), 1, "{top}");
+    assert!(rows[0].contains("while :; do :; done"), "{top}");
+    let st = f.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}} {{.CPUPerc}}",
+    ]);
+    let w: Vec<&str> = st.split_whitespace().collect();
+    assert_eq!(w[0], "busy", "{st}");
+    assert_eq!(w[3], "64MiB", "{st}");
+    assert_eq!(w[4], "1", "{st}");
+    let cpu: f64 = w[5].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 10.0, "{st}");
+    let info = f.ok(&["info"]);
+    assert!(info.contains("Containers: 1\n  Running: 1"), "{info}");
+    assert!(info.contains("Images: 1"), "{info}");
+    assert!(f.ok(&["version"]).contains("Version:"));
+    f.ok(&["rm", "-f", "busy"]);
+    // attach to a running container sees its output and its exit code.
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "att",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; echo late; exit 5",
+    ]);
+    let o = berth(&f.root, &["attach", "att"]);
+    assert_eq!(o.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "late\n");
+    // start -a runs a created container attached.
+    f.ok(&[
+        "create",
+        "--name",
+        "cr",
+        "busybox",
+        "sh",
+        "-c",
+        "echo from-start; exit 2",
+    ]);
+    assert_eq!(f.state("cr"), "created");
+    let o = berth(&f.root, &["start", "-a", "cr"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from-start\n");
+    // and again: logs keep both runs.
+    berth(&f.root, &["start", "-a", "cr"]);
+    assert_eq!(f.ok(&["logs", "cr"]), "from-start\nfrom-start\n");
+    f.ok(&["rm", "att", "cr"]);
+}
+
+#[test]
+fn foreground_run_forwards_signals() {
+    let f = Fixture::new();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&f.root)
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "sig",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    f.wait_for("sig", "running");
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status()
+        .unwrap();
+    let mut out = String::new();
+    use std::io::Read;
+    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let st = c.wait().unwrap();
+    assert_eq!(st.code(), Some(42), "{out}");
+    assert_eq!(out, "ready\ngot-term\n");
 }
