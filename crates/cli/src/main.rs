@@ -164,9 +164,12 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// No containers yet: nothing is in use. The engine will pass its own.
-fn in_use(_: &Digest) -> bool {
-    false
+/// The image ids containers use (from the engine's records): `rmi` and
+/// `image prune` keep those.
+fn images_in_use(store: &ImageStore) -> Res<Vec<String>> {
+    berth_engine::Engine::open(store.root())
+        .and_then(|e| e.images_in_use())
+        .map_err(|e| Fail::Cmd(e.to_string()))
 }
 
 fn short_id(d: &Digest, no_trunc: bool) -> String {
@@ -665,6 +668,8 @@ fn rmi(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         return usage("\"rmi\" requires at least 1 argument");
     }
     let mut errors = Vec::new();
+    let used = images_in_use(store)?;
+    let in_use = |d: &Digest| used.contains(&d.to_string());
     for name in &p.args {
         match store.remove(name, p.bool("force"), &in_use) {
             Ok(rep) => {
@@ -721,7 +726,8 @@ fn prune(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
             return Ok(());
         }
     }
-    let rep = store.prune(all, &in_use)?;
+    let used = images_in_use(store)?;
+    let rep = store.prune(all, &|d: &Digest| used.contains(&d.to_string()))?;
     if !rep.deleted.is_empty() {
         writeln!(out, "Deleted Images:")?;
         for t in &rep.untagged {

@@ -1091,3 +1091,17 @@ fn foreground_run_forwards_signals() {
     assert_eq!(st.code(), Some(42), "{out}");
     assert_eq!(out, "ready\ngot-term\n");
 }
+
+#[test]
+fn rmi_keeps_images_that_containers_use() {
+    let f = Fixture::new();
+    f.ok(&["create", "--name", "user", "busybox", "true"]);
+    let e = f.fails(&["rmi", "busybox"], 1);
+    assert!(e.contains("being used by a container"), "{e}");
+    f.ok(&["image", "prune", "-a", "-f"]);
+    assert!(f.ok(&["images", "-q"]).len() >= 12);
+    // The container still starts from its image.
+    assert_eq!(f.ok(&["start", "-a", "user"]), "");
+    f.ok(&["rm", "user"]);
+    f.ok(&["rmi", "busybox"]);
+}
