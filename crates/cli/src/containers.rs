@@ -99,8 +99,10 @@ const GLOBAL: &[Flag] = &[
 pub const HELP: &str = "
 Container commands:
   attach      Attach local standard input, output, and error streams to a running container
+  cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
   exec        Execute a command in a running container
+  export      Export a container's filesystem as a tar archive
   inspect     Return low-level information on containers or images
   kill        Kill one or more running containers
   logs        Fetch the logs of a container
@@ -136,7 +138,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
                 "prune" => "container prune",
                 s @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "logs"
                 | "wait" | "inspect" | "rename" | "pause" | "unpause" | "attach" | "exec"
-                | "top" | "stats") => s,
+                | "top" | "stats" | "cp" | "export") => s,
                 _ => return None,
             };
             (c, r)
@@ -161,7 +163,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         }
         c @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "ps" | "logs"
         | "wait" | "rename" | "pause" | "unpause" | "attach" | "inspect" | "exec" | "top"
-        | "stats" | "info") => (c, rest),
+        | "stats" | "info" | "cp" | "export") => (c, rest),
         "version" => {
             let mut out = io::stdout().lock();
             return Some(report(crate::engine_info::version(&mut out)));
@@ -224,6 +226,8 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         "top" => crate::engine_info::top(&mut engine, rest, &mut out),
         "stats" => crate::engine_info::stats(&mut engine, rest, &mut out),
         "info" => crate::engine_info::info(&mut engine, &mut out),
+        "cp" => cp(&mut engine, rest, &mut out),
+        "export" => export(&mut engine, rest, &mut out),
         "container prune" => prune(&mut engine, rest, &mut out),
         v if v.starts_with("volume ") => crate::volumes::run(&mut engine, v, rest, &mut out),
         _ => return None,
@@ -675,6 +679,62 @@ fn attach_cmd(e: &mut Engine, argv: &[String]) -> R {
         p.value("sig-proxy") != Some("false"),
     )?;
     exit_with(code)
+}
+
+/// `CONTAINER:PATH` (a path alone is the host's).
+fn container_path(s: &str) -> Option<(&str, &str)> {
+    if s.starts_with('/') || s.starts_with('.') {
+        return None;
+    }
+    s.split_once(':')
+}
+
+fn cp(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
+    let p = parse(
+        argv,
+        &[
+            flag("archive", Some('a'), false),
+            flag("follow-link", Some('L'), false),
+            flag("quiet", Some('q'), false),
+        ],
+        false,
+    )?;
+    let [src, dst] = p.args.as_slice() else {
+        return usage("\"cp\" requires exactly 2 arguments");
+    };
+    match (container_path(src), container_path(dst)) {
+        (Some((c, path)), None) if dst == "-" => Ok(e.copy_from_tar(c, path, out)?),
+        (Some((c, path)), None) => Ok(e.copy_from(c, path, std::path::Path::new(dst))?),
+        (None, Some((c, path))) => Ok(e.copy_to(c, std::path::Path::new(src), path)?),
+        (Some(_), Some(_)) => fail(1, "copying between containers is not supported"),
+        (None, None) => fail(
+            1,
+            "must specify at least one container source (CONTAINER:PATH)",
+        ),
+    }
+}
+
+fn export(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
+    let p = parse(argv, &[flag("output", Some('o'), true)], false)?;
+    let [key] = p.args.as_slice() else {
+        return usage("\"export\" requires exactly 1 argument");
+    };
+    match p.value("output") {
+        Some(f) => {
+            let mut file = std::fs::File::create(f)?;
+            e.export(key, &mut file)?;
+        }
+        None => {
+            if sys::isatty(1) {
+                return fail(
+                    1,
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+                );
+            }
+            e.export(key, out)?;
+        }
+    }
+    Ok(())
 }
 
 const EXEC: &[Flag] = &[

@@ -15,7 +15,7 @@ use common::{berth, fails, ok};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "pwd", "touch", "grep",
-    "mount", "tty", "seq", "head", "wc", "env", "kill", "yes",
+    "mount", "tty", "seq", "head", "wc", "env", "kill", "yes", "mkdir", "ln",
 ];
 
 /// A temporary root with `busybox:latest` imported.
@@ -1104,4 +1104,64 @@ fn rmi_keeps_images_that_containers_use() {
     assert_eq!(f.ok(&["start", "-a", "user"]), "");
     f.ok(&["rm", "user"]);
     f.ok(&["rmi", "busybox"]);
+}
+
+#[test]
+fn cp_both_ways_and_export_stay_inside_the_container() {
+    let f = Fixture::new();
+    f.ok(&[
+        "create", "--name", "c", "busybox", "sh", "-c",
+        "mkdir -p /data/sub; echo inside > /data/sub/f; ln -s /etc/passwd /data/link; ln -s / /data/rootlink",
+    ]);
+    berth(&f.root, &["start", "-a", "c"]);
+    // Out of a stopped container: a directory, its symlinks kept as links.
+    let out = f.dir.join("out");
+    f.ok(&["cp", "c:/data", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("sub/f")).unwrap(),
+        "inside\n"
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("link")).unwrap(),
+        Path::new("/etc/passwd")
+    );
+    // A symlink on the path resolves inside the container: /data/rootlink/etc/passwd
+    // is the container's passwd, never the host's.
+    let pw = f.dir.join("pw");
+    f.ok(&["cp", "c:/data/rootlink/etc/passwd", pw.to_str().unwrap()]);
+    assert!(
+        std::fs::read_to_string(&pw)
+            .unwrap()
+            .contains("user:x:1000")
+    );
+    let e = f.fails(&["cp", "c:/nope", pw.to_str().unwrap()], 1);
+    assert!(e.contains("Could not find the file /nope"), "{e}");
+    // Into a running container.
+    f.ok(&["run", "-d", "--name", "r", "busybox", "sleep", "100"]);
+    let host = f.dir.join("h.txt");
+    std::fs::write(&host, "from host\n").unwrap();
+    f.ok(&["cp", host.to_str().unwrap(), "r:/tmp/"]);
+    assert_eq!(f.ok(&["exec", "r", "cat", "/tmp/h.txt"]), "from host\n");
+    f.ok(&["cp", out.to_str().unwrap(), "r:/copied"]);
+    assert_eq!(f.ok(&["exec", "r", "cat", "/copied/sub/f"]), "inside\n");
+    // A symlink in the container does not redirect a write to the host.
+    f.ok(&["exec", "r", "ln", "-s", "/", "/tmp/escape"]);
+    f.ok(&["cp", host.to_str().unwrap(), "r:/tmp/escape/tmp/x.txt"]);
+    assert_eq!(f.ok(&["exec", "r", "cat", "/tmp/x.txt"]), "from host\n");
+    assert!(
+        !Path::new("/tmp/x.txt").exists()
+            || std::fs::read_to_string("/tmp/x.txt").unwrap() != "from host\n"
+    );
+    // export: a tar of the whole filesystem.
+    let tarball = f.dir.join("c.tar");
+    f.ok(&["export", "-o", tarball.to_str().unwrap(), "c"]);
+    let mut a = tar::Archive::new(std::fs::File::open(&tarball).unwrap());
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(names.iter().any(|n| n == "data/sub/f"), "{names:?}");
+    f.ok(&["rm", "-f", "r", "c"]);
 }

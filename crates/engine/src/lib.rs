@@ -19,6 +19,7 @@
 
 pub mod attach;
 pub mod config;
+pub mod cp;
 pub mod db;
 pub mod error;
 pub mod logs;
