@@ -15,7 +15,7 @@ use common::{berth, fails, ok};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "pwd", "touch", "grep",
-    "mount", "tty", "seq", "head", "wc", "env", "kill", "yes", "mkdir", "ln",
+    "mount", "tty", "seq", "head", "wc", "env", "kill", "yes", "mkdir", "ln", "tr",
 ];
 
 /// A temporary root with `busybox:latest` imported.
@@ -1164,4 +1164,21 @@ fn cp_both_ways_and_export_stay_inside_the_container() {
     assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
     assert!(names.iter().any(|n| n == "data/sub/f"), "{names:?}");
     f.ok(&["rm", "-f", "r", "c"]);
+}
+
+#[test]
+fn oom_kill_is_recorded() {
+    let f = Fixture::new();
+    let o = berth(
+        &f.root,
+        &[
+            "run", "--name", "oom", "--memory", "8m", "busybox", "sh", "-c",
+            "x=$(head -c 60000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(137), "{}", String::from_utf8_lossy(&o.stdout));
+    let v = f.inspect("oom");
+    assert_eq!(v["State"]["OOMKilled"], true);
+    assert_eq!(v["State"]["ExitCode"], 137);
+    f.ok(&["rm", "oom"]);
 }
