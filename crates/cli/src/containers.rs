@@ -992,9 +992,12 @@ fn prune(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         return Ok(());
     }
     let mut removed = vec![];
+    let mut bytes = 0;
     for r in e.list()? {
         if matches!(r.state.as_str(), db::EXITED | db::CREATED | db::DEAD) {
+            let size = e.container_size(&r.id);
             e.remove(&r.id, false, false)?;
+            bytes += size;
             removed.push(r.id);
         }
     }
@@ -1002,7 +1005,7 @@ fn prune(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     for id in &removed {
         writeln!(out, "{id}")?;
     }
-    writeln!(out, "\nTotal reclaimed space: 0B")?;
+    writeln!(out, "\nTotal reclaimed space: {}", fmt::human_size(bytes))?;
     Ok(())
 }
 
@@ -1131,6 +1134,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         return usage("\"ps\" accepts no arguments");
     }
     let no_trunc = p.bool("no-trunc");
+    let with_size = p.bool("size");
     let mut rows = e.list()?;
     let mut last: Option<usize> = match p.value("last") {
         Some(n) => Some(
@@ -1198,7 +1202,13 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
                 "Ports": "",
                 "State": r.state,
                 "Status": status_text(r),
-                "Size": "0B",
+                "Size": if with_size {
+                    let rw = e.container_size(&r.id);
+                    let image = e.images().ok().and_then(|s| s.get(&r.image_id).ok()).map_or(0, |i| i.size);
+                    format!("{} (virtual {})", fmt::human_size(rw), fmt::human_size(rw + image))
+                } else {
+                    String::new()
+                },
                 "Names": r.name,
                 "Labels": label_str,
                 "Mounts": cfg.mounts.iter().map(|m| if m.kind == "volume" { m.source.clone() } else { m.target.clone() }).collect::<Vec<_>>().join(","),
@@ -1207,8 +1217,11 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
             })
         })
         .collect();
-    let default =
-        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+    let default = if with_size {
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+    } else {
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    };
     let header = json!({
         "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
         "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS",

@@ -139,12 +139,16 @@ pub fn run(e: &mut Engine, cmd: &str, argv: &[String], out: &mut dyn Write) -> R
             {
                 return Ok(());
             }
-            let removed = volumes::prune(e, p.bool("all"))?;
+            let (removed, bytes) = volumes::prune(e, p.bool("all"))?;
             writeln!(out, "Deleted Volumes:")?;
             for n in removed {
                 writeln!(out, "{n}")?;
             }
-            writeln!(out, "\nTotal reclaimed space: 0B")?;
+            writeln!(
+                out,
+                "\nTotal reclaimed space: {}",
+                crate::fmt::human_size(bytes)
+            )?;
             Ok(())
         }
         _ => Err(crate::args::Usage(format!("'{cmd}' is not a berth command")).into()),

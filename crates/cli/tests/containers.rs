@@ -1172,13 +1172,49 @@ fn oom_kill_is_recorded() {
     let o = berth(
         &f.root,
         &[
-            "run", "--name", "oom", "--memory", "8m", "busybox", "sh", "-c",
+            "run",
+            "--name",
+            "oom",
+            "--memory",
+            "8m",
+            "busybox",
+            "sh",
+            "-c",
             "x=$(head -c 60000000 /dev/zero | tr '\\0' a); echo survived",
         ],
     );
-    assert_eq!(o.status.code(), Some(137), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let v = f.inspect("oom");
     assert_eq!(v["State"]["OOMKilled"], true);
     assert_eq!(v["State"]["ExitCode"], 137);
     f.ok(&["rm", "oom"]);
+}
+
+#[test]
+fn sizes_in_ps_and_prune() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "--name",
+        "w",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero > /tmp/big",
+    ]);
+    let ps = f.ok(&["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]);
+    assert!(
+        ps.starts_with("w 300kB (virtual ") && ps.ends_with("MB)\n"),
+        "{ps}"
+    );
+    let table = f.ok(&["ps", "-as"]);
+    assert!(table.lines().next().unwrap().ends_with("SIZE"), "{table}");
+    let out = f.ok(&["container", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 300kB"), "{out}");
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
 }

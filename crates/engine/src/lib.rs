@@ -672,6 +672,33 @@ impl Engine {
     }
 }
 
+/// Bytes of the regular files under `path` (symlinks not followed;
+/// missing is 0).
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return if meta.is_file() { meta.len() } else { 0 };
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// What a container wrote: its overlay upper dir (the whole copy for a
+    /// copied rootfs).
+    pub fn container_size(&self, id: &str) -> u64 {
+        let dir = self.container_dir(id);
+        if dir.join("upper").exists() {
+            dir_size(&dir.join("upper"))
+        } else {
+            dir_size(&dir.join("rootfs"))
+        }
+    }
+}
+
 /// The `RunConfig` of a row (a damaged one reads as the default).
 pub fn row_config(row: &ContainerRow) -> RunConfig {
     serde_json::from_str(&row.config).unwrap_or_default()
