@@ -71,7 +71,10 @@ impl Engine {
         } else {
             root.join("run")
         };
-        fs::create_dir_all(root).at(root)?;
+        // Only root (the engine) reads the state: 0700 when created.
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+            .create(root)
+            .at(root)?;
         let db = Db::open(&root.join("engine").join("state.db"))?;
         Ok(Engine {
             root: root.to_path_buf(),
@@ -162,17 +165,9 @@ impl Engine {
                 }
                 n.to_string()
             }
-            None => {
-                let mut n = names::generate_name(0)?;
-                let mut i = 1;
-                while self.db.name_taken(&n)? {
-                    n = names::generate_name(i)?;
-                    i += 1;
-                }
-                n
-            }
+            None => self.free_name(0)?,
         };
-        let row = ContainerRow {
+        let mut row = ContainerRow {
             id: id.clone(),
             name,
             image: cfg.image.clone(),
@@ -182,7 +177,17 @@ impl Engine {
             created_at: now(),
             ..Default::default()
         };
-        self.db.insert(&row)?;
+        let mut tries = 1;
+        loop {
+            match self.db.insert(&row) {
+                // A generated name taken by a concurrent create: another.
+                Err(Error::NameInUse { .. }) if req.name.is_none() && tries < 20 => {
+                    row.name = self.free_name(tries)?;
+                    tries += 1;
+                }
+                r => break r?,
+            }
+        }
         let dir = self.container_dir(&id);
         let made = (|| -> Result<()> {
             let rootfs = ContainerRootfs::prepare(
@@ -227,6 +232,17 @@ impl Engine {
             return Err(e);
         }
         Ok(row)
+    }
+
+    /// A generated name no container has (yet).
+    fn free_name(&self, mut retry: u32) -> Result<String> {
+        loop {
+            let n = names::generate_name(retry)?;
+            if !self.db.name_taken(&n)? {
+                return Ok(n);
+            }
+            retry += 1;
+        }
     }
 
     /// A container by id, name or id prefix, its state checked against

@@ -108,7 +108,7 @@ struct Monitor {
     container: berth_runtime::Container,
     spec: oci_spec::runtime::Spec,
     rootfs: ContainerRootfs,
-    log: Option<LogWriter>,
+    log: LogWriter,
     sfd: OwnedFd,
     listener: UnixListener,
     out: Option<OwnedFd>,
@@ -264,6 +264,7 @@ impl Monitor {
                 out = Some(or);
                 err = Some(er);
             }
+            let log = LogWriter::open(&engine.log_path(&id), cfg.log_max_size, cfg.log_max_file)?;
             let created = rt.create_from(&bundle, opts);
             // Our own stdio back to /dev/null: the container holds the
             // only write ends of its output pipes.
@@ -290,8 +291,6 @@ impl Monitor {
                 (me, me_start),
                 &berth_runtime::state::now_rfc3339(),
             )?;
-            let log =
-                LogWriter::open(&engine.log_path(&id), cfg.log_max_size, cfg.log_max_file).ok();
             Ok((
                 id,
                 container,
@@ -347,9 +346,9 @@ impl Monitor {
     }
 
     fn output(&mut self, stream: usize, data: &[u8]) {
-        if let Some(l) = &mut self.log {
-            let _ = l.write(stream, data);
-        }
+        // A full disk must not stop the container: the bytes still reach
+        // attached clients.
+        let _ = self.log.write(stream, data);
         let kind = if stream == 0 {
             attach::STDOUT
         } else {
@@ -515,9 +514,7 @@ impl Monitor {
     }
 
     fn finish(&mut self, code: i32, oom: bool) {
-        if let Some(l) = &mut self.log {
-            let _ = l.flush();
-        }
+        let _ = self.log.flush();
         let _ = self.rootfs.unmount();
         let sd = self.engine.state_dir(&self.id);
         let _ = std::fs::remove_file(sd.join("attach.sock"));
