@@ -354,7 +354,6 @@ const RUN: &[Flag] = &[
     flag("log-driver", None, true),
     flag("sig-proxy", None, false),
     flag("detach-keys", None, true),
-    flag("attach", Some('a'), true),
     flag("init", None, false),
     flag("pull", None, true),
 ];
@@ -366,6 +365,15 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     };
     if p.bool("init") {
         return fail(125, "--init is not supported yet by berth");
+    }
+    if let Some(pull) = p.value("pull")
+        && pull != "never"
+        && pull != "missing"
+    {
+        return fail(
+            125,
+            format!("--pull={pull}: berth run uses local images only (pull them with berth pull)"),
+        );
     }
     if let Some(d) = p.value("log-driver")
         && d != "json-file"
@@ -558,12 +566,14 @@ fn run(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         return fail(125, "container did not start");
     };
     let cfg = row_config(&row);
+    let keys = detach_keys(p.value("detach-keys"))?;
     let code = stream(
         e,
         &row.id,
         conn,
         &cfg,
         p.value("sig-proxy") != Some("false"),
+        &keys,
     )?;
     exit_with(code)
 }
@@ -630,7 +640,8 @@ fn start(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
                 let Some(conn) = conn else {
                     return fail(1, format!("container {a} is already running"));
                 };
-                let code = stream(e, &row.id, conn, &cfg, true)?;
+                let keys = detach_keys(p.value("detach-keys"))?;
+                let code = stream(e, &row.id, conn, &cfg, true, &keys)?;
                 return exit_with(code);
             }
             Ok(_) => writeln!(out, "{a}")?,
@@ -671,12 +682,14 @@ fn attach_cmd(e: &mut Engine, argv: &[String]) -> R {
     if p.bool("no-stdin") {
         cfg.open_stdin = false;
     }
+    let keys = detach_keys(p.value("detach-keys"))?;
     let code = stream(
         e,
         &row.id,
         conn,
         &cfg,
         p.value("sig-proxy") != Some("false"),
+        &keys,
     )?;
     exit_with(code)
 }
@@ -840,7 +853,35 @@ fn stdin_fd() -> BorrowedFd<'static> {
 
 /// Copies the container's output to ours and our stdin to it until it
 /// exits; returns its exit code.
-fn stream(e: &mut Engine, id: &str, conn: UnixStream, cfg: &RunConfig, proxy: bool) -> R<i32> {
+/// `--detach-keys`: `ctrl-p,ctrl-q` (docker's default), `a`, `ctrl-@`…
+fn detach_keys(spec: Option<&str>) -> R<Vec<u8>> {
+    let spec = spec.unwrap_or("ctrl-p,ctrl-q");
+    let mut keys = vec![];
+    for k in spec.split(',') {
+        let b = match k.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => {
+                let c = c.as_bytes()[0].to_ascii_uppercase();
+                if !(b'@'..=b'_').contains(&c) {
+                    return fail(1, format!("Unknown character: '{k}'"));
+                }
+                c - b'@'
+            }
+            None if k.len() == 1 => k.as_bytes()[0],
+            _ => return fail(1, format!("Unknown character: '{k}'")),
+        };
+        keys.push(b);
+    }
+    Ok(keys)
+}
+
+fn stream(
+    e: &mut Engine,
+    id: &str,
+    conn: UnixStream,
+    cfg: &RunConfig,
+    proxy: bool,
+    detach: &[u8],
+) -> R<i32> {
     use std::io::Read;
     let tty_in = cfg.tty && cfg.open_stdin && sys::isatty(0);
     let saved = if tty_in {
@@ -865,8 +906,8 @@ fn stream(e: &mut Engine, id: &str, conn: UnixStream, cfg: &RunConfig, proxy: bo
     let mut dec = attach::Decoder::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut code = None;
-    // Ctrl-P Ctrl-Q detaches (docker's default detach keys).
-    let mut last_ctrl_p = false;
+    // How much of the detach sequence was just typed.
+    let mut matched = 0usize;
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr().lock();
     'outer: loop {
@@ -926,12 +967,16 @@ fn stream(e: &mut Engine, id: &str, conn: UnixStream, cfg: &RunConfig, proxy: bo
                 Ok(n) if n > 0 => {
                     if tty_in {
                         for &b in &buf[..n] {
-                            if last_ctrl_p && b == 0x11 {
+                            matched = if detach.get(matched) == Some(&b) {
+                                matched + 1
+                            } else {
+                                usize::from(detach.first() == Some(&b))
+                            };
+                            if !detach.is_empty() && matched == detach.len() {
                                 restore(&saved);
                                 eprintln!("\r\nread escape sequence\r");
                                 return Ok(0);
                             }
-                            last_ctrl_p = b == 0x10;
                         }
                     }
                     let _ = attach::write_frame(&mut w, attach::STDIN, &buf[..n]);
@@ -1546,4 +1591,22 @@ fn inspect(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_key_specs() {
+        assert_eq!(detach_keys(None).ok(), Some(vec![0x10, 0x11]));
+        assert_eq!(detach_keys(Some("ctrl-a,x")).ok(), Some(vec![1, b'x']));
+        assert!(detach_keys(Some("ctrl-")).is_err());
+        assert!(detach_keys(Some("ctrl-ab")).is_err());
+        let argv: Vec<String> = ["-d", "--name", "x", "-e", "A=1", "img", "sh", "-c", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(split_at_image(&argv, RUN), 5);
+    }
 }

@@ -893,6 +893,34 @@ fn interactive_tty_through_a_real_pty() {
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("xterm"), "{out}");
     assert_eq!(o.status.code(), Some(4), "{out}");
+    // Ctrl-P Ctrl-Q detaches; the container runs on.
+    let line = format!(
+        "{} --root {} run -it --name dk busybox sh",
+        env!("CARGO_BIN_EXE_berth"),
+        f.root.display()
+    );
+    let mut c = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .env("SHELL", "/bin/sh")
+        .spawn()
+        .unwrap();
+    f.wait_for("dk", "running");
+    let mut stdin = c.stdin.take().unwrap();
+    {
+        use std::io::Write;
+        stdin.write_all(b"echo typed\r").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        stdin.write_all(&[0x10, 0x11]).unwrap();
+    }
+    let o = c.wait_with_output().unwrap();
+    drop(stdin);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("typed"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert_eq!(f.state("dk"), "running");
+    f.ok(&["rm", "-f", "dk"]);
     // Input typed on the terminal reaches the container.
     let line = format!(
         "{} --root {} run -i --rm busybox sh -c 'read x; echo got-$x'",
