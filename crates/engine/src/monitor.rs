@@ -330,6 +330,9 @@ impl Monitor {
     }
 
     fn add_client(&mut self, sock: UnixStream) {
+        // A client that stops reading (a stopped `berth attach`) is
+        // dropped after 5 s instead of stalling the container's output.
+        let _ = sock.set_write_timeout(Some(Duration::from_secs(5)));
         self.clients.push(Client {
             sock,
             dec: Decoder::default(),
