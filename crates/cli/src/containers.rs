@@ -529,11 +529,12 @@ fn env_entry(e: &str) -> R<String> {
     })
 }
 
-fn create_from_flags(e: &mut Engine, p: &Parsed) -> R<ContainerRow> {
+fn create_from_flags(e: &mut Engine, p: &Parsed, starting: bool) -> R<ContainerRow> {
     let cfg = run_config(p)?;
     e.create(CreateRequest {
         name: p.value("name").map(String::from),
         config: cfg,
+        keep_mounted: starting,
     })
     .map_err(engine125)
 }
@@ -548,7 +549,7 @@ fn parse_run(argv: &[String]) -> R<Parsed> {
 
 fn create_cmd(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     let p = parse_run(argv)?;
-    let row = create_from_flags(e, &p)?;
+    let row = create_from_flags(e, &p, false)?;
     writeln!(out, "{}", row.id)?;
     Ok(())
 }
@@ -556,7 +557,7 @@ fn create_cmd(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
 fn run(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     let p = parse_run(argv)?;
     let detach = p.bool("detach");
-    let row = create_from_flags(e, &p)?;
+    let row = create_from_flags(e, &p, true)?;
     let conn = e.start(&row.id, &exe()).map_err(engine125)?;
     if detach {
         writeln!(out, "{}", row.id)?;

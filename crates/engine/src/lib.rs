@@ -58,6 +58,8 @@ pub struct Engine {
 pub struct CreateRequest {
     pub name: Option<String>,
     pub config: RunConfig,
+    /// Leave the root filesystem mounted: it starts at once (`run`).
+    pub keep_mounted: bool,
 }
 
 fn now() -> String {
@@ -216,8 +218,10 @@ impl Engine {
             let p = dir.join("config.json");
             let data = serde_json::to_vec(&spec).map_err(|e| invalid("spec", e.to_string()))?;
             fs::write(&p, data).at(&p)?;
-            // Leave the overlay unmounted until the container starts.
-            rootfs.unmount()?;
+            // Unmounted until the container starts, unless that is now.
+            if !req.keep_mounted {
+                rootfs.unmount()?;
+            }
             Ok(())
         })();
         if let Err(e) = made {
