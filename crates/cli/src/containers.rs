@@ -69,7 +69,7 @@ impl From<io::Error> for Failure {
 
 type R<T = ()> = Result<T, Failure>;
 
-fn fail<T>(code: u8, msg: impl Into<String>) -> R<T> {
+pub fn fail<T>(code: u8, msg: impl Into<String>) -> R<T> {
     Err(Failure {
         code,
         msg: msg.into(),

@@ -12,13 +12,7 @@ use crate::containers::Failure;
 
 type R<T = ()> = Result<T, Failure>;
 
-fn fail<T>(code: u8, msg: impl Into<String>) -> R<T> {
-    Err(Failure {
-        code,
-        msg: msg.into(),
-        usage: false,
-    })
-}
+use crate::containers::fail;
 
 /// Processes of a running container (its cgroup).
 fn procs(e: &mut Engine, key: &str) -> R<(db::ContainerRow, Vec<i32>)> {
@@ -60,21 +54,10 @@ pub fn top(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         );
     }
     let text = String::from_utf8_lossy(&o.stdout);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    let Some(col) = header.split_whitespace().position(|h| h == "PID") else {
+    let Some(rows) = berth_runtime::stats::filter_ps(&text, &pids) else {
         return fail(1, "Couldn't find PID field in ps output");
     };
-    writeln!(out, "{header}")?;
-    for l in lines {
-        let pid = l
-            .split_whitespace()
-            .nth(col)
-            .and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| pids.contains(&p)) {
-            writeln!(out, "{l}")?;
-        }
-    }
+    write!(out, "{rows}")?;
     Ok(())
 }
 

@@ -175,6 +175,16 @@ impl Db {
         Ok(v)
     }
 
+    /// One statement in its own write transaction.
+    fn exec1(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<()> {
+        let path = self.path.clone();
+        self.write(|tx| {
+            tx.execute(sql, params)
+                .map_err(|e| Error::Db { path, err: e })?;
+            Ok(())
+        })
+    }
+
     /// Adds a container; its name must be free.
     pub fn insert(&mut self, c: &ContainerRow) -> Result<()> {
         let path = self.path.clone();
@@ -265,25 +275,20 @@ impl Db {
         monitor: (i32, u64),
         started_at: &str,
     ) -> Result<()> {
-        let path = self.path.clone();
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE containers SET state = ?2, pid = ?3, pid_start = ?4, monitor_pid = ?5, \
-                 monitor_start = ?6, started_at = ?7, exit_code = 0, oom_killed = 0, error = '' \
-                 WHERE id = ?1",
-                params![
-                    id,
-                    RUNNING,
-                    pid.0,
-                    pid.1 as i64,
-                    monitor.0,
-                    monitor.1 as i64,
-                    started_at
-                ],
-            )
-            .map_err(|e| Error::Db { path, err: e })?;
-            Ok(())
-        })
+        self.exec1(
+            "UPDATE containers SET state = ?2, pid = ?3, pid_start = ?4, monitor_pid = ?5, \
+             monitor_start = ?6, started_at = ?7, exit_code = 0, oom_killed = 0, error = '' \
+             WHERE id = ?1",
+            params![
+                id,
+                RUNNING,
+                pid.0,
+                pid.1 as i64,
+                monitor.0,
+                monitor.1 as i64,
+                started_at
+            ],
+        )
     }
 
     /// The container ended (or failed to start): `state` is `exited` or
@@ -297,41 +302,19 @@ impl Db {
         error: &str,
         finished_at: &str,
     ) -> Result<()> {
-        let path = self.path.clone();
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE containers SET state = ?2, pid = 0, pid_start = 0, monitor_pid = 0, \
-                 monitor_start = 0, exit_code = ?3, oom_killed = ?4, error = ?5, finished_at = ?6 \
-                 WHERE id = ?1",
-                params![id, state, exit_code, oom as i64, error, finished_at],
-            )
-            .map_err(|e| Error::Db { path, err: e })?;
-            Ok(())
-        })
+        self.exec1(
+            "UPDATE containers SET state = ?2, pid = 0, pid_start = 0, monitor_pid = 0, \
+             monitor_start = 0, exit_code = ?3, oom_killed = ?4, error = ?5, finished_at = ?6 \
+             WHERE id = ?1",
+            params![id, state, exit_code, oom as i64, error, finished_at],
+        )
     }
 
     pub fn set_state(&mut self, id: &str, state: &str) -> Result<()> {
-        let path = self.path.clone();
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE containers SET state = ?2 WHERE id = ?1",
-                params![id, state],
-            )
-            .map_err(|e| Error::Db { path, err: e })?;
-            Ok(())
-        })
-    }
-
-    pub fn bump_restart_count(&mut self, id: &str) -> Result<()> {
-        let path = self.path.clone();
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE containers SET restart_count = restart_count + 1 WHERE id = ?1",
-                [id],
-            )
-            .map_err(|e| Error::Db { path, err: e })?;
-            Ok(())
-        })
+        self.exec1(
+            "UPDATE containers SET state = ?2 WHERE id = ?1",
+            params![id, state],
+        )
     }
 
     pub fn rename(&mut self, id: &str, name: &str) -> Result<()> {
@@ -362,12 +345,7 @@ impl Db {
     }
 
     pub fn remove(&mut self, id: &str) -> Result<()> {
-        let path = self.path.clone();
-        self.write(|tx| {
-            tx.execute("DELETE FROM containers WHERE id = ?1", [id])
-                .map_err(|e| Error::Db { path, err: e })?;
-            Ok(())
-        })
+        self.exec1("DELETE FROM containers WHERE id = ?1", [id])
     }
 
     pub fn volume_insert(&mut self, v: &VolumeRow) -> Result<bool> {
@@ -420,12 +398,7 @@ impl Db {
     }
 
     pub fn volume_remove(&mut self, name: &str) -> Result<()> {
-        let path = self.path.clone();
-        self.write(|tx| {
-            tx.execute("DELETE FROM volumes WHERE name = ?1", [name])
-                .map_err(|e| Error::Db { path, err: e })?;
-            Ok(())
-        })
+        self.exec1("DELETE FROM volumes WHERE name = ?1", [name])
     }
 }
 
