@@ -6,9 +6,12 @@
 //! error (an unknown flag or command, a missing argument).
 
 mod args;
+mod containers;
+mod engine_info;
 mod fmt;
 mod registry;
 mod tmpl;
+mod volumes;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -80,6 +83,9 @@ Image commands:
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = containers::dispatch(&argv) {
+        return code;
+    }
     let mut out = io::stdout().lock();
     match run(&argv, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,22 +109,14 @@ fn run(argv: &[String], out: &mut dyn Write) -> Res {
         return Ok(());
     }
     let Some((cmd, rest)) = g.args.split_first() else {
-        write!(out, "{HELP}")?;
+        write!(out, "{HELP}{}", containers::HELP)?;
         return Ok(());
     };
     if g.bool("help") || cmd == "help" {
-        write!(out, "{HELP}")?;
+        write!(out, "{HELP}{}", containers::HELP)?;
         return Ok(());
     }
-    let root: PathBuf = g
-        .value("root")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("BERTH_ROOT")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT));
+    let root = state_root(&g);
     let (cmd, rest) = match cmd.as_str() {
         "image" => match rest.split_first() {
             Some((sub, r)) => (
@@ -158,15 +156,30 @@ fn run(argv: &[String], out: &mut dyn Write) -> Res {
     }
 }
 
+/// `--root`, else $BERTH_ROOT, else /var/lib/berth.
+fn state_root(g: &Parsed) -> PathBuf {
+    g.value("root")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("BERTH_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT))
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// No containers yet: nothing is in use. The engine will pass its own.
-fn in_use(_: &Digest) -> bool {
-    false
+/// The image ids containers use (from the engine's records): `rmi` and
+/// `image prune` keep those.
+fn images_in_use(store: &ImageStore) -> Res<Vec<String>> {
+    berth_engine::Engine::open(store.root())
+        .and_then(|e| e.images_in_use())
+        .map_err(|e| Fail::Cmd(e.to_string()))
 }
 
 fn short_id(d: &Digest, no_trunc: bool) -> String {
@@ -665,6 +678,8 @@ fn rmi(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         return usage("\"rmi\" requires at least 1 argument");
     }
     let mut errors = Vec::new();
+    let used = images_in_use(store)?;
+    let in_use = |d: &Digest| used.contains(&d.to_string());
     for name in &p.args {
         match store.remove(name, p.bool("force"), &in_use) {
             Ok(rep) => {
@@ -721,7 +736,8 @@ fn prune(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
             return Ok(());
         }
     }
-    let rep = store.prune(all, &in_use)?;
+    let used = images_in_use(store)?;
+    let rep = store.prune(all, &|d: &Digest| used.contains(&d.to_string()))?;
     if !rep.deleted.is_empty() {
         writeln!(out, "Deleted Images:")?;
         for t in &rep.untagged {

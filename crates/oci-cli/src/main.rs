@@ -1,7 +1,6 @@
 //! `berth-oci`: an OCI runtime with runc's command line.
 
 mod args;
-mod foreground;
 mod log;
 mod update;
 
@@ -12,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use berth_runtime::container::{ExecOverrides, exec_process_from_config};
-use berth_runtime::{CreateOpts, ExecOpts, Runtime, Status, sys};
+use berth_runtime::{CreateOpts, ExecOpts, Runtime, Status, foreground, sys};
 
 use crate::args::{Cli, Cmd, CreateArgs};
 

@@ -264,23 +264,8 @@ pub fn ps(rt: &Runtime, id: &str, format: &str, args: &[String]) -> Result<i32> 
                 );
             }
             let text = String::from_utf8_lossy(&out.stdout);
-            let mut lines = text.lines();
-            let header = lines.next().unwrap_or_default();
-            let col = header
-                .split_whitespace()
-                .position(|h| h == "PID")
+            let text_out = berth_runtime::stats::filter_ps(&text, &pids)
                 .context("ps output has no PID column")?;
-            let mut text_out = format!("{header}\n");
-            for l in lines {
-                let pid = l
-                    .split_whitespace()
-                    .nth(col)
-                    .and_then(|p| p.parse::<i32>().ok());
-                if pid.is_some_and(|p| pids.contains(&p)) {
-                    text_out.push_str(l);
-                    text_out.push('\n');
-                }
-            }
             crate::out(&text_out);
             Ok(0)
         }

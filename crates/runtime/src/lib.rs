@@ -9,6 +9,7 @@ pub mod container;
 pub mod devices_bpf;
 pub mod error;
 pub mod features;
+pub mod foreground;
 pub mod fs;
 pub mod hooks;
 pub mod idmap;

@@ -374,6 +374,27 @@ fn hugetlb(cg: &CgroupPaths, st: &mut Stats) {
     }
 }
 
+/// The header and the rows of `ps` output whose PID column is one of
+/// `pids` (what `ps`/`top` of a container print); None when the output has
+/// no PID column.
+pub fn filter_ps(text: &str, pids: &[i32]) -> Option<String> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header.split_whitespace().position(|h| h == "PID")?;
+    let mut out = format!("{header}\n");
+    for l in lines {
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    Some(out)
+}
+
 /// How many times the kernel OOM-killed a process of the cgroup.
 pub fn oom_kills(cg: &CgroupPaths) -> u64 {
     if cg.is_v2() {

@@ -4,9 +4,9 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use anyhow::{Context, Result, bail};
-use berth_runtime::state::Container;
-use berth_runtime::{Runtime, sys};
+use crate::error::{Context, Error, Result};
+use crate::state::Container;
+use crate::{Runtime, sys};
 
 /// Called before the container is created: no signal may be lost and
 /// orphans of the container (when init was not our child) come to us.
@@ -17,10 +17,10 @@ pub fn prepare() {
 
 /// Receives the pty master from the console socket pair.
 pub fn recv_master(sock: &OwnedFd) -> Result<OwnedFd> {
-    let (_, fd) = sys::recv_fd(sock.as_fd()).context("receiving the pty master")?;
+    let (_, fd) = sys::recv_fd(sock.as_fd()).what(|| "receiving the pty master".into())?;
     match fd {
         Some(fd) => Ok(fd),
-        None => bail!("the container sent no pty master"),
+        None => Err(Error::Container("the container sent no pty master".into())),
     }
 }
 
@@ -30,7 +30,7 @@ pub fn wait(pid: i32, master: Option<OwnedFd>, container: Option<(&Runtime, &Con
     let sfd = match sys::signalfd_all() {
         Ok(fd) => fd,
         Err(e) => {
-            eprintln!("berth-oci: signalfd: {e}");
+            eprintln!("signalfd: {e}");
             return 1;
         }
     };

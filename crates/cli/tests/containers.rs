@@ -1,0 +1,1248 @@
+//! The container commands end to end: the `berth` binary as a user runs
+//! it, on a busybox image made in the test from Debian's /bin/busybox
+//! (busybox-static), under a temporary `--root` (its `run/` dir holds the
+//! runtime state, so nothing stays on the host; every container is
+//! removed and its cgroup checked gone).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::{berth, fails, ok};
+
+const LINKS: &[&str] = &[
+    "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "pwd", "touch", "grep",
+    "mount", "tty", "seq", "head", "wc", "env", "kill", "yes", "mkdir", "ln", "tr",
+];
+
+/// A temporary root with `busybox:latest` imported.
+struct Fixture {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let dir = t.path().to_path_buf();
+        let bb = Path::new("/bin/busybox");
+        assert!(bb.is_file(), "needs Debian's busybox-static (/bin/busybox)");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut dh = tar::Header::new_gnu();
+        dh.set_entry_type(tar::EntryType::Directory);
+        dh.set_mode(0o755);
+        dh.set_size(0);
+        for d in ["bin", "etc", "tmp", "mnt", "data"] {
+            b.append_data(&mut dh.clone(), d, std::io::empty()).unwrap();
+        }
+        let data = std::fs::read(bb).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o755);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, "bin/busybox", &data[..]).unwrap();
+        for l in LINKS {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, format!("bin/{l}"), "busybox")
+                .unwrap();
+        }
+        let pw = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:u:/home/u:/bin/sh\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(pw.len() as u64);
+        b.append_data(&mut h, "etc/passwd", pw.as_bytes()).unwrap();
+        let tarball = t.path().join("busybox.tar");
+        std::fs::write(&tarball, b.into_inner().unwrap()).unwrap();
+        ok(
+            &root,
+            &["import", tarball.to_str().unwrap(), "busybox:latest"],
+        );
+        Fixture { _t: t, root, dir }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(&self.root, args)
+    }
+
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        fails(&self.root, args, code)
+    }
+
+    fn inspect(&self, c: &str) -> Value {
+        let v: Value = serde_json::from_str(&self.ok(&["inspect", c])).unwrap();
+        v[0].clone()
+    }
+
+    fn state(&self, c: &str) -> String {
+        self.inspect(c)["State"]["Status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn wait_for(&self, c: &str, want: &str) {
+        let t = Instant::now();
+        loop {
+            let o = berth(&self.root, &["inspect", "-f", "{{.State.Status}}", c]);
+            if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == want {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "{c} never became {want}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // Remove whatever a failed test left running, then check that
+        // nothing of it stays on the host.
+        let ids = berth(&self.root, &["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = berth(&self.root, &["rm", "-f", id]);
+            assert!(cgroup_gone(id), "cgroup of {id} left behind");
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = self.root.to_string_lossy().to_string();
+        for l in mounts.lines().filter(|l| l.contains(&root)) {
+            let target = l.split(' ').nth(4).unwrap_or("").to_string();
+            let _ = Command::new("umount").arg("-l").arg(&target).status();
+            if !std::thread::panicking() {
+                panic!("mount left behind: {l}");
+            }
+        }
+    }
+}
+
+/// Whether no hierarchy has the container's cgroup (v2 or v1).
+fn cgroup_gone(id: &str) -> bool {
+    let name = format!("berth-{id}");
+    if Path::new("/sys/fs/cgroup").join(&name).exists() {
+        return false;
+    }
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .all(|h| !h.path().join(&name).exists())
+}
+
+fn out_err(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_in_the_foreground_gives_output_and_exit_codes() {
+    let f = Fixture::new();
+    let o = berth(
+        &f.root,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    let (out, err) = out_err(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert_eq!(out, "out\n");
+    assert!(err.contains("err"), "{err}");
+    assert_eq!(f.ok(&["run", "--rm", "busybox", "echo", "a", "b"]), "a b\n");
+    // docker's codes: 127 not found, 126 not executable, 125 engine error.
+    let e = f.fails(&["run", "--rm", "busybox", "nosuchprogram"], 127);
+    assert!(e.contains("executable file not found"), "{e}");
+    f.fails(&["run", "--rm", "busybox", "/etc/passwd"], 126);
+    let e = f.fails(&["run", "--rm", "nosuchimage"], 125);
+    assert!(e.contains("no such image: nosuchimage"), "{e}");
+    f.ok(&["create", "--name", "taken", "busybox", "true"]);
+    let e = f.fails(&["run", "--name", "taken", "busybox", "true"], 125);
+    assert!(
+        e.contains("name \"/taken\" is already in use by container"),
+        "{e}"
+    );
+    let e = f.fails(&["run", "--name", "bad/name", "busybox", "true"], 125);
+    assert!(e.contains("invalid container name"), "{e}");
+    let e = f.fails(&["run", "--bogus", "busybox"], 125);
+    assert!(e.contains("unknown flag: --bogus"), "{e}");
+    // A failed start leaves the container created with the exit code.
+    f.fails(&["run", "--name", "nf", "busybox", "nosuch"], 127);
+    let v = f.inspect("nf");
+    assert_eq!(v["State"]["Status"], "created");
+    assert_eq!(v["State"]["ExitCode"], 127);
+    // --rm containers are gone.
+    let all = f.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = all.lines().collect();
+    names.sort();
+    assert_eq!(names, ["nf", "taken"]);
+    f.ok(&["rm", "taken", "nf"]);
+}
+
+#[test]
+fn detached_logs_survive_the_cli_and_ps_inspect_show_it() {
+    let f = Fixture::new();
+    let id = f
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "-l",
+            "app=t",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo line $i; echo oops >&2; done; sleep 0.3; echo done",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    // The CLI has exited; the monitor keeps collecting output.
+    assert_eq!(f.ok(&["wait", "ticker"]), "0\n");
+    let logs = berth(&f.root, &["logs", "ticker"]);
+    let (out, err) = out_err(&logs);
+    assert_eq!(out, "line 1\nline 2\nline 3\ndone\n");
+    assert_eq!(err, "oops\noops\noops\n");
+    assert_eq!(f.ok(&["logs", "--tail", "1", "ticker"]), "done\n");
+    let ts = f.ok(&["logs", "-t", "--tail", "1", "ticker"]);
+    assert!(ts.starts_with("20") && ts.contains("Z done"), "{ts}");
+    // docker's json-file format.
+    let v = f.inspect("ticker");
+    let log = std::fs::read_to_string(v["LogPath"].as_str().unwrap()).unwrap();
+    let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert!(first["log"] == "line 1\n" || first["log"] == "oops\n");
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(v["Id"], id);
+    assert_eq!(v["Name"], "/ticker");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["Running"], false);
+    assert_eq!(v["Path"], "sh");
+    assert_eq!(v["Config"]["Labels"]["app"], "t");
+    assert_eq!(v["HostConfig"]["NetworkMode"], "none");
+    // ps: default table, -a, filters, formats.
+    assert_eq!(f.ok(&["ps", "-q"]), "");
+    let table = f.ok(&["ps", "-a"]);
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&id[..12]) && row.contains("Exited (0)") && row.ends_with("ticker"),
+        "{row}"
+    );
+    assert!(row.contains("\"sh -c for i in 1 2 …\""), "{row}");
+    assert_eq!(f.ok(&["ps", "-aq", "--no-trunc"]).trim(), id);
+    assert_eq!(
+        f.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "status=exited",
+            "--format",
+            "{{.ID}} {{.State}}"
+        ])
+        .trim(),
+        format!("{} exited", &id[..12])
+    );
+    assert_eq!(
+        f.ok(&["ps", "-a", "--filter", "label=app=t", "-q"]).trim(),
+        &id[..12]
+    );
+    assert_eq!(f.ok(&["ps", "-a", "--filter", "status=running", "-q"]), "");
+    assert_eq!(
+        f.ok(&["ps", "-n", "1", "--format", "{{.Names}}"]),
+        "ticker\n"
+    );
+    let e = f.fails(&["ps", "--filter", "bogus=1"], 1);
+    assert!(e.contains("invalid filter"), "{e}");
+    assert_eq!(
+        f.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{.Config.Image}}",
+            &id[..8]
+        ]),
+        "0 busybox\n"
+    );
+    f.ok(&["rename", "ticker", "tocker"]);
+    f.ok(&["rm", "tocker"]);
+    let e = f.fails(&["inspect", "tocker"], 1);
+    assert!(e.to_lowercase().contains("no such"), "{e}");
+}
+
+#[test]
+fn logs_follow_and_rotation() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        "seq 1 2000",
+    ]);
+    assert_eq!(f.ok(&["wait", "rot"]), "0\n");
+    let path = PathBuf::from(f.inspect("rot")["LogPath"].as_str().unwrap());
+    assert!(Path::new(&format!("{}.1", path.display())).exists());
+    assert!(Path::new(&format!("{}.2", path.display())).exists());
+    assert!(!Path::new(&format!("{}.3", path.display())).exists());
+    for i in ["", ".1", ".2"] {
+        let len = std::fs::metadata(format!("{}{i}", path.display()))
+            .unwrap()
+            .len();
+        assert!(len <= 2048, "{i}: {len}");
+    }
+    let logs = f.ok(&["logs", "rot"]);
+    assert!(logs.ends_with("2000\n"), "{logs}");
+    f.ok(&["rm", "rot"]);
+    // -f follows a running container and ends with it.
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fol",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]);
+    let t = Instant::now();
+    assert_eq!(f.ok(&["logs", "-f", "fol"]), "a\nb\n");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    f.ok(&["rm", "fol"]);
+}
+
+#[test]
+fn stop_kill_restart_and_rm() {
+    let f = Fixture::new();
+    // sh as pid 1 ignores SIGTERM: stop falls back to SIGKILL (137).
+    f.ok(&["run", "-d", "--name", "s", "busybox", "sleep", "100"]);
+    assert_eq!(f.state("s"), "running");
+    let pid = f.inspect("s")["State"]["Pid"].as_i64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let t = Instant::now();
+    assert_eq!(f.ok(&["stop", "-t", "1", "s"]), "s\n");
+    assert!(t.elapsed() < Duration::from_secs(8));
+    let v = f.inspect("s");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert_eq!(v["State"]["Status"], "exited");
+    // A trapped SIGTERM ends it with its own status.
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while :; do sleep 0.1; done",
+    ]);
+    f.ok(&["stop", "t"]);
+    assert_eq!(f.inspect("t")["State"]["ExitCode"], 7);
+    // --stop-signal
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "u",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; while :; do sleep 0.1; done",
+    ]);
+    f.ok(&["stop", "u"]);
+    assert_eq!(f.inspect("u")["State"]["ExitCode"], 9);
+    // restart runs it again.
+    f.ok(&["restart", "-t", "1", "s"]);
+    assert_eq!(f.state("s"), "running");
+    // kill: SIGKILL by default, -s for others.
+    f.ok(&["kill", "s"]);
+    f.wait_for("s", "exited");
+    assert_eq!(f.inspect("s")["State"]["ExitCode"], 137);
+    let e = f.fails(&["kill", "s"], 1);
+    assert!(e.contains("not running"), "{e}");
+    // rm refuses a running container without -f.
+    f.ok(&["start", "s"]);
+    let e = f.fails(&["rm", "s"], 1);
+    assert!(
+        e.contains("container is running: stop the container before removing or force remove"),
+        "{e}"
+    );
+    // pause / unpause
+    f.ok(&["pause", "s"]);
+    assert_eq!(f.state("s"), "paused");
+    assert!(f.ok(&["ps"]).contains("(Paused)"));
+    f.ok(&["unpause", "s"]);
+    assert_eq!(f.state("s"), "running");
+    let id = f.inspect("s")["Id"].as_str().unwrap().to_string();
+    f.ok(&["rm", "-f", "s"]);
+    assert!(cgroup_gone(&id));
+    assert!(!f.root.join("containers").join(&id).exists());
+    f.ok(&["rm", "t", "u"]);
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    let e = f.fails(&["rm", "nosuch"], 1);
+    assert!(e.contains("no such container: nosuch"), "{e}");
+}
+
+#[test]
+fn rm_flag_removes_after_exit() {
+    let f = Fixture::new();
+    f.ok(&["run", "--rm", "--name", "a", "busybox", "true"]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "b",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    let t = Instant::now();
+    while !f.ok(&["ps", "-aq"]).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "--rm container stayed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_dir(f.root.join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn volumes_binds_and_tmpfs() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(
+        f.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "data:/data",
+            "busybox",
+            "cat",
+            "/data/f"
+        ]),
+        "kept\n"
+    );
+    assert_eq!(f.ok(&["volume", "ls", "-q"]), "data\n");
+    let v: Value = serde_json::from_str(&f.ok(&["volume", "inspect", "data"])).unwrap();
+    assert_eq!(v[0]["Name"], "data");
+    assert_eq!(v[0]["Driver"], "local");
+    // bind mounts, read-only or not.
+    let host = f.dir.join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("in"), "from host\n").unwrap();
+    let spec = format!("{}:/mnt", host.display());
+    assert_eq!(
+        f.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "busybox",
+            "sh",
+            "-c",
+            "cat /mnt/in; echo back > /mnt/out"
+        ]),
+        "from host\n"
+    );
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "back\n");
+    let ro = format!("type=bind,source={},target=/mnt,readonly", host.display());
+    let o = berth(
+        &f.root,
+        &["run", "--rm", "--mount", &ro, "busybox", "touch", "/mnt/x"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!host.join("x").exists());
+    // A bind of a missing path is refused.
+    let e = f.fails(
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "/nonexistent/berth:/mnt",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("bind source path does not exist"), "{e}");
+    // Anonymous volumes go with rm -v; named ones stay and are protected.
+    f.ok(&[
+        "create",
+        "--name",
+        "anon",
+        "-v",
+        "/anon",
+        "-v",
+        "data:/data",
+        "busybox",
+        "true",
+    ]);
+    let vols = f.ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.lines().count(), 2, "{vols}");
+    let e = f.fails(&["volume", "rm", "data"], 1);
+    assert!(e.contains("volume is in use"), "{e}");
+    f.ok(&["rm", "-v", "anon"]);
+    assert_eq!(f.ok(&["volume", "ls", "-q"]), "data\n");
+    f.ok(&["volume", "rm", "data"]);
+    assert_eq!(f.ok(&["volume", "ls", "-q"]), "");
+    f.ok(&["volume", "create", "v2"]);
+    f.ok(&["volume", "prune", "-f", "-a"]);
+    assert_eq!(f.ok(&["volume", "ls", "-q"]), "");
+    // --tmpfs and --read-only.
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null || echo ro; touch /scratch/y && echo tmpfs-ok",
+    ]);
+    assert_eq!(out, "ro\ntmpfs-ok\n");
+}
+
+#[test]
+fn process_settings_from_flags() {
+    let f = Fixture::new();
+    let envf = f.dir.join("env");
+    std::fs::write(&envf, "# comment\nFROMFILE=yes\n").unwrap();
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "--env-file",
+        envf.to_str().unwrap(),
+        "-w",
+        "/tmp",
+        "-u",
+        "1000",
+        "-h",
+        "myhost",
+        "--add-host",
+        "db:10.0.0.2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $FROMFILE; pwd; id -u; hostname; grep db /etc/hosts; echo $HOSTNAME",
+    ]);
+    assert_eq!(out, "1 yes\n/tmp\n1000\nmyhost\n10.0.0.2\tdb\nmyhost\n");
+    assert_eq!(
+        f.ok(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "echo",
+            "busybox",
+            "via",
+            "entrypoint"
+        ]),
+        "via entrypoint\n"
+    );
+    // Limits land in the container's cgroup.
+    let (files, want) = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        (
+            "/sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max",
+            "67108864\n20\n50000 100000\n",
+        )
+    } else {
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max \
+             /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us",
+            "67108864\n20\n50000\n100000\n",
+        )
+    };
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "20",
+        "--cpus",
+        "0.5",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("cat {files}"),
+    ]);
+    assert_eq!(out, want);
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=100:200",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(out, "100\n200\n");
+    let e = f.fails(&["run", "--rm", "--memory", "lots", "busybox", "true"], 125);
+    assert!(e.contains("size"), "{e}");
+}
+
+#[test]
+fn default_security_and_privileged() {
+    let f = Fixture::new();
+    let status = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(extra);
+        a.extend([
+            "busybox",
+            "sh",
+            "-c",
+            "grep -E '^(CapBnd|Seccomp|NoNewPrivs):' /proc/self/status",
+        ]);
+        f.ok(&a)
+    };
+    let s = status(&[]);
+    // docker's default capability set.
+    assert!(s.contains("CapBnd:\t00000000a80425fb"), "{s}");
+    assert!(s.contains("Seccomp:\t2"), "{s}");
+    assert!(s.contains("NoNewPrivs:\t0"), "{s}");
+    let s = status(&[
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CHOWN",
+        "--security-opt",
+        "no-new-privileges",
+    ]);
+    assert!(s.contains("CapBnd:\t0000000000000001"), "{s}");
+    assert!(s.contains("NoNewPrivs:\t1"), "{s}");
+    let s = status(&["--privileged"]);
+    assert!(s.contains("Seccomp:\t0"), "{s}");
+    assert!(!s.contains("CapBnd:\t00000000a80425fb"), "{s}");
+    // The seccomp allowlist and missing CAP_SYS_ADMIN stop mount and
+    // namespace creation; /proc paths are masked / read-only.
+    let out = f.ok(&[
+        "run", "--rm", "busybox", "sh", "-c",
+        "mount -t tmpfs t /mnt 2>/dev/null || echo no-mount; cat /proc/kcore | wc -c; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo ro-sys",
+    ]);
+    assert_eq!(out, "no-mount\n0\nro-sys\n");
+    assert_eq!(
+        f.ok(&[
+            "run",
+            "--rm",
+            "--privileged",
+            "busybox",
+            "sh",
+            "-c",
+            "mount -t tmpfs t /mnt && echo mounted"
+        ]),
+        "mounted\n"
+    );
+    // A profile file: here one that denies mkdir.
+    let prof = f.dir.join("prof.json");
+    std::fs::write(
+        &prof,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", prof.display());
+    let o = berth(
+        &f.root,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            &opt,
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /tmp/d || echo denied",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "denied\n");
+    // --network none: only lo, and it is up. host: the host's interfaces.
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags",
+    ]);
+    assert!(out.starts_with("lo\n") && out.contains("0x9"), "{out}");
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(out.lines().count(), host.len(), "{out}");
+    let e = f.fails(
+        &["run", "--rm", "--network", "bridge", "busybox", "true"],
+        125,
+    );
+    assert!(e.contains("network \"bridge\" not found"), "{e}");
+}
+
+/// The pids of berth monitors of container `id`.
+fn monitor_pids(id: &str) -> Vec<i32> {
+    let mut v = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("__monitor") && cmd.contains(id) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+#[test]
+fn killed_monitor_leaves_the_container_tracked() {
+    let f = Fixture::new();
+    let id = f
+        .ok(&["run", "-d", "--name", "m", "busybox", "sleep", "100"])
+        .trim()
+        .to_string();
+    let mons = monitor_pids(&id);
+    assert_eq!(mons.len(), 1, "{mons:?}");
+    Command::new("kill")
+        .args(["-9", &mons[0].to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // The container runs on, tracked without its monitor.
+    assert_eq!(f.state("m"), "running");
+    assert!(f.ok(&["ps"]).contains("Up "));
+    // Stopping it still works; its status cannot be known: 255.
+    f.ok(&["stop", "-t", "1", "m"]);
+    let v = f.inspect("m");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 255);
+    assert!(
+        v["State"]["Error"]
+            .as_str()
+            .unwrap()
+            .contains("monitor died")
+    );
+    // And it starts again under a new monitor.
+    f.ok(&["start", "m"]);
+    assert_eq!(f.state("m"), "running");
+    f.ok(&["rm", "-f", "m"]);
+}
+
+#[test]
+fn killed_cli_during_run_d_leaves_truthful_state() {
+    let f = Fixture::new();
+    for delay_ms in [0u64, 5, 15, 30, 60, 120] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(&f.root)
+            .args(["run", "-d", "busybox", "sleep", "100"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let ps = f.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}"]);
+    for l in ps.lines() {
+        let (id, state) = l.split_once(' ').unwrap();
+        let v = f.inspect(id);
+        match state {
+            "running" => {
+                let pid = v["State"]["Pid"].as_i64().unwrap();
+                assert!(Path::new(&format!("/proc/{pid}")).exists(), "{l}");
+                assert_eq!(monitor_pids(id).len(), 1, "{l}");
+            }
+            "created" | "exited" => {
+                assert_eq!(v["State"]["Pid"], 0);
+            }
+            s => panic!("unexpected state {s}"),
+        }
+    }
+    for l in ps.lines() {
+        f.ok(&["rm", "-f", l.split(' ').next().unwrap()]);
+    }
+}
+
+#[test]
+fn fifty_concurrent_runs() {
+    let f = Fixture::new();
+    let root = f.root.clone();
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let o = berth(&root, &["run", "--rm", "busybox", "echo", &format!("n{i}")]);
+                (i, o)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (i, o) = h.join().unwrap();
+        let (out, err) = out_err(&o);
+        assert!(o.status.success(), "run {i}: {err}");
+        assert_eq!(out, format!("n{i}\n"));
+    }
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    // And 20 detached ones with generated names, all distinct.
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let root = root.clone();
+            std::thread::spawn(move || ok(&root, &["run", "-d", "busybox", "true"]))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let names = f.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut n: Vec<&str> = names.lines().collect();
+    assert_eq!(n.len(), 20);
+    n.sort();
+    n.dedup();
+    assert_eq!(n.len(), 20);
+    f.ok(&["container", "prune", "-f"]);
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn interactive_tty_through_a_real_pty() {
+    let f = Fixture::new();
+    let line = format!(
+        "{} --root {} run -it --rm busybox sh -c 'tty; echo $TERM; exit 4'",
+        env!("CARGO_BIN_EXE_berth"),
+        f.root.display()
+    );
+    let mut c = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("SHELL", "/bin/sh")
+        .spawn()
+        .unwrap();
+    // Keep the pty's input open (script passes EOF on otherwise).
+    let stdin = c.stdin.take();
+    let o = c.wait_with_output().unwrap();
+    drop(stdin);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("xterm"), "{out}");
+    assert_eq!(o.status.code(), Some(4), "{out}");
+    // Ctrl-P Ctrl-Q detaches; the container runs on.
+    let line = format!(
+        "{} --root {} run -it --name dk busybox sh",
+        env!("CARGO_BIN_EXE_berth"),
+        f.root.display()
+    );
+    let mut c = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .env("SHELL", "/bin/sh")
+        .spawn()
+        .unwrap();
+    f.wait_for("dk", "running");
+    let mut stdin = c.stdin.take().unwrap();
+    {
+        use std::io::Write;
+        stdin.write_all(b"echo typed\r").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        stdin.write_all(&[0x10, 0x11]).unwrap();
+    }
+    let o = c.wait_with_output().unwrap();
+    drop(stdin);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("typed"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert_eq!(f.state("dk"), "running");
+    f.ok(&["rm", "-f", "dk"]);
+    // Input typed on the terminal reaches the container.
+    let line = format!(
+        "{} --root {} run -i --rm busybox sh -c 'read x; echo got-$x'",
+        env!("CARGO_BIN_EXE_berth"),
+        f.root.display()
+    );
+    let mut c = Command::new("sh")
+        .args(["-c", &line])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "got-hello\n");
+}
+
+#[test]
+fn exec_runs_in_the_container() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "-e",
+        "FROMRUN=1",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    // Same pid namespace and environment as the container.
+    let out = f.ok(&["exec", "ex", "sh", "-c", "echo $$ $FROMRUN; id -u; pwd"]);
+    let mut l = out.lines();
+    let pid: i32 = l
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pid > 1 && pid < 100, "{out}");
+    assert!(out.starts_with(&format!("{pid} 1\n0\n/\n")), "{out}");
+    assert_eq!(
+        f.ok(&[
+            "exec",
+            "-u",
+            "1000",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=5",
+            "ex",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X"
+        ]),
+        "1000\n/tmp\n5\n"
+    );
+    let o = berth(&f.root, &["exec", "ex", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    let e = f.fails(&["exec", "ex", "nosuch"], 127);
+    assert!(e.contains("executable file not found"), "{e}");
+    // -i feeds our stdin.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&f.root)
+        .args(["exec", "-i", "ex", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout),
+        "piped\n"
+    );
+    // -d returns at once; the process runs on in the container.
+    f.ok(&["exec", "-d", "ex", "sh", "-c", "echo bg > /tmp/bg"]);
+    let t = Instant::now();
+    while f.ok(&["exec", "ex", "cat", "/tmp/bg"]) != "bg\n" {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f.ok(&["stop", "-t", "0", "ex"]);
+    let e = f.fails(&["exec", "ex", "true"], 1);
+    assert!(e.contains("not running"), "{e}");
+    f.ok(&["rm", "ex"]);
+}
+
+#[test]
+fn top_stats_info_version_attach_and_start_a() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let top = f.ok(&["top", "busy"]);
+    let mut l = top.lines();
+    assert!(l.next().unwrap().contains("PID"));
+    let rows: Vec<&str> = l.collect();
+    assert_eq!(rows.len(), 1, "{top}");
+    assert!(rows[0].contains("while :; do :; done"), "{top}");
+    let st = f.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}} {{.CPUPerc}}",
+    ]);
+    let w: Vec<&str> = st.split_whitespace().collect();
+    assert_eq!(w[0], "busy", "{st}");
+    assert_eq!(w[3], "64MiB", "{st}");
+    assert_eq!(w[4], "1", "{st}");
+    let cpu: f64 = w[5].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 10.0, "{st}");
+    let info = f.ok(&["info"]);
+    assert!(info.contains("Containers: 1\n  Running: 1"), "{info}");
+    assert!(info.contains("Images: 1"), "{info}");
+    assert!(f.ok(&["version"]).contains("Version:"));
+    f.ok(&["rm", "-f", "busy"]);
+    // attach to a running container sees its output and its exit code.
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "att",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; echo late; exit 5",
+    ]);
+    let o = berth(&f.root, &["attach", "att"]);
+    assert_eq!(o.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "late\n");
+    // start -a runs a created container attached.
+    f.ok(&[
+        "create",
+        "--name",
+        "cr",
+        "busybox",
+        "sh",
+        "-c",
+        "echo from-start; exit 2",
+    ]);
+    assert_eq!(f.state("cr"), "created");
+    let o = berth(&f.root, &["start", "-a", "cr"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from-start\n");
+    // and again: logs keep both runs.
+    berth(&f.root, &["start", "-a", "cr"]);
+    assert_eq!(f.ok(&["logs", "cr"]), "from-start\nfrom-start\n");
+    f.ok(&["rm", "att", "cr"]);
+}
+
+#[test]
+fn foreground_run_forwards_signals() {
+    let f = Fixture::new();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&f.root)
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "sig",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    f.wait_for("sig", "running");
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status()
+        .unwrap();
+    let mut out = String::new();
+    use std::io::Read;
+    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let st = c.wait().unwrap();
+    assert_eq!(st.code(), Some(42), "{out}");
+    assert_eq!(out, "ready\ngot-term\n");
+}
+
+#[test]
+fn rmi_keeps_images_that_containers_use() {
+    let f = Fixture::new();
+    f.ok(&["create", "--name", "user", "busybox", "true"]);
+    let e = f.fails(&["rmi", "busybox"], 1);
+    assert!(e.contains("being used by a container"), "{e}");
+    f.ok(&["image", "prune", "-a", "-f"]);
+    assert!(f.ok(&["images", "-q"]).len() >= 12);
+    // The container still starts from its image.
+    assert_eq!(f.ok(&["start", "-a", "user"]), "");
+    f.ok(&["rm", "user"]);
+    f.ok(&["rmi", "busybox"]);
+}
+
+#[test]
+fn cp_both_ways_and_export_stay_inside_the_container() {
+    let f = Fixture::new();
+    f.ok(&[
+        "create", "--name", "c", "busybox", "sh", "-c",
+        "mkdir -p /data/sub; echo inside > /data/sub/f; ln -s /etc/passwd /data/link; ln -s / /data/rootlink",
+    ]);
+    berth(&f.root, &["start", "-a", "c"]);
+    // Out of a stopped container: a directory, its symlinks kept as links.
+    let out = f.dir.join("out");
+    f.ok(&["cp", "c:/data", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("sub/f")).unwrap(),
+        "inside\n"
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("link")).unwrap(),
+        Path::new("/etc/passwd")
+    );
+    // A symlink on the path resolves inside the container: /data/rootlink/etc/passwd
+    // is the container's passwd, never the host's.
+    let pw = f.dir.join("pw");
+    f.ok(&["cp", "c:/data/rootlink/etc/passwd", pw.to_str().unwrap()]);
+    assert!(
+        std::fs::read_to_string(&pw)
+            .unwrap()
+            .contains("user:x:1000")
+    );
+    let e = f.fails(&["cp", "c:/nope", pw.to_str().unwrap()], 1);
+    assert!(e.contains("Could not find the file /nope"), "{e}");
+    // Into a running container.
+    f.ok(&["run", "-d", "--name", "r", "busybox", "sleep", "100"]);
+    let host = f.dir.join("h.txt");
+    std::fs::write(&host, "from host\n").unwrap();
+    f.ok(&["cp", host.to_str().unwrap(), "r:/tmp/"]);
+    assert_eq!(f.ok(&["exec", "r", "cat", "/tmp/h.txt"]), "from host\n");
+    f.ok(&["cp", out.to_str().unwrap(), "r:/copied"]);
+    assert_eq!(f.ok(&["exec", "r", "cat", "/copied/sub/f"]), "inside\n");
+    // A symlink in the container does not redirect a write to the host.
+    f.ok(&["exec", "r", "ln", "-s", "/", "/tmp/escape"]);
+    f.ok(&["cp", host.to_str().unwrap(), "r:/tmp/escape/tmp/x.txt"]);
+    assert_eq!(f.ok(&["exec", "r", "cat", "/tmp/x.txt"]), "from host\n");
+    assert!(
+        !Path::new("/tmp/x.txt").exists()
+            || std::fs::read_to_string("/tmp/x.txt").unwrap() != "from host\n"
+    );
+    // export: a tar of the whole filesystem.
+    let tarball = f.dir.join("c.tar");
+    f.ok(&["export", "-o", tarball.to_str().unwrap(), "c"]);
+    let mut a = tar::Archive::new(std::fs::File::open(&tarball).unwrap());
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(names.iter().any(|n| n == "data/sub/f"), "{names:?}");
+    f.ok(&["rm", "-f", "r", "c"]);
+}
+
+#[test]
+fn oom_kill_is_recorded() {
+    let f = Fixture::new();
+    let o = berth(
+        &f.root,
+        &[
+            "run",
+            "--name",
+            "oom",
+            "--memory",
+            "8m",
+            "busybox",
+            "sh",
+            "-c",
+            "x=$(head -c 60000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let v = f.inspect("oom");
+    assert_eq!(v["State"]["OOMKilled"], true);
+    assert_eq!(v["State"]["ExitCode"], 137);
+    f.ok(&["rm", "oom"]);
+}
+
+#[test]
+fn sizes_in_ps_and_prune() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "--name",
+        "w",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero > /tmp/big",
+    ]);
+    let ps = f.ok(&["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]);
+    assert!(
+        ps.starts_with("w 300kB (virtual ") && ps.ends_with("MB)\n"),
+        "{ps}"
+    );
+    let table = f.ok(&["ps", "-as"]);
+    assert!(table.lines().next().unwrap().ends_with("SIZE"), "{table}");
+    let out = f.ok(&["container", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 300kB"), "{out}");
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+}

@@ -1,0 +1,376 @@
+//! What a container was created with (`docker create`'s flags), kept as
+//! JSON in the state database, and the parsers of the flag values.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+
+/// A mount of `-v`, `--mount` or `--tmpfs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// `bind`, `volume` or `tmpfs`.
+    pub kind: String,
+    /// Host path (bind), volume name (volume; empty for an anonymous one
+    /// until created), unused for tmpfs.
+    pub source: String,
+    pub target: String,
+    pub readonly: bool,
+    /// tmpfs options (`size=64m,mode=1777`), bind propagation.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// An anonymous volume (removed by `rm -v` and `--rm`).
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// A container's configuration as `create`/`run` were given it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunConfig {
+    /// The image as the user named it.
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub auto_remove: bool,
+    pub hostname: Option<String>,
+    pub labels: Vec<(String, String)>,
+    pub mounts: Vec<MountSpec>,
+    pub read_only: bool,
+    /// `none` or `host`.
+    pub network: String,
+    pub add_hosts: Vec<String>,
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids_limit: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub ulimits: Vec<Ulimit>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    /// `--security-opt seccomp=FILE` (its content) or `unconfined`.
+    pub seccomp: Option<String>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    /// `--log-opt max-size`, bytes (0: no rotation).
+    pub log_max_size: u64,
+    /// `--log-opt max-file` (at least 1).
+    pub log_max_file: u32,
+}
+
+/// `512`, `64k`, `1.5g`, `100MB`… as docker's RAMInBytes.
+pub fn parse_size(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let digits_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits_end);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| invalid("size", format!("{s:?} is not a size")))?;
+    let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        _ => return Err(invalid("size", format!("{s:?}: unknown unit {unit:?}"))),
+    };
+    Ok((n * mult) as i64)
+}
+
+/// `--cpus 1.5` to nano CPUs.
+pub fn parse_cpus(s: &str) -> Result<i64> {
+    let n: f64 = s
+        .parse()
+        .map_err(|_| invalid("--cpus", format!("{s:?} is not a number")))?;
+    if n.is_nan() || n <= 0.0 || n > 1024.0 {
+        return Err(invalid("--cpus", format!("{s:?} is out of range")));
+    }
+    Ok((n * 1e9) as i64)
+}
+
+/// `nofile=1024:2048`, `nproc=512`.
+pub fn parse_ulimit(s: &str) -> Result<Ulimit> {
+    let bad = |r: &str| invalid("--ulimit", format!("{s:?}: {r}"));
+    let (name, v) = s
+        .split_once('=')
+        .ok_or_else(|| bad("expected NAME=SOFT[:HARD]"))?;
+    if rlimit_type(name).is_none() {
+        return Err(bad("unknown limit"));
+    }
+    let num = |x: &str| -> Result<u64> {
+        if x == "-1" || x == "unlimited" {
+            return Ok(u64::MAX);
+        }
+        x.parse().map_err(|_| bad("not a number"))
+    };
+    let (soft, hard) = match v.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(v)?, num(v)?),
+    };
+    if soft > hard {
+        return Err(bad("soft limit is above the hard limit"));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+/// The OCI rlimit type of a docker ulimit name.
+pub fn rlimit_type(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "core" => "RLIMIT_CORE",
+        "cpu" => "RLIMIT_CPU",
+        "data" => "RLIMIT_DATA",
+        "fsize" => "RLIMIT_FSIZE",
+        "locks" => "RLIMIT_LOCKS",
+        "memlock" => "RLIMIT_MEMLOCK",
+        "msgqueue" => "RLIMIT_MSGQUEUE",
+        "nice" => "RLIMIT_NICE",
+        "nofile" => "RLIMIT_NOFILE",
+        "nproc" => "RLIMIT_NPROC",
+        "rss" => "RLIMIT_RSS",
+        "rtprio" => "RLIMIT_RTPRIO",
+        "rttime" => "RLIMIT_RTTIME",
+        "sigpending" => "RLIMIT_SIGPENDING",
+        "stack" => "RLIMIT_STACK",
+        "as" => "RLIMIT_AS",
+        _ => return None,
+    })
+}
+
+fn check_target(t: &str, flag: &str) -> Result<()> {
+    if !t.starts_with('/') {
+        return Err(invalid(
+            flag,
+            format!("mount destination {t:?} is not absolute"),
+        ));
+    }
+    if t == "/" {
+        return Err(invalid(flag, "mount destination cannot be \"/\""));
+    }
+    Ok(())
+}
+
+/// Whether `s` is a valid volume name (docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]+`).
+pub fn valid_volume_name(s: &str) -> bool {
+    crate::names::valid_name(s) && s.len() > 1
+}
+
+/// `-v SRC:DST[:ro|rw]`, `-v NAME:DST`, `-v DST` (anonymous volume).
+pub fn parse_volume_flag(s: &str) -> Result<MountSpec> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [d] => ("", *d, ""),
+        [s, d] => (*s, *d, ""),
+        [s, d, m] => (*s, *d, *m),
+        _ => return Err(invalid("-v", format!("{s:?}: expected [SRC:]DST[:MODE]"))),
+    };
+    check_target(dst, "-v")?;
+    let mut readonly = false;
+    let mut options = Vec::new();
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" => readonly = true,
+            "rw" => readonly = false,
+            "z" | "Z" | "nocopy" => {}
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
+                options.push(m.to_string())
+            }
+            _ => return Err(invalid("-v", format!("{s:?}: unknown mode {m:?}"))),
+        }
+    }
+    let (kind, anonymous) = if src.is_empty() {
+        ("volume", true)
+    } else if src.starts_with('/') {
+        ("bind", false)
+    } else if valid_volume_name(src) {
+        ("volume", false)
+    } else {
+        return Err(invalid(
+            "-v",
+            format!("{src:?} is neither an absolute path nor a valid volume name"),
+        ));
+    };
+    Ok(MountSpec {
+        kind: kind.into(),
+        source: src.into(),
+        target: dst.into(),
+        readonly,
+        options,
+        anonymous,
+    })
+}
+
+/// `--mount type=bind,source=/a,target=/b,readonly` (and volume, tmpfs).
+pub fn parse_mount_flag(s: &str) -> Result<MountSpec> {
+    let mut m = MountSpec {
+        kind: "volume".into(),
+        source: String::new(),
+        target: String::new(),
+        readonly: false,
+        options: vec![],
+        anonymous: false,
+    };
+    for kv in s.split(',') {
+        let (k, v) = match kv.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (kv, None),
+        };
+        match (k, v) {
+            ("type", Some(v)) => m.kind = v.to_string(),
+            ("source" | "src", Some(v)) => m.source = v.to_string(),
+            ("target" | "destination" | "dst", Some(v)) => m.target = v.to_string(),
+            ("readonly" | "ro", None) => m.readonly = true,
+            ("readonly" | "ro", Some(v)) => m.readonly = v == "true" || v == "1",
+            ("bind-propagation", Some(v)) => m.options.push(v.to_string()),
+            ("tmpfs-size", Some(v)) => m.options.push(format!("size={}", parse_size(v)?)),
+            ("tmpfs-mode", Some(v)) => m.options.push(format!("mode={v}")),
+            ("volume-nocopy" | "consistency", _) => {}
+            _ => return Err(invalid("--mount", format!("{s:?}: unexpected key {k:?}"))),
+        }
+    }
+    check_target(&m.target, "--mount")?;
+    match m.kind.as_str() {
+        "bind" => {
+            if !m.source.starts_with('/') {
+                return Err(invalid(
+                    "--mount",
+                    format!("{s:?}: a bind mount needs an absolute source"),
+                ));
+            }
+        }
+        "volume" => {
+            if m.source.is_empty() {
+                m.anonymous = true;
+            } else if !valid_volume_name(&m.source) {
+                return Err(invalid(
+                    "--mount",
+                    format!("{:?} is not a valid volume name", m.source),
+                ));
+            }
+        }
+        "tmpfs" => {
+            if !m.source.is_empty() {
+                return Err(invalid("--mount", "a tmpfs mount takes no source"));
+            }
+        }
+        k => return Err(invalid("--mount", format!("unsupported type {k:?}"))),
+    }
+    Ok(m)
+}
+
+/// `--tmpfs /run[:size=64m,mode=1777]`.
+pub fn parse_tmpfs_flag(s: &str) -> Result<MountSpec> {
+    let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
+    check_target(dst, "--tmpfs")?;
+    let mut options = Vec::new();
+    let mut readonly = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => options.push(format!("size={}", parse_size(v)?)),
+            Some(("mode", v)) => {
+                u32::from_str_radix(v, 8)
+                    .map_err(|_| invalid("--tmpfs", format!("bad mode {v:?}")))?;
+                options.push(format!("mode={v}"))
+            }
+            Some(("uid" | "gid" | "nr_inodes", _)) => options.push(o.to_string()),
+            None if o == "ro" => readonly = true,
+            None if matches!(
+                o,
+                "rw" | "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev"
+            ) =>
+            {
+                options.push(o.to_string())
+            }
+            _ => return Err(invalid("--tmpfs", format!("unknown option {o:?}"))),
+        }
+    }
+    Ok(MountSpec {
+        kind: "tmpfs".into(),
+        source: String::new(),
+        target: dst.into(),
+        readonly,
+        options,
+        anonymous: false,
+    })
+}
+
+/// `--add-host name:ip` (docker also takes `name=ip`).
+pub fn parse_add_host(s: &str) -> Result<(String, String)> {
+    let (h, ip) = s
+        .split_once('=')
+        .or_else(|| s.split_once(':'))
+        .ok_or_else(|| invalid("--add-host", format!("{s:?}: expected HOST:IP")))?;
+    if h.is_empty() || ip.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(invalid("--add-host", format!("{s:?}: expected HOST:IP")));
+    }
+    Ok((h.to_string(), ip.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("64k").unwrap(), 65536);
+        assert_eq!(parse_size("1.5g").unwrap(), 1610612736);
+        assert_eq!(parse_size("100MB").unwrap(), 104857600);
+        assert!(parse_size("abc").is_err());
+        assert!(parse_size("10x").is_err());
+        assert_eq!(parse_cpus("1.5").unwrap(), 1_500_000_000);
+        assert!(parse_cpus("0").is_err());
+    }
+
+    #[test]
+    fn volumes_and_mounts() {
+        let m = parse_volume_flag("/a:/b:ro").unwrap();
+        assert_eq!((m.kind.as_str(), m.readonly), ("bind", true));
+        let m = parse_volume_flag("data:/d").unwrap();
+        assert_eq!((m.kind.as_str(), m.anonymous), ("volume", false));
+        let m = parse_volume_flag("/d").unwrap();
+        assert!(m.anonymous);
+        assert!(parse_volume_flag("rel/x:/d").is_err());
+        assert!(parse_volume_flag("/a:b").is_err());
+        assert!(parse_volume_flag("/a:/b:xx").is_err());
+        let m = parse_mount_flag("type=bind,src=/a,dst=/b,readonly").unwrap();
+        assert_eq!(
+            (m.source.as_str(), m.target.as_str(), m.readonly),
+            ("/a", "/b", true)
+        );
+        assert!(parse_mount_flag("type=nfs,dst=/x").is_err());
+        let t = parse_tmpfs_flag("/run:size=1m,mode=1777").unwrap();
+        assert_eq!(t.options, ["size=1048576", "mode=1777"]);
+        assert!(parse_tmpfs_flag("/run:mode=99x").is_err());
+    }
+
+    #[test]
+    fn ulimits_and_hosts() {
+        let u = parse_ulimit("nofile=100:200").unwrap();
+        assert_eq!((u.soft, u.hard), (100, 200));
+        assert!(parse_ulimit("nofile=300:200").is_err());
+        assert!(parse_ulimit("bogus=1").is_err());
+        assert_eq!(
+            parse_add_host("db:10.0.0.1").unwrap(),
+            ("db".into(), "10.0.0.1".into())
+        );
+        assert!(parse_add_host("db:notanip").is_err());
+    }
+}

@@ -1,0 +1,326 @@
+//! `cp` (both ways) and `export`. Every path inside a container is
+//! resolved inside its root (`openat2(RESOLVE_IN_ROOT)`) and walked through
+//! directory descriptors without following symlinks, so a symlink in the
+//! container never points a copy at the host's files.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use berth_image::ContainerRootfs;
+use berth_runtime::fs::RootDir;
+use berth_runtime::sys;
+
+use crate::error::{Context, Error, Result};
+use crate::{Engine, db};
+
+/// What the walk finds.
+trait Sink {
+    fn dir(&mut self, rel: &Path, st: &libc::stat) -> Result<()>;
+    fn file(&mut self, rel: &Path, st: &libc::stat, f: File) -> Result<()>;
+    fn symlink(&mut self, rel: &Path, st: &libc::stat, target: &Path) -> Result<()>;
+}
+
+fn walk(parent: BorrowedFd<'_>, name: &OsStr, rel: &Path, sink: &mut dyn Sink) -> Result<()> {
+    let st = berth_image::sys::lstatat(parent, name).at(rel)?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => {
+            sink.dir(rel, &st)?;
+            let d = sys::openat(
+                Some(parent),
+                Path::new(name),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .at(rel)?;
+            let mut names: Vec<_> = std::fs::read_dir(sys::fd_path(d.as_fd()))
+                .at(rel)?
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect();
+            names.sort();
+            for n in names {
+                walk(d.as_fd(), &n, &rel.join(&n), sink)?;
+            }
+            Ok(())
+        }
+        libc::S_IFREG => {
+            let f = sys::openat(
+                Some(parent),
+                Path::new(name),
+                libc::O_RDONLY | libc::O_NOFOLLOW,
+                0,
+            )
+            .at(rel)?;
+            sink.file(rel, &st, File::from(f))
+        }
+        libc::S_IFLNK => {
+            let t = sys::readlinkat(parent, Path::new(name)).at(rel)?;
+            sink.symlink(rel, &st, &t)
+        }
+        // Devices, fifos and sockets are not copied.
+        _ => Ok(()),
+    }
+}
+
+/// Writes what is walked under a host directory.
+struct HostSink {
+    dest: PathBuf,
+}
+
+impl HostSink {
+    fn path(&self, rel: &Path) -> PathBuf {
+        if rel.as_os_str().is_empty() {
+            self.dest.clone()
+        } else {
+            self.dest.join(rel)
+        }
+    }
+}
+
+impl Sink for HostSink {
+    fn dir(&mut self, rel: &Path, st: &libc::stat) -> Result<()> {
+        let p = self.path(rel);
+        std::fs::create_dir_all(&p).at(&p)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(st.st_mode & 0o7777)).at(&p)
+    }
+    fn file(&mut self, rel: &Path, st: &libc::stat, mut f: File) -> Result<()> {
+        let p = self.path(rel);
+        let mut out = File::create(&p).at(&p)?;
+        io::copy(&mut f, &mut out).at(&p)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(st.st_mode & 0o7777)).at(&p)
+    }
+    fn symlink(&mut self, rel: &Path, _: &libc::stat, target: &Path) -> Result<()> {
+        let p = self.path(rel);
+        let _ = std::fs::remove_file(&p);
+        std::os::unix::fs::symlink(target, &p).at(&p)
+    }
+}
+
+/// Writes what is walked as a tar stream.
+struct TarSink<W: Write> {
+    b: tar::Builder<W>,
+    prefix: PathBuf,
+}
+
+fn header(st: &libc::stat, kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid as u64);
+    h.set_gid(st.st_gid as u64);
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(size);
+    h
+}
+
+impl<W: Write> TarSink<W> {
+    fn name(&self, rel: &Path) -> PathBuf {
+        let p = self.prefix.join(rel);
+        if p.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            p
+        }
+    }
+}
+
+impl<W: Write> Sink for TarSink<W> {
+    fn dir(&mut self, rel: &Path, st: &libc::stat) -> Result<()> {
+        let mut h = header(st, tar::EntryType::Directory, 0);
+        let name = self.name(rel);
+        self.b
+            .append_data(&mut h, &name, io::empty())
+            .what(|| format!("tar {}", name.display()))
+    }
+    fn file(&mut self, rel: &Path, st: &libc::stat, f: File) -> Result<()> {
+        let mut h = header(st, tar::EntryType::Regular, st.st_size as u64);
+        let name = self.name(rel);
+        self.b
+            .append_data(&mut h, &name, f)
+            .what(|| format!("tar {}", name.display()))
+    }
+    fn symlink(&mut self, rel: &Path, st: &libc::stat, target: &Path) -> Result<()> {
+        let mut h = header(st, tar::EntryType::Symlink, 0);
+        let name = self.name(rel);
+        self.b
+            .append_link(&mut h, &name, target)
+            .what(|| format!("tar {}", name.display()))
+    }
+}
+
+/// Splits a container path into its parent (resolved in the root) and
+/// last component; `/` is the root itself (name `.`).
+fn split(root: &RootDir, path: &str) -> Result<(OwnedFd, PathBuf)> {
+    let rel = berth_runtime::fs::clean_relative(Path::new(path)).at(path)?;
+    match rel.file_name() {
+        None => {
+            let fd = root
+                .open_in(Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY)
+                .at(path)?;
+            Ok((fd, PathBuf::from(".")))
+        }
+        Some(name) => {
+            let parent = rel.parent().unwrap_or(Path::new(""));
+            let fd = root
+                .open_in(parent, libc::O_RDONLY | libc::O_DIRECTORY)
+                .map_err(|e| missing(path, e))?;
+            Ok((fd, PathBuf::from(name)))
+        }
+    }
+}
+
+fn missing(path: &str, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        Error::Other(format!("Could not find the file {path} in container"))
+    } else {
+        Error::Io {
+            path: path.into(),
+            err: e,
+        }
+    }
+}
+
+impl Engine {
+    /// Runs `f` on the container's root filesystem, mounting it for the
+    /// time of the call when the container is not running.
+    fn with_rootfs<T>(&mut self, key: &str, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+        let row = self.get(key)?;
+        let dir = self.container_dir(&row.id);
+        let images = self.images()?;
+        let rootfs = ContainerRootfs::open(images.snapshots(), &dir)?;
+        let was = rootfs.is_mounted();
+        if !was {
+            rootfs.mount()?;
+        }
+        let r = f(&rootfs.path());
+        let running = matches!(
+            self.db.find(&row.id).map(|r| r.state),
+            Ok(ref s) if s == db::RUNNING || s == db::PAUSED
+        );
+        if !was && !running {
+            let _ = rootfs.unmount();
+        }
+        r
+    }
+
+    /// `cp CONTAINER:SRC DEST`: docker's rules (DEST an existing
+    /// directory receives SRC under its own name).
+    pub fn copy_from(&mut self, key: &str, src: &str, dest: &Path) -> Result<()> {
+        self.with_rootfs(key, |rootfs| {
+            let root = RootDir::open(rootfs).at(rootfs)?;
+            let (parent, name) = split(&root, src)?;
+            berth_image::sys::lstatat(parent.as_fd(), name.as_os_str())
+                .map_err(|e| missing(src, e))?;
+            let target = if dest.is_dir() && name != Path::new(".") {
+                dest.join(&name)
+            } else {
+                dest.to_path_buf()
+            };
+            let mut sink = HostSink { dest: target };
+            walk(parent.as_fd(), name.as_os_str(), Path::new(""), &mut sink)
+        })
+    }
+
+    /// `cp CONTAINER:SRC -`: a tar stream of SRC.
+    pub fn copy_from_tar(&mut self, key: &str, src: &str, w: &mut dyn Write) -> Result<()> {
+        self.with_rootfs(key, |rootfs| {
+            let root = RootDir::open(rootfs).at(rootfs)?;
+            let (parent, name) = split(&root, src)?;
+            berth_image::sys::lstatat(parent.as_fd(), name.as_os_str())
+                .map_err(|e| missing(src, e))?;
+            let prefix = if name == Path::new(".") {
+                PathBuf::new()
+            } else {
+                name.clone()
+            };
+            let mut sink = TarSink {
+                b: tar::Builder::new(w),
+                prefix,
+            };
+            walk(parent.as_fd(), name.as_os_str(), Path::new(""), &mut sink)?;
+            sink.b.finish().what(|| "tar".into())
+        })
+    }
+
+    /// `export`: the container's filesystem as a tar stream.
+    pub fn export(&mut self, key: &str, w: &mut dyn Write) -> Result<()> {
+        self.copy_from_tar(key, "/", w)
+    }
+
+    /// `cp SRC CONTAINER:DEST`.
+    pub fn copy_to(&mut self, key: &str, src: &Path, dest: &str) -> Result<()> {
+        let meta = std::fs::symlink_metadata(src).at(src)?;
+        self.with_rootfs(key, |rootfs| {
+            let root = RootDir::open(rootfs).at(rootfs)?;
+            let src_name = src
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            // DEST an existing directory: SRC goes inside it.
+            let (dir, name) = match root.open_in(
+                Path::new(dest.trim_start_matches('/')),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+            ) {
+                Ok(fd) if src_name != Path::new(".") => (fd, src_name),
+                _ => {
+                    if dest.ends_with('/') && !meta.is_dir() {
+                        return Err(Error::Other(format!(
+                            "destination directory {dest} does not exist in the container"
+                        )));
+                    }
+                    root.parent_dir(Path::new(dest)).at(dest)?
+                }
+            };
+            put(dir.as_fd(), &name, src)
+        })
+    }
+}
+
+/// Writes host path `src` as `name` in container directory `dir`.
+fn put(dir: BorrowedFd<'_>, name: &Path, src: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(src).at(src)?;
+    let mode = meta.mode() & 0o7777;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        match sys::mkdirat(dir, name, mode) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e).at(name),
+        }
+        // O_NOFOLLOW: a symlink the container put there is refused.
+        let sub = sys::openat(
+            Some(dir),
+            name,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )
+        .at(name)?;
+        for e in std::fs::read_dir(src).at(src)? {
+            let e = e.at(src)?;
+            put(sub.as_fd(), Path::new(&e.file_name()), &e.path())?;
+        }
+        Ok(())
+    } else if ft.is_symlink() {
+        let target = std::fs::read_link(src).at(src)?;
+        let _ = berth_image::sys::unlinkat(dir, name.as_os_str(), false);
+        sys::symlinkat(&target, dir, name).at(name)
+    } else if ft.is_file() {
+        let fd = sys::openat(
+            Some(dir),
+            name,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
+            mode,
+        )
+        .at(name)?;
+        let mut out = File::from(fd);
+        let mut inp = File::open(src).at(src)?;
+        io::copy(&mut inp, &mut out).at(name)?;
+        out.set_permissions(std::fs::Permissions::from_mode(mode))
+            .at(name)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,731 @@
+//! Berth's container engine: docker's container workflow over the OCI
+//! runtime library (`berth-runtime`) and the image store (`berth-image`),
+//! without a daemon. Each `berth` command opens the engine, does its work
+//! and exits; a monitor process per running container (see `monitor`)
+//! outlives the command. Process model, schema and crash rules:
+//! `docs/engine.md`.
+//!
+//! ```text
+//! <root>/engine/state.db                 the state database (db.rs)
+//! <root>/containers/<id>/                rootfs/ upper/ work/ (berth-image),
+//!                                        config.json (the OCI spec),
+//!                                        hosts hostname resolv.conf, <id>-json.log
+//! <root>/volumes/<name>/_data            named and anonymous volumes
+//! <run>/<id>/monitor.lock attach.sock    held / served by the monitor
+//! <run>/runtime/<id>/                    berth-runtime's state
+//! ```
+//!
+//! `<run>` is `/run/berth` for the default root, else `<root>/run`.
+
+pub mod attach;
+pub mod config;
+pub mod cp;
+pub mod db;
+pub mod error;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod seccomp;
+pub mod spec;
+pub mod volumes;
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_image::{ContainerRootfs, ImageStore, RootfsMode};
+use berth_runtime::{Runtime, sys};
+
+pub use config::RunConfig;
+pub use db::{ContainerRow, Db};
+pub use error::{Error, Result};
+
+use error::{Context, invalid};
+
+/// The default state root (the same as the image store's).
+pub const DEFAULT_ROOT: &str = berth_image::DEFAULT_ROOT;
+
+/// The engine bound to a root.
+pub struct Engine {
+    pub root: PathBuf,
+    pub run_dir: PathBuf,
+    pub db: Db,
+}
+
+/// What `create` makes a container from.
+pub struct CreateRequest {
+    pub name: Option<String>,
+    pub config: RunConfig,
+    /// Leave the root filesystem mounted: it starts at once (`run`).
+    pub keep_mounted: bool,
+}
+
+fn now() -> String {
+    berth_runtime::state::now_rfc3339()
+}
+
+impl Engine {
+    pub fn open(root: &Path) -> Result<Engine> {
+        let run_dir = if root == Path::new(DEFAULT_ROOT) {
+            PathBuf::from("/run/berth")
+        } else {
+            root.join("run")
+        };
+        // Only root (the engine) reads the state: 0700 when created.
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+            .create(root)
+            .at(root)?;
+        let db = Db::open(&root.join("engine").join("state.db"))?;
+        Ok(Engine {
+            root: root.to_path_buf(),
+            run_dir,
+            db,
+        })
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    /// The monitor's directory (lock, attach socket).
+    pub fn state_dir(&self, id: &str) -> PathBuf {
+        self.run_dir.join(id)
+    }
+
+    pub fn runtime(&self) -> Runtime {
+        Runtime::new(self.run_dir.join("runtime"), false)
+    }
+
+    pub fn images(&self) -> Result<ImageStore> {
+        Ok(ImageStore::open(&self.root)?)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        logs::log_path(&self.container_dir(id), id)
+    }
+
+    /// `create`: the record, the root filesystem and the OCI spec.
+    pub fn create(&mut self, req: CreateRequest) -> Result<ContainerRow> {
+        let mut cfg = req.config;
+        let images = self.images()?;
+        let image = images.get(&cfg.image).map_err(|e| match e {
+            berth_image::Error::ImageNotFound(_) => Error::NoSuchImage(cfg.image.clone()),
+            e => e.into(),
+        })?;
+        let image_cfg = images.config(&image)?;
+        if cfg.network.is_empty() {
+            cfg.network = "none".into();
+        }
+        if !matches!(cfg.network.as_str(), "none" | "host") {
+            return Err(invalid(
+                "--network",
+                format!(
+                    "network {:?} not found (this berth has \"none\" and \"host\")",
+                    cfg.network
+                ),
+            ));
+        }
+        if let Some(s) = &cfg.stop_signal
+            && berth_runtime::signal::parse(s).is_none()
+        {
+            return Err(invalid("--stop-signal", format!("{s:?} is not a signal")));
+        }
+        spec::capabilities(&cfg)?;
+        if cfg.log_max_file == 0 {
+            cfg.log_max_file = 1;
+        }
+        // Image volumes become anonymous volumes unless a mount covers them.
+        let run_cfg = image_cfg.config.config().clone();
+        if let Some(vols) = run_cfg.as_ref().and_then(|c| c.volumes().clone()) {
+            for v in vols {
+                if !cfg.mounts.iter().any(|m| m.target == v) {
+                    cfg.mounts.push(config::MountSpec {
+                        kind: "volume".into(),
+                        source: String::new(),
+                        target: v,
+                        readonly: false,
+                        options: vec![],
+                        anonymous: true,
+                    });
+                }
+            }
+        }
+        for m in cfg.mounts.iter_mut().filter(|m| m.kind == "volume") {
+            if m.anonymous && m.source.is_empty() {
+                m.source = names::new_id()?;
+            }
+            volumes::ensure(self, &m.source, m.anonymous)?;
+        }
+        let id = names::new_id()?;
+        let name = match &req.name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !names::valid_name(n) {
+                    return Err(Error::InvalidName(n.into()));
+                }
+                n.to_string()
+            }
+            None => self.free_name(0)?,
+        };
+        let mut row = ContainerRow {
+            id: id.clone(),
+            name,
+            image: cfg.image.clone(),
+            image_id: image.id.to_string(),
+            config: serde_json::to_string(&cfg).map_err(|e| invalid("config", e.to_string()))?,
+            state: db::CREATED.into(),
+            created_at: now(),
+            ..Default::default()
+        };
+        let mut tries = 1;
+        loop {
+            match self.db.insert(&row) {
+                // A generated name taken by a concurrent create: another.
+                Err(Error::NameInUse { .. }) if req.name.is_none() && tries < 20 => {
+                    row.name = self.free_name(tries)?;
+                    tries += 1;
+                }
+                r => break r?,
+            }
+        }
+        let dir = self.container_dir(&id);
+        let made = (|| -> Result<()> {
+            let rootfs = ContainerRootfs::prepare(
+                images.snapshots(),
+                &image.chain_ids,
+                &dir,
+                RootfsMode::Auto,
+            )?;
+            let hosts: Vec<(String, String)> = cfg
+                .add_hosts
+                .iter()
+                .map(|h| config::parse_add_host(h))
+                .collect::<Result<_>>()?;
+            for (f, content) in spec::etc_files(&id, &cfg, &hosts) {
+                let p = dir.join(f);
+                fs::write(&p, content).at(&p)?;
+            }
+            let (spec, _) = spec::build(
+                &id,
+                &cfg,
+                run_cfg.as_ref(),
+                &rootfs.path(),
+                &dir,
+                &self.root,
+            )?;
+            let p = dir.join("config.json");
+            let data = serde_json::to_vec(&spec).map_err(|e| invalid("spec", e.to_string()))?;
+            fs::write(&p, data).at(&p)?;
+            // Unmounted until the container starts, unless that is now.
+            if !req.keep_mounted {
+                rootfs.unmount()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            if let Ok(r) = ContainerRootfs::open(images.snapshots(), &dir) {
+                let _ = r.remove();
+            }
+            let _ = fs::remove_dir_all(&dir);
+            let _ = self.db.remove(&id);
+            for m in cfg.mounts.iter().filter(|m| m.anonymous) {
+                let _ = volumes::remove(self, &m.source, true);
+            }
+            return Err(e);
+        }
+        Ok(row)
+    }
+
+    /// A generated name no container has (yet).
+    fn free_name(&self, mut retry: u32) -> Result<String> {
+        loop {
+            let n = names::generate_name(retry)?;
+            if !self.db.name_taken(&n)? {
+                return Ok(n);
+            }
+            retry += 1;
+        }
+    }
+
+    /// A container by id, name or id prefix, its state checked against
+    /// the processes (crash truth).
+    pub fn get(&mut self, key: &str) -> Result<ContainerRow> {
+        let row = self.db.find(key)?;
+        self.reconcile(row)
+    }
+
+    /// Every container, reconciled.
+    pub fn list(&mut self) -> Result<Vec<ContainerRow>> {
+        let rows = self.db.list()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(self.reconcile(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Opens (creating) the monitor lock of a container.
+    pub(crate) fn lock_file(&self, id: &str) -> Result<fs::File> {
+        let dir = self.state_dir(id);
+        fs::create_dir_all(&dir).at(&dir)?;
+        let p = dir.join("monitor.lock");
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .at(&p)
+    }
+
+    /// Whether a monitor holds the container (its lock is taken).
+    pub fn monitor_alive(&self, id: &str) -> bool {
+        if !self.state_dir(id).join("monitor.lock").exists() {
+            return false;
+        }
+        match self.lock_file(id) {
+            Ok(f) => berth_image::sys::flock_exclusive(f.as_fd(), false).is_err(),
+            Err(_) => false,
+        }
+    }
+
+    /// The crash-truth rule: a container the database calls running (or
+    /// created with runtime leftovers) whose monitor is gone is running
+    /// if its init is alive, else exited with an unknown status (255),
+    /// and what it left (cgroup, runtime state, overlay mount) is cleaned.
+    pub fn reconcile(&mut self, row: ContainerRow) -> Result<ContainerRow> {
+        let active = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
+        let leftovers = self.run_dir.join("runtime").join(&row.id).exists();
+        if !active && !leftovers {
+            return Ok(row);
+        }
+        let lock = self.lock_file(&row.id)?;
+        if berth_image::sys::flock_exclusive(lock.as_fd(), false).is_err() {
+            return Ok(row); // a monitor has it
+        }
+        // Read again under the lock: a monitor may have just finished.
+        let row = match self.db.find(&row.id) {
+            Ok(r) => r,
+            Err(Error::NoSuchContainer(_)) => return Ok(row),
+            Err(e) => return Err(e),
+        };
+        let active = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
+        if active && berth_runtime::state::pid_is(row.pid, row.pid_start) {
+            return Ok(row); // running, untracked by a monitor
+        }
+        self.cleanup_runtime(&row.id);
+        if active {
+            self.db.set_exited(
+                &row.id,
+                db::EXITED,
+                255,
+                false,
+                "the container's monitor died; its exit status is unknown",
+                &now(),
+            )?;
+        }
+        self.db.find(&row.id)
+    }
+
+    /// Removes runtime state, cgroup and overlay mount of a stopped
+    /// container (best effort: each piece may already be gone).
+    fn cleanup_runtime(&self, id: &str) {
+        let rt = self.runtime();
+        let _ = rt.delete(id, true);
+        if let Ok(images) = self.images()
+            && let Ok(r) = ContainerRootfs::open(images.snapshots(), &self.container_dir(id))
+        {
+            let _ = r.unmount();
+        }
+        let _ = fs::remove_file(self.state_dir(id).join("attach.sock"));
+    }
+
+    /// `start`: spawns the container's monitor (this executable, `exe`,
+    /// with `__monitor`) and waits until the container runs or failed.
+    /// Returns the attach connection (the monitor sends the output there).
+    pub fn start(&mut self, key: &str, exe: &Path) -> Result<Option<UnixStream>> {
+        let row = self.get(key)?;
+        match row.state.as_str() {
+            db::RUNNING => return Ok(None),
+            db::PAUSED => {
+                return Err(Error::BadState {
+                    id: row.id,
+                    state: row.state,
+                    what: "cannot start a paused container, try unpause instead".into(),
+                });
+            }
+            _ => {}
+        }
+        let (ours, theirs) = UnixStream::pair().what(|| "socketpair".into())?;
+        sys::clear_cloexec(theirs.as_raw_fd()).what(|| "fcntl".into())?;
+        let mut child = std::process::Command::new(exe)
+            .arg("--root")
+            .arg(&self.root)
+            .arg(monitor::SUBCOMMAND)
+            .arg(&row.id)
+            .arg(theirs.as_raw_fd().to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .at(exe)?;
+        drop(theirs);
+        // The monitor forks and its first process exits at once.
+        let _ = child.wait();
+        let mut r = &ours;
+        match attach::read_frame(&mut r) {
+            Ok(Some((attach::STARTED, _))) => Ok(Some(ours)),
+            Ok(Some((attach::FAILED, p))) => {
+                let s = String::from_utf8_lossy(&p);
+                let (code, msg) = s.split_once('\n').unwrap_or(("125", &s));
+                Err(Error::Start {
+                    msg: msg.to_string(),
+                    code: code.parse().unwrap_or(125),
+                })
+            }
+            Ok(_) | Err(_) => Err(Error::Other(format!(
+                "the monitor of container {} exited before the container started",
+                row.id
+            ))),
+        }
+    }
+
+    /// Connects to a running container's monitor.
+    pub fn attach(&self, id: &str) -> Result<UnixStream> {
+        let dir = self.state_dir(id);
+        let dfd = sys::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0).at(&dir)?;
+        UnixStream::connect(sys::fd_path(dfd.as_fd()).join("attach.sock"))
+            .at(dir.join("attach.sock"))
+    }
+
+    /// Waits until the container is no longer running; its exit code.
+    /// `timeout` None waits for ever.
+    pub fn wait(&mut self, key: &str, timeout: Option<Duration>) -> Result<Option<i32>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut nap = Duration::from_millis(5);
+        let id = self.db.find(key)?.id;
+        loop {
+            let row = match self.get(&id) {
+                Ok(r) => r,
+                // Removed by --rm once it ended.
+                Err(Error::NoSuchContainer(_)) => return Ok(Some(0)),
+                Err(e) => return Err(e),
+            };
+            if !matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
+                return Ok(Some(row.exit_code));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, row: &ContainerRow, sig: i32, all: bool) -> Result<()> {
+        match self.runtime().kill(&row.id, sig, all) {
+            Ok(()) => Ok(()),
+            Err(berth_runtime::Error::NotRunning(_) | berth_runtime::Error::NotExist(_)) => {
+                Err(Error::BadState {
+                    id: row.id.clone(),
+                    state: "not running".into(),
+                    what: "cannot kill it".into(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `kill -s SIG`.
+    pub fn kill(&mut self, key: &str, sig: i32) -> Result<()> {
+        let row = self.get(key)?;
+        if row.state != db::RUNNING && row.state != db::PAUSED {
+            return Err(Error::BadState {
+                id: row.id,
+                state: row.state,
+                what: "container is not running".into(),
+            });
+        }
+        self.signal(&row, sig, false)
+    }
+
+    /// The signal `stop` sends.
+    pub fn stop_signal(&self, row: &ContainerRow) -> i32 {
+        let cfg = row_config(row);
+        let from_spec = || -> Option<String> {
+            let data = fs::read(self.container_dir(&row.id).join("config.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+            v["annotations"][berth_image::runtime_config::STOP_SIGNAL_ANNOTATION]
+                .as_str()
+                .map(String::from)
+        };
+        cfg.stop_signal
+            .or_else(from_spec)
+            .and_then(|s| berth_runtime::signal::parse(&s))
+            .unwrap_or(libc::SIGTERM)
+    }
+
+    /// `stop`: the stop signal, then SIGKILL after `timeout` seconds.
+    pub fn stop(&mut self, key: &str, timeout: Option<i64>) -> Result<()> {
+        let row = self.get(key)?;
+        if row.state != db::RUNNING && row.state != db::PAUSED {
+            return Ok(());
+        }
+        let cfg = row_config(&row);
+        let secs = timeout.or(cfg.stop_timeout).unwrap_or(10);
+        if row.state == db::PAUSED {
+            self.unpause(&row.id)?;
+        }
+        let _ = self.signal(&row, self.stop_signal(&row), false);
+        if secs >= 0
+            && self
+                .wait(&row.id, Some(Duration::from_secs(secs as u64)))?
+                .is_some()
+        {
+            return Ok(());
+        }
+        let _ = self.signal(&row, libc::SIGKILL, true);
+        self.wait(&row.id, None)?;
+        Ok(())
+    }
+
+    /// `pause` / `unpause`: the cgroup freezer.
+    pub fn pause(&mut self, key: &str) -> Result<()> {
+        let row = self.get(key)?;
+        if row.state != db::RUNNING {
+            return Err(Error::BadState {
+                id: row.id,
+                state: row.state,
+                what: "container is not running".into(),
+            });
+        }
+        let c = self.runtime().load(&row.id)?;
+        berth_runtime::resources::set_frozen(&c.record.cgroup, true)?;
+        self.db.set_state(&row.id, db::PAUSED)
+    }
+
+    pub fn unpause(&mut self, key: &str) -> Result<()> {
+        let row = self.get(key)?;
+        if row.state != db::PAUSED {
+            return Err(Error::BadState {
+                id: row.id,
+                state: row.state,
+                what: "container is not paused".into(),
+            });
+        }
+        let c = self.runtime().load(&row.id)?;
+        berth_runtime::resources::set_frozen(&c.record.cgroup, false)?;
+        self.db.set_state(&row.id, db::RUNNING)
+    }
+
+    /// `rm` (`force` kills a running container; `volumes` removes its
+    /// anonymous volumes).
+    pub fn remove(&mut self, key: &str, force: bool, volumes: bool) -> Result<()> {
+        let row = self.get(key)?;
+        if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
+            if !force {
+                return Err(Error::BadState {
+                    id: row.id,
+                    state: row.state.clone(),
+                    what: format!(
+                        "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                        row.name, row.state
+                    ),
+                });
+            }
+            if row.state == db::PAUSED {
+                let _ = self.unpause(&row.id);
+            }
+            let _ = self.signal(&row, libc::SIGKILL, true);
+            self.wait(&row.id, None)?;
+        }
+        // Wait for the monitor to finish its cleanup, and keep new ones out.
+        let lock = self.lock_file(&row.id)?;
+        berth_image::sys::flock_exclusive(lock.as_fd(), true).what(|| "flock".into())?;
+        let row = match self.db.find(&row.id) {
+            Ok(r) => r,
+            // --rm removed it meanwhile.
+            Err(Error::NoSuchContainer(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.destroy(&row, volumes, Some(lock))
+    }
+
+    /// Removes everything of a stopped container. `lock` is its monitor
+    /// lock, held.
+    pub fn destroy(
+        &mut self,
+        row: &ContainerRow,
+        volumes: bool,
+        lock: Option<fs::File>,
+    ) -> Result<()> {
+        self.cleanup_runtime(&row.id);
+        let dir = self.container_dir(&row.id);
+        let images = self.images()?;
+        match ContainerRootfs::open(images.snapshots(), &dir) {
+            Ok(r) => r.remove()?,
+            Err(_) => {
+                // Killed before the rootfs was recorded: it may still be
+                // mounted.
+                let _ = sys::umount2(&dir.join("rootfs"), libc::MNT_DETACH);
+                if dir.exists() {
+                    fs::remove_dir_all(&dir).at(&dir)?;
+                }
+            }
+        }
+        self.db.remove(&row.id)?;
+        if volumes {
+            for m in row_config(row).mounts.iter().filter(|m| m.anonymous) {
+                let _ = volumes::remove(self, &m.source, true);
+            }
+        }
+        let sd = self.state_dir(&row.id);
+        let _ = fs::remove_dir_all(&sd);
+        drop(lock);
+        Ok(())
+    }
+
+    pub fn rename(&mut self, key: &str, name: &str) -> Result<()> {
+        let row = self.get(key)?;
+        let name = name.strip_prefix('/').unwrap_or(name);
+        if !names::valid_name(name) {
+            return Err(Error::InvalidName(name.into()));
+        }
+        self.db.rename(&row.id, name)
+    }
+
+    /// Image ids that containers use (for `rmi`).
+    pub fn images_in_use(&self) -> Result<Vec<String>> {
+        Ok(self.db.list()?.into_iter().map(|r| r.image_id).collect())
+    }
+}
+
+/// What `exec` runs in a container.
+#[derive(Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub tty: bool,
+    pub privileged: bool,
+}
+
+impl Engine {
+    /// `exec`: starts a process in a running container as a child of the
+    /// caller (stdio inherited, or the pty through `console`); its pid.
+    pub fn exec(
+        &mut self,
+        key: &str,
+        req: ExecRequest,
+        console: Option<std::os::fd::OwnedFd>,
+    ) -> Result<(String, i32)> {
+        let row = self.get(key)?;
+        match row.state.as_str() {
+            db::RUNNING => {}
+            db::PAUSED => {
+                return Err(Error::BadState {
+                    id: row.id,
+                    state: row.state,
+                    what: "unpause the container before exec".into(),
+                });
+            }
+            _ => {
+                return Err(Error::BadState {
+                    id: row.id,
+                    state: row.state,
+                    what: "container is not running".into(),
+                });
+            }
+        }
+        if req.cmd.is_empty() {
+            return Err(invalid("exec", "no command given"));
+        }
+        let spec = row_spec(self, &row).ok_or_else(|| {
+            Error::Other(format!("container {}: its config.json is missing", row.id))
+        })?;
+        let rootfs = self.container_dir(&row.id).join("rootfs");
+        let user = match &req.user {
+            Some(u) => Some(berth_image::runtime_config::resolve_user(&rootfs, u, &[])?),
+            None => None,
+        };
+        let mut process = berth_runtime::container::exec_process_from_config(
+            &spec,
+            berth_runtime::container::ExecOverrides {
+                args: req.cmd,
+                env: req.env,
+                cwd: req.workdir.map(PathBuf::from),
+                user: user.as_ref().map(|u| (u.uid, Some(u.gid))),
+                tty: req.tty,
+                ..Default::default()
+            },
+        )?;
+        if let Some(u) = &user {
+            let mut pu = process.user().clone();
+            pu.set_additional_gids(Some(u.additional_gids.clone()));
+            process.set_user(pu);
+        }
+        if req.privileged {
+            let mut caps = process.capabilities().clone().unwrap_or_default();
+            let all: Vec<oci_spec::runtime::Capability> = spec::all_caps()
+                .iter()
+                .filter_map(|c| serde_json::from_value(serde_json::Value::String(c.clone())).ok())
+                .collect();
+            let set = Some(all.into_iter().collect());
+            caps.set_bounding(set.clone());
+            caps.set_effective(set.clone());
+            caps.set_permitted(set);
+            process.set_capabilities(Some(caps));
+        }
+        let pid = self.runtime().exec(
+            &row.id,
+            berth_runtime::ExecOpts {
+                process,
+                console,
+                pid_file: None,
+                preserve_fds: 0,
+                pidfd_socket: None,
+            },
+        )?;
+        Ok((row.id, pid))
+    }
+}
+
+/// Bytes of the regular files under `path` (symlinks not followed;
+/// missing is 0).
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return if meta.is_file() { meta.len() } else { 0 };
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// What a container wrote: its overlay upper dir (the whole copy for a
+    /// copied rootfs).
+    pub fn container_size(&self, id: &str) -> u64 {
+        let dir = self.container_dir(id);
+        if dir.join("upper").exists() {
+            dir_size(&dir.join("upper"))
+        } else {
+            dir_size(&dir.join("rootfs"))
+        }
+    }
+}
+
+/// The `RunConfig` of a row (a damaged one reads as the default).
+pub fn row_config(row: &ContainerRow) -> RunConfig {
+    serde_json::from_str(&row.config).unwrap_or_default()
+}
+
+/// Reads the OCI spec a container was created with.
+pub fn row_spec(engine: &Engine, row: &ContainerRow) -> Option<oci_spec::runtime::Spec> {
+    let data = fs::read(engine.container_dir(&row.id).join("config.json")).ok()?;
+    serde_json::from_slice(&data).ok()
+}

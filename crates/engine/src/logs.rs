@@ -1,0 +1,229 @@
+//! docker's json-file log driver: one JSON object per line
+//! (`{"log":"hi\n","stream":"stdout","time":"2024-…Z"}`) in
+//! `<container dir>/<id>-json.log`, rotated to `.1`, `.2`… by size.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Context, Result};
+
+/// Go's RFC3339Nano: trailing zeros of the fraction are dropped.
+pub fn rfc3339_nano(secs: i64, nanos: u32) -> String {
+    let full = berth_runtime::state::rfc3339(secs, nanos);
+    match full.split_once('.') {
+        Some((a, b)) => {
+            let frac = b.trim_end_matches('Z').trim_end_matches('0');
+            if frac.is_empty() {
+                format!("{a}Z")
+            } else {
+                format!("{a}.{frac}Z")
+            }
+        }
+        None => full,
+    }
+}
+
+pub fn now_nano() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339_nano(d.as_secs() as i64, d.subsec_nanos())
+}
+
+pub fn log_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}-json.log"))
+}
+
+/// Partial lines longer than this are written as they are (docker: 16 KiB).
+const MAX_LINE: usize = 16 * 1024;
+
+/// Writes a container's output as json-file records.
+pub struct LogWriter {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_size: u64,
+    max_file: u32,
+    partial: [Vec<u8>; 2],
+}
+
+impl LogWriter {
+    pub fn open(path: &Path, max_size: u64, max_file: u32) -> Result<LogWriter> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .at(path)?;
+        let size = file.metadata().at(path)?.len();
+        Ok(LogWriter {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_size,
+            max_file: max_file.max(1),
+            partial: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// Adds output of stream 0 (stdout) or 1 (stderr): whole lines are
+    /// written, a partial one waits for its end.
+    pub fn write(&mut self, stream: usize, data: &[u8]) -> Result<()> {
+        let mut buf = std::mem::take(&mut self.partial[stream]);
+        buf.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
+            let end = start + nl + 1;
+            self.record(stream, &buf[start..end])?;
+            start = end;
+        }
+        while buf.len() - start >= MAX_LINE {
+            self.record(stream, &buf[start..start + MAX_LINE])?;
+            start += MAX_LINE;
+        }
+        self.partial[stream] = buf[start..].to_vec();
+        Ok(())
+    }
+
+    /// Writes what is left of partial lines (at exit).
+    pub fn flush(&mut self) -> Result<()> {
+        for s in 0..2 {
+            let p = std::mem::take(&mut self.partial[s]);
+            if !p.is_empty() {
+                self.record(s, &p)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, stream: usize, line: &[u8]) -> Result<()> {
+        let rec = serde_json::json!({
+            "log": String::from_utf8_lossy(line),
+            "stream": if stream == 0 { "stdout" } else { "stderr" },
+            "time": now_nano(),
+        });
+        let mut s = rec.to_string();
+        s.push('\n');
+        if self.max_size > 0 && self.size > 0 && self.size + s.len() as u64 > self.max_size {
+            self.rotate()?;
+        }
+        self.file.write_all(s.as_bytes()).at(&self.path)?;
+        self.size += s.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<()> {
+        let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
+        if self.max_file <= 1 {
+            self.file.set_len(0).at(&self.path)?;
+            self.size = 0;
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(name(self.max_file - 1));
+        for i in (1..self.max_file - 1).rev() {
+            let _ = std::fs::rename(name(i), name(i + 1));
+        }
+        std::fs::rename(&self.path, name(1)).at(&self.path)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .at(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// One log record.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Record {
+    pub log: String,
+    pub stream: String,
+    pub time: String,
+}
+
+/// The log files of a container, oldest first (rotated ones, then the
+/// current one).
+pub fn files(path: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for i in (1..100).rev() {
+        let p = PathBuf::from(format!("{}.{i}", path.display()));
+        if p.exists() {
+            v.push(p);
+        }
+    }
+    v.push(path.to_path_buf());
+    v
+}
+
+/// Parses complete lines of `r`; returns the records and the bytes used.
+pub fn read_records(r: impl BufRead) -> (Vec<Record>, u64) {
+    let mut out = Vec::new();
+    let mut used = 0u64;
+    for line in r.split(b'\n') {
+        let Ok(line) = line else { break };
+        used += line.len() as u64 + 1;
+        if let Ok(rec) = serde_json::from_slice::<Record>(&line) {
+            out.push(rec);
+        }
+    }
+    (out, used)
+}
+
+/// Every record of a container's logs, oldest first.
+pub fn read_all(path: &Path) -> Vec<Record> {
+    let mut all = Vec::new();
+    for f in files(path) {
+        if let Ok(file) = File::open(&f) {
+            all.extend(read_records(BufReader::new(file)).0);
+        }
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_partials_and_rotation() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("c-json.log");
+        let mut w = LogWriter::open(&p, 0, 1).unwrap();
+        w.write(0, b"hel").unwrap();
+        w.write(1, b"err\n").unwrap();
+        w.write(0, b"lo\nwor").unwrap();
+        w.flush().unwrap();
+        let r = read_all(&p);
+        let got: Vec<(&str, &str)> = r
+            .iter()
+            .map(|r| (r.log.as_str(), r.stream.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("err\n", "stderr"),
+                ("hello\n", "stdout"),
+                ("wor", "stdout")
+            ]
+        );
+        assert!(r[0].time.ends_with('Z'));
+        let p2 = t.path().join("r-json.log");
+        let mut w = LogWriter::open(&p2, 200, 3).unwrap();
+        for i in 0..40 {
+            w.write(0, format!("line {i}\n").as_bytes()).unwrap();
+        }
+        assert!(t.path().join("r-json.log.1").exists());
+        assert!(t.path().join("r-json.log.2").exists());
+        assert!(!t.path().join("r-json.log.3").exists());
+        for f in files(&p2) {
+            assert!(std::fs::metadata(&f).unwrap().len() <= 200);
+        }
+        let all = read_all(&p2);
+        assert_eq!(all.last().unwrap().log, "line 39\n");
+        assert_eq!(rfc3339_nano(0, 120_000_000), "1970-01-01T00:00:00.12Z");
+        assert_eq!(rfc3339_nano(0, 0), "1970-01-01T00:00:00Z");
+    }
+}

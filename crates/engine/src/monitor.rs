@@ -1,0 +1,541 @@
+//! The monitor: one small process per running container (conmon's role).
+//!
+//! `berth start`/`run` re-executes itself as `berth --root R __monitor ID
+//! FD` with one end of a socket pair as FD. The monitor forks once more
+//! (its parent exits, so the CLI never waits for it), starts a session,
+//! becomes a child subreaper, takes the container's monitor lock (held
+//! for its whole life: "lock held" is how other commands know a monitor
+//! is alive), then creates and starts the container in-process with the
+//! runtime library. It is single-threaded: the runtime clones the
+//! container's init from it.
+//!
+//! It owns the container's stdio (pipes, or a pty master for `-t`),
+//! writes every byte to the json-file log and to attached clients
+//! (`attach` protocol, on `<run>/<id>/attach.sock`), feeds stdin from
+//! clients, reaps init, records the exit code and OOM kill, removes the
+//! cgroup and runtime state, unmounts the root filesystem, and removes
+//! the container for `--rm`.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_image::ContainerRootfs;
+use berth_runtime::{CreateOpts, sys};
+
+use crate::attach::{self, Decoder};
+use crate::db;
+use crate::error::{Context, Error, Result};
+use crate::logs::LogWriter;
+use crate::{Engine, RunConfig, row_config};
+
+/// The hidden subcommand of `berth` that runs a monitor.
+pub const SUBCOMMAND: &str = "__monitor";
+
+/// Takes ownership of the socket the CLI passed as `fd`.
+fn inherited_socket(fd: i32) -> Option<UnixStream> {
+    if fd < 3 {
+        return None;
+    }
+    // Check that the descriptor is open before owning it.
+    sys::clear_cloexec(fd).ok()?;
+    // SAFETY: the CLI passed this descriptor number to us across exec and
+    // nothing else in this process refers to it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Some(UnixStream::from(owned))
+}
+
+/// Entry point; returns the process exit code.
+pub fn main(root: &Path, id: &str, fd: i32) -> i32 {
+    let Some(mut ready) = inherited_socket(fd) else {
+        return 125;
+    };
+    // Detach: the CLI waits only for this first process.
+    match sys::clone3(&sys::CloneArgs {
+        flags: 0,
+        cgroup: None,
+        pidfd: false,
+    }) {
+        Ok((0, _)) => {}
+        Ok(_) => sys::exit_now(0),
+        Err(_) => return 125,
+    }
+    let _ = sys::setsid();
+    match Monitor::start(root, id, &mut ready) {
+        Ok(mut m) => {
+            let _ = attach::write_frame(&mut ready, attach::STARTED, b"");
+            m.add_client(ready);
+            m.run();
+            0
+        }
+        Err((e, code)) => {
+            let msg = format!("{code}\n{e}");
+            let _ = attach::write_frame(&mut ready, attach::FAILED, msg.as_bytes());
+            1
+        }
+    }
+}
+
+/// docker's exit codes for a program that cannot start.
+fn start_code(msg: &str) -> i32 {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("executable file not found") || m.contains("no such file or directory") {
+        127
+    } else if m.contains("permission denied") || m.contains("is a directory") {
+        126
+    } else {
+        125
+    }
+}
+
+struct Client {
+    sock: UnixStream,
+    dec: Decoder,
+    /// Hung up or failed: dropped at the end of the loop iteration (the
+    /// poll indexes must stay valid until then).
+    dead: bool,
+}
+
+struct Monitor {
+    engine: Engine,
+    id: String,
+    cfg: RunConfig,
+    row: db::ContainerRow,
+    lock: Option<File>,
+    container: berth_runtime::Container,
+    spec: oci_spec::runtime::Spec,
+    rootfs: ContainerRootfs,
+    log: LogWriter,
+    sfd: OwnedFd,
+    listener: UnixListener,
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    master: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+    clients: Vec<Client>,
+}
+
+/// Brings the loopback interface of `pid`'s network namespace up.
+fn lo_up(pid: i32) -> Result<()> {
+    let own =
+        sys::open(Path::new("/proc/self/ns/net"), libc::O_RDONLY, 0).at("/proc/self/ns/net")?;
+    let p = format!("/proc/{pid}/ns/net");
+    let theirs = sys::open(Path::new(&p), libc::O_RDONLY, 0).at(&p)?;
+    sys::setns(theirs.as_fd(), libc::CLONE_NEWNET).what(|| "setns into the container".into())?;
+    let r = set_iface_up("lo");
+    sys::setns(own.as_fd(), libc::CLONE_NEWNET).what(|| "setns back".into())?;
+    r.what(|| "bringing lo up".into())
+}
+
+/// SIOCSIFFLAGS IFF_UP on `name` in the current network namespace.
+fn set_iface_up(name: &str) -> std::io::Result<()> {
+    // SAFETY: plain syscall returning a new descriptor we own.
+    let fd = sys::check(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: `fd` was just returned by socket(2).
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in name.bytes().take(libc::IFNAMSIZ - 1).enumerate() {
+        req.ifr_name[i] = b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills `req`, which outlives the call.
+    sys::check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the flags member of the union is what SIOCGIFFLAGS set.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads `req`.
+    sys::check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
+}
+
+impl Monitor {
+    /// Takes the lock, creates and starts the container.
+    fn start(root: &Path, id: &str, _ready: &mut UnixStream) -> Result<Monitor, (Error, i32)> {
+        let fail = |e: Error| (e, 125);
+        let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        sys::block_all_signals();
+        let sfd = sys::signalfd_all()
+            .what(|| "signalfd".into())
+            .map_err(fail)?;
+        let mut engine = Engine::open(root).map_err(fail)?;
+        // Settle what a dead monitor may have left before taking over.
+        let row = engine.get(id).map_err(fail)?;
+        let lock = engine.lock_file(&row.id).map_err(fail)?;
+        if berth_image::sys::flock_exclusive(lock.as_fd(), false).is_err() {
+            return Err(fail(Error::BadState {
+                id: row.id,
+                state: "running".into(),
+                what: "another monitor is starting it".into(),
+            }));
+        }
+        let row = engine.db.find(&row.id).map_err(fail)?;
+        if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
+            return Err(fail(Error::BadState {
+                id: row.id,
+                state: row.state,
+                what: "it is already running".into(),
+            }));
+        }
+        let cfg = row_config(&row);
+        match Self::launch(engine, row.clone(), cfg.clone(), lock, sfd) {
+            Ok(m) => Ok(m),
+            Err((mut engine, lock, e)) => {
+                let msg = e.to_string();
+                let code = match &e {
+                    Error::Start { code, .. } => *code,
+                    _ => start_code(&msg),
+                };
+                engine.cleanup_runtime(&row.id);
+                let state = if row.state == db::CREATED {
+                    db::CREATED
+                } else {
+                    db::EXITED
+                };
+                let _ = engine.db.set_exited(
+                    &row.id,
+                    state,
+                    code,
+                    false,
+                    &msg,
+                    &berth_runtime::state::now_rfc3339(),
+                );
+                if cfg.auto_remove {
+                    let _ = engine.destroy(&row, true, Some(lock));
+                }
+                Err((e, code))
+            }
+        }
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn launch(
+        mut engine: Engine,
+        row: db::ContainerRow,
+        cfg: RunConfig,
+        lock: File,
+        sfd: OwnedFd,
+    ) -> Result<Monitor, (Engine, File, Error)> {
+        let r = (|| -> Result<_> {
+            let id = row.id.clone();
+            let dir = engine.container_dir(&id);
+            let images = engine.images()?;
+            let rootfs = ContainerRootfs::open(images.snapshots(), &dir)?;
+            rootfs.mount()?;
+            let bundle = berth_runtime::spec::load_bundle(&dir)?;
+            let rt = engine.runtime();
+            // Leftovers of an earlier run.
+            let _ = rt.delete(&id, true);
+            let sd = engine.state_dir(&id);
+            std::fs::create_dir_all(&sd).at(&sd)?;
+            let _ = std::fs::remove_file(sd.join("attach.sock"));
+            let sd_fd = sys::open(&sd, libc::O_PATH | libc::O_DIRECTORY, 0).at(&sd)?;
+            let listener = UnixListener::bind(sys::fd_path(sd_fd.as_fd()).join("attach.sock"))
+                .at(sd.join("attach.sock"))?;
+            let null = sys::open(Path::new("/dev/null"), libc::O_RDWR, 0).at("/dev/null")?;
+            let mut opts = CreateOpts {
+                id: id.clone(),
+                bundle: dir.clone(),
+                ..Default::default()
+            };
+            let mut console = None;
+            let (mut out, mut err, mut stdin) = (None, None, None);
+            if cfg.tty {
+                let (ours, theirs) = UnixStream::pair().what(|| "socketpair".into())?;
+                opts.console = Some(theirs.into());
+                console = Some(ours);
+                for fd in 0..3 {
+                    sys::dup2(null.as_raw_fd(), fd).what(|| "dup2".into())?;
+                }
+            } else {
+                let (or, ow) = sys::pipe().what(|| "pipe".into())?;
+                let (er, ew) = sys::pipe().what(|| "pipe".into())?;
+                if cfg.open_stdin {
+                    let (ir, iw) = sys::pipe().what(|| "pipe".into())?;
+                    sys::dup2(ir.as_raw_fd(), 0).what(|| "dup2".into())?;
+                    stdin = Some(iw);
+                } else {
+                    sys::dup2(null.as_raw_fd(), 0).what(|| "dup2".into())?;
+                }
+                sys::dup2(ow.as_raw_fd(), 1).what(|| "dup2".into())?;
+                sys::dup2(ew.as_raw_fd(), 2).what(|| "dup2".into())?;
+                out = Some(or);
+                err = Some(er);
+            }
+            let log = LogWriter::open(&engine.log_path(&id), cfg.log_max_size, cfg.log_max_file)?;
+            let created = rt.create_from(&bundle, opts);
+            // Our own stdio back to /dev/null: the container holds the
+            // only write ends of its output pipes.
+            for fd in 0..3 {
+                let _ = sys::dup2(null.as_raw_fd(), fd);
+            }
+            let container = created?;
+            let master = match &console {
+                Some(sock) => match sys::recv_fd(sock.as_fd()) {
+                    Ok((_, Some(m))) => Some(m),
+                    _ => return Err(Error::Other("the container sent no pty master".into())),
+                },
+                None => None,
+            };
+            if cfg.network != "host" {
+                lo_up(container.record.pid)?;
+            }
+            rt.start_container(&container, Some(&bundle.spec))?;
+            let me = sys::getpid();
+            let me_start = berth_runtime::state::pid_start_time(me).unwrap_or(0);
+            engine.db.set_running(
+                &id,
+                (container.record.pid, container.record.pid_start),
+                (me, me_start),
+                &berth_runtime::state::now_rfc3339(),
+            )?;
+            Ok((
+                id,
+                container,
+                bundle.spec,
+                rootfs,
+                log,
+                listener,
+                out,
+                err,
+                master,
+                stdin,
+            ))
+        })();
+        match r {
+            Ok((id, container, spec, rootfs, log, listener, out, err, master, stdin)) => {
+                Ok(Monitor {
+                    engine,
+                    id,
+                    cfg,
+                    row,
+                    lock: Some(lock),
+                    container,
+                    spec,
+                    rootfs,
+                    log,
+                    sfd,
+                    listener,
+                    out,
+                    err,
+                    master,
+                    stdin,
+                    clients: vec![],
+                })
+            }
+            Err(e) => Err((engine, lock, e)),
+        }
+    }
+
+    fn add_client(&mut self, sock: UnixStream) {
+        // A client that stops reading (a stopped `berth attach`) is
+        // dropped after 5 s instead of stalling the container's output.
+        let _ = sock.set_write_timeout(Some(Duration::from_secs(5)));
+        self.clients.push(Client {
+            sock,
+            dec: Decoder::default(),
+            dead: false,
+        });
+    }
+
+    fn broadcast(&mut self, kind: u8, data: &[u8]) {
+        for c in self.clients.iter_mut().filter(|c| !c.dead) {
+            if attach::write_frame(&mut c.sock, kind, data).is_err() {
+                c.dead = true;
+            }
+        }
+    }
+
+    fn output(&mut self, stream: usize, data: &[u8]) {
+        // A full disk must not stop the container: the bytes still reach
+        // attached clients.
+        let _ = self.log.write(stream, data);
+        let kind = if stream == 0 {
+            attach::STDOUT
+        } else {
+            attach::STDERR
+        };
+        self.broadcast(kind, data);
+    }
+
+    fn handle_frame(&mut self, kind: u8, p: &[u8]) {
+        match kind {
+            attach::STDIN => {
+                let target = self.master.as_ref().or(self.stdin.as_ref());
+                if let Some(fd) = target
+                    && sys::write_all(fd.as_fd(), p).is_err()
+                {
+                    self.stdin = None;
+                }
+            }
+            attach::STDIN_CLOSE => {
+                if let Some(m) = &self.master {
+                    let _ = sys::write_all(m.as_fd(), &[4]);
+                }
+                self.stdin = None;
+            }
+            attach::RESIZE => {
+                if let (Some(m), Ok(s)) = (&self.master, std::str::from_utf8(p))
+                    && let Some((r, c)) = s.split_once(' ')
+                    && let (Ok(r), Ok(c)) = (r.parse(), c.parse())
+                {
+                    let _ = sys::set_winsize(m.as_fd(), r, c);
+                }
+            }
+            attach::SIGNAL => {
+                if let Some(sig) = std::str::from_utf8(p).ok().and_then(|s| s.parse().ok()) {
+                    let _ = self.engine.runtime().signal(&self.container, sig);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads what a stream has; false once it is closed.
+    fn pump(&mut self, which: usize, buf: &mut [u8]) -> bool {
+        let fd = match which {
+            0 => self.out.as_ref(),
+            1 => self.err.as_ref(),
+            _ => self.master.as_ref(),
+        };
+        let Some(fd) = fd else { return false };
+        match sys::read(fd.as_fd(), buf) {
+            Ok(n) if n > 0 => {
+                let data = buf[..n].to_vec();
+                self.output(if which == 1 { 1 } else { 0 }, &data);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+            _ => false,
+        }
+    }
+
+    fn run(&mut self) {
+        let init = self.container.record.pid;
+        let mut status: Option<i32> = None;
+        let mut oom = false;
+        let mut drain_deadline: Option<Instant> = None;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let streams_open = self.out.is_some() || self.err.is_some() || self.master.is_some();
+            if status.is_some()
+                && (!streams_open || drain_deadline.is_some_and(|d| Instant::now() > d))
+            {
+                break;
+            }
+            let mut fds: Vec<BorrowedFd<'_>> = vec![self.sfd.as_fd(), self.listener.as_fd()];
+            let mut kinds: Vec<usize> = vec![100, 101];
+            for (i, f) in [&self.out, &self.err, &self.master].into_iter().enumerate() {
+                if let Some(f) = f {
+                    fds.push(f.as_fd());
+                    kinds.push(i);
+                }
+            }
+            for (i, c) in self.clients.iter().enumerate() {
+                fds.push(c.sock.as_fd());
+                kinds.push(200 + i);
+            }
+            let timeout = if status.is_some() { 20 } else { -1 };
+            let ready = match sys::poll_in(&fds, timeout) {
+                Ok(r) => r,
+                Err(_) => continue,
+            };
+            drop(fds);
+            for (k, r) in kinds.iter().zip(ready) {
+                if !r {
+                    continue;
+                }
+                match *k {
+                    100 => {
+                        let _ = sys::read_signal(self.sfd.as_fd());
+                        while let Ok(Some((pid, st))) = sys::waitpid(-1, true) {
+                            if pid == init {
+                                status = Some(st.code());
+                            }
+                        }
+                        if status.is_some() && drain_deadline.is_none() {
+                            // Read the OOM counter before the cgroup goes;
+                            // kill what is left so the pipes close.
+                            oom =
+                                berth_runtime::stats::oom_kills(&self.container.record.cgroup) > 0;
+                            let _ = self
+                                .engine
+                                .runtime()
+                                .destroy_container(&self.container, Some(&self.spec));
+                            drain_deadline = Some(Instant::now() + Duration::from_secs(2));
+                        }
+                    }
+                    101 => {
+                        if let Ok((s, _)) = self.listener.accept() {
+                            self.add_client(s);
+                        }
+                    }
+                    0..=2 => {
+                        if !self.pump(*k, &mut buf) {
+                            match *k {
+                                0 => self.out = None,
+                                1 => self.err = None,
+                                _ => self.master = None,
+                            }
+                        }
+                    }
+                    i => {
+                        let i = i - 200;
+                        if self.clients[i].dead {
+                            continue;
+                        }
+                        let mut b = [0u8; 16 * 1024];
+                        let n = self.clients[i].sock.read(&mut b).unwrap_or(0);
+                        if n == 0 {
+                            self.clients[i].dead = true;
+                            continue;
+                        }
+                        self.clients[i].dec.push(&b[..n]);
+                        loop {
+                            match self.clients[i].dec.next_frame() {
+                                Ok(Some((kind, p))) => self.handle_frame(kind, &p),
+                                Ok(None) => break,
+                                Err(_) => {
+                                    self.clients[i].dead = true;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let before = self.clients.len();
+            self.clients.retain(|c| !c.dead);
+            // docker's StdinOnce: stdin closes with the attached client.
+            if before > 0 && self.clients.is_empty() && self.cfg.open_stdin && !self.cfg.tty {
+                self.stdin = None;
+            }
+        }
+        self.finish(status.unwrap_or(255), oom);
+    }
+
+    fn finish(&mut self, code: i32, oom: bool) {
+        let _ = self.log.flush();
+        let _ = self.rootfs.unmount();
+        let sd = self.engine.state_dir(&self.id);
+        let _ = std::fs::remove_file(sd.join("attach.sock"));
+        let _ = self.engine.db.set_exited(
+            &self.id,
+            db::EXITED,
+            code,
+            oom,
+            "",
+            &berth_runtime::state::now_rfc3339(),
+        );
+        // --rm: gone before the attached `run` returns, as docker's.
+        if self.cfg.auto_remove {
+            let lock = self.lock.take();
+            let row = self.row.clone();
+            let _ = self.engine.destroy(&row, true, lock);
+        }
+        self.broadcast(attach::EXITED, code.to_string().as_bytes());
+        self.clients.clear();
+    }
+}

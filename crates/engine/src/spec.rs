@@ -1,0 +1,473 @@
+//! The OCI runtime spec of a container: Docker's defaults (capabilities,
+//! mounts, masked and read-only /proc paths, the default seccomp profile,
+//! device rules) plus the image config and the run's flags.
+
+use std::path::Path;
+
+use berth_image::{ImageRuntime, RunOverrides, apply_image_config};
+use oci_spec::runtime::Spec;
+use serde_json::{Value, json};
+
+use crate::config::{MountSpec, RunConfig, rlimit_type};
+use crate::error::{Result, invalid};
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability this kernel knows that we hold in our bounding set
+/// (`--privileged`, `--cap-add ALL`): a container cannot get more.
+pub fn all_caps() -> Vec<String> {
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    let bounding: u64 = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    CAP_NAMES
+        .iter()
+        .enumerate()
+        .take(last as usize + 1)
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, c)| format!("CAP_{c}"))
+        .collect()
+}
+
+const CAP_NAMES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// `net_admin`, `CAP_NET_ADMIN`, `ALL` to canonical names.
+fn normalize_cap(c: &str) -> Result<String> {
+    let up = c.to_ascii_uppercase();
+    if up == "ALL" {
+        return Ok(up);
+    }
+    let name = up.strip_prefix("CAP_").unwrap_or(&up);
+    if !CAP_NAMES.contains(&name) {
+        return Err(invalid("capability", format!("{c:?} is not a capability")));
+    }
+    Ok(format!("CAP_{name}"))
+}
+
+/// The capability set: docker's default, `--cap-drop` then `--cap-add`.
+pub fn capabilities(cfg: &RunConfig) -> Result<Vec<String>> {
+    if cfg.privileged {
+        return Ok(all_caps());
+    }
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    for d in &cfg.cap_drop {
+        let d = normalize_cap(d)?;
+        if d == "ALL" {
+            caps.clear();
+        } else {
+            caps.retain(|c| *c != d);
+        }
+    }
+    for a in &cfg.cap_add {
+        let a = normalize_cap(a)?;
+        if a == "ALL" {
+            caps = all_caps();
+        } else if !caps.contains(&a) {
+            caps.push(a);
+        }
+    }
+    Ok(caps)
+}
+
+const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Where a named volume's data lives.
+pub fn volume_data(root: &Path, name: &str) -> std::path::PathBuf {
+    root.join("volumes").join(name).join("_data")
+}
+
+fn user_mount(root: &Path, m: &MountSpec) -> Result<Value> {
+    let mut opts: Vec<String> = Vec::new();
+    let v = match m.kind.as_str() {
+        "bind" => {
+            let src = Path::new(&m.source);
+            if !src.exists() {
+                return Err(invalid(
+                    "mount",
+                    format!("bind source path does not exist: {}", m.source),
+                ));
+            }
+            opts.push("rbind".into());
+            if m.options.is_empty() {
+                opts.push("rprivate".into());
+            }
+            opts.extend(m.options.iter().cloned());
+            json!({ "destination": m.target, "type": "bind", "source": m.source })
+        }
+        "volume" => {
+            opts.push("rbind".into());
+            opts.push("rprivate".into());
+            json!({ "destination": m.target, "type": "bind",
+                    "source": volume_data(root, &m.source) })
+        }
+        "tmpfs" => {
+            opts.extend(["nosuid", "nodev", "noexec"].map(String::from));
+            opts.extend(m.options.iter().cloned());
+            json!({ "destination": m.target, "type": "tmpfs", "source": "tmpfs" })
+        }
+        k => return Err(invalid("mount", format!("unsupported type {k:?}"))),
+    };
+    if m.readonly {
+        opts.push("ro".into());
+    }
+    let mut v = v;
+    v["options"] = json!(opts);
+    Ok(v)
+}
+
+/// The spec for container `id` whose filesystem is `rootfs` and whose
+/// files (hostname, hosts, resolv.conf) are in `dir`. `root` is the
+/// Berth root (for volumes).
+pub fn build(
+    id: &str,
+    cfg: &RunConfig,
+    image: Option<&oci_spec::image::Config>,
+    rootfs: &Path,
+    dir: &Path,
+    root: &Path,
+) -> Result<(Spec, ImageRuntime)> {
+    let caps = capabilities(cfg)?;
+    let host_net = cfg.network == "host";
+    let mut mounts = vec![
+        json!({ "destination": "/proc", "type": "proc", "source": "proc",
+                "options": ["nosuid", "noexec", "nodev"] }),
+        json!({ "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }),
+        json!({ "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] }),
+        json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs",
+                "options": if cfg.privileged { json!(["nosuid", "noexec", "nodev"]) }
+                           else { json!(["nosuid", "noexec", "nodev", "ro"]) } }),
+        json!({ "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }),
+        json!({ "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"] }),
+        json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] }),
+    ];
+    let user_targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
+    for f in ["resolv.conf", "hostname", "hosts"] {
+        let target = format!("/etc/{f}");
+        if user_targets.contains(&target.as_str()) {
+            continue;
+        }
+        let mut o = vec!["rbind", "rprivate"];
+        if cfg.read_only {
+            o.push("ro");
+        }
+        mounts.push(json!({ "destination": target, "type": "bind",
+                            "source": dir.join(f), "options": o }));
+    }
+    for m in &cfg.mounts {
+        mounts.push(user_mount(root, m)?);
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    if !host_net {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let mut devices = vec![
+        json!({ "allow": false, "access": "rwm" }),
+        json!({ "allow": true, "type": "c", "access": "m" }),
+        json!({ "allow": true, "type": "b", "access": "m" }),
+        json!({ "allow": true, "type": "c", "major": 136, "access": "rwm" }),
+        json!({ "allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm" }),
+        json!({ "allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm" }),
+    ];
+    if cfg.privileged {
+        devices = vec![json!({ "allow": true, "access": "rwm" })];
+    }
+    let mut resources = json!({ "devices": devices });
+    if let Some(m) = cfg.memory {
+        if m < 6 * 1024 * 1024 {
+            return Err(invalid("--memory", "minimum memory limit allowed is 6MB"));
+        }
+        // docker: swap as large as the memory unless told otherwise.
+        resources["memory"] = json!({ "limit": m, "swap": m * 2 });
+    }
+    let mut cpu = json!({});
+    if let Some(n) = cfg.nano_cpus {
+        cpu["period"] = json!(100_000u64);
+        cpu["quota"] = json!(n / 10_000);
+    }
+    if let Some(s) = cfg.cpu_shares {
+        cpu["shares"] = json!(s);
+    }
+    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
+        resources["cpu"] = cpu;
+    }
+    if let Some(p) = cfg.pids_limit {
+        resources["pids"] = json!({ "limit": p });
+    }
+    let mut rlimits = vec![];
+    let mut have_nofile = false;
+    for u in &cfg.ulimits {
+        let t = rlimit_type(&u.name)
+            .ok_or_else(|| invalid("--ulimit", format!("unknown limit {:?}", u.name)))?;
+        have_nofile |= t == "RLIMIT_NOFILE";
+        rlimits.push(json!({ "type": t, "soft": u.soft, "hard": u.hard }));
+    }
+    if !have_nofile {
+        // containerd's default, within what we may raise it to.
+        let hard: u64 = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Max open files"))
+                    .and_then(|l| l.split_whitespace().nth(4).and_then(|v| v.parse().ok()))
+            })
+            .unwrap_or(1024 * 1024);
+        let n = hard.min(1024 * 1024);
+        rlimits.push(json!({ "type": "RLIMIT_NOFILE", "soft": n, "hard": n }));
+    }
+    let hostname = hostname(id, cfg);
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "cgroupsPath": format!("/berth-{id}"),
+    });
+    if !cfg.privileged {
+        linux["maskedPaths"] = json!(MASKED);
+        linux["readonlyPaths"] = json!(READONLY);
+    }
+    match cfg.seccomp.as_deref() {
+        _ if cfg.privileged => {}
+        Some("unconfined") => {}
+        Some(profile) => {
+            linux["seccomp"] = serde_json::to_value(crate::seccomp::parse_profile(profile)?)
+                .map_err(|e| invalid("seccomp profile", e.to_string()))?
+        }
+        None => {
+            linux["seccomp"] = serde_json::to_value(crate::seccomp::default_profile(&caps)?)
+                .map_err(|e| invalid("seccomp profile", e.to_string()))?
+        }
+    }
+    let v = json!({
+        "ociVersion": berth_runtime::spec::OCI_VERSION,
+        "process": {
+            "terminal": cfg.tty,
+            "user": { "uid": 0, "gid": 0 },
+            "args": ["/bin/sh"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps,
+            },
+            "rlimits": rlimits,
+            "noNewPrivileges": cfg.no_new_privileges,
+            "oomScoreAdj": 0,
+        },
+        "root": { "path": rootfs, "readonly": cfg.read_only },
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+    });
+    let mut spec: Spec =
+        serde_json::from_value(v).map_err(|e| invalid("container spec", e.to_string()))?;
+    let mut env = vec![format!("HOSTNAME={hostname}")];
+    if cfg.tty {
+        env.push("TERM=xterm".into());
+    }
+    env.extend(cfg.env.iter().cloned());
+    let o = RunOverrides {
+        entrypoint: cfg.entrypoint.clone(),
+        cmd: cfg.cmd.clone(),
+        env,
+        workdir: cfg.workdir.clone(),
+        user: cfg.user.clone(),
+        group_add: vec![],
+        labels: cfg.labels.clone(),
+    };
+    let rt = apply_image_config(&mut spec, image, rootfs, &o)?;
+    Ok((spec, rt))
+}
+
+/// The container's hostname: `-h`, the host's with `--network host`, else
+/// the short id.
+pub fn hostname(id: &str, cfg: &RunConfig) -> String {
+    if let Some(h) = cfg.hostname.as_deref().filter(|h| !h.is_empty()) {
+        return h.to_string();
+    }
+    if cfg.network == "host"
+        && let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    {
+        return h.trim().to_string();
+    }
+    id[..12.min(id.len())].to_string()
+}
+
+/// The /etc/hosts, /etc/hostname and /etc/resolv.conf of a container.
+pub fn etc_files(id: &str, cfg: &RunConfig, extra: &[(String, String)]) -> [(String, String); 3] {
+    let hn = hostname(id, cfg);
+    let mut hosts = if cfg.network == "host" {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n127.0.1.1\t{hn}\n"
+        )
+    };
+    if !hosts.is_empty() && !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
+    for (h, ip) in extra {
+        hosts.push_str(&format!("{ip}\t{h}\n"));
+    }
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    [
+        ("hosts".into(), hosts),
+        ("hostname".into(), format!("{hn}\n")),
+        ("resolv.conf".into(), resolv),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_add_drop_and_privileged() {
+        let mut c = RunConfig::default();
+        assert_eq!(capabilities(&c).unwrap().len(), DEFAULT_CAPS.len());
+        c.cap_drop = vec!["chown".into()];
+        c.cap_add = vec!["NET_ADMIN".into()];
+        let caps = capabilities(&c).unwrap();
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        c.cap_add = vec!["bogus".into()];
+        assert!(capabilities(&c).is_err());
+        c.cap_add = vec![];
+        c.cap_drop = vec!["ALL".into()];
+        assert!(capabilities(&c).unwrap().is_empty());
+        c.privileged = true;
+        assert!(capabilities(&c).unwrap().len() > 30);
+    }
+
+    #[test]
+    fn spec_has_docker_defaults() {
+        let t = tempfile::tempdir().unwrap();
+        let rootfs = t.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        let cfg = RunConfig {
+            cmd: vec!["true".into()],
+            network: "none".into(),
+            memory: Some(64 << 20),
+            pids_limit: Some(10),
+            ..Default::default()
+        };
+        let id = "0123456789abcdef";
+        let (spec, _) = build(id, &cfg, None, &rootfs, t.path(), t.path()).unwrap();
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(v["hostname"], "0123456789ab");
+        assert_eq!(v["process"]["args"], json!(["true"]));
+        assert!(v["linux"]["seccomp"]["syscalls"].is_array());
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
+        assert!(v["linux"]["maskedPaths"].as_array().unwrap().len() > 5);
+        let env = v["process"]["env"].as_array().unwrap();
+        assert!(env.iter().any(|e| e == "HOSTNAME=0123456789ab"));
+        let small = RunConfig {
+            memory: Some(1024),
+            ..cfg.clone()
+        };
+        assert!(build(id, &small, None, &rootfs, t.path(), t.path()).is_err());
+        let priv_ = RunConfig {
+            privileged: true,
+            ..cfg
+        };
+        let (spec, _) = build(id, &priv_, None, &rootfs, t.path(), t.path()).unwrap();
+        let v = serde_json::to_value(&spec).unwrap();
+        assert!(v["linux"]["seccomp"].is_null() && v["linux"]["maskedPaths"].is_null());
+    }
+}

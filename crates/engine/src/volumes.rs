@@ -1,0 +1,76 @@
+//! Named and anonymous volumes: a directory `<root>/volumes/<name>/_data`
+//! and a row in the state database.
+
+use std::fs;
+
+use crate::Engine;
+use crate::db::VolumeRow;
+use crate::error::{Context, Error, Result, invalid};
+
+/// Creates volume `name` unless it exists; returns whether it was made.
+pub fn ensure(e: &mut Engine, name: &str, anonymous: bool) -> Result<bool> {
+    if !crate::config::valid_volume_name(name) {
+        return Err(invalid(
+            "volume name",
+            format!("{name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+        ));
+    }
+    let data = crate::spec::volume_data(&e.root, name);
+    fs::create_dir_all(&data).at(&data)?;
+    e.db.volume_insert(&VolumeRow {
+        name: name.into(),
+        created_at: berth_runtime::state::now_rfc3339(),
+        labels: "{}".into(),
+        anonymous,
+    })
+}
+
+/// Containers (ids) that mount volume `name`.
+pub fn users(e: &Engine, name: &str) -> Result<Vec<String>> {
+    Ok(e.db
+        .list()?
+        .into_iter()
+        .filter(|r| {
+            crate::row_config(r)
+                .mounts
+                .iter()
+                .any(|m| m.kind == "volume" && m.source == name)
+        })
+        .map(|r| r.id)
+        .collect())
+}
+
+/// Removes a volume; `force` skips the in-use check (for the container
+/// that owns an anonymous volume, being removed).
+pub fn remove(e: &mut Engine, name: &str, force: bool) -> Result<()> {
+    e.db.volume_get(name)?;
+    if !force {
+        let u = users(e, name)?;
+        if !u.is_empty() {
+            return Err(Error::Other(format!(
+                "remove {name}: volume is in use - [{}]",
+                u.join(", ")
+            )));
+        }
+    }
+    let dir = e.root.join("volumes").join(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).at(&dir)?;
+    }
+    e.db.volume_remove(name)
+}
+
+/// `volume prune`: unused anonymous volumes (all unused with `all`);
+/// their names and the bytes freed.
+pub fn prune(e: &mut Engine, all: bool) -> Result<(Vec<String>, u64)> {
+    let mut removed = Vec::new();
+    let mut bytes = 0;
+    for v in e.db.volume_list()? {
+        if (v.anonymous || all) && users(e, &v.name)?.is_empty() {
+            bytes += crate::dir_size(&crate::spec::volume_data(&e.root, &v.name));
+            remove(e, &v.name, true)?;
+            removed.push(v.name);
+        }
+    }
+    Ok((removed, bytes))
+}
