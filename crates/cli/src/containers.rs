@@ -363,9 +363,6 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     let Some((image, cmd)) = p.args.split_first() else {
         return usage("requires at least 1 argument");
     };
-    if p.bool("init") {
-        return fail(125, "--init is not supported yet by berth");
-    }
     if let Some(pull) = p.value("pull")
         && pull != "never"
         && pull != "missing"
@@ -389,6 +386,7 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         tty: p.bool("tty"),
         open_stdin: p.bool("interactive"),
         auto_remove: p.bool("rm"),
+        init: p.bool("init"),
         read_only: p.bool("read-only"),
         privileged: p.bool("privileged"),
         hostname: p.value("hostname").map(String::from),

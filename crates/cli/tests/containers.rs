@@ -1246,3 +1246,73 @@ fn sizes_in_ps_and_prune() {
     assert!(out.contains("Total reclaimed space: 300kB"), "{out}");
     assert_eq!(f.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn init_reaps_forwards_and_keeps_the_exit_code() {
+    let f = Fixture::new();
+    // pid 1 is berth-init; the command is its child; its status is ours.
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; echo parent=$PPID",
+    ]);
+    assert!(out.starts_with("/sbin/docker-init -- sh -c"), "{out}");
+    assert!(out.contains("parent=1"), "{out}");
+    let o = berth(
+        &f.root,
+        &["run", "--rm", "--init", "busybox", "sh", "-c", "exit 9"],
+    );
+    assert_eq!(o.status.code(), Some(9));
+    let o = berth(&f.root, &["run", "--rm", "--init", "busybox", "nothere"]);
+    assert_eq!(o.status.code(), Some(127));
+    // Orphans are reaped: no zombie after the background children end.
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "sh -c 'sleep 0.1 & sleep 0.1 & exit 0'; sleep 0.6; cat /proc/[0-9]*/stat",
+    ]);
+    assert!(
+        !out.lines()
+            .any(|l| l.split(") ").nth(1).is_some_and(|r| r.starts_with('Z'))),
+        "zombie left:\n{out}"
+    );
+    // The init binary is read-only in the container (not even root may
+    // change it through /proc/1/exe).
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /proc/1/exe && echo WROTE || echo refused",
+    ]);
+    assert!(out.contains("refused"), "{out}");
+    // stop's SIGTERM reaches the command through init: a shell that traps
+    // it exits with its own code, quickly.
+    let id = f
+        .ok(&[
+            "run",
+            "-d",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; while :; do sleep 0.05; done",
+        ])
+        .trim()
+        .to_string();
+    let t = Instant::now();
+    f.ok(&["stop", "-t", "10", &id]);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(f.inspect(&id)["State"]["ExitCode"], 42);
+    f.ok(&["rm", &id]);
+}

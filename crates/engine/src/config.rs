@@ -68,6 +68,8 @@ pub struct RunConfig {
     pub log_max_size: u64,
     /// `--log-opt max-file` (at least 1).
     pub log_max_file: u32,
+    /// `--init`: berth-init runs as pid 1 and the command as its child.
+    pub init: bool,
 }
 
 /// `512`, `64k`, `1.5g`, `100MB`… as docker's RAMInBytes.

@@ -248,6 +248,12 @@ pub fn build(
     for m in &cfg.mounts {
         mounts.push(user_mount(root, m)?);
     }
+    if cfg.init {
+        // Read-only: the container cannot change the file through
+        // /proc/1/exe (it is berth-init's own copy, not the runtime).
+        mounts.push(json!({ "destination": INIT_PATH, "type": "bind",
+                            "source": init_binary(root)?, "options": ["bind", "ro", "nodev", "nosuid"] }));
+    }
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -370,7 +376,39 @@ pub fn build(
         labels: cfg.labels.clone(),
     };
     let rt = apply_image_config(&mut spec, image, rootfs, &o)?;
+    if cfg.init
+        && let Some(p) = spec.process_mut()
+    {
+        let mut args = vec![INIT_PATH.to_string(), "--".to_string()];
+        args.extend(p.args().clone().unwrap_or_default());
+        p.set_args(Some(args));
+    }
     Ok((spec, rt))
+}
+
+/// Where `--init` puts berth-init in the container (docker's path).
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
+/// berth-init's executable under the Berth root, written from the copy
+/// embedded in this binary when it is missing or differs.
+pub fn init_binary(root: &Path) -> Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = root.join("berth-init");
+    if std::fs::read(&path).is_ok_and(|b| b == berth_init::BINARY) {
+        return Ok(path);
+    }
+    let tmp = root.join(format!(".berth-init.{}", std::process::id()));
+    let io = |e| crate::Error::Io {
+        path: path.clone(),
+        err: e,
+    };
+    std::fs::write(&tmp, berth_init::BINARY).map_err(io)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })?;
+    Ok(path)
 }
 
 /// The container's hostname: `-h`, the host's with `--network host`, else
