@@ -99,6 +99,7 @@ const GLOBAL: &[Flag] = &[
 pub const HELP: &str = "
 Container commands:
   attach      Attach local standard input, output, and error streams to a running container
+  commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
   exec        Execute a command in a running container
@@ -138,7 +139,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
                 "prune" => "container prune",
                 s @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "logs"
                 | "wait" | "inspect" | "rename" | "pause" | "unpause" | "attach" | "exec"
-                | "top" | "stats" | "cp" | "export") => s,
+                | "top" | "stats" | "cp" | "export" | "commit") => s,
                 _ => return None,
             };
             (c, r)
@@ -163,7 +164,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         }
         c @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "ps" | "logs"
         | "wait" | "rename" | "pause" | "unpause" | "attach" | "inspect" | "exec" | "top"
-        | "stats" | "info" | "cp" | "export") => (c, rest),
+        | "stats" | "info" | "cp" | "export" | "commit") => (c, rest),
         "version" => {
             let mut out = io::stdout().lock();
             return Some(report(crate::engine_info::version(&mut out)));
@@ -228,6 +229,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         "info" => crate::engine_info::info(&mut engine, &mut out),
         "cp" => cp(&mut engine, rest, &mut out),
         "export" => export(&mut engine, rest, &mut out),
+        "commit" => commit(&mut engine, rest, &mut out),
         "container prune" => prune(&mut engine, rest, &mut out),
         v if v.starts_with("volume ") => crate::volumes::run(&mut engine, v, rest, &mut out),
         _ => return None,
@@ -746,6 +748,52 @@ fn export(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
             e.export(key, out)?;
         }
     }
+    Ok(())
+}
+
+/// `commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]`: prints the new
+/// image's id.
+fn commit(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
+    let p = parse(
+        argv,
+        &[
+            flag("author", Some('a'), true),
+            flag("message", Some('m'), true),
+            flag("change", Some('c'), true),
+            flag("pause", Some('p'), false),
+        ],
+        false,
+    )?;
+    let (key, reference) = match p.args.as_slice() {
+        [k] => (k, None),
+        [k, r] => {
+            let mut r = berth_image::Reference::parse_normalized(r)
+                .map_err(|err| Failure::from(berth_engine::Error::from(err)))?;
+            if r.digest().is_some() {
+                return usage(format!(
+                    "invalid reference format: {} has a digest",
+                    p.args[1]
+                ));
+            }
+            if r.tag().is_none() {
+                r = r
+                    .with_tag(berth_image::reference::DEFAULT_TAG)
+                    .map_err(|err| Failure::from(berth_engine::Error::from(err)))?;
+            }
+            (k, Some(r))
+        }
+        _ => return usage("\"commit\" requires at least 1 and at most 2 arguments"),
+    };
+    let req = berth_engine::commit::CommitRequest {
+        reference,
+        author: p.value("author").map(String::from),
+        message: p.value("message").map(String::from),
+        changes: p.all("change").to_vec(),
+        // docker's --pause defaults to true; --pause=false turns it off.
+        pause: !p.has("pause") || p.bool("pause"),
+    };
+    let rec = e.commit(key, &req)?;
+    writeln!(out, "{}", rec.id)?;
     Ok(())
 }
 

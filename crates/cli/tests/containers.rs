@@ -1316,3 +1316,90 @@ fn init_reaps_forwards_and_keeps_the_exit_code() {
     assert_eq!(f.inspect(&id)["State"]["ExitCode"], 42);
     f.ok(&["rm", &id]);
 }
+
+#[test]
+fn commit_makes_an_image_of_the_changes() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "--name",
+        "src",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /data/new; rm /etc/passwd; mkdir -p /opt/x; echo y > /opt/x/y",
+    ]);
+    let id = f
+        .ok(&[
+            "commit",
+            "-a",
+            "tester",
+            "-m",
+            "a message",
+            "-c",
+            "LABEL made=by-commit",
+            "src",
+            "committed:v1",
+        ])
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    // The changes, whiteouts included, and the container's config.
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "committed:v1",
+        "sh",
+        "-c",
+        "cat new /opt/x/y; test -e /etc/passwd && echo passwd-back; echo $GREETING; pwd",
+    ]);
+    assert_eq!(out, "made\ny\nhi\n/data\n");
+    let img: Value = serde_json::from_str(&f.ok(&["image", "inspect", "committed:v1"])).unwrap();
+    assert_eq!(img[0]["Author"], "tester");
+    assert_eq!(img[0]["Config"]["Labels"]["made"], "by-commit");
+    let hist = f.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.Comment}}",
+        "committed:v1",
+    ]);
+    assert!(hist.contains("a message"), "{hist}");
+    // A running container is paused for the commit and keeps running.
+    let run = f
+        .ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo live > /tmp/l; sleep 30",
+        ])
+        .trim()
+        .to_string();
+    f.wait_for(&run, "running");
+    let t = Instant::now();
+    loop {
+        let o = berth(&f.root, &["exec", &run, "cat", "/tmp/l"]);
+        if o.status.success() || t.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f.ok(&["commit", &run, "live:1"]);
+    assert_eq!(f.state(&run), "running");
+    assert_eq!(f.ok(&["run", "--rm", "live:1", "cat", "/tmp/l"]), "live\n");
+    f.ok(&["rm", "-f", &run]);
+    f.ok(&["rm", "src"]);
+    // Bad input.
+    let e = f.fails(&["commit", "no-such-container"], 1);
+    assert!(e.contains("no-such-container"), "{e}");
+    f.ok(&["create", "--name", "c2", "busybox", "true"]);
+    let e = f.fails(&["commit", "-c", "BOGUS x", "c2"], 1);
+    assert!(e.contains("BOGUS"), "{e}");
+    f.ok(&["rm", "c2"]);
+}
