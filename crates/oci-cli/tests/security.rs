@@ -340,10 +340,27 @@ fn seccomp_profile_is_enforced() {
     });
     b.readonly_root(false);
     b.sh("mkdir /tmp/x 2>&1; touch /tmp/f; chmod 777 /tmp/f 2>&1; chmod 644 /tmp/f && echo chmod644=ok");
-    let o = rt.run_fg(&b);
-    o.ok();
-    assert!(o.out().contains("Operation not permitted"), "{o}");
-    assert!(o.out().contains("chmod644=ok"), "{o}");
+    // Compiled once, then loaded from the runtime's cache; a damaged cache
+    // entry is compiled again.
+    let cache = rt.root().join("@seccomp");
+    for round in 0..3 {
+        let o = rt.run_fg(&b);
+        o.ok();
+        assert!(
+            o.out().contains("Operation not permitted"),
+            "round {round}: {o}"
+        );
+        assert!(o.out().contains("chmod644=ok"), "round {round}: {o}");
+        let entries: Vec<_> = std::fs::read_dir(&cache)
+            .expect("the compiled profile is cached")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        if round == 1 {
+            std::fs::write(&entries[0], b"12345").unwrap();
+        }
+    }
     let b = rt.bundle();
     b.edit(|c| {
         c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_DANCE"});

@@ -245,6 +245,23 @@ impl CgroupPaths {
         Ok(())
     }
 
+    /// Moves the calling process (single-threaded) into the cgroup on every
+    /// v1 hierarchy by writing `0` to `tasks`. Moving the current thread
+    /// skips the global threadgroup lock that moving another process (its
+    /// pid into `cgroup.procs`) takes for writing, and with it an RCU grace
+    /// period: ~0.3 ms instead of ~10 ms here. The unified hierarchy is not
+    /// touched (a child is born there with CLONE_INTO_CGROUP).
+    pub fn move_self_v1(&self) -> Result<()> {
+        for h in self.hierarchies.iter().filter(|h| !h.unified) {
+            let f = self.dir(h).join("tasks");
+            std::fs::write(&f, "0").map_err(|e| Error::Cgroup {
+                controller: h.dir_name(),
+                msg: format!("moving into {}: {e}", f.display()),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Every process in the cgroup (read from the pids or unified
     /// hierarchy, else the first one).
     pub fn procs(&self) -> Vec<i32> {

@@ -204,6 +204,9 @@ struct InitArgs<'a> {
     no_new_keyring: bool,
     preserve_fds: u32,
     extra_env: &'a [String],
+    seccomp: Option<&'a crate::seccomp::Compiled>,
+    /// Init moves itself into the v1 hierarchies.
+    move_self_into_cgroup: bool,
 }
 
 /// Clones a child with `flags`, entering the pid/time/user namespaces in
@@ -384,9 +387,15 @@ impl Runtime {
         drop(dir_fd);
         let (parent_sock, child_sock) = sys::seqpacket_pair().what(|| "socketpair".into())?;
 
-        let cgroup_fd = if cgroup.is_v2() && guard.cgroup.is_some() {
-            let d = cgroup.dir(&cgroup.hierarchies[0]);
-            sys::open(&d, libc::O_PATH | libc::O_DIRECTORY, 0).ok()
+        // On v1 hierarchies init moves itself in (cheap: see
+        // CgroupPaths::move_self_v1) unless it cannot write there (a user
+        // namespace, a rootless runtime); it is born in the unified one.
+        let userns = ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User);
+        let self_move = guard.cgroup.is_some() && !cgroup.is_v2() && !userns && !self.rootless;
+        let cgroup_fd = if guard.cgroup.is_some() && (cgroup.is_v2() || self_move) {
+            cgroup
+                .unified()
+                .and_then(|h| sys::open(&cgroup.dir(h), libc::O_PATH | libc::O_DIRECTORY, 0).ok())
         } else {
             None
         };
@@ -401,6 +410,13 @@ impl Runtime {
             })
             .map(|(t, fd)| (*t, fd))
             .collect();
+        // Compiled now (or found compiled): init, a copy of this process,
+        // only loads it.
+        let seccomp_prog = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(sc) => crate::seccomp::precompile(sc, Some(&self.root.seccomp_cache()))?,
+            None => None,
+        };
+        crate::timing::phase("seccomp compiled");
         let pid = spawn(
             ns.clone_flags,
             &pre_joins,
@@ -422,6 +438,8 @@ impl Runtime {
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
                 extra_env: &opts.extra_env,
+                seccomp: seccomp_prog.as_ref(),
+                move_self_into_cgroup: self_move,
             };
             init_main(&args);
         }
@@ -444,7 +462,7 @@ impl Runtime {
                 self.rootless,
             )?;
         }
-        if guard.cgroup.is_some() && cgroup_fd.is_none() {
+        if guard.cgroup.is_some() && cgroup_fd.is_none() && !self_move {
             cgroup.add_pid(pid)?;
         }
         crate::timing::phase("cgroup joined");
@@ -687,13 +705,16 @@ impl Runtime {
         }
         let (parent_sock, child_sock) = sys::seqpacket_pair().what(|| "socketpair".into())?;
         let cg = &c.record.cgroup;
-        let cgroup_fd = if cg.is_v2() {
-            sys::open(
-                &cg.dir(&cg.hierarchies[0]),
-                libc::O_PATH | libc::O_DIRECTORY,
-                0,
-            )
-            .ok()
+        // As for init: the process moves itself into the v1 hierarchies
+        // when it can write there, and is born in the unified one.
+        let userns = joins.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+        let self_move = !cg.is_v2()
+            && !userns
+            && !c.record.rootless
+            && cg.hierarchies.iter().any(|h| cg.dir(h).is_dir());
+        let cgroup_fd = if cg.is_v2() || self_move {
+            cg.unified()
+                .and_then(|h| sys::open(&cg.dir(h), libc::O_PATH | libc::O_DIRECTORY, 0).ok())
         } else {
             None
         };
@@ -702,10 +723,22 @@ impl Runtime {
             .filter(|(t, _)| matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
             .map(|(t, fd)| (*t, fd))
             .collect();
+        let seccomp_prog = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(sc) => crate::seccomp::precompile(sc, Some(&self.root.seccomp_cache()))?,
+            None => None,
+        };
         let pid = spawn(0, &pre, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))?;
         if pid == 0 {
             drop(parent_sock);
-            exec_child(&spec, &opts, &joins, &child_sock, &c.record);
+            exec_child(
+                &spec,
+                &opts,
+                self_move.then_some(cg),
+                seccomp_prog.as_ref(),
+                &joins,
+                &child_sock,
+                &c.record,
+            );
         }
         drop(child_sock);
         let kill_child = |e: Error| {
@@ -713,7 +746,7 @@ impl Runtime {
             let _ = sys::waitpid(pid, false);
             e
         };
-        if cgroup_fd.is_none() {
+        if cgroup_fd.is_none() && !self_move {
             // Best effort for a rootless container without a cgroup.
             if let Err(e) = cg.add_pid(pid)
                 && !c.record.rootless
@@ -879,6 +912,7 @@ fn init_main(a: &InitArgs<'_>) -> ! {
     let opts = FinalizeOpts {
         preserve_fds: a.preserve_fds,
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        seccomp_compiled: a.seccomp,
         seccomp_state: Some(&state),
         set_user: true,
     };
@@ -903,6 +937,10 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
         .and_then(|a| a.initial().as_deref())
     {
         process::set_cpu_affinity(list, "initial")?;
+    }
+    if a.move_self_into_cgroup {
+        a.cgroup.move_self_v1()?;
+        crate::timing::phase("init in its v1 cgroups");
     }
     // The idmapped mounts' trees, then `Go`: the id maps are written and
     // init is in its cgroup.
@@ -1047,6 +1085,8 @@ fn join_session_keyring(id: &str) {
 fn exec_child(
     spec: &Spec,
     opts: &ExecOpts,
+    move_self_into: Option<&CgroupPaths>,
+    seccomp: Option<&crate::seccomp::Compiled>,
     joins: &[(LinuxNamespaceType, OwnedFd)],
     sync: &OwnedFd,
     _record: &ContainerRecord,
@@ -1058,6 +1098,9 @@ fn exec_child(
         Err(_) => sys::exit_now(1),
     };
     let r = (|| -> Result<()> {
+        if let Some(cg) = move_self_into {
+            cg.move_self_v1()?;
+        }
         if let Some(list) = opts
             .process
             .exec_cpu_affinity()
@@ -1086,6 +1129,7 @@ fn exec_child(
         let fin = FinalizeOpts {
             preserve_fds: opts.preserve_fds,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+            seccomp_compiled: seccomp,
             seccomp_state: Some(&state),
             set_user: true,
         };

@@ -60,11 +60,33 @@ pub mod timing {
                         .map(|l| l[6..].trim().to_string())
                 })
                 .unwrap_or_default();
-            eprintln!(
-                "berth-oci[{}]: {:>7}us {name} (peak rss {rss})",
+            // Wall-clock too (seconds.µs within the minute), so that the
+            // lines of several processes (CLI, monitor, init) line up.
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let line = format!(
+                "berth[{}]: {:>2}.{:06} {:>7}us {name} (peak rss {rss})\n",
                 std::process::id(),
+                wall.as_secs() % 60,
+                wall.subsec_micros(),
                 t.as_micros()
             );
+            // BERTH_DEBUG=/path: appended there (processes whose stderr is
+            // /dev/null, like the engine's monitor, show up too).
+            match std::env::var_os("BERTH_DEBUG").filter(|v| v.to_string_lossy().starts_with('/')) {
+                Some(path) => {
+                    use std::io::Write as _;
+                    if let Ok(mut f) = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                    {
+                        let _ = f.write_all(line.as_bytes());
+                    }
+                }
+                None => eprint!("{line}"),
+            }
         }
     }
 }

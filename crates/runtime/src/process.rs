@@ -168,6 +168,9 @@ pub struct FinalizeOpts<'a> {
     /// Extra descriptors (3..3+n) the program inherits.
     pub preserve_fds: u32,
     pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+    /// `seccomp` compiled by the runtime before it forked (see
+    /// `seccomp::precompile`); loaded as is when present.
+    pub seccomp_compiled: Option<&'a crate::seccomp::Compiled>,
     /// The container process state JSON (runtime.md) sent with the seccomp
     /// notify fd to `listenerPath`.
     pub seccomp_state: Option<&'a [u8]>,
@@ -179,6 +182,9 @@ fn load_seccomp(opts: &FinalizeOpts<'_>) -> Result<()> {
     let Some(sc) = opts.seccomp else {
         return Ok(());
     };
+    if let Some(c) = opts.seccomp_compiled {
+        return crate::seccomp::load_compiled(c);
+    }
     // Connect to the listener before the filter can get in the way.
     let listener = match sc.listener_path() {
         Some(p) if crate::seccomp::uses_notify(sc) => {

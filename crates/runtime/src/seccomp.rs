@@ -150,6 +150,106 @@ pub fn build(sc: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     Ok(ctx)
 }
 
+/// The profile compiled to a classic BPF program (`struct sock_filter`
+/// array, native endianness) and the seccomp(2) filter flags it needs, for
+/// profiles without SCMP_ACT_NOTIFY (those go through libseccomp at load
+/// time: the kernel hands out the listener fd then).
+///
+/// Compiling a Docker-sized profile with libseccomp takes several
+/// milliseconds, so the program is kept under `cache` (the runtime's state
+/// root, root-only) by the sha256 of the profile, the architecture and
+/// libseccomp's version and API level, and made again only for a profile
+/// not seen before. The runtime compiles before it clones init; init (a
+/// copy of the runtime's memory) only loads the program.
+pub fn precompile(sc: &LinuxSeccomp, cache: Option<&std::path::Path>) -> Result<Option<Compiled>> {
+    use sha2::Digest as _;
+    if uses_notify(sc) {
+        return Ok(None);
+    }
+    let flags = filter_flags(sc);
+    let json = serde_json::to_vec(sc).map_err(err)?;
+    let version = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    let mut h = sha2::Sha256::new();
+    h.update(std::env::consts::ARCH.as_bytes());
+    h.update(version.as_bytes());
+    h.update(libseccomp::get_api().to_le_bytes());
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(&json);
+    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let path = cache.map(|d| d.join(format!("{key}.bpf")));
+    if let Some(p) = &path
+        && let Ok(prog) = std::fs::read(p)
+        && !prog.is_empty()
+        && prog.len().is_multiple_of(8)
+    {
+        return Ok(Some(Compiled { prog, flags }));
+    }
+    let prog = export(&build(sc)?)?;
+    if prog.is_empty() || !prog.len().is_multiple_of(8) {
+        return Err(err(format!(
+            "libseccomp exported {} bytes of BPF",
+            prog.len()
+        )));
+    }
+    if let (Some(dir), Some(p)) = (cache, &path) {
+        // Best effort: a cache that cannot be written costs time only.
+        let _ = std::fs::create_dir_all(dir);
+        let tmp = dir.join(format!(".{key}.{}", std::process::id()));
+        if std::fs::write(&tmp, &prog).is_ok() && std::fs::rename(&tmp, p).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(Some(Compiled { prog, flags }))
+}
+
+/// The BPF program of a filter (libseccomp 2.5 exports to a descriptor
+/// only: a memfd, read back).
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let fd = crate::sys::memfd(c"berth-seccomp").map_err(err)?;
+    let mut f = std::fs::File::from(fd);
+    ctx.export_bpf(&f).map_err(err)?;
+    let mut prog = Vec::new();
+    f.rewind()
+        .and_then(|()| f.read_to_end(&mut prog))
+        .map_err(err)?;
+    Ok(prog)
+}
+
+/// A compiled profile: see [`precompile`].
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub prog: Vec<u8>,
+    pub flags: u32,
+}
+
+/// seccomp(2)'s filter flags for the profile's `flags`.
+fn filter_flags(sc: &LinuxSeccomp) -> u32 {
+    const TSYNC: u32 = 1;
+    const LOG: u32 = 2;
+    const SPEC_ALLOW: u32 = 4;
+    const WAIT_KILLABLE_RECV: u32 = 32;
+    sc.flags()
+        .iter()
+        .flatten()
+        .map(|f| match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => WAIT_KILLABLE_RECV,
+        })
+        .fold(0, |a, f| a | f)
+}
+
+/// Loads a compiled program into the calling process (seccomp(2),
+/// SECCOMP_SET_MODE_FILTER), as libseccomp's load does.
+pub fn load_compiled(c: &Compiled) -> Result<()> {
+    crate::sys::seccomp_set_filter(&c.prog, c.flags)
+        .map_err(|e| err(format!("loading the seccomp filter: {e}")))
+}
+
 /// Loads the profile into the calling process. Returns the notify fd when
 /// the profile uses SCMP_ACT_NOTIFY.
 pub fn apply(sc: &LinuxSeccomp) -> Result<Option<i32>> {

@@ -122,6 +122,12 @@ impl Root {
         self.path.join(id)
     }
 
+    /// Compiled seccomp programs (`seccomp::precompile`); `@` is not
+    /// allowed in a container id, so this never names a container.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.path.join("@seccomp")
+    }
+
     /// Creates the container's state directory; fails if the id is taken.
     pub fn create_dir(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;

@@ -702,6 +702,41 @@ pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     check_long(r).map(drop)
 }
 
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): `prog` is an array of
+/// `struct sock_filter` (8 bytes each).
+pub fn seccomp_set_filter(prog: &[u8], flags: u32) -> io::Result<()> {
+    #[repr(C)]
+    struct SockFprog {
+        len: libc::c_ushort,
+        filter: *const u8,
+    }
+    let n = prog.len() / 8;
+    if n == 0 || n > u16::MAX as usize || !prog.len().is_multiple_of(8) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // The kernel reads the sock_filter array; a copy keeps it aligned.
+    let words: Vec<u64> = prog
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect();
+    let fprog = SockFprog {
+        len: n as libc::c_ushort,
+        filter: words.as_ptr().cast(),
+    };
+    const SECCOMP_SET_MODE_FILTER: libc::c_long = 1;
+    // SAFETY: `fprog` points at `n` sock_filter entries in `words`, which
+    // outlives the call; the kernel copies the program.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_long,
+            &fprog as *const SockFprog,
+        )
+    };
+    check_long(r).map(drop)
+}
+
 /// Arguments for clone3(2) as the runtime uses them.
 pub struct CloneArgs {
     pub flags: u64,
@@ -963,6 +998,14 @@ pub fn exe_is_sealed() -> bool {
     // SAFETY: F_GET_SEALS takes no argument and only reads fd state.
     let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
     seals >= 0 && seals & libc::F_SEAL_WRITE != 0
+}
+
+/// An anonymous in-memory file (memfd_create, close-on-exec).
+pub fn memfd(name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: memfd_create takes a C string and flags; returns a new fd.
+    let fd = check(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: we own the new descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Copies our own executable into a memfd, seals it against any change,
