@@ -556,9 +556,12 @@ fn create_cmd(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
 
 fn run(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     let p = parse_run(argv)?;
+    berth_runtime::timing::phase("cli: parsed");
     let detach = p.bool("detach");
     let row = create_from_flags(e, &p, true)?;
+    berth_runtime::timing::phase("cli: created");
     let conn = e.start(&row.id, &exe()).map_err(engine125)?;
+    berth_runtime::timing::phase("cli: started");
     if detach {
         writeln!(out, "{}", row.id)?;
         return Ok(());
@@ -576,6 +579,7 @@ fn run(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         p.value("sig-proxy") != Some("false"),
         &keys,
     )?;
+    berth_runtime::timing::phase("cli: container done");
     exit_with(code)
 }
 

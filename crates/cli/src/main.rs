@@ -83,6 +83,10 @@ Image commands:
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // BERTH_DEBUG=1: phase timings on stderr (the monitor's too).
+    if std::env::var_os("BERTH_DEBUG").is_some_and(|v| !v.is_empty()) {
+        berth_runtime::timing::enable();
+    }
     if let Some(code) = containers::dispatch(&argv) {
         return code;
     }

@@ -208,6 +208,7 @@ impl Engine {
                 let p = dir.join(f);
                 fs::write(&p, content).at(&p)?;
             }
+            berth_runtime::timing::phase("rootfs prepared");
             let (spec, _) = spec::build(
                 &id,
                 &cfg,
@@ -219,6 +220,7 @@ impl Engine {
             let p = dir.join("config.json");
             let data = serde_json::to_vec(&spec).map_err(|e| invalid("spec", e.to_string()))?;
             fs::write(&p, data).at(&p)?;
+            berth_runtime::timing::phase("spec written");
             // Unmounted until the container starts, unless that is now.
             if !req.keep_mounted {
                 rootfs.unmount()?;
@@ -358,7 +360,12 @@ impl Engine {
             }
             _ => {}
         }
+        berth_runtime::timing::phase("engine start");
         let (ours, theirs) = UnixStream::pair().what(|| "socketpair".into())?;
+        // Re-executed, not just forked: a fork would carry this process's
+        // SQLite state (its connection and the library's per-file lock
+        // bookkeeping) into the monitor, whose own connection then loses
+        // writes; exec starts it clean (~2.5 ms).
         sys::clear_cloexec(theirs.as_raw_fd()).what(|| "fcntl".into())?;
         let mut child = std::process::Command::new(exe)
             .arg("--root")
@@ -368,12 +375,23 @@ impl Engine {
             .arg(theirs.as_raw_fd().to_string())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(if std::env::var_os("BERTH_DEBUG").is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
             .spawn()
             .at(exe)?;
+        berth_runtime::timing::phase("monitor spawned");
         drop(theirs);
         // The monitor forks and its first process exits at once.
         let _ = child.wait();
+        self.await_started(&row, ours)
+    }
+
+    /// Waits for the monitor's first word: the container started (the
+    /// attach connection is returned), or why it did not.
+    fn await_started(&self, row: &ContainerRow, ours: UnixStream) -> Result<Option<UnixStream>> {
         let mut r = &ours;
         match attach::read_frame(&mut r) {
             Ok(Some((attach::STARTED, _))) => Ok(Some(ours)),
@@ -562,10 +580,15 @@ impl Engine {
         lock: Option<fs::File>,
     ) -> Result<()> {
         self.cleanup_runtime(&row.id);
+        berth_runtime::timing::phase("destroy: runtime cleaned");
         let dir = self.container_dir(&row.id);
         let images = self.images()?;
+        berth_runtime::timing::phase("destroy: images opened");
         match ContainerRootfs::open(images.snapshots(), &dir) {
-            Ok(r) => r.remove()?,
+            Ok(r) => {
+                r.remove()?;
+                berth_runtime::timing::phase("destroy: rootfs removed");
+            }
             Err(_) => {
                 // Killed before the rootfs was recorded: it may still be
                 // mounted.
@@ -576,6 +599,7 @@ impl Engine {
             }
         }
         self.db.remove(&row.id)?;
+        berth_runtime::timing::phase("destroy: record removed");
         if volumes {
             for m in row_config(row).mounts.iter().filter(|m| m.anonymous) {
                 let _ = volumes::remove(self, &m.source, true);

@@ -50,9 +50,16 @@ fn inherited_socket(fd: i32) -> Option<UnixStream> {
 
 /// Entry point; returns the process exit code.
 pub fn main(root: &Path, id: &str, fd: i32) -> i32 {
-    let Some(mut ready) = inherited_socket(fd) else {
+    let Some(ready) = inherited_socket(fd) else {
         return 125;
     };
+    run_detached(root, id, ready)
+}
+
+/// The monitor's life from its first process (a child of the CLI, forked
+/// or re-executed): forks the real monitor, which outlives the CLI, and
+/// exits. Returns the first process's exit code.
+pub fn run_detached(root: &Path, id: &str, mut ready: UnixStream) -> i32 {
     // Detach: the CLI waits only for this first process.
     match sys::clone3(&sys::CloneArgs {
         flags: 0,
@@ -64,6 +71,10 @@ pub fn main(root: &Path, id: &str, fd: i32) -> i32 {
         Err(_) => return 125,
     }
     let _ = sys::setsid();
+    if std::env::var_os("BERTH_DEBUG").is_some() {
+        berth_runtime::timing::enable();
+    }
+    berth_runtime::timing::phase("monitor detached");
     match Monitor::start(root, id, &mut ready) {
         Ok(mut m) => {
             let _ = attach::write_frame(&mut ready, attach::STARTED, b"");
@@ -224,6 +235,7 @@ impl Monitor {
             let images = engine.images()?;
             let rootfs = ContainerRootfs::open(images.snapshots(), &dir)?;
             rootfs.mount()?;
+            berth_runtime::timing::phase("monitor: rootfs mounted");
             let bundle = berth_runtime::spec::load_bundle(&dir)?;
             let rt = engine.runtime();
             // Leftovers of an earlier run.
@@ -279,10 +291,13 @@ impl Monitor {
                 },
                 None => None,
             };
+            berth_runtime::timing::phase("monitor: runtime created");
             if cfg.network != "host" {
                 lo_up(container.record.pid)?;
             }
+            berth_runtime::timing::phase("monitor: created");
             rt.start_container(&container, Some(&bundle.spec))?;
+            berth_runtime::timing::phase("monitor: started");
             let me = sys::getpid();
             let me_start = berth_runtime::state::pid_start_time(me).unwrap_or(0);
             engine.db.set_running(
@@ -291,6 +306,7 @@ impl Monitor {
                 (me, me_start),
                 &berth_runtime::state::now_rfc3339(),
             )?;
+            berth_runtime::timing::phase("monitor: running recorded");
             Ok((
                 id,
                 container,
@@ -518,7 +534,9 @@ impl Monitor {
 
     fn finish(&mut self, code: i32, oom: bool) {
         let _ = self.log.flush();
+        berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();
+        berth_runtime::timing::phase("monitor: unmounted");
         let sd = self.engine.state_dir(&self.id);
         let _ = std::fs::remove_file(sd.join("attach.sock"));
         let _ = self.engine.db.set_exited(
@@ -529,11 +547,13 @@ impl Monitor {
             "",
             &berth_runtime::state::now_rfc3339(),
         );
+        berth_runtime::timing::phase("monitor: exit recorded");
         // --rm: gone before the attached `run` returns, as docker's.
         if self.cfg.auto_remove {
             let lock = self.lock.take();
             let row = self.row.clone();
             let _ = self.engine.destroy(&row, true, lock);
+            berth_runtime::timing::phase("monitor: removed");
         }
         self.broadcast(attach::EXITED, code.to_string().as_bytes());
         self.clients.clear();
