@@ -121,6 +121,7 @@ Container commands:
   wait        Block until one or more containers stop, then print their exit codes
   container   Manage containers (the commands above, and prune)
   volume      Manage volumes (create, ls, inspect, rm, prune)
+  system      Manage Berth (df, info)
   info        Display system-wide information
   version     Show the berth version information
 ";
@@ -141,6 +142,21 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
                 | "wait" | "inspect" | "rename" | "pause" | "unpause" | "attach" | "exec"
                 | "top" | "stats" | "cp" | "export" | "commit") => s,
                 _ => return None,
+            };
+            (c, r)
+        }
+        "system" => {
+            let Some((sub, r)) = rest.split_first() else {
+                return Some(report(usage("'berth system' requires a subcommand")));
+            };
+            let c = match sub.as_str() {
+                "df" => "system df",
+                "info" => "info",
+                s => {
+                    return Some(report(usage(format!(
+                        "'system {s}' is not a berth command"
+                    ))));
+                }
             };
             (c, r)
         }
@@ -231,6 +247,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         "export" => export(&mut engine, rest, &mut out),
         "commit" => commit(&mut engine, rest, &mut out),
         "container prune" => prune(&mut engine, rest, &mut out),
+        "system df" => crate::engine_info::system_df(&mut engine, rest, &mut out),
         v if v.starts_with("volume ") => crate::volumes::run(&mut engine, v, rest, &mut out),
         _ => return None,
     };

@@ -265,6 +265,214 @@ pub fn info(e: &mut Engine, out: &mut dyn Write) -> R {
     Ok(())
 }
 
+/// `system df [-v]`: space used by images, containers and volumes, and
+/// what removing the unused ones would give back (docker's columns).
+pub fn system_df(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
+    use std::collections::{BTreeMap, BTreeSet};
+    let p = parse(
+        argv,
+        &[
+            flag("verbose", Some('v'), false),
+            flag("format", None, true),
+        ],
+        false,
+    )?;
+    if !p.args.is_empty() {
+        return Err(Failure {
+            code: 125,
+            msg: "\"system df\" accepts no arguments".into(),
+            usage: true,
+        });
+    }
+    let rows = e.list()?;
+    let store = e.images()?;
+    let images = store.list().map_err(berth_engine::Error::from)?;
+    let used: BTreeSet<String> = rows.iter().map(|r| r.image_id.clone()).collect();
+    // Layers are shared: each snapshot counts once; a snapshot is
+    // reclaimable when no image in use has it.
+    let mut snap_size: BTreeMap<String, u64> = BTreeMap::new();
+    let mut active_snaps: BTreeSet<String> = BTreeSet::new();
+    for img in &images {
+        let in_use = used.contains(&img.id.to_string());
+        for c in &img.chain_ids {
+            snap_size
+                .entry(c.to_string())
+                .or_insert_with(|| store.snapshots().info(c).map(|i| i.size).unwrap_or(0));
+            if in_use {
+                active_snaps.insert(c.to_string());
+            }
+        }
+    }
+    let images_size: u64 = snap_size.values().sum();
+    let images_reclaim: u64 = snap_size
+        .iter()
+        .filter(|(k, _)| !active_snaps.contains(*k))
+        .map(|(_, v)| v)
+        .sum();
+    let active_images = images
+        .iter()
+        .filter(|i| used.contains(&i.id.to_string()))
+        .count();
+    let ctr_sizes: Vec<(db::ContainerRow, u64)> = rows
+        .into_iter()
+        .map(|r| {
+            let s = e.container_size(&r.id);
+            (r, s)
+        })
+        .collect();
+    let running = |r: &db::ContainerRow| r.state == db::RUNNING || r.state == db::PAUSED;
+    let ctr_size: u64 = ctr_sizes.iter().map(|(_, s)| s).sum();
+    let ctr_reclaim: u64 = ctr_sizes
+        .iter()
+        .filter(|(r, _)| !running(r))
+        .map(|(_, s)| s)
+        .sum();
+    let active_ctrs = ctr_sizes.iter().filter(|(r, _)| running(r)).count();
+    let volumes = e.db.volume_list()?;
+    let mut vol_rows = Vec::new();
+    for v in &volumes {
+        let users = berth_engine::volumes::users(e, &v.name)?;
+        let size = berth_engine::dir_size(&berth_engine::spec::volume_data(&e.root, &v.name));
+        vol_rows.push((v.name.clone(), users.len(), size));
+    }
+    let vol_size: u64 = vol_rows.iter().map(|v| v.2).sum();
+    let vol_reclaim: u64 = vol_rows.iter().filter(|v| v.1 == 0).map(|v| v.2).sum();
+    let active_vols = vol_rows.iter().filter(|v| v.1 > 0).count();
+    let pct = |part: u64, whole: u64| {
+        if whole == 0 {
+            0
+        } else {
+            (part as f64 * 100.0 / whole as f64).round() as u64
+        }
+    };
+    let reclaim =
+        |part: u64, whole: u64| format!("{} ({}%)", crate::fmt::human_size(part), pct(part, whole));
+    let summary = [
+        (
+            "Images",
+            images.len(),
+            active_images,
+            images_size,
+            reclaim(images_reclaim, images_size),
+        ),
+        (
+            "Containers",
+            ctr_sizes.len(),
+            active_ctrs,
+            ctr_size,
+            reclaim(ctr_reclaim, ctr_size),
+        ),
+        (
+            "Local Volumes",
+            volumes.len(),
+            active_vols,
+            vol_size,
+            reclaim(vol_reclaim, vol_size),
+        ),
+        ("Build Cache", 0, 0, 0, crate::fmt::human_size(0)),
+    ];
+    if let Some(f) = p.value("format") {
+        for (t, total, active, size, rec) in &summary {
+            let v = json!({"Type": t, "TotalCount": total.to_string(), "Active": active.to_string(),
+                "Size": crate::fmt::human_size(*size), "Reclaimable": rec});
+            if f == "json" || f == "{{json .}}" {
+                writeln!(out, "{v}")?;
+            } else {
+                let bad =
+                    |e: String| Failure::from(berth_engine::Error::Other(format!("--format: {e}")));
+                let t = crate::tmpl::Template::parse(f).map_err(|e| bad(e.to_string()))?;
+                let s = t.execute(&v, false).map_err(|e| bad(e.to_string()))?;
+                writeln!(out, "{s}")?;
+            }
+        }
+        return Ok(());
+    }
+    let mut table = vec![vec![
+        "TYPE".to_string(),
+        "TOTAL".into(),
+        "ACTIVE".into(),
+        "SIZE".into(),
+        "RECLAIMABLE".into(),
+    ]];
+    for (t, total, active, size, rec) in &summary {
+        table.push(vec![
+            t.to_string(),
+            total.to_string(),
+            active.to_string(),
+            crate::fmt::human_size(*size),
+            rec.clone(),
+        ]);
+    }
+    if !p.bool("verbose") {
+        write!(out, "{}", crate::fmt::table(&table))?;
+        return Ok(());
+    }
+    writeln!(out, "Images space usage:\n")?;
+    let mut t = vec![vec![
+        "REPOSITORY".to_string(),
+        "TAG".into(),
+        "IMAGE ID".into(),
+        "SIZE".into(),
+        "CONTAINERS".into(),
+    ]];
+    for img in &images {
+        let n = ctr_sizes
+            .iter()
+            .filter(|(r, _)| r.image_id == img.id.to_string())
+            .count();
+        let (repo, tag) = img
+            .familiar_tags()
+            .first()
+            .and_then(|t| {
+                t.rsplit_once(':')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+            })
+            .unwrap_or_else(|| ("<none>".into(), "<none>".into()));
+        t.push(vec![
+            repo,
+            tag,
+            img.id.hex()[..12].to_string(),
+            crate::fmt::human_size(img.size),
+            n.to_string(),
+        ]);
+    }
+    write!(out, "{}", crate::fmt::table(&t))?;
+    writeln!(out, "\nContainers space usage:\n")?;
+    let mut t = vec![vec![
+        "CONTAINER ID".to_string(),
+        "IMAGE".into(),
+        "SIZE".into(),
+        "STATUS".into(),
+        "NAMES".into(),
+    ]];
+    for (r, s) in &ctr_sizes {
+        t.push(vec![
+            r.id[..12.min(r.id.len())].to_string(),
+            r.image.clone(),
+            crate::fmt::human_size(*s),
+            r.state.clone(),
+            r.name.trim_start_matches('/').to_string(),
+        ]);
+    }
+    write!(out, "{}", crate::fmt::table(&t))?;
+    writeln!(out, "\nLocal Volumes space usage:\n")?;
+    let mut t = vec![vec![
+        "VOLUME NAME".to_string(),
+        "LINKS".into(),
+        "SIZE".into(),
+    ]];
+    for (name, links, size) in &vol_rows {
+        t.push(vec![
+            name.clone(),
+            links.to_string(),
+            crate::fmt::human_size(*size),
+        ]);
+    }
+    write!(out, "{}", crate::fmt::table(&t))?;
+    writeln!(out, "\nBuild cache usage: 0B")?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

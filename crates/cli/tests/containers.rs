@@ -1403,3 +1403,46 @@ fn commit_makes_an_image_of_the_changes() {
     assert!(e.contains("BOGUS"), "{e}");
     f.ok(&["rm", "c2"]);
 }
+
+#[test]
+fn system_df_counts_and_sizes() {
+    let f = Fixture::new();
+    f.ok(&["volume", "create", "dfvol"]);
+    f.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "dfvol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 5000 /dev/zero > /tmp/blob; head -c 3000 /dev/zero > /data/v",
+    ]);
+    let out = f.ok(&["system", "df"]);
+    let line = |t: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("no {t} line in\n{out}"))[t.len()..]
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    let imgs = line("Images");
+    assert_eq!(&imgs[..2], ["1", "1"], "{out}");
+    let ctrs = line("Containers");
+    // One stopped container whose writable layer holds the 5 kB file: all
+    // of it reclaimable.
+    assert_eq!(&ctrs[..2], ["1", "0"], "{out}");
+    assert_eq!(ctrs[2], "5kB", "{out}");
+    assert_eq!(ctrs[3..].join(" "), "5kB (100%)", "{out}");
+    let vols = line("Local Volumes");
+    assert_eq!(&vols[..3], ["1", "1", "3kB"], "{out}");
+    let json = f.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(json.contains("Containers 1"), "{json}");
+    let v = f.ok(&["system", "df", "-v"]);
+    assert!(v.contains("writer") && v.contains("dfvol"), "{v}");
+    f.ok(&["rm", "writer"]);
+    let e = f.fails(&["system", "bogus"], 125);
+    assert!(e.contains("bogus"), "{e}");
+}
