@@ -383,13 +383,11 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         return usage("requires at least 1 argument");
     };
     if let Some(pull) = p.value("pull")
-        && pull != "never"
-        && pull != "missing"
+        && !matches!(pull, "always" | "missing" | "never")
     {
-        return fail(
-            125,
-            format!("--pull={pull}: berth run uses local images only (pull them with berth pull)"),
-        );
+        return usage(format!(
+            "invalid pull option: {pull:?}: must be one of \"always\", \"missing\" or \"never\""
+        ));
     }
     if let Some(d) = p.value("log-driver")
         && d != "json-file"
@@ -548,6 +546,24 @@ fn env_entry(e: &str) -> R<String> {
 
 fn create_from_flags(e: &mut Engine, p: &Parsed, starting: bool) -> R<ContainerRow> {
     let cfg = run_config(p)?;
+    // --pull: missing (docker's default) pulls an image that is not here.
+    let policy = p.value("pull").unwrap_or("missing");
+    if policy != "never" {
+        let store = e.images().map_err(engine125)?;
+        let here = store.get(&cfg.image).is_ok();
+        if policy == "always" || !here {
+            if !here {
+                eprintln!("Unable to find image '{}' locally", cfg.image);
+            }
+            crate::registry::pull_for_run(&store, &cfg.image).map_err(|f| match f {
+                crate::Fail::Usage(m) | crate::Fail::Cmd(m) => Failure {
+                    code: 125,
+                    msg: m,
+                    usage: false,
+                },
+            })?;
+        }
+    }
     e.create(CreateRequest {
         name: p.value("name").map(String::from),
         config: cfg,

@@ -69,8 +69,12 @@ fn client_for(cfg: &RegistriesConfig, registry: &str, endpoint: &str) -> Res<Cli
 struct RawOut(Mutex<File>);
 
 impl RawOut {
-    fn new() -> Res<RawOut> {
-        let fd = io::stdout().as_fd().try_clone_to_owned()?;
+    fn new(stderr: bool) -> Res<RawOut> {
+        let fd = if stderr {
+            io::stderr().as_fd().try_clone_to_owned()?
+        } else {
+            io::stdout().as_fd().try_clone_to_owned()?
+        };
         Ok(RawOut(Mutex::new(File::from(fd))))
     }
     fn write(&self, s: &str) {
@@ -100,9 +104,16 @@ struct DisplayState {
 }
 
 impl Display {
-    fn new(tty: bool) -> Res<Display> {
+    /// Progress on stdout (`pull`) or stderr (`run`, whose stdout is the
+    /// container's); drawn in place when that is a terminal.
+    fn new(stderr: bool) -> Res<Display> {
+        let tty = if stderr {
+            io::stderr().is_terminal()
+        } else {
+            io::stdout().is_terminal()
+        };
         Ok(Display {
-            out: RawOut::new()?,
+            out: RawOut::new(stderr)?,
             tty,
             state: Mutex::new(DisplayState::default()),
         })
@@ -243,7 +254,7 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         vec![reference.clone()]
     };
     for reference in &references {
-        pull_one(&cfg, &rt, store, &endpoints, reference, &opts, quiet)?;
+        pull_one(&cfg, &rt, store, &endpoints, reference, &opts, quiet, false)?;
     }
     if all_tags {
         writeln!(out, "{}", reference.name())?;
@@ -253,8 +264,33 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     Ok(())
 }
 
+/// `run`/`create` of an image that is not here (or `--pull always`):
+/// pulled as `pull` would, the progress on stderr.
+pub fn pull_for_run(store: &ImageStore, name: &str) -> Res {
+    let cfg = RegistriesConfig::load_default()?;
+    let mut reference = resolve(name, &cfg)?;
+    if reference.tag().is_none() && reference.digest().is_none() {
+        reference = reference.with_tag(berth_image::reference::DEFAULT_TAG)?;
+    }
+    let registry = reference.domain().to_string();
+    let mut endpoints: Vec<String> = cfg.mirrors(&registry).to_vec();
+    endpoints.push(RegistriesConfig::endpoint(&registry));
+    let rt = runtime()?;
+    pull_one(
+        &cfg,
+        &rt,
+        store,
+        &endpoints,
+        &reference,
+        &PullOptions::default(),
+        false,
+        true,
+    )
+}
+
 /// One reference, from the first endpoint (mirrors, then the registry)
-/// that has it; progress and docker's closing lines on stdout.
+/// that has it; progress and docker's closing lines on stdout (or stderr).
+#[allow(clippy::too_many_arguments)]
 fn pull_one(
     cfg: &RegistriesConfig,
     rt: &tokio::runtime::Runtime,
@@ -263,13 +299,14 @@ fn pull_one(
     reference: &Reference,
     opts: &PullOptions,
     quiet: bool,
+    to_stderr: bool,
 ) -> Res {
     let registry = reference.domain();
     let repo = reference.path();
     let display = if quiet {
         None
     } else {
-        Some(Display::new(io::stdout().is_terminal())?)
+        Some(Display::new(to_stderr)?)
     };
     let what = match reference.digest() {
         Some(d) => d.to_string(),
@@ -419,7 +456,7 @@ pub fn push(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         let display = if quiet {
             None
         } else {
-            Some(Display::new(io::stdout().is_terminal())?)
+            Some(Display::new(false)?)
         };
         let progress = Arc::new(PushDisplay(display));
         let t = tag.tag().unwrap_or("latest").to_string();

@@ -100,7 +100,7 @@ impl User {
         for (name, data) in files {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
-            h.set_mode(0o644);
+            h.set_mode(0o755);
             h.set_mtime(0);
             h.set_cksum();
             tar.append_data(&mut h, name, data.as_slice()).unwrap();
@@ -499,5 +499,74 @@ fn pull_all_tags() {
     tags.sort();
     assert_eq!(tags, ["1", "2"]);
     let o = u.run("b", &["pull", "-a", &format!("{repo}:1")], None);
+    assert_eq!(o.status.code(), Some(125));
+}
+
+#[test]
+fn run_pulls_a_missing_image() {
+    let Some(reg) = Registry::start(&[]) else {
+        return;
+    };
+    let u = User::new();
+    let bb = std::fs::read("/bin/busybox").expect("busybox-static is installed");
+    let tag = format!("{}/run/bb:1", reg.addr);
+    u.import(
+        "a",
+        &tag,
+        &[("busybox", bb), ("hello", b"from the registry\n".to_vec())],
+    );
+    u.ok("a", &["push", &tag], None);
+
+    // Not here: --pull never refuses, the default pulls (progress on
+    // stderr, the container's output on stdout).
+    let o = u.run(
+        "b",
+        &["run", "--rm", "--pull", "never", &tag, "/busybox", "true"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(125));
+    let o = u.run(
+        "b",
+        &["run", "--rm", &tag, "/busybox", "cat", "/hello"],
+        None,
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out, "from the registry\n");
+    assert!(
+        err.contains("Unable to find image") && err.contains("Pull complete"),
+        "{err}"
+    );
+    // Here now: no pull; --pull always checks the registry again.
+    let o = u.run("b", &["run", "--rm", &tag, "/busybox", "true"], None);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("Pulling"));
+    let o = u.run(
+        "b",
+        &["run", "--rm", "--pull", "always", &tag, "/busybox", "true"],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Image is up to date"));
+    let o = u.run(
+        "b",
+        &[
+            "run",
+            "--rm",
+            "--pull",
+            "sometimes",
+            &tag,
+            "/busybox",
+            "true",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(125));
+    let o = u.run(
+        "c",
+        &["run", "--rm", &format!("{}/run/none:1", reg.addr), "true"],
+        None,
+    );
     assert_eq!(o.status.code(), Some(125));
 }
