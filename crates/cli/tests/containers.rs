@@ -165,7 +165,8 @@ fn run_in_the_foreground_gives_output_and_exit_codes() {
     let e = f.fails(&["run", "--rm", "busybox", "nosuchprogram"], 127);
     assert!(e.contains("executable file not found"), "{e}");
     f.fails(&["run", "--rm", "busybox", "/etc/passwd"], 126);
-    let e = f.fails(&["run", "--rm", "nosuchimage"], 125);
+    // (--pull never: the default would look for it on Docker Hub.)
+    let e = f.fails(&["run", "--rm", "--pull", "never", "nosuchimage"], 125);
     assert!(e.contains("no such image: nosuchimage"), "{e}");
     f.ok(&["create", "--name", "taken", "busybox", "true"]);
     let e = f.fails(&["run", "--name", "taken", "busybox", "true"], 125);
