@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds berth-oci and runs one isolated busybox container with it.
+# Builds berth-oci and berth and runs one isolated busybox container with each.
 # Run as root on Debian 12:  sudo scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,12 +22,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-cargo build --release -p berth-oci
+cargo build --release -p berth-oci -p berth-cli
 bin=$PWD/target/release/berth-oci
+berth=$PWD/target/release/berth
 
 bundle=$(mktemp -d /tmp/berth-demo.XXXXXX)
 state=$(mktemp -d /tmp/berth-demo-state.XXXXXX)
-trap 'rm -rf "$bundle" "$state"' EXIT
+root=$(mktemp -d /tmp/berth-demo-root.XXXXXX)
+trap '"$berth" --root "$root" rm -f demo >/dev/null 2>&1; rm -rf "$bundle" "$state" "$root"' EXIT
 mkdir -p "$bundle/rootfs/bin"
 cp /bin/busybox "$bundle/rootfs/bin/busybox"
 for applet in $(/bin/busybox --list); do
@@ -44,3 +46,9 @@ c["process"]["args"] = ["sh", "-c",
 json.dump(c, open(p, "w"), indent=2)
 PY
 "$bin" --root "$state" run --bundle "$bundle" "demo-$$"
+
+# The same busybox as an image, run by the engine (state in a throwaway root).
+tar -C "$bundle/rootfs" -cf "$bundle/busybox.tar" .
+"$berth" --root "$root" import "$bundle/busybox.tar" demo/busybox:latest >/dev/null
+"$berth" --root "$root" run --rm --name demo --hostname berth demo/busybox \
+    sh -c 'echo Hello from berth run: pid $$, hostname $(hostname), uid $(id -u)'
