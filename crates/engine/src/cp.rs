@@ -99,58 +99,6 @@ impl Sink for HostSink {
     }
 }
 
-/// Writes what is walked as a tar stream.
-struct TarSink<W: Write> {
-    b: tar::Builder<W>,
-    prefix: PathBuf,
-}
-
-fn header(st: &libc::stat, kind: tar::EntryType, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(st.st_uid as u64);
-    h.set_gid(st.st_gid as u64);
-    h.set_mtime(st.st_mtime.max(0) as u64);
-    h.set_size(size);
-    h
-}
-
-impl<W: Write> TarSink<W> {
-    fn name(&self, rel: &Path) -> PathBuf {
-        let p = self.prefix.join(rel);
-        if p.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            p
-        }
-    }
-}
-
-impl<W: Write> Sink for TarSink<W> {
-    fn dir(&mut self, rel: &Path, st: &libc::stat) -> Result<()> {
-        let mut h = header(st, tar::EntryType::Directory, 0);
-        let name = self.name(rel);
-        self.b
-            .append_data(&mut h, &name, io::empty())
-            .what(|| format!("tar {}", name.display()))
-    }
-    fn file(&mut self, rel: &Path, st: &libc::stat, f: File) -> Result<()> {
-        let mut h = header(st, tar::EntryType::Regular, st.st_size as u64);
-        let name = self.name(rel);
-        self.b
-            .append_data(&mut h, &name, f)
-            .what(|| format!("tar {}", name.display()))
-    }
-    fn symlink(&mut self, rel: &Path, st: &libc::stat, target: &Path) -> Result<()> {
-        let mut h = header(st, tar::EntryType::Symlink, 0);
-        let name = self.name(rel);
-        self.b
-            .append_link(&mut h, &name, target)
-            .what(|| format!("tar {}", name.display()))
-    }
-}
-
 /// Splits a container path into its parent (resolved in the root) and
 /// last component; `/` is the root itself (name `.`).
 fn split(root: &RootDir, path: &str) -> Result<(OwnedFd, PathBuf)> {
@@ -224,30 +172,27 @@ impl Engine {
         })
     }
 
-    /// `cp CONTAINER:SRC -`: a tar stream of SRC.
+    /// `cp CONTAINER:SRC -`: a tar stream of SRC (docker's rules: `SRC/.`
+    /// is the directory's contents), resolved in the container's root
+    /// (berth-image's archive walker: hard links, devices, fifos and
+    /// xattrs kept, symlinks never followed).
     pub fn copy_from_tar(&mut self, key: &str, src: &str, w: &mut dyn Write) -> Result<()> {
         self.with_rootfs(key, |rootfs| {
-            let root = RootDir::open(rootfs).at(rootfs)?;
-            let (parent, name) = split(&root, src)?;
-            berth_image::sys::lstatat(parent.as_fd(), name.as_os_str())
-                .map_err(|e| missing(src, e))?;
-            let prefix = if name == Path::new(".") {
-                PathBuf::new()
-            } else {
-                name.clone()
-            };
-            let mut sink = TarSink {
-                b: tar::Builder::new(w),
-                prefix,
-            };
-            walk(parent.as_fd(), name.as_os_str(), Path::new(""), &mut sink)?;
-            sink.b.finish().what(|| "tar".into())
+            berth_image::copy::archive_path(rootfs, src, false, None, w).map_err(|e| match e {
+                berth_image::Error::Io { err, .. } if err.kind() == io::ErrorKind::NotFound => {
+                    missing(src, err)
+                }
+                e => e.into(),
+            })
         })
     }
 
     /// `export`: the container's filesystem as a tar stream.
     pub fn export(&mut self, key: &str, w: &mut dyn Write) -> Result<()> {
-        self.copy_from_tar(key, "/", w)
+        self.with_rootfs(key, |rootfs| {
+            berth_image::write_tree(rootfs, berth_image::TreeKind::Full, w)?;
+            Ok(())
+        })
     }
 
     /// `cp SRC CONTAINER:DEST`.
