@@ -1447,3 +1447,58 @@ fn system_df_counts_and_sizes() {
     let e = f.fails(&["system", "bogus"], 125);
     assert!(e.contains("bogus"), "{e}");
 }
+
+#[test]
+fn new_volumes_start_with_the_image_content() {
+    let f = Fixture::new();
+    // An image with content at /etc (its passwd) and a VOLUME over it.
+    f.ok(&[
+        "run",
+        "--name",
+        "base",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /conf/sub && echo v1 > /conf/a && echo deep > /conf/sub/b && chown -R 1000:1000 /conf/sub && chmod 750 /conf",
+    ]);
+    f.ok(&["commit", "-c", "VOLUME /conf", "base", "withvol:1"]);
+    f.ok(&["rm", "base"]);
+    // A named volume, new: seeded from the image; then it keeps its own.
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "confvol:/conf",
+        "withvol:1",
+        "sh",
+        "-c",
+        "cat /conf/a /conf/sub/b; stat -c '%u %a' /conf/sub /conf; echo v2 > /conf/a",
+    ]);
+    assert_eq!(out, "v1\ndeep\n1000 755\n0 750\n");
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "confvol:/conf",
+        "withvol:1",
+        "cat",
+        "/conf/a",
+    ]);
+    assert_eq!(out, "v2\n");
+    // The image's VOLUME alone: an anonymous volume, seeded too.
+    let out = f.ok(&["run", "--rm", "withvol:1", "cat", "/conf/sub/b"]);
+    assert_eq!(out, "deep\n");
+    // nocopy: empty.
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "empty:/conf:nocopy",
+        "withvol:1",
+        "ls",
+        "-A",
+        "/conf",
+    ]);
+    assert_eq!(out, "");
+    f.ok(&["volume", "rm", "confvol", "empty"]);
+}

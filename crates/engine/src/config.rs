@@ -190,7 +190,9 @@ pub fn parse_volume_flag(s: &str) -> Result<MountSpec> {
         match m {
             "ro" => readonly = true,
             "rw" => readonly = false,
-            "z" | "Z" | "nocopy" => {}
+            "z" | "Z" => {}
+            // A new volume is not seeded from the image (kept for volumes).
+            "nocopy" => options.push(m.to_string()),
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
                 options.push(m.to_string())
             }
@@ -209,6 +211,9 @@ pub fn parse_volume_flag(s: &str) -> Result<MountSpec> {
             format!("{src:?} is neither an absolute path nor a valid volume name"),
         ));
     };
+    if kind == "bind" {
+        options.retain(|o| o != "nocopy");
+    }
     Ok(MountSpec {
         kind: kind.into(),
         source: src.into(),
@@ -243,7 +248,12 @@ pub fn parse_mount_flag(s: &str) -> Result<MountSpec> {
             ("bind-propagation", Some(v)) => m.options.push(v.to_string()),
             ("tmpfs-size", Some(v)) => m.options.push(format!("size={}", parse_size(v)?)),
             ("tmpfs-mode", Some(v)) => m.options.push(format!("mode={v}")),
-            ("volume-nocopy" | "consistency", _) => {}
+            ("volume-nocopy", v) => {
+                if v.is_none_or(|v| v == "true" || v == "1") {
+                    m.options.push("nocopy".into());
+                }
+            }
+            ("consistency", _) => {}
             _ => return Err(invalid("--mount", format!("{s:?}: unexpected key {k:?}"))),
         }
     }

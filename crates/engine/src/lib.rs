@@ -208,6 +208,15 @@ impl Engine {
                 let p = dir.join(f);
                 fs::write(&p, content).at(&p)?;
             }
+            // docker's rule: an empty volume mounted over a directory of
+            // the image starts with that directory's content.
+            for m in cfg
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "volume" && !m.options.iter().any(|o| o == "nocopy"))
+            {
+                volumes::seed(&self.root, &m.source, &rootfs.path(), &m.target)?;
+            }
             berth_runtime::timing::phase("rootfs prepared");
             let (spec, _) = spec::build(
                 &id,

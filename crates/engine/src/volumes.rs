@@ -25,6 +25,48 @@ pub fn ensure(e: &mut Engine, name: &str, anonymous: bool) -> Result<bool> {
     })
 }
 
+/// Copies what the image has at `target` (resolved in the container's root
+/// `rootfs`) into volume `name` when the volume is empty, with owners,
+/// modes and the directory's own owner and mode: docker's copy of image
+/// content into a new volume. Nothing when the image has no directory
+/// there.
+pub fn seed(
+    root: &std::path::Path,
+    name: &str,
+    rootfs: &std::path::Path,
+    target: &str,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = crate::spec::volume_data(root, name);
+    if fs::read_dir(&data).at(&data)?.next().is_some() {
+        return Ok(());
+    }
+    let Some(st) = berth_image::copy::stat_in_root(rootfs, target, true)? else {
+        return Ok(());
+    };
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Ok(());
+    }
+    let (rd, wr) = berth_runtime::sys::pipe().what(|| "pipe".into())?;
+    let src = format!("{}/.", target.trim_end_matches('/'));
+    std::thread::scope(|s| -> Result<()> {
+        let writer = s.spawn(move || {
+            let mut w = fs::File::from(wr);
+            berth_image::copy::archive_path(rootfs, &src, true, None, &mut w)
+        });
+        let extracted = berth_image::copy::extract_to(&data, "/", fs::File::from(rd), true);
+        let written = writer
+            .join()
+            .map_err(|_| Error::Other(format!("seeding volume {name} panicked")))?;
+        written?;
+        extracted?;
+        Ok(())
+    })?;
+    std::os::unix::fs::chown(&data, Some(st.st_uid), Some(st.st_gid)).at(&data)?;
+    fs::set_permissions(&data, fs::Permissions::from_mode(st.st_mode & 0o7777)).at(&data)?;
+    Ok(())
+}
+
 /// Containers (ids) that mount volume `name`.
 pub fn users(e: &Engine, name: &str) -> Result<Vec<String>> {
     Ok(e.db
