@@ -109,31 +109,91 @@ pub fn stats(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         ],
         false,
     )?;
-    if !p.bool("no-stream") {
-        return fail(1, "berth stats streams only with --no-stream for now");
-    }
-    let rows = if p.args.is_empty() {
-        e.list()?
-            .into_iter()
-            .filter(|r| r.state == db::RUNNING || r.state == db::PAUSED)
-            .collect()
-    } else {
-        let mut v = vec![];
-        for a in &p.args {
-            v.push(e.get(a)?);
+    let stream = !p.bool("no-stream");
+    let tty = stream && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // CPU % is the share of one CPU since the previous sample: 200 ms for
+    // --no-stream, a second while streaming (docker's interval).
+    let mut prev: std::collections::HashMap<String, (u64, Instant)> = Default::default();
+    let mut first = true;
+    loop {
+        let rows = stats_rows(e, &p)?;
+        let rt = e.runtime();
+        let samples: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let cg = rt.load(&r.id).ok().map(|c| c.record.cgroup);
+                let s = cg.as_ref().map(berth_runtime::stats::collect);
+                (r, s)
+            })
+            .collect();
+        if first {
+            for (r, s) in &samples {
+                if let Some(s) = s {
+                    prev.insert(r.id.clone(), (s.cpu.usage.total, Instant::now()));
+                }
+            }
+            first = false;
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
         }
-        v
-    };
-    let rt = e.runtime();
-    let mut first = vec![];
-    for r in &rows {
-        let cg = rt.load(&r.id).ok().map(|c| c.record.cgroup);
-        let s = cg.as_ref().map(berth_runtime::stats::collect);
-        first.push((cg, s.map(|s| s.cpu.usage.total)));
+        let (table, values) = stats_table(&p, &samples, &mut prev);
+        if let Some(f) = p.value("format").filter(|f| !f.is_empty()) {
+            let header = json!({
+                "ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
+                "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+                "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+            });
+            let default = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+            if tty {
+                write!(out, "\x1b[2J\x1b[H")?;
+            }
+            crate::write_formatted(out, f, default, &header, &values).map_err(|x| match x {
+                crate::Fail::Usage(m) | crate::Fail::Cmd(m) => Failure {
+                    code: 1,
+                    msg: m,
+                    usage: false,
+                },
+            })?;
+        } else {
+            if tty {
+                write!(out, "\x1b[2J\x1b[H")?;
+            }
+            write!(out, "{}", crate::fmt::table(&table))?;
+        }
+        out.flush()?;
+        if !stream {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
-    let t0 = Instant::now();
-    std::thread::sleep(Duration::from_millis(200));
-    let wall = t0.elapsed().as_nanos() as f64;
+}
+
+/// The containers `stats` shows: those named (each must exist), else the
+/// running ones (all with `-a`), looked up again for every sample.
+fn stats_rows(e: &mut Engine, p: &crate::args::Parsed) -> R<Vec<db::ContainerRow>> {
+    if p.args.is_empty() {
+        return Ok(e
+            .list()?
+            .into_iter()
+            .filter(|r| p.bool("all") || r.state == db::RUNNING || r.state == db::PAUSED)
+            .collect());
+    }
+    let mut v = vec![];
+    for a in &p.args {
+        v.push(e.get(a)?);
+    }
+    Ok(v)
+}
+
+type Sample<'a> = (&'a db::ContainerRow, Option<berth_runtime::stats::Stats>);
+
+/// One table of samples; `prev` holds each container's CPU time at its
+/// previous sample (updated).
+fn stats_table(
+    p: &crate::args::Parsed,
+    samples: &[Sample<'_>],
+    prev: &mut std::collections::HashMap<String, (u64, Instant)>,
+) -> (Vec<Vec<String>>, Vec<serde_json::Value>) {
     let host_mem = mem_total();
     let mut table = vec![
         [
@@ -150,13 +210,40 @@ pub fn stats(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         .to_vec(),
     ];
     let mut values = vec![];
-    for (r, (cg, cpu0)) in rows.iter().zip(first) {
-        let Some(cg) = cg else { continue };
-        let s = berth_runtime::stats::collect(&cg);
-        let cpu = match cpu0 {
-            Some(c0) => (s.cpu.usage.total.saturating_sub(c0)) as f64 / wall * 100.0,
+    for (r, s) in samples {
+        let id = if p.bool("no-trunc") {
+            r.id.clone()
+        } else {
+            r.id[..12.min(r.id.len())].to_string()
+        };
+        let Some(s) = s else {
+            // Not running: docker shows zeros.
+            let row = vec![
+                id.clone(),
+                r.name.clone(),
+                "0.00%".to_string(),
+                "0B / 0B".to_string(),
+                "0.00%".to_string(),
+                "0B / 0B".to_string(),
+                "0B / 0B".to_string(),
+                "0".to_string(),
+            ];
+            values.push(json!({
+                "ID": id, "Container": id, "Name": r.name, "CPUPerc": row[2], "MemUsage": row[3],
+                "MemPerc": row[4], "NetIO": row[5], "BlockIO": row[6], "PIDs": row[7],
+            }));
+            table.push(row);
+            continue;
+        };
+        let now = Instant::now();
+        let cpu = match prev.get(&r.id) {
+            Some((c0, t0)) => {
+                let wall = now.duration_since(*t0).as_nanos().max(1) as f64;
+                s.cpu.usage.total.saturating_sub(*c0) as f64 / wall * 100.0
+            }
             None => 0.0,
         };
+        prev.insert(r.id.clone(), (s.cpu.usage.total, now));
         let usage = s.memory.usage.usage;
         let limit = match s.memory.usage.limit {
             0 => host_mem,
@@ -171,11 +258,6 @@ pub fn stats(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
                 _ => {}
             }
         }
-        let id = if p.bool("no-trunc") {
-            r.id.clone()
-        } else {
-            r.id[..12].to_string()
-        };
         let memp = if limit > 0 {
             usage as f64 / limit as f64 * 100.0
         } else {
@@ -201,23 +283,7 @@ pub fn stats(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         }));
         table.push(row);
     }
-    if let Some(f) = p.value("format").filter(|f| !f.is_empty()) {
-        let header = json!({
-            "ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
-            "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
-            "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
-        });
-        let default = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
-        return crate::write_formatted(out, f, default, &header, &values).map_err(|x| match x {
-            crate::Fail::Usage(m) | crate::Fail::Cmd(m) => Failure {
-                code: 1,
-                msg: m,
-                usage: false,
-            },
-        });
-    }
-    write!(out, "{}", crate::fmt::table(&table))?;
-    Ok(())
+    (table, values)
 }
 
 pub fn version(out: &mut dyn Write) -> R {

@@ -1502,3 +1502,45 @@ fn new_volumes_start_with_the_image_content() {
     assert_eq!(out, "");
     f.ok(&["volume", "rm", "confvol", "empty"]);
 }
+
+#[test]
+fn stats_streams_until_interrupted() {
+    use std::io::BufRead;
+    let f = Fixture::new();
+    let id = f
+        .ok(&["run", "-d", "busybox", "sh", "-c", "while :; do :; done"])
+        .trim()
+        .to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&f.root)
+        .args(["stats", "--format", "{{.Name}} {{.CPUPerc}} {{.PIDs}}", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut samples = Vec::new();
+    let t = Instant::now();
+    while samples.len() < 3 && t.elapsed() < Duration::from_secs(20) {
+        match lines.next() {
+            Some(Ok(l)) if !l.trim().is_empty() => samples.push(l),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(samples.len(), 3, "{samples:?}");
+    // A busy loop: close to one CPU in the later samples, one process.
+    let cpu: f64 = samples[2]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(cpu > 20.0, "{samples:?}");
+    assert!(samples[2].ends_with(" 1"), "{samples:?}");
+    f.ok(&["rm", "-f", &id]);
+}
