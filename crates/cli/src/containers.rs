@@ -375,6 +375,7 @@ const RUN: &[Flag] = &[
     flag("detach-keys", None, true),
     flag("init", None, false),
     flag("pull", None, true),
+    flag("restart", None, true),
 ];
 
 /// Flags to a `RunConfig`; the positionals are IMAGE [COMMAND [ARG...]].
@@ -404,6 +405,7 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         open_stdin: p.bool("interactive"),
         auto_remove: p.bool("rm"),
         init: p.bool("init"),
+        restart: p.value("restart").unwrap_or("no").to_string(),
         read_only: p.bool("read-only"),
         privileged: p.bool("privileged"),
         hostname: p.value("hostname").map(String::from),
@@ -525,6 +527,10 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     }
     if c.log_max_file > 1 && c.log_max_size == 0 {
         return fail(125, "max-file cannot be set without max-size");
+    }
+    let restart = berth_engine::config::parse_restart(&c.restart).map_err(engine125)?;
+    if restart != berth_engine::config::RestartPolicy::No && c.auto_remove {
+        return fail(125, "Conflicting options: --restart and --rm");
     }
     Ok(c)
 }

@@ -1544,3 +1544,95 @@ fn stats_streams_until_interrupted() {
     assert!(samples[2].ends_with(" 1"), "{samples:?}");
     f.ok(&["rm", "-f", &id]);
 }
+
+#[test]
+fn restart_policies() {
+    let f = Fixture::new();
+    let wait_count = |id: &str, n: i64| {
+        let t = Instant::now();
+        loop {
+            let c: i64 = f
+                .ok(&["inspect", "-f", "{{.RestartCount}}", id])
+                .trim()
+                .parse()
+                .unwrap();
+            if c >= n {
+                return c;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "{id}: {c} restarts");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // on-failure:2: the first run and two restarts, then it stays exited.
+    let id = f
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run; exit 3",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(wait_count(&id, 2), 2);
+    std::thread::sleep(Duration::from_millis(800));
+    f.wait_for(&id, "exited");
+    assert_eq!(
+        f.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.ExitCode}}",
+            &id
+        ]),
+        "2 3\n"
+    );
+    assert_eq!(f.ok(&["logs", &id]), "run\nrun\nrun\n");
+    // on-failure: a clean exit is not restarted.
+    let ok = f
+        .ok(&["run", "-d", "--restart", "on-failure", "busybox", "true"])
+        .trim()
+        .to_string();
+    assert_eq!(f.ok(&["wait", &ok]), "0\n");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(f.ok(&["inspect", "-f", "{{.RestartCount}}", &ok]), "0\n");
+    // always: restarted until stopped; a stop sticks.
+    let al = f
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 0.1",
+        ])
+        .trim()
+        .to_string();
+    wait_count(&al, 2);
+    f.ok(&["stop", &al]);
+    let after: i64 = f
+        .ok(&["inspect", "-f", "{{.RestartCount}}", &al])
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let later: i64 = f
+        .ok(&["inspect", "-f", "{{.RestartCount}}", &al])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(later <= after + 1, "{after} -> {later}");
+    assert_eq!(f.state(&al), "exited");
+    // Bad input.
+    f.fails(
+        &["run", "--rm", "--restart", "always", "busybox", "true"],
+        125,
+    );
+    f.fails(&["run", "--restart", "sometimes", "busybox", "true"], 125);
+    f.fails(&["run", "--restart", "always:3", "busybox", "true"], 125);
+    f.ok(&["rm", "-f", &id, &ok, &al]);
+}

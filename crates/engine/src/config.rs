@@ -70,6 +70,40 @@ pub struct RunConfig {
     pub log_max_file: u32,
     /// `--init`: berth-init runs as pid 1 and the command as its child.
     pub init: bool,
+    /// `--restart` as given (`no`, `always`, `unless-stopped`,
+    /// `on-failure[:N]`); empty is `no`.
+    pub restart: String,
+}
+
+/// docker's restart policies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartPolicy {
+    No,
+    Always,
+    UnlessStopped,
+    /// At most this many restarts (None: no limit).
+    OnFailure(Option<u32>),
+}
+
+/// `--restart` (`no`, `always`, `unless-stopped`, `on-failure[:N]`).
+pub fn parse_restart(s: &str) -> Result<RestartPolicy> {
+    let bad = || invalid("--restart", format!("invalid restart policy {s:?}"));
+    Ok(match s.split_once(':') {
+        None if s.is_empty() || s == "no" => RestartPolicy::No,
+        None if s == "always" => RestartPolicy::Always,
+        None if s == "unless-stopped" => RestartPolicy::UnlessStopped,
+        None if s == "on-failure" => RestartPolicy::OnFailure(None),
+        Some(("on-failure", n)) => {
+            RestartPolicy::OnFailure(Some(n.parse::<u32>().map_err(|_| bad())?))
+        }
+        Some(("no" | "always" | "unless-stopped", _)) => {
+            return Err(invalid(
+                "--restart",
+                format!("{s:?}: a maximum restart count is only for on-failure"),
+            ));
+        }
+        _ => return Err(bad()),
+    })
 }
 
 /// `512`, `64k`, `1.5g`, `100MB`… as docker's RAMInBytes.

@@ -291,6 +291,14 @@ impl Db {
         )
     }
 
+    /// A restart policy started the container again.
+    pub fn bump_restart_count(&mut self, id: &str) -> Result<()> {
+        self.exec1(
+            "UPDATE containers SET restart_count = restart_count + 1 WHERE id = ?1",
+            params![id],
+        )
+    }
+
     /// The container ended (or failed to start): `state` is `exited` or
     /// `created` (a failed start leaves the container created, as docker).
     pub fn set_exited(

@@ -370,6 +370,7 @@ impl Engine {
             _ => {}
         }
         berth_runtime::timing::phase("engine start");
+        self.mark_stopped(&row.id, false);
         let (ours, theirs) = UnixStream::pair().what(|| "socketpair".into())?;
         // Re-executed, not just forked: a fork would carry this process's
         // SQLite state (its connection and the library's per-file lock
@@ -497,6 +498,8 @@ impl Engine {
     /// `stop`: the stop signal, then SIGKILL after `timeout` seconds.
     pub fn stop(&mut self, key: &str, timeout: Option<i64>) -> Result<()> {
         let row = self.get(key)?;
+        // Stopped by the user: a restart policy leaves it stopped.
+        self.mark_stopped(&row.id, true);
         if row.state != db::RUNNING && row.state != db::PAUSED {
             return Ok(());
         }
@@ -516,6 +519,22 @@ impl Engine {
         let _ = self.signal(&row, libc::SIGKILL, true);
         self.wait(&row.id, None)?;
         Ok(())
+    }
+
+    /// The marker a restart policy reads: the user stopped the container.
+    pub fn mark_stopped(&self, id: &str, stopped: bool) {
+        let p = self.state_dir(id).join("stopped-by-user");
+        if stopped {
+            let _ = fs::create_dir_all(self.state_dir(id));
+            let _ = fs::write(&p, b"");
+        } else {
+            let _ = fs::remove_file(&p);
+        }
+    }
+
+    /// Whether the user stopped the container since its last start.
+    pub fn stopped_by_user(&self, id: &str) -> bool {
+        self.state_dir(id).join("stopped-by-user").exists()
     }
 
     /// `pause` / `unpause`: the cgroup freezer.

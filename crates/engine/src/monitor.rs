@@ -75,11 +75,33 @@ pub fn run_detached(root: &Path, id: &str, mut ready: UnixStream) -> i32 {
         berth_runtime::timing::enable();
     }
     berth_runtime::timing::phase("monitor detached");
-    match Monitor::start(root, id, &mut ready) {
+    match Monitor::start(root, id) {
         Ok(mut m) => {
             let _ = attach::write_frame(&mut ready, attach::STARTED, b"");
             m.add_client(ready);
             m.run();
+            // --restart: this monitor starts the container again (until a
+            // stop, or the policy says no), with docker's doubling delay.
+            let mut delay = Duration::from_millis(100);
+            while let Some(wait) = m.restart_wait(&mut delay) {
+                let _ = m.engine.db.bump_restart_count(&m.id);
+                drop(m);
+                std::thread::sleep(wait);
+                let Ok(engine) = Engine::open(root) else {
+                    break;
+                };
+                if engine.stopped_by_user(id) {
+                    break;
+                }
+                drop(engine);
+                match Monitor::start(root, id) {
+                    Ok(next) => {
+                        m = next;
+                        m.run();
+                    }
+                    Err(_) => break,
+                }
+            }
             0
         }
         Err((e, code)) => {
@@ -127,6 +149,8 @@ struct Monitor {
     master: Option<OwnedFd>,
     stdin: Option<OwnedFd>,
     clients: Vec<Client>,
+    /// When this run of the container started (restart backoff).
+    started: Instant,
 }
 
 /// Brings the loopback interface of `pid`'s network namespace up.
@@ -164,7 +188,7 @@ fn set_iface_up(name: &str) -> std::io::Result<()> {
 
 impl Monitor {
     /// Takes the lock, creates and starts the container.
-    fn start(root: &Path, id: &str, _ready: &mut UnixStream) -> Result<Monitor, (Error, i32)> {
+    fn start(root: &Path, id: &str) -> Result<Monitor, (Error, i32)> {
         let fail = |e: Error| (e, 125);
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
         sys::block_all_signals();
@@ -339,6 +363,7 @@ impl Monitor {
                     master,
                     stdin,
                     clients: vec![],
+                    started: Instant::now(),
                 })
             }
             Err(e) => Err((engine, lock, e)),
@@ -530,6 +555,35 @@ impl Monitor {
             }
         }
         self.finish(status.unwrap_or(255), oom);
+    }
+
+    /// How long to wait before starting the container again under its
+    /// restart policy, or None. `delay` doubles each time (at most a
+    /// minute) and starts over after a run of ten seconds or more.
+    fn restart_wait(&self, delay: &mut Duration) -> Option<Duration> {
+        if self.cfg.auto_remove || self.engine.stopped_by_user(&self.id) {
+            return None;
+        }
+        let policy = crate::config::parse_restart(&self.cfg.restart).ok()?;
+        let row = self.engine.db.find(&self.id).ok()?;
+        let again = match policy {
+            crate::config::RestartPolicy::No => false,
+            crate::config::RestartPolicy::Always | crate::config::RestartPolicy::UnlessStopped => {
+                true
+            }
+            crate::config::RestartPolicy::OnFailure(max) => {
+                row.exit_code != 0 && max.is_none_or(|m| row.restart_count < i64::from(m))
+            }
+        };
+        if !again {
+            return None;
+        }
+        if self.started.elapsed() >= Duration::from_secs(10) {
+            *delay = Duration::from_millis(100);
+        }
+        let wait = *delay;
+        *delay = (*delay * 2).min(Duration::from_secs(60));
+        Some(wait)
     }
 
     fn finish(&mut self, code: i32, oom: bool) {
