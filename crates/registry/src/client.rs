@@ -253,9 +253,22 @@ fn http_err(method: &Method, url: &Url, err: reqwest::Error) -> Error {
     }
 }
 
+/// At most about `limit` bytes of an answer's body, as text (the rest is
+/// not read: a hostile registry cannot make us buffer an endless error).
+async fn body_prefix(mut resp: Response, limit: usize) -> String {
+    let mut out = Vec::new();
+    while out.len() <= limit {
+        match resp.chunk().await {
+            Ok(Some(c)) => out.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 async fn status_err(method: &Method, url: &Url, resp: Response) -> Error {
     let status = resp.status().as_u16();
-    let mut body = resp.text().await.unwrap_or_default();
+    let mut body = body_prefix(resp, ERROR_BODY_LIMIT).await;
     if body.len() > ERROR_BODY_LIMIT {
         let mut cut = ERROR_BODY_LIMIT;
         while !body.is_char_boundary(cut) {
@@ -478,7 +491,11 @@ impl Client {
             for (name, value) in headers {
                 req = req.header(name, value);
             }
-            if let Some(auth) = self.auth_header(scope) {
+            // Credentials go to the registry itself only, never to another
+            // host or scheme an upload Location points at.
+            if url.origin() == self.base.origin()
+                && let Some(auth) = self.auth_header(scope)
+            {
                 req = req.header(header::AUTHORIZATION, auth);
             }
             req = match body {
@@ -501,7 +518,7 @@ impl Client {
             let resp = req.send().await.map_err(|e| http_err(&method, url, e))?;
             if resp.status() != StatusCode::UNAUTHORIZED || retried {
                 if resp.status() == StatusCode::UNAUTHORIZED {
-                    let detail = resp.text().await.unwrap_or_default();
+                    let detail = body_prefix(resp, ERROR_BODY_LIMIT).await;
                     return Err(Error::Unauthorized {
                         registry: self.registry.clone(),
                         detail: format!(
@@ -709,7 +726,7 @@ impl Client {
                         .find(|p| p.contains("rel=\"next\""))
                         .and_then(|p| {
                             let start = p.find('<')? + 1;
-                            let end = p.find('>')?;
+                            let end = start + p[start..].find('>')?;
                             Some(p[start..end].to_string())
                         })
                 })
