@@ -34,7 +34,8 @@ fn die(code: i32, msg: &[&[u8]]) -> ! {
 
 /// The value of `PATH` in `envp`, or docker's default.
 fn path_of(envp: &[*const u8]) -> &'static [u8] {
-    for &e in envp {
+    // The last entry is the terminating NULL.
+    for &e in envp.iter().take_while(|e| !e.is_null()) {
         // SAFETY: envp entries are NUL-terminated strings the kernel put on
         // our stack; they live as long as the process.
         let s = unsafe { CStr::from_ptr(e.cast()) }.to_bytes();
