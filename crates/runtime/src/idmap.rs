@@ -88,8 +88,8 @@ pub fn make_trees(
                 )));
             }
         };
-        let recursive = opts.recursive || opts.idmap_recursive;
-        let tree = sys::open_tree_clone(&src, recursive)
+        // rbind clones the submounts; ridmap idmaps them too.
+        let tree = sys::open_tree_clone(&src, opts.recursive)
             .what(|| format!("mounts: {dest}: cloning {}", src.display()))?;
         let own = match (m.uid_mappings(), m.gid_mappings()) {
             (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => Some(userns_with(u, g)?),
@@ -117,8 +117,14 @@ pub fn make_trees(
                 })?
             }
         };
-        sys::mount_setattr(tree.as_fd(), MOUNT_ATTR_IDMAP, 0, Some(userns), recursive)
-            .what(|| format!("mounts: {dest}: idmapping {}", src.display()))?;
+        sys::mount_setattr(
+            tree.as_fd(),
+            MOUNT_ATTR_IDMAP,
+            0,
+            Some(userns),
+            opts.idmap_recursive,
+        )
+        .what(|| format!("mounts: {dest}: idmapping {}", src.display()))?;
         out.push(tree);
     }
     Ok(out)

@@ -179,12 +179,19 @@ pub fn precompile(sc: &LinuxSeccomp, cache: Option<&std::path::Path>) -> Result<
     h.update(&json);
     let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let path = cache.map(|d| d.join(format!("{key}.bpf")));
+    // A cache entry is the program followed by its sha256: a truncated or
+    // damaged file is compiled again, never loaded.
     if let Some(p) = &path
-        && let Ok(prog) = std::fs::read(p)
-        && !prog.is_empty()
-        && prog.len().is_multiple_of(8)
+        && let Ok(mut prog) = std::fs::read(p)
+        && prog.len() > 32
     {
-        return Ok(Some(Compiled { prog, flags }));
+        let sum = prog.split_off(prog.len() - 32);
+        if !prog.is_empty()
+            && prog.len().is_multiple_of(8)
+            && sha2::Sha256::digest(&prog).as_slice() == sum.as_slice()
+        {
+            return Ok(Some(Compiled { prog, flags }));
+        }
     }
     let prog = export(&build(sc)?)?;
     if prog.is_empty() || !prog.len().is_multiple_of(8) {
@@ -197,7 +204,9 @@ pub fn precompile(sc: &LinuxSeccomp, cache: Option<&std::path::Path>) -> Result<
         // Best effort: a cache that cannot be written costs time only.
         let _ = std::fs::create_dir_all(dir);
         let tmp = dir.join(format!(".{key}.{}", std::process::id()));
-        if std::fs::write(&tmp, &prog).is_ok() && std::fs::rename(&tmp, p).is_err() {
+        let mut entry = prog.clone();
+        entry.extend_from_slice(&sha2::Sha256::digest(&prog));
+        if std::fs::write(&tmp, &entry).is_ok() && std::fs::rename(&tmp, p).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
     }
