@@ -157,7 +157,12 @@ impl Walker {
             h.set_size(0);
             return self.append(b, h, &wh, io::empty(), &[]);
         }
-        let xattrs = self.xattrs(dir, name, rel)?;
+        let xattrs = match self.xattrs(dir, name, rel) {
+            Ok(x) => x,
+            // Gone since the stat (a running container): skip it.
+            Err(Error::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
         match ft {
             libc::S_IFDIR => {
                 let fd: OwnedFd = match sys::openat(
@@ -183,16 +188,15 @@ impl Walker {
             }
             libc::S_IFREG => {
                 let key = (st.st_dev, st.st_ino);
-                if st.st_nlink > 1 {
-                    if let Some(first) = self.links.get(&key).cloned() {
-                        let mut h = header(&st, tar::EntryType::Link);
-                        h.set_size(0);
-                        self.entries += 1;
-                        return b
-                            .append_link(&mut h, rel, &first)
-                            .map_err(|e| self.err(rel, e));
-                    }
-                    self.links.insert(key, rel.to_path_buf());
+                if st.st_nlink > 1
+                    && let Some(first) = self.links.get(&key).cloned()
+                {
+                    let mut h = header(&st, tar::EntryType::Link);
+                    h.set_size(0);
+                    self.entries += 1;
+                    return b
+                        .append_link(&mut h, rel, &first)
+                        .map_err(|e| self.err(rel, e));
                 }
                 let fd = match sys::openat(
                     Some(dir),
@@ -215,7 +219,12 @@ impl Walker {
                     inner: std::fs::File::from(fd),
                     left: fst.st_size as u64,
                 };
-                self.append(b, h, rel, reader, &xattrs)
+                self.append(b, h, rel, reader, &xattrs)?;
+                // Only an entry that was written can be linked to.
+                if st.st_nlink > 1 {
+                    self.links.insert(key, rel.to_path_buf());
+                }
+                Ok(())
             }
             libc::S_IFLNK => {
                 let target = match sys::readlinkat(dir, Path::new(name)) {
