@@ -1105,9 +1105,27 @@ fn foreground_run_forwards_signals() {
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    f.wait_for("sig", "running");
+    let t = Instant::now();
+    loop {
+        let o = berth(&f.root, &["inspect", "-f", "{{.State.Status}}", "sig"]);
+        if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "running" {
+            break;
+        }
+        if let Ok(Some(st)) = c.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("run ended ({st}) before the container ran: {err}");
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "sig never became running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::thread::sleep(Duration::from_millis(300));
     Command::new("kill")
         .args(["-TERM", &c.id().to_string()])

@@ -120,23 +120,47 @@ impl Db {
                 err: e,
             })?;
         }
-        let conn = Connection::open(path).map_err(err)?;
+        let mut conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         // WAL: readers do not block the writer; NORMAL: no fsync per
         // commit (a power cut may lose the last transactions, never
         // corrupt the file; crash truth is re-derived from processes).
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+        // Switching a new file to WAL needs it to itself for a moment, and
+        // SQLite does not wait for that with the busy timeout: commands
+        // that start at once on a new root retry.
+        let mut tries = 0;
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 200 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                r => break r.map_err(err)?,
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
         if version < SCHEMA_VERSION {
-            let tx = conn.unchecked_transaction().map_err(err)?;
-            tx.execute_batch(SCHEMA).map_err(err)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            // IMMEDIATE: the write lock first (waiting with the busy
+            // timeout), then the check again: a deferred transaction that
+            // read first could not upgrade while another command creates
+            // the schema ("database is locked" at once).
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(err)?;
+            let version: i64 = tx
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(err)?;
+            if version < SCHEMA_VERSION {
+                tx.execute_batch(SCHEMA).map_err(err)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(err)?;
+            }
             tx.commit().map_err(err)?;
         } else if version > SCHEMA_VERSION {
             return Err(Error::Other(format!(

@@ -570,6 +570,10 @@ impl Engine {
     /// anonymous volumes).
     pub fn remove(&mut self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let row = self.get(key)?;
+        // A restart policy must not start it again while it goes.
+        if force {
+            self.mark_stopped(&row.id, true);
+        }
         if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
             if !force {
                 return Err(Error::BadState {

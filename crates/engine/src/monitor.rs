@@ -94,7 +94,7 @@ pub fn run_detached(root: &Path, id: &str, mut ready: UnixStream) -> i32 {
                     break;
                 }
                 drop(engine);
-                match Monitor::start(root, id) {
+                match Monitor::start_again(root, id) {
                     Ok(next) => {
                         m = next;
                         m.run();
@@ -189,6 +189,16 @@ fn set_iface_up(name: &str) -> std::io::Result<()> {
 impl Monitor {
     /// Takes the lock, creates and starts the container.
     fn start(root: &Path, id: &str) -> Result<Monitor, (Error, i32)> {
+        Self::start_with(root, id, false)
+    }
+
+    /// A restart under the container's policy: refused (as by the lock)
+    /// when the user stopped or is removing the container meanwhile.
+    fn start_again(root: &Path, id: &str) -> Result<Monitor, (Error, i32)> {
+        Self::start_with(root, id, true)
+    }
+
+    fn start_with(root: &Path, id: &str, restart: bool) -> Result<Monitor, (Error, i32)> {
         let fail = |e: Error| (e, 125);
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
         sys::block_all_signals();
@@ -207,6 +217,15 @@ impl Monitor {
             }));
         }
         let row = engine.db.find(&row.id).map_err(fail)?;
+        // Checked under the lock: a stop or rm -f that came during the
+        // restart delay wins.
+        if restart && engine.stopped_by_user(&row.id) {
+            return Err(fail(Error::BadState {
+                id: row.id,
+                state: row.state,
+                what: "stopped by the user".into(),
+            }));
+        }
         if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
             return Err(fail(Error::BadState {
                 id: row.id,

@@ -47,24 +47,36 @@ pub fn seed(
     if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
         return Ok(());
     }
-    let (rd, wr) = berth_runtime::sys::pipe().what(|| "pipe".into())?;
-    let src = format!("{}/.", target.trim_end_matches('/'));
-    std::thread::scope(|s| -> Result<()> {
-        let writer = s.spawn(move || {
-            let mut w = fs::File::from(wr);
-            berth_image::copy::archive_path(rootfs, &src, true, None, &mut w)
-        });
-        let extracted = berth_image::copy::extract_to(&data, "/", fs::File::from(rd), true);
-        let written = writer
-            .join()
-            .map_err(|_| Error::Other(format!("seeding volume {name} panicked")))?;
-        written?;
-        extracted?;
-        Ok(())
-    })?;
-    std::os::unix::fs::chown(&data, Some(st.st_uid), Some(st.st_gid)).at(&data)?;
-    fs::set_permissions(&data, fs::Permissions::from_mode(st.st_mode & 0o7777)).at(&data)?;
-    Ok(())
+    // Into a directory beside `_data`, renamed over it when whole: a
+    // failed copy leaves the volume empty (and seeded again next time).
+    let tmp = data.with_file_name(format!("_data.seeding.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir(&tmp).at(&tmp)?;
+    let r = (|| -> Result<()> {
+        let (rd, wr) = berth_runtime::sys::pipe().what(|| "pipe".into())?;
+        let src = format!("{}/.", target.trim_end_matches('/'));
+        std::thread::scope(|s| -> Result<()> {
+            let writer = s.spawn(move || {
+                let mut w = fs::File::from(wr);
+                berth_image::copy::archive_path(rootfs, &src, true, None, &mut w)
+            });
+            let extracted = berth_image::copy::extract_to(&tmp, "/", fs::File::from(rd), true);
+            let written = writer
+                .join()
+                .map_err(|_| Error::Other(format!("seeding volume {name} panicked")))?;
+            written?;
+            extracted?;
+            Ok(())
+        })?;
+        std::os::unix::fs::chown(&tmp, Some(st.st_uid), Some(st.st_gid)).at(&tmp)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(st.st_mode & 0o7777)).at(&tmp)?;
+        // `_data` is empty: rename(2) replaces an empty directory.
+        fs::rename(&tmp, &data).at(&data)
+    })();
+    if r.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    r
 }
 
 /// Containers (ids) that mount volume `name`.
