@@ -116,3 +116,21 @@ fn orphans_are_reaped_as_pid_one() {
         "{out}"
     );
 }
+
+#[test]
+fn without_path_the_default_one_is_searched() {
+    let t = tempfile::tempdir().unwrap();
+    let init = init_binary(&t);
+    let o = Command::new(&init)
+        .args(["sh", "-c", "exit 4"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

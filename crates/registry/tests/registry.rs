@@ -619,3 +619,44 @@ async fn tag_lists_follow_link_pages() {
     assert!(c.list_tags("lib/evil").await.is_err());
     assert!(c.list_tags("lib/none").await.is_err());
 }
+
+#[tokio::test]
+async fn credentials_never_follow_a_location_to_another_host() {
+    // The upload URL the registry hands out is on another host: it gets
+    // the blob, never the registry's password.
+    let seen_auth = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+    let seen = seen_auth.clone();
+    let other = fake_server(Arc::new(move |req: &Request| {
+        seen.lock()
+            .unwrap()
+            .push(req.header("authorization").map(str::to_string));
+        respond(201, &[], b"")
+    }));
+    let other2 = other.clone();
+    let reg = fake_server(Arc::new(move |req: &Request| {
+        if req.header("authorization").is_none() {
+            return respond(401, &[("WWW-Authenticate", "Basic realm=\"test\"")], b"");
+        }
+        match req.method.as_str() {
+            "HEAD" => respond(404, &[], b""),
+            "POST" => {
+                let loc = format!("http://{other2}/upload/1");
+                respond(202, &[("Location", loc.as_str())], b"")
+            }
+            _ => respond(400, &[], b""),
+        }
+    }));
+    let img = test_image("secret-test");
+    let c = Client::new(
+        &reg,
+        ClientOptions {
+            credentials: Some(Credentials::new("u", "p")),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(c.push_blob("a/b", &img.config, &img.store).await.unwrap());
+    let seen = seen_auth.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(Option::is_none), "{seen:?}");
+}
