@@ -1654,3 +1654,63 @@ fn restart_policies() {
     f.fails(&["run", "--restart", "always:3", "busybox", "true"], 125);
     f.ok(&["rm", "-f", &id, &ok, &al]);
 }
+
+#[test]
+fn stdin_backpressure_does_not_stall_the_output() {
+    use std::io::{Read, Write};
+    let f = Fixture::new();
+    // The container writes 300 kB before it reads its 2 MB of input: the
+    // monitor must keep copying output while the input waits.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&f.root)
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            "busybox",
+            "sh",
+            "-c",
+            "head -c 300000 /dev/zero | tr '\\0' a; echo; wc -c",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..32 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = String::new();
+    let mut so = c.stdout.take().unwrap();
+    let t = Instant::now();
+    let reader = std::thread::spawn(move || {
+        so.read_to_string(&mut out).unwrap();
+        out
+    });
+    loop {
+        if let Ok(Some(_)) = c.try_wait() {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = c.kill();
+            panic!("berth run -i stalled");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    writer.join().unwrap();
+    let out = reader.join().unwrap();
+    let mut lines = out.lines();
+    assert_eq!(lines.next().map(str::len), Some(300_000));
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some("2097152"),
+        "{}",
+        &out[out.len().saturating_sub(100)..]
+    );
+}

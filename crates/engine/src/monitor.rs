@@ -127,6 +127,10 @@ fn start_code(msg: &str) -> i32 {
 struct Client {
     sock: UnixStream,
     dec: Decoder,
+    /// Frames not yet taken by the client (its socket is non-blocking:
+    /// the monitor never waits on a client, so a client busy sending
+    /// input cannot stall the output it should be reading).
+    out: Vec<u8>,
     /// Hung up or failed: dropped at the end of the loop iteration (the
     /// poll indexes must stay valid until then).
     dead: bool,
@@ -148,9 +152,44 @@ struct Monitor {
     err: Option<OwnedFd>,
     master: Option<OwnedFd>,
     stdin: Option<OwnedFd>,
+    /// Input from attached clients not yet taken by the container (the
+    /// stdin pipe or pty is non-blocking: a container that does not read
+    /// must not stop the monitor).
+    stdin_pending: Vec<u8>,
+    /// A client closed stdin while input was still pending.
+    stdin_close_pending: bool,
     clients: Vec<Client>,
     /// When this run of the container started (restart backoff).
     started: Instant,
+}
+
+/// Most of a client's pending output kept before it counts as gone (a
+/// stopped `berth attach` must not make the monitor hold the container's
+/// output forever).
+const CLIENT_BACKLOG: usize = 64 << 20;
+
+/// Writes what the client takes of its pending output, without waiting.
+fn flush_client(c: &mut Client) {
+    while !c.out.is_empty() {
+        match std::io::Write::write(&mut c.sock, &c.out) {
+            Ok(0) => {
+                c.dead = true;
+                return;
+            }
+            Ok(n) => {
+                c.out.drain(..n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                c.dead = true;
+                return;
+            }
+        }
+    }
+    if c.out.len() > CLIENT_BACKLOG {
+        c.dead = true;
+    }
 }
 
 /// Brings the loopback interface of `pid`'s network namespace up.
@@ -381,6 +420,8 @@ impl Monitor {
                     err,
                     master,
                     stdin,
+                    stdin_pending: Vec::new(),
+                    stdin_close_pending: false,
                     clients: vec![],
                     started: Instant::now(),
                 })
@@ -390,22 +431,27 @@ impl Monitor {
     }
 
     fn add_client(&mut self, sock: UnixStream) {
-        // A client that stops reading (a stopped `berth attach`) is
-        // dropped after 5 s instead of stalling the container's output.
-        let _ = sock.set_write_timeout(Some(Duration::from_secs(5)));
+        let _ = sock.set_nonblocking(true);
         self.clients.push(Client {
             sock,
             dec: Decoder::default(),
+            out: Vec::new(),
             dead: false,
         });
     }
 
     fn broadcast(&mut self, kind: u8, data: &[u8]) {
+        let mut frame = Vec::with_capacity(data.len() + 5);
+        let _ = attach::write_frame(&mut frame, kind, data);
         for c in self.clients.iter_mut().filter(|c| !c.dead) {
-            if attach::write_frame(&mut c.sock, kind, data).is_err() {
-                c.dead = true;
-            }
+            c.out.extend_from_slice(&frame);
+            flush_client(c);
         }
+    }
+
+    /// Whether some client still has output to take.
+    fn clients_pending(&self) -> bool {
+        self.clients.iter().any(|c| !c.dead && !c.out.is_empty())
     }
 
     fn output(&mut self, stream: usize, data: &[u8]) {
@@ -422,19 +468,13 @@ impl Monitor {
 
     fn handle_frame(&mut self, kind: u8, p: &[u8]) {
         match kind {
-            attach::STDIN => {
-                let target = self.master.as_ref().or(self.stdin.as_ref());
-                if let Some(fd) = target
-                    && sys::write_all(fd.as_fd(), p).is_err()
-                {
-                    self.stdin = None;
-                }
+            attach::STDIN if self.master.is_some() || self.stdin.is_some() => {
+                self.stdin_pending.extend_from_slice(p);
+                self.flush_stdin();
             }
             attach::STDIN_CLOSE => {
-                if let Some(m) = &self.master {
-                    let _ = sys::write_all(m.as_fd(), &[4]);
-                }
-                self.stdin = None;
+                self.stdin_close_pending = true;
+                self.flush_stdin();
             }
             attach::RESIZE => {
                 if let (Some(m), Ok(s)) = (&self.master, std::str::from_utf8(p))
@@ -454,6 +494,34 @@ impl Monitor {
     }
 
     /// Reads what a stream has; false once it is closed.
+    /// Writes what the container takes of the pending input; closes its
+    /// stdin once everything is written after a client closed it.
+    fn flush_stdin(&mut self) {
+        while !self.stdin_pending.is_empty() {
+            let Some(fd) = self.master.as_ref().or(self.stdin.as_ref()) else {
+                self.stdin_pending.clear();
+                break;
+            };
+            match sys::write(fd.as_fd(), &self.stdin_pending) {
+                Ok(n) => {
+                    self.stdin_pending.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.stdin = None;
+                    self.stdin_pending.clear();
+                }
+            }
+        }
+        if self.stdin_close_pending {
+            self.stdin_close_pending = false;
+            if let Some(m) = &self.master {
+                let _ = sys::write(m.as_fd(), &[4]);
+            }
+            self.stdin = None;
+        }
+    }
+
     fn pump(&mut self, which: usize, buf: &mut [u8]) -> bool {
         let fd = match which {
             0 => self.out.as_ref(),
@@ -467,7 +535,14 @@ impl Monitor {
                 self.output(if which == 1 { 1 } else { 0 }, &data);
                 true
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                true
+            }
             _ => false,
         }
     }
@@ -478,7 +553,14 @@ impl Monitor {
         let mut oom = false;
         let mut drain_deadline: Option<Instant> = None;
         let mut buf = vec![0u8; 64 * 1024];
+        for fd in [&self.stdin, &self.master].into_iter().flatten() {
+            let _ = sys::set_nonblocking(fd.as_fd());
+        }
         loop {
+            self.flush_stdin();
+            for c in self.clients.iter_mut().filter(|c| !c.dead) {
+                flush_client(c);
+            }
             let streams_open = self.out.is_some() || self.err.is_some() || self.master.is_some();
             if status.is_some()
                 && (!streams_open || drain_deadline.is_some_and(|d| Instant::now() > d))
@@ -493,11 +575,22 @@ impl Monitor {
                     kinds.push(i);
                 }
             }
-            for (i, c) in self.clients.iter().enumerate() {
+            // Backpressure: while 64 MiB of input waits for the container,
+            // clients are not read (an attached CLI then blocks sending
+            // more, which also stops it reading output: the cap is set high
+            // so that only a container that never reads a flood of input
+            // gets there).
+            let reading_clients = self.stdin_pending.len() < 64 << 20;
+            for (i, c) in self.clients.iter().enumerate().filter(|_| reading_clients) {
                 fds.push(c.sock.as_fd());
                 kinds.push(200 + i);
             }
-            let timeout = if status.is_some() { 20 } else { -1 };
+            let timeout =
+                if status.is_some() || !self.stdin_pending.is_empty() || self.clients_pending() {
+                    20
+                } else {
+                    -1
+                };
             let ready = match sys::poll_in(&fds, timeout) {
                 Ok(r) => r,
                 Err(_) => continue,
@@ -547,7 +640,19 @@ impl Monitor {
                             continue;
                         }
                         let mut b = [0u8; 16 * 1024];
-                        let n = self.clients[i].sock.read(&mut b).unwrap_or(0);
+                        let n = match self.clients[i].sock.read(&mut b) {
+                            Ok(n) => n,
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock
+                                        | std::io::ErrorKind::Interrupted
+                                ) =>
+                            {
+                                continue;
+                            }
+                            Err(_) => 0,
+                        };
                         if n == 0 {
                             self.clients[i].dead = true;
                             continue;
@@ -629,6 +734,17 @@ impl Monitor {
             berth_runtime::timing::phase("monitor: removed");
         }
         self.broadcast(attach::EXITED, code.to_string().as_bytes());
+        // The last output and the exit code reach every client still
+        // reading (waiting at most 5 s for each).
+        for c in self
+            .clients
+            .iter_mut()
+            .filter(|c| !c.dead && !c.out.is_empty())
+        {
+            let _ = c.sock.set_nonblocking(false);
+            let _ = c.sock.set_write_timeout(Some(Duration::from_secs(5)));
+            let _ = std::io::Write::write_all(&mut c.sock, &c.out);
+        }
         self.clients.clear();
     }
 }

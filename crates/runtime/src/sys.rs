@@ -949,9 +949,9 @@ pub fn read_fd_to_string(fd: &OwnedFd) -> io::Result<String> {
     Ok(s)
 }
 
-/// write(2) of the whole buffer.
-pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
+/// One write(2) (retried on EINTR): how much was written.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    loop {
         // SAFETY: pointer/length describe `buf`.
         let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
         if n < 0 {
@@ -961,7 +961,15 @@ pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
             }
             return Err(e);
         }
-        buf = &buf[n as usize..];
+        return Ok(n as usize);
+    }
+}
+
+/// write(2) of the whole buffer.
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = write(fd, buf)?;
+        buf = &buf[n..];
     }
     Ok(())
 }
