@@ -13,6 +13,33 @@ fn init_binary(dir: &tempfile::TempDir) -> PathBuf {
     p
 }
 
+/// Runs `cmd`, again while the kernel says the binary is busy: a test
+/// thread that just wrote its copy races other threads' forks, whose
+/// children hold the write descriptor until they exec (ETXTBSY).
+fn output(cmd: &mut Command) -> std::process::Output {
+    for _ in 0..100 {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r.unwrap(),
+        }
+    }
+    panic!("the binary stayed busy");
+}
+
+fn spawn(cmd: &mut Command) -> std::process::Child {
+    for _ in 0..100 {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r.unwrap(),
+        }
+    }
+    panic!("the binary stayed busy");
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no failure mode.
     unsafe { libc::geteuid() == 0 }
@@ -35,13 +62,7 @@ fn static_and_small() {
 fn exit_status_and_exec_errors() {
     let t = tempfile::tempdir().unwrap();
     let init = init_binary(&t);
-    let run = |args: &[&str]| {
-        Command::new(&init)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| output(Command::new(&init).args(args).stdin(Stdio::null()));
     assert_eq!(run(&["--", "sh", "-c", "exit 7"]).status.code(), Some(7));
     assert_eq!(run(&["sh", "-c", "exit 0"]).status.code(), Some(0));
     let o = run(&["sh", "-c", "kill -TERM $$"]);
@@ -60,16 +81,16 @@ fn exit_status_and_exec_errors() {
 fn signals_are_forwarded() {
     let t = tempfile::tempdir().unwrap();
     let init = init_binary(&t);
-    let mut child = Command::new(&init)
-        .args([
-            "sh",
-            "-c",
-            "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        Command::new(&init)
+            .args([
+                "sh",
+                "-c",
+                "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped()),
+    );
     let mut out = child.stdout.take().unwrap();
     let mut buf = [0u8; 6];
     std::io::Read::read_exact(&mut out, &mut buf).unwrap();
@@ -96,13 +117,23 @@ fn orphans_are_reaped_as_pid_one() {
     let script = "sh -c 'sleep 0.1 & sleep 0.1 & exit 0'; sleep 0.5; \
                   for s in /proc/[0-9]*/stat; do cat $s 2>/dev/null; echo; done";
     let start = Instant::now();
-    let o = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc"])
-        .arg(&init)
-        .args(["--", "sh", "-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    // unshare(1) execs berth-init itself: a busy binary shows as its error.
+    let mut o = None;
+    for _ in 0..100 {
+        let r = output(
+            Command::new("unshare")
+                .args(["--pid", "--fork", "--mount-proc"])
+                .arg(&init)
+                .args(["--", "sh", "-c", script])
+                .stdin(Stdio::null()),
+        );
+        if !String::from_utf8_lossy(&r.stderr).contains("Text file busy") {
+            o = Some(r);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = o.expect("the binary stayed busy");
     assert!(start.elapsed() < Duration::from_secs(20));
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}");
@@ -121,12 +152,12 @@ fn orphans_are_reaped_as_pid_one() {
 fn without_path_the_default_one_is_searched() {
     let t = tempfile::tempdir().unwrap();
     let init = init_binary(&t);
-    let o = Command::new(&init)
-        .args(["sh", "-c", "exit 4"])
-        .env_clear()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = output(
+        Command::new(&init)
+            .args(["sh", "-c", "exit 4"])
+            .env_clear()
+            .stdin(Stdio::null()),
+    );
     assert_eq!(
         o.status.code(),
         Some(4),
