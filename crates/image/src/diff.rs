@@ -409,6 +409,7 @@ pub fn commit(
     }
     let content = images.content();
     let mut written = Vec::new();
+    let _lease = images.lease()?;
     let result = (|| -> Result<ImageRecord> {
         let blob = content.writer(None, None)?;
         let mut lw = LayerWriter {

@@ -40,6 +40,12 @@ const RECORDS: &str = "images.json";
 const LOCK: &str = "images.lock";
 const VERSION: u32 = 1;
 
+const INGEST_LOCK: &str = "ingest.lock";
+
+/// See [`ImageStore::lease`].
+#[derive(Debug)]
+pub struct Lease(#[allow(dead_code)] File);
+
 /// One image the store holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRecord {
@@ -204,6 +210,28 @@ impl ImageStore {
             let _ = fs::remove_file(&tmp);
         }
         res
+    }
+
+    /// A lease on content being written outside a transaction (a pull, a
+    /// push's compression, a commit): while any lease is held, GC removes
+    /// records but no blob or snapshot, so what is written but not yet
+    /// recorded is not collected under the writer. Held until dropped.
+    pub fn lease(&self) -> Result<Lease> {
+        let f = self.open_ingest_lock()?;
+        let p = self.root.join(INGEST_LOCK);
+        sys::flock_shared(f.as_fd()).at(&p)?;
+        Ok(Lease(f))
+    }
+
+    fn open_ingest_lock(&self) -> Result<File> {
+        let p = self.root.join(INGEST_LOCK);
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .at(&p)
     }
 
     fn lock(&self) -> Result<File> {
@@ -596,6 +624,12 @@ impl Txn<'_> {
         if self.dirty {
             self.store.write_records(&self.records)?;
             self.dirty = false;
+        }
+        // Content being written under a lease (a pull, a push, a commit)
+        // is not recorded yet: collect nothing while one is held.
+        let ingest = self.store.open_ingest_lock()?;
+        if sys::flock_exclusive(ingest.as_fd(), false).is_err() {
+            return Ok(());
         }
         report.gc = self.store.content.gc(&blobs)?;
         for c in self.store.snapshots.list()? {

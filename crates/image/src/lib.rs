@@ -38,7 +38,7 @@ pub use diff::{CommitOptions, TreeKind, commit, write_tree};
 pub use digest::{Algorithm, Digest};
 pub use error::{EntryError, Error, Result};
 pub use image::{UnpackedImage, resolve_manifest, unpack};
-pub use images::{DEFAULT_ROOT, ImageRecord, ImageStore, RemoveReport, Txn};
+pub use images::{DEFAULT_ROOT, ImageRecord, ImageStore, Lease, RemoveReport, Txn};
 pub use ingest::{Ingested, store_and_apply};
 pub use layer::{ApplyOptions, Compression, LayerSummary, WhiteoutFormat, apply_layer};
 pub use manifest::{Descriptor, Document, ImageConfig, Index, Manifest, Platform};

@@ -304,6 +304,12 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>, wait: bool) -> io::Result<()> {
     check(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(drop)
 }
 
+/// flock(LOCK_SH), waiting for an exclusive holder.
+pub fn flock_shared(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: valid descriptor.
+    check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_SH) }).map(drop)
+}
+
 /// ioctl(FICLONE): makes `dst` share `src`'s extents (reflink) where the
 /// filesystem can.
 pub fn ficlone(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> io::Result<()> {

@@ -234,3 +234,23 @@ fn concurrent_transactions_do_not_lose_updates() {
     });
     assert_eq!(s.list().unwrap()[0].repo_tags.len(), 8);
 }
+
+/// GC leaves content a writer holds a lease for (written, not yet
+/// recorded), and collects it once the lease is gone.
+#[test]
+fn gc_spares_leased_content() {
+    let t = tempfile::tempdir().unwrap();
+    let store = berth_image::ImageStore::open(t.path()).unwrap();
+    let blob = store
+        .content()
+        .write_blob_bytes(b"written by a pull in progress", None)
+        .unwrap();
+    let lease = store.lease().unwrap();
+    let report = store.gc().unwrap();
+    assert!(report.gc.removed.is_empty());
+    assert!(store.content().has_blob(&blob.digest));
+    drop(lease);
+    let report = store.gc().unwrap();
+    assert_eq!(report.gc.removed, vec![blob.digest.clone()]);
+    assert!(!store.content().has_blob(&blob.digest));
+}

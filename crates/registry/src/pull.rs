@@ -91,6 +91,8 @@ pub async fn pull(
     opts: &PullOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<Pulled> {
+    // What this pull writes is not recorded until the end: GC leaves it.
+    let _lease = images.lease()?;
     let content = images.content();
     let reference = &if reference.tag().is_none() && reference.digest().is_none() {
         reference.with_tag(berth_image::reference::DEFAULT_TAG)?

@@ -72,6 +72,8 @@ pub async fn push(
     progress: Arc<dyn PushProgress>,
 ) -> Result<Pushed> {
     let content = images.content();
+    // The compressed layers and manifest are recorded only at the end.
+    let _lease = images.lease()?;
     // Uncompressed layers go up gzipped (made once, cached by diff_id).
     let dist = {
         let images = images.clone();
