@@ -290,6 +290,16 @@ fn spawn(
 }
 
 impl Runtime {
+    /// The spec's seccomp profile compiled to BPF (from the runtime's
+    /// cache when it was compiled before); None without a profile or for
+    /// one that uses notify (loaded through libseccomp then).
+    fn compiled_seccomp(&self, spec: &Spec) -> Result<Option<crate::seccomp::Compiled>> {
+        match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(sc) => crate::seccomp::precompile(sc, Some(&self.root.seccomp_cache())),
+            None => Ok(None),
+        }
+    }
+
     pub fn new(root: impl Into<PathBuf>, rootless: bool) -> Runtime {
         Runtime {
             root: Root::new(root),
@@ -412,10 +422,7 @@ impl Runtime {
             .collect();
         // Compiled now (or found compiled): init, a copy of this process,
         // only loads it.
-        let seccomp_prog = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(sc) => crate::seccomp::precompile(sc, Some(&self.root.seccomp_cache()))?,
-            None => None,
-        };
+        let seccomp_prog = self.compiled_seccomp(spec)?;
         crate::timing::phase("seccomp compiled");
         let pid = spawn(
             ns.clone_flags,
@@ -494,7 +501,6 @@ impl Runtime {
                     "idmapped mounts need a privileged runtime (mount_setattr)".into(),
                 ));
             }
-            let userns = ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User);
             let trees = crate::idmap::make_trees(mounts, &idmapped, &bundle.path, pid, userns)?;
             for t in &trees {
                 sys::send_fd(parent_sock.as_fd(), &[MSG_IDMAP_TREE], t.as_fd())
@@ -723,10 +729,7 @@ impl Runtime {
             .filter(|(t, _)| matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
             .map(|(t, fd)| (*t, fd))
             .collect();
-        let seccomp_prog = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(sc) => crate::seccomp::precompile(sc, Some(&self.root.seccomp_cache()))?,
-            None => None,
-        };
+        let seccomp_prog = self.compiled_seccomp(&spec)?;
         let pid = spawn(0, &pre, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))?;
         if pid == 0 {
             drop(parent_sock);
