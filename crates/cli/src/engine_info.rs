@@ -216,67 +216,20 @@ fn stats_table(
         } else {
             r.id[..12.min(r.id.len())].to_string()
         };
-        let Some(s) = s else {
+        let row = match s {
             // Not running: docker shows zeros.
-            let row = vec![
-                id.clone(),
-                r.name.clone(),
-                "0.00%".to_string(),
-                "0B / 0B".to_string(),
-                "0.00%".to_string(),
-                "0B / 0B".to_string(),
-                "0B / 0B".to_string(),
-                "0".to_string(),
-            ];
-            values.push(json!({
-                "ID": id, "Container": id, "Name": r.name, "CPUPerc": row[2], "MemUsage": row[3],
-                "MemPerc": row[4], "NetIO": row[5], "BlockIO": row[6], "PIDs": row[7],
-            }));
-            table.push(row);
-            continue;
+            None => ["0.00%", "0B / 0B", "0.00%", "0B / 0B", "0B / 0B", "0"]
+                .map(String::from)
+                .to_vec(),
+            Some(s) => sample_columns(s, prev.get(&r.id).copied(), host_mem),
         };
-        let now = Instant::now();
-        let cpu = match prev.get(&r.id) {
-            Some((c0, t0)) => {
-                let wall = now.duration_since(*t0).as_nanos().max(1) as f64;
-                s.cpu.usage.total.saturating_sub(*c0) as f64 / wall * 100.0
-            }
-            None => 0.0,
-        };
-        prev.insert(r.id.clone(), (s.cpu.usage.total, now));
-        let usage = s.memory.usage.usage;
-        let limit = match s.memory.usage.limit {
-            0 => host_mem,
-            l if l > host_mem && host_mem > 0 => host_mem,
-            l => l,
-        };
-        let (mut rd, mut wr) = (0u64, 0u64);
-        for b in &s.blkio.io_service_bytes_recursive {
-            match b.op.to_ascii_lowercase().as_str() {
-                "read" => rd += b.value,
-                "write" => wr += b.value,
-                _ => {}
-            }
+        if let Some(s) = s {
+            prev.insert(r.id.clone(), (s.cpu.usage.total, Instant::now()));
         }
-        let memp = if limit > 0 {
-            usage as f64 / limit as f64 * 100.0
-        } else {
-            0.0
-        };
-        let row = vec![
-            id.clone(),
-            r.name.clone(),
-            format!("{cpu:.2}%"),
-            format!("{} / {}", bytes_size(usage), bytes_size(limit)),
-            format!("{memp:.2}%"),
-            "0B / 0B".to_string(),
-            format!(
-                "{} / {}",
-                crate::fmt::human_size(rd),
-                crate::fmt::human_size(wr)
-            ),
-            s.pids.current.to_string(),
-        ];
+        let row: Vec<String> = [id.clone(), r.name.clone()]
+            .into_iter()
+            .chain(row)
+            .collect();
         values.push(json!({
             "ID": id, "Container": id, "Name": r.name, "CPUPerc": row[2], "MemUsage": row[3],
             "MemPerc": row[4], "NetIO": row[5], "BlockIO": row[6], "PIDs": row[7],
@@ -284,6 +237,53 @@ fn stats_table(
         table.push(row);
     }
     (table, values)
+}
+
+/// CPU %, memory usage / limit, memory %, net and block I/O and pids of
+/// one sample; CPU % over the time since `prev` (CPU time, when).
+fn sample_columns(
+    s: &berth_runtime::stats::Stats,
+    prev: Option<(u64, Instant)>,
+    host_mem: u64,
+) -> Vec<String> {
+    let cpu = match prev {
+        Some((c0, t0)) => {
+            let wall = t0.elapsed().as_nanos().max(1) as f64;
+            s.cpu.usage.total.saturating_sub(c0) as f64 / wall * 100.0
+        }
+        None => 0.0,
+    };
+    let usage = s.memory.usage.usage;
+    let limit = match s.memory.usage.limit {
+        0 => host_mem,
+        l if l > host_mem && host_mem > 0 => host_mem,
+        l => l,
+    };
+    let (mut rd, mut wr) = (0u64, 0u64);
+    for b in &s.blkio.io_service_bytes_recursive {
+        match b.op.to_ascii_lowercase().as_str() {
+            "read" => rd += b.value,
+            "write" => wr += b.value,
+            _ => {}
+        }
+    }
+    let memp = if limit > 0 {
+        usage as f64 / limit as f64 * 100.0
+    } else {
+        0.0
+    };
+    vec![
+        format!("{cpu:.2}%"),
+        format!("{} / {}", bytes_size(usage), bytes_size(limit)),
+        format!("{memp:.2}%"),
+        "0B / 0B".to_string(),
+        format!(
+            "{} / {}",
+            crate::fmt::human_size(rd),
+            crate::fmt::human_size(wr)
+        ),
+        s.pids.current.to_string(),
+    ]
 }
 
 pub fn version(out: &mut dyn Write) -> R {

@@ -57,6 +57,16 @@ fn resolve(name: &str, cfg: &RegistriesConfig) -> Res<Reference> {
     Ok(Reference::parse_normalized(&s)?)
 }
 
+/// `reference` with docker's default tag when it has neither tag nor
+/// digest.
+fn with_default_tag(reference: Reference) -> Res<Reference> {
+    if reference.tag().is_none() && reference.digest().is_none() {
+        Ok(reference.with_tag(berth_image::reference::DEFAULT_TAG)?)
+    } else {
+        Ok(reference)
+    }
+}
+
 fn client_for(cfg: &RegistriesConfig, registry: &str, endpoint: &str) -> Res<Client> {
     let mut opts = cfg.client_options(endpoint)?;
     let auth = AuthFile::load(AuthFile::default_path())?;
@@ -221,9 +231,7 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     if all_tags && (reference.tag().is_some() || reference.digest().is_some()) {
         return usage("tag can't be used with --all-tags/-a");
     }
-    if reference.tag().is_none() && reference.digest().is_none() {
-        reference = reference.with_tag(berth_image::reference::DEFAULT_TAG)?;
-    }
+    reference = with_default_tag(reference)?;
     let mut opts = PullOptions::default();
     if let Some(pl) = p.value("platform") {
         opts.platform = pl.parse::<Platform>()?;
@@ -238,8 +246,6 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     out.flush()?;
     let registry = reference.domain().to_string();
     let repo = reference.path().to_string();
-    let mut endpoints: Vec<String> = cfg.mirrors(&registry).to_vec();
-    endpoints.push(RegistriesConfig::endpoint(&registry));
     let rt = runtime()?;
     let references = if all_tags {
         let client = client_for(&cfg, &registry, &RegistriesConfig::endpoint(&registry))?;
@@ -254,7 +260,7 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         vec![reference.clone()]
     };
     for reference in &references {
-        pull_one(&cfg, &rt, store, &endpoints, reference, &opts, quiet, false)?;
+        pull_one(&cfg, &rt, store, reference, &opts, quiet, false)?;
     }
     if all_tags {
         writeln!(out, "{}", reference.name())?;
@@ -268,19 +274,12 @@ pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
 /// pulled as `pull` would, the progress on stderr.
 pub fn pull_for_run(store: &ImageStore, name: &str) -> Res {
     let cfg = RegistriesConfig::load_default()?;
-    let mut reference = resolve(name, &cfg)?;
-    if reference.tag().is_none() && reference.digest().is_none() {
-        reference = reference.with_tag(berth_image::reference::DEFAULT_TAG)?;
-    }
-    let registry = reference.domain().to_string();
-    let mut endpoints: Vec<String> = cfg.mirrors(&registry).to_vec();
-    endpoints.push(RegistriesConfig::endpoint(&registry));
+    let reference = with_default_tag(resolve(name, &cfg)?)?;
     let rt = runtime()?;
     pull_one(
         &cfg,
         &rt,
         store,
-        &endpoints,
         &reference,
         &PullOptions::default(),
         false,
@@ -290,12 +289,10 @@ pub fn pull_for_run(store: &ImageStore, name: &str) -> Res {
 
 /// One reference, from the first endpoint (mirrors, then the registry)
 /// that has it; progress and docker's closing lines on stdout (or stderr).
-#[allow(clippy::too_many_arguments)]
 fn pull_one(
     cfg: &RegistriesConfig,
     rt: &tokio::runtime::Runtime,
     store: &ImageStore,
-    endpoints: &[String],
     reference: &Reference,
     opts: &PullOptions,
     quiet: bool,
@@ -303,6 +300,9 @@ fn pull_one(
 ) -> Res {
     let registry = reference.domain();
     let repo = reference.path();
+    // The mirrors first, then the registry itself.
+    let mut endpoints: Vec<String> = cfg.mirrors(registry).to_vec();
+    endpoints.push(RegistriesConfig::endpoint(registry));
     let display = if quiet {
         None
     } else {
@@ -424,9 +424,8 @@ pub fn push(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         }
         v
     } else {
-        if reference.tag().is_none() {
-            reference = reference.with_tag(berth_image::reference::DEFAULT_TAG)?;
-        }
+        // (A digest was refused above.)
+        reference = with_default_tag(reference)?;
         vec![reference.clone()]
     };
     let concurrency = match p.value("max-concurrent-uploads") {
