@@ -343,13 +343,17 @@ impl Engine {
     /// Removes runtime state, cgroup and overlay mount of a stopped
     /// container (best effort: each piece may already be gone).
     fn cleanup_runtime(&self, id: &str) {
-        let rt = self.runtime();
-        let _ = rt.delete(id, true);
+        self.delete_runtime_state(id);
         if let Ok(images) = self.images()
             && let Ok(r) = ContainerRootfs::open(images.snapshots(), &self.container_dir(id))
         {
             let _ = r.unmount();
         }
+    }
+
+    /// The runtime's state (cgroup, state dir) and the attach socket.
+    fn delete_runtime_state(&self, id: &str) {
+        let _ = self.runtime().delete(id, true);
         let _ = fs::remove_file(self.state_dir(id).join("attach.sock"));
     }
 
@@ -611,7 +615,8 @@ impl Engine {
         volumes: bool,
         lock: Option<fs::File>,
     ) -> Result<()> {
-        self.cleanup_runtime(&row.id);
+        // The overlay is unmounted by its removal below (one store open).
+        self.delete_runtime_state(&row.id);
         berth_runtime::timing::phase("destroy: runtime cleaned");
         let dir = self.container_dir(&row.id);
         let images = self.images()?;
