@@ -354,23 +354,16 @@ fn run_container(
     Ok(code)
 }
 
-/// Re-executes from a sealed memfd when the container could reach our
-/// binary through /proc/PID/exe (see docs/security.md, CVE-2019-5736).
+/// Re-executes sealed (a read-only bind of our binary, or a sealed memfd
+/// copy) when the container could reach our binary before the exec helper
+/// takes over, or the helper could not run (see `exeseal`, CVE-2019-5736).
 fn seal_if_needed(
     spec: &oci_spec::runtime::Spec,
     process: Option<&oci_spec::runtime::Process>,
 ) -> Result<()> {
-    let own_userns = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|n| {
-            n.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
-        });
-    let Some(p) = process else { return Ok(()) };
-    if berth_runtime::process::could_ptrace_runtime(p, own_userns) && !sys::exe_is_sealed() {
-        let e = sys::reexec_from_sealed_memfd();
+    use berth_runtime::exeseal;
+    if exeseal::needs_sealed_runtime(spec, process) && !exeseal::exe_is_sealed() {
+        let e = exeseal::reexec_sealed();
         bail!("re-executing from a sealed copy of berth-oci: {e}");
     }
     Ok(())

@@ -7,7 +7,7 @@ use common::*;
 use serde_json::json;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -63,8 +63,9 @@ fn cve_2019_5736_runtime_binary_cannot_be_overwritten() {
             .find_map(|l| l.strip_prefix("link="))
             .unwrap_or("");
         if with_ptrace {
+            // A read-only detached bind of the binary (shown as "/"), or a sealed copy.
             assert!(
-                link.starts_with("/memfd:berth-oci"),
+                link == "/" || link.starts_with("/memfd:berth-runtime"),
                 "init runs from {link:?}:\n{o}"
             );
         } else {
@@ -75,6 +76,278 @@ fn cve_2019_5736_runtime_binary_cannot_be_overwritten() {
         rt.cmd(&["delete", "--force", &id]).ok();
     }
     assert!(before == sha(&bin()), "the berth-oci binary changed");
+}
+
+/// Which runtime process of a hostile container runs `/evil`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Victim {
+    /// `exec ID /evil`: the runtime's exec process.
+    Exec,
+    /// The container's own process is `/evil`: init, at `start`.
+    Init,
+    /// A startContainer hook whose path (in the container) is `/evil`: a child of init.
+    StartHook,
+}
+
+/// The victim container's capabilities.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Caps {
+    /// The spec's default set.
+    Default,
+    /// Default plus CAP_SYS_PTRACE: the runtime's own processes are in reach.
+    Ptrace,
+}
+
+/// A rootfs with what CVE-2019-5736 needs: a glibc image (the loader and libraries of
+/// the host's runtime binary are in it, so that binary can run inside), the script
+/// `/evil` whose `#!` line is `/proc/self/exe`, the attacker (tests/attacks/
+/// exe_overwrite.c) and the hostile library (tests/attacks/evil_preload.c).
+fn hostile_bundle(rt: &Runtime) -> Bundle {
+    let b = rt.bundle();
+    let root = b.rootfs();
+    fs::copy(exe_overwrite_attacker(), root.join("exe_overwrite")).unwrap();
+    fs::copy(evil_preload_library(), root.join("evil.so")).unwrap();
+    fs::write(root.join("evil"), "#!/proc/self/exe\n").unwrap();
+    fs::set_permissions(root.join("evil"), fs::Permissions::from_mode(0o755)).unwrap();
+    copy_dynamic_deps(rt.bin(), &root);
+    b
+}
+
+fn with_caps(b: &Bundle, caps: Caps) {
+    if caps == Caps::Ptrace {
+        b.edit(|c| {
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_SYS_PTRACE"));
+            }
+        });
+    }
+}
+
+/// The container's root is the host's root (an identity map): the binary's owner may
+/// write it, so only the guard stands in the way.
+fn with_identity_userns(b: &Bundle) {
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+}
+
+fn assert_binary_kept(rt: &Runtime, before: &[u8], result: &str, report: &str) {
+    assert!(
+        before == sha(rt.bin()),
+        "the container overwrote the runtime's binary:\n{report}"
+    );
+    assert!(!result.contains("WROTE"), "a write got through:\n{report}");
+    let host_path = rt.bin().to_string_lossy().into_owned();
+    for line in result.lines().filter(|l| l.starts_with("CAPTURED")) {
+        let link = line.split("link=").nth(1).unwrap_or("");
+        assert!(
+            !link.contains(&host_path),
+            "the host's binary was in reach ({line}):\n{report}"
+        );
+    }
+}
+
+/// CVE-2019-5736 from another process, as the issue and the published exploit's first
+/// variant describe it: when a runtime process in the container execve's `/evil`, the
+/// kernel runs `/proc/self/exe` *of that process*, the host's runtime binary, inside the
+/// container as an ordinary dumpable process. The attacker, another process of the
+/// container, opens /proc/PID/exe of it with O_PATH, keeps the descriptor, and once
+/// nothing executes the binary any more re-opens it for writing through
+/// /proc/self/fd/N. The interpreter's stderr is a full pipe, so whatever the kernel
+/// starts stays alive until the attacker has had its look.
+///
+/// The attacker runs in container A. For `Exec` A is the victim; for `Init` the victim
+/// is container B, which shares A's root filesystem and joins A's pid namespace (as
+/// containers of a Kubernetes pod do), so that the attacker outlives B's init. The
+/// Runtime runs its own copy of berth-oci, which is what a working attack damages.
+fn exe_attack_from_outside(victim: Victim, userns: bool, caps: Caps) {
+    let rt = Runtime::with_own_copy();
+    let before = sha(rt.bin());
+    let a = hostile_bundle(&rt);
+    let root = a.rootfs();
+    // The attacker is A's own process: nothing of the runtime waits for it (a
+    // foreground `exec` would keep the binary busy).
+    a.args(&["/exe_overwrite", "20"]);
+    with_caps(&a, caps);
+    if userns && victim == Victim::Exec {
+        with_identity_userns(&a);
+    }
+    let a_id = rt.new_id("exe-attacker");
+    let a_out = rt.scratch().join("attacker");
+    let mut create = rt.command(["create", "--bundle", s(a.path()), &a_id]);
+    let f = fs::File::create(&a_out).unwrap();
+    create.stdout(f.try_clone().unwrap()).stderr(f);
+    let o = Spawned::spawn_with_stdio(create).wait(CMD_TIMEOUT);
+    assert!(o.success(), "create:\n{o}");
+    let (r, w) = full_pipe();
+    let full_pipe_cmd = |mut c: std::process::Command| {
+        c.stdout(w.try_clone().unwrap())
+            .stderr(w.try_clone().unwrap());
+        Spawned::spawn_with_stdio(c)
+    };
+    let victim_id = match victim {
+        Victim::Exec => a_id.clone(),
+        Victim::Init | Victim::StartHook => {
+            let a_pid = rt.state(&a_id)["pid"].as_i64().unwrap();
+            let b = rt.bundle();
+            b.args(&["/evil"]).edit(|c| {
+                c["root"]["path"] = json!(root);
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.retain(|n| n["type"] != "pid");
+                ns.push(json!({"type": "pid", "path": format!("/proc/{a_pid}/ns/pid")}));
+            });
+            with_caps(&b, caps);
+            if userns {
+                with_identity_userns(&b);
+            }
+            let id = rt.new_id("exe-victim");
+            // init writes to create's stdio: the full pipe.
+            let o = full_pipe_cmd(rt.command(["create", "--bundle", s(b.path()), &id]))
+                .wait(CMD_TIMEOUT);
+            assert!(o.success(), "create:\n{o}");
+            id
+        }
+    };
+    let attacker_says = || fs::read_to_string(&a_out).unwrap_or_default();
+    rt.start(&a_id).ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || attacker_says()
+            .contains("READY")),
+        "the attacker did not start: {}",
+        attacker_says()
+    );
+    let trigger = match victim {
+        Victim::Exec => full_pipe_cmd(rt.command(["exec", &a_id, "/evil"])),
+        _ => rt.spawn(&["start", &victim_id]),
+    };
+    drop(w);
+    // The interpreter blocks on its stderr: the attacker has all the time it needs.
+    let captured = wait_until(Duration::from_secs(10), || {
+        attacker_says().contains("CAPTURED")
+    });
+    let drained = drain(r);
+    let t = trigger.wait(CMD_TIMEOUT);
+    fs::write(root.join("go"), "").unwrap();
+    wait_until(Duration::from_secs(60), || attacker_says().contains("DONE"));
+    let said = attacker_says();
+    rt.cmd(&["delete", "--force", &victim_id]);
+    rt.cmd(&["delete", "--force", &a_id]);
+    let _ = drained.join();
+    let report =
+        format!("{victim:?} userns={userns} caps={caps:?}\ntrigger: {t}\nattacker:\n{said}");
+    assert_binary_kept(&rt, &before, &said, &report);
+    assert!(
+        said.contains("DONE"),
+        "the attacker did not finish:\n{report}"
+    );
+    // The attack really ran: what the kernel started for `#!/proc/self/exe` was caught.
+    assert!(captured, "the attacker caught nothing:\n{report}");
+    assert!(said.contains("DENIED"), "no write was tried:\n{report}");
+}
+
+/// CVE-2019-5736 from inside the runtime's process, as the published exploit did it
+/// for a hostile image: the image's library (here named in LD_PRELOAD) runs in the
+/// runtime binary the kernel started for `/evil`, opens /proc/self/exe, and execs a
+/// writer that waits until the binary is free and writes it. Works in a container with
+/// its own pid namespace, where nothing else could outlive init.
+fn exe_attack_from_inside(victim: Victim) {
+    let rt = Runtime::with_own_copy();
+    let before = sha(rt.bin());
+    let b = hostile_bundle(&rt);
+    let root = b.rootfs();
+    let preload = json!("LD_PRELOAD=/evil.so");
+    match victim {
+        Victim::Init => b.args(&["/evil"]).edit(|c| {
+            c["process"]["env"].as_array_mut().unwrap().push(preload);
+        }),
+        Victim::Exec => b.args(&["sleep", "1000"]),
+        Victim::StartHook => b.args(&["sleep", "1000"]).edit(|c| {
+            c["hooks"] = json!({"startContainer": [{"path": "/evil", "env": [preload]}]});
+        }),
+    };
+    let id = rt.new_id("exe-inside");
+    // What init and its hooks print after `create` returned lands here.
+    let console = rt.scratch().join("console");
+    let mut create = rt.command(["create", "--bundle", s(b.path()), &id]);
+    let f = fs::File::create(&console).unwrap();
+    create.stdout(f.try_clone().unwrap()).stderr(f);
+    let o = Spawned::spawn_with_stdio(create).wait(CMD_TIMEOUT);
+    assert!(o.success(), "create:\n{o}");
+    let started = rt.start(&id);
+    let trigger = match victim {
+        Victim::Exec => rt.exec_with(&["-e", "LD_PRELOAD=/evil.so"], &id, &["/evil"]),
+        _ => started,
+    };
+    // The writer (if the library ever ran) reports to /result; give it its time.
+    let result_path = root.join("result");
+    let captured = wait_until(Duration::from_secs(3), || result_path.exists());
+    if captured {
+        wait_until(Duration::from_secs(30), || {
+            fs::read_to_string(&result_path).is_ok_and(|r| r.contains("DONE"))
+        });
+    }
+    let result = fs::read_to_string(&result_path).unwrap_or_default();
+    rt.cmd(&["delete", "--force", &id]);
+    let console = fs::read_to_string(&console).unwrap_or_default();
+    let report = format!("{victim:?}\ntrigger: {trigger}\nconsole: {console}\n/result:\n{result}");
+    assert_binary_kept(&rt, &before, &result, &report);
+    // The attack really ran: the kernel started the interpreter, which was either
+    // berth-exec (it refuses: the library never loads) or a sealed runtime.
+    assert!(
+        trigger.stderr.contains("berth-exec")
+            || console.contains("berth-exec")
+            || result.contains("DENIED"),
+        "neither the exec helper nor a denied write:\n{report}"
+    );
+}
+
+#[test]
+fn cve_2019_5736_exec_of_a_proc_self_exe_script() {
+    exe_attack_from_outside(Victim::Exec, false, Caps::Default);
+}
+
+#[test]
+fn cve_2019_5736_exec_of_a_proc_self_exe_script_in_a_user_namespace() {
+    exe_attack_from_outside(Victim::Exec, true, Caps::Default);
+}
+
+#[test]
+fn cve_2019_5736_exec_of_a_proc_self_exe_script_with_cap_sys_ptrace() {
+    exe_attack_from_outside(Victim::Exec, false, Caps::Ptrace);
+}
+
+#[test]
+fn cve_2019_5736_init_in_a_shared_pid_namespace_runs_a_proc_self_exe_script() {
+    exe_attack_from_outside(Victim::Init, false, Caps::Default);
+}
+
+#[test]
+fn cve_2019_5736_init_in_a_shared_pid_namespace_with_cap_sys_ptrace() {
+    exe_attack_from_outside(Victim::Init, false, Caps::Ptrace);
+}
+
+#[test]
+fn cve_2019_5736_hostile_library_in_the_container_process() {
+    exe_attack_from_inside(Victim::Init);
+}
+
+#[test]
+fn cve_2019_5736_hostile_library_in_an_exec() {
+    exe_attack_from_inside(Victim::Exec);
+}
+
+#[test]
+fn cve_2019_5736_hostile_library_in_a_start_container_hook() {
+    exe_attack_from_inside(Victim::StartHook);
 }
 
 /// CVE-2024-21626: process.cwd set to /proc/self/fd/N to reach a host directory

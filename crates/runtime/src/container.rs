@@ -12,7 +12,7 @@
 //! privileges and execs. Any error before exec travels back as text.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::cgroups::{self, CgroupPaths, Layout};
 use crate::error::{Context, Error, Result};
+use crate::exeseal::{ExecVia, Report};
 use crate::hooks::{self, HookKind};
 use crate::namespaces;
 use crate::process::{self, FinalizeOpts};
@@ -205,6 +206,8 @@ struct InitArgs<'a> {
     preserve_fds: u32,
     extra_env: &'a [String],
     seccomp: Option<&'a crate::seccomp::Compiled>,
+    /// How init's last execve (and startContainer hooks) run.
+    exec_via: &'a ExecVia,
     /// Init moves itself into the v1 hierarchies.
     move_self_into_cgroup: bool,
 }
@@ -214,6 +217,30 @@ struct InitArgs<'a> {
 /// process (the caller cannot leave it again); pid and time namespaces are
 /// entered "for children" and left again right after.
 fn spawn(
+    flags: u64,
+    pre_joins: &[(LinuxNamespaceType, &OwnedFd)],
+    cgroup_fd: Option<i32>,
+    rootless: bool,
+) -> Result<i32> {
+    // The child enters the container's pid namespace at once; it must be
+    // born non-dumpable, or a container process could open /proc/PID/exe
+    // (the runtime's binary) in the moment before the child says so itself
+    // (CVE-2019-5736). A rootless runtime cannot: it writes the child's id
+    // maps, which a non-dumpable child's /proc files (owned by root) refuse;
+    // its init turns non-dumpable after `Go` (init_setup).
+    if rootless {
+        return spawn_inner(flags, pre_joins, cgroup_fd);
+    }
+    let was = sys::prctl(libc::PR_GET_DUMPABLE, 0).unwrap_or(1);
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
+    let r = spawn_inner(flags, pre_joins, cgroup_fd);
+    if !matches!(r, Ok(0)) && was != 0 {
+        let _ = sys::prctl(libc::PR_SET_DUMPABLE, was as libc::c_ulong);
+    }
+    r
+}
+
+fn spawn_inner(
     flags: u64,
     pre_joins: &[(LinuxNamespaceType, &OwnedFd)],
     cgroup_fd: Option<i32>,
@@ -424,10 +451,12 @@ impl Runtime {
         // only loads it.
         let seccomp_prog = self.compiled_seccomp(spec)?;
         crate::timing::phase("seccomp compiled");
+        let exec_via = ExecVia::for_spec(spec, None, 3 + opts.preserve_fds as RawFd)?;
         let pid = spawn(
             ns.clone_flags,
             &pre_joins,
             cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
+            self.rootless,
         )?;
         if pid == 0 {
             drop(parent_sock);
@@ -446,6 +475,7 @@ impl Runtime {
                 preserve_fds: opts.preserve_fds,
                 extra_env: &opts.extra_env,
                 seccomp: seccomp_prog.as_ref(),
+                exec_via: &exec_via,
                 move_self_into_cgroup: self_move,
             };
             init_main(&args);
@@ -730,7 +760,14 @@ impl Runtime {
             .map(|(t, fd)| (*t, fd))
             .collect();
         let seccomp_prog = self.compiled_seccomp(&spec)?;
-        let pid = spawn(0, &pre, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))?;
+        let exec_via =
+            ExecVia::for_spec(&spec, Some(&opts.process), 3 + opts.preserve_fds as RawFd)?;
+        let pid = spawn(
+            0,
+            &pre,
+            cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
+            c.record.rootless || self.rootless,
+        )?;
         if pid == 0 {
             drop(parent_sock);
             exec_child(
@@ -738,9 +775,9 @@ impl Runtime {
                 &opts,
                 self_move.then_some(cg),
                 seccomp_prog.as_ref(),
+                &exec_via,
                 &joins,
                 &child_sock,
-                &c.record,
             );
         }
         drop(child_sock);
@@ -902,7 +939,12 @@ fn init_main(a: &InitArgs<'_>) -> ! {
     };
     started.status = Status::Created;
     let started = serde_json::to_vec(&started).unwrap_or_default();
-    if let Err(e) = hooks::run(HookKind::StartContainer, spec.hooks().as_ref(), &started) {
+    if let Err(e) = hooks::run_via(
+        HookKind::StartContainer,
+        spec.hooks().as_ref(),
+        &started,
+        a.exec_via,
+    ) {
         fail(&conn, e);
     }
     let Some(process) = spec.process().as_ref() else {
@@ -922,7 +964,7 @@ fn init_main(a: &InitArgs<'_>) -> ! {
     if let Err(e) = process::finalize(process, &opts) {
         fail(&conn, e);
     }
-    let e = process::exec(&plan);
+    let e = process::exec(&plan, a.exec_via, Some(Report::Raw(conn.as_raw_fd())));
     fail(&conn, e)
 }
 
@@ -1090,9 +1132,9 @@ fn exec_child(
     opts: &ExecOpts,
     move_self_into: Option<&CgroupPaths>,
     seccomp: Option<&crate::seccomp::Compiled>,
+    via: &ExecVia,
     joins: &[(LinuxNamespaceType, OwnedFd)],
     sync: &OwnedFd,
-    _record: &ContainerRecord,
 ) -> ! {
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
@@ -1138,7 +1180,11 @@ fn exec_child(
         };
         process::finalize(&opts.process, &fin)?;
         let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
-        Err(process::exec(&plan))
+        Err(process::exec(
+            &plan,
+            via,
+            Some(Report::Tagged(sync.as_raw_fd())),
+        ))
     })();
     match r {
         Ok(()) => sys::exit_now(0),

@@ -2,6 +2,7 @@
 //! the container's state JSON on its stdin, with an optional timeout.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,6 +10,34 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::{Hook, Hooks};
 
 use crate::error::{Error, Result};
+use crate::exeseal::ExecVia;
+use crate::process::ExecPlan;
+
+/// The hook's execve as an [`ExecPlan`] (what `Command` would run).
+fn hook_plan(h: &Hook) -> Result<ExecPlan> {
+    let c = |s: &[u8]| {
+        std::ffi::CString::new(s)
+            .map_err(|_| Error::Spec(format!("hook {:?}: a NUL byte", h.path())))
+    };
+    use std::os::unix::ffi::OsStrExt;
+    let path = c(h.path().as_os_str().as_bytes())?;
+    let args = h.args().as_deref().unwrap_or_default();
+    let argv = if args.is_empty() {
+        vec![path.clone()]
+    } else {
+        args.iter()
+            .map(|a| c(a.as_bytes()))
+            .collect::<Result<_>>()?
+    };
+    let env = h
+        .env()
+        .iter()
+        .flatten()
+        .filter(|e| e.contains('='))
+        .map(|e| c(e.as_bytes()))
+        .collect::<Result<_>>()?;
+    Ok(ExecPlan { path, argv, env })
+}
 
 /// The hook points, named as in the spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +88,22 @@ pub const ALL: [&str; 6] = [
 
 /// Runs every hook of `kind` in order; stops at the first failure.
 pub fn run(kind: HookKind, hooks: Option<&Hooks>, state_json: &[u8]) -> Result<()> {
+    run_via(kind, hooks, state_json, &ExecVia::Direct)
+}
+
+/// [`run`] for hooks that run inside the container (startContainer): each
+/// hook's execve goes `via` the sealed exec helper when the runtime's own
+/// binary is not sealed, since the file at the hook's path belongs to the
+/// image (a `#!/proc/self/exe` script there is CVE-2019-5736).
+pub fn run_via(
+    kind: HookKind,
+    hooks: Option<&Hooks>,
+    state_json: &[u8],
+    via: &ExecVia,
+) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
     for h in kind.list(hooks) {
-        run_one(kind, h, state_json)?;
+        run_one(kind, h, state_json, via)?;
     }
     Ok(())
 }
@@ -76,13 +118,13 @@ pub fn run_warn(
 ) {
     let Some(hooks) = hooks else { return };
     for h in kind.list(hooks) {
-        if let Err(e) = run_one(kind, h, state_json) {
+        if let Err(e) = run_one(kind, h, state_json, &ExecVia::Direct) {
             warn(&e);
         }
     }
 }
 
-fn run_one(kind: HookKind, h: &Hook, state_json: &[u8]) -> Result<()> {
+fn run_one(kind: HookKind, h: &Hook, state_json: &[u8], via: &ExecVia) -> Result<()> {
     let fail = |msg: String| Error::Hook {
         hook: kind.name(),
         path: h.path().clone(),
@@ -104,6 +146,19 @@ fn run_one(kind: HookKind, h: &Hook, state_json: &[u8]) -> Result<()> {
     }
     cmd.stdin(Stdio::piped());
     cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    if let ExecVia::Helper(_) = via {
+        let plan = hook_plan(h).map_err(|e| fail(e.to_string()))?;
+        let (helper, argv) = via
+            .helper_call(&plan, None)
+            .map_err(|e| fail(format!("berth-exec: {e}")))?;
+        let env = plan.env;
+        // SAFETY: runs in the forked child before Command's own execve; the
+        // runtime is single-threaded, so allocating there is sound. On
+        // success execveat never returns.
+        unsafe {
+            cmd.pre_exec(move || Err(crate::sys::execveat_empty(helper.as_fd(), &argv, &env)));
+        }
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| fail(format!("cannot start: {e}")))?;

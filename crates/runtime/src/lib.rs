@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod container;
 pub mod devices_bpf;
 pub mod error;
+pub mod exeseal;
 pub mod features;
 pub mod foreground;
 pub mod fs;

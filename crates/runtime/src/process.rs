@@ -287,9 +287,15 @@ pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
     Ok(())
 }
 
-/// execve: only returns an error.
-pub fn exec(plan: &ExecPlan) -> Error {
-    let e = sys::execve(&plan.path, &plan.argv, &plan.env);
+/// The last execve, `via` the sealed exec helper when the runtime is not
+/// sealed (`exeseal`): only returns an error. `report`: where the helper
+/// reports a failure of the real execve.
+pub fn exec(
+    plan: &ExecPlan,
+    via: &crate::exeseal::ExecVia,
+    report: Option<crate::exeseal::Report>,
+) -> Error {
+    let e = via.exec(plan, report);
     Error::Container(format!("exec {}: {e}", plan.path.to_string_lossy()))
 }
 

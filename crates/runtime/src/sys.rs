@@ -998,16 +998,6 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) }).map(drop)
 }
 
-/// Whether this process runs from a memfd sealed against writes.
-pub fn exe_is_sealed() -> bool {
-    let Ok(exe) = open(Path::new("/proc/self/exe"), libc::O_RDONLY, 0) else {
-        return false;
-    };
-    // SAFETY: F_GET_SEALS takes no argument and only reads fd state.
-    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
-    seals >= 0 && seals & libc::F_SEAL_WRITE != 0
-}
-
 /// An anonymous in-memory file (memfd_create, close-on-exec).
 pub fn memfd(name: &CStr) -> io::Result<OwnedFd> {
     // SAFETY: memfd_create takes a C string and flags; returns a new fd.
@@ -1016,69 +1006,79 @@ pub fn memfd(name: &CStr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Copies our own executable into a memfd, seals it against any change,
-/// and re-executes from it with the same arguments and environment, so that
-/// /proc/PID/exe of every process we start points at an immutable copy
-/// (CVE-2019-5736). Only returns on failure.
-pub fn reexec_from_sealed_memfd() -> io::Error {
-    let exe = match open(Path::new("/proc/self/exe"), libc::O_RDONLY, 0) {
-        Ok(f) => f,
-        Err(e) => return e,
-    };
+/// A memfd that may be executed (`MFD_EXEC` where the kernel knows it, so
+/// `vm.memfd_noexec=1` does not make it non-executable), sealable,
+/// close-on-exec.
+pub fn memfd_exec(name: &CStr) -> io::Result<OwnedFd> {
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: memfd_create takes a C string and flags; returns a new fd.
-    let mfd = unsafe {
-        libc::memfd_create(
-            c"berth-oci".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
-    if mfd < 0 {
-        return io::Error::last_os_error();
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), base | MFD_EXEC) };
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // Kernels before 6.3 do not know MFD_EXEC (and exec any memfd).
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), base) };
     }
+    check(fd)?;
     // SAFETY: we own the new descriptor.
-    let mfd = unsafe { OwnedFd::from_raw_fd(mfd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Seals a memfd against any change: writes, growing, shrinking, more seals.
+pub fn seal_all(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS takes an int of seal flags.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) }).map(drop)
+}
+
+/// The seals of a file (F_GET_SEALS; EINVAL for files that cannot be sealed).
+pub fn seals(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: F_GET_SEALS takes no argument and only reads fd state.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })
+}
+
+/// Copies all of `from` (from its current offset) to `to` with sendfile.
+pub fn copy_all(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     loop {
         // SAFETY: both descriptors are valid; a null offset uses and moves
         // the file positions.
         let n = unsafe {
             libc::sendfile(
-                mfd.as_raw_fd(),
-                exe.as_raw_fd(),
+                to.as_raw_fd(),
+                from.as_raw_fd(),
                 std::ptr::null_mut(),
                 1 << 30,
             )
         };
         match n {
-            0 => break,
-            n if n < 0 => return io::Error::last_os_error(),
+            0 => return Ok(()),
+            n if n < 0 => return Err(io::Error::last_os_error()),
             _ => {}
         }
     }
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: F_ADD_SEALS takes an int of seal flags.
-    if unsafe { libc::fcntl(mfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return io::Error::last_os_error();
-    }
-    let to_c = |s: std::ffi::OsString| CString::new(s.as_bytes()).ok();
-    let argv: Vec<CString> = std::env::args_os().filter_map(to_c).collect();
-    let envp: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            let mut kv = k;
-            kv.push("=");
-            kv.push(v);
-            to_c(kv)
-        })
-        .collect();
+}
+
+/// A close-on-exec duplicate of `fd` numbered `min` or higher.
+pub fn dup_cloexec_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let n = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
+    // SAFETY: we own the new descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): executes the file `fd`
+/// refers to. Only returns on failure.
+pub fn execveat_empty(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Error {
     let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
     a.push(std::ptr::null());
     let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
     e.push(std::ptr::null());
-    // SAFETY: NULL-terminated arrays of valid C strings; an empty path
-    // with AT_EMPTY_PATH executes the memfd itself.
+    // SAFETY: NULL-terminated arrays of valid C strings that outlive the
+    // call; an empty path with AT_EMPTY_PATH executes `fd` itself.
     unsafe {
         libc::syscall(
             libc::SYS_execveat,
-            mfd.as_raw_fd(),
+            fd.as_raw_fd(),
             c"".as_ptr(),
             a.as_ptr(),
             e.as_ptr(),

@@ -333,6 +333,25 @@ impl Spawned {
         }
     }
 
+    /// Like [`Spawned::spawn`], but stdout and stderr are what `cmd` already has (the
+    /// captured output is then empty).
+    pub fn spawn_with_stdio(mut cmd: Command) -> Spawned {
+        let out = tempfile::tempfile().expect("tempfile");
+        let err = tempfile::tempfile().expect("tempfile");
+        let cmdline = format!("{cmd:?}");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {cmdline}: {e}"));
+        Spawned {
+            child,
+            out,
+            err,
+            cmdline,
+            start: Instant::now(),
+            status: None,
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -590,6 +609,8 @@ pub struct Runtime {
     cgroups: Mutex<Vec<String>>,
     counter: AtomicUsize,
     global: Vec<String>,
+    /// The binary this Runtime runs ([`bin`] unless [`Runtime::with_own_copy`]).
+    bin: PathBuf,
 }
 
 /// A container created by [`Runtime::start_container`].
@@ -624,7 +645,26 @@ impl Runtime {
             cgroups: Mutex::new(Vec::new()),
             counter: AtomicUsize::new(0),
             global: global.iter().map(|s| s.to_string()).collect(),
+            bin: bin(),
         }
+    }
+
+    /// A Runtime that runs its own copy of the binary (in its temporary
+    /// directory): an attack that manages to write the binary it runs
+    /// damages only that copy, which the test then inspects.
+    pub fn with_own_copy() -> Runtime {
+        let mut rt = Self::new();
+        let dir = rt.scratch();
+        let copy = dir.join(bin().file_name().expect("binary name"));
+        fs::copy(bin(), &copy).expect("copying the runtime binary");
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        rt.bin = copy;
+        rt
+    }
+
+    /// The binary this Runtime runs.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     /// The `--root` state directory.
@@ -663,7 +703,7 @@ impl Runtime {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = Command::new(bin());
+        let mut c = Command::new(&self.bin);
         c.arg("--root").arg(&self.root);
         c.args(&self.global);
         c.args(args);
@@ -1097,4 +1137,101 @@ impl Bundle {
             c["hooks"][kind].as_array_mut().unwrap().push(hook);
         })
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Attack programs
+// ---------------------------------------------------------------------------------------
+
+/// tests/attacks/exe_overwrite.c (CVE-2019-5736's attacker), built static with the host's
+/// C compiler once per test binary.
+pub fn exe_overwrite_attacker() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attacks/exe_overwrite.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("exe_overwrite-{}", std::process::id()));
+        let o = run_cmd({
+            let mut c = Command::new("cc");
+            c.args(["-static", "-O2", "-o"]).arg(&out).arg(&src);
+            c
+        });
+        assert!(
+            o.success(),
+            "building the attacker (cc -static, libc6-dev):\n{o}"
+        );
+        out
+    })
+}
+
+/// Copies the shared libraries and the dynamic loader `bin` needs (`ldd`) into `root`
+/// at the same paths, as an image based on a glibc distribution has them: the host's
+/// runtime binary can then run inside the container, which is what CVE-2019-5736 needs.
+pub fn copy_dynamic_deps(bin: &Path, root: &Path) {
+    let o = run_cmd({
+        let mut c = Command::new("ldd");
+        c.arg(bin);
+        c
+    });
+    for word in o.stdout.split_whitespace() {
+        if !word.starts_with('/') {
+            continue;
+        }
+        let dest = root.join(word.trim_start_matches('/'));
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(word, &dest).unwrap_or_else(|e| panic!("copying {word}: {e}"));
+    }
+}
+
+/// tests/attacks/evil_preload.c (CVE-2019-5736's hostile library), built as a shared
+/// library once per test binary.
+pub fn evil_preload_library() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attacks/evil_preload.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("evil_preload-{}.so", std::process::id()));
+        let o = run_cmd({
+            let mut c = Command::new("cc");
+            c.args(["-shared", "-fPIC", "-O2", "-o"])
+                .arg(&out)
+                .arg(&src);
+            c
+        });
+        assert!(o.success(), "building the hostile library:\n{o}");
+        out
+    })
+}
+
+/// A pipe whose buffer is already full: a process that writes to the write end blocks
+/// until the test reads from the read end. Keeps a victim process alive on purpose.
+pub fn full_pipe() -> (File, File) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh descriptors from pipe2.
+    let (r, w) = unsafe {
+        use std::os::fd::FromRawFd;
+        (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1]))
+    };
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETFL/F_SETFL on our own descriptor.
+    let fl = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETFL) };
+    // SAFETY: as above.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) };
+    let chunk = [b'x'; 4096];
+    let mut wr = &w;
+    while wr.write(&chunk).is_ok() {}
+    // SAFETY: as above; back to blocking for the process that gets it.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, fl) };
+    (r, w)
+}
+
+/// Reads `r` to its end on a thread of its own (unblocks whoever writes to a full pipe).
+pub fn drain(r: File) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut r = r;
+        let _ = io::copy(&mut r, &mut io::sink());
+    })
 }

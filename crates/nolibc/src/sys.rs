@@ -13,6 +13,8 @@ const SIGTTOU: i32 = 22;
 #[cfg(target_arch = "x86_64")]
 mod nr {
     pub const WRITE: usize = 1;
+    pub const CLOSE: usize = 3;
+    pub const FCNTL: usize = 72;
     pub const RT_SIGACTION: usize = 13;
     pub const RT_SIGPROCMASK: usize = 14;
     pub const IOCTL: usize = 16;
@@ -28,6 +30,8 @@ mod nr {
 #[cfg(target_arch = "aarch64")]
 mod nr {
     pub const WRITE: usize = 64;
+    pub const CLOSE: usize = 57;
+    pub const FCNTL: usize = 25;
     pub const RT_SIGACTION: usize = 134;
     pub const RT_SIGPROCMASK: usize = 135;
     pub const IOCTL: usize = 29;
@@ -102,6 +106,17 @@ pub fn fork() -> i32 {
     #[cfg(target_arch = "aarch64")]
     let r = syscall(nr::CLONE, [SIGCHLD as usize, 0, 0, 0, 0]);
     r as i32
+}
+
+/// Marks a descriptor close-on-exec; false when the kernel refused.
+pub fn set_cloexec(fd: i32) -> bool {
+    const F_SETFD: usize = 2;
+    const FD_CLOEXEC: usize = 1;
+    syscall(nr::FCNTL, [fd as usize, F_SETFD, FD_CLOEXEC, 0, 0]) == 0
+}
+
+pub fn close(fd: i32) {
+    syscall(nr::CLOSE, [fd as usize, 0, 0, 0, 0]);
 }
 
 /// execve; returns the errno when it fails.

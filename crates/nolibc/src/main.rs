@@ -10,6 +10,8 @@
 #![no_std]
 #![no_main]
 
+mod start;
+#[allow(dead_code)]
 mod sys;
 
 use core::ffi::CStr;
@@ -95,24 +97,8 @@ fn status_code(status: i32) -> i32 {
     }
 }
 
-/// Entered from `_start` with the initial stack (argc, argv..., NULL,
-/// envp..., NULL).
-fn main(sp: *const usize) -> ! {
-    // SAFETY: the kernel's initial stack layout: argc, then argc argv
-    // pointers and a NULL, then the envp pointers up to a NULL.
-    let (argv, envp) = unsafe {
-        let argc = *sp;
-        let argv = sp.add(1) as *const *const u8;
-        let envp = argv.add(argc + 1);
-        let mut n = 0;
-        while !(*envp.add(n)).is_null() {
-            n += 1;
-        }
-        (
-            core::slice::from_raw_parts(argv, argc + 1),
-            core::slice::from_raw_parts(envp, n + 1),
-        )
-    };
+/// Entered from `start.rs` with argv and envp (each ending with its NULL).
+fn main(argv: &'static [*const u8], envp: &'static [*const u8]) -> ! {
     let argc = argv.len() - 1;
     let mut first = 1;
     if argc > 1 {
@@ -174,42 +160,5 @@ fn main(sp: *const usize) -> ! {
     }
 }
 
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    sys::write(2, b"berth-init: internal error\n");
-    sys::exit(1)
-}
-
-/// The unwinding personality a `panic = "unwind"` build links against;
-/// never called (nothing here unwinds: the panic handler exits).
-#[unsafe(no_mangle)]
-extern "C" fn rust_eh_personality() {}
-
-#[cfg(target_arch = "x86_64")]
-core::arch::global_asm!(
-    ".globl _start",
-    "_start:",
-    "xor rbp, rbp",
-    "mov rdi, rsp",
-    "and rsp, -16",
-    "call {main}",
-    "ud2",
-    main = sym start_rust,
-);
-
-#[cfg(target_arch = "aarch64")]
-core::arch::global_asm!(
-    ".globl _start",
-    "_start:",
-    "mov x29, #0",
-    "mov x30, #0",
-    "mov x0, sp",
-    "and sp, x0, #-16",
-    "bl {main}",
-    "brk #1",
-    main = sym start_rust,
-);
-
-extern "C" fn start_rust(sp: *const usize) -> ! {
-    main(sp)
-}
+/// What the shared panic handler (`start.rs`) prints.
+const PANIC_MSG: &[u8] = b"berth-init: internal error\n";

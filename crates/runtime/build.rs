@@ -1,0 +1,8 @@
+//! Builds berth-exec from crates/nolibc (static, no libc) and leaves the
+//! binary in OUT_DIR for `exeseal.rs` to embed.
+
+include!("../nolibc/build-program.rs");
+
+fn main() {
+    build_nolibc_program("berth-exec");
+}
