@@ -878,6 +878,14 @@ fn exec(e: &mut Engine, argv: &[String]) -> R {
         env.push(env_entry(x)?);
     }
     let tty = p.bool("tty");
+    if e.exec_needs_sealed_runtime(key, p.bool("privileged"))?
+        && !berth_runtime::exeseal::exe_is_sealed()
+    {
+        // The container could reach our binary before the exec helper takes
+        // over (CVE-2019-5736): run again from a read-only view of it.
+        let x = berth_runtime::exeseal::reexec_sealed();
+        return fail(1, format!("re-executing from a sealed copy of berth: {x}"));
+    }
     let req = berth_engine::ExecRequest {
         cmd: cmd.to_vec(),
         env,

@@ -381,7 +381,20 @@ impl Engine {
         // bookkeeping) into the monitor, whose own connection then loses
         // writes; exec starts it clean (~2.5 ms).
         sys::clear_cloexec(theirs.as_raw_fd()).what(|| "fcntl".into())?;
-        let mut child = std::process::Command::new(exe)
+        // The monitor runs from a read-only view of our binary, and so does
+        // everything it clones (the container's init): nothing in the
+        // container can reach a writable runtime binary through
+        // /proc/PID/exe (CVE-2019-5736). Where no mount can be made (a
+        // rootless engine), init's last execve goes through the sealed exec
+        // helper instead (berth_runtime::exeseal).
+        let sealed = berth_runtime::exeseal::read_only_exe(exe).ok();
+        let program = match &sealed {
+            Some(fd) => sys::fd_path(fd.as_fd()),
+            None => exe.to_path_buf(),
+        };
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new(program)
+            .arg0(exe)
             .arg("--root")
             .arg(&self.root)
             .arg(monitor::SUBCOMMAND)
@@ -677,6 +690,30 @@ pub struct ExecRequest {
 impl Engine {
     /// `exec`: starts a process in a running container as a child of the
     /// caller (stdio inherited, or the pty through `console`); its pid.
+    /// Whether `exec` into `key` must run from a sealed binary
+    /// (`berth_runtime::exeseal::needs_sealed_runtime`: the container could
+    /// ptrace our exec process before it execs, or its seccomp profile may
+    /// refuse the exec helper). The caller then re-executes itself sealed
+    /// (`exeseal::reexec_sealed`) before calling [`Engine::exec`].
+    pub fn exec_needs_sealed_runtime(&mut self, key: &str, privileged: bool) -> Result<bool> {
+        let row = self.get(key)?;
+        let Some(spec) = row_spec(self, &row) else {
+            return Ok(false);
+        };
+        let own_userns = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|n| {
+                n.iter()
+                    .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+            });
+        Ok(
+            (privileged && !own_userns)
+                || berth_runtime::exeseal::needs_sealed_runtime(&spec, None),
+        )
+    }
+
     pub fn exec(
         &mut self,
         key: &str,

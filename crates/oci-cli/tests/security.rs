@@ -1,8 +1,10 @@
 //! The known container-runtime escapes, each reproduced against berth-oci and shown
 //! blocked. docs/security.md explains each guard.
 
+mod attacks;
 mod common;
 
+use attacks::{copy_dynamic_deps, drain, full_pipe};
 use common::*;
 use serde_json::json;
 use std::fs;
@@ -105,12 +107,28 @@ enum Caps {
 fn hostile_bundle(rt: &Runtime) -> Bundle {
     let b = rt.bundle();
     let root = b.rootfs();
-    fs::copy(exe_overwrite_attacker(), root.join("exe_overwrite")).unwrap();
-    fs::copy(evil_preload_library(), root.join("evil.so")).unwrap();
+    let built = attack_programs();
+    fs::copy(&built.0, root.join("exe_overwrite")).unwrap();
+    fs::copy(&built.1, root.join("evil.so")).unwrap();
     fs::write(root.join("evil"), "#!/proc/self/exe\n").unwrap();
     fs::set_permissions(root.join("evil"), fs::Permissions::from_mode(0o755)).unwrap();
     copy_dynamic_deps(rt.bin(), &root);
     b
+}
+
+/// The attacker and the hostile library, built once per test binary.
+fn attack_programs() -> &'static (std::path::PathBuf, std::path::PathBuf) {
+    static BUILT: std::sync::OnceLock<(std::path::PathBuf, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("attacks-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        (
+            attacks::build_exe_overwrite(&dir),
+            attacks::build_evil_preload(&dir),
+        )
+    })
 }
 
 fn with_caps(b: &Bundle, caps: Caps) {

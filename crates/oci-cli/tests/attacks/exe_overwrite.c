@@ -6,7 +6,8 @@
  *
  *   exe_overwrite [SECONDS]
  *
- * Phase 1, until the file /go appears (or SECONDS, default 30, pass): every
+ * Phase 1, until the file /go ($EXE_GO when set) appears (or SECONDS,
+ * default 30, pass): every
  * process of this pid namespace is watched, /proc/PID/exe opened with O_PATH
  * as soon as it can be, and every distinct file kept (except this program
  * and /bin/busybox). The next few pids (ns_last_pid + 1..4) are tried on
@@ -138,12 +139,13 @@ int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--fd") == 0) return writer(atoi(argv[2]), argv[3]);
     double limit = argc > 1 ? atof(argv[1]) : 30;
     double end = now() + limit;
+    const char *go = getenv("EXE_GO") ? getenv("EXE_GO") : "/go";
     int i;
     if (stat("/proc/self/exe", &self_st) < 0) return 2;
     if (stat("/bin/busybox", &busybox_st) < 0) memset(&busybox_st, 0, sizeof busybox_st);
     printf("READY\n");
     fflush(stdout);
-    while (now() < end && access("/go", F_OK) != 0) {
+    while (now() < end && access(go, F_OK) != 0) {
         int last = last_pid();
         for (i = 1; i <= 4 && last > 0; i++) try_pid(last + i);
         try_pid(last);
