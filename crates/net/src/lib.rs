@@ -1,0 +1,16 @@
+//! Berth's bridge networking (docker's `bridge` driver without a daemon).
+//!
+//! * [`netlink`]: bridges, veth pairs, addresses, MACs, routes, through rtnetlink; operations
+//!   inside a container's network namespace use a netlink socket opened in that namespace.
+//! * [`ipam`]: subnets, gateways, `--ip-range`, the next free address, docker's default pools.
+//! * [`ports`]: the `-p` parser.
+//! * [`firewall`]: Berth's nftables table (masquerade, isolation, `--internal`, published
+//!   ports), applied atomically with `nft -f -`.
+//! * [`sysctl`]: the few `/proc/sys/net` switches bridge networking needs.
+//!
+//! The engine owns persistence (leases, network records); this crate only acts and decides.
+
+pub mod ipam;
+pub mod netlink;
+pub mod ports;
+pub mod sysctl;
