@@ -10,6 +10,7 @@
 //!
 //! The engine owns persistence (leases, network records); this crate only acts and decides.
 
+pub mod firewall;
 pub mod ipam;
 pub mod netlink;
 pub mod ports;
