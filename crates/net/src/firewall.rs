@@ -79,6 +79,7 @@ use std::process::{Command, Stdio};
 use ipnet::IpNet;
 
 use crate::ports::Protocol;
+pub use crate::ports::PublishedPort;
 
 /// The table's name (family `inet`).
 pub const TABLE: &str = "berth";
@@ -136,16 +137,6 @@ pub struct NetworkRules {
     pub subnets: Vec<IpNet>,
     /// `--internal`: no traffic in or out of the bridge, only within it.
     pub internal: bool,
-}
-
-/// One published port of a container, its host port chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PublishedPort {
-    /// `None`: every host address.
-    pub host_ip: Option<IpAddr>,
-    pub host_port: u16,
-    pub container_port: u16,
-    pub protocol: Protocol,
 }
 
 /// Runs `nft` scripts. Every method is one `nft -f -` run: one kernel transaction.

@@ -337,15 +337,24 @@ impl Netlink {
     }
 
     /// Adds `address` (with its prefix length) to `name`; an address already there is kept.
+    /// IPv6 addresses skip duplicate address detection (`IFA_F_NODAD`, as libnetwork does):
+    /// IPAM made them unique, and DAD would leave them "tentative", unusable, for a second or
+    /// two after the container starts.
     pub fn add_address(&self, name: &str, address: IpNet) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
         let i = self.index(name)?;
         let h = self.handle.clone();
         let res = self.rt.block_on(async {
-            h.address()
+            let mut req = h
+                .address()
                 .add(i, address.addr(), address.prefix_len())
-                .replace()
-                .execute()
-                .await
+                .replace();
+            if address.addr().is_ipv6() {
+                req.message_mut()
+                    .attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
+            req.execute().await
         });
         res.map_err(request("adding address", format!("{address} to {name}")))
     }

@@ -67,6 +67,105 @@ impl PortMapping {
     }
 }
 
+/// One published port of a container with its host port chosen: what the firewall DNATs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublishedPort {
+    /// `None`: every host address.
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+/// A host port that another container already publishes (docker's message).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PortAllocError {
+    #[error("Bind for {addr}:{port} failed: port is already allocated (by container {owner})")]
+    InUse {
+        addr: String,
+        port: u16,
+        protocol: Protocol,
+        owner: String,
+    },
+    #[error("no free host port for {protocol} in {start}-{end}")]
+    Exhausted {
+        protocol: Protocol,
+        start: u16,
+        end: u16,
+    },
+}
+
+/// Docker's default range for host ports chosen for the user (`-p 80`, `-P`).
+pub const EPHEMERAL_PORTS: (u16, u16) = (49153, 60999);
+
+fn binds_clash(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x == y,
+        // Every address clashes with any one address, of either family.
+        _ => true,
+    }
+}
+
+fn bind_name(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(IpAddr::V6(a)) => format!("[{a}]"),
+        Some(a) => a.to_string(),
+        None => "0.0.0.0".to_string(),
+    }
+}
+
+/// Checks `port` against the ports published already (owner, port).
+pub fn check_port_free<'a>(
+    published: impl IntoIterator<Item = (&'a str, &'a PublishedPort)>,
+    port: &PublishedPort,
+) -> Result<(), PortAllocError> {
+    for (owner, p) in published {
+        if p.protocol == port.protocol
+            && p.host_port == port.host_port
+            && binds_clash(p.host_ip, port.host_ip)
+        {
+            return Err(PortAllocError::InUse {
+                addr: bind_name(port.host_ip),
+                port: port.host_port,
+                protocol: port.protocol,
+                owner: owner.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Chooses the host port of `mapping`: its fixed port (checked against `published`), else
+/// the first free port of its host range, else of [`EPHEMERAL_PORTS`].
+pub fn allocate_host_port<'a>(
+    mapping: &PortMapping,
+    published: impl IntoIterator<Item = (&'a str, &'a PublishedPort)> + Clone,
+) -> Result<PublishedPort, PortAllocError> {
+    let mut candidate = PublishedPort {
+        host_ip: mapping.host_ip,
+        host_port: 0,
+        container_port: mapping.container_port,
+        protocol: mapping.protocol,
+    };
+    if let Some(p) = mapping.fixed_host_port() {
+        candidate.host_port = p;
+        check_port_free(published, &candidate)?;
+        return Ok(candidate);
+    }
+    let (start, end) = mapping.host_port.unwrap_or(EPHEMERAL_PORTS);
+    for p in start..=end {
+        candidate.host_port = p;
+        if check_port_free(published.clone(), &candidate).is_ok() {
+            return Ok(candidate);
+        }
+    }
+    Err(PortAllocError::Exhausted {
+        protocol: mapping.protocol,
+        start,
+        end,
+    })
+}
+
 fn split_parts(raw: &str) -> (String, &str, &str) {
     let parts: Vec<&str> = raw.split(':').collect();
     let n = parts.len();
@@ -217,6 +316,54 @@ mod tests {
         assert_eq!(m.host_port, Some((8000, 8010)));
         assert_eq!(m.fixed_host_port(), None);
         assert_eq!(parse_port_spec("7000-7001").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn host_ports_are_checked_and_chosen() {
+        let web = PublishedPort {
+            host_ip: None,
+            host_port: 8080,
+            container_port: 80,
+            protocol: Protocol::Tcp,
+        };
+        let local = PublishedPort {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            host_port: 9000,
+            ..web
+        };
+        let published = vec![("web", &web), ("db", &local)];
+        let e = allocate_host_port(&one("8080:80"), published.clone()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Bind for 0.0.0.0:8080 failed: port is already allocated (by container web)"
+        );
+        // Another protocol, or another address than a specific one, is free.
+        assert!(allocate_host_port(&one("8080:80/udp"), published.clone()).is_ok());
+        assert!(allocate_host_port(&one("10.0.0.1:9000:80"), published.clone()).is_ok());
+        assert!(allocate_host_port(&one("127.0.0.1:9000:80"), published.clone()).is_err());
+        assert!(allocate_host_port(&one("9000:80"), published.clone()).is_err());
+        // Ranges: the first free one; ephemeral when none is given.
+        let p = allocate_host_port(&one("8079-8081:80"), published.clone()).unwrap();
+        assert_eq!(p.host_port, 8079);
+        let taken = PublishedPort {
+            host_port: 8079,
+            ..web
+        };
+        let more = vec![("web", &web), ("x", &taken)];
+        assert_eq!(
+            allocate_host_port(&one("8079-8081:80"), more.clone())
+                .unwrap()
+                .host_port,
+            8081
+        );
+        assert!(matches!(
+            allocate_host_port(&one("8079-8080:80"), more),
+            Err(PortAllocError::Exhausted { .. })
+        ));
+        assert_eq!(
+            allocate_host_port(&one("80"), published).unwrap().host_port,
+            EPHEMERAL_PORTS.0
+        );
     }
 
     #[test]

@@ -44,7 +44,17 @@ impl Netns {
             .expect("ip netns add");
         assert!(st.success(), "ip netns add {name}");
         let path = format!("/run/netns/{name}");
-        Netns { name, path }
+        let ns = Netns { name, path };
+        // No IPv6 duplicate address detection on the test's links: their link-local
+        // addresses would stay tentative for a second or two, long enough for a first
+        // connection to time out under load.
+        ns.run(|| {
+            for conf in ["all", "default"] {
+                let p = format!("/proc/sys/net/ipv6/conf/{conf}/accept_dad");
+                std::fs::write(&p, "0").unwrap_or_else(|e| panic!("{p}: {e}"));
+            }
+        });
+        ns
     }
 
     fn file(&self) -> File {
@@ -603,4 +613,122 @@ fn host_firewall_with_forward_policy_drop() {
     let listing = w.host.run(|| sh(&["iptables", "-w", "-S"]));
     assert!(!listing.contains("berth"), "{listing}");
     assert!(tcp_get(&w.containers[a], &outbound).is_err());
+}
+
+#[test]
+fn ipv6_published_port_and_masquerade() {
+    let mut w = World::new();
+    let of = w.outside.file();
+    w.host.run(move || {
+        let nl = Netlink::open().unwrap();
+        nl.add_address("up0", "fd00:200::1/64".parse().unwrap())
+            .unwrap();
+        Netlink::open_in(of.as_fd())
+            .unwrap()
+            .add_address("eth0", "fd00:200::2/64".parse().unwrap())
+            .unwrap();
+        sysctl::enable_forwarding(true).unwrap();
+    });
+    // A dual-stack network.
+    let cfg4 = IpamConfig::parse("10.101.0.0/24", None, None).unwrap();
+    let cfg6 = IpamConfig::parse("fd00:101::/64", None, None).unwrap();
+    let (g4, g6, s4, s6) = (
+        cfg4.gateway_net(),
+        cfg6.gateway_net(),
+        cfg4.subnet,
+        cfg6.subnet,
+    );
+    w.host.run(move || {
+        let nl = Netlink::open().unwrap();
+        nl.create_bridge("bt-v6", None).unwrap();
+        nl.add_address("bt-v6", g4).unwrap();
+        nl.add_address("bt-v6", g6).unwrap();
+        sysctl::enable_route_localnet("bt-v6").unwrap();
+        Firewall::new()
+            .add_network(&NetworkRules {
+                bridge: "bt-v6".into(),
+                subnets: vec![s4, s6],
+                internal: false,
+            })
+            .unwrap();
+    });
+    let ctr = Netns::new("ctr6");
+    let v4: IpAddr = cfg4.allocate(&Default::default()).unwrap();
+    let v6: IpAddr = cfg6.allocate(&Default::default()).unwrap();
+    assert_eq!(v6, "fd00:101::2".parse::<IpAddr>().unwrap());
+    let ep = Endpoint {
+        bridge: "bt-v6".into(),
+        host_ifname: "vethb6".into(),
+        container_ifname: "eth0".into(),
+        addresses: vec![IpNet::new(v4, 24).unwrap(), IpNet::new(v6, 64).unwrap()],
+        gateways: vec![cfg4.gateway, cfg6.gateway],
+        mac: None,
+        mtu: None,
+    };
+    let f = ctr.file();
+    w.host.run(move || {
+        netlink::connect_endpoint(&Netlink::open().unwrap(), f.as_fd(), &ep).unwrap();
+        Firewall::new()
+            .add_container("ctr6", &[v4, v6], &[port(8086, 80, Protocol::Tcp)])
+            .unwrap();
+    });
+    w.containers.push(ctr);
+    let ctr = &w.containers[0];
+    let _s = tcp_server(ctr, "[::]:80");
+    assert_eq!(
+        tcp_get(&w.outside, "[fd00:200::1]:8086").unwrap(),
+        "fd00:200::2"
+    );
+    let _o = tcp_server(&w.outside, "[::]:9000");
+    assert_eq!(
+        tcp_get(ctr, "[fd00:200::2]:9000").unwrap(),
+        "fd00:200::1",
+        "masqueraded to the host's v6 address"
+    );
+    let _u = udp_server(ctr, "[::]:53");
+    w.host.run(move || {
+        Firewall::new()
+            .add_container("ctr6", &[v4, v6], &[port(5354, 53, Protocol::Udp)])
+            .unwrap()
+    });
+    assert_eq!(
+        udp_get(&w.outside, "[fd00:200::1]:5354").unwrap(),
+        "fd00:200::2"
+    );
+    // Replacing the container's rules dropped the TCP port.
+    assert!(tcp_get(&w.outside, "[fd00:200::1]:8086").is_err());
+}
+
+#[test]
+fn a_failed_connect_leaves_nothing_behind() {
+    let w = World::new();
+    let ctr = Netns::new("ctrfail");
+    let f = ctr.file();
+    w.host.run(move || {
+        let nl = Netlink::open().unwrap();
+        let ep = Endpoint {
+            bridge: "bt-nosuch".into(),
+            host_ifname: "vethfail".into(),
+            container_ifname: "eth0".into(),
+            addresses: vec![],
+            gateways: vec![],
+            mac: None,
+            mtu: None,
+        };
+        let e = netlink::connect_endpoint(&nl, f.as_fd(), &ep).unwrap_err();
+        assert_eq!(e.to_string(), "no network interface named bt-nosuch");
+        assert_eq!(nl.link_index("vethfail").unwrap(), None);
+        assert_eq!(nl.link_index("vethfailc").unwrap(), None);
+        // A descriptor that is no network namespace.
+        let devnull = File::open("/dev/null").unwrap();
+        assert!(matches!(
+            Netlink::open_in(devnull.as_fd()),
+            Err(netlink::NetlinkError::Setns(_))
+        ));
+        // Bad names are refused before any request.
+        assert!(matches!(
+            nl.create_bridge("much-too-long-name", None),
+            Err(netlink::NetlinkError::BadName(_))
+        ));
+    });
 }
