@@ -280,15 +280,32 @@ impl Netlink {
         Ok(())
     }
 
-    /// Makes `name` a port of `bridge` and brings it up.
+    /// Makes `name` a port of `bridge` in hairpin mode and brings it up.
+    ///
+    /// Hairpin mode (docker sets it too when it runs without userland proxy) lets a frame
+    /// leave through the port it came in by: a container that connects to its own published
+    /// port through the host's address is DNAT'd back to itself, and with br_netfilter that
+    /// packet is bridged back out of its own port.
     pub fn attach_to_bridge(&self, name: &str, bridge: &str) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_route::link::{InfoBridgePort, InfoPortData, InfoPortKind};
         let br = self.index(bridge)?;
         let i = self.index(name)?;
         self.set(
             "attaching to bridge",
             name,
-            LinkUnspec::new_with_index(i).controller(br).up().build(),
-        )
+            LinkUnspec::new_with_index(i).controller(br).build(),
+        )?;
+        let msg = LinkUnspec::new_with_index(i)
+            .set_port_kind(InfoPortKind::Bridge)
+            .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                true,
+            )]))
+            .build();
+        let h = self.handle.clone();
+        self.rt
+            .block_on(async { h.link().set_port(msg).execute().await })
+            .map_err(request("setting hairpin mode on", name))?;
+        self.set_up(name)
     }
 
     /// Moves `name` into the network namespace `netns`.

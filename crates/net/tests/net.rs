@@ -452,6 +452,11 @@ fn published_tcp_port_from_outside_localhost_and_hairpin() {
         tcp_get(&w.containers[b], &format!("{HOST_UPLINK}:8080")).unwrap(),
         "10.91.0.1"
     );
+    // The container itself, through the host's address (its bridge port in hairpin mode).
+    assert_eq!(
+        tcp_get(&w.containers[a], &format!("{HOST_UPLINK}:8080")).unwrap(),
+        "10.91.0.1"
+    );
     // A container on another network reaches it too, through the host.
     let cfg2 = w.network("bt-pub2", "10.92.0.0/24", false);
     let c = w.container("bt-pub2", &cfg2, "10.92.0.2");
