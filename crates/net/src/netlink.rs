@@ -520,9 +520,7 @@ pub fn connect_endpoint(
 ) -> Result<(), NetlinkError> {
     check_ifname(&ep.host_ifname)?;
     check_ifname(&ep.container_ifname)?;
-    // A temporary name for the container end while it is in the host namespace: unique
-    // because the host end's name is.
-    let tmp = format!("{}c", &ep.host_ifname[..ep.host_ifname.len().min(14)]);
+    let tmp = peer_name(&ep.host_ifname);
     if tmp == ep.host_ifname {
         return Err(NetlinkError::BadName(ep.host_ifname.clone()));
     }
@@ -552,6 +550,16 @@ pub fn connect_endpoint(
     result
 }
 
+/// The temporary name of a veth's container end while it is still in the host namespace:
+/// the host end's name (at most 14 bytes of it, cut at a character boundary) and `c`.
+fn peer_name(host_ifname: &str) -> String {
+    let mut cut = host_ifname.len().min(14);
+    while !host_ifname.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}c", &host_ifname[..cut])
+}
+
 /// Removes a container's endpoint: deletes the host end of its veth pair (the kernel deletes
 /// the container end). `false` when it was already gone.
 pub fn disconnect_endpoint(host: &Netlink, host_ifname: &str) -> Result<bool, NetlinkError> {
@@ -579,5 +587,9 @@ mod tests {
         assert_eq!(parse_mac("02:42:ac:11:00"), None);
         assert_eq!(parse_mac("02:42:ac:11:00:02:03"), None);
         assert_eq!(parse_mac("zz:42:ac:11:00:02"), None);
+        assert_eq!(peer_name("veth1234567"), "veth1234567c");
+        assert_eq!(peer_name("veth12345678901"), "veth1234567890c");
+        // 13 ASCII bytes and a 2-byte character: cut before it.
+        assert_eq!(peer_name("veth123456789é"), "veth123456789c");
     }
 }
