@@ -25,6 +25,7 @@ use berth_net::ipam::{self, IpNet, IpamConfig};
 use berth_net::netlink::{self, Endpoint, Netlink};
 use berth_net::ports::{Protocol, parse_port_spec};
 use berth_net::sysctl;
+use berth_net::{BridgeNetwork, network};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -257,16 +258,13 @@ impl World {
         let cfg = IpamConfig::parse(subnet, None, None).unwrap();
         let (bridge, c) = (bridge.to_string(), cfg.clone());
         self.host.run(move || {
-            let nl = Netlink::open().unwrap();
-            nl.create_bridge(&bridge, Some(1500)).unwrap();
-            nl.add_address(&bridge, c.gateway_net()).unwrap();
-            sysctl::enable_route_localnet(&bridge).unwrap();
-            Firewall::new()
-                .add_network(&NetworkRules {
-                    bridge: bridge.clone(),
-                    subnets: vec![c.subnet],
-                    internal,
-                })
+            let net = BridgeNetwork {
+                bridge,
+                ipam: vec![c],
+                internal,
+                mtu: Some(1500),
+            };
+            berth_net::create_network(&Netlink::open().unwrap(), &Firewall::new(), None, &net)
                 .unwrap();
         });
         cfg
@@ -555,6 +553,14 @@ fn removing_a_container_keeps_the_others_rules() {
         // Re-creating the table keeps the other container and the networks.
         fw.ensure_table().unwrap();
     });
+    // The engine's call for `rm`: ports and veth, idempotent.
+    w.host.run(|| {
+        let (nl, fw) = (Netlink::open().unwrap(), Firewall::new());
+        network::disconnect_container(&nl, &fw, "ctr-one", "vethb0-rm").unwrap();
+        network::disconnect_container(&nl, &fw, "ctr-one", "vethb0-rm").unwrap();
+        assert_eq!(nl.link_index("vethb0-rm").unwrap(), None);
+        assert!(nl.link_index("vethb1-rm").unwrap().is_some());
+    });
     let rules = w.ruleset();
     assert!(!rules.contains("ctr-ctr-one"), "{rules}");
     assert!(rules.contains("chain ctr-ctr-two-dnat "), "{rules}");
@@ -562,9 +568,10 @@ fn removing_a_container_keeps_the_others_rules() {
     assert!(tcp_get(&w.outside, &format!("{HOST_UPLINK}:8002")).is_ok());
     // Removing the network leaves the table's base chains and nothing of the network.
     w.host.run(|| {
-        let fw = Firewall::new();
-        fw.remove_network("bt-rm").unwrap();
-        fw.remove_network("bt-rm").unwrap();
+        let (nl, fw) = (Netlink::open().unwrap(), Firewall::new());
+        berth_net::remove_network(&nl, &fw, None, "bt-rm").unwrap();
+        berth_net::remove_network(&nl, &fw, None, "bt-rm").unwrap();
+        assert_eq!(nl.link_index("bt-rm").unwrap(), None);
     });
     let rules = w.ruleset();
     assert!(!rules.contains("net-bt-rm"), "{rules}");
@@ -730,6 +737,19 @@ fn a_failed_connect_leaves_nothing_behind() {
             Netlink::open_in(devnull.as_fd()),
             Err(netlink::NetlinkError::Setns(_))
         ));
+        // A network whose bridge name the firewall refuses: the bridge is removed again.
+        let net = BridgeNetwork {
+            bridge: "bt+bad".into(),
+            ipam: vec![IpamConfig::parse("10.102.0.0/24", None, None).unwrap()],
+            internal: false,
+            mtu: None,
+        };
+        let e = berth_net::create_network(&nl, &Firewall::new(), None, &net).unwrap_err();
+        assert!(
+            e.to_string().contains("invalid bridge name \"bt+bad\""),
+            "{e}"
+        );
+        assert_eq!(nl.link_index("bt+bad").unwrap(), None);
         // Bad names are refused before any request.
         assert!(matches!(
             nl.create_bridge("much-too-long-name", None),
