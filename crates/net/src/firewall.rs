@@ -21,7 +21,7 @@
 //!   chain forward     { type filter hook forward priority filter; oifname vmap @fwd-in; iifname vmap @fwd-out }
 //!   chain postrouting { type nat hook postrouting priority srcnat; iifname vmap @nat-out; oifname vmap @nat-in }
 //!   chain net-BR-in   { ct state established,related accept; ct status dnat accept;
-//!                       iifname BR accept; drop }            (internal: iifname BR accept; drop)
+//!                       iifname BR accept (icc=false: drop); drop }   (internal: iifname BR accept; drop)
 //!   chain net-BR-out  { accept }                             (internal: drop)
 //!   chain net-BR-nat-out { oifname != BR ip saddr SUBNET masquerade }   (leaving the network)
 //!   chain net-BR-nat-in  { ip saddr 127.0.0.0/8 masquerade              (published ports via 127.0.0.1)
@@ -137,6 +137,11 @@ pub struct NetworkRules {
     pub subnets: Vec<IpNet>,
     /// `--internal`: no traffic in or out of the bridge, only within it.
     pub internal: bool,
+    /// Inter-container communication (`com.docker.network.bridge.enable_icc`, default true).
+    /// When false, containers of the network cannot reach each other except through
+    /// published ports. Bridged traffic only meets the `inet` forward hook with br_netfilter
+    /// on (`crate::sysctl::enable_bridge_netfilter`), as with docker.
+    pub icc: bool,
 }
 
 /// Runs `nft` scripts. Every method is one `nft -f -` run: one kernel transaction.
@@ -293,13 +298,14 @@ pub fn network_script(net: &NetworkRules) -> String {
     let t = format!("inet {TABLE}");
     let br = &net.bridge;
     let [(cin, ..), (cout, ..), (cnat_out, ..), (cnat_in, ..)] = network_chains(br);
+    let icc = if net.icc { "accept" } else { "drop" };
     let mut s = String::new();
     for (chain, ..) in network_chains(br) {
         s += &format!("add chain {t} {chain}\nflush chain {t} {chain}\n");
     }
     if net.internal {
         s += &format!(
-            "add rule {t} {cin} iifname \"{br}\" accept\n\
+            "add rule {t} {cin} iifname \"{br}\" {icc}\n\
              add rule {t} {cin} drop\n\
              add rule {t} {cout} oifname \"{br}\" accept\n\
              add rule {t} {cout} drop\n"
@@ -308,7 +314,7 @@ pub fn network_script(net: &NetworkRules) -> String {
         s += &format!(
             "add rule {t} {cin} ct state established,related accept\n\
              add rule {t} {cin} ct status dnat accept\n\
-             add rule {t} {cin} iifname \"{br}\" accept\n\
+             add rule {t} {cin} iifname \"{br}\" {icc}\n\
              add rule {t} {cin} drop\n\
              add rule {t} {cout} accept\n\
              add rule {t} {cnat_in} ip saddr 127.0.0.0/8 masquerade\n"
@@ -573,6 +579,7 @@ mod tests {
                     bridge: "a b".into(),
                     subnets: vec![],
                     internal: false,
+                    icc: true,
                 })
                 .is_err()
         );

@@ -31,6 +31,8 @@ pub struct BridgeNetwork {
     pub internal: bool,
     /// `com.docker.network.driver.mtu`.
     pub mtu: Option<u32>,
+    /// `com.docker.network.bridge.enable_icc` (docker's default: true).
+    pub icc: bool,
 }
 
 impl BridgeNetwork {
@@ -39,6 +41,7 @@ impl BridgeNetwork {
             bridge: self.bridge.clone(),
             subnets: self.ipam.iter().map(|c| c.subnet).collect(),
             internal: self.internal,
+            icc: self.icc,
         }
     }
 }
@@ -64,6 +67,9 @@ pub fn create_network(
             host.add_address(&net.bridge, c.gateway_net())?;
         }
         sysctl::enable_route_localnet(&net.bridge)?;
+        if !net.icc {
+            sysctl::enable_bridge_netfilter(ipv6)?;
+        }
         firewall.add_network(&net.rules())?;
         if let Some(h) = host_firewall {
             h.open_bridge(&net.bridge)?;

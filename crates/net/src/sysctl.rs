@@ -49,3 +49,20 @@ pub fn enable_route_localnet(bridge: &str) -> Result<(), SysctlError> {
         "1",
     )
 }
+
+/// `net.bridge.bridge-nf-call-iptables=1` (and `-ip6tables` when `ipv6`): bridged traffic
+/// between containers of one network goes through the IP hooks, which `icc=false` needs (as
+/// docker does). It needs the br_netfilter module and holds for every bridge of the namespace.
+pub fn enable_bridge_netfilter(ipv6: bool) -> Result<(), SysctlError> {
+    write(
+        PathBuf::from("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+        "1",
+    )?;
+    if ipv6 {
+        write(
+            PathBuf::from("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
+            "1",
+        )?;
+    }
+    Ok(())
+}

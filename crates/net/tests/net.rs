@@ -255,6 +255,10 @@ impl World {
 
     /// A bridge network: bridge with the gateway address, route_localnet, firewall rules.
     fn network(&self, bridge: &str, subnet: &str, internal: bool) -> IpamConfig {
+        self.network_with(bridge, subnet, internal, true)
+    }
+
+    fn network_with(&self, bridge: &str, subnet: &str, internal: bool, icc: bool) -> IpamConfig {
         let cfg = IpamConfig::parse(subnet, None, None).unwrap();
         let (bridge, c) = (bridge.to_string(), cfg.clone());
         self.host.run(move || {
@@ -263,6 +267,7 @@ impl World {
                 ipam: vec![c],
                 internal,
                 mtu: Some(1500),
+                icc,
             };
             berth_net::create_network(&Netlink::open().unwrap(), &Firewall::new(), None, &net)
                 .unwrap();
@@ -661,6 +666,7 @@ fn ipv6_published_port_and_masquerade() {
                 bridge: "bt-v6".into(),
                 subnets: vec![s4, s6],
                 internal: false,
+                icc: true,
             })
             .unwrap();
     });
@@ -743,6 +749,7 @@ fn a_failed_connect_leaves_nothing_behind() {
             ipam: vec![IpamConfig::parse("10.102.0.0/24", None, None).unwrap()],
             internal: false,
             mtu: None,
+            icc: true,
         };
         let e = berth_net::create_network(&nl, &Firewall::new(), None, &net).unwrap_err();
         assert!(
@@ -756,4 +763,56 @@ fn a_failed_connect_leaves_nothing_behind() {
             Err(netlink::NetlinkError::BadName(_))
         ));
     });
+}
+
+#[test]
+fn icc_false_separates_containers_of_one_network() {
+    let mut w = World::new();
+    let cfg = w.network_with("bt-noicc", "10.103.0.0/24", false, false);
+    let a = w.container("bt-noicc", &cfg, "10.103.0.2");
+    let b = w.container("bt-noicc", &cfg, "10.103.0.3");
+    let _sb = tcp_server(&w.containers[b], "0.0.0.0:80");
+    assert!(tcp_get(&w.containers[a], "10.103.0.3:80").is_err());
+    // Published ports still work between them, and the way out is open.
+    w.publish("ctrb", "10.103.0.3", vec![port(8093, 80, Protocol::Tcp)]);
+    assert!(tcp_get(&w.containers[a], &format!("{HOST_UPLINK}:8093")).is_ok());
+    let _o = tcp_server(&w.outside, "0.0.0.0:9000");
+    assert!(tcp_get(&w.containers[a], &format!("{OUTSIDE}:9000")).is_ok());
+}
+
+#[test]
+fn concurrent_changes_are_each_atomic() {
+    let w = World::new();
+    let _cfg = w.network("bt-conc", "10.104.0.0/24", false);
+    // 20 containers published at once, as 20 concurrent `run`s would.
+    let f = w.host.file();
+    let handles: Vec<_> = (0..20u16)
+        .map(|i| {
+            let f = f.try_clone().unwrap();
+            thread::spawn(move || {
+                enter(&f);
+                let addr: IpAddr = format!("10.104.0.{}", i + 2).parse().unwrap();
+                Firewall::new()
+                    .add_container(
+                        &format!("c{i}"),
+                        &[addr],
+                        &[port(9100 + i, 80, Protocol::Tcp)],
+                    )
+                    .unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let rules = w.ruleset();
+    for i in 0..20 {
+        assert!(
+            rules.contains(&format!("chain ctr-c{i}-dnat ")),
+            "c{i}: {rules}"
+        );
+        let dnat = format!("dport {} dnat ip to 10.104.0.{}:80", 9100 + i, i + 2);
+        assert!(rules.contains(&dnat), "{dnat}: {rules}");
+    }
+    assert_eq!(rules.matches("oifname vmap @fwd-in").count(), 1, "{rules}");
 }
