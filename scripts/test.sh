@@ -22,9 +22,11 @@ fi
 # skopeo, umoci: the archive round trips of the berth CLI (crates/cli/tests/interop.rs);
 # docker-registry: the registry the registry client's tests start (crates/registry/tests);
 # openssl: their token issuer's key and JWT signatures, and the TLS test's CA.
+# nftables: `nft`, which berth-net applies its firewall with; iptables: the dockerd-style
+# FORWARD DROP policy its tests coexist with (crates/net/tests).
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
-    docker-registry openssl)
+    docker-registry openssl nftables iptables)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,0 +1,24 @@
+//! Berth's bridge networking (docker's `bridge` driver without a daemon).
+//!
+//! * [`netlink`]: bridges, veth pairs, addresses, MACs, routes, through rtnetlink; operations
+//!   inside a container's network namespace use a netlink socket opened in that namespace.
+//! * [`ipam`]: subnets, gateways, `--ip-range`, the next free address, docker's default pools.
+//! * [`ports`]: the `-p` parser.
+//! * [`firewall`]: Berth's nftables table (masquerade, isolation, `--internal`, published
+//!   ports), applied atomically with `nft -f -`.
+//! * [`sysctl`]: the few `/proc/sys/net` switches bridge networking needs.
+//! * [`network`]: the engine's calls, each doing a whole job and undoing it on failure:
+//!   [`create_network`], [`remove_network`], [`connect_container`], [`disconnect_container`].
+//!
+//! The engine owns persistence (leases, network records); this crate only acts and decides.
+
+pub mod firewall;
+pub mod ipam;
+pub mod netlink;
+pub mod network;
+pub mod ports;
+pub mod sysctl;
+
+pub use network::{
+    BridgeNetwork, Error, connect_container, create_network, disconnect_container, remove_network,
+};
