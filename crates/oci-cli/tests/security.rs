@@ -397,6 +397,58 @@ fn cve_2024_21626_cwd_through_leaked_fd() {
     }
 }
 
+/// CVE-2024-21626, the exploit's other two ways in: `exec --cwd /proc/self/fd/N`
+/// (docker exec -w) and a program path through a leaked descriptor
+/// (`/proc/self/fd/N/../../../bin/sh` as args[0], for the container process and for
+/// exec). Neither may reach a host directory: a descriptor of a directory never
+/// reaches a container process of ours, so every one of these fails or stays inside.
+#[test]
+fn cve_2024_21626_exec_cwd_and_program_through_leaked_fd() {
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["sleep", "1000"]);
+    let id = rt.new_id("leak");
+    rt.create(&b, &id).ok();
+    rt.start(&id).ok();
+    // Names in the host's / that the container's rootfs does not have.
+    let container: Vec<String> = fs::read_dir(b.rootfs())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let host_only: Vec<String> = fs::read_dir("/")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !container.contains(n))
+        .collect();
+    assert!(!host_only.is_empty());
+    let escaped = |out: &str| {
+        out.split_whitespace()
+            .any(|w| host_only.iter().any(|h| h == w))
+    };
+    let up = "../".repeat(12);
+    for n in 3..13 {
+        let o = rt.exec_with(
+            &["--cwd", &format!("/proc/self/fd/{n}")],
+            &id,
+            &["sh", "-c", &format!("pwd; ls -a {up}")],
+        );
+        assert!(!escaped(o.out()), "exec --cwd through fd {n} escaped:\n{o}");
+        let prog = format!("/proc/self/fd/{n}/{up}bin/busybox");
+        let o = rt.exec(&id, &[&prog, "ls", "-a", "/"]);
+        assert!(!o.success(), "exec ran {prog} through fd {n}:\n{o}");
+        let b = rt.bundle();
+        b.args(&[&prog, "ls", "-a", "/"]);
+        let o = rt.run_fg(&b);
+        assert!(
+            !o.success(),
+            "the container ran {prog} through fd {n}:\n{o}"
+        );
+    }
+    rt.cmd(&["delete", "--force", &id]);
+}
+
 /// No descriptor of the runtime reaches the container process.
 #[test]
 fn no_runtime_fds_leak_into_the_container() {
