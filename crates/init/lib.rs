@@ -1,5 +1,5 @@
 //! `berth-init`, the pid 1 of `berth run --init`, as bytes: the program
-//! (`program/`, a static binary with no libc, built by `build.rs`) is
+//! (`crates/nolibc`, a static binary with no libc, built by `build.rs`) is
 //! embedded so that the engine can put it into any container without
 //! depending on files installed beside `berth`.
 
