@@ -23,7 +23,7 @@
 
 mod common;
 
-use common::{Output, Spawned, cgroup_dirs, cgroup_v2_only, populate_rootfs, skip, unique};
+use common::{Output, Spawned, cgroup_dirs, cgroup_v2_only, host, populate_rootfs, skip, unique};
 use serde_json::json;
 use std::cell::RefCell;
 use std::ffi::OsStr;
@@ -1157,54 +1157,65 @@ fn start_containerd(w: &Work) -> Containerd {
     Containerd { sock }
 }
 
-#[test]
-fn containerd_ctr_run_tty_exec_pause_kill() {
-    if let Err(e) = ensure_packages(
-        &["containerd"],
-        &[
-            "/usr/bin/containerd",
-            "/usr/bin/ctr",
-            "/usr/bin/containerd-shim-runc-v2",
-        ],
-    ) {
-        return skip(&format!("containerd cannot be installed: {e}"));
-    }
-    let w = Work::new("containerd");
-    let cd = start_containerd(&w);
-    // ctr puts a container in cgroup /<namespace>/<id>: a unique namespace keeps them apart.
-    let ns = w.cgroup("ctr");
-    let ctr = Cli {
-        argv: ["/usr/bin/ctr", "--address", &cd.sock, "--namespace", &ns]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        env: vec![],
-    };
-    {
-        let c = ctr.clone();
-        w.before_stop(move || {
-            let ids = c.run(&["containers", "ls", "-q"]).stdout;
-            for id in ids.split_whitespace() {
-                let _ = c.run(&["task", "kill", "-s", "SIGKILL", id]);
-                let _ = c.run(&["task", "delete", "-f", id]);
-                let _ = c.run(&["containers", "delete", id]);
-            }
-        });
-    }
-    let runc_root = w.mkdir("runc-root");
-    let fifo = w.mkdir("fifo");
-    let image = format!("docker.io/library/{IMAGE_REPO}:{IMAGE_TAG}");
-    let layer = rootfs_tar(&w);
-    let archive = image_archive(&w, &layer);
-    let o = ctr.run(&["images", "import", archive.to_str().unwrap()]);
-    o.ok();
-    assert!(
-        ctr.run(&["images", "ls", "-q"]).stdout.contains(&image),
-        "ctr images import did not create {image}:\n{o}"
-    );
+/// containerd of its own with berth-oci as the runc shim's binary (ctr's `--runc-binary`),
+/// the test image imported, and a ctr for a namespace of its own.
+struct CtrEnv {
+    _cd: Containerd,
+    ctr: Cli,
+    ns: String,
+    runc_root: String,
+    fifo: String,
+    image: String,
+    runtime: String,
+}
 
-    // The runc shim with BinaryName = berth-oci (ctr's --runc-binary), its own runc root.
-    let run_args = |extra: &[&str], id: &str, cmd: &[&str]| -> Vec<String> {
+impl CtrEnv {
+    fn new(w: &Work) -> CtrEnv {
+        let cd = start_containerd(w);
+        // ctr puts a container in cgroup /<namespace>/<id>: a unique namespace keeps them apart.
+        let ns = w.cgroup("ctr");
+        let ctr = Cli {
+            argv: ["/usr/bin/ctr", "--address", &cd.sock, "--namespace", &ns]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            env: vec![],
+        };
+        {
+            let c = ctr.clone();
+            w.before_stop(move || {
+                let ids = c.run(&["containers", "ls", "-q"]).stdout;
+                for id in ids.split_whitespace() {
+                    let _ = c.run(&["task", "kill", "-s", "SIGKILL", id]);
+                    let _ = c.run(&["task", "delete", "-f", id]);
+                    let _ = c.run(&["containers", "delete", id]);
+                }
+            });
+        }
+        let runc_root = w.mkdir("runc-root");
+        let fifo = w.mkdir("fifo");
+        let image = format!("docker.io/library/{IMAGE_REPO}:{IMAGE_TAG}");
+        let layer = rootfs_tar(w);
+        let archive = image_archive(w, &layer);
+        let o = ctr.run(&["images", "import", archive.to_str().unwrap()]);
+        o.ok();
+        assert!(
+            ctr.run(&["images", "ls", "-q"]).stdout.contains(&image),
+            "ctr images import did not create {image}:\n{o}"
+        );
+        CtrEnv {
+            _cd: cd,
+            ctr,
+            ns,
+            runc_root,
+            fifo,
+            image,
+            runtime: w.runtime().to_string(),
+        }
+    }
+
+    /// `ctr run EXTRA… --runtime io.containerd.runc.v2 --runc-binary berth-oci … IMAGE ID CMD…`
+    fn run_args(&self, extra: &[&str], id: &str, cmd: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = vec!["run".into()];
         v.extend(extra.iter().map(|s| s.to_string()));
         v.extend(
@@ -1212,19 +1223,42 @@ fn containerd_ctr_run_tty_exec_pause_kill() {
                 "--runtime",
                 "io.containerd.runc.v2",
                 "--runc-binary",
-                w.runtime(),
+                &self.runtime,
                 "--runc-root",
-                &runc_root,
+                &self.runc_root,
                 "--fifo-dir",
-                &fifo,
-                &image,
+                &self.fifo,
+                &self.image,
                 id,
             ]
             .map(String::from),
         );
         v.extend(cmd.iter().map(|s| s.to_string()));
         v
-    };
+    }
+}
+
+fn containerd_available() -> Result<(), String> {
+    ensure_packages(
+        &["containerd"],
+        &[
+            "/usr/bin/containerd",
+            "/usr/bin/ctr",
+            "/usr/bin/containerd-shim-runc-v2",
+        ],
+    )
+}
+
+#[test]
+fn containerd_ctr_run_tty_exec_pause_kill() {
+    if let Err(e) = containerd_available() {
+        return skip(&format!("containerd cannot be installed: {e}"));
+    }
+    let w = Work::new("containerd");
+    let env = CtrEnv::new(&w);
+    let ctr = &env.ctr;
+    let run_args = |extra: &[&str], id: &str, cmd: &[&str]| env.run_args(extra, id, cmd);
+    let (runc_root, fifo, ns) = (&env.runc_root, &env.fifo, &env.ns);
 
     // 1. ctr run --rm ... echo ok
     let o = ctr.run(&refs(&run_args(&["--rm"], &unique("t"), &["echo", "ok"])));
@@ -1353,6 +1387,122 @@ fn containerd_ctr_run_tty_exec_pause_kill() {
     w.assert_runtime_called(&[
         "create", "start", "exec", "pause", "resume", "kill", "delete",
     ]);
+    w.assert_host_network_untouched();
+}
+
+/// Processes of the host whose argv is exactly `argv`.
+fn procs_running(argv: &[&str]) -> Vec<i32> {
+    let want = argv.join("\0") + "\0";
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want.as_bytes()))
+        .collect()
+}
+
+/// Kubernetes' path (kubelet → containerd's CRI → the runc v2 shim → berth-oci), the
+/// two behaviours it relies on (issue 20), driven through containerd's shim as CRI does:
+/// `rootfsPropagation: rshared` with an rshared bind of a shared host directory
+/// (`mountPropagation: Bidirectional`) shares mounts both ways; and when a container of a
+/// pod (sharing the pod's pid namespace) exits, the shim's `kill --all` kills what it
+/// left behind.
+#[test]
+fn containerd_rshared_propagation_and_kill_all_in_a_shared_pid_namespace() {
+    if let Err(e) = containerd_available() {
+        return skip(&format!("containerd cannot be installed: {e}"));
+    }
+    let w = Work::new("containerd-k8s");
+    let env = CtrEnv::new(&w);
+    let ctr = &env.ctr;
+
+    // 1. Bidirectional propagation.
+    let vol = w.mkdir("vol");
+    host("mount", &["--bind", &vol, &vol]);
+    host("mount", &["--make-shared", &vol]);
+    {
+        let v = vol.clone();
+        w.before_stop(move || {
+            let _ = Command::new("umount").args(["-R", "-l", &v]).status();
+        });
+    }
+    let id = unique("rshared");
+    let mount = format!("type=bind,src={vol},dst=/vol,options=rbind:rshared");
+    ctr.run(&refs(&env.run_args(
+        &[
+            "-d",
+            "--privileged",
+            "--rootfs-propagation",
+            "rshared",
+            "--mount",
+            &mount,
+        ],
+        &id,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /vol/in && mount -t tmpfs tmpfs /vol/in && touch /vol/in/mark && sleep 1000",
+        ],
+    )))
+    .ok();
+    let vol_path = Path::new(&vol);
+    wait_for(
+        "the container's mount to reach the host",
+        Duration::from_secs(20),
+        || vol_path.join("in/mark").exists(),
+    );
+    let from_host = vol_path.join("from-host");
+    fs::create_dir_all(&from_host).unwrap();
+    host(
+        "mount",
+        &["-t", "tmpfs", "tmpfs", from_host.to_str().unwrap()],
+    );
+    fs::write(from_host.join("mark"), "").unwrap();
+    let o = ctr.run(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "look",
+        "--fifo-dir",
+        &env.fifo,
+        &id,
+        "sh",
+        "-c",
+        "test -e /vol/from-host/mark && echo SEEN",
+    ]);
+    assert!(
+        o.stdout.contains("SEEN"),
+        "the host's mount did not reach the container:\n{o}"
+    );
+    let _ = ctr.run(&["task", "kill", "-s", "SIGKILL", &id]);
+
+    // 2. A pod's shared pid namespace: the pod container, then one that starts a child
+    //    and exits.
+    let pod = unique("pod");
+    ctr.run(&refs(&env.run_args(&["-d"], &pod, &["sleep", "1000"])))
+        .ok();
+    let pod_pid: i32 = ctr
+        .run(&["task", "ls"])
+        .lines()
+        .iter()
+        .find(|l| l.split_whitespace().next() == Some(pod.as_str()))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .expect("the pod container's pid in ctr task ls");
+    let with_ns = format!("pid:/proc/{pod_pid}/ns/pid");
+    let o = ctr.run(&refs(&env.run_args(
+        &["--rm", "--with-ns", &with_ns],
+        &unique("left"),
+        &["sh", "-c", "sleep 1001 & exit 0"],
+    )));
+    o.ok();
+    wait_for(
+        "kill --all to end what the exited container left",
+        Duration::from_secs(20),
+        || procs_running(&["sleep", "1001"]).is_empty(),
+    );
+    w.assert_runtime_called(&["create", "start", "exec", "kill", "delete"]);
     w.assert_host_network_untouched();
 }
 

@@ -614,14 +614,26 @@ impl Runtime {
     /// container's cgroup.
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         let c = self.load(id)?;
-        if c.status() == Status::Stopped {
-            return Err(Error::NotRunning(id.into()));
-        }
         if all {
-            for p in c.record.cgroup.procs() {
+            // Every process still in the container's cgroup, whatever init's
+            // state: containerd kills what is left of a container whose init
+            // exited in a shared pid namespace this way (runc does the same).
+            let cg = &c.record.cgroup;
+            let procs = cg.procs();
+            if procs.is_empty() {
+                return Ok(());
+            }
+            for p in procs {
                 let _ = sys::kill(p, sig);
             }
+            // A frozen process only dies once thawed (runc thaws for SIGKILL).
+            if sig == libc::SIGKILL {
+                thaw(cg);
+            }
             return Ok(());
+        }
+        if c.status() == Status::Stopped {
+            return Err(Error::NotRunning(id.into()));
         }
         signal_init(&c, sig)
     }

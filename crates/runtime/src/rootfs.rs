@@ -37,14 +37,21 @@ pub struct RootfsContext<'a> {
 /// Mount setup up to (not including) pivot_root. Returns the open rootfs.
 pub fn prepare(ctx: &RootfsContext<'_>) -> Result<RootDir> {
     let linux = ctx.spec.linux().as_ref();
-    // Keep our mounts from propagating back to the host: rslave by default,
-    // rprivate when asked for private propagation.
-    let root_prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        Some("private") | Some("rprivate") => libc::MS_PRIVATE | libc::MS_REC,
-        _ => libc::MS_SLAVE | libc::MS_REC,
-    };
+    // The propagation asked for (rootfsPropagation), else rslave: our mounts
+    // never propagate back to the host unless the spec says so. As runc does,
+    // it is applied to every mount right away: making them slaves first would
+    // take them out of the host's peer groups for good, and `rshared` (what
+    // Kubernetes asks for with Bidirectional mount propagation) would then
+    // only share within the container.
+    let root_prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(crate::mounts::propagation_flag)
+        .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
     sys::mount(None, Path::new("/"), None, root_prop, None)
-        .what(|| "making / a slave mount".into())?;
+        .what(|| "setting the propagation of /".into())?;
+    // pivot_root refuses a new root whose parent mount is shared; the bind
+    // of the rootfs must not propagate anywhere either.
+    make_parent_mount_private(ctx.rootfs)?;
     // The rootfs must be a mount point for pivot_root.
     sys::mount(
         Some(ctx.rootfs.as_os_str()),
@@ -728,6 +735,25 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     sys::umount2(Path::new("."), libc::MNT_DETACH).map_err(err("detaching the old root"))?;
     std::env::set_current_dir("/").at("/")?;
     Ok(())
+}
+
+/// Makes the mount that holds `path` private (not recursively): the mount
+/// point itself when `path` is one, else the nearest one above it.
+fn make_parent_mount_private(path: &Path) -> Result<()> {
+    let mut p = path;
+    loop {
+        match sys::mount(None, p, None, libc::MS_PRIVATE, None) {
+            Ok(()) => return Ok(()),
+            // EINVAL: not a mount point; try the directory above.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => match p.parent() {
+                Some(up) => p = up,
+                None => return Err(e).what(|| "making / private".into()),
+            },
+            Err(e) => {
+                return Err(e).what(|| format!("making the mount of {} private", p.display()));
+            }
+        }
+    }
 }
 
 /// After pivot_root: the rootfs propagation and a read-only root.

@@ -201,13 +201,18 @@ pub fn precompile(sc: &LinuxSeccomp, cache: Option<&std::path::Path>) -> Result<
         )));
     }
     if let (Some(dir), Some(p)) = (cache, &path) {
-        // Best effort: a cache that cannot be written costs time only.
-        let _ = std::fs::create_dir_all(dir);
+        // Best effort: a cache that cannot be written costs time only, and
+        // leaves no empty directory behind in the state root.
+        let made = std::fs::create_dir(dir).is_ok();
         let tmp = dir.join(format!(".{key}.{}", std::process::id()));
         let mut entry = prog.clone();
         entry.extend_from_slice(&sha2::Sha256::digest(&prog));
-        if std::fs::write(&tmp, &entry).is_ok() && std::fs::rename(&tmp, p).is_err() {
+        let written = std::fs::write(&tmp, &entry).is_ok() && std::fs::rename(&tmp, p).is_ok();
+        if !written {
             let _ = std::fs::remove_file(&tmp);
+            if made {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
     Ok(Some(Compiled { prog, flags }))
