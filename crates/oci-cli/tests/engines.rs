@@ -1502,6 +1502,11 @@ fn containerd_rshared_propagation_and_kill_all_in_a_shared_pid_namespace() {
         Duration::from_secs(20),
         || procs_running(&["sleep", "1001"]).is_empty(),
     );
+    // containerd logged these after berth-oci refused `kill --all` (never with runc).
+    let log = fs::read_to_string(w.p("containerd/log")).unwrap_or_default();
+    for bad in ["failed to kill init's children", "Failed to pipe"] {
+        assert!(!log.contains(bad), "containerd logged {bad:?}:\n{log}");
+    }
     w.assert_runtime_called(&["create", "start", "exec", "kill", "delete"]);
     w.assert_host_network_untouched();
 }
