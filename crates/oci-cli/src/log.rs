@@ -29,16 +29,24 @@ impl Logger {
         }
     }
 
-    /// Writes an error to the log file (if any) and always to stderr.
+    /// Reports a failure as runc does: without `--log`, one log line on
+    /// stderr (`time="…" level=error msg="…"`, or JSON with `--log-format
+    /// json`), which is what tools driving runc look for; with `--log`, the
+    /// line goes to the file and the bare message to stderr.
     pub fn error(&self, msg: &str) {
-        if let Some(f) = &self.file
-            && let Ok(mut fh) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(f)
-        {
-            let _ = writeln!(fh, "{}", self.line("error", msg));
+        let line = self.line("error", msg);
+        match &self.file {
+            None => eprintln!("{line}"),
+            Some(f) => {
+                if let Ok(mut fh) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(f)
+                {
+                    let _ = writeln!(fh, "{line}");
+                }
+                eprintln!("{msg}");
+            }
         }
-        eprintln!("berth-oci: {msg}");
     }
 }

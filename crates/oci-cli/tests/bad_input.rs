@@ -319,3 +319,55 @@ fn refused_create_leaves_root_reusable() {
     rt.create(&good, &id).ok();
     assert_eq!(rt.status(&id).as_deref(), Some("created"));
 }
+
+/// Errors read as errors, the way runc prints them: tools that drive runc look for
+/// `level=error` on stderr besides the exit status. Without `--log`: one log line on
+/// stderr (text, or JSON with `--log-format json`); with `--log`: the line in the file.
+#[test]
+fn errors_are_printed_as_runc_prints_them() {
+    let rt = Runtime::new();
+    let level_error = |o: &Output| {
+        o.fails();
+        assert!(
+            o.stderr.contains("level=error msg=\""),
+            "no runc-style error line:\n{o}"
+        );
+    };
+    level_error(&rt.cmd(&["kill", "no-such-container", "KILL"]));
+    level_error(&rt.cmd(&["delete", "no-such-container"]));
+    let b = rt.bundle();
+    b.args(&["sleep", "1000"]);
+    let id = rt.new_id("err");
+    rt.create(&b, &id).ok();
+    rt.start(&id).ok();
+    // delete of a running container, kill of a stopped one.
+    level_error(&rt.cmd(&["delete", &id]));
+    rt.cmd(&["kill", &id, "KILL"]).ok();
+    rt.wait_status(&id, "stopped");
+    let o = rt.cmd(&["kill", &id, "KILL"]);
+    level_error(&o);
+    assert!(o.stderr.contains("not running"), "{o}");
+    let o = rt.cmd(&["--log-format", "json", "kill", &id, "KILL"]);
+    o.fails();
+    let v: serde_json::Value = serde_json::from_str(o.stderr.trim()).expect("one JSON line");
+    assert_eq!(v["level"], "error", "{o}");
+    let log = rt.scratch().join("log.json");
+    let o = rt.cmd(&[
+        "--log",
+        s(&log),
+        "--log-format",
+        "json",
+        "kill",
+        &id,
+        "KILL",
+    ]);
+    o.fails();
+    let line = fs::read_to_string(&log).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("a JSON log line");
+    assert_eq!(v["level"], "error");
+    assert!(
+        v["msg"].as_str().unwrap_or("").contains("not running"),
+        "{line}"
+    );
+    rt.cmd(&["delete", &id]).ok();
+}
