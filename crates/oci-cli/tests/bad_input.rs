@@ -371,3 +371,46 @@ fn errors_are_printed_as_runc_prints_them() {
     );
     rt.cmd(&["delete", &id]).ok();
 }
+
+/// Refused at `create`, not at `start`: an rlimit of an unknown type, one whose soft value
+/// exceeds its hard value, one listed twice.
+#[test]
+fn bad_rlimits_are_refused_at_create() {
+    let rt = Runtime::new();
+    for (rlimits, words) in [
+        (
+            json!([{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]),
+            &["RLIMIT_NOFILE", "soft"][..],
+        ),
+        (
+            json!([{"type": "RLIMIT_FOO", "soft": 1, "hard": 1}]),
+            &["RLIMIT_FOO"][..],
+        ),
+        (
+            json!([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1},
+                   {"type": "RLIMIT_NOFILE", "soft": 2, "hard": 2}]),
+            &["RLIMIT_NOFILE", "twice"][..],
+        ),
+    ] {
+        let b = rt.bundle();
+        b.args(&["true"])
+            .edit(|c| c["process"]["rlimits"] = rlimits);
+        let id = rt.new_id("rlimit");
+        refused(&rt, &b, &id, words);
+    }
+}
+
+/// A capability in the effective, permitted, inheritable or ambient set that is not in
+/// the bounding set is refused at `create`.
+#[test]
+fn capabilities_outside_the_bounding_set_are_refused() {
+    let rt = Runtime::new();
+    for set in ["effective", "permitted", "inheritable", "ambient"] {
+        let b = rt.bundle();
+        b.args(&["true"]).edit(|c| {
+            c["process"]["capabilities"][set] = json!(["CAP_SYS_ADMIN"]);
+        });
+        let id = rt.new_id("caps");
+        refused(&rt, &b, &id, &[set, "CAP_SYS_ADMIN", "bounding"]);
+    }
+}

@@ -603,9 +603,13 @@ impl Runtime {
         };
         if let Some(h) = spec.hooks() {
             let st = oci_state(&c.record, Status::Running);
-            hooks::run_warn(HookKind::Poststart, Some(h), &st, &mut |e| {
-                eprintln!("warning: {e}")
-            });
+            // As runc: the first failing poststart hook ends the container
+            // (it has started) and `start` fails with the hook's error;
+            // callers and engines treat a failed start as a failed container.
+            if let Err(e) = hooks::run(HookKind::Poststart, Some(h), &st) {
+                let _ = kill_and_wait(c);
+                return Err(e);
+            }
         }
         Ok(())
     }

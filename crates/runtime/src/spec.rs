@@ -81,6 +81,51 @@ pub fn check_version(v: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Refused at `create`, as runc does, rather than failing at `start`: a
+/// limit listed twice, or one whose soft value exceeds its hard value.
+fn validate_rlimits(p: &oci_spec::runtime::Process) -> std::result::Result<(), String> {
+    let mut seen = HashSet::new();
+    for r in p.rlimits().iter().flatten() {
+        if !seen.insert(r.typ().to_string()) {
+            return Err(format!("process.rlimits: {} is listed twice", r.typ()));
+        }
+        if r.soft() > r.hard() {
+            return Err(format!(
+                "process.rlimits: {} soft limit {} is greater than its hard limit {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every capability of the effective, permitted, inheritable and ambient
+/// sets must be in the bounding set (when one is given): the kernel would
+/// refuse the sets after the bounding set is dropped.
+fn validate_capabilities(p: &oci_spec::runtime::Process) -> std::result::Result<(), String> {
+    let Some(c) = p.capabilities() else {
+        return Ok(());
+    };
+    let Some(bounding) = c.bounding() else {
+        return Ok(());
+    };
+    for (name, set) in [
+        ("effective", c.effective()),
+        ("permitted", c.permitted()),
+        ("inheritable", c.inheritable()),
+        ("ambient", c.ambient()),
+    ] {
+        if let Some(cap) = set.iter().flatten().find(|cap| !bounding.contains(cap)) {
+            return Err(format!(
+                "process.capabilities.{name}: CAP_{cap} is not in the bounding set"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate(spec: &Spec) -> std::result::Result<(), String> {
     if let Some(p) = spec.process() {
         if !p.cwd().is_absolute() {
@@ -97,6 +142,8 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
                 return Err(format!("process.env entry {e:?} is not KEY=VALUE"));
             }
         }
+        validate_rlimits(p)?;
+        validate_capabilities(p)?;
     }
     let Some(linux) = spec.linux() else {
         return Ok(());
