@@ -638,6 +638,25 @@ fn cve_2019_16884_proc_on_a_symlink_is_refused() {
     let o = rt.create(&b, &id);
     o.fails();
     assert!(o.stderr.contains("symlink"), "{o}");
+    // runc's wording, which callers match.
+    assert!(
+        o.stderr.contains("must be mounted on ordinary directory"),
+        "{o}"
+    );
+    rt.assert_nothing_left(&id, Some(&b));
+    // The same for /sys.
+    let b = rt.bundle();
+    let sys_dir = b.rootfs().join("sys");
+    let _ = fs::remove_dir_all(&sys_dir);
+    fs::create_dir_all(b.rootfs().join("fakesys")).unwrap();
+    symlink("/fakesys", &sys_dir).unwrap();
+    let id = rt.new_id("sys");
+    let o = rt.create(&b, &id);
+    o.fails();
+    assert!(
+        o.stderr.contains("must be mounted on ordinary directory"),
+        "{o}"
+    );
     rt.assert_nothing_left(&id, Some(&b));
 }
 

@@ -360,7 +360,11 @@ fn check_plain_dir(root: &RootDir, rel: &Path, _target: &OwnedFd) -> std::io::Re
         if e.raw_os_error() == Some(libc::ELOOP) {
             std::io::Error::new(
                 e.kind(),
-                format!("{} is reached through a symlink", rel.display()),
+                // runc's wording, which callers match.
+                format!(
+                    "/{} must be mounted on ordinary directory: it is a symlink or reached through one",
+                    rel.display()
+                ),
             )
         } else {
             e
