@@ -785,6 +785,7 @@ impl Engine {
                 pid_file: None,
                 preserve_fds: 0,
                 pidfd_socket: None,
+                ignore_paused: false,
             },
         )?;
         Ok((row.id, pid))

@@ -114,6 +114,7 @@ pub struct ExecArgs {
     pub no_new_privs: bool,
     pub preserve_fds: u32,
     pub pidfd_socket: Option<PathBuf>,
+    pub ignore_paused: bool,
     pub id: String,
     pub command: Vec<String>,
 }
@@ -441,6 +442,7 @@ pub fn parse(argv: &[String]) -> Result<Cli> {
                 no_new_privs: p.has("no-new-privs"),
                 preserve_fds: p.num("preserve-fds")?.unwrap_or(0),
                 pidfd_socket: p.path("pidfd-socket"),
+                ignore_paused: p.has("ignore-paused"),
                 id: p.id("exec")?,
                 command: p.pos[1..].to_vec(),
             }))

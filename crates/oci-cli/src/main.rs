@@ -116,6 +116,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
                 no_new_privs,
                 preserve_fds,
                 pidfd_socket,
+                ignore_paused,
                 id,
                 command,
             } = *e;
@@ -160,6 +161,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
                     pid_file,
                     preserve_fds,
                     pidfd_socket: connect(pidfd_socket.as_deref(), "--pidfd-socket")?,
+                    ignore_paused,
                 },
             )?;
             if detach {

@@ -317,3 +317,28 @@ fn concurrent_execs() {
         assert_eq!(o.out(), format!("n{i}"));
     }
 }
+
+/// A paused container refuses exec unless --ignore-paused (runc's flag); with it, the
+/// process is made frozen and runs once the container is resumed.
+#[test]
+fn exec_into_a_paused_container_needs_ignore_paused() {
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["sleep", "1000"]);
+    let c = rt.start_container(&b);
+    rt.cmd(&["pause", &c.id]).ok();
+    let o = rt.exec(&c.id, &["echo", "ran"]);
+    o.fails();
+    o.stderr_mentions(&["paused", "--ignore-paused"]);
+    let mut running = rt.spawn(&["exec", "--ignore-paused", &c.id, "echo", "ran"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        running.try_wait().is_none() && !running.stdout_now().contains("ran"),
+        "the exec'd process ran in a paused container"
+    );
+    rt.cmd(&["resume", &c.id]).ok();
+    let o = running.wait(CMD_TIMEOUT);
+    o.ok();
+    assert_eq!(o.out(), "ran", "{o}");
+    rt.cmd(&["delete", "--force", &c.id]).ok();
+}

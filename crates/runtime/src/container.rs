@@ -66,6 +66,9 @@ pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub pidfd_socket: Option<OwnedFd>,
+    /// Exec into a paused container too (runc's --ignore-paused): the
+    /// process starts frozen and runs once the container is resumed.
+    pub ignore_paused: bool,
 }
 
 /// Sends a pidfd of `pid` over `sock`, as runc's --pidfd-socket does.
@@ -736,7 +739,12 @@ impl Runtime {
     pub fn exec(&self, id: &str, opts: ExecOpts) -> Result<i32> {
         let c = self.load(id)?;
         let status = c.status();
-        if !matches!(status, Status::Running | Status::Created) {
+        if status == Status::Paused && !opts.ignore_paused {
+            return Err(Error::Container(
+                "cannot exec in a paused container (use --ignore-paused to override)".into(),
+            ));
+        }
+        if !matches!(status, Status::Running | Status::Created | Status::Paused) {
             return Err(Error::Container(format!(
                 "cannot exec in a {status} container"
             )));
