@@ -172,6 +172,42 @@ fn bind_mount_read_only() {
     assert!(!data.join("new").exists());
 }
 
+/// The recursive atime options (mount_setattr) on a bind mount: each is accepted (the
+/// kernel takes an atime value only with all of MOUNT_ATTR__ATIME cleared, EINVAL
+/// otherwise) and the mount shows the setting, the last one winning.
+#[test]
+fn recursive_atime_options_on_bind_mounts() {
+    let rt = Runtime::new();
+    let data = rt.scratch();
+    for (opts, want, not) in [
+        (&["rnoatime"][..], Some("noatime"), None),
+        (&["rrelatime"][..], Some("relatime"), Some("noatime")),
+        (&["ratime"][..], None, Some("noatime")),
+        (&["rstrictatime"][..], None, Some("relatime")),
+        (&["rnorelatime"][..], None, Some("relatime")),
+        (&["rnostrictatime"][..], Some("relatime"), None),
+        (&["rnoatime", "rstrictatime"][..], None, Some("noatime")),
+        (&["rstrictatime", "rnoatime"][..], Some("noatime"), None),
+    ] {
+        let b = rt.bundle();
+        let mut o = vec!["rbind"];
+        o.extend_from_slice(opts);
+        b.add_mount(json!({
+            "destination": "/data", "type": "bind", "source": s(&data), "options": o
+        }));
+        let out = rt.sh_output(&b, "grep ' /data ' /proc/self/mounts");
+        let line = out.lines().find(|l| l.contains(" /data ")).unwrap_or("");
+        assert!(!line.is_empty(), "{opts:?}: no /data mount: {out}");
+        let flags: Vec<&str> = line.split(' ').nth(3).unwrap_or("").split(',').collect();
+        if let Some(w) = want {
+            assert!(flags.contains(&w), "{opts:?}: {w} missing in {line}");
+        }
+        if let Some(n) = not {
+            assert!(!flags.contains(&n), "{opts:?}: {n} in {line}");
+        }
+    }
+}
+
 #[test]
 fn bind_mount_read_write() {
     let rt = Runtime::new();

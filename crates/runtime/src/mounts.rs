@@ -177,7 +177,11 @@ impl MountOptions {
                     if let Some(p) = propagation_flag(o) {
                         m.propagation.push(p);
                     } else if let Some((set, clr)) = recursive_attr(o) {
-                        m.attr_set |= set;
+                        if clr & MOUNT_ATTR__ATIME != 0 {
+                            // The last atime setting wins.
+                            m.attr_set &= !MOUNT_ATTR__ATIME;
+                        }
+                        m.attr_set = (m.attr_set | set) & !(clr & !MOUNT_ATTR__ATIME);
                         m.attr_clr |= clr;
                     } else if !o.starts_with("x-") {
                         m.data.push(o.to_string());
@@ -213,12 +217,14 @@ fn recursive_attr(o: &str) -> Option<(u64, u64)> {
         "rexec" => (0, MOUNT_ATTR_NOEXEC),
         "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
         "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
-        "rrelatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
-        "rnorelatime" => (0, MOUNT_ATTR__ATIME),
+        // The atime settings are one value (relatime, noatime or
+        // strictatime), not flags: mount_setattr takes a new one in attr_set
+        // only with all of MOUNT_ATTR__ATIME in attr_clr (EINVAL otherwise).
+        // Undoing one falls back to the kernel's default, relatime; undoing
+        // relatime means strictatime (mount(8)'s norelatime).
+        "rrelatime" | "ratime" | "rnostrictatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
         "rnoatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
-        "ratime" => (0, MOUNT_ATTR_NOATIME),
-        "rstrictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
-        "rnostrictatime" => (0, MOUNT_ATTR_STRICTATIME),
+        "rstrictatime" | "rnorelatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
         "rnosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
         "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
         _ => return None,
