@@ -403,3 +403,76 @@ fn stderr_is_passed_through() {
     assert_eq!(o.out(), "to-out");
     assert!(o.stderr.contains("to-err"), "{o}");
 }
+
+/// Whatever the caller leaves open (pipes, sockets, a directory of the host) and
+/// whatever it passes as stdio (a socket here), the container's process and an exec'd
+/// process get only 0, 1, 2 and what --preserve-fds names.
+#[test]
+fn only_stdio_and_preserved_fds_whatever_the_caller_leaves_open() {
+    use std::os::unix::net::UnixStream;
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["sleep", "1000"]);
+    let id = rt.new_id("fds");
+    rt.create(&b, &id).ok();
+    rt.start(&id).ok();
+    let (a, _b) = UnixStream::pair().unwrap();
+    let (p_r, p_w) = (
+        File::open("/dev/null").unwrap(),
+        File::create(rt.scratch().join("w")).unwrap(),
+    );
+    let dir = File::open("/").unwrap();
+    let raw = [
+        a.as_raw_fd(),
+        p_r.as_raw_fd(),
+        p_w.as_raw_fd(),
+        dir.as_raw_fd(),
+    ];
+    for preserve in [0u32, 2] {
+        let (stdin_sock, _peer) = UnixStream::pair().unwrap();
+        let preserve_s = preserve.to_string();
+        let mut cmd = rt.command([
+            "exec",
+            "--preserve-fds",
+            &preserve_s,
+            &id,
+            "sh",
+            "-c",
+            "ls /proc/self/fd",
+        ]);
+        cmd.stdin(File::from(std::os::fd::OwnedFd::from(stdin_sock)));
+        unsafe {
+            cmd.pre_exec(move || {
+                // Fds 3..=6 and 10..=13 left open, without CLOEXEC.
+                for (i, &fd) in raw.iter().enumerate() {
+                    let i = i as i32;
+                    if libc::dup2(fd, 3 + i) < 0 || libc::dup2(fd, 10 + i) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let o = run_cmd(cmd);
+        o.ok();
+        let mut fds: Vec<u32> = o
+            .out()
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        fds.sort();
+        // 0..2, the preserved ones, and the one `ls` opened for the directory.
+        let extra: Vec<u32> = fds.iter().copied().filter(|&f| f > 2 + preserve).collect();
+        assert!(
+            extra.len() <= 1,
+            "--preserve-fds {preserve}: leaked fds into the process: {fds:?}"
+        );
+        for f in 3..3 + preserve {
+            assert!(
+                fds.contains(&f),
+                "--preserve-fds {preserve}: fd {f} missing: {fds:?}"
+            );
+        }
+    }
+    rt.cmd(&["delete", "--force", &id]).ok();
+}
