@@ -1304,7 +1304,7 @@ fn containerd_ctr_run_tty_exec_pause_kill() {
         "--exec-id",
         "e1",
         "--fifo-dir",
-        &fifo,
+        fifo,
         &id,
         "sh",
         "-c",
@@ -1320,7 +1320,7 @@ fn containerd_ctr_run_tty_exec_pause_kill() {
         "--exec-id",
         "e2",
         "--fifo-dir",
-        &fifo,
+        fifo,
         &id,
         "sh",
         "-c",
@@ -1373,7 +1373,7 @@ fn containerd_ctr_run_tty_exec_pause_kill() {
         Duration::from_secs(10),
         || !ctr.run(&["containers", "ls", "-q"]).stdout.contains(&id),
     );
-    let leftovers: Vec<_> = fs::read_dir(Path::new(&runc_root).join(&ns))
+    let leftovers: Vec<_> = fs::read_dir(Path::new(&runc_root).join(ns))
         .into_iter()
         .flatten()
         .flatten()
