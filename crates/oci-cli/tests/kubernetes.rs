@@ -39,6 +39,26 @@ impl Drop for SharedDir {
     }
 }
 
+/// A bundle whose process may mount (CAP_SYS_ADMIN), with `vol` bound at /vol.
+fn mounting_bundle(rt: &Runtime, vol: &SharedDir, options: &[&str]) -> Bundle {
+    let b = rt.bundle();
+    b.add_mount(json!({
+        "destination": "/vol",
+        "type": "bind",
+        "source": vol.path,
+        "options": options
+    }));
+    b.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+    });
+    b
+}
+
 fn is_mount_point(p: &Path) -> bool {
     let text = fs::read_to_string("/proc/self/mounts").unwrap();
     parse_mounts(&text)
@@ -53,22 +73,8 @@ fn is_mount_point(p: &Path) -> bool {
 fn rshared_root_propagation_shares_mounts_both_ways() {
     let rt = Runtime::new();
     let vol = SharedDir::new(rt.scratch().join("vol"));
-    let b = rt.bundle();
-    b.add_mount(json!({
-        "destination": "/vol",
-        "type": "bind",
-        "source": vol.path,
-        "options": ["rbind", "rshared"]
-    }));
-    b.edit(|c| {
-        c["linux"]["rootfsPropagation"] = json!("rshared");
-        for set in ["bounding", "effective", "permitted"] {
-            c["process"]["capabilities"][set]
-                .as_array_mut()
-                .unwrap()
-                .push(json!("CAP_SYS_ADMIN"));
-        }
-    });
+    let b = mounting_bundle(&rt, &vol, &["rbind", "rshared"]);
+    b.edit(|c| c["linux"]["rootfsPropagation"] = json!("rshared"));
     b.sh("mkdir -p /vol/in && mount -t tmpfs -o size=1m tmpfs /vol/in && touch /vol/in/mark && sleep 1000");
     let id = rt.new_id("rshared");
     rt.create(&b, &id).ok();
@@ -103,21 +109,7 @@ fn rshared_root_propagation_shares_mounts_both_ways() {
 fn default_root_propagation_keeps_container_mounts_inside() {
     let rt = Runtime::new();
     let vol = SharedDir::new(rt.scratch().join("vol"));
-    let b = rt.bundle();
-    b.add_mount(json!({
-        "destination": "/vol",
-        "type": "bind",
-        "source": vol.path,
-        "options": ["rbind"]
-    }));
-    b.edit(|c| {
-        for set in ["bounding", "effective", "permitted"] {
-            c["process"]["capabilities"][set]
-                .as_array_mut()
-                .unwrap()
-                .push(json!("CAP_SYS_ADMIN"));
-        }
-    });
+    let b = mounting_bundle(&rt, &vol, &["rbind"]);
     b.sh("mkdir -p /vol/in && mount -t tmpfs -o size=1m tmpfs /vol/in && touch /vol/in/mark && echo DONE");
     let o = rt.run_fg(&b);
     o.ok();

@@ -319,25 +319,18 @@ impl Spawned {
         let err = tempfile::tempfile().expect("tempfile");
         cmd.stdout(out.try_clone().unwrap())
             .stderr(err.try_clone().unwrap());
-        let cmdline = format!("{cmd:?}");
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {cmdline}: {e}"));
-        Spawned {
-            child,
-            out,
-            err,
-            cmdline,
-            start: Instant::now(),
-            status: None,
-        }
+        Self::spawn_capturing(cmd, out, err)
     }
 
     /// Like [`Spawned::spawn`], but stdout and stderr are what `cmd` already has (the
     /// captured output is then empty).
-    pub fn spawn_with_stdio(mut cmd: Command) -> Spawned {
+    pub fn spawn_with_stdio(cmd: Command) -> Spawned {
         let out = tempfile::tempfile().expect("tempfile");
         let err = tempfile::tempfile().expect("tempfile");
+        Self::spawn_capturing(cmd, out, err)
+    }
+
+    fn spawn_capturing(mut cmd: Command, out: File, err: File) -> Spawned {
         let cmdline = format!("{cmd:?}");
         let child = cmd
             .spawn()
