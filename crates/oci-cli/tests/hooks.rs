@@ -299,3 +299,32 @@ fn failing_poststop_only_warns() {
         "hooks after the failing poststop did not run"
     );
 }
+
+/// A startContainer hook without an `env` of its own runs with the container process's
+/// environment (runc's behaviour); one with `env` gets exactly that.
+#[test]
+fn start_container_hooks_get_the_process_environment() {
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["true"]).env("FROM_PROCESS=yes");
+    b.hook(
+        "startContainer",
+        json!({"path": "/bin/sh", "args": ["sh", "-c", "echo \"inherit:$FROM_PROCESS\" > /tmp/inherit"]}),
+    );
+    b.hook(
+        "startContainer",
+        json!({"path": "/bin/sh", "args": ["sh", "-c", "echo \"own:$FROM_PROCESS:$OWN\" > /tmp/own"],
+               "env": ["OWN=1"]}),
+    );
+    b.readonly_root(false);
+    rt.run_fg(&b).ok();
+    let root = b.rootfs();
+    assert_eq!(
+        fs::read_to_string(root.join("tmp/inherit")).unwrap().trim(),
+        "inherit:yes"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("tmp/own")).unwrap().trim(),
+        "own::1"
+    );
+}

@@ -963,14 +963,6 @@ fn init_main(a: &InitArgs<'_>) -> ! {
     };
     started.status = Status::Created;
     let started = serde_json::to_vec(&started).unwrap_or_default();
-    if let Err(e) = hooks::run_via(
-        HookKind::StartContainer,
-        spec.hooks().as_ref(),
-        &started,
-        a.exec_via,
-    ) {
-        fail(&conn, e);
-    }
     let Some(process) = spec.process().as_ref() else {
         fail(&conn, Error::Spec("process is required".into()))
     };
@@ -978,6 +970,37 @@ fn init_main(a: &InitArgs<'_>) -> ! {
         Ok(p) => p,
         Err(e) => fail(&conn, e),
     };
+    // startContainer hooks run in the container with the process's
+    // environment unless they name their own (as runc runs them).
+    let hooks = spec.hooks().as_ref().map(|h| {
+        let mut h = h.clone();
+        if let Some(list) = h.start_container().clone() {
+            let env: Vec<String> = plan
+                .env
+                .iter()
+                .map(|e| e.to_string_lossy().into_owned())
+                .collect();
+            let list = list
+                .into_iter()
+                .map(|mut hook| {
+                    if hook.env().is_none() {
+                        hook.set_env(Some(env.clone()));
+                    }
+                    hook
+                })
+                .collect();
+            h.set_start_container(Some(list));
+        }
+        h
+    });
+    if let Err(e) = hooks::run_via(
+        HookKind::StartContainer,
+        hooks.as_ref(),
+        &started,
+        a.exec_via,
+    ) {
+        fail(&conn, e);
+    }
     let opts = FinalizeOpts {
         preserve_fds: a.preserve_fds,
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
