@@ -691,12 +691,31 @@ fn idmapped_mounts() {
 
 #[test]
 fn time_namespace_offsets() {
+    time_namespace_offsets_with(None);
+}
+
+/// A time namespace with a new user namespace whose root is not the host's: the offsets
+/// are written from outside (init, non-dumpable, may not open its own /proc files).
+#[test]
+fn time_namespace_offsets_in_a_user_namespace() {
+    time_namespace_offsets_with(Some(100000));
+}
+
+fn time_namespace_offsets_with(userns_root: Option<u32>) {
     if !Path::new("/proc/self/ns/time").exists() {
         return skip("kernel has no time namespaces");
     }
     let rt = Runtime::new();
     let b = rt.bundle();
     b.namespace("time", None);
+    if let Some(host) = userns_root {
+        b.namespace("user", None);
+        b.edit(|c| {
+            let map = json!([{"containerID": 0, "hostID": host, "size": 65536}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+        });
+    }
     b.edit(|c| {
         c["linux"]["timeOffsets"] = json!({
             "monotonic": {"secs": 86400, "nanosecs": 0},

@@ -40,6 +40,8 @@ const MSG_ERROR: u8 = b'E';
 const MSG_START: u8 = b'S';
 /// An idmapped mount's detached tree (SCM_RIGHTS), before `Go`.
 const MSG_IDMAP_TREE: u8 = b'I';
+/// init → runtime: init made its time namespace; the runtime writes the offsets.
+const MSG_TIMENS: u8 = b'T';
 
 /// Options of `create` beyond the bundle's config.
 #[derive(Default)]
@@ -455,6 +457,11 @@ impl Runtime {
         let seccomp_prog = self.compiled_seccomp(spec)?;
         crate::timing::phase("seccomp compiled");
         let exec_via = ExecVia::for_spec(spec, None, 3 + opts.preserve_fds as RawFd)?;
+        let timens_offsets = namespaces::timens_offsets_text(
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.time_offsets().as_ref()),
+        )?;
         let pid = spawn(
             ns.clone_flags,
             &pre_joins,
@@ -506,6 +513,14 @@ impl Runtime {
             cgroup.add_pid(pid)?;
         }
         crate::timing::phase("cgroup joined");
+        if ns.has_new(LinuxNamespaceType::Time) {
+            expect_msg(&parent_sock, MSG_TIMENS, "init's time namespace")?;
+            if !timens_offsets.is_empty() {
+                let p = PathBuf::from(format!("/proc/{pid}/timens_offsets"));
+                let f = sys::open(&p, libc::O_WRONLY | libc::O_NOFOLLOW, 0).at(&p)?;
+                sys::write_all(f.as_fd(), timens_offsets.as_bytes()).at(&p)?;
+            }
+        }
         let pid_start = state::pid_start_time(pid)
             .ok_or_else(|| Error::Container("container init exited right after clone".into()))?;
         let record = ContainerRecord {
@@ -1022,6 +1037,10 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     let linux = spec.linux().as_ref();
     let ns = a.ns;
     let userns = ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User);
+    if ns.has_new(LinuxNamespaceType::Time) {
+        namespaces::unshare_time_ns()?;
+        send_msg(a.sync, MSG_TIMENS, &[]).what(|| "signalling the runtime".into())?;
+    }
     if let Some(list) = spec
         .process()
         .as_ref()
@@ -1069,7 +1088,7 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
         }
     }
     if ns.has_new(LinuxNamespaceType::Time) {
-        namespaces::enter_new_timens(linux.and_then(|l| l.time_offsets().as_ref()))?;
+        namespaces::enter_time_ns_for_children()?;
     }
     for (t, fd) in &ns.joins {
         if matches!(

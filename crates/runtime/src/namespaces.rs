@@ -110,34 +110,42 @@ pub fn write_id_maps(
     Ok(())
 }
 
-/// Creates a time namespace with the spec's offsets and moves the calling
-/// process into it (offsets can only be set before any process enters).
-pub fn enter_new_timens(
+/// What `timens_offsets` takes for linux.timeOffsets ("monotonic S N"
+/// lines); an unknown clock is an error.
+pub fn timens_offsets_text(
     offsets: Option<&std::collections::HashMap<String, LinuxTimeOffset>>,
-) -> Result<()> {
-    sys::unshare(libc::CLONE_NEWTIME).what(|| "creating a time namespace".into())?;
-    if let Some(offsets) = offsets {
-        let mut s = String::new();
-        for (clock, off) in offsets {
-            let name = match clock.as_str() {
-                "monotonic" | "boottime" => clock.as_str(),
-                other => {
-                    return Err(Error::Spec(format!(
-                        "linux.timeOffsets: unknown clock {other:?} (monotonic or boottime)"
-                    )));
-                }
-            };
-            s.push_str(&format!(
-                "{name} {} {}\n",
-                off.secs().unwrap_or(0),
-                off.nanosecs().unwrap_or(0)
-            ));
-        }
-        if !s.is_empty() {
-            crate::fs::write_proc("self/timens_offsets", s.as_bytes())
-                .at("/proc/self/timens_offsets")?;
-        }
+) -> Result<String> {
+    let mut s = String::new();
+    for (clock, off) in offsets.into_iter().flatten() {
+        let name = match clock.as_str() {
+            "monotonic" | "boottime" => clock.as_str(),
+            other => {
+                return Err(Error::Spec(format!(
+                    "linux.timeOffsets: unknown clock {other:?} (monotonic or boottime)"
+                )));
+            }
+        };
+        s.push_str(&format!(
+            "{name} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
+    Ok(s)
+}
+
+/// Init's half of a new time namespace, step 1: the namespace for its
+/// children, owned by init's user namespace. Its offsets are written by the
+/// runtime (`/proc/PID/timens_offsets`, with the runtime's privileges over
+/// that user namespace: init itself, non-dumpable, may not open its own
+/// /proc files when its uid is not the host's root) before any process is
+/// in it; then [`enter_time_ns_for_children`].
+pub fn unshare_time_ns() -> Result<()> {
+    sys::unshare(libc::CLONE_NEWTIME).what(|| "creating a time namespace".into())
+}
+
+/// Step 2: init enters the time namespace it made for its children.
+pub fn enter_time_ns_for_children() -> Result<()> {
     let fd = sys::open(
         Path::new("/proc/self/ns/time_for_children"),
         libc::O_RDONLY,
