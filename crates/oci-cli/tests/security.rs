@@ -752,3 +752,114 @@ fn capabilities_and_no_new_privs() {
     assert!(o.out().contains("denied"), "{o}");
     let _ = Duration::from_secs(0);
 }
+
+/// A seccomp notify agent, as the spec's listenerPath describes it: takes the listener
+/// fd and the state, answers every notification with EXDEV. Returns the state message
+/// and how many notifications it answered; gives up after 20 s without a connection.
+fn seccomp_agent(listener: UnixListener) -> (String, usize) {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    #[derive(Default)]
+    struct SeccompData {
+        nr: i32,
+        arch: u32,
+        ip: u64,
+        args: [u64; 6],
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Notif {
+        id: u64,
+        pid: u32,
+        flags: u32,
+        data: SeccompData,
+    }
+    #[repr(C)]
+    struct Resp {
+        id: u64,
+        val: i64,
+        error: i32,
+        flags: u32,
+    }
+    const RECV: libc::c_ulong = 0xc050_2100; // SECCOMP_IOCTL_NOTIF_RECV
+    const SEND: libc::c_ulong = 0xc018_2101; // SECCOMP_IOCTL_NOTIF_SEND
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(_) => return (String::new(), 0),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    let (msg, fd) = common::recv_fd_with_data(&stream).expect("the notify fd");
+    let mut handled = 0;
+    loop {
+        let mut n = Notif::default();
+        // SAFETY: the ioctl fills a seccomp_notif of the kernel's layout.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), RECV, &mut n) } < 0 {
+            break; // the filter's process is gone
+        }
+        let mut r = Resp {
+            id: n.id,
+            val: 0,
+            error: -libc::EXDEV,
+            flags: 0,
+        };
+        // SAFETY: a seccomp_notif_resp of the kernel's layout.
+        unsafe { libc::ioctl(fd.as_raw_fd(), SEND, &mut r) };
+        handled += 1;
+    }
+    (String::from_utf8_lossy(&msg).into_owned(), handled)
+}
+
+/// SCMP_ACT_NOTIFY with a listenerPath on the host: the runtime hands the listener fd
+/// (and the state) to the agent there, the agent's answers reach the container, and
+/// the container goes on. With no agent listening, `run` fails naming listenerPath
+/// instead of hanging.
+#[test]
+fn seccomp_notify_reaches_the_agent_and_the_container_proceeds() {
+    let rt = Runtime::new();
+    let sock = rt.scratch().join("agent.sock");
+    let agent = {
+        let l = UnixListener::bind(&sock).unwrap();
+        std::thread::spawn(move || seccomp_agent(l))
+    };
+    let b = rt.bundle();
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "listenerMetadata": "agent-metadata",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    b.edit(|c| c["linux"]["seccomp"] = profile.clone());
+    b.readonly_root(false);
+    b.sh("mkdir /tmp/x 2>&1; echo after");
+    let o = rt.run_fg(&b);
+    let (msg, handled) = agent.join().unwrap();
+    o.ok();
+    assert!(o.out().contains("after"), "{o}");
+    assert!(
+        o.out().contains("cross-device") || o.out().contains("Invalid cross"),
+        "the agent's answer (EXDEV) did not reach the container:\n{o}"
+    );
+    assert!(handled >= 1, "no notification reached the agent");
+    let v: serde_json::Value = serde_json::from_str(&msg).expect("the state message");
+    assert_eq!(v["fds"], json!(["seccompFd"]), "{msg}");
+    assert_eq!(v["metadata"], "agent-metadata", "{msg}");
+    // No agent: an error naming the path, no hang.
+    let gone = rt.scratch().join("nobody.sock");
+    let b = rt.bundle();
+    b.edit(|c| {
+        let mut p = profile.clone();
+        p["listenerPath"] = json!(gone);
+        c["linux"]["seccomp"] = p;
+    });
+    b.sh("echo started");
+    let o = rt.run_fg(&b);
+    o.fails();
+    o.stderr_mentions(&["listenerPath"]);
+}

@@ -42,6 +42,29 @@ const MSG_START: u8 = b'S';
 const MSG_IDMAP_TREE: u8 = b'I';
 /// init → runtime: init made its time namespace; the runtime writes the offsets.
 const MSG_TIMENS: u8 = b'T';
+/// init / exec process → runtime, with SCM_RIGHTS: the seccomp notify fd,
+/// which the runtime hands to the profile's listenerPath on the host.
+const MSG_SECCOMP_FD: u8 = b'N';
+
+/// Hands a container process's seccomp notify fd to the agent listening on
+/// `listenerPath` (a host path), with the state runtime.md describes.
+fn forward_seccomp_fd(spec: &Spec, state: &[u8], fd: &OwnedFd) -> Result<()> {
+    let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Err(Error::Container(
+            "a seccomp notify fd without a profile".into(),
+        ));
+    };
+    let Some(path) = sc.listener_path() else {
+        return Err(Error::Container(
+            "a seccomp notify fd without a listenerPath".into(),
+        ));
+    };
+    let sock = UnixStream::connect(path)
+        .map_err(|e| Error::Container(format!("seccomp listenerPath {}: {e}", path.display())))?;
+    let msg = crate::seccomp::notify_message(sc, state);
+    sys::send_fd(sock.as_fd(), &msg, fd.as_fd())
+        .map_err(|e| Error::Container(format!("seccomp listenerPath {}: {e}", path.display())))
+}
 
 /// Options of `create` beyond the bundle's config.
 #[derive(Default)]
@@ -599,18 +622,10 @@ impl Runtime {
         let dir_fd = sys::open(&c.dir, libc::O_PATH | libc::O_DIRECTORY, 0).at(&c.dir)?;
         let mut conn =
             UnixStream::connect(sys::fd_path(dir_fd.as_fd()).join(EXEC_SOCK)).at(&sock_path)?;
-        use std::io::{Read, Write};
+        use std::io::Write;
         conn.write_all(&[MSG_START]).at(&sock_path)?;
         let _ = std::fs::remove_file(&sock_path);
         crate::timing::phase("start sent");
-        let mut reply = Vec::new();
-        let _ = conn.read_to_end(&mut reply);
-        crate::timing::phase("exec done");
-        if !reply.is_empty() {
-            return Err(Error::Container(
-                String::from_utf8_lossy(&reply).into_owned(),
-            ));
-        }
         let loaded;
         let spec = match spec {
             Some(s) => s,
@@ -619,6 +634,31 @@ impl Runtime {
                 &loaded
             }
         };
+        // EOF (init's exec closed the connection) means the program runs;
+        // bytes are an error; an fd is the seccomp notify fd to forward.
+        let mut reply = Vec::new();
+        loop {
+            match sys::recv_fd(conn.as_fd()) {
+                Ok((d, Some(fd))) if d.first() == Some(&MSG_SECCOMP_FD) => {
+                    let st = oci_state(&c.record, Status::Running);
+                    if let Err(e) = forward_seccomp_fd(spec, &st, &fd) {
+                        drop(fd);
+                        let _ = kill_and_wait(c);
+                        return Err(e);
+                    }
+                }
+                Ok((d, _)) if d.is_empty() => break,
+                Ok((d, _)) => reply.extend_from_slice(&d),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        crate::timing::phase("exec done");
+        if !reply.is_empty() {
+            return Err(Error::Container(
+                String::from_utf8_lossy(&reply).into_owned(),
+            ));
+        }
         if let Some(h) = spec.hooks() {
             let st = oci_state(&c.record, Status::Running);
             // As runc: the first failing poststart hook ends the container
@@ -837,24 +877,33 @@ impl Runtime {
         send_msg(&parent_sock, MSG_GO, &st)
             .what(|| "signalling the exec process".into())
             .map_err(kill_child)?;
-        // EOF (close-on-exec) means the program is running.
-        match recv_msg(&parent_sock) {
-            Ok(None) => {}
-            Ok(Some((MSG_ERROR, p))) => {
-                return Err(kill_child(Error::Container(
-                    String::from_utf8_lossy(&p).into_owned(),
-                )));
-            }
-            Ok(Some(_)) => {
-                return Err(kill_child(Error::Container(
-                    "unexpected message from the exec process".into(),
-                )));
-            }
-            Err(e) => {
-                return Err(kill_child(Error::Sys {
-                    what: "waiting for the exec process".into(),
-                    err: e,
-                }));
+        // EOF (close-on-exec) means the program is running; an fd is the
+        // seccomp notify fd to forward.
+        loop {
+            match sys::recv_fd(parent_sock.as_fd()) {
+                Ok((d, _)) if d.is_empty() => break,
+                Ok((d, Some(fd))) if d.first() == Some(&MSG_SECCOMP_FD) => {
+                    if let Err(e) = forward_seccomp_fd(&spec, &st, &fd) {
+                        return Err(kill_child(e));
+                    }
+                }
+                Ok((d, _)) if d.first() == Some(&MSG_ERROR) => {
+                    return Err(kill_child(Error::Container(
+                        String::from_utf8_lossy(&d[1..]).into_owned(),
+                    )));
+                }
+                Ok(_) => {
+                    return Err(kill_child(Error::Container(
+                        "unexpected message from the exec process".into(),
+                    )));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(kill_child(Error::Sys {
+                        what: "waiting for the exec process".into(),
+                        err: e,
+                    }));
+                }
             }
         }
         if let Some(pf) = &opts.pid_file {
@@ -1020,7 +1069,7 @@ fn init_main(a: &InitArgs<'_>) -> ! {
         preserve_fds: a.preserve_fds,
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
         seccomp_compiled: a.seccomp,
-        seccomp_state: Some(&state),
+        seccomp_notify_to: Some((conn.as_fd(), MSG_SECCOMP_FD)),
         set_user: true,
     };
     if let Err(e) = process::finalize(process, &opts) {
@@ -1204,10 +1253,9 @@ fn exec_child(
 ) -> ! {
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
-    let state = match expect_msg(sync, MSG_GO, "the go-ahead") {
-        Ok(s) => s,
-        Err(_) => sys::exit_now(1),
-    };
+    if expect_msg(sync, MSG_GO, "the go-ahead").is_err() {
+        sys::exit_now(1);
+    }
     let r = (|| -> Result<()> {
         if let Some(cg) = move_self_into {
             cg.move_self_v1()?;
@@ -1241,7 +1289,7 @@ fn exec_child(
             preserve_fds: opts.preserve_fds,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
             seccomp_compiled: seccomp,
-            seccomp_state: Some(&state),
+            seccomp_notify_to: Some((sync.as_fd(), MSG_SECCOMP_FD)),
             set_user: true,
         };
         process::finalize(&opts.process, &fin)?;

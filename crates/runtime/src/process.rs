@@ -171,9 +171,10 @@ pub struct FinalizeOpts<'a> {
     /// `seccomp` compiled by the runtime before it forked (see
     /// `seccomp::precompile`); loaded as is when present.
     pub seccomp_compiled: Option<&'a crate::seccomp::Compiled>,
-    /// The container process state JSON (runtime.md) sent with the seccomp
-    /// notify fd to `listenerPath`.
-    pub seccomp_state: Option<&'a [u8]>,
+    /// Where the seccomp notify fd goes (SCM_RIGHTS, behind this tag byte):
+    /// the runtime outside the container, which hands it to `listenerPath`
+    /// (a host path, not reachable from inside the container).
+    pub seccomp_notify_to: Option<(std::os::fd::BorrowedFd<'a>, u8)>,
     /// Set user/groups (false when joining as-is).
     pub set_user: bool,
 }
@@ -185,25 +186,22 @@ fn load_seccomp(opts: &FinalizeOpts<'_>) -> Result<()> {
     if let Some(c) = opts.seccomp_compiled {
         return crate::seccomp::load_compiled(c);
     }
-    // Connect to the listener before the filter can get in the way.
-    let listener = match sc.listener_path() {
-        Some(p) if crate::seccomp::uses_notify(sc) => {
-            Some(std::os::unix::net::UnixStream::connect(p).map_err(|e| {
-                Error::Container(format!("seccomp listenerPath {}: {e}", p.display()))
-            })?)
-        }
-        _ => None,
-    };
     let notify = crate::seccomp::apply(sc)?;
-    if let (Some(fd), Some(sock)) = (notify, listener) {
-        use std::os::fd::{AsFd, BorrowedFd};
-        let msg = crate::seccomp::notify_message(sc, opts.seccomp_state.unwrap_or(b"{}"));
-        // SAFETY: `fd` is the notify descriptor libseccomp just returned and
-        // keeps open for the life of the process.
-        let nfd = unsafe { BorrowedFd::borrow_raw(fd) };
-        sys::send_fd(sock.as_fd(), &msg, nfd).what(|| "sending the seccomp notify fd".into())?;
-        // SAFETY: we are done with the descriptor; the listener has its own.
+    if let Some(fd) = notify {
+        use std::os::fd::BorrowedFd;
+        let sent = match opts.seccomp_notify_to {
+            Some((sock, tag)) if sc.listener_path().is_some() => {
+                // SAFETY: `fd` is the notify descriptor libseccomp just
+                // returned and keeps open until we close it below.
+                let nfd = unsafe { BorrowedFd::borrow_raw(fd) };
+                sys::send_fd(sock, &[tag], nfd).what(|| "sending the seccomp notify fd".into())
+            }
+            _ => Ok(()),
+        };
+        // SAFETY: we are done with the descriptor: the runtime has its own
+        // copy (or there is no listener, and notified calls get ENOSYS).
         unsafe { libc::close(fd) };
+        sent?;
     }
     Ok(())
 }
