@@ -233,7 +233,19 @@ fn exec_attack_from_outside(extra: &[&str]) {
     let h = Hostile::new();
     let before = fs::read(&h.berth).unwrap();
     let v = h.volume();
-    let mut args = vec!["run", "-d", "--name", "a", "-v", &v, "-e", "EXE_GO=/out/go"];
+    // --network none: these tests run berth on the machine's own network namespace.
+    let mut args = vec![
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "a",
+        "-v",
+        &v,
+        "-e",
+        "EXE_GO=/out/go",
+    ];
     args.extend_from_slice(extra);
     // Its report goes to /out: once the monitor is killed (below), the
     // container's stdout leads nowhere.
@@ -299,13 +311,23 @@ fn attack_from_inside(container_process: bool) {
     let v = h.volume();
     let env = ["-e", "LD_PRELOAD=/evil.so", "-e", "EVIL_RESULT=/out/result"];
     let trigger = if container_process {
-        let mut args = vec!["run", "-d", "--name", "a", "-v", &v];
+        let mut args = vec!["run", "-d", "--network", "none", "--name", "a", "-v", &v];
         args.extend_from_slice(&env);
         args.extend_from_slice(&["hostile", "/evil"]);
         h.run(&args)
     } else {
         h.ok(&[
-            "run", "-d", "--name", "a", "-v", &v, "hostile", "sleep", "1000",
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "a",
+            "-v",
+            &v,
+            "hostile",
+            "sleep",
+            "1000",
         ]);
         let mut args = vec!["exec"];
         args.extend_from_slice(&env);
