@@ -375,3 +375,69 @@ fn kill_all_reaches_every_process_through_the_cgroup() {
         cgroup_dirs(&b.cgroup)
     );
 }
+
+/// hugepageLimits set the reservation limit too where the kernel has it (as runc does),
+/// so pages reserved by mmap cannot escape the limit.
+#[test]
+fn hugetlb_limits_include_the_reservation_limit() {
+    if !cgroup_controller_available("hugetlb") {
+        return skip("hugetlb controller not available");
+    }
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["sleep", "1000"]);
+    let limit = 4 * 2 * 1024 * 1024u64;
+    b.edit(|c| {
+        c["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": limit}]);
+    });
+    let c = rt.start_container(&b);
+    let dir = cgroup_dir("hugetlb", &b.cgroup);
+    let (plain, rsvd) = if cgroup_v2_only() {
+        ("hugetlb.2MB.max", "hugetlb.2MB.rsvd.max")
+    } else {
+        (
+            "hugetlb.2MB.limit_in_bytes",
+            "hugetlb.2MB.rsvd.limit_in_bytes",
+        )
+    };
+    assert_eq!(read_cg("hugetlb", &b, plain, plain), limit.to_string());
+    if dir.join(rsvd).exists() {
+        assert_eq!(read_cg("hugetlb", &b, rsvd, rsvd), limit.to_string());
+    } else {
+        skip("the kernel has no hugetlb reservation limits");
+    }
+    rt.cmd(&["delete", "--force", &c.id]).ok();
+}
+
+/// Block I/O weights on a kernel whose blkio controller has no weight file (neither CFQ
+/// nor BFQ): refused with an error that says so, not a bare "No such file".
+#[test]
+fn blkio_weight_without_a_weight_file_is_a_clear_error() {
+    if cgroup_v2_only() || !cgroup_controller_available("blkio") {
+        return skip("no cgroup v1 blkio controller");
+    }
+    let probe = cgroup_roots()
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "blkio"));
+    let Some(root) = probe else {
+        return skip("no cgroup v1 blkio hierarchy");
+    };
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["true"]);
+    b.edit(|c| c["linux"]["resources"]["blockIO"] = json!({"weight": 500}));
+    let id = rt.new_id("blkio");
+    let o = rt.create(&b, &id);
+    if root.join("blkio.weight").exists() || root.join("blkio.bfq.weight").exists() {
+        o.ok();
+        assert_eq!(
+            read_cg("blkio", &b, "blkio.weight", "io.weight").trim_start_matches("default "),
+            "500"
+        );
+    } else {
+        o.fails();
+        o.stderr_mentions(&["blkio", "weight"]);
+        assert!(o.stderr.contains("CFQ") || o.stderr.contains("BFQ"), "{o}");
+        rt.assert_nothing_left(&id, Some(&b));
+    }
+}

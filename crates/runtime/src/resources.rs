@@ -108,12 +108,23 @@ pub fn apply(cg: &CgroupPaths, r: &LinuxResources) -> Result<()> {
                 msg: format!("invalid hugepage size {size:?} (like 2MB or 1GB)"),
             });
         }
-        let file = if h.unified {
-            format!("hugetlb.{size}.max")
+        let (file, rsvd) = if h.unified {
+            (
+                format!("hugetlb.{size}.max"),
+                format!("hugetlb.{size}.rsvd.max"),
+            )
         } else {
-            format!("hugetlb.{size}.limit_in_bytes")
+            (
+                format!("hugetlb.{size}.limit_in_bytes"),
+                format!("hugetlb.{size}.rsvd.limit_in_bytes"),
+            )
         };
         write(cg, h, &file, &l.limit().to_string())?;
+        // The reservation limit too where the kernel has it (5.7+), as
+        // runc does: otherwise pages reserved by mmap escape the limit.
+        if cg.dir(h).join(&rsvd).exists() {
+            write(cg, h, &rsvd, &l.limit().to_string())?;
+        }
     }
     if let Some(n) = r.network() {
         if let Some(id) = n.class_id() {
@@ -359,11 +370,24 @@ fn block_io(cg: &CgroupPaths, b: &LinuxBlockIo) -> Result<()> {
         }
         return Ok(());
     }
-    let weight_file = if cg.dir(h).join("blkio.weight").exists() {
+    let dir = cg.dir(h);
+    let weight_file = if dir.join("blkio.weight").exists() {
         "blkio.weight"
     } else {
         "blkio.bfq.weight"
     };
+    let wants_weight = set(b.weight()).is_some()
+        || set(b.leaf_weight()).is_some()
+        || b.weight_device().iter().flatten().next().is_some();
+    if wants_weight && !dir.join(weight_file).exists() {
+        return Err(Error::Cgroup {
+            controller: "blkio".into(),
+            msg: "linux.resources.blockIO weights: this kernel's blkio controller has no \
+                  weight file (blkio.weight or blkio.bfq.weight: neither CFQ nor BFQ is the \
+                  I/O scheduler); leave the weights out"
+                .into(),
+        });
+    }
     if let Some(w) = set(b.weight()) {
         write(cg, h, weight_file, &w.to_string())?;
     }
