@@ -414,3 +414,25 @@ fn capabilities_outside_the_bounding_set_are_refused() {
         refused(&rt, &b, &id, &[set, "CAP_SYS_ADMIN", "bounding"]);
     }
 }
+
+/// Joining another container's mount namespace by path (runtime-tools' linux_ns_itype):
+/// the bundle's root does not exist in there, so `create` is refused with a message
+/// that says so (runc refuses it too), never a crash or a half-made container.
+#[test]
+fn joining_a_mount_namespace_without_the_root_is_refused() {
+    let rt = Runtime::new();
+    let a = rt.bundle();
+    a.args(&["sleep", "1000"]);
+    let c = rt.start_container(&a);
+    let b = rt.bundle();
+    b.args(&["true"]);
+    b.remove_namespace("mount");
+    b.namespace("mount", Some(&format!("/proc/{}/ns/mnt", c.pid)));
+    let id = rt.new_id("mntjoin");
+    let o = rt.create(&b, &id);
+    o.fails();
+    o.stderr_mentions(&["joined mount namespace"]);
+    rt.assert_gone(&id);
+    rt.cmd(&["delete", "--force", &c.id]).ok();
+    rt.assert_nothing_left(&id, Some(&b));
+}

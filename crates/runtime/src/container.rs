@@ -1158,6 +1158,14 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
         sys::setdomainname(d).what(|| format!("setdomainname {d:?}"))?;
     }
+    if ns.joins(LinuxNamespaceType::Mount) && !a.rootfs.is_dir() {
+        // The root is set up inside the joined mount namespace, where the
+        // bundle's path must exist too (runc refuses this case as well).
+        return Err(Error::Container(format!(
+            "root.path {} does not exist in the joined mount namespace (linux.namespaces: mount with a path)",
+            a.rootfs.display()
+        )));
+    }
     let ctx = RootfsContext {
         spec,
         bundle: a.bundle,
