@@ -94,8 +94,6 @@ pub enum ParseErrorKind {
     Mount(String),
     #[error("network mode \"{0}\" not supported")]
     Network(String),
-    #[error("the Dockerfile has no instructions")]
-    Empty,
 }
 
 impl ParseErrorKind {
@@ -549,7 +547,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             original: String::new(),
             heredocs: Vec::new(),
         };
-        if can_contain_heredoc(&raw.line, escape) {
+        if can_contain_heredoc(&raw.line) {
             for mut heredoc in heredocs_in_line(&raw.line, escape) {
                 let mut terminated = false;
                 while i < count {
@@ -590,7 +588,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
 }
 
 /// RUN, COPY, ADD (possibly behind ONBUILD) in shell form with a `<<` somewhere.
-fn can_contain_heredoc(line: &str, escape: char) -> bool {
+fn can_contain_heredoc(line: &str) -> bool {
     if !line.contains("<<") {
         return false;
     }
@@ -604,7 +602,7 @@ fn can_contain_heredoc(line: &str, escape: char) -> bool {
         return false;
     }
     let (_, args) = extract_flags(rest);
-    !matches!(parse_json(&args), Some(Ok(_))) && !args.is_empty() && escape != '\0'
+    !matches!(parse_json(&args), Some(Ok(_))) && !args.is_empty()
 }
 
 /// The heredocs a line names, in order: words `[n]<<[-]DELIM` (quotes in DELIM disable
@@ -1712,4 +1710,707 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Dockerfile {
+        parse(text).unwrap_or_else(|e| panic!("{text}\n{e}"))
+    }
+
+    fn one(text: &str) -> Command {
+        let df = p(text);
+        assert_eq!(df.instructions.len(), 1, "{text}");
+        df.instructions[0].command.clone()
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(df) => panic!("expected an error for {text:?}, got {df:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn shell(s: &str) -> CommandLine {
+        CommandLine::Shell(s.into())
+    }
+
+    fn exec(v: &[&str]) -> CommandLine {
+        CommandLine::Exec(v.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn directives_at_the_top_only() {
+        let df = p("# syntax=docker/dockerfile:1\n#ESCAPE = `\n# check=skip=all\nFROM a\n");
+        assert_eq!(df.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
+        assert_eq!(df.directives.escape, '`');
+        assert_eq!(df.directives.check.as_deref(), Some("skip=all"));
+        // After an empty line, a comment, an instruction or an unknown directive: comments.
+        for text in [
+            "\n# escape=`\nFROM a",
+            "# hello\n# escape=`\nFROM a",
+            "FROM a\n# escape=`\n",
+            "# unknown=x\n# escape=`\nFROM a",
+        ] {
+            assert_eq!(p(text).directives.escape, '\\', "{text}");
+        }
+        assert_eq!(
+            err("# escape=`\n# ESCAPE=\\\nFROM a"),
+            "Dockerfile:2: only one escape parser directive can be used"
+        );
+        assert_eq!(
+            err("# escape=x\nFROM a"),
+            "Dockerfile:1: invalid escape token 'x' does not match ` or \\"
+        );
+        // Not a directive without a value; a BOM is dropped.
+        assert_eq!(p("\u{feff}# escape=`\nFROM a").directives.escape, '`');
+    }
+
+    #[test]
+    fn continuations_and_comments() {
+        let df = p("FROM a\nRUN echo a \\\n  # a comment\n    b \\\t\n\n  c\nRUN x");
+        let run = &df.instructions[1];
+        assert_eq!((run.start_line, run.end_line), (2, 6));
+        assert_eq!(
+            run.command,
+            Command::Run(Run {
+                command: shell("echo a     b   c"),
+                heredocs: vec![],
+                mounts: vec![],
+                network: None,
+                security: None
+            })
+        );
+        assert_eq!(
+            run.original,
+            "RUN echo a \\\n  # a comment\n    b \\\t\n\n  c"
+        );
+        assert_eq!(df.instructions[2].start_line, 7);
+        assert_eq!(df.warnings.len(), 1);
+        assert_eq!(df.warnings[0].line, 2);
+        // The backtick escape: a backslash is an ordinary character.
+        let df = p("# escape=`\nFROM a\nRUN dir c:\\ `\n  && echo x\nWORKDIR c:\\windows");
+        assert_eq!(df.instructions[1].command.name(), "RUN");
+        assert!(
+            matches!(&df.instructions[1].command, Command::Run(r) if r.command == shell("dir c:\\   && echo x"))
+        );
+        assert_eq!(
+            df.instructions[2].command,
+            Command::Workdir("c:\\windows".into())
+        );
+        // A continuation at the end of the file, CRLF line endings, indented instructions.
+        let df = p("FROM a\r\n  RUN b \\\r\n");
+        assert!(matches!(&df.instructions[1].command, Command::Run(r) if r.command == shell("b")));
+        // '#' inside a line is an argument.
+        assert!(
+            matches!(one("RUN echo # not a comment"), Command::Run(r) if r.command == shell("echo # not a comment"))
+        );
+    }
+
+    #[test]
+    fn heredocs() {
+        let df = p("FROM a\nRUN <<EOF\n#!/usr/bin/env python3\nprint(\"$HOME\")\nEOF\nRUN x");
+        let Command::Run(r) = &df.instructions[1].command else {
+            panic!()
+        };
+        assert_eq!(r.command, shell("<<EOF"));
+        assert_eq!(
+            r.heredocs,
+            vec![Heredoc {
+                name: "EOF".into(),
+                content: "#!/usr/bin/env python3\nprint(\"$HOME\")\n".into(),
+                expand: true,
+                chomp: false,
+                fd: None
+            }]
+        );
+        assert_eq!(
+            (df.instructions[1].start_line, df.instructions[1].end_line),
+            (2, 5)
+        );
+        assert_eq!(df.instructions[2].start_line, 6);
+
+        // Several heredocs, <<- strips tabs, quoted delimiters disable expansion, fd numbers.
+        let Command::Run(r) = one("RUN <<-A 3<<'B' cat - /dev/fd/3\n\t\tone\n\tA\n$x\nB") else {
+            panic!()
+        };
+        assert_eq!(r.heredocs.len(), 2);
+        assert_eq!(
+            (
+                r.heredocs[0].name.as_str(),
+                r.heredocs[0].content.as_str(),
+                r.heredocs[0].chomp
+            ),
+            ("A", "one\n", true)
+        );
+        assert_eq!(
+            (
+                r.heredocs[1].name.as_str(),
+                r.heredocs[1].expand,
+                r.heredocs[1].fd
+            ),
+            ("B", false, Some(3))
+        );
+        let Command::Run(r) = one("RUN python3 <<\"EOT\"\nprint(1)\nEOT") else {
+            panic!()
+        };
+        assert!(!r.heredocs[0].expand);
+
+        // COPY <<EOF /file, and heredocs mixed with paths.
+        let Command::Copy(c) = one("COPY --chmod=755 <<EOF a.txt /app/\necho hi\nEOF") else {
+            panic!()
+        };
+        assert_eq!(c.dest, "/app/");
+        assert!(matches!(&c.sources[0], CopySource::Heredoc(h) if h.content == "echo hi\n"));
+        assert_eq!(c.sources[1], CopySource::Path("a.txt".into()));
+        assert_eq!(c.chmod.as_deref(), Some("755"));
+
+        // Not heredocs: quoted, exec form, other instructions, `<<` alone.
+        assert!(matches!(one("RUN echo '<<EOF'"), Command::Run(r) if r.heredocs.is_empty()));
+        assert!(
+            matches!(one("RUN [\"cat\", \"<<EOF\"]"), Command::Run(r) if r.heredocs.is_empty())
+        );
+        assert!(matches!(one("LABEL a=<<EOF"), Command::Label(_)));
+        assert!(matches!(one("RUN echo $((1<<2))"), Command::Run(r) if r.heredocs.is_empty()));
+
+        // ONBUILD RUN <<EOF reads the body too.
+        let Command::Onbuild { trigger, .. } = one("ONBUILD RUN <<EOF\nx\nEOF") else {
+            panic!()
+        };
+        assert!(matches!(&trigger.command, Command::Run(r) if r.heredocs[0].content == "x\n"));
+
+        assert_eq!(
+            err("FROM a\nRUN <<EOF\nnever ends\n"),
+            "Dockerfile:2: unterminated heredoc"
+        );
+        assert_eq!(
+            err("FROM a\nRUN <<A <<B\nx\nA\n"),
+            "Dockerfile:2: unterminated heredoc"
+        );
+    }
+
+    #[test]
+    fn exec_and_shell_forms() {
+        assert_eq!(
+            one("CMD [\"a\", \"b c\"]"),
+            Command::Cmd(exec(&["a", "b c"]))
+        );
+        assert_eq!(one("CMD []"), Command::Cmd(exec(&[])));
+        assert_eq!(
+            one("ENTRYPOINT [ \"a\\u00e9\\n\" ]"),
+            Command::Entrypoint(exec(&["aé\n"]))
+        );
+        // Not JSON: shell form, as written.
+        assert_eq!(one("CMD [a, b]"), Command::Cmd(shell("[a, b]")));
+        assert_eq!(one("CMD ['a']"), Command::Cmd(shell("['a']")));
+        assert_eq!(
+            one("CMD [\"a\"] extra"),
+            Command::Cmd(shell("[\"a\"] extra"))
+        );
+        assert_eq!(one("CMD echo  hi  "), Command::Cmd(shell("echo  hi")));
+        // JSON, but not all strings: an error.
+        assert_eq!(
+            err("CMD [\"a\", 1]"),
+            "Dockerfile:1: when using JSON array syntax, arrays must be comprised of strings only"
+        );
+        assert_eq!(
+            err("RUN"),
+            "Dockerfile:1: RUN requires at least one argument"
+        );
+        assert_eq!(
+            one("SHELL [\"/bin/bash\", \"-euo\", \"pipefail\", \"-c\"]"),
+            Command::Shell(vec![
+                "/bin/bash".into(),
+                "-euo".into(),
+                "pipefail".into(),
+                "-c".into()
+            ])
+        );
+        assert_eq!(
+            err("SHELL /bin/sh -c"),
+            "Dockerfile:1: SHELL requires the arguments to be in JSON form"
+        );
+        assert_eq!(
+            err("SHELL []"),
+            "Dockerfile:1: SHELL requires at least one argument"
+        );
+    }
+
+    #[test]
+    fn from_forms() {
+        assert_eq!(
+            one("FROM alpine"),
+            Command::From {
+                image: "alpine".into(),
+                platform: None,
+                name: None
+            }
+        );
+        assert_eq!(
+            one("from --platform=$BUILDPLATFORM golang:1.22 As Build-Env"),
+            Command::From {
+                image: "golang:1.22".into(),
+                platform: Some("$BUILDPLATFORM".into()),
+                name: Some("build-env".into())
+            }
+        );
+        assert_eq!(
+            err("FROM"),
+            "Dockerfile:1: FROM requires either one or three arguments"
+        );
+        assert_eq!(
+            err("FROM a b"),
+            "Dockerfile:1: FROM requires either one or three arguments"
+        );
+        assert_eq!(
+            err("FROM a is b"),
+            "Dockerfile:1: FROM requires either one or three arguments"
+        );
+        assert_eq!(
+            err("FROM a AS 1x"),
+            "Dockerfile:1: invalid name for build stage: \"1x\", name can't start with a number or contain symbols"
+        );
+        assert_eq!(
+            err("FROM --plaform=x a"),
+            "Dockerfile:1: unknown flag: --plaform"
+        );
+    }
+
+    #[test]
+    fn env_label_arg() {
+        assert_eq!(
+            one("ENV A b c"),
+            Command::Env(vec![KeyValue {
+                key: "A".into(),
+                value: "b c".into()
+            }])
+        );
+        assert_eq!(
+            one("ENV A=1 B=\"two words\" C=three\\ words D="),
+            Command::Env(vec![
+                KeyValue {
+                    key: "A".into(),
+                    value: "1".into()
+                },
+                KeyValue {
+                    key: "B".into(),
+                    value: "\"two words\"".into()
+                },
+                KeyValue {
+                    key: "C".into(),
+                    value: "three\\ words".into()
+                },
+                KeyValue {
+                    key: "D".into(),
+                    value: "".into()
+                },
+            ])
+        );
+        assert_eq!(
+            one("LABEL \"com.example.vendor\"=\"ACME Inc\" version=1.0 multi.line=\"a \\\nb\""),
+            Command::Label(vec![
+                KeyValue {
+                    key: "\"com.example.vendor\"".into(),
+                    value: "\"ACME Inc\"".into()
+                },
+                KeyValue {
+                    key: "version".into(),
+                    value: "1.0".into()
+                },
+                KeyValue {
+                    key: "multi.line".into(),
+                    value: "\"a b\"".into()
+                },
+            ])
+        );
+        assert_eq!(err("ENV A"), "Dockerfile:1: ENV must have two arguments");
+        assert_eq!(
+            err("ENV"),
+            "Dockerfile:1: ENV requires at least one argument"
+        );
+        assert_eq!(
+            err("ENV A=1 B"),
+            "Dockerfile:1: Syntax error - can't find = in \"B\". Must be of the form: name=value"
+        );
+        assert_eq!(
+            err("LABEL =x"),
+            "Dockerfile:1: LABEL names can not be blank"
+        );
+        assert_eq!(
+            err("ENV A=\"open"),
+            "Dockerfile:1: unexpected end of statement while looking for matching double-quote"
+        );
+        assert_eq!(
+            one("ARG A B=2 C=\"x y\""),
+            Command::Arg(vec![
+                ArgDecl {
+                    name: "A".into(),
+                    default: None
+                },
+                ArgDecl {
+                    name: "B".into(),
+                    default: Some("2".into())
+                },
+                ArgDecl {
+                    name: "C".into(),
+                    default: Some("\"x y\"".into())
+                },
+            ])
+        );
+        assert_eq!(
+            err("ARG"),
+            "Dockerfile:1: ARG requires at least one argument"
+        );
+        assert_eq!(err("ARG =v"), "Dockerfile:1: ARG names can not be blank");
+    }
+
+    #[test]
+    fn single_argument_instructions() {
+        assert_eq!(one("USER app:app"), Command::User("app:app".into()));
+        assert_eq!(one("WORKDIR /a b"), Command::Workdir("/a b".into()));
+        assert_eq!(
+            one("STOPSIGNAL SIGQUIT"),
+            Command::Stopsignal("SIGQUIT".into())
+        );
+        assert_eq!(
+            one("MAINTAINER Jane <jane@example.com>"),
+            Command::Maintainer("Jane <jane@example.com>".into())
+        );
+        assert_eq!(
+            err("USER"),
+            "Dockerfile:1: USER requires exactly one argument"
+        );
+        assert_eq!(
+            err("FROM a\n\nWORKDIR"),
+            "Dockerfile:3: WORKDIR requires exactly one argument"
+        );
+        assert_eq!(
+            one("EXPOSE 80/tcp 53/udp ${P}"),
+            Command::Expose(vec!["80/tcp".into(), "53/udp".into(), "${P}".into()])
+        );
+        assert_eq!(
+            err("EXPOSE"),
+            "Dockerfile:1: EXPOSE requires at least one argument"
+        );
+        assert_eq!(
+            one("VOLUME [\"/a\", \"/b\"]"),
+            Command::Volume(vec!["/a".into(), "/b".into()])
+        );
+        assert_eq!(
+            one("VOLUME /a /b"),
+            Command::Volume(vec!["/a".into(), "/b".into()])
+        );
+        assert_eq!(
+            err("VOLUME [\"\"]"),
+            "Dockerfile:1: VOLUME specified can not be an empty string"
+        );
+        assert_eq!(err("USER --foo=bar x"), "Dockerfile:1: unknown flag: --foo");
+    }
+
+    #[test]
+    fn copy_and_add() {
+        let Command::Copy(c) = one(
+            "COPY --from=build --chown=1000:1000 --link --parents --exclude=*.md --exclude=.git [\"a b\", \"c\", \"/dst/\"]",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            c.sources,
+            vec![CopySource::Path("a b".into()), CopySource::Path("c".into())]
+        );
+        assert_eq!(c.dest, "/dst/");
+        assert!(c.json && c.link && c.parents);
+        assert_eq!(c.from.as_deref(), Some("build"));
+        assert_eq!(c.chown.as_deref(), Some("1000:1000"));
+        assert_eq!(c.exclude, vec!["*.md".to_string(), ".git".to_string()]);
+        let Command::Add(a) =
+            one("ADD --checksum=sha256:abc --keep-git-dir=true --link=false https://x/y.tgz /opt/")
+        else {
+            panic!()
+        };
+        assert_eq!(a.checksum.as_deref(), Some("sha256:abc"));
+        assert!(a.keep_git_dir && !a.link);
+        assert_eq!(
+            err("COPY a"),
+            "Dockerfile:1: COPY requires at least two arguments, but only one was provided. Destination could not be determined"
+        );
+        assert_eq!(
+            err("ADD"),
+            "Dockerfile:1: ADD requires at least one argument"
+        );
+        assert_eq!(
+            err("COPY --checksum=x a b"),
+            "Dockerfile:1: unknown flag: --checksum"
+        );
+        assert_eq!(
+            err("ADD --from=x a b"),
+            "Dockerfile:1: unknown flag: --from"
+        );
+        assert_eq!(
+            err("COPY --from=a --from=b a b"),
+            "Dockerfile:1: duplicate flag specified: --from"
+        );
+        assert_eq!(
+            err("COPY --from a b"),
+            "Dockerfile:1: missing a value on flag: --from"
+        );
+        assert_eq!(
+            err("COPY --link=yes a b"),
+            "Dockerfile:1: expecting boolean value for flag link, not: yes"
+        );
+        // A bare -- ends the flags; quotes inside flags are removed.
+        let Command::Copy(c) = one("COPY --chown=\"app:app\" -- --weird /dst") else {
+            panic!()
+        };
+        assert_eq!(c.chown.as_deref(), Some("app:app"));
+        assert_eq!(c.sources, vec![CopySource::Path("--weird".into())]);
+    }
+
+    #[test]
+    fn run_flags_and_mounts() {
+        let Command::Run(r) = one(
+            "RUN --mount=type=cache,target=/root/.cache/go-build,id=gobuild,sharing=locked \\\n    --mount=type=secret,id=npmrc,target=/root/.npmrc,required \\\n    --mount=type=bind,from=build,source=/out,target=/in,rw \\\n    --mount=type=tmpfs,target=/tmp,size=64m \\\n    --mount=type=ssh \\\n    --mount=type=secret,id=tok,env=TOKEN \\\n    --network=none go build ./...",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.network, Some(NetworkMode::None));
+        assert_eq!(r.command, shell("go build ./..."));
+        let m = &r.mounts;
+        assert_eq!(m.len(), 6);
+        assert_eq!(
+            (m[0].kind, m[0].sharing, m[0].readonly, m[0].id.as_deref()),
+            (
+                MountType::Cache,
+                Some(CacheSharing::Locked),
+                false,
+                Some("gobuild")
+            )
+        );
+        assert_eq!(
+            (m[1].kind, m[1].required, m[1].readonly),
+            (MountType::Secret, true, true)
+        );
+        assert_eq!(m[1].secret_target().as_deref(), Some("/root/.npmrc"));
+        assert_eq!(
+            (m[2].from.as_deref(), m[2].source.as_deref(), m[2].readonly),
+            (Some("build"), Some("/out"), false)
+        );
+        assert_eq!(m[3].size, Some(64 << 20));
+        assert_eq!(m[4].kind, MountType::Ssh);
+        assert_eq!(
+            (m[5].env.as_deref(), m[5].secret_target()),
+            (Some("TOKEN"), None)
+        );
+        let Command::Run(r) = one("RUN --mount=type=secret,id=aws cat /run/secrets/aws") else {
+            panic!()
+        };
+        assert_eq!(
+            r.mounts[0].secret_target().as_deref(),
+            Some("/run/secrets/aws")
+        );
+        let Command::Run(r) = one("RUN --mount=type=secret,target=/etc/key x") else {
+            panic!()
+        };
+        assert_eq!(r.mounts[0].secret_id().as_deref(), Some("key"));
+        let Command::Run(r) = one(
+            "RUN --mount=type=cache,target=/c,mode=0700,uid=1000,gid=1000 --mount=target=/src x",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.mounts[0].mode, r.mounts[0].uid, r.mounts[0].gid),
+            (Some(0o700), Some(1000), Some(1000))
+        );
+        assert_eq!(
+            (r.mounts[1].kind, r.mounts[1].readonly),
+            (MountType::Bind, true)
+        );
+
+        for (spec, msg) in [
+            ("type=volume,target=/x", "unsupported mount type \"volume\""),
+            (
+                "type=cache,target=/x,color=red",
+                "unexpected key 'color' in 'color=red'",
+            ),
+            (
+                "type=bind,target=/x,mode=0755",
+                "mode/uid/gid not allowed for bind mounts",
+            ),
+            (
+                "type=bind,target=/x,sharing=locked",
+                "invalid cache sharing set for bind mount",
+            ),
+            (
+                "type=cache,target=/x,sharing=everyone",
+                "unsupported sharing value \"everyone\"",
+            ),
+            (
+                "type=cache,target=/x,mode=999",
+                "invalid value for mode: 999",
+            ),
+            (
+                "type=secret,id=a,from=b",
+                "secret mount should not have a from",
+            ),
+            (
+                "type=secret",
+                "invalid secret mount. one of source, target required",
+            ),
+            ("type=cache", "mount type cache requires a target"),
+            (
+                "type=tmpfs,target=/t,size=lots",
+                "invalid value for size: lots",
+            ),
+            (
+                "type=cache,target",
+                "invalid field 'target' must be a key=value pair",
+            ),
+        ] {
+            assert_eq!(
+                err(&format!("RUN --mount={spec} x")),
+                format!("Dockerfile:1: {msg}"),
+                "{spec}"
+            );
+        }
+        assert_eq!(
+            err("RUN --network=bridge x"),
+            "Dockerfile:1: network mode \"bridge\" not supported"
+        );
+        assert_eq!(
+            err("RUN --mount x"),
+            "Dockerfile:1: missing a value on flag: --mount"
+        );
+    }
+
+    #[test]
+    fn onbuild() {
+        let Command::Onbuild {
+            expression,
+            trigger,
+        } = one("ONBUILD COPY . /app/src")
+        else {
+            panic!()
+        };
+        assert_eq!(expression, "COPY . /app/src");
+        assert_eq!(trigger.command.name(), "COPY");
+        assert_eq!(
+            err("ONBUILD ONBUILD RUN x"),
+            "Dockerfile:1: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
+        );
+        assert_eq!(
+            err("ONBUILD from x"),
+            "Dockerfile:1: FROM isn't allowed as an ONBUILD trigger"
+        );
+        assert_eq!(
+            err("ONBUILD MAINTAINER x"),
+            "Dockerfile:1: MAINTAINER isn't allowed as an ONBUILD trigger"
+        );
+        assert_eq!(
+            err("ONBUILD"),
+            "Dockerfile:1: ONBUILD requires at least one argument"
+        );
+        assert_eq!(
+            err("ONBUILD RUNN x"),
+            "Dockerfile:1: unknown instruction: RUNN (did you mean RUN?)"
+        );
+    }
+
+    #[test]
+    fn healthcheck() {
+        assert_eq!(
+            one("HEALTHCHECK NONE"),
+            Command::Healthcheck(Healthcheck::None)
+        );
+        let Command::Healthcheck(h) = one(
+            "HEALTHCHECK --interval=1m30s --timeout=10s --start-period=5s --start-interval=500ms --retries=3 CMD curl -f http://localhost/ || exit 1",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            h,
+            Healthcheck::Check {
+                command: shell("curl -f http://localhost/ || exit 1"),
+                interval: 90_000_000_000,
+                timeout: 10_000_000_000,
+                start_period: 5_000_000_000,
+                start_interval: 500_000_000,
+                retries: 3
+            }
+        );
+        assert_eq!(
+            h.test(),
+            vec![
+                "CMD-SHELL".to_string(),
+                "curl -f http://localhost/ || exit 1".to_string()
+            ]
+        );
+        let Command::Healthcheck(h) = one("healthcheck cmd [\"/bin/check\", \"-q\"]") else {
+            panic!()
+        };
+        assert_eq!(h.test(), vec!["CMD", "/bin/check", "-q"]);
+        assert_eq!(
+            err("HEALTHCHECK NONE x"),
+            "Dockerfile:1: HEALTHCHECK NONE takes no arguments"
+        );
+        assert_eq!(
+            err("HEALTHCHECK CURL x"),
+            "Dockerfile:1: Unknown type \"CURL\" in HEALTHCHECK (try CMD)"
+        );
+        assert_eq!(
+            err("HEALTHCHECK CMD"),
+            "Dockerfile:1: Missing command after HEALTHCHECK CMD"
+        );
+        assert_eq!(
+            err("HEALTHCHECK --retries=-1 CMD x"),
+            "Dockerfile:1: --retries cannot be negative (-1)"
+        );
+        assert_eq!(
+            err("HEALTHCHECK --interval=10 CMD x"),
+            "Dockerfile:1: invalid duration for --interval: \"10\""
+        );
+        assert_eq!(
+            err("HEALTHCHECK --timeout=10us CMD x"),
+            "Dockerfile:1: Interval \"timeout\" cannot be less than 1ms"
+        );
+        assert_eq!(
+            err("HEALTHCHECK --every=1s CMD x"),
+            "Dockerfile:1: unknown flag: --every"
+        );
+        assert_eq!(
+            err("HEALTHCHECK"),
+            "Dockerfile:1: HEALTHCHECK requires at least one argument"
+        );
+    }
+
+    #[test]
+    fn unknown_instructions() {
+        assert_eq!(
+            err("FROM a\nCOPPY a b"),
+            "Dockerfile:2: unknown instruction: COPPY (did you mean COPY?)"
+        );
+        assert_eq!(
+            err("FROM a\nfrobnicate"),
+            "Dockerfile:2: unknown instruction: FROBNICATE"
+        );
+        assert_eq!(
+            err("FROM a\nWORKDIRR /x"),
+            "Dockerfile:2: unknown instruction: WORKDIRR (did you mean WORKDIR?)"
+        );
+    }
+
+    #[test]
+    fn go_durations_and_sizes() {
+        assert_eq!(parse_go_duration("1h2m3.5s"), Some(3_723_500_000_000));
+        assert_eq!(parse_go_duration("0"), Some(0));
+        assert_eq!(parse_go_duration("1.5µs"), Some(1500));
+        assert_eq!(parse_go_duration("5"), None);
+        assert_eq!(parse_go_duration("s"), None);
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("512KiB"), Some(512 << 10));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("1.5m"), Some(3 << 19));
+        assert_eq!(parse_size("x"), None);
+    }
 }
