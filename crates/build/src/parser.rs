@@ -1036,7 +1036,11 @@ impl Flags {
 
 fn instruction(raw: RawInstruction, escape: char) -> Result<Instruction, ParseError> {
     let line = raw.start;
-    let command = command(&raw.line, raw.heredocs, escape, false).map_err(|k| k.at(line))?;
+    let mut command = command(&raw.line, raw.heredocs, escape, false).map_err(|k| k.at(line))?;
+    if let Command::Onbuild { trigger, .. } = &mut command {
+        trigger.start_line = raw.start;
+        trigger.end_line = raw.end;
+    }
     Ok(Instruction {
         start_line: raw.start,
         end_line: raw.end,

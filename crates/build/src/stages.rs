@@ -630,10 +630,17 @@ impl<'a> ArgScope<'a> {
                 }
             }
             Command::Env(kvs) => {
+                // Every pair is expanded in the scope before the instruction (the reference:
+                // `ENV abc=bye def=$abc` gives def the previous abc).
+                let vars = self.vars();
+                let mut set = Vec::new();
                 for kv in kvs {
-                    let vars = self.vars();
-                    let k = lex.process_word(&kv.key, &vars).map_err(err)?;
-                    let v = lex.process_word(&kv.value, &vars).map_err(err)?;
+                    set.push((
+                        lex.process_word(&kv.key, &vars).map_err(err)?,
+                        lex.process_word(&kv.value, &vars).map_err(err)?,
+                    ));
+                }
+                for (k, v) in set {
                     self.set_env(&k, &v);
                 }
             }
@@ -810,6 +817,26 @@ mod tests {
             hist,
             vec!["BUILDOS", "TARGETARCH", "no_proxy"],
             "undeclared HTTP_PROXY stays out of history"
+        );
+    }
+
+    #[test]
+    fn env_pairs_see_the_scope_before_the_instruction() {
+        let p = ok("FROM a\nENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc\n");
+        let lex = Lexer::default();
+        let o = BuildOptions::default();
+        let mut scope = ArgScope::for_plan(&p, &o, &[]);
+        for ins in &p.stages[0].instructions {
+            scope.process(ins, &lex).expect("process");
+        }
+        let vars: BTreeMap<_, _> = scope.vars().into_iter().collect();
+        assert_eq!(
+            (
+                vars["abc"].as_str(),
+                vars["def"].as_str(),
+                vars["ghi"].as_str()
+            ),
+            ("bye", "hello", "bye")
         );
     }
 
