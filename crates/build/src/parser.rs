@@ -990,6 +990,9 @@ impl Flags {
                 seen.push(&f.name);
             }
             match (kind, &f.value) {
+                (FlagKind::Bool, Some(v)) if v.is_empty() => {
+                    return Err(ParseErrorKind::MissingFlagValue(f.name.clone()));
+                }
                 (FlagKind::Bool, Some(v))
                     if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
                 {
@@ -1363,7 +1366,12 @@ fn command(
             }
         }
         _ => {
-            let name = cmd.to_ascii_uppercase();
+            // The word as written (BuildKit: `FOO` → "unknown instruction: FOO", `foo` → "…: foo").
+            let name = line
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
             Err(ParseErrorKind::UnknownInstruction {
                 suggestion: suggest(&name),
                 name,
@@ -1515,13 +1523,21 @@ fn parse_mount(spec: &str) -> Result<Mount, ParseErrorKind> {
         let need = |v: Option<String>| {
             v.ok_or_else(|| err(format!("invalid field '{field}' must be a key=value pair")))
         };
+        // Go's strconv.ParseBool.
         let bool_value = |v: &Option<String>| -> Result<bool, ParseErrorKind> {
             match v.as_deref() {
                 None => Ok(true),
-                Some(s) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(true),
-                Some(s) if s.eq_ignore_ascii_case("false") || s == "0" => Ok(false),
+                Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+                Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
                 Some(s) => Err(err(format!("invalid value for {key}: {s}"))),
             }
+        };
+        // Like BuildKit, `required` and `size` are checked against the type seen so far.
+        let unexpected = |kind: MountType| {
+            err(format!(
+                "unexpected key '{key}' for mount type '{}'",
+                mount_type_name(kind)
+            ))
         };
         match key.as_str() {
             "type" => {
@@ -1537,12 +1553,27 @@ fn parse_mount(spec: &str) -> Result<Mount, ParseErrorKind> {
             }
             "target" | "dst" | "destination" => m.target = Some(need(value)?),
             "source" | "src" => m.source = Some(need(value)?),
-            "from" => m.from = Some(need(value)?),
+            "from" => {
+                let v = need(value)?;
+                let mut chars = v.chars();
+                while let Some(c) = chars.next() {
+                    if c == '$' && chars.clone().next().is_some() {
+                        return Err(err(
+                            "'from' doesn't support variable expansion, define alias stage instead"
+                                .into(),
+                        ));
+                    }
+                }
+                m.from = Some(v)
+            }
             "id" => m.id = Some(need(value)?),
             "env" => m.env = Some(need(value)?),
             "readonly" | "ro" => readonly = Some(bool_value(&value)?),
             "readwrite" | "rw" => readonly = Some(!bool_value(&value)?),
-            "required" => m.required = bool_value(&value)?,
+            "required" if matches!(m.kind, MountType::Secret | MountType::Ssh) => {
+                m.required = bool_value(&value)?
+            }
+            "required" => return Err(unexpected(m.kind)),
             "sharing" => {
                 let v = need(value)?;
                 m.sharing = Some(match v.to_ascii_lowercase().as_str() {
@@ -1556,20 +1587,21 @@ fn parse_mount(spec: &str) -> Result<Mount, ParseErrorKind> {
                 let v = need(value)?;
                 m.mode = Some(
                     u32::from_str_radix(&v, 8)
-                        .map_err(|_| err(format!("invalid value for mode: {v}")))?,
+                        .map_err(|_| err(format!("invalid value {v} for mode")))?,
                 );
             }
             "uid" | "gid" => {
                 let v = need(value)?;
                 let n = v
                     .parse::<u32>()
-                    .map_err(|_| err(format!("invalid value for {key}: {v}")))?;
+                    .map_err(|_| err(format!("invalid value {v} for {key}")))?;
                 if key == "uid" {
                     m.uid = Some(n)
                 } else {
                     m.gid = Some(n)
                 }
             }
+            "size" if m.kind != MountType::Tmpfs => return Err(unexpected(m.kind)),
             "size" => {
                 let v = need(value)?;
                 m.size = Some(
@@ -1584,11 +1616,38 @@ fn parse_mount(spec: &str) -> Result<Mount, ParseErrorKind> {
         m.kind,
         MountType::Secret | MountType::Ssh | MountType::Cache
     );
-    if !file_info && (m.mode.is_some() || m.uid.is_some() || m.gid.is_some()) {
-        return Err(err(format!(
-            "mode/uid/gid not allowed for {} mounts",
-            mount_type_name(m.kind)
-        )));
+    if !file_info {
+        for (set, what) in [
+            (m.mode.is_some(), "mode"),
+            (m.uid.is_some(), "uid"),
+            (m.gid.is_some(), "gid"),
+        ] {
+            if set {
+                return Err(err(format!(
+                    "{what} not allowed for \"{}\" type mounts",
+                    mount_type_name(m.kind)
+                )));
+            }
+        }
+    }
+    if m.kind == MountType::Secret {
+        if m.from.is_some() {
+            return Err(err("secret mount should not have a from".into()));
+        }
+        if m.sharing.is_some() {
+            return Err(err("secret mount should not define sharing".into()));
+        }
+        if m.source.is_some() && m.id.is_some() {
+            return Err(err("both source and id can't be set".into()));
+        }
+        if m.id.is_none() && m.source.is_none() && m.target.is_none() && m.env.is_none() {
+            return Err(err(
+                "invalid secret mount. one of source, target required".into()
+            ));
+        }
+        if m.id.is_none() {
+            m.id = m.source.take();
+        }
     }
     if m.sharing.is_some() && m.kind != MountType::Cache {
         return Err(err(format!(
@@ -1599,28 +1658,8 @@ fn parse_mount(spec: &str) -> Result<Mount, ParseErrorKind> {
     if m.kind == MountType::Cache && m.sharing.is_none() {
         m.sharing = Some(CacheSharing::Shared);
     }
-    if m.size.is_some() && m.kind != MountType::Tmpfs {
-        return Err(err(format!(
-            "size not allowed for {} mounts",
-            mount_type_name(m.kind)
-        )));
-    }
-    if m.kind == MountType::Secret {
-        if m.from.is_some() {
-            return Err(err("secret mount should not have a from".into()));
-        }
-        if m.source.is_some() && m.id.is_some() {
-            return Err(err("both source and id can't be set".into()));
-        }
-        if m.id.is_none() {
-            m.id = m.source.take();
-        }
-        if m.id.is_none() && m.target.is_none() && m.env.is_none() {
-            return Err(err(
-                "invalid secret mount. one of source, target required".into()
-            ));
-        }
-    }
+    // Not a parse error in BuildKit (checked when the mount is made): Berth refuses a bind,
+    // cache or tmpfs mount without a target up front.
     if matches!(
         m.kind,
         MountType::Bind | MountType::Cache | MountType::Tmpfs
@@ -1691,14 +1730,16 @@ pub fn parse_size(s: &str) -> Option<u64> {
 /// The instruction closest to `name` (edit distance ≤ 2 or a common prefix), as BuildKit's
 /// `suggest` does.
 fn suggest(name: &str) -> Option<String> {
+    let name = name.to_ascii_uppercase();
     let mut best: Option<(usize, &str)> = None;
     for cand in INSTRUCTIONS {
-        let d = edit_distance(name, cand);
+        let d = edit_distance(&name, cand);
         if d <= 2 && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, cand));
         }
     }
-    best.map(|(_, c)| c.to_string())
+    // BuildKit suggests from its lower-case command table.
+    best.map(|(_, c)| c.to_ascii_lowercase())
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -2164,6 +2205,10 @@ mod tests {
             err("COPY --link=yes a b"),
             "Dockerfile:1: expecting boolean value for flag link, not: yes"
         );
+        assert_eq!(
+            err("COPY --link= a b"),
+            "Dockerfile:1: missing a value on flag: --link"
+        );
         // A bare -- ends the flags; quotes inside flags are removed.
         let Command::Copy(c) = one("COPY --chown=\"app:app\" -- --weird /dst") else {
             panic!()
@@ -2240,8 +2285,37 @@ mod tests {
             ),
             (
                 "type=bind,target=/x,mode=0755",
-                "mode/uid/gid not allowed for bind mounts",
+                "mode not allowed for \"bind\" type mounts",
             ),
+            (
+                "type=tmpfs,target=/x,uid=1",
+                "uid not allowed for \"tmpfs\" type mounts",
+            ),
+            (
+                "type=cache,target=/x,required",
+                "unexpected key 'required' for mount type 'cache'",
+            ),
+            (
+                "required,type=secret,id=x",
+                "unexpected key 'required' for mount type 'bind'",
+            ),
+            (
+                "type=cache,target=/x,size=1m",
+                "unexpected key 'size' for mount type 'cache'",
+            ),
+            (
+                "type=secret,id=x,sharing=locked",
+                "secret mount should not define sharing",
+            ),
+            (
+                "type=bind,from=$STAGE,target=/x",
+                "'from' doesn't support variable expansion, define alias stage instead",
+            ),
+            (
+                "type=cache,target=/x,ro=maybe",
+                "invalid value for ro: maybe",
+            ),
+            ("type=cache,target=/x,uid=-1", "invalid value -1 for uid"),
             (
                 "type=bind,target=/x,sharing=locked",
                 "invalid cache sharing set for bind mount",
@@ -2252,7 +2326,7 @@ mod tests {
             ),
             (
                 "type=cache,target=/x,mode=999",
-                "invalid value for mode: 999",
+                "invalid value 999 for mode",
             ),
             (
                 "type=secret,id=a,from=b",
@@ -2317,7 +2391,7 @@ mod tests {
         );
         assert_eq!(
             err("ONBUILD RUNN x"),
-            "Dockerfile:1: unknown instruction: RUNN (did you mean RUN?)"
+            "Dockerfile:1: unknown instruction: RUNN (did you mean run?)"
         );
     }
 
@@ -2392,15 +2466,19 @@ mod tests {
     fn unknown_instructions() {
         assert_eq!(
             err("FROM a\nCOPPY a b"),
-            "Dockerfile:2: unknown instruction: COPPY (did you mean COPY?)"
+            "Dockerfile:2: unknown instruction: COPPY (did you mean copy?)"
+        );
+        assert_eq!(
+            err("FROM a\nFOOBAR bar"),
+            "Dockerfile:2: unknown instruction: FOOBAR"
         );
         assert_eq!(
             err("FROM a\nfrobnicate"),
-            "Dockerfile:2: unknown instruction: FROBNICATE"
+            "Dockerfile:2: unknown instruction: frobnicate"
         );
         assert_eq!(
-            err("FROM a\nWORKDIRR /x"),
-            "Dockerfile:2: unknown instruction: WORKDIRR (did you mean WORKDIR?)"
+            err("FROM a\nworkdirr /x"),
+            "Dockerfile:2: unknown instruction: workdirr (did you mean workdir?)"
         );
     }
 

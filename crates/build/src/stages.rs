@@ -39,12 +39,8 @@ pub enum StageError {
     DuplicateStageName { name: String, line: usize },
     #[error("target stage \"{0}\" could not be found")]
     UnknownTarget(String),
-    #[error("Dockerfile:{line}: invalid stage index {index}: the Dockerfile has {count} stages")]
-    InvalidStageIndex {
-        index: usize,
-        count: usize,
-        line: usize,
-    },
+    #[error("Dockerfile:{line}: invalid stage index {index}")]
+    InvalidStageIndex { index: usize, line: usize },
     #[error("Dockerfile:{line}: circular dependency detected on stage: {stage}")]
     Cycle { stage: String, line: usize },
     #[error("Dockerfile:{line}: {source}")]
@@ -340,11 +336,13 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, StageError> {
         return Err(StageError::NoStages);
     }
 
-    // Dependencies through --from, expanded in the stage's ARG/ENV scope at that line.
+    // Dependencies through --from, as written (BuildKit resolves `COPY --from` before any
+    // substitution, and refuses variables in `--mount from=`): a stage name, an index, or else
+    // an image, whose name is expanded with the global ARGs like a FROM line's.
     let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
     let count = stages.len();
+    let globals = global_vars(opts, &global_args);
     for stage in &mut stages {
-        let mut scope = ArgScope::new(opts, &global_args, &[]);
         let mut deps = Vec::new();
         let mut images = Vec::new();
         for ins in &stage.instructions {
@@ -360,12 +358,6 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, StageError> {
                 _ => {}
             }
             for (from, kind) in froms {
-                let from = lex.process_word(&from, &scope.vars()).map_err(|source| {
-                    StageError::Substitution {
-                        line: ins.start_line,
-                        source,
-                    }
-                })?;
                 match resolve_stage(&from, &names) {
                     Some(Ok(i)) => deps.push(Dependency {
                         stage: i,
@@ -375,14 +367,20 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<Plan, StageError> {
                     Some(Err(index)) => {
                         return Err(StageError::InvalidStageIndex {
                             index,
-                            count,
                             line: ins.start_line,
                         });
                     }
-                    None => images.push((from, ins.start_line)),
+                    None => {
+                        let image = lex.process_word(&from, &globals).map_err(|source| {
+                            StageError::Substitution {
+                                line: ins.start_line,
+                                source,
+                            }
+                        })?;
+                        images.push((image, ins.start_line));
+                    }
                 }
             }
-            scope.apply_declarations(&ins.command, &lex, ins.start_line)?;
         }
         stage.deps.extend(deps);
         stage.images = images;
@@ -878,9 +876,16 @@ RUN --mount=type=bind,from=web,target=/w go test
             plan_of(text, &opts(&[], Some("nope"))).map(|_| ()),
             Err(StageError::UnknownTarget("nope".into()))
         );
-        // By index, and a --from expanded from an ARG.
-        let p = ok("FROM a\nFROM b\nARG SRC=0\nCOPY --from=$SRC /x /x\n");
+        // By index; a --from that names no stage is an image, expanded with the global ARGs
+        // only (a stage ARG does not reach it).
+        let p = ok(
+            "ARG IMG=nginx:1\nFROM a\nFROM b\nARG LOCAL=x\nCOPY --from=0 /x /x\nCOPY --from=${IMG} /y /y\nCOPY --from=img-$LOCAL /z /z\n",
+        );
         assert_eq!(p.levels, vec![vec![0], vec![1]]);
+        assert_eq!(
+            p.stages[1].images,
+            vec![("nginx:1".to_string(), 6), ("img-".to_string(), 7)]
+        );
     }
 
     #[test]
@@ -900,7 +905,7 @@ RUN --mount=type=bind,from=web,target=/w go test
         );
         assert_eq!(
             e("FROM a\nCOPY --from=3 /x /x\n"),
-            Err("Dockerfile:2: invalid stage index 3: the Dockerfile has 1 stages".into())
+            Err("Dockerfile:2: invalid stage index 3".into())
         );
         assert_eq!(
             e("FROM a AS x\nFROM b AS X\n"),
