@@ -33,6 +33,8 @@ pub enum ShellError {
     MissingBrace,
     #[error("bad substitution: {0}")]
     BadSubstitution(String),
+    #[error("invalid escape '\\{0}'")]
+    InvalidEscape(String),
     #[error("unsupported modifier ({0}) in substitution")]
     UnsupportedModifier(char),
     /// `${v:?message}` with `v` unset (or empty).
@@ -181,12 +183,19 @@ impl Scan<'_> {
         c
     }
 
-    /// Processes until `stop` (consumed) or the end; returns whether `stop` was found.
-    fn process(&mut self, out: &mut Out, stop: Option<char>) -> Result<bool, ShellError> {
+    /// Processes until one of `stops` (consumed, returned) or the end (`None`). With
+    /// `raw_escapes` the escape character and the character after it are kept as written (the
+    /// patterns of `${v#p}` and `${v/p/r}` interpret them).
+    fn process(
+        &mut self,
+        out: &mut Out,
+        stops: &[char],
+        raw_escapes: bool,
+    ) -> Result<Option<char>, ShellError> {
         while let Some(c) = self.peek() {
-            if Some(c) == stop {
+            if stops.contains(&c) {
                 self.pos += 1;
-                return Ok(true);
+                return Ok(Some(c));
             }
             match c {
                 '\'' => {
@@ -223,6 +232,9 @@ impl Scan<'_> {
                     self.pos += 1;
                     // The escape at the very end is dropped.
                     if let Some(n) = self.next() {
+                        if raw_escapes {
+                            out.quoted(&c.to_string());
+                        }
                         out.quoted(&n.to_string());
                     }
                 }
@@ -232,7 +244,7 @@ impl Scan<'_> {
                 }
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     fn double_quoted(&mut self, out: &mut Out) -> Result<(), ShellError> {
@@ -286,11 +298,16 @@ impl Scan<'_> {
 
     /// The word of a modifier, up to the closing brace, fully processed (quotes, nesting).
     fn word_to_brace(&mut self) -> Result<String, ShellError> {
+        self.word_to(&['}'], false).map(|(w, _)| w)
+    }
+
+    /// A word up to one of `stops`; a missing stop is a missing brace.
+    fn word_to(&mut self, stops: &[char], raw_escapes: bool) -> Result<(String, char), ShellError> {
         let mut out = Out::new(false);
-        if !self.process(&mut out, Some('}'))? {
-            return Err(ShellError::MissingBrace);
+        match self.process(&mut out, stops, raw_escapes)? {
+            Some(stop) => Ok((out.single(), stop)),
+            None => Err(ShellError::MissingBrace),
         }
-        Ok(out.single())
     }
 
     fn dollar(&mut self) -> Result<Dollar, ShellError> {
@@ -365,9 +382,9 @@ impl Scan<'_> {
                 if longest {
                     self.pos += 1;
                 }
-                let pattern = self.word_to_brace()?;
+                let (pattern, _) = self.word_to(&['}'], true)?;
                 let value = value.unwrap_or_default();
-                let glob = Glob::new(&pattern, self.lex.escape);
+                let glob = Glob::new(&pattern)?;
                 let chars: Vec<char> = value.chars().collect();
                 let n = chars.len();
                 let result = if c == '#' {
@@ -390,6 +407,26 @@ impl Scan<'_> {
                 };
                 Ok(Dollar::Value(result.unwrap_or(value)))
             }
+            '/' => {
+                // ${v/pattern/replacement} (first match) and ${v//pattern/replacement} (all).
+                let all = self.peek() == Some('/');
+                if all {
+                    self.pos += 1;
+                }
+                let (pattern, stop) = self.word_to(&['/', '}'], true)?;
+                if stop != '/' {
+                    return Err(ShellError::BadSubstitution(format!(
+                        "missing '/' in ${{{name}/…}}"
+                    )));
+                }
+                let (replacement, _) = self.word_to(&['}'], true)?;
+                let glob = Glob::new(&pattern)?;
+                Ok(Dollar::Value(glob.replace(
+                    &value.unwrap_or_default(),
+                    &replacement,
+                    all,
+                )))
+            }
             other => Err(ShellError::UnsupportedModifier(other)),
         }
     }
@@ -400,7 +437,10 @@ enum Dollar {
     Value(String),
 }
 
-/// A shell glob for `${v#pattern}`: `*`, `?`, `[...]` (`!` or `^` negates), escaped chars.
+/// The glob of `${v#pattern}` and `${v/pattern/…}` as BuildKit reads it: `*` any string, `?` any
+/// character, everything else literal (no `[...]` classes); `\` before `*`, `?` or `\` makes it
+/// literal, before `}` or `/` it only kept the lexer from ending the word; before anything else
+/// it is an error.
 struct Glob {
     tokens: Vec<GlobToken>,
 }
@@ -409,65 +449,29 @@ enum GlobToken {
     Char(char),
     Any,
     One,
-    Class {
-        negated: bool,
-        items: Vec<(char, char)>,
-    },
 }
 
 impl Glob {
-    fn new(pattern: &str, escape: char) -> Glob {
-        let chars: Vec<char> = pattern.chars().collect();
+    fn new(pattern: &str) -> Result<Glob, ShellError> {
         let mut tokens = Vec::new();
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            i += 1;
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
             match c {
                 '*' => tokens.push(GlobToken::Any),
                 '?' => tokens.push(GlobToken::One),
-                '[' => {
-                    let mut j = i;
-                    let negated = matches!(chars.get(j), Some('!' | '^'));
-                    if negated {
-                        j += 1;
+                '\\' => match chars.peek().copied() {
+                    Some('}' | '/') => {}
+                    Some(n @ ('*' | '?' | '\\')) => {
+                        chars.next();
+                        tokens.push(GlobToken::Char(n));
                     }
-                    let mut items = Vec::new();
-                    let mut closed = false;
-                    let mut first = true;
-                    while j < chars.len() {
-                        if chars[j] == ']' && !first {
-                            closed = true;
-                            j += 1;
-                            break;
-                        }
-                        first = false;
-                        let lo = chars[j];
-                        if chars.get(j + 1) == Some(&'-')
-                            && chars.get(j + 2).is_some_and(|&h| h != ']')
-                        {
-                            items.push((lo, chars[j + 2]));
-                            j += 3;
-                        } else {
-                            items.push((lo, lo));
-                            j += 1;
-                        }
-                    }
-                    if closed {
-                        tokens.push(GlobToken::Class { negated, items });
-                        i = j;
-                    } else {
-                        tokens.push(GlobToken::Char('['));
-                    }
-                }
-                c if c == escape && i < chars.len() => {
-                    tokens.push(GlobToken::Char(chars[i]));
-                    i += 1;
-                }
+                    Some(n) => return Err(ShellError::InvalidEscape(n.to_string())),
+                    None => return Err(ShellError::InvalidEscape(String::new())),
+                },
                 c => tokens.push(GlobToken::Char(c)),
             }
         }
-        Glob { tokens }
+        Ok(Glob { tokens })
     }
 
     fn matches(&self, s: &[char]) -> bool {
@@ -475,21 +479,50 @@ impl Glob {
             match t.first() {
                 None => s.is_empty(),
                 Some(GlobToken::Any) => (0..=s.len()).any(|k| go(&t[1..], &s[k..])),
-                Some(tok) => {
-                    let Some(&c) = s.first() else { return false };
-                    let ok = match tok {
-                        GlobToken::Char(x) => *x == c,
-                        GlobToken::One => true,
-                        GlobToken::Class { negated, items } => {
-                            items.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
-                        }
-                        GlobToken::Any => unreachable!("handled above"),
-                    };
-                    ok && go(&t[1..], &s[1..])
-                }
+                Some(GlobToken::One) => !s.is_empty() && go(&t[1..], &s[1..]),
+                Some(GlobToken::Char(x)) => s.first() == Some(x) && go(&t[1..], &s[1..]),
             }
         }
         go(&self.tokens, s)
+    }
+
+    /// The longest match starting at `start`, if any.
+    fn longest_at(&self, s: &[char], start: usize) -> Option<usize> {
+        (start..=s.len())
+            .rev()
+            .find(|&end| self.matches(&s[start..end]))
+    }
+
+    /// Replaces the leftmost (longest) match, or every match, as Go's regexp replacement does
+    /// (an empty match inserts the replacement and moves on by one character).
+    fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
+        let s: Vec<char> = value.chars().collect();
+        let mut out = String::new();
+        let mut i = 0;
+        let mut replaced = false;
+        while i <= s.len() {
+            match (!replaced || all).then(|| self.longest_at(&s, i)).flatten() {
+                Some(end) => {
+                    out.push_str(replacement);
+                    replaced = true;
+                    if end == i {
+                        if let Some(&c) = s.get(i) {
+                            out.push(c);
+                        }
+                        i += 1;
+                    } else {
+                        i = end;
+                    }
+                }
+                None => {
+                    if let Some(&c) = s.get(i) {
+                        out.push(c);
+                    }
+                    i += 1;
+                }
+            }
+        }
+        out
     }
 }
 
@@ -507,7 +540,7 @@ impl Lexer {
             vars,
         };
         let mut out = Out::new(false);
-        scan.process(&mut out, None)?;
+        scan.process(&mut out, &[], false)?;
         Ok(out.single())
     }
 
@@ -521,7 +554,7 @@ impl Lexer {
             vars,
         };
         let mut out = Out::new(true);
-        scan.process(&mut out, None)?;
+        scan.process(&mut out, &[], false)?;
         Ok(out.finish())
     }
 
@@ -709,9 +742,142 @@ mod tests {
         assert_eq!(ok("${path%%.*}"), "/usr/local/bin/tool");
         assert_eq!(ok("${path#nomatch}"), "/usr/local/bin/tool.tar.gz");
         assert_eq!(ok("${v#v?l}"), "ue");
-        assert_eq!(ok("${v%[a-u]e}"), "val");
-        assert_eq!(ok("${v%[!e]}"), "value");
+        // No bracket classes in these patterns (BuildKit): brackets are literal.
+        assert_eq!(ok("${v%[a-u]e}"), "value");
         assert_eq!(ok("${unset#x}"), "");
+    }
+
+    fn with(input: &str, env: &[(&str, &str)]) -> Result<String, String> {
+        let v: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Lexer::default()
+            .process_word(input, &v)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Cases from BuildKit's own lexer tests (`TestProcessWithMatches` and friends), checked as
+    /// behaviour.
+    #[test]
+    fn buildkit_vectors() {
+        let xy = [("FOO", "xxyy")];
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                "${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}",
+                &[("FOO", "xxx"), ("BAR", "")],
+                "xxx  ccc",
+            ),
+            (
+                "${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}",
+                &[("FOO", "xxx"), ("BAR", "")],
+                "xxx bbb ccc",
+            ),
+            (
+                "${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}",
+                &[("FOO", "xxx"), ("BAR", "")],
+                "aaa bbb ",
+            ),
+            (
+                "${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}",
+                &[("FOO", "xxx"), ("BAR", "")],
+                "aaa  ",
+            ),
+            ("${BAR?bbb}", &[("BAR", "")], ""),
+            (
+                "${FOO#()[]{\\}^$.\\*\\?|\\\\}",
+                &[("FOO", "()[]{}^$.*?|\\x")],
+                "x",
+            ),
+            ("${FOO%%\\**}", &[("FOO", "xx**")], "xx"),
+            ("${FOO#*x*y}", &xy, "y"),
+            ("${FOO#*}", &xy, "xxyy"),
+            ("${FOO#$BAR}", &[("FOO", "xxyy"), ("BAR", "x")], "xyy"),
+            ("${FOO#$BAR}", &[("FOO", "xxyy"), ("BAR", "")], "xxyy"),
+            ("${FOO#}", &xy, "xxyy"),
+            ("${FOO##*x}", &xy, "yy"),
+            ("${FOO##}", &xy, "xxyy"),
+            ("${FOO#?\\?}", &[("FOO", "???y")], "?y"),
+            ("${ABC:-.}${FOO%x}${ABC:-.}", &xy, ".xxyy."),
+            ("${FOO%%\\**\\*}", &[("FOO", "a***yy*")], "a"),
+            ("${FOO%}", &xy, "xxyy"),
+            (
+                "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
+                &[("FOO", "/foo*/*/*.txt"), ("NEEDLE", "\\*/")],
+                "/foo.*/*.txt - /foo..*.txt",
+            ),
+            (
+                "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
+                &[("FOO", "/tmp/tmp/bar.txt"), ("NEEDLE", "/tmp")],
+                "/tmp/bar.txt - /bar.txt",
+            ),
+            (
+                "${FOO/$NEEDLE/$R} - ${FOO//$NEEDLE/$R}",
+                &[("FOO", "/a/foo/b/c.txt"), ("NEEDLE", "/?/"), ("R", "/")],
+                "/foo/b/c.txt - /foo/c.txt",
+            ),
+            (
+                "${FOO/$NEEDLE/$R}",
+                &[
+                    ("FOO", "http://google.de"),
+                    ("NEEDLE", "http://"),
+                    ("R", "https://"),
+                ],
+                "https://google.de",
+            ),
+            (
+                "${FOO//\\//\\/}",
+                &[("FOO", "/tmp/foo.txt")],
+                "\\/tmp\\/foo.txt",
+            ),
+            ("${FOO/$BAR/ww}", &[("FOO", "xxyy"), ("BAR", "")], "wwxxyy"),
+            ("${FOO///}", &xy, "xxyy"),
+            ("${FOO///}", &[], ""),
+            (
+                "something-${VERSION}.${TARGETOS}-${TARGETARCH}${TARGETVARIANT:+-${TARGETVARIANT}}.tar.gz",
+                &[
+                    ("VERSION", "v1.2.3"),
+                    ("TARGETOS", "linux"),
+                    ("TARGETARCH", "arm"),
+                    ("TARGETVARIANT", "v7"),
+                ],
+                "something-v1.2.3.linux-arm-v7.tar.gz",
+            ),
+        ];
+        for (input, env, want) in cases {
+            assert_eq!(with(input, env).as_deref(), Ok(*want), "{input}");
+        }
+        for input in [
+            "${BAZ?ccc}",
+            "${BAR:?bbb}",
+            "${BAZ:?}",
+            "${FOO=aaa}",
+            "${FOO=:aaa}",
+            "${FOO=}",
+            "${FOO//ww}",
+            "${FOO//}",
+            "${FOO#\\x}",
+        ] {
+            assert!(
+                with(input, &[("FOO", "xxx"), ("BAR", "")]).is_err(),
+                "{input}"
+            );
+        }
+        assert_eq!(
+            with("${FOO#\\x}", &xy),
+            Err("invalid escape '\\x'".to_string())
+        );
+        // The message of ${v:?msg} is expanded.
+        let msg = |env: &[(&str, &str)], w: &str| with(w, env).err().unwrap_or_default();
+        assert!(
+            msg(&[("VAR", ""), ("ARG", "x")], "${VAR:?message here$ARG}").contains("message herex")
+        );
+        assert!(msg(&[("ARG", "x")], "${VAR?message here$ARG}").contains("message herex"));
+        assert_eq!(
+            with("${VAR?message here$ARG}", &[("VAR", ""), ("ARG", "x")]).as_deref(),
+            Ok("")
+        );
     }
 
     #[test]
