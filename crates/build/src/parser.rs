@@ -542,7 +542,10 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         if empty_continuation {
             warnings.push(Warning {
                 line: start,
-                message: "Empty continuation line found: empty continuation lines will become errors in a future release".into(),
+                                message: format!(
+                    "Empty continuation line found in: {}: empty continuation lines will become errors in a future release",
+                    line.trim()
+                ),
             });
         }
         let mut raw = RawInstruction {
@@ -2119,6 +2122,45 @@ mod tests {
             (df.directives.escape, df.directives.syntax.clone()),
             ('\\', None)
         );
+    }
+
+    /// BuildKit's `TestParseWarnsOnEmptyContinutationLine`.
+    #[test]
+    fn empty_continuation_warnings() {
+        let df = p(
+            "\nFROM alpine:3.6\n\nRUN valid \\\n    continuation\n\nRUN something \\\n\n    following \\\n\n    more\n\nRUN another \\\n\n    thing\n\nRUN non-indented \\\n# this is a comment\n   after-comment\n\nRUN indented \\\n    # this is an indented comment\n    comment\n\t",
+        );
+        assert_eq!(df.warnings.len(), 2);
+        assert!(
+            df.warnings[0]
+                .message
+                .contains("Empty continuation line found in")
+        );
+        assert!(
+            df.warnings[0]
+                .message
+                .contains("RUN something     following     more")
+        );
+        assert!(df.warnings[1].message.contains("RUN another     thing"));
+        assert!(
+            df.warnings[0]
+                .message
+                .contains("will become errors in a future release")
+        );
+        assert_eq!(df.warnings[0].line, 7);
+        let runs: Vec<String> = df
+            .instructions
+            .iter()
+            .filter_map(|i| match &i.command {
+                Command::Run(r) => Some(format!("{:?}", r.command)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            runs[3],
+            format!("{:?}", shell("non-indented    after-comment"))
+        );
+        assert_eq!(runs[4], format!("{:?}", shell("indented     comment")));
     }
 
     #[test]
