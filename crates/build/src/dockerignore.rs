@@ -44,6 +44,9 @@ pub struct Pattern {
     pub exclusion: bool,
     pub line: usize,
     tokens: Vec<Token>,
+    /// moby's `suffixMatch`: a leading `**` followed only by literal characters is a plain
+    /// suffix test (`**file` matches `myfile`; `**/dir` matches `a/dir` and `dir`).
+    suffix: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,52 +97,58 @@ impl Pattern {
                         tokens.push(Token::Char(n));
                         i += 1;
                     }
-                    None => tokens.push(Token::Char('\\')),
+                    // A trailing backslash is a bad pattern for Go's filepath.Match.
+                    None => return Err(bad()),
                 },
                 '[' => {
+                    // Go's filepath.Match class rules: `^` negates; an endpoint may be escaped
+                    // but may not be an unescaped `-` or `]`; a class is never empty.
                     let negated = chars.get(i) == Some(&'^');
                     if negated {
                         i += 1;
                     }
+                    let endpoint = |i: &mut usize| -> Result<char, IgnoreError> {
+                        match chars.get(*i) {
+                            None | Some('-' | ']') => Err(bad()),
+                            Some('\\') => {
+                                let c = *chars.get(*i + 1).ok_or_else(bad)?;
+                                *i += 2;
+                                Ok(c)
+                            }
+                            Some(&c) => {
+                                *i += 1;
+                                Ok(c)
+                            }
+                        }
+                    };
                     let mut items = Vec::new();
-                    let mut closed = false;
-                    while i < chars.len() {
-                        let mut lo = chars[i];
-                        if lo == ']' && !items.is_empty() {
-                            closed = true;
+                    loop {
+                        if chars.get(i) == Some(&']') && !items.is_empty() {
                             i += 1;
                             break;
                         }
-                        if lo == '\\' {
-                            i += 1;
-                            lo = *chars.get(i).ok_or_else(bad)?;
-                        }
-                        i += 1;
+                        let lo = endpoint(&mut i)?;
                         let mut hi = lo;
-                        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|&c| c != ']')
-                        {
-                            hi = chars[i + 1];
-                            i += 2;
-                            if hi == '\\' {
-                                hi = *chars.get(i).ok_or_else(bad)?;
-                                i += 1;
-                            }
+                        if chars.get(i) == Some(&'-') {
+                            i += 1;
+                            hi = endpoint(&mut i)?;
                             if hi < lo {
                                 return Err(bad());
                             }
                         }
                         items.push((lo, hi));
                     }
-                    if !closed {
-                        return Err(bad());
-                    }
                     tokens.push(Token::Class { negated, items });
                 }
-                ']' => return Err(bad()),
                 c => tokens.push(Token::Char(c)),
             }
         }
+        let suffix = text
+            .strip_prefix("**")
+            .filter(|rest| !rest.contains(['*', '?', '[', ']', '\\']))
+            .map(str::to_string);
         Ok(Pattern {
+            suffix,
             text: text.to_string(),
             exclusion,
             line,
@@ -149,6 +158,9 @@ impl Pattern {
 
     /// Whether the pattern matches exactly this path (`/`-separated, cleaned, relative).
     pub fn matches(&self, path: &str) -> bool {
+        if let Some(suffix) = &self.suffix {
+            return path.ends_with(suffix.as_str()) || suffix.strip_prefix('/') == Some(path);
+        }
         let p: Vec<char> = path.chars().collect();
         match_tokens(&self.tokens, &p)
     }
@@ -558,6 +570,124 @@ mod tests {
         assert!(x.is_excluded("hello", false));
         assert!(!x.is_excluded("h/llo", false));
         assert!(m("*").is_excluded("a/b", false));
+    }
+
+    /// moby/patternmatcher's `TestMatches` (through parent matching, as docker applies it),
+    /// its multi-pattern cases and Go's `filepath.Match` cases it borrows, checked as behaviour.
+    #[test]
+    fn patternmatcher_vectors() {
+        let single: &[(&str, &str, bool)] = &[
+            ("**", "file", true),
+            ("**", "file/", true),
+            ("**/", "file", true),
+            ("**/", "file/", true),
+            ("**", "dir/file", true),
+            ("**/", "dir/file", true),
+            ("**/**", "dir/file", true),
+            ("dir/**", "dir/file", true),
+            ("dir/**", "dir/dir2/file/", true),
+            ("**/dir", "dir", true),
+            ("**/dir", "dir/file", true),
+            ("**/dir2/*", "dir/dir2/file", true),
+            ("**/dir2/*", "dir/dir2/file/", true),
+            ("**/dir2/**", "dir/dir2/dir3/file", true),
+            ("**file", "file", true),
+            ("**file", "dir/file", true),
+            ("**/file", "dir/file", true),
+            ("**file", "dir/dir/file", true),
+            ("**/file*", "dir/dir/file.txt", true),
+            ("**/file*txt", "dir/dir/file.txt", true),
+            ("**/file*.txt*", "dir/dir/file.txt", true),
+            ("**/**/*.txt", "dir/dir/file.txt", true),
+            ("**/**/*.txt2", "dir/dir/file.txt", false),
+            ("**/*.txt", "file.txt", true),
+            ("**/**/*.txt", "file.txt", true),
+            ("a**/*.txt", "a/file.txt", true),
+            ("a**/*.txt", "a/dir/dir/file.txt", true),
+            ("a/*.txt", "a/dir/file.txt", false),
+            ("a/*.txt", "a/file.txt", true),
+            ("a/*.txt**", "a/file.txt", true),
+            ("a[b-d]e", "ae", false),
+            ("a[b-d]e", "ace", true),
+            ("a[b-d]e", "aae", false),
+            ("a[^b-d]e", "aze", true),
+            (".*", ".foo", true),
+            (".*", "foo", false),
+            ("abc.def", "abcdef", false),
+            ("abc.def", "abc.def", true),
+            ("abc?def", "abcZdef", true),
+            ("abc?def", "abcdef", false),
+            ("**/foo/bar", "foo/bar", true),
+            ("**/foo/bar", "dir/dir2/foo/bar", true),
+            ("abc/**", "abc", false),
+            ("abc/**", "abc/def/ghi", true),
+            ("**/.foo", ".foo", true),
+            ("**/.foo", "bar.foo", false),
+            ("a(b)c/def", "a(b)c/def", true),
+            ("a(b)c/def", "a(b)c/xyz", false),
+            ("a.|)$(}+{bc", "a.|)$(}+{bc", true),
+            (
+                "dist/*.whl",
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                true,
+            ),
+            ("a\\\\", "a\\", true),
+            ("a\\*b", "a*b", true),
+            // Go's filepath.Match cases.
+            ("*c", "abc", true),
+            ("a*", "ab/c", true),
+            ("a*/b", "abc/b", true),
+            ("a*/b", "a/c/b", false),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", true),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false),
+            ("a*b?c*x", "abxbbxdbxebxczzx", true),
+            ("a*b?c*x", "abxbbxdbxebxczzy", false),
+            ("ab[^c]", "abc", false),
+            ("ab[^e-g]", "abc", true),
+            ("a\\*b", "ab", false),
+            ("a?b", "a☺b", true),
+            ("a???b", "a☺b", false),
+            ("[a-ζ]*", "α", true),
+            ("*[a-ζ]", "A", false),
+            ("a?b", "a/b", false),
+            ("a*b", "a/b", false),
+            ("[\\]a]", "]", true),
+            ("[\\-]", "-", true),
+            ("[x\\-]", "-", true),
+            ("[x\\-]", "z", false),
+            ("[\\-x]", "a", false),
+            ("*x", "xxx", true),
+        ];
+        for (pattern, path, want) in single {
+            assert_eq!(
+                m(pattern).is_excluded(path, false),
+                *want,
+                "pattern {pattern:?} path {path:?}"
+            );
+        }
+        assert!(!m("**\n!util/docker/web").is_excluded("util/docker/web/foo", false));
+        assert!(
+            m("**\n!util/docker/web\nutil/docker/web/foo")
+                .is_excluded("util/docker/web/foo", false)
+        );
+        assert!(!m("**\n!dist/*.whl").is_excluded(
+            "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+            false
+        ));
+        assert!(!m("docs\n!docs/README.md").is_excluded("docs/README.md", false));
+        assert!(!m("docs/\n!docs/README.md").is_excluded("docs/README.md", false));
+        assert!(m("!fileutils.go\n*.go").is_excluded("fileutils.go", false));
+        assert!(!m("*.go").is_excluded(".", true));
+        for bad in [
+            "[]a]", "[-]", "[x-]", "[-x]", "\\", "[a-b-c]", "[", "[^", "[^bc", "a[",
+        ] {
+            assert!(
+                Matcher::parse(bad).is_err(),
+                "{bad:?} must be a bad pattern"
+            );
+        }
+        // The suffix quirk of a leading ** followed by literals.
+        assert!(m("**file").is_excluded("dir/myfile", false));
     }
 
     #[test]
