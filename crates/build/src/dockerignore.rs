@@ -410,51 +410,54 @@ pub enum EntryKind {
 /// An included entry of the context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Relative to the context, `/`-separated.
+    /// Relative to the context, `/`-separated, as matched against the patterns (a name that is
+    /// not UTF-8 is converted lossily here).
     pub path: String,
+    /// The real relative path, to open the entry with.
+    pub rel: PathBuf,
     pub kind: EntryKind,
 }
 
-/// The included entries of `root`, sorted by path, parents before children. A directory that is
-/// excluded but holds re-included files is yielded too (the files need it). Symlinks are never
-/// followed. Names that are not UTF-8 are yielded lossily converted (a caller that copies must
-/// use the real names; this slice only lists).
+/// The included entries of `root`, sorted by name at each level, parents before children. A
+/// directory that is excluded but holds re-included entries is yielded too (they need it).
+/// Symlinks are yielded as symlinks and never followed, so nothing outside `root` is read (a
+/// directory swapped for a symlink while the walk runs is the caller's to guard against, with
+/// `openat`-style access, when it copies).
 pub fn walk(root: &Path, matcher: &Matcher) -> Result<Vec<Entry>, IgnoreError> {
     let mut out = Vec::new();
-    walk_dir(root, "", matcher, &mut out)?;
+    walk_dir(root, Path::new(""), "", matcher, &mut out)?;
     Ok(out)
 }
 
 fn walk_dir(
     root: &Path,
-    rel: &str,
+    rel: &Path,
+    rel_str: &str,
     matcher: &Matcher,
     out: &mut Vec<Entry>,
 ) -> Result<bool, IgnoreError> {
-    let dir = if rel.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(rel)
-    };
+    let dir = root.join(rel);
     let io = |source| IgnoreError::Io {
         path: dir.clone(),
         source,
     };
-    let mut entries: Vec<(String, fs::FileType)> = Vec::new();
+    let mut entries: Vec<(std::ffi::OsString, fs::FileType)> = Vec::new();
     for e in fs::read_dir(&dir).map_err(io)? {
         let e = e.map_err(io)?;
         // DirEntry::file_type does not follow symlinks.
         let ft = e.file_type().map_err(io)?;
-        entries.push((e.file_name().to_string_lossy().into_owned(), ft));
+        entries.push((e.file_name(), ft));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let mut any = false;
     for (name, ft) in entries {
-        let path = if rel.is_empty() {
-            name
+        let lossy = name.to_string_lossy();
+        let path = if rel_str.is_empty() {
+            lossy.into_owned()
         } else {
-            format!("{rel}/{name}")
+            format!("{rel_str}/{lossy}")
         };
+        let rel_path = rel.join(&name);
         let excluded = matcher.is_excluded(&path, ft.is_dir());
         if ft.is_dir() {
             if excluded && !matcher.must_walk_excluded_dir(&path) {
@@ -463,9 +466,10 @@ fn walk_dir(
             let at = out.len();
             out.push(Entry {
                 path: path.clone(),
+                rel: rel_path.clone(),
                 kind: EntryKind::Dir,
             });
-            let inner = walk_dir(root, &path, matcher, out)?;
+            let inner = walk_dir(root, &rel_path, &path, matcher, out)?;
             if excluded && !inner {
                 out.truncate(at);
                 continue;
@@ -479,7 +483,11 @@ fn walk_dir(
             } else {
                 EntryKind::Other
             };
-            out.push(Entry { path, kind });
+            out.push(Entry {
+                path,
+                rel: rel_path,
+                kind,
+            });
             any = true;
         }
     }
@@ -763,6 +771,48 @@ mod tests {
         .map(|(p, k)| (p.to_string(), *k))
         .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn walker_on_hostile_contexts() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = dir.path();
+        fs::create_dir_all(r.join("d")).expect("mkdir");
+        // A symlink loop and a symlink to the parent of the context: yielded, never followed.
+        std::os::unix::fs::symlink(".", r.join("d/loop")).expect("symlink");
+        std::os::unix::fs::symlink("../..", r.join("d/up")).expect("symlink");
+        // A name with a newline, and a name that is not UTF-8 (a directory with a file in it).
+        fs::write(r.join("new\nline"), "x").expect("write");
+        let raw = std::ffi::OsStr::from_bytes(b"bad\xffname");
+        fs::create_dir(r.join(raw)).expect("mkdir");
+        fs::write(r.join(raw).join("inner"), "x").expect("write");
+        // A FIFO is reported as Other, not opened.
+        let fifo = r.join("fifo");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let have_fifo = status.is_ok_and(|s| s.success());
+        let got = walk(r, &Matcher::default()).expect("walk");
+        let find = |p: &str| got.iter().find(|e| e.path == p).map(|e| e.kind);
+        assert_eq!(find("d/loop"), Some(EntryKind::Symlink));
+        assert_eq!(find("d/up"), Some(EntryKind::Symlink));
+        assert_eq!(find("new\nline"), Some(EntryKind::File));
+        let inner = got
+            .iter()
+            .find(|e| e.path.ends_with("/inner"))
+            .expect("the file in the non-UTF-8 directory");
+        assert_eq!(inner.rel, Path::new(raw).join("inner"));
+        assert!(r.join(&inner.rel).is_file());
+        if have_fifo {
+            assert_eq!(find("fifo"), Some(EntryKind::Other));
+        }
+        // Nothing from outside the context (the loop and `up` were not walked).
+        assert!(
+            got.iter()
+                .all(|e| !e.path.starts_with("d/loop/") && !e.path.starts_with("d/up/"))
+        );
+        // A pattern for the newline name works like any other.
+        let x = m("new?line");
+        assert!(x.is_excluded("new\nline", false));
     }
 
     #[test]
