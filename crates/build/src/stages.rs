@@ -5,8 +5,8 @@
 //!   be used there, where they take the global value. Anything else before the first `FROM` is
 //!   an error.
 //! * Inside a stage an `ARG` is in scope from its line to the end of the stage; its value is the
-//!   `--build-arg` if given, else its default (expanded), else the global value. `ENV` wins over
-//!   `ARG` of the same name in substitution.
+//!   `--build-arg` if given, else its default (expanded), else the global value. A valued
+//!   `ARG` enters the stage's environment like an `ENV`: the later of the two wins (BuildKit).
 //! * The predefined proxy args (`HTTP_PROXY`, `https_proxy`, `NO_PROXY`, `ALL_PROXY`, …) reach
 //!   `RUN` from `--build-arg` without being declared and stay out of the image history unless
 //!   declared.
@@ -506,14 +506,22 @@ fn check_cycles(stages: &[Stage]) -> Result<(), StageError> {
 }
 
 /// The ARG and ENV scope while a stage's instructions are processed in order.
+///
+/// As BuildKit's `dispatchArg` does, an ARG with a value enters the stage's environment like an
+/// ENV, so the later of an ARG and an ENV of the same name wins from there on (the reference's
+/// "ENV overrides ARG" is the case of an ENV after the ARG). The image config only ever gets the
+/// ENV values; that is the builder's business.
 #[derive(Debug, Clone)]
 pub struct ArgScope<'a> {
     opts: &'a BuildOptions,
     globals: &'a [(String, Option<String>)],
     /// Declared in this stage, in order, with their values.
     args: Vec<(String, Option<String>)>,
-    /// The base image's ENV, then this stage's ENV (later entries win).
+    /// The environment for substitution and RUN: the base image's ENV, then this stage's ENV
+    /// and valued ARGs, in order (one entry per name, the latest value).
     env: Vec<(String, String)>,
+    /// What ENV set (base image, then stage), as the image config gets it.
+    image_env: Vec<(String, String)>,
 }
 
 impl<'a> ArgScope<'a> {
@@ -523,12 +531,17 @@ impl<'a> ArgScope<'a> {
         globals: &'a [(String, Option<String>)],
         image_env: &[(String, String)],
     ) -> Self {
-        ArgScope {
+        let mut scope = ArgScope {
             opts,
             globals,
             args: Vec::new(),
-            env: image_env.to_vec(),
+            env: Vec::new(),
+            image_env: Vec::new(),
+        };
+        for (k, v) in image_env {
+            scope.set_env(k, v);
         }
+        scope
     }
 
     /// A scope for a stage of `plan`.
@@ -540,8 +553,13 @@ impl<'a> ArgScope<'a> {
         ArgScope::new(opts, &plan.global_args, image_env)
     }
 
+    fn put(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     /// Declares `ARG name[=default]`: the build-arg, else the default (expanded in the current
-    /// scope), else the global value, else the automatic platform value.
+    /// scope), else the global value (the global scope includes the platform ARGs).
     pub fn declare(&mut self, decl: &ArgDecl, lex: &Lexer) -> Result<(), ShellError> {
         let value = if let Some(v) = self.opts.build_args.get(&decl.name) {
             Some(v.clone())
@@ -556,57 +574,50 @@ impl<'a> ArgScope<'a> {
                 .find(|(k, _)| *k == decl.name)
                 .map(|(_, v)| v)
         };
+        if let Some(v) = &value {
+            self.put(&decl.name, v);
+        }
         self.args.retain(|(k, _)| *k != decl.name);
         self.args.push((decl.name.clone(), value));
         Ok(())
     }
 
     pub fn set_env(&mut self, key: &str, value: &str) {
-        self.env.retain(|(k, _)| k != key);
-        self.env.push((key.to_string(), value.to_string()));
+        self.put(key, value);
+        self.image_env.retain(|(k, _)| k != key);
+        self.image_env.push((key.to_string(), value.to_string()));
     }
 
-    /// The variables for substitution: declared ARGs with values, overridden by ENV.
+    /// The image config's `Env` at this point: ENV values only (ARGs never persist).
+    pub fn image_env(&self) -> Vec<(String, String)> {
+        self.image_env.clone()
+    }
+
+    /// The variables for substitution at this point of the stage.
     pub fn vars(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self
-            .args
-            .iter()
-            .filter_map(|(k, val)| val.clone().map(|val| (k.clone(), val)))
-            .collect();
-        v.extend(self.env.iter().cloned());
-        v
+        self.env.clone()
     }
 
-    /// The environment of a RUN: ENV, plus declared ARGs ENV does not shadow, plus proxy
-    /// build-args even when undeclared.
+    /// The environment of a RUN: the scope, plus proxy build-args even when undeclared (docker
+    /// passes those to RUN without an ARG).
     pub fn run_env(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        for (k, v) in &self.args {
-            if let Some(v) = v
-                && !self.env.iter().any(|(e, _)| e == k)
-            {
-                out.push((k.clone(), v.clone()));
-            }
-        }
+        let mut out = self.env.clone();
         for p in PROXY_ARGS {
             if let Some(v) = self.opts.build_args.get(*p)
                 && !out.iter().any(|(k, _)| k == p)
-                && !self.env.iter().any(|(k, _)| k == p)
             {
                 out.push((p.to_string(), v.clone()));
             }
         }
-        out.extend(self.env.iter().cloned());
         out
     }
 
-    /// The ARGs that go into a RUN's history entry (`|N k=v … /bin/sh -c …`): declared ones with a
-    /// value, not shadowed by ENV; undeclared proxy args are left out.
+    /// The ARGs that go into a RUN's history entry (`|N k=v … /bin/sh -c …`): the declared ones
+    /// with a value, sorted; undeclared proxy args are left out.
     pub fn history_args(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = self
             .args
             .iter()
-            .filter(|(k, _)| !self.env.iter().any(|(e, _)| e == k))
             .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
             .collect();
         out.sort();
@@ -760,13 +771,35 @@ mod tests {
         let vars: BTreeMap<_, _> = scope.vars().into_iter().collect();
         assert_eq!(vars["V"], "global");
         assert_eq!(vars["W"], "w-global");
-        assert_eq!(vars["E"], "w-global", "ENV wins over ARG");
+        assert_eq!(
+            vars["E"], "arg",
+            "an ARG after an ENV of the same name wins from there on"
+        );
         assert_eq!(vars["PATH"], "/bin");
         assert_eq!(
             scope.history_args(),
             vec![
+                ("E".to_string(), "arg".to_string()),
                 ("V".to_string(), "global".to_string()),
                 ("W".to_string(), "w-global".to_string())
+            ]
+        );
+        // The reference's case: an ENV after the ARG wins.
+        let p4 = ok("FROM a\nARG CONT_IMG_VER\nENV CONT_IMG_VER=v1.0.0\nRUN echo $CONT_IMG_VER\n");
+        let o4 = opts(&[("CONT_IMG_VER", "v2.0.1")], None);
+        let mut s4 = ArgScope::for_plan(&p4, &o4, &[]);
+        for ins in &p4.stages[0].instructions {
+            s4.process(ins, &lex).expect("process");
+        }
+        assert_eq!(
+            s4.vars(),
+            vec![("CONT_IMG_VER".to_string(), "v1.0.0".to_string())]
+        );
+        assert_eq!(
+            scope.image_env(),
+            vec![
+                ("PATH".to_string(), "/bin".to_string()),
+                ("E".to_string(), "w-global".to_string())
             ]
         );
         // A build-arg beats a stage default.
