@@ -2163,6 +2163,53 @@ mod tests {
         assert_eq!(runs[4], format!("{:?}", shell("indented     comment")));
     }
 
+    /// BuildKit's `TestJSONArraysOfStrings`.
+    #[test]
+    fn buildkit_json_vectors() {
+        let valid: &[(&str, &[&str])] = &[
+            ("[]", &[]),
+            ("[\"\"]", &[""]),
+            ("[\"a\"]", &["a"]),
+            ("[\"a\",\"b\"]", &["a", "b"]),
+            ("[ \"a\", \"b\" ]", &["a", "b"]),
+            ("[\t\"a\",\t\"b\"\t]", &["a", "b"]),
+            ("\t[\t\"a\",\t\"b\"\t]\t", &["a", "b"]),
+            (
+                "[\"abc 123\", \"♥\", \"☃\", \"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u0000\"]",
+                &["abc 123", "♥", "☃", "\" \\ / \u{8} \u{c} \n \r \t \u{0}"],
+            ),
+        ];
+        for (json, want) in valid {
+            let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            assert_eq!(parse_json(json), Some(Ok(want)), "{json}");
+        }
+        for json in [
+            "[\"a\",42,\"b\"]",
+            "[\"a\",123.456,\"b\"]",
+            "[\"a\",{},\"b\"]",
+            "[\"a\",{\"c\": \"d\"},\"b\"]",
+            "[\"a\",[\"c\"],\"b\"]",
+            "[\"a\",true,\"b\"]",
+            "[\"a\",false,\"b\"]",
+            "[\"a\",null,\"b\"]",
+        ] {
+            assert_eq!(
+                parse_json(json),
+                Some(Err(ParseErrorKind::NotStringArray)),
+                "{json}"
+            );
+        }
+        // Old-form ENV/LABEL (BuildKit's TestParseNameVal*).
+        assert_eq!(
+            one("LABEL foo bar"),
+            Command::Label(vec![KeyValue {
+                key: "foo".into(),
+                value: "bar".into()
+            }])
+        );
+        assert_eq!(err("ENV foo"), "Dockerfile:1: ENV must have two arguments");
+    }
+
     #[test]
     fn exec_and_shell_forms() {
         assert_eq!(
