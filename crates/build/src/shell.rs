@@ -2,7 +2,9 @@
 //!
 //! * `$v`, `${v}`; `${v:-w}` (unset or empty → w), `${v-w}` (unset → w), `${v:+w}` (set and
 //!   non-empty → w), `${v+w}` (set → w), `${v:?msg}` / `${v?msg}` (an error), `${v#p}`, `${v##p}`,
-//!   `${v%p}`, `${v%%p}` (shortest/longest prefix/suffix removal, `p` a glob).
+//!   `${v%p}`, `${v%%p}` (shortest/longest prefix/suffix removal), `${v/p/r}`, `${v//p/r}`
+//!   (first/every match replaced). Patterns are BuildKit's: `*` and `?` only (brackets are
+//!   literal), `\*` `\?` `\\` literal, `\}` `\/` only shield the lexer, any other escape an error.
 //! * Outside quotes the escape character (`\` or the `# escape=` one) takes the next character
 //!   literally; inside double quotes it escapes only `"`, `$` and itself; single quotes are
 //!   literal. Quotes are removed.
@@ -14,8 +16,10 @@
 //!
 //! [`expand`] applies substitution to the arguments docker expands: ADD, COPY, ENV, EXPOSE,
 //! FROM, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR (the reference's list), plus ARG defaults and
-//! the `--from`, `--chown`, `--chmod`, `--mount`, `--platform`, `--checksum` flags, which
-//! BuildKit expands too. RUN, CMD, ENTRYPOINT (both forms), SHELL, HEALTHCHECK, MAINTAINER and
+//! the `--chown`, `--chmod`, `--exclude`, `--checksum`, `--platform` flags and the `--mount`
+//! fields (except `from=`, where BuildKit refuses variables). `COPY --from` is left as written:
+//! BuildKit resolves it before substitution (an image name there is expanded with the global
+//! ARGs, see [`crate::stages`]). RUN, CMD, ENTRYPOINT (both forms), SHELL, HEALTHCHECK, MAINTAINER and
 //! ONBUILD are left as written: ONBUILD's trigger is expanded when it runs in the child build.
 
 use std::collections::{BTreeMap, HashMap};
@@ -625,7 +629,7 @@ pub fn expand(command: &Command, lex: &Lexer, vars: &dyn Vars) -> Result<Command
                 }
             }
             c.dest = w(&c.dest)?;
-            c.from = opt(&c.from)?;
+            // `--from` stays as written: stages resolve it unexpanded (see `stages`).
             c.chown = opt(&c.chown)?;
             c.chmod = opt(&c.chmod)?;
             c.checksum = opt(&c.checksum)?;
@@ -657,7 +661,7 @@ fn expand_mount(
     let mut m = m.clone();
     m.target = o(&m.target)?;
     m.source = o(&m.source)?;
-    m.from = o(&m.from)?;
+    // `from=` may not hold variables (a parse error), as in BuildKit.
     m.id = o(&m.id)?;
     m.env = o(&m.env)?;
     Ok(m)
