@@ -33,14 +33,16 @@ pub enum ShellError {
     UnterminatedSingleQuote,
     #[error("unexpected end of statement while looking for matching double-quote")]
     UnterminatedDoubleQuote,
-    #[error("missing '}}'")]
+    #[error("syntax error: missing '}}'")]
     MissingBrace,
-    #[error("bad substitution: {0}")]
-    BadSubstitution(String),
+    /// `${}`, `${:x}`, `${{x}`, a `${v/p}` without its second `/`.
+    #[error("syntax error: bad substitution")]
+    BadSubstitution,
     #[error("invalid escape '\\{0}'")]
     InvalidEscape(String),
+    /// The modifier as written, colon included (`:=`).
     #[error("unsupported modifier ({0}) in substitution")]
-    UnsupportedModifier(char),
+    UnsupportedModifier(String),
     /// `${v:?message}` with `v` unset (or empty).
     #[error("{name}: {message}")]
     Required { name: String, message: String },
@@ -327,9 +329,7 @@ impl Scan<'_> {
         if name.is_empty() {
             return match self.peek() {
                 None => Err(ShellError::MissingBrace),
-                Some(c) => Err(ShellError::BadSubstitution(format!(
-                    "invalid character '{c}' in variable name"
-                ))),
+                Some(_) => Err(ShellError::BadSubstitution),
             };
         }
         let value = self.vars.lookup(&name);
@@ -343,7 +343,7 @@ impl Scan<'_> {
                 let modifier = if colon {
                     match self.next() {
                         Some(m @ ('-' | '+' | '?')) => m,
-                        Some(m) => return Err(ShellError::UnsupportedModifier(m)),
+                        Some(m) => return Err(ShellError::UnsupportedModifier(format!(":{m}"))),
                         None => return Err(ShellError::MissingBrace),
                     }
                 } else {
@@ -419,9 +419,7 @@ impl Scan<'_> {
                 }
                 let (pattern, stop) = self.word_to(&['/', '}'], true)?;
                 if stop != '/' {
-                    return Err(ShellError::BadSubstitution(format!(
-                        "missing '/' in ${{{name}/…}}"
-                    )));
+                    return Err(ShellError::BadSubstitution);
                 }
                 let (replacement, _) = self.word_to(&['}'], true)?;
                 let glob = Glob::new(&pattern)?;
@@ -431,7 +429,7 @@ impl Scan<'_> {
                     all,
                 )))
             }
-            other => Err(ShellError::UnsupportedModifier(other)),
+            other => Err(ShellError::UnsupportedModifier(other.to_string())),
         }
     }
 }
@@ -908,8 +906,25 @@ mod tests {
         assert_eq!(word("\"abc"), Err(ShellError::UnterminatedDoubleQuote));
         assert_eq!(word("${v"), Err(ShellError::MissingBrace));
         assert_eq!(word("${v:-x"), Err(ShellError::MissingBrace));
-        assert_eq!(word("${v:=x}"), Err(ShellError::UnsupportedModifier('=')));
-        assert!(matches!(word("${}"), Err(ShellError::BadSubstitution(_))));
+        assert_eq!(
+            word("${v:=x}").map_err(|e| e.to_string()),
+            Err("unsupported modifier (:=) in substitution".into())
+        );
+        assert_eq!(
+            word("${v=x}").map_err(|e| e.to_string()),
+            Err("unsupported modifier (=) in substitution".into())
+        );
+        for bad in ["${}", "${:x}", "${{x}"] {
+            assert_eq!(
+                word(bad).map_err(|e| e.to_string()),
+                Err("syntax error: bad substitution".into()),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            word("${").map_err(|e| e.to_string()),
+            Err("syntax error: missing '}'".into())
+        );
         assert!(Lexer::default().check("${unset:?x}").is_ok());
         assert!(Lexer::default().check("'x").is_err());
     }
