@@ -410,6 +410,7 @@ pub const INSTRUCTIONS: &[&str] = &[
 struct DirectiveParser {
     done: bool,
     seen: Vec<String>,
+    after_shebang: bool,
 }
 
 impl DirectiveParser {
@@ -418,8 +419,11 @@ impl DirectiveParser {
         if self.done {
             return Ok(());
         }
-        // A `#!` first line does not end the directives (BuildKit skips a shebang).
+        // A `#!` first line: BuildKit still finds `syntax` and `check` after it (its
+        // DetectSyntax/ParseDirective skip a shebang) but its main parser stops there, so an
+        // `escape` after it is a comment.
         if lineno == 1 && line.starts_with("#!") {
+            self.after_shebang = true;
             return Ok(());
         }
         let Some((name, value)) = directive(line) else {
@@ -427,7 +431,9 @@ impl DirectiveParser {
             return Ok(());
         };
         let name = name.to_ascii_lowercase();
-        if !matches!(name.as_str(), "syntax" | "escape" | "check") {
+        if !matches!(name.as_str(), "syntax" | "escape" | "check")
+            || (self.after_shebang && name == "escape")
+        {
             self.done = true;
             return Ok(());
         }
@@ -509,6 +515,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     let mut dp = DirectiveParser {
         done: false,
         seen: Vec::new(),
+        after_shebang: false,
     };
     let mut warnings = Vec::new();
     let mut instructions = Vec::new();
@@ -2114,7 +2121,11 @@ mod tests {
         );
         assert_eq!(df.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
         assert_eq!(df.directives.check.as_deref(), Some("skip=all"));
-        assert_eq!(df.directives.escape, '`');
+        assert_eq!(
+            df.directives.escape, '\\',
+            "escape after a shebang is a comment"
+        );
+        assert_eq!(p("# escape=`\n# syntax=x\nFROM a").directives.escape, '`');
         assert_eq!(p("#!/bin/sh\n\n# escape=`\nFROM a").directives.escape, '\\');
         // BuildKit's TestDirectives: a non-directive comment after escape ends them.
         let df = p("#escape=\\\n# key = FOO bar\n\n# smth\nFROM a");
