@@ -745,10 +745,17 @@ fn extract_flags(rest: &str) -> (Vec<String>, String) {
             let c = chars[pos];
             match quote {
                 Some(q) if c == q => quote = None,
-                Some(_) => word.push(c),
                 None if c == '"' || c == '\'' => quote = Some(c),
                 None if c.is_whitespace() => break,
-                None => word.push(c),
+                // A backslash (always `\`, whatever the escape directive) takes the next
+                // character literally, in or out of quotes; at the very end it is dropped.
+                _ if c == '\\' => {
+                    if let Some(&n) = chars.get(pos + 1) {
+                        word.push(n);
+                        pos += 1;
+                    }
+                }
+                _ => word.push(c),
             }
             pos += 1;
         }
@@ -2494,7 +2501,14 @@ mod tests {
             err("COPY --link= a b"),
             "Dockerfile:1: missing a value on flag: --link"
         );
-        // A bare -- ends the flags; quotes inside flags are removed.
+        // A bare -- ends the flags; quotes inside flags are removed, backslashes escape.
+        let Command::Copy(c) = one("COPY --chown=a\\ b --chmod=\"7\\\"55\" x /y") else {
+            panic!()
+        };
+        assert_eq!(
+            (c.chown.as_deref(), c.chmod.as_deref()),
+            (Some("a b"), Some("7\"55"))
+        );
         let Command::Copy(c) = one("COPY --chown=\"app:app\" -- --weird /dst") else {
             panic!()
         };
