@@ -210,6 +210,8 @@ pub struct CopyArgs {
     /// ADD only.
     pub checksum: Option<String>,
     pub keep_git_dir: bool,
+    /// ADD only: `--unpack[=bool]` when given (otherwise local archives unpack, URLs do not).
+    pub unpack: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1322,9 +1324,6 @@ fn command(
                 Some(r) => (true, r?),
                 None => (false, args.split_whitespace().map(str::to_string).collect()),
             };
-            if list.is_empty() {
-                return Err(ParseErrorKind::AtLeastOneArgument(name));
-            }
             if list.len() < 2 {
                 return Err(ParseErrorKind::NoDestination(name));
             }
@@ -1354,6 +1353,11 @@ fn command(
                 exclude: flags.all("exclude"),
                 checksum: flags.string("checksum"),
                 keep_git_dir: flags.bool("keep-git-dir"),
+                unpack: flags
+                    .list
+                    .iter()
+                    .any(|f| f.name == "unpack")
+                    .then(|| flags.bool("unpack")),
             };
             Ok(if copy {
                 Command::Copy(args)
@@ -2475,8 +2479,16 @@ mod tests {
         );
         assert_eq!(
             err("ADD"),
-            "Dockerfile:1: ADD requires at least one argument"
+            "Dockerfile:1: ADD requires at least two arguments, but only one was provided. Destination could not be determined"
         );
+        let Command::Add(a) = one("ADD --unpack=false x.tar.gz /d/") else {
+            panic!()
+        };
+        assert_eq!(a.unpack, Some(false));
+        let Command::Add(a) = one("ADD x.tar.gz /d/") else {
+            panic!()
+        };
+        assert_eq!(a.unpack, None);
         assert_eq!(
             err("COPY --checksum=x a b"),
             "Dockerfile:1: unknown flag: --checksum"
