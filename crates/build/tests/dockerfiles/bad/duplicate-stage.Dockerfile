@@ -1,0 +1,2 @@
+FROM alpine AS app
+FROM debian AS APP

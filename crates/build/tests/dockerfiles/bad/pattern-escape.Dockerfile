@@ -1,0 +1,3 @@
+FROM alpine
+ENV FILE=a.tar.gz
+ENV BASE=${FILE%\.tar.gz}

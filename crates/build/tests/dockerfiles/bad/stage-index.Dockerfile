@@ -1,0 +1,3 @@
+FROM alpine
+FROM scratch
+COPY --from=2 /x /x

@@ -1,0 +1,5 @@
+FROM alpine
+RUN echo ok
+RUN <<EOF
+echo never closed
+EOF2
