@@ -881,3 +881,77 @@ fn tmpfs_tmpcopyup_keeps_the_image_content() {
     // The image itself is untouched.
     assert_eq!(fs::read_to_string(etc.join("conf")).unwrap(), "image\n");
 }
+
+/// linux.netDevices (as runc 1.3): a host interface moves into the container's network
+/// namespace under the name asked for, with its IPv4 and IPv6 addresses and up. The
+/// "host" is a throwaway network namespace (berth-oci runs in it through nsenter).
+#[test]
+fn net_devices_move_with_their_addresses() {
+    let ns = Netns(unique("berthnd"));
+    host("ip", &["netns", "add", &ns.0]);
+    host(
+        "ip",
+        &[
+            "-n",
+            &ns.0,
+            "link",
+            "add",
+            "hostdev0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "hostdev0p",
+        ],
+    );
+    host(
+        "ip",
+        &["-n", &ns.0, "addr", "add", "10.9.8.7/24", "dev", "hostdev0"],
+    );
+    host(
+        "ip",
+        &[
+            "-n",
+            &ns.0,
+            "addr",
+            "add",
+            "fd00:9::7/64",
+            "dev",
+            "hostdev0",
+        ],
+    );
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["ip", "addr"]);
+    b.edit(|c| c["linux"]["netDevices"] = json!({"hostdev0": {"name": "ctr9"}}));
+    let id = rt.new_id("netdev");
+    let inner = rt.command(["run", "--bundle", s(b.path()), id.as_str()]);
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{}", ns.0))
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(std::process::Stdio::null());
+    let o = run_cmd(cmd);
+    o.ok();
+    let out = o.out();
+    assert!(out.contains("ctr9"), "not renamed:\n{o}");
+    assert!(out.contains("10.9.8.7/24"), "IPv4 address lost:\n{o}");
+    assert!(out.contains("fd00:9::7/64"), "IPv6 address lost:\n{o}");
+    assert!(
+        out.lines().any(|l| l.contains("ctr9") && l.contains(",UP")),
+        "not up:\n{o}"
+    );
+    // Not the host's any more.
+    let left = host("ip", &["-n", &ns.0, "-o", "link"]);
+    assert!(!left.contains("hostdev0:"), "still on the host:\n{left}");
+    // An interface that does not exist: a clear error naming it.
+    let b = rt.bundle();
+    b.args(&["true"]);
+    b.edit(|c| c["linux"]["netDevices"] = json!({"nosuchdev7": {}}));
+    let id = rt.new_id("netdev");
+    let o = rt.create(&b, &id);
+    o.fails();
+    o.stderr_mentions(&["nosuchdev7"]);
+    rt.assert_nothing_left(&id, Some(&b));
+}

@@ -42,6 +42,9 @@ const MSG_START: u8 = b'S';
 const MSG_IDMAP_TREE: u8 = b'I';
 /// init → runtime: init made its time namespace; the runtime writes the offsets.
 const MSG_TIMENS: u8 = b'T';
+/// runtime → init: the network devices moved into init's namespace (JSON),
+/// for init to put their addresses back and bring them up.
+const MSG_NETDEVS: u8 = b'D';
 /// init / exec process → runtime, with SCM_RIGHTS: the seccomp notify fd,
 /// which the runtime hands to the profile's listenerPath on the host.
 const MSG_SECCOMP_FD: u8 = b'N';
@@ -485,6 +488,17 @@ impl Runtime {
                 .as_ref()
                 .and_then(|l| l.time_offsets().as_ref()),
         )?;
+        let net_devices = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.net_devices().as_ref())
+            .filter(|d| !d.is_empty());
+        if net_devices.is_some() && !ns.has_new(LinuxNamespaceType::Network) {
+            return Err(Error::Spec(
+                "linux.netDevices needs a new network namespace (not the host's, not a joined one)"
+                    .into(),
+            ));
+        }
         let pid = spawn(
             ns.clone_flags,
             &pre_joins,
@@ -543,6 +557,15 @@ impl Runtime {
                 let f = sys::open(&p, libc::O_WRONLY | libc::O_NOFOLLOW, 0).at(&p)?;
                 sys::write_all(f.as_fd(), timens_offsets.as_bytes()).at(&p)?;
             }
+        }
+        if let Some(devices) = net_devices {
+            let p = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            let netns = sys::open(&p, libc::O_RDONLY, 0).at(&p)?;
+            let moved = crate::netdev::move_into(devices, netns.as_fd())?;
+            let json = serde_json::to_vec(&moved)
+                .map_err(|e| Error::Container(format!("linux.netDevices: {e}")))?;
+            send_msg(&parent_sock, MSG_NETDEVS, &json).what(|| "signalling init".into())?;
+            crate::timing::phase("network devices moved");
         }
         let pid_start = state::pid_start_time(pid)
             .ok_or_else(|| Error::Container("container init exited right after clone".into()))?;
@@ -1101,6 +1124,17 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     if a.move_self_into_cgroup {
         a.cgroup.move_self_v1()?;
         crate::timing::phase("init in its v1 cgroups");
+    }
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.net_devices().as_ref())
+        .is_some_and(|d| !d.is_empty())
+    {
+        let json = expect_msg(a.sync, MSG_NETDEVS, "the network devices")?;
+        let moved: Vec<crate::netdev::Moved> = serde_json::from_slice(&json)
+            .map_err(|e| Error::Container(format!("linux.netDevices: {e}")))?;
+        crate::netdev::configure(&moved)?;
     }
     // The idmapped mounts' trees, then `Go`: the id maps are written and
     // init is in its cgroup.

@@ -17,6 +17,7 @@ pub mod idmap;
 pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
+pub mod netdev;
 pub mod process;
 pub mod resources;
 pub mod rootfs;
