@@ -2,7 +2,7 @@
 # Issue 5's benchmark: unpacking the debootstrap image (one gzip layer, ~76 MB compressed,
 # ~172 MB of files) with berth, umoci and skopeo, side by side, on tmpfs.
 #
-#   sudo bench/image-unpack.sh            (env: RUNS=7 W=/dev/shm/berth-unpack BERTH=path)
+#   bench/image-unpack.sh            (env: RUNS=7 W=/dev/shm/berth-unpack BERTH=path)
 #
 # The image is the shared harness's bench/debian:latest (../shared/bench/images.sh): a
 # `debootstrap --variant=minbase bookworm` rootfs with python3 curl ca-certificates procps

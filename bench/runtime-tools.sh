@@ -2,7 +2,7 @@
 # The OCI runtime-tools validation suite (opencontainers/runtime-tools, validation/*: 58 TAP
 # programs plus the in-container checker `runtimetest`) against one runtime.
 #
-#   sudo bench/runtime-tools.sh [RUNTIME]     (default: target/release/berth-oci; e.g. runc, crun)
+#   bench/runtime-tools.sh [RUNTIME]     (default: target/release/berth-oci; e.g. runc, crun)
 #
 # Installs what it needs with apt-get (golang-go, the Debian-packaged runtime-tools library and
 # its dependencies, busybox-static), builds the programs offline (GO111MODULE=off over Debian's

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # berth-oci against runc and crun, side by side, on one busybox bundle.
 #
-#   sudo bench/runtime.sh [RUNTIME...]      (default: target/release/berth-oci runc crun)
+#   bench/runtime.sh [RUNTIME...]      (default: target/release/berth-oci runc crun)
 #
 # Measures, for each runtime that can run the bundle:
 #   * `RT run ID` of /bin/true: median and mean latency (hyperfine, RUNS runs, interleaved)

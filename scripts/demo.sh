@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds berth-oci and berth and runs one isolated busybox container with each.
-# Run as root on Debian 12:  sudo scripts/demo.sh
+# Run as root on Debian 12:  scripts/demo.sh (as root)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
