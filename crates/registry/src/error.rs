@@ -121,10 +121,63 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The error body as a person reads it: the distribution spec's
+/// `{"errors": [{"code", "message", "detail"}]}` the way docker prints it
+/// (`manifest unknown: manifest unknown`), anything else as sent.
 fn body_suffix(body: &str) -> String {
     if body.is_empty() {
-        String::new()
-    } else {
-        format!(": {body}")
+        return String::new();
+    }
+    match readable_errors(body) {
+        Some(text) => format!(": {text}"),
+        None => format!(": {body}"),
+    }
+}
+
+fn readable_errors(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let errors = v.get("errors")?.as_array()?;
+    let parts: Vec<String> = errors
+        .iter()
+        .filter_map(|e| {
+            let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+            let code = code.to_ascii_lowercase().replace('_', " ");
+            let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            match (code.is_empty(), message.is_empty()) {
+                (true, true) => None,
+                (false, true) => Some(code),
+                (true, false) => Some(message.to_string()),
+                (false, false) => Some(format!("{code}: {message}")),
+            }
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_errors_read_as_docker_prints_them() {
+        let e = Error::Status {
+            method: "GET".into(),
+            url: "http://127.0.0.1:5000/v2/x/manifests/nope".into(),
+            status: 404,
+            body: r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"nope"}}]}"#.into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "GET http://127.0.0.1:5000/v2/x/manifests/nope: 404: manifest unknown: manifest unknown"
+        );
+        let two = body_suffix(
+            r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"},{"code":"UNAUTHORIZED"}]}"#,
+        );
+        assert_eq!(
+            two,
+            ": denied: requested access to the resource is denied; unauthorized"
+        );
+        assert_eq!(body_suffix("plain text"), ": plain text");
+        assert_eq!(body_suffix(r#"{"other": 1}"#), r#": {"other": 1}"#);
     }
 }
