@@ -154,10 +154,36 @@ impl Engine {
         r
     }
 
+    /// Runs `f` on the container's filesystem as its processes see it: for
+    /// a running (or paused) container its root in its own mount namespace
+    /// (`/proc/PID/root`), so volumes, bind mounts and the engine's
+    /// /etc/hosts, /etc/hostname and /etc/resolv.conf are the ones the
+    /// container uses (docker resolves `cp` paths through the container's
+    /// mounts); otherwise the root filesystem, mounted for the call.
+    fn with_container_view<T>(
+        &mut self,
+        key: &str,
+        f: impl FnOnce(&Path) -> Result<T>,
+    ) -> Result<T> {
+        let row = self.get(key)?;
+        let running = row.state == db::RUNNING || row.state == db::PAUSED;
+        if running && row.pid > 0 && berth_runtime::state::pid_is(row.pid, row.pid_start) {
+            let root = PathBuf::from(format!("/proc/{}/root", row.pid));
+            // Still the same process once its root is open: a recycled pid
+            // would otherwise show another process's files.
+            if let Ok(fd) = sys::open(&root, libc::O_PATH | libc::O_DIRECTORY, 0)
+                && berth_runtime::state::pid_is(row.pid, row.pid_start)
+            {
+                return f(&sys::fd_path(fd.as_fd()));
+            }
+        }
+        self.with_rootfs(key, f)
+    }
+
     /// `cp CONTAINER:SRC DEST`: docker's rules (DEST an existing
     /// directory receives SRC under its own name).
     pub fn copy_from(&mut self, key: &str, src: &str, dest: &Path) -> Result<()> {
-        self.with_rootfs(key, |rootfs| {
+        self.with_container_view(key, |rootfs| {
             let root = RootDir::open(rootfs).at(rootfs)?;
             let (parent, name) = split(&root, src)?;
             berth_image::sys::lstatat(parent.as_fd(), name.as_os_str())
@@ -177,7 +203,7 @@ impl Engine {
     /// (berth-image's archive walker: hard links, devices, fifos and
     /// xattrs kept, symlinks never followed).
     pub fn copy_from_tar(&mut self, key: &str, src: &str, w: &mut dyn Write) -> Result<()> {
-        self.with_rootfs(key, |rootfs| {
+        self.with_container_view(key, |rootfs| {
             berth_image::copy::archive_path(rootfs, src, false, None, w).map_err(|e| match e {
                 berth_image::Error::Io { err, .. } if err.kind() == io::ErrorKind::NotFound => {
                     missing(src, err)
@@ -198,7 +224,7 @@ impl Engine {
     /// `cp SRC CONTAINER:DEST`.
     pub fn copy_to(&mut self, key: &str, src: &Path, dest: &str) -> Result<()> {
         let meta = std::fs::symlink_metadata(src).at(src)?;
-        self.with_rootfs(key, |rootfs| {
+        self.with_container_view(key, |rootfs| {
             let root = RootDir::open(rootfs).at(rootfs)?;
             let src_name = src
                 .file_name()
