@@ -476,3 +476,16 @@ fn only_stdio_and_preserved_fds_whatever_the_caller_leaves_open() {
     }
     rt.cmd(&["delete", "--force", &id]).ok();
 }
+
+/// A working directory missing from the image is made (root-owned, 0755), as runc and
+/// docker (`-w`) do.
+#[test]
+fn missing_working_directory_is_created() {
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.cwd("/work/dir/deep");
+    b.sh("pwd; stat -c '%u %a' .");
+    let o = rt.run_fg(&b);
+    o.ok();
+    assert_eq!(o.lines(), ["/work/dir/deep", "0 755"], "{o}");
+}

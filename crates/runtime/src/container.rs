@@ -1232,6 +1232,19 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     drop(root);
     rootfs::pivot(a.rootfs, a.no_pivot)?;
     crate::timing::phase("pivoted");
+    // A missing working directory is made (owned by root, 0755), as runc
+    // and docker do; before a read-only root is remounted. We are inside
+    // the container's root now: the path cannot leave it.
+    if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd())
+        && cwd.is_absolute()
+        && std::fs::symlink_metadata(cwd).is_err()
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(cwd);
+    }
     rootfs::finish(spec)?;
     if let Some(slave) = console {
         attach_tty(&slave)?;
