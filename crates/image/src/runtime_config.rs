@@ -376,7 +376,8 @@ pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<R
     for g in group_add {
         extra.insert(lookup_group(g)?);
     }
-    extra.remove(&gid);
+    // The primary group stays in the list when /etc/group names the user in
+    // it (runc keeps it: docker's busybox shows groups=0(root),10(wheel)).
     Ok(ResolvedUser {
         uid,
         gid,
