@@ -7,7 +7,7 @@ use berth_image::{CommitOptions, ContainerRootfs, ImageRecord, Reference};
 use serde_json::{Map, Value, json};
 
 use crate::config::RunConfig;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::{Engine, db};
 
 /// What `commit` takes besides the container.
@@ -105,8 +105,20 @@ impl Engine {
             ))
         })?;
         let paused = req.pause && row.state == db::RUNNING;
+        // While the container is paused for us: Ctrl-C, SIGTERM, SIGHUP and
+        // SIGQUIT wait until it is thawed again, and a lease names this
+        // process, so that even a SIGKILL leaves a container the next
+        // command thaws (Engine::reconcile).
+        let _mask = paused.then(SignalsHeld::hold);
         if paused {
-            self.pause(&row.id)?;
+            let lease = self.commit_pause_file(&row.id);
+            let me = std::process::id() as i32;
+            let start = berth_runtime::state::pid_start_time(me).unwrap_or(0);
+            std::fs::write(&lease, format!("{me} {start}\n")).at(&lease)?;
+            if let Err(e) = self.pause(&row.id) {
+                let _ = std::fs::remove_file(&lease);
+                return Err(e);
+            }
         }
         let created_by = {
             let mut v = cfg.entrypoint.clone().unwrap_or_default();
@@ -129,8 +141,44 @@ impl Engine {
             &opts,
         );
         if paused {
-            self.unpause(&row.id)?;
+            let thawed = self.unpause(&row.id);
+            let _ = std::fs::remove_file(self.commit_pause_file(&row.id));
+            thawed?;
         }
         Ok(r?)
+    }
+}
+
+/// Blocks the terminating signals a user sends (SIGINT, SIGTERM, SIGHUP,
+/// SIGQUIT) until dropped; a signal that came meanwhile is delivered then.
+struct SignalsHeld {
+    old: libc::sigset_t,
+}
+
+impl SignalsHeld {
+    fn hold() -> SignalsHeld {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid sigset pointers; pthread_sigmask only changes this
+        // thread's mask (the CLI is single-threaded here).
+        unsafe {
+            libc::sigemptyset(&mut set);
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        }
+        SignalsHeld { old }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `hold`.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
     }
 }

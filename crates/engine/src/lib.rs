@@ -307,6 +307,7 @@ impl Engine {
     /// if its init is alive, else exited with an unknown status (255),
     /// and what it left (cgroup, runtime state, overlay mount) is cleaned.
     pub fn reconcile(&mut self, row: ContainerRow) -> Result<ContainerRow> {
+        let row = self.lift_orphaned_commit_pause(row)?;
         let active = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
         let leftovers = self.run_dir.join("runtime").join(&row.id).exists();
         if !active && !leftovers {
@@ -552,6 +553,33 @@ impl Engine {
     /// Whether the user stopped the container since its last start.
     pub fn stopped_by_user(&self, id: &str) -> bool {
         self.state_dir(id).join("stopped-by-user").exists()
+    }
+
+    /// The file a `commit` holds while it has the container paused: the
+    /// committing process's pid and start time.
+    pub(crate) fn commit_pause_file(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("paused-for-commit")
+    }
+
+    /// A container paused by a `commit` whose process is gone (killed, even
+    /// with SIGKILL) is thawed: the user never paused it.
+    fn lift_orphaned_commit_pause(&mut self, row: ContainerRow) -> Result<ContainerRow> {
+        let p = self.commit_pause_file(&row.id);
+        let Ok(text) = fs::read_to_string(&p) else {
+            return Ok(row);
+        };
+        let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+        if let (Some(Some(pid)), Some(Some(start))) = (it.next(), it.next())
+            && berth_runtime::state::pid_is(pid as i32, start)
+        {
+            return Ok(row); // the commit is still at work
+        }
+        // Gone first: unpause looks the container up, which comes here again.
+        let _ = fs::remove_file(&p);
+        if row.state == db::PAUSED {
+            let _ = self.unpause(&row.id);
+        }
+        self.db.find(&row.id)
     }
 
     /// `pause` / `unpause`: the cgroup freezer.
