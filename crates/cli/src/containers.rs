@@ -180,7 +180,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         }
         c @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "ps" | "logs"
         | "wait" | "rename" | "pause" | "unpause" | "attach" | "inspect" | "exec" | "top"
-        | "stats" | "info" | "cp" | "export" | "commit") => (c, rest),
+        | "stats" | "info" | "cp" | "export" | "commit" | "security") => (c, rest),
         "version" => {
             let mut out = io::stdout().lock();
             return Some(report(crate::engine_info::version(&mut out)));
@@ -246,6 +246,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         "cp" => cp(&mut engine, rest, &mut out),
         "export" => export(&mut engine, rest, &mut out),
         "commit" => commit(&mut engine, rest, &mut out),
+        "security" => crate::security::run(&mut engine, rest, &mut out),
         "container prune" => prune(&mut engine, rest, &mut out),
         "system df" => crate::engine_info::system_df(&mut engine, rest, &mut out),
         v if v.starts_with("volume ") => crate::volumes::run(&mut engine, v, rest, &mut out),

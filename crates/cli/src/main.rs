@@ -10,6 +10,7 @@ mod containers;
 mod engine_info;
 mod fmt;
 mod registry;
+mod security;
 mod tmpl;
 mod volumes;
 

@@ -27,6 +27,7 @@ pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod volumes;
 

@@ -1,0 +1,311 @@
+//! `berth security CONTAINER`: what a running container can actually do,
+//! read from the kernel (its init's `/proc/PID/status`, namespace links,
+//! id maps, mount table and cgroup files), not from its configuration: a
+//! setting the engine asked for but the kernel did not apply shows as it is.
+
+use std::fs;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::{Engine, db};
+
+/// Namespace types as /proc/PID/ns names them.
+const NAMESPACES: &[&str] = &["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+
+/// Capabilities that amount to control over the host or its kernel when a
+/// container holds them (docker's default set has none of these).
+const DANGEROUS_CAPS: &[&str] = &[
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_TIME",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_NET_ADMIN",
+    "CAP_BPF",
+    "CAP_PERFMON",
+    "CAP_MAC_ADMIN",
+    "CAP_MAC_OVERRIDE",
+    "CAP_SYSLOG",
+];
+
+/// Files of the host's procfs and sysfs a default container has masked.
+const MASKED: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+    "/proc/acpi",
+];
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Namespace {
+    pub r#type: String,
+    /// Whether it is the engine's own (the host's) namespace.
+    pub shared_with_host: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Capabilities {
+    pub effective: Vec<String>,
+    pub permitted: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub bounding: Vec<String>,
+    pub ambient: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Report {
+    pub id: String,
+    pub name: String,
+    pub pid: i32,
+    pub namespaces: Vec<Namespace>,
+    pub capabilities: Capabilities,
+    pub no_new_privileges: bool,
+    /// 0 disabled, 1 strict, 2 filter (the kernel's numbers).
+    pub seccomp_mode: u32,
+    pub seccomp_filters: u32,
+    /// Its bounding set is the engine's own: every capability the host has.
+    pub all_host_capabilities: bool,
+    pub uid_map: String,
+    pub gid_map: String,
+    pub read_only_root: bool,
+    /// The host paths a default container has masked, and whether they are.
+    pub masked_paths: Vec<(String, bool)>,
+    /// The device cgroup's rules (v1 `devices.list`); empty where the kernel
+    /// does not show them (v2 filters devices with eBPF).
+    pub device_rules: Vec<String>,
+    pub memory_limit: Option<String>,
+    pub pids_limit: Option<String>,
+    pub cpu_quota: Option<String>,
+    /// Host sockets of container engines mounted into the container.
+    pub engine_sockets: Vec<String>,
+    /// The risky settings found, one short phrase each; empty is good.
+    pub verdict: Vec<String>,
+}
+
+/// The id map's lines, whitespace folded ("0 0 4294967295": the host's ids).
+fn id_map(pid: i32, file: &str) -> String {
+    fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .map(|t| {
+            t.lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+fn cap_names(hex: Option<&str>) -> Vec<String> {
+    let bits = hex
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
+    let mut v: Vec<String> = caps::all()
+        .into_iter()
+        .filter(|c| bits & c.bitmask() != 0)
+        .map(|c| c.to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn ns_id(pid: &str, ns: &str) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+fn first_line(p: impl AsRef<Path>) -> Option<String> {
+    fs::read_to_string(p)
+        .ok()
+        .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+}
+
+/// The cgroup directory of `pid` for `controller`: its v1 hierarchy, or the
+/// unified one (v2, or the hybrid host's cgroup2 mount).
+fn cgroup_dir(pid: i32, controller: &str) -> Option<std::path::PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mut unified = None;
+    for l in text.lines() {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let rel = path.trim_start_matches('/');
+        if ctrls.split(',').any(|c| c == controller) {
+            return Some(Path::new("/sys/fs/cgroup").join(controller).join(rel));
+        }
+        if ctrls.is_empty() {
+            let base = Path::new("/sys/fs/cgroup/unified");
+            let base = if base.is_dir() {
+                base
+            } else {
+                Path::new("/sys/fs/cgroup")
+            };
+            unified = Some(base.join(rel));
+        }
+    }
+    unified
+}
+
+fn cgroup_file(pid: i32, controller: &str, file: &str) -> Option<String> {
+    first_line(cgroup_dir(pid, controller)?.join(file))
+}
+
+impl Engine {
+    /// The security report of a running container (see the module doc).
+    pub fn security_report(&mut self, key: &str) -> Result<Report> {
+        let row = self.get(key)?;
+        if !(row.state == db::RUNNING || row.state == db::PAUSED)
+            || !berth_runtime::state::pid_is(row.pid, row.pid_start)
+        {
+            return Err(Error::BadState {
+                id: row.id,
+                state: row.state,
+                what: "container is not running: the report reads the running process".into(),
+            });
+        }
+        let pid = row.pid;
+        let p = pid.to_string();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let namespaces: Vec<Namespace> = NAMESPACES
+            .iter()
+            .filter_map(|ns| {
+                let theirs = ns_id(&p, ns)?;
+                // "The host" is where the engine runs: our own namespaces.
+                Some(Namespace {
+                    r#type: (*ns).to_string(),
+                    shared_with_host: ns_id("self", ns).is_some_and(|h| h == theirs),
+                })
+            })
+            .collect();
+        let capabilities = Capabilities {
+            effective: cap_names(status_field(&status, "CapEff")),
+            permitted: cap_names(status_field(&status, "CapPrm")),
+            inheritable: cap_names(status_field(&status, "CapInh")),
+            bounding: cap_names(status_field(&status, "CapBnd")),
+            ambient: cap_names(status_field(&status, "CapAmb")),
+        };
+        let num = |k: &str| status_field(&status, k).and_then(|v| v.parse::<u32>().ok());
+        let mountinfo = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        // mountinfo: id parent major:minor root mountpoint options … - fstype source super
+        let mounts: Vec<(String, String)> = mountinfo
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                Some((f.get(4)?.to_string(), f.get(5)?.to_string()))
+            })
+            .collect();
+        let read_only_root = mounts
+            .iter()
+            .rev()
+            .find(|(mp, _)| mp == "/")
+            .is_some_and(|(_, o)| o.split(',').any(|x| x == "ro"));
+        let masked_paths: Vec<(String, bool)> = MASKED
+            .iter()
+            .filter(|m| Path::new(&format!("/proc/{pid}/root{m}")).exists())
+            .map(|m| (m.to_string(), mounts.iter().any(|(mp, _)| mp == m)))
+            .collect();
+        let engine_sockets: Vec<String> = mounts
+            .iter()
+            .map(|(mp, _)| mp.clone())
+            .filter(|mp| {
+                mp.ends_with("docker.sock")
+                    || mp.ends_with("berth.sock")
+                    || mp.ends_with("containerd.sock")
+                    || mp.ends_with("podman.sock")
+            })
+            .collect();
+        let device_rules: Vec<String> = cgroup_dir(pid, "devices")
+            .and_then(|d| fs::read_to_string(d.join("devices.list")).ok())
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default();
+        let memory_limit = cgroup_file(pid, "memory", "memory.limit_in_bytes")
+            .or_else(|| cgroup_file(pid, "memory", "memory.max"));
+        let pids_limit = cgroup_file(pid, "pids", "pids.max");
+        let cpu_quota = cgroup_file(pid, "cpu", "cpu.cfs_quota_us")
+            .or_else(|| cgroup_file(pid, "cpu", "cpu.max"));
+        let mut r = Report {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            pid,
+            namespaces,
+            capabilities,
+            no_new_privileges: num("NoNewPrivs") == Some(1),
+            seccomp_mode: num("Seccomp").unwrap_or(0),
+            seccomp_filters: num("Seccomp_filters").unwrap_or(0),
+            uid_map: id_map(pid, "uid_map"),
+            gid_map: id_map(pid, "gid_map"),
+            all_host_capabilities: status_field(&status, "CapBnd")
+                == status_field(
+                    &fs::read_to_string("/proc/self/status").unwrap_or_default(),
+                    "CapBnd",
+                ),
+            read_only_root,
+            masked_paths,
+            device_rules,
+            memory_limit,
+            pids_limit,
+            cpu_quota,
+            engine_sockets,
+            verdict: Vec::new(),
+        };
+        r.verdict = verdict(&r);
+        Ok(r)
+    }
+}
+
+/// The risky settings of a report, worst first.
+pub fn verdict(r: &Report) -> Vec<String> {
+    let mut v = Vec::new();
+    if r.all_host_capabilities && r.seccomp_mode == 0 {
+        v.push("privileged: every capability of the host and no seccomp filter".to_string());
+    }
+    for s in &r.engine_sockets {
+        v.push(format!("a container engine's socket is mounted at {s}"));
+    }
+    for ns in r.namespaces.iter().filter(|n| n.shared_with_host) {
+        // The cgroup and time namespaces are shared by default on v1 hosts
+        // and by docker; the rest isolate.
+        if matches!(ns.r#type.as_str(), "pid" | "net" | "ipc" | "uts" | "mnt") {
+            v.push(format!("shares the host's {} namespace", ns.r#type));
+        }
+    }
+    let dangerous: Vec<&str> = DANGEROUS_CAPS
+        .iter()
+        .copied()
+        .filter(|c| r.capabilities.effective.iter().any(|e| e == c))
+        .collect();
+    if !dangerous.is_empty() {
+        v.push(format!("dangerous capabilities: {}", dangerous.join(", ")));
+    }
+    if r.seccomp_mode == 0 {
+        v.push("no seccomp filter".to_string());
+    }
+    if r.device_rules.iter().any(|l| l.starts_with("a ")) {
+        v.push("every device allowed".to_string());
+    }
+    let unmasked: Vec<&str> = r
+        .masked_paths
+        .iter()
+        .filter(|(_, masked)| !masked)
+        .map(|(p, _)| p.as_str())
+        .collect();
+    if !unmasked.is_empty() {
+        v.push(format!("not masked: {}", unmasked.join(", ")));
+    }
+    v
+}
