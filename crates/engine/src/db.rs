@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS containers (
@@ -36,6 +36,28 @@ CREATE TABLE IF NOT EXISTS volumes (
     created_at TEXT NOT NULL,
     labels TEXT NOT NULL DEFAULT '{}',
     anonymous INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    bridge TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    container_id TEXT NOT NULL,
+    network_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    address6 TEXT NOT NULL DEFAULT '',
+    mac TEXT NOT NULL,
+    host_ifname TEXT NOT NULL UNIQUE,
+    ifname TEXT NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    ports TEXT NOT NULL DEFAULT '[]',
+    seq INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (container_id, network_id),
+    UNIQUE (network_id, address)
 );
 ";
 
@@ -376,8 +398,41 @@ impl Db {
         })
     }
 
+    /// Removes a container and its endpoints (its address leases) in one
+    /// transaction.
     pub fn remove(&mut self, id: &str) -> Result<()> {
-        self.exec1("DELETE FROM containers WHERE id = ?1", [id])
+        let path = self.path.clone();
+        self.write(|tx| {
+            let e = |err| Error::Db {
+                path: path.clone(),
+                err,
+            };
+            tx.execute("DELETE FROM endpoints WHERE container_id = ?1", [id])
+                .map_err(e)?;
+            tx.execute("DELETE FROM containers WHERE id = ?1", [id])
+                .map_err(e)?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction (the write lock is taken first, so
+    /// concurrent `berth` processes queue): what reads and then writes, such as
+    /// address allocation, is atomic across processes.
+    pub fn immediate<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.write(f)
+    }
+
+    /// The connection, for reads.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The database file (for error messages).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn volume_insert(&mut self, v: &VolumeRow) -> Result<bool> {

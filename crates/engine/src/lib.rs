@@ -26,6 +26,7 @@ pub mod error;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod network;
 pub mod seccomp;
 pub mod spec;
 pub mod volumes;
@@ -116,17 +117,79 @@ impl Engine {
             e => e.into(),
         })?;
         let image_cfg = images.config(&image)?;
-        if cfg.network.is_empty() {
-            cfg.network = "none".into();
+        cfg.network = network::network_mode(&cfg.network).to_string();
+        // The network and what the container asks of it, checked before anything is made.
+        let net = match cfg.network.as_str() {
+            "none" | "host" => None,
+            m if m.starts_with("container:") => {
+                return Err(invalid(
+                    "--network",
+                    "container:NAME is not supported by berth yet",
+                ));
+            }
+            m => Some(network::find(self, m)?),
+        };
+        let mut ep_req = network::EndpointRequest::default();
+        if net.is_none()
+            && (!cfg.publish.is_empty()
+                || cfg.publish_all
+                || cfg.ip.is_some()
+                || !cfg.network_aliases.is_empty())
+        {
+            if !cfg.publish.is_empty() || cfg.publish_all {
+                // docker drops published ports with --network host/none (with a warning).
+                cfg.publish.clear();
+                cfg.publish_all = false;
+            }
+            if cfg.ip.is_some() || !cfg.network_aliases.is_empty() {
+                return Err(invalid(
+                    "--network",
+                    "--ip and --network-alias need a bridge or user-defined network",
+                ));
+            }
         }
-        if !matches!(cfg.network.as_str(), "none" | "host") {
-            return Err(invalid(
-                "--network",
-                format!(
-                    "network {:?} not found (this berth has \"none\" and \"host\")",
-                    cfg.network
-                ),
-            ));
+        if let Some(n) = &net {
+            if let Some(ip) = &cfg.ip {
+                ep_req.ip = Some(network::parse_ip(ip)?);
+            }
+            if let Some(m) = &cfg.mac_address {
+                ep_req.mac = Some(network::parse_mac(m)?);
+            }
+            if n.is_default() && (ep_req.ip.is_some() || !cfg.network_aliases.is_empty()) {
+                return Err(invalid(
+                    "--network",
+                    "user specified IP address and aliases are supported only for user-defined networks",
+                ));
+            }
+            ep_req.aliases = cfg.network_aliases.clone();
+            for p in &cfg.publish {
+                ep_req.ports.extend(
+                    berth_net::ports::parse_port_spec(p)
+                        .map_err(|e| invalid("-p", e.to_string()))?,
+                );
+            }
+            if cfg.publish_all
+                && let Some(exposed) = image_cfg
+                    .config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.exposed_ports().clone())
+            {
+                for e in exposed {
+                    for m in berth_net::ports::parse_port_spec(&e)
+                        .map_err(|err| invalid("EXPOSE", err.to_string()))?
+                    {
+                        if !ep_req.ports.iter().any(|p| {
+                            p.container_port == m.container_port && p.protocol == m.protocol
+                        }) {
+                            ep_req.ports.push(m);
+                        }
+                    }
+                }
+            }
+        }
+        for h in &cfg.add_hosts {
+            config::parse_add_host(h)?;
         }
         if let Some(s) = &cfg.stop_signal
             && berth_runtime::signal::parse(s).is_none()
@@ -199,14 +262,21 @@ impl Engine {
                 &dir,
                 RootfsMode::Auto,
             )?;
-            let hosts: Vec<(String, String)> = cfg
-                .add_hosts
-                .iter()
-                .map(|h| config::parse_add_host(h))
-                .collect::<Result<_>>()?;
-            for (f, content) in spec::etc_files(&id, &cfg, &hosts) {
+            if let Some(n) = &net {
+                network::allocate_endpoint(self, &id, n, &ep_req)?;
+            }
+            let hn = spec::hostname(&id, &cfg);
+            let files = [
+                ("hosts", network::hosts_file(self, &row)?),
+                ("hostname", format!("{hn}\n")),
+                ("resolv.conf", network::resolv_conf(&cfg)),
+            ];
+            for (f, content) in files {
                 let p = dir.join(f);
                 fs::write(&p, content).at(&p)?;
+            }
+            if let Some(n) = &net {
+                network::refresh_hosts(self, std::slice::from_ref(&n.id), &id)?;
             }
             // docker's rule: an empty volume mounted over a directory of
             // the image starts with that directory's content.
@@ -344,6 +414,8 @@ impl Engine {
     /// container (best effort: each piece may already be gone).
     fn cleanup_runtime(&self, id: &str) {
         self.delete_runtime_state(id);
+        // Its veths went with its namespace; its published ports did not.
+        let _ = network::disconnect_container(self, id);
         if let Ok(images) = self.images()
             && let Ok(r) = ContainerRootfs::open(images.snapshots(), &self.container_dir(id))
         {
@@ -648,8 +720,15 @@ impl Engine {
                 }
             }
         }
+        let _ = network::disconnect_container(self, &row.id);
+        let nets: Vec<String> = network::endpoints_of(self, &row.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.network_id)
+            .collect();
         self.db.remove(&row.id)?;
         berth_runtime::timing::phase("destroy: record removed");
+        let _ = network::refresh_hosts(self, &nets, &row.id);
         if volumes {
             for m in row_config(row).mounts.iter().filter(|m| m.anonymous) {
                 let _ = volumes::remove(self, &m.source, true);

@@ -374,8 +374,14 @@ impl Monitor {
                 None => None,
             };
             berth_runtime::timing::phase("monitor: runtime created");
-            if cfg.network != "host" {
+            if cfg.network == "none" {
                 lo_up(container.record.pid)?;
+            } else if cfg.network != "host" {
+                // Netlink on a current-thread runtime, its namespace helper thread joined
+                // before this returns: nothing but this thread is alive when the runtime
+                // clones again (a restart).
+                crate::network::connect_container(&engine, &id, container.record.pid)?;
+                berth_runtime::timing::phase("monitor: network connected");
             }
             berth_runtime::timing::phase("monitor: created");
             rt.start_container(&container, Some(&bundle.spec))?;
@@ -715,6 +721,7 @@ impl Monitor {
         berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();
         berth_runtime::timing::phase("monitor: unmounted");
+        let _ = crate::network::disconnect_container(&self.engine, &self.id);
         let sd = self.engine.state_dir(&self.id);
         let _ = std::fs::remove_file(sd.join("attach.sock"));
         let _ = self.engine.db.set_exited(
