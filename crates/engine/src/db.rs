@@ -543,4 +543,60 @@ mod tests {
         let db2 = Db::open(&t.path().join("e/state.db")).unwrap();
         assert_eq!(db2.list().unwrap()[0].name, "db");
     }
+
+    #[test]
+    fn a_version_1_database_is_migrated() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        {
+            // Schema 1: containers and volumes only.
+            let c = Connection::open(&path).unwrap();
+            let v1 = SCHEMA
+                .split("CREATE TABLE IF NOT EXISTS networks")
+                .next()
+                .unwrap();
+            c.execute_batch(v1).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        {
+            let mut db = Db::open(&path).unwrap();
+            db.insert(&row("abc", "old")).unwrap();
+        }
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        for table in ["networks", "endpoints"] {
+            let n: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "{table}");
+        }
+        // The lease table refuses one address twice on a network.
+        c.execute(
+            "INSERT INTO endpoints (container_id, network_id, endpoint_id, address, mac, host_ifname, ifname) VALUES ('a', 'n', 'e1', '10.0.0.2', 'm', 'v1', 'eth0')",
+            [],
+        )
+        .unwrap();
+        assert!(
+            c.execute(
+                "INSERT INTO endpoints (container_id, network_id, endpoint_id, address, mac, host_ifname, ifname) VALUES ('b', 'n', 'e2', '10.0.0.2', 'm', 'v2', 'eth0')",
+                [],
+            )
+            .is_err()
+        );
+        let mut db = Db::open(&path).unwrap();
+        assert_eq!(db.find("old").unwrap().id, "abc");
+        // Removing a container releases its leases.
+        db.remove("a").unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM endpoints", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
 }
