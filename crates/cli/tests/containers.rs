@@ -862,9 +862,15 @@ fn fifty_concurrent_runs() {
             std::thread::spawn(move || ok(&root, &["run", "-d", "busybox", "true"]))
         })
         .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    let ids: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().trim().to_string())
+        .collect();
+    // `run -d` returns once the container runs; prune only takes stopped ones (a
+    // container's stop now includes disconnecting it from its network).
+    let mut wait = vec!["wait"];
+    wait.extend(ids.iter().map(String::as_str));
+    f.ok(&wait);
     let names = f.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     let mut n: Vec<&str> = names.lines().collect();
     assert_eq!(n.len(), 20);
