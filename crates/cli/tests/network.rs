@@ -758,6 +758,54 @@ fn resolv_conf_hosts_and_hostname() {
     let o = n.ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
     assert!(o.contains("nameserver "), "{o}");
     assert!(!o.contains("nameserver 127."), "{o}");
+    // --network container:NAME: the other container's namespace and address.
+    n.ok(&["run", "-d", "--name", "owner", "busybox", "sleep", "60"]);
+    let ip = n.ip_on("owner", "bridge");
+    let o = n.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(o.contains(&format!("{ip}/16")), "{o}");
+    let e = n.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:owner",
+            "-p",
+            "80",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("conflicting options: port publishing"), "{e}");
+    n.ok(&["stop", "-t", "0", "owner"]);
+    let e = n.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:owner",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(
+        e.contains("cannot join network namespace of a non running container"),
+        "{e}"
+    );
+    n.ok(&["rm", "-f", "owner"]);
 }
 
 #[test]

@@ -122,10 +122,33 @@ impl Engine {
         let net = match cfg.network.as_str() {
             "none" | "host" => None,
             m if m.starts_with("container:") => {
-                return Err(invalid(
-                    "--network",
-                    "container:NAME is not supported by berth yet",
-                ));
+                let other = self.db.find(&m["container:".len()..])?;
+                // docker's conflicts: the namespace and its files are the other container's.
+                let conflict = |what: &str| {
+                    Err(invalid(
+                        "--network",
+                        format!("conflicting options: {what} and the container type network mode"),
+                    ))
+                };
+                if !cfg.publish.is_empty() || cfg.publish_all {
+                    return conflict("port publishing");
+                }
+                if cfg.hostname.is_some() {
+                    return conflict("hostname");
+                }
+                if !cfg.dns.is_empty() || !cfg.dns_search.is_empty() || !cfg.dns_options.is_empty()
+                {
+                    return conflict("dns");
+                }
+                if !cfg.add_hosts.is_empty() {
+                    return conflict("custom host-to-IP mapping");
+                }
+                if cfg.mac_address.is_some() || cfg.ip.is_some() || !cfg.network_aliases.is_empty()
+                {
+                    return conflict("--ip, --mac-address and --network-alias");
+                }
+                cfg.network = format!("container:{}", other.id);
+                None
             }
             m => Some(network::find(self, m)?),
         };
@@ -266,11 +289,20 @@ impl Engine {
                 network::allocate_endpoint(self, &id, n, &ep_req)?;
             }
             let hn = spec::hostname(&id, &cfg);
-            let files = [
+            let mut files = [
                 ("hosts", network::hosts_file(self, &row)?),
                 ("hostname", format!("{hn}\n")),
                 ("resolv.conf", network::resolv_conf(&cfg)),
             ];
+            // --network container:X: X's view of names, as of now.
+            if let Some(other) = cfg.network.strip_prefix("container:") {
+                let odir = self.container_dir(other);
+                for (f, content) in files.iter_mut().filter(|(f, _)| *f != "hostname") {
+                    if let Ok(c) = fs::read_to_string(odir.join(f)) {
+                        *content = c;
+                    }
+                }
+            }
             for (f, content) in files {
                 let p = dir.join(f);
                 fs::write(&p, content).at(&p)?;
@@ -746,7 +778,13 @@ impl Engine {
         if !names::valid_name(name) {
             return Err(Error::InvalidName(name.into()));
         }
-        self.db.rename(&row.id, name)
+        self.db.rename(&row.id, name)?;
+        // Its peers on user networks know it by name (/etc/hosts).
+        let nets: Vec<String> = network::endpoints_of(self, &row.id)?
+            .into_iter()
+            .map(|e| e.network_id)
+            .collect();
+        network::refresh_hosts(self, &nets, &row.id)
     }
 
     /// Image ids that containers use (for `rmi`).
