@@ -1297,6 +1297,12 @@ fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> R<bool> {
         }
         "ancestor" => cfg.image == v || r.image_id.contains(v),
         "volume" => cfg.mounts.iter().any(|m| m.source == v || m.target == v),
+        "network" => {
+            cfg.network == v
+                || berth_engine::network::container_networks(e, &r.id)?
+                    .iter()
+                    .any(|(_, n)| n.name == v || n.id.starts_with(v))
+        }
         _ => return fail(1, format!("invalid filter '{k}'")),
     })
 }
@@ -1337,7 +1343,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
         if !matches!(
             k,
-            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume"
+            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume" | "network"
         ) {
             return fail(1, format!("invalid filter '{k}'"));
         }

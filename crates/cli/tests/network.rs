@@ -438,6 +438,10 @@ fn user_networks_names_isolation_internal_connect() {
         srv_hosts.contains(&format!("{peer_ip}\tpeer")),
         "{srv_hosts}"
     );
+    assert_eq!(
+        n.ok(&["ps", "--filter", "network=neta", "--format", "{{.Names}}"]),
+        "peer\nsrv\n"
+    );
     // Isolation: from another network the address does not answer.
     assert_eq!(n.get_from_container(&["--network", "netb"], &ip, "80"), "");
     assert_eq!(n.get_from_container(&[], &ip, "80"), "");
@@ -687,6 +691,28 @@ fn killed_monitor_then_rm_leaves_nothing_and_restarts_keep_the_address() {
     std::thread::sleep(Duration::from_millis(100));
     n.ok(&["rm", "-f", "k"]);
     assert!(n.leftovers().is_empty(), "{:?}", n.leftovers());
+    // A `run -d` killed at any moment, then `rm -f`: nothing left either.
+    for delay_ms in [0u64, 10, 30, 60, 120] {
+        let mut c = berth_command(&n.root)
+            .args(["run", "-d", "-p", "8099:80", "busybox", "sleep", "60"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = c.kill();
+        let _ = c.wait();
+        std::thread::sleep(Duration::from_millis(300));
+        for id in n.ok(&["ps", "-aq"]).lines() {
+            n.ok(&["rm", "-f", id]);
+        }
+        assert!(
+            n.leftovers().is_empty(),
+            "{delay_ms} ms: {:?}",
+            n.leftovers()
+        );
+    }
     let ins: Value = serde_json::from_str(&n.ok(&["network", "inspect", "bridge"])).unwrap();
     assert_eq!(ins[0]["Containers"], serde_json::json!({}));
     // The lease and the port are free again.

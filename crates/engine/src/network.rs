@@ -394,6 +394,15 @@ pub fn allocate_endpoint(
     let path = engine.db.path().to_path_buf();
     engine.db.immediate(|tx| {
         let e = db_err(&path);
+        // Removed meanwhile (`network rm` deletes the record under this same lock).
+        let exists = tx
+            .query_row("SELECT 1 FROM networks WHERE id = ?1", [&nid], |_| Ok(()))
+            .optional()
+            .map_err(&e)?
+            .is_some();
+        if !exists {
+            return Err(Error::NoSuchNetwork(net.name.clone()));
+        }
         let used: HashSet<IpAddr> = {
             let mut st = tx
                 .prepare("SELECT address FROM endpoints WHERE network_id = ?1")
