@@ -48,7 +48,10 @@ fn network_json(e: &mut Engine, n: &NetworkRow) -> R<Value> {
                 "EndpointID": ep.endpoint_id,
                 "MacAddress": ep.mac,
                 "IPv4Address": format!("{}/{}", ep.address, prefix_len(n)),
-                "IPv6Address": "",
+                "IPv6Address": match (ep.address6, n.ipam6().ok().flatten()) {
+                    (Some(a), Some(c)) => format!("{a}/{}", c.subnet.prefix_len()),
+                    _ => String::new(),
+                },
             }),
         );
     }
@@ -362,7 +365,14 @@ pub fn run(e: &mut Engine, cmd: &str, argv: &[String], out: &mut dyn Write) -> R
                 )
                 .into());
             };
-            network::connect(e, net, ctr, p.value("ip"), p.all("alias").to_vec())?;
+            network::connect(
+                e,
+                net,
+                ctr,
+                p.value("ip"),
+                p.value("ip6"),
+                p.all("alias").to_vec(),
+            )?;
             Ok(())
         }
         "network disconnect" => {
@@ -462,6 +472,13 @@ pub fn network_settings(e: &Engine, r: &ContainerRow) -> Value {
             for (ep, n) in network::container_networks(e, &r.id).unwrap_or_default() {
                 let gw = n.ipam4().map(|c| c.gateway.to_string()).unwrap_or_default();
                 let plen = prefix_len(&n);
+                let v6 = n.ipam6().ok().flatten();
+                let (ip6, plen6, gw6) = match (ep.address6, &v6) {
+                    (Some(a), Some(c)) if live => {
+                        (a.to_string(), c.subnet.prefix_len(), c.gateway.to_string())
+                    }
+                    _ => (String::new(), 0, String::new()),
+                };
                 let ip = if live {
                     ep.address.to_string()
                 } else {
@@ -479,9 +496,9 @@ pub fn network_settings(e: &Engine, r: &ContainerRow) -> Value {
                     "Gateway": if live { gw.clone() } else { String::new() },
                     "IPAddress": ip,
                     "IPPrefixLen": if live { plen } else { 0 },
-                    "IPv6Gateway": "",
-                    "GlobalIPv6Address": "",
-                    "GlobalIPv6PrefixLen": 0,
+                    "IPv6Gateway": gw6,
+                    "GlobalIPv6Address": ip6,
+                    "GlobalIPv6PrefixLen": plen6,
                     "DNSNames": if n.is_default() { Value::Null } else { json!(dns) },
                 });
                 // docker fills the top-level fields from the default bridge network only.

@@ -989,3 +989,76 @@ fn bad_input_is_named_and_leaves_nothing() {
     let _ = Path::new("/");
     let _ = berth_command(&n.root);
 }
+
+#[test]
+fn ipv6_networks() {
+    let n = Net::new();
+    n.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:b1::/64",
+        "--subnet",
+        "10.81.0.0/24",
+        "v6net",
+    ]);
+    let srv = n.web(&["--name", "s6", "--network", "v6net", "busybox"]);
+    let v = n.inspect("s6");
+    let s = &v["NetworkSettings"]["Networks"]["v6net"];
+    assert_eq!(s["GlobalIPv6Address"], "fd00:b1::2");
+    assert_eq!(s["GlobalIPv6PrefixLen"], 64);
+    assert_eq!(s["IPv6Gateway"], "fd00:b1::1");
+    assert_eq!(s["IPAddress"], "10.81.0.2");
+    wait_until("s6 answers over IPv6", || {
+        n.get_from_container(&["--network", "v6net"], "fd00:b1::2", "80") == srv
+    });
+    let o = n.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6net",
+        "--ip6",
+        "fd00:b1::99",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -6 route; ip -6 -o addr show eth0; grep s6 /etc/hosts",
+    ]);
+    assert!(o.contains("default via fd00:b1::1"), "{o}");
+    assert!(o.contains("fd00:b1::99/64"), "{o}");
+    assert!(o.contains(&format!("fd00:b1::2\ts6 {srv}")), "{o}");
+    let ins: Value = serde_json::from_str(&n.ok(&["network", "inspect", "v6net"])).unwrap();
+    assert_eq!(ins[0]["EnableIPv6"], true);
+    assert_eq!(ins[0]["IPAM"]["Config"][1]["Subnet"], "fd00:b1::/64");
+    let e = n.fails(
+        &[
+            "network",
+            "create",
+            "--ipv6",
+            "--subnet",
+            "10.82.0.0/24",
+            "b",
+        ],
+        1,
+    );
+    assert!(e.contains("--ipv6 needs an IPv6 --subnet"), "{e}");
+    let e = n.fails(&["network", "create", "--subnet", "fd00:b2::/64", "b"], 1);
+    assert!(e.contains("given without --ipv6"), "{e}");
+    let e = n.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "v6net",
+            "--ip6",
+            "fd00:b1::2",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("address fd00:b1::2 is already in use"), "{e}");
+    n.ok(&["rm", "-f", "s6"]);
+    n.ok(&["network", "rm", "v6net"]);
+}

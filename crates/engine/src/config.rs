@@ -54,8 +54,9 @@ pub struct RunConfig {
     pub publish: Vec<String>,
     /// `-P/--publish-all`: the image's exposed ports on random host ports.
     pub publish_all: bool,
-    /// `--ip`.
+    /// `--ip`, `--ip6`.
     pub ip: Option<String>,
+    pub ip6: Option<String>,
     /// `--mac-address`.
     pub mac_address: Option<String>,
     /// `--network-alias`.

@@ -175,10 +175,18 @@ impl Engine {
             if let Some(ip) = &cfg.ip {
                 ep_req.ip = Some(network::parse_ip(ip)?);
             }
+            if let Some(ip6) = &cfg.ip6 {
+                ep_req.ip6 = Some(
+                    berth_net::ipam::parse_address(ip6)
+                        .map_err(|e| invalid("--ip6", e.to_string()))?,
+                );
+            }
             if let Some(m) = &cfg.mac_address {
                 ep_req.mac = Some(network::parse_mac(m)?);
             }
-            if n.is_default() && (ep_req.ip.is_some() || !cfg.network_aliases.is_empty()) {
+            if n.is_default()
+                && (ep_req.ip.is_some() || ep_req.ip6.is_some() || !cfg.network_aliases.is_empty())
+            {
                 return Err(invalid(
                     "--network",
                     "user specified IP address and aliases are supported only for user-defined networks",

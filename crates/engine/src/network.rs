@@ -94,6 +94,11 @@ impl NetworkRow {
             .ok_or_else(|| invalid(format!("network {}", self.name), "no IPv4 subnet"))
     }
 
+    /// The v6 entry of an `--ipv6` network.
+    pub fn ipam6(&self) -> Result<Option<IpamConfig>> {
+        Ok(self.ipam()?.into_iter().find(IpamConfig::is_ipv6))
+    }
+
     pub fn bridge_network(&self) -> Result<BridgeNetwork> {
         Ok(BridgeNetwork {
             bridge: self.bridge.clone(),
@@ -159,6 +164,8 @@ pub struct EndpointRow {
     pub network_id: String,
     pub endpoint_id: String,
     pub address: IpAddr,
+    /// The v6 address on an `--ipv6` network.
+    pub address6: Option<IpAddr>,
     pub mac: String,
     pub host_ifname: String,
     pub ifname: String,
@@ -172,6 +179,7 @@ pub struct EndpointRow {
 #[derive(Clone, Debug, Default)]
 pub struct EndpointRequest {
     pub ip: Option<IpAddr>,
+    pub ip6: Option<IpAddr>,
     pub mac: Option<[u8; 6]>,
     pub aliases: Vec<String>,
     pub ports: Vec<PortMapping>,
@@ -212,12 +220,12 @@ fn row_to_endpoint(r: &rusqlite::Row<'_>) -> rusqlite::Result<EndpointRow> {
         aliases: serde_json::from_str(&aliases).unwrap_or_default(),
         ports: serde_json::from_str(&ports).unwrap_or_default(),
         seq: r.get(9)?,
+        address6: r.get::<_, String>(10)?.parse().ok(),
     })
 }
 
 const NET_COLS: &str = "id, name, bridge, created_at, config";
-const EP_COLS: &str =
-    "container_id, network_id, endpoint_id, address, mac, host_ifname, ifname, aliases, ports, seq";
+const EP_COLS: &str = "container_id, network_id, endpoint_id, address, mac, host_ifname, ifname, aliases, ports, seq, address6";
 
 /// Every network, by name.
 pub fn list(engine: &Engine) -> Result<Vec<NetworkRow>> {
@@ -388,6 +396,16 @@ pub fn allocate_endpoint(
     req: &EndpointRequest,
 ) -> Result<EndpointRow> {
     let ipam = net.ipam4()?;
+    let ipam6 = net.ipam6()?;
+    if req.ip6.is_some() && ipam6.is_none() {
+        return Err(invalid(
+            "--ip6",
+            format!(
+                "network {} has no IPv6 subnet (create it with --ipv6)",
+                net.name
+            ),
+        ));
+    }
     let endpoint_id = names::new_id()?;
     let nid = net.id.clone();
     let cid = container_id.to_string();
@@ -420,6 +438,29 @@ pub fn allocate_endpoint(
             None => ipam
                 .allocate(&used)
                 .map_err(|err| Error::Other(format!("network {}: {err}", net.name)))?,
+        };
+        let address6 = match &ipam6 {
+            Some(c) => {
+                let used6: HashSet<IpAddr> = {
+                    let mut st = tx
+                        .prepare("SELECT address6 FROM endpoints WHERE network_id = ?1")
+                        .map_err(&e)?;
+                    let v: Vec<String> = st
+                        .query_map([&nid], |r| r.get(0))
+                        .and_then(|r| r.collect())
+                        .map_err(&e)?;
+                    v.iter().filter_map(|a| a.parse().ok()).collect()
+                };
+                Some(match req.ip6 {
+                    Some(ip) => c
+                        .reserve(ip, &used6)
+                        .map_err(|err| invalid("--ip6", err.to_string()))?,
+                    None => c
+                        .allocate(&used6)
+                        .map_err(|err| Error::Other(format!("network {}: {err}", net.name)))?,
+                })
+            }
+            None => None,
         };
         let mut published: Vec<(String, PublishedPort)> = {
             let mut st = tx
@@ -463,6 +504,7 @@ pub fn allocate_endpoint(
             network_id: nid.clone(),
             endpoint_id: endpoint_id.clone(),
             address,
+            address6,
             mac: mac_text(mac),
             host_ifname: format!("vb{}{}", &cid[..7.min(cid.len())], &nid[..5.min(nid.len())]),
             ifname: format!("eth{seq}"),
@@ -472,7 +514,7 @@ pub fn allocate_endpoint(
         };
         tx.execute(
             &format!(
-                "INSERT INTO endpoints ({EP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                "INSERT INTO endpoints ({EP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
             ),
             params![
                 ep.container_id,
@@ -484,7 +526,8 @@ pub fn allocate_endpoint(
                 ep.ifname,
                 serde_json::to_string(&ep.aliases).unwrap_or_default(),
                 serde_json::to_string(&ep.ports).unwrap_or_default(),
-                ep.seq
+                ep.seq,
+                ep.address6.map(|a| a.to_string()).unwrap_or_default()
             ],
         )
         .map_err(|err| match err {
@@ -619,19 +662,27 @@ pub fn connect_container(engine: &Engine, container_id: &str, pid: i32) -> Resul
 
 fn endpoint_of(ep: &EndpointRow, net: &NetworkRow, default_route: bool) -> Result<Endpoint> {
     let ipam = net.ipam4()?;
+    let mut addresses = vec![
+        IpNet::new(ep.address, ipam.subnet.prefix_len())
+            .map_err(|e| invalid("address", e.to_string()))?,
+    ];
+    let mut gateways = vec![ipam.gateway];
+    if let (Some(a6), Some(c6)) = (ep.address6, net.ipam6()?) {
+        addresses.push(
+            IpNet::new(a6, c6.subnet.prefix_len())
+                .map_err(|e| invalid("address", e.to_string()))?,
+        );
+        gateways.push(c6.gateway);
+    }
+    if net.config.internal || !default_route {
+        gateways.clear();
+    }
     Ok(Endpoint {
         bridge: net.bridge.clone(),
         host_ifname: ep.host_ifname.clone(),
         container_ifname: ep.ifname.clone(),
-        addresses: vec![
-            IpNet::new(ep.address, ipam.subnet.prefix_len())
-                .map_err(|e| invalid("address", e.to_string()))?,
-        ],
-        gateways: if net.config.internal || !default_route {
-            vec![]
-        } else {
-            vec![ipam.gateway]
-        },
+        addresses,
+        gateways,
         mac: netlink::parse_mac(&ep.mac),
         mtu: net.config.mtu,
     })
@@ -720,21 +771,69 @@ pub fn create(engine: &mut Engine, req: CreateNetwork) -> Result<NetworkRow> {
             "plugin \"{d}\" not found (berth has the bridge driver)"
         )));
     }
-    if req.ipv6 {
-        return Err(Error::Other(
-            "--ipv6 is not supported by berth yet (IPv4 networks only)".into(),
-        ));
-    }
-    if req.subnets.len() > 1 {
-        return Err(Error::Other(
-            "one --subnet per network (IPv4) is supported".into(),
-        ));
-    }
     if req.subnets.is_empty() && (!req.gateways.is_empty() || !req.ip_ranges.is_empty()) {
         return Err(Error::Other(
             "--gateway and --ip-range need a --subnet".into(),
         ));
     }
+    // Each --gateway and --ip-range goes with the --subnet that contains it (docker's rule).
+    let mut parsed: Vec<IpamConfig> = vec![];
+    for sub in &req.subnets {
+        let net = ipam::parse_subnet(sub).map_err(net_invalid)?;
+        let gw = req
+            .gateways
+            .iter()
+            .map(|g| ipam::parse_address(g).map_err(net_invalid))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .find(|g| net.contains(g));
+        let range = req
+            .ip_ranges
+            .iter()
+            .map(|r| ipam::parse_subnet(r).map_err(net_invalid))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .find(|r| net.contains(&r.network()));
+        parsed.push(IpamConfig::new(net, gw, range).map_err(net_invalid)?);
+    }
+    for g in &req.gateways {
+        let g = ipam::parse_address(g).map_err(net_invalid)?;
+        if !parsed.iter().any(|c| c.subnet.contains(&g)) {
+            return Err(Error::Other(format!(
+                "invalid gateway {g}: it is not inside subnet {}",
+                req.subnets.join(", ")
+            )));
+        }
+    }
+    for r in &req.ip_ranges {
+        let r = ipam::parse_subnet(r).map_err(net_invalid)?;
+        if !parsed.iter().any(|c| c.subnet.contains(&r.network())) {
+            return Err(Error::Other(format!(
+                "invalid ip-range {r}: it is not inside subnet {}",
+                req.subnets.join(", ")
+            )));
+        }
+    }
+    let given4: Vec<&IpamConfig> = parsed.iter().filter(|c| !c.is_ipv6()).collect();
+    let given6: Vec<&IpamConfig> = parsed.iter().filter(|c| c.is_ipv6()).collect();
+    if given4.len() > 1 || given6.len() > 1 {
+        return Err(Error::Other(
+            "one --subnet per address family is supported".into(),
+        ));
+    }
+    if !given6.is_empty() && !req.ipv6 {
+        return Err(Error::Other(format!(
+            "IPv6 subnet {} given without --ipv6",
+            given6[0].subnet
+        )));
+    }
+    if req.ipv6 && given6.is_empty() {
+        return Err(Error::Other(
+            "--ipv6 needs an IPv6 --subnet (berth has no default IPv6 pool)".into(),
+        ));
+    }
+    let given = given4.first().map(|c| (*c).clone());
+    let given6 = given6.first().map(|c| (*c).clone());
     let mut mtu = None;
     let mut icc = None;
     let id = names::new_id()?;
@@ -760,23 +859,6 @@ pub fn create(engine: &mut Engine, req: CreateNetwork) -> Result<NetworkRow> {
             }
             _ => {}
         }
-    }
-    // Parse what was given before looking at the others.
-    let given = match req.subnets.first() {
-        Some(s) => Some(
-            IpamConfig::parse(
-                s,
-                req.gateways.first().map(String::as_str),
-                req.ip_ranges.first().map(String::as_str),
-            )
-            .map_err(net_invalid)?,
-        ),
-        None => None,
-    };
-    if given.as_ref().is_some_and(IpamConfig::is_ipv6) {
-        return Err(Error::Other(
-            "IPv6 subnets are not supported by berth yet".into(),
-        ));
     }
     let routes = Netlink::open()
         .and_then(|h| h.host_routes())
@@ -833,14 +915,24 @@ pub fn create(engine: &mut Engine, req: CreateNetwork) -> Result<NetworkRow> {
                 IpamConfig::new(s, None, None).map_err(net_invalid)?
             }
         };
+        let mut entries = vec![cfg];
+        if let Some(c6) = &given6 {
+            ipam::check_overlap(&c6.subnet, subnets.iter().map(|(n, s)| (n.as_str(), s)))
+                .map_err(net_invalid)?;
+            ipam::check_routes(&c6.subnet, &routes).map_err(net_invalid)?;
+            entries.push(c6.clone());
+        }
         let config = NetConfig {
-            ipam: vec![IpamEntry {
-                subnet: cfg.subnet.to_string(),
-                gateway: cfg.gateway.to_string(),
-                ip_range: cfg.ip_range.map(|r| r.to_string()),
-            }],
+            ipam: entries
+                .iter()
+                .map(|c| IpamEntry {
+                    subnet: c.subnet.to_string(),
+                    gateway: c.gateway.to_string(),
+                    ip_range: c.ip_range.map(|r| r.to_string()),
+                })
+                .collect(),
             internal: req.internal,
-            ipv6: false,
+            ipv6: given6.is_some(),
             mtu,
             icc,
             options: req.options.clone(),
@@ -989,6 +1081,9 @@ pub fn hosts_file(engine: &Engine, row: &crate::ContainerRow) -> Result<String> 
             }
             names.push(short(&prow.id).to_string());
             hosts.push_str(&format!("{}\t{}\n", peer.address, names.join(" ")));
+            if let Some(a6) = peer.address6 {
+                hosts.push_str(&format!("{a6}\t{}\n", names.join(" ")));
+            }
         }
     }
     Ok(hosts)
@@ -1149,6 +1244,7 @@ pub fn connect(
     net_key: &str,
     container: &str,
     ip: Option<&str>,
+    ip6: Option<&str>,
     aliases: Vec<String>,
 ) -> Result<EndpointRow> {
     let row = engine.get(container)?;
@@ -1167,7 +1263,10 @@ pub fn connect(
     if let Some(ip) = ip {
         req.ip = Some(parse_ip(ip)?);
     }
-    if net.is_default() && (req.ip.is_some() || !req.aliases.is_empty()) {
+    if let Some(ip6) = ip6 {
+        req.ip6 = Some(ipam::parse_address(ip6).map_err(|e| invalid("--ip6", e.to_string()))?);
+    }
+    if net.is_default() && (req.ip.is_some() || req.ip6.is_some() || !req.aliases.is_empty()) {
         return Err(invalid(
             "network connect",
             "user specified IP address and aliases are supported only for user-defined networks",
