@@ -1062,3 +1062,19 @@ fn ipv6_networks() {
     n.ok(&["rm", "-f", "s6"]);
     n.ok(&["network", "rm", "v6net"]);
 }
+
+#[test]
+fn default_bridge_avoids_a_subnet_the_host_routes() {
+    // dockerd's docker0 on the same host: 172.17.0.0/16 is taken.
+    let n = Net::new();
+    n.host()
+        .sh(&["ip", "link", "add", "docker0", "type", "bridge"]);
+    n.host()
+        .sh(&["ip", "addr", "add", "172.17.0.1/16", "dev", "docker0"]);
+    n.host().sh(&["ip", "link", "set", "docker0", "up"]);
+    n.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "60"]);
+    assert_eq!(n.ip_on("c", "bridge"), "172.18.0.2");
+    let ins: Value = serde_json::from_str(&n.ok(&["network", "inspect", "bridge"])).unwrap();
+    assert_eq!(ins[0]["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16");
+    n.ok(&["rm", "-f", "c"]);
+}

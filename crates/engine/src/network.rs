@@ -296,10 +296,38 @@ pub fn ensure_default(engine: &Engine) -> Result<NetworkRow> {
     {
         return Ok(n);
     }
+    // docker's 172.17.0.0/16, unless the host routes it already (dockerd's docker0 on the
+    // same machine): then the first free subnet of docker's pools.
+    let routes = Netlink::open()
+        .and_then(|h| h.host_routes())
+        .map_err(|e| net_error("reading the host's routes", e.into()))?;
+    let first = ipam::parse_subnet("172.17.0.0/16").map_err(net_invalid)?;
+    let subnet = if ipam::check_routes(&first, &routes).is_ok() {
+        first
+    } else {
+        let others: Vec<(String, IpNet)> = list(engine)?
+            .iter()
+            .flat_map(|n| {
+                n.config
+                    .ipam
+                    .iter()
+                    .filter_map(|c| c.subnet.parse::<IpNet>().ok())
+                    .map(|s| (n.name.clone(), s))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        ipam::choose_subnet(
+            &ipam::default_pools(),
+            others.iter().map(|(n, s)| (n.as_str(), s)),
+            &routes,
+        )
+        .map_err(net_invalid)?
+    };
+    let cfg = IpamConfig::new(subnet, None, None).map_err(net_invalid)?;
     let config = NetConfig {
         ipam: vec![IpamEntry {
-            subnet: "172.17.0.0/16".into(),
-            gateway: "172.17.0.1".into(),
+            subnet: cfg.subnet.to_string(),
+            gateway: cfg.gateway.to_string(),
             ip_range: None,
         }],
         options: BTreeMap::from([
