@@ -360,6 +360,27 @@ fn outbound_nat_and_published_ports_from_everywhere() {
     n.ok(&["rm", "-f", "web", "all", "rng"]);
     // The port is free again.
     n.ok(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+    // A firewall reload that wiped every rule: the next container start puts the network's
+    // back (outbound NAT works again).
+    n.host().sh(&["nft", "flush", "ruleset"]);
+    let listener = n
+        .outside()
+        .command("timeout")
+        .args(["10", "busybox", "nc", "-l", "-p", "9001"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    n.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo again | nc -w 3 10.200.0.2 9001",
+    ]);
+    let got = listener.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "again\n");
 }
 
 #[test]

@@ -621,7 +621,8 @@ fn host_lock(engine: &Engine) -> Result<fs::File> {
 }
 
 /// Makes a network real on the host (bridge, gateway address, firewall rules) when its
-/// bridge is missing. `force` re-applies everything even when the bridge exists.
+/// bridge is missing, and re-applies its firewall rules when it is there. `force` re-applies
+/// everything even when the bridge exists.
 pub fn host_up(engine: &Engine, host: &Netlink, net: &NetworkRow, force: bool) -> Result<()> {
     if !force
         && host
@@ -629,7 +630,34 @@ pub fn host_up(engine: &Engine, host: &Netlink, net: &NetworkRow, force: bool) -
             .map_err(|e| net_error(&net.name, e.into()))?
             .is_some()
     {
-        return Ok(());
+        // The bridge is there; its rules may not be (a firewall reload, `nft flush
+        // ruleset`): looked at (one `nft list`), re-applied in one transaction when missing.
+        let fw = Firewall::new();
+        let listing = fw
+            .list()
+            .map_err(|e| net_error(&format!("network {}", net.name), e.into()))?;
+        let br = &net.bridge;
+        if [
+            format!("chain net-{br}-in {{"),
+            format!("chain net-{br}-nat-out {{"),
+            format!("\"{br}\" : jump net-{br}-in"),
+            format!("\"{br}\" : jump net-{br}-nat-out"),
+        ]
+        .iter()
+        .all(|want| listing.contains(want.as_str()))
+        {
+            return Ok(());
+        }
+        let b = net.bridge_network()?;
+        let rules = berth_net::firewall::NetworkRules {
+            bridge: b.bridge.clone(),
+            subnets: b.ipam.iter().map(|c| c.subnet).collect(),
+            internal: b.internal,
+            icc: b.icc,
+        };
+        return fw
+            .add_network(&rules)
+            .map_err(|e| net_error(&format!("network {}", net.name), e.into()));
     }
     let _lock = host_lock(engine)?;
     if !force
