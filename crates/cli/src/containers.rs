@@ -1405,7 +1405,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
                 "Names": r.name,
                 "Labels": label_str,
                 "Mounts": cfg.mounts.iter().map(|m| if m.kind == "volume" { m.source.clone() } else { m.target.clone() }).collect::<Vec<_>>().join(","),
-                "Networks": cfg.network,
+                "Networks": crate::networks::networks_text(e, r),
                 "LocalVolumes": cfg.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
             })
         })

@@ -408,6 +408,20 @@ fn published(e: &Engine, r: &ContainerRow) -> Vec<(String, String, u16)> {
     v
 }
 
+/// `ps`'s NETWORKS column: the networks the container has endpoints on (its mode otherwise).
+pub fn networks_text(e: &Engine, r: &ContainerRow) -> String {
+    let names: Vec<String> = network::container_networks(e, &r.id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, n)| n.name)
+        .collect();
+    if names.is_empty() {
+        row_config(r).network
+    } else {
+        names.join(",")
+    }
+}
+
 /// `ps`'s PORTS column: `0.0.0.0:8080->80/tcp, …`.
 pub fn ports_text(e: &Engine, r: &ContainerRow) -> String {
     published(e, r)

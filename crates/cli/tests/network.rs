@@ -483,6 +483,10 @@ fn user_networks_names_isolation_internal_connect() {
     let o = berth(&n.root, &["exec", "cli", "sh", "-c", &get]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "");
     n.ok(&["network", "connect", "--alias", "c2", "neta", "cli"]);
+    assert_eq!(
+        n.ok(&["ps", "--filter", "name=cli", "--format", "{{.Networks}}"]),
+        "netb,neta\n"
+    );
     assert_eq!(n.ok(&["exec", "cli", "sh", "-c", &get]).trim(), srv);
     let v = n.inspect("cli");
     assert!(
