@@ -24,9 +24,11 @@ fi
 # openssl: their token issuer's key and JWT signatures, and the TLS test's CA.
 # nftables: `nft`, which berth-net applies its firewall with; iptables: the dockerd-style
 # FORWARD DROP policy its tests coexist with (crates/net/tests).
+# curl: the HTTP client of the berth CLI's network tests (crates/cli/tests/network.rs), run
+# inside their throwaway namespaces (util-linux's nsenter, always installed, enters them).
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
-    docker-registry openssl nftables iptables)
+    docker-registry openssl nftables iptables curl)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
