@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use berth_net::firewall::{Firewall, HostFirewall};
 use berth_net::ipam::{self, IpNet, IpamConfig};
@@ -1275,11 +1275,6 @@ pub fn resolv_conf(cfg: &crate::RunConfig) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Where the container's network files live (`hosts`, `resolv.conf`, `hostname`).
-pub fn etc_dir(engine: &Engine, id: &str) -> PathBuf {
-    engine.container_dir(id)
 }
 
 /// Parses `--mac-address`.
