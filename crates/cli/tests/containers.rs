@@ -24,7 +24,9 @@ struct Fixture {
     root: PathBuf,
     dir: PathBuf,
     /// The namespace that plays the host for every `berth` of this fixture.
-    ns: TestNetns,
+    ns: Option<TestNetns>,
+    /// This machine's own nftables ruleset when the fixture was made.
+    ruleset: String,
 }
 
 impl Fixture {
@@ -61,6 +63,7 @@ impl Fixture {
         b.append_data(&mut h, "etc/passwd", pw.as_bytes()).unwrap();
         let tarball = t.path().join("busybox.tar");
         std::fs::write(&tarball, b.into_inner().unwrap()).unwrap();
+        let ruleset = common::host_ruleset();
         let ns = TestNetns::new("host");
         ns.host_berth(&root);
         ok(
@@ -71,7 +74,8 @@ impl Fixture {
             _t: t,
             root,
             dir,
-            ns,
+            ns: Some(ns),
+            ruleset,
         }
     }
 
@@ -128,6 +132,22 @@ impl Drop for Fixture {
             if !std::thread::panicking() {
                 panic!("mount left behind: {l}");
             }
+        }
+        // The namespace goes (with berth0 and Berth's table in it); this machine's own
+        // interfaces and firewall were never touched.
+        let name = self.ns.take().map(|n| n.name.clone());
+        if !std::thread::panicking() {
+            if let Some(name) = name {
+                assert!(
+                    !common::leftover_namespaces().contains(&name),
+                    "namespace {name} left behind"
+                );
+            }
+            assert_eq!(
+                common::host_ruleset(),
+                self.ruleset,
+                "this machine's own nftables ruleset changed"
+            );
         }
     }
 }
@@ -728,7 +748,7 @@ fn default_security_and_privileged() {
     ]);
     assert!(out.starts_with("lo\n") && out.contains("0x9"), "{out}");
     // The "host" is the fixture's namespace (its lo, and berth0 once a container used it).
-    let host = f.ns.sh(&["ip", "-o", "link"]);
+    let host = f.ns.as_ref().unwrap().sh(&["ip", "-o", "link"]);
     let out = f.ok(&[
         "run",
         "--rm",
