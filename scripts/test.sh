@@ -26,9 +26,11 @@ fi
 # FORWARD DROP policy its tests coexist with (crates/net/tests).
 # gcc, libc6-dev: the escape tests build their attack programs (crates/oci-cli/tests/attacks,
 # a static program and a shared library) with `cc`.
+# curl: the HTTP client of the berth CLI's network tests (crates/cli/tests/network.rs), run
+# inside their throwaway namespaces (util-linux's nsenter, always installed, enters them).
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
-    docker-registry openssl nftables iptables gcc libc6-dev)
+    docker-registry openssl nftables iptables gcc libc6-dev curl)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

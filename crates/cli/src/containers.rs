@@ -121,6 +121,8 @@ Container commands:
   wait        Block until one or more containers stop, then print their exit codes
   container   Manage containers (the commands above, and prune)
   volume      Manage volumes (create, ls, inspect, rm, prune)
+  network     Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
+  port        List port mappings or a specific mapping for the container
   system      Manage Berth (df, info)
   info        Display system-wide information
   version     Show the berth version information
@@ -140,7 +142,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
                 "prune" => "container prune",
                 s @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "logs"
                 | "wait" | "inspect" | "rename" | "pause" | "unpause" | "attach" | "exec"
-                | "top" | "stats" | "cp" | "export" | "commit") => s,
+                | "top" | "stats" | "cp" | "export" | "commit" | "port") => s,
                 _ => return None,
             };
             (c, r)
@@ -155,6 +157,26 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
                 s => {
                     return Some(report(usage(format!(
                         "'system {s}' is not a berth command"
+                    ))));
+                }
+            };
+            (c, r)
+        }
+        "network" => {
+            let Some((sub, r)) = rest.split_first() else {
+                return Some(report(usage("'berth network' requires a subcommand")));
+            };
+            let c = match sub.as_str() {
+                "create" => "network create",
+                "ls" | "list" => "network ls",
+                "inspect" => "network inspect",
+                "rm" | "remove" => "network rm",
+                "prune" => "network prune",
+                "connect" => "network connect",
+                "disconnect" => "network disconnect",
+                s => {
+                    return Some(report(usage(format!(
+                        "'network {s}' is not a berth command"
                     ))));
                 }
             };
@@ -180,7 +202,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         }
         c @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "ps" | "logs"
         | "wait" | "rename" | "pause" | "unpause" | "attach" | "inspect" | "exec" | "top"
-        | "stats" | "info" | "cp" | "export" | "commit" | "security") => (c, rest),
+        | "stats" | "info" | "cp" | "export" | "commit" | "port" | "security") => (c, rest),
         "version" => {
             let mut out = io::stdout().lock();
             return Some(report(crate::engine_info::version(&mut out)));
@@ -250,6 +272,8 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         "container prune" => prune(&mut engine, rest, &mut out),
         "system df" => crate::engine_info::system_df(&mut engine, rest, &mut out),
         v if v.starts_with("volume ") => crate::volumes::run(&mut engine, v, rest, &mut out),
+        v if v.starts_with("network ") => crate::networks::run(&mut engine, v, rest, &mut out),
+        "port" => crate::networks::port(&mut engine, rest, &mut out),
         _ => return None,
     };
     let _ = out.flush();
@@ -358,6 +382,17 @@ const RUN: &[Flag] = &[
     flag("add-host", None, true),
     flag("network", None, true),
     flag("net", None, true),
+    flag("publish", Some('p'), true),
+    flag("publish-all", Some('P'), false),
+    flag("ip", None, true),
+    flag("ip6", None, true),
+    flag("mac-address", None, true),
+    flag("network-alias", None, true),
+    flag("net-alias", None, true),
+    flag("dns", None, true),
+    flag("dns-search", None, true),
+    flag("dns-option", None, true),
+    flag("dns-opt", None, true),
     flag("memory", Some('m'), true),
     flag("cpus", None, true),
     flag("pids-limit", None, true),
@@ -422,8 +457,17 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         network: p
             .value("network")
             .or(p.value("net"))
-            .unwrap_or("none")
+            .unwrap_or("bridge")
             .to_string(),
+        publish: p.all("publish").to_vec(),
+        publish_all: p.bool("publish-all"),
+        ip: p.value("ip").map(String::from),
+        ip6: p.value("ip6").map(String::from),
+        mac_address: p.value("mac-address").map(String::from),
+        network_aliases: [p.all("network-alias"), p.all("net-alias")].concat(),
+        dns: p.all("dns").to_vec(),
+        dns_search: p.all("dns-search").to_vec(),
+        dns_options: [p.all("dns-option"), p.all("dns-opt")].concat(),
         cap_add: p.all("cap-add").to_vec(),
         cap_drop: p.all("cap-drop").to_vec(),
         stop_signal: p.value("stop-signal").map(String::from),
@@ -1256,6 +1300,12 @@ fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> R<bool> {
         }
         "ancestor" => cfg.image == v || r.image_id.contains(v),
         "volume" => cfg.mounts.iter().any(|m| m.source == v || m.target == v),
+        "network" => {
+            cfg.network == v
+                || berth_engine::network::container_networks(e, &r.id)?
+                    .iter()
+                    .any(|(_, n)| n.name == v || n.id.starts_with(v))
+        }
         _ => return fail(1, format!("invalid filter '{k}'")),
     })
 }
@@ -1296,7 +1346,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
         if !matches!(
             k,
-            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume"
+            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume" | "network"
         ) {
             return fail(1, format!("invalid filter '{k}'"));
         }
@@ -1343,7 +1393,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
                 "Command": format!("\"{cmd}\""),
                 "CreatedAt": fmt::go_time(created),
                 "RunningFor": fmt::human_ago(Some(&r.created_at), now_secs()),
-                "Ports": "",
+                "Ports": crate::networks::ports_text(e, r),
                 "State": r.state,
                 "Status": status_text(r),
                 "Size": if with_size {
@@ -1356,7 +1406,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
                 "Names": r.name,
                 "Labels": label_str,
                 "Mounts": cfg.mounts.iter().map(|m| if m.kind == "volume" { m.source.clone() } else { m.target.clone() }).collect::<Vec<_>>().join(","),
-                "Networks": cfg.network,
+                "Networks": crate::networks::networks_text(e, r),
                 "LocalVolumes": cfg.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
             })
         })
@@ -1613,6 +1663,11 @@ fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
         "AppArmorProfile": "",
         "HostConfig": {
             "NetworkMode": cfg.network,
+            "PortBindings": crate::networks::port_bindings(&cfg),
+            "PublishAllPorts": cfg.publish_all,
+            "Dns": cfg.dns,
+            "DnsSearch": cfg.dns_search,
+            "DnsOptions": cfg.dns_options,
             "AutoRemove": cfg.auto_remove,
             "Privileged": cfg.privileged,
             "ReadonlyRootfs": cfg.read_only,
@@ -1652,7 +1707,7 @@ fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
             "StopSignal": cfg.stop_signal,
             "StopTimeout": cfg.stop_timeout,
         },
-        "NetworkSettings": { "Networks": { cfg.network.clone(): {} } },
+        "NetworkSettings": crate::networks::network_settings(e, r),
     })
 }
 

@@ -4,11 +4,13 @@
 //!
 //! Exit status as docker's: 0, 1 when a command fails, 125 for a usage
 //! error (an unknown flag or command, a missing argument).
+#![recursion_limit = "256"]
 
 mod args;
 mod containers;
 mod engine_info;
 mod fmt;
+mod networks;
 mod registry;
 mod security;
 mod tmpl;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{berth, fails, ok};
+use common::{TestNetns, berth, berth_command, berth_shell, fails, ok};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "pwd", "touch", "grep",
@@ -23,6 +23,10 @@ struct Fixture {
     _t: tempfile::TempDir,
     root: PathBuf,
     dir: PathBuf,
+    /// The namespace that plays the host for every `berth` of this fixture.
+    ns: Option<TestNetns>,
+    /// This machine's own nftables ruleset when the fixture was made.
+    ruleset: String,
 }
 
 impl Fixture {
@@ -59,11 +63,20 @@ impl Fixture {
         b.append_data(&mut h, "etc/passwd", pw.as_bytes()).unwrap();
         let tarball = t.path().join("busybox.tar");
         std::fs::write(&tarball, b.into_inner().unwrap()).unwrap();
+        let ruleset = common::host_ruleset();
+        let ns = TestNetns::new("host");
+        ns.host_berth(&root);
         ok(
             &root,
             &["import", tarball.to_str().unwrap(), "busybox:latest"],
         );
-        Fixture { _t: t, root, dir }
+        Fixture {
+            _t: t,
+            root,
+            dir,
+            ns: Some(ns),
+            ruleset,
+        }
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -119,6 +132,22 @@ impl Drop for Fixture {
             if !std::thread::panicking() {
                 panic!("mount left behind: {l}");
             }
+        }
+        // The namespace goes (with berth0 and Berth's table in it); this machine's own
+        // interfaces and firewall were never touched.
+        let name = self.ns.take().map(|n| n.name.clone());
+        if !std::thread::panicking() {
+            if let Some(name) = name {
+                assert!(
+                    !common::leftover_namespaces().contains(&name),
+                    "namespace {name} left behind"
+                );
+            }
+            assert_eq!(
+                common::host_ruleset(),
+                self.ruleset,
+                "this machine's own nftables ruleset changed"
+            );
         }
     }
 }
@@ -231,7 +260,7 @@ fn detached_logs_survive_the_cli_and_ps_inspect_show_it() {
     assert_eq!(v["State"]["Running"], false);
     assert_eq!(v["Path"], "sh");
     assert_eq!(v["Config"]["Labels"]["app"], "t");
-    assert_eq!(v["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(v["HostConfig"]["NetworkMode"], "bridge");
     // ps: default table, -a, filters, formats.
     assert_eq!(f.ok(&["ps", "-q"]), "");
     let table = f.ok(&["ps", "-a"]);
@@ -718,10 +747,8 @@ fn default_security_and_privileged() {
         "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags",
     ]);
     assert!(out.starts_with("lo\n") && out.contains("0x9"), "{out}");
-    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    // The "host" is the fixture's namespace (its lo, and berth0 once a container used it).
+    let host = f.ns.as_ref().unwrap().sh(&["ip", "-o", "link"]);
     let out = f.ok(&[
         "run",
         "--rm",
@@ -731,12 +758,12 @@ fn default_security_and_privileged() {
         "ls",
         "/sys/class/net",
     ]);
-    assert_eq!(out.lines().count(), host.len(), "{out}");
+    assert_eq!(out.lines().count(), host.lines().count(), "{out}\n{host}");
     let e = f.fails(
-        &["run", "--rm", "--network", "bridge", "busybox", "true"],
+        &["run", "--rm", "--network", "nosuch", "busybox", "true"],
         125,
     );
-    assert!(e.contains("network \"bridge\" not found"), "{e}");
+    assert!(e.contains("network nosuch not found"), "{e}");
 }
 
 /// The pids of berth monitors of container `id`.
@@ -795,9 +822,7 @@ fn killed_monitor_leaves_the_container_tracked() {
 fn killed_cli_during_run_d_leaves_truthful_state() {
     let f = Fixture::new();
     for delay_ms in [0u64, 5, 15, 30, 60, 120] {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .arg("--root")
-            .arg(&f.root)
+        let mut c = berth_command(&f.root)
             .args(["run", "-d", "busybox", "sleep", "100"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -857,9 +882,15 @@ fn fifty_concurrent_runs() {
             std::thread::spawn(move || ok(&root, &["run", "-d", "busybox", "true"]))
         })
         .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    let ids: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().trim().to_string())
+        .collect();
+    // `run -d` returns once the container runs; prune only takes stopped ones (a
+    // container's stop now includes disconnecting it from its network).
+    let mut wait = vec!["wait"];
+    wait.extend(ids.iter().map(String::as_str));
+    f.ok(&wait);
     let names = f.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     let mut n: Vec<&str> = names.lines().collect();
     assert_eq!(n.len(), 20);
@@ -874,9 +905,8 @@ fn fifty_concurrent_runs() {
 fn interactive_tty_through_a_real_pty() {
     let f = Fixture::new();
     let line = format!(
-        "{} --root {} run -it --rm busybox sh -c 'tty; echo $TERM; exit 4'",
-        env!("CARGO_BIN_EXE_berth"),
-        f.root.display()
+        "{} run -it --rm busybox sh -c 'tty; echo $TERM; exit 4'",
+        berth_shell(&f.root)
     );
     let mut c = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
@@ -895,11 +925,7 @@ fn interactive_tty_through_a_real_pty() {
     assert!(out.contains("xterm"), "{out}");
     assert_eq!(o.status.code(), Some(4), "{out}");
     // Ctrl-P Ctrl-Q detaches; the container runs on.
-    let line = format!(
-        "{} --root {} run -it --name dk busybox sh",
-        env!("CARGO_BIN_EXE_berth"),
-        f.root.display()
-    );
+    let line = format!("{} run -it --name dk busybox sh", berth_shell(&f.root));
     let mut c = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
         .stdin(Stdio::piped())
@@ -924,9 +950,8 @@ fn interactive_tty_through_a_real_pty() {
     f.ok(&["rm", "-f", "dk"]);
     // Input typed on the terminal reaches the container.
     let line = format!(
-        "{} --root {} run -i --rm busybox sh -c 'read x; echo got-$x'",
-        env!("CARGO_BIN_EXE_berth"),
-        f.root.display()
+        "{} run -i --rm busybox sh -c 'read x; echo got-$x'",
+        berth_shell(&f.root)
     );
     let mut c = Command::new("sh")
         .args(["-c", &line])
@@ -988,9 +1013,7 @@ fn exec_runs_in_the_container() {
     let e = f.fails(&["exec", "ex", "nosuch"], 127);
     assert!(e.contains("executable file not found"), "{e}");
     // -i feeds our stdin.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&f.root)
+    let mut c = berth_command(&f.root)
         .args(["exec", "-i", "ex", "cat"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -1090,9 +1113,7 @@ fn top_stats_info_version_attach_and_start_a() {
 #[test]
 fn foreground_run_forwards_signals() {
     let f = Fixture::new();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&f.root)
+    let mut c = berth_command(&f.root)
         .args([
             "run",
             "--rm",
@@ -1529,9 +1550,7 @@ fn stats_streams_until_interrupted() {
         .ok(&["run", "-d", "busybox", "sh", "-c", "while :; do :; done"])
         .trim()
         .to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&f.root)
+    let mut child = berth_command(&f.root)
         .args(["stats", "--format", "{{.Name}} {{.CPUPerc}} {{.PIDs}}", &id])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1661,9 +1680,7 @@ fn stdin_backpressure_does_not_stall_the_output() {
     let f = Fixture::new();
     // The container writes 300 kB before it reads its 2 MB of input: the
     // monitor must keep copying output while the input waits.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&f.root)
+    let mut c = berth_command(&f.root)
         .args([
             "run",
             "--rm",

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../../oci-cli/tests/attacks/mod.rs"]
 mod attacks;
+mod common;
 
 const LINKS: &[&str] = &["sh", "sleep", "cat", "ls", "true"];
 
@@ -30,6 +31,8 @@ struct Hostile {
     berth: PathBuf,
     /// Bind-mounted at /out in the containers: the attackers' reports.
     out: PathBuf,
+    /// The network namespace that plays the host for every `berth` run here.
+    ns: common::TestNetns,
 }
 
 fn add_file(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8], mode: u32) {
@@ -120,13 +123,14 @@ impl Hostile {
             root,
             berth,
             out,
+            ns: common::TestNetns::new("host"),
         };
         h.ok(&["import", tarball.to_str().unwrap(), "hostile:latest"]);
         h
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.berth);
+        let mut c = self.ns.command(&self.berth);
         c.arg("--root")
             .arg(&self.root)
             .args(args)

@@ -521,16 +521,37 @@ fn run_pulls_a_missing_image() {
     u.ok("a", &["push", &tag], None);
 
     // Not here: --pull never refuses, the default pulls (progress on
-    // stderr, the container's output on stdout).
+    // stderr, the container's output on stdout). `--network none`: berth
+    // runs in this machine's namespace here (the registry listens on its
+    // 127.0.0.1), so its containers must not make bridges or rules in it.
     let o = u.run(
         "b",
-        &["run", "--rm", "--pull", "never", &tag, "/busybox", "true"],
+        &[
+            "run",
+            "--network",
+            "none",
+            "--rm",
+            "--pull",
+            "never",
+            &tag,
+            "/busybox",
+            "true",
+        ],
         None,
     );
     assert_eq!(o.status.code(), Some(125));
     let o = u.run(
         "b",
-        &["run", "--rm", &tag, "/busybox", "cat", "/hello"],
+        &[
+            "run",
+            "--network",
+            "none",
+            "--rm",
+            &tag,
+            "/busybox",
+            "cat",
+            "/hello",
+        ],
         None,
     );
     let (out, err) = (
@@ -544,11 +565,25 @@ fn run_pulls_a_missing_image() {
         "{err}"
     );
     // Here now: no pull; --pull always checks the registry again.
-    let o = u.run("b", &["run", "--rm", &tag, "/busybox", "true"], None);
+    let o = u.run(
+        "b",
+        &["run", "--network", "none", "--rm", &tag, "/busybox", "true"],
+        None,
+    );
     assert!(!String::from_utf8_lossy(&o.stderr).contains("Pulling"));
     let o = u.run(
         "b",
-        &["run", "--rm", "--pull", "always", &tag, "/busybox", "true"],
+        &[
+            "run",
+            "--network",
+            "none",
+            "--rm",
+            "--pull",
+            "always",
+            &tag,
+            "/busybox",
+            "true",
+        ],
         None,
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("Image is up to date"));
@@ -568,7 +603,14 @@ fn run_pulls_a_missing_image() {
     assert_eq!(o.status.code(), Some(125));
     let o = u.run(
         "c",
-        &["run", "--rm", &format!("{}/run/none:1", reg.addr), "true"],
+        &[
+            "run",
+            "--network",
+            "none",
+            "--rm",
+            &format!("{}/run/none:1", reg.addr),
+            "true",
+        ],
         None,
     );
     assert_eq!(o.status.code(), Some(125));

@@ -48,8 +48,23 @@ pub struct RunConfig {
     pub labels: Vec<(String, String)>,
     pub mounts: Vec<MountSpec>,
     pub read_only: bool,
-    /// `none` or `host`.
+    /// `bridge` (the default), `none`, `host`, or a user network's name or id.
     pub network: String,
+    /// `-p/--publish` values as given (docker's syntax).
+    pub publish: Vec<String>,
+    /// `-P/--publish-all`: the image's exposed ports on random host ports.
+    pub publish_all: bool,
+    /// `--ip`, `--ip6`.
+    pub ip: Option<String>,
+    pub ip6: Option<String>,
+    /// `--mac-address`.
+    pub mac_address: Option<String>,
+    /// `--network-alias`.
+    pub network_aliases: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
     pub add_hosts: Vec<String>,
     pub memory: Option<i64>,
     pub nano_cpus: Option<i64>,
@@ -363,7 +378,10 @@ pub fn parse_add_host(s: &str) -> Result<(String, String)> {
         .split_once('=')
         .or_else(|| s.split_once(':'))
         .ok_or_else(|| invalid("--add-host", format!("{s:?}: expected HOST:IP")))?;
-    if h.is_empty() || ip.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
+    if h.is_empty()
+        || ip.is_empty()
+        || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err())
+    {
         return Err(invalid("--add-host", format!("{s:?}: expected HOST:IP")));
     }
     Ok((h.to_string(), ip.to_string()))

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS containers (
@@ -36,6 +36,28 @@ CREATE TABLE IF NOT EXISTS volumes (
     created_at TEXT NOT NULL,
     labels TEXT NOT NULL DEFAULT '{}',
     anonymous INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    bridge TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    container_id TEXT NOT NULL,
+    network_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    address6 TEXT NOT NULL DEFAULT '',
+    mac TEXT NOT NULL,
+    host_ifname TEXT NOT NULL UNIQUE,
+    ifname TEXT NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    ports TEXT NOT NULL DEFAULT '[]',
+    seq INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (container_id, network_id),
+    UNIQUE (network_id, address)
 );
 ";
 
@@ -376,8 +398,41 @@ impl Db {
         })
     }
 
+    /// Removes a container and its endpoints (its address leases) in one
+    /// transaction.
     pub fn remove(&mut self, id: &str) -> Result<()> {
-        self.exec1("DELETE FROM containers WHERE id = ?1", [id])
+        let path = self.path.clone();
+        self.write(|tx| {
+            let e = |err| Error::Db {
+                path: path.clone(),
+                err,
+            };
+            tx.execute("DELETE FROM endpoints WHERE container_id = ?1", [id])
+                .map_err(e)?;
+            tx.execute("DELETE FROM containers WHERE id = ?1", [id])
+                .map_err(e)?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction (the write lock is taken first, so
+    /// concurrent `berth` processes queue): what reads and then writes, such as
+    /// address allocation, is atomic across processes.
+    pub fn immediate<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.write(f)
+    }
+
+    /// The connection, for reads.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The database file (for error messages).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn volume_insert(&mut self, v: &VolumeRow) -> Result<bool> {
@@ -487,5 +542,61 @@ mod tests {
         // A second connection sees the same state (WAL, one file).
         let db2 = Db::open(&t.path().join("e/state.db")).unwrap();
         assert_eq!(db2.list().unwrap()[0].name, "db");
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        {
+            // Schema 1: containers and volumes only.
+            let c = Connection::open(&path).unwrap();
+            let v1 = SCHEMA
+                .split("CREATE TABLE IF NOT EXISTS networks")
+                .next()
+                .unwrap();
+            c.execute_batch(v1).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        {
+            let mut db = Db::open(&path).unwrap();
+            db.insert(&row("abc", "old")).unwrap();
+        }
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        for table in ["networks", "endpoints"] {
+            let n: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "{table}");
+        }
+        // The lease table refuses one address twice on a network.
+        c.execute(
+            "INSERT INTO endpoints (container_id, network_id, endpoint_id, address, mac, host_ifname, ifname) VALUES ('a', 'n', 'e1', '10.0.0.2', 'm', 'v1', 'eth0')",
+            [],
+        )
+        .unwrap();
+        assert!(
+            c.execute(
+                "INSERT INTO endpoints (container_id, network_id, endpoint_id, address, mac, host_ifname, ifname) VALUES ('b', 'n', 'e2', '10.0.0.2', 'm', 'v2', 'eth0')",
+                [],
+            )
+            .is_err()
+        );
+        let mut db = Db::open(&path).unwrap();
+        assert_eq!(db.find("old").unwrap().id, "abc");
+        // Removing a container releases its leases.
+        db.remove("a").unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM endpoints", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }

@@ -12,6 +12,8 @@ pub enum Error {
     NoSuchImage(String),
     #[error("no such volume: {0}")]
     NoSuchVolume(String),
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
     #[error("name {name:?} is already in use by container {id}")]
     NameInUse { name: String, id: String },
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]

@@ -26,6 +26,7 @@ pub mod error;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod network;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
@@ -117,17 +118,110 @@ impl Engine {
             e => e.into(),
         })?;
         let image_cfg = images.config(&image)?;
-        if cfg.network.is_empty() {
-            cfg.network = "none".into();
+        cfg.network = network::network_mode(&cfg.network).to_string();
+        // The network and what the container asks of it, checked before anything is made.
+        let net = match cfg.network.as_str() {
+            "none" | "host" => None,
+            m if m.starts_with("container:") => {
+                let other = self.db.find(&m["container:".len()..])?;
+                // docker's conflicts: the namespace and its files are the other container's.
+                let conflict = |what: &str| {
+                    Err(invalid(
+                        "--network",
+                        format!("conflicting options: {what} and the container type network mode"),
+                    ))
+                };
+                if !cfg.publish.is_empty() || cfg.publish_all {
+                    return conflict("port publishing");
+                }
+                if cfg.hostname.is_some() {
+                    return conflict("hostname");
+                }
+                if !cfg.dns.is_empty() || !cfg.dns_search.is_empty() || !cfg.dns_options.is_empty()
+                {
+                    return conflict("dns");
+                }
+                if !cfg.add_hosts.is_empty() {
+                    return conflict("custom host-to-IP mapping");
+                }
+                if cfg.mac_address.is_some() || cfg.ip.is_some() || !cfg.network_aliases.is_empty()
+                {
+                    return conflict("--ip, --mac-address and --network-alias");
+                }
+                cfg.network = format!("container:{}", other.id);
+                None
+            }
+            m => Some(network::find(self, m)?),
+        };
+        let mut ep_req = network::EndpointRequest::default();
+        if net.is_none()
+            && (!cfg.publish.is_empty()
+                || cfg.publish_all
+                || cfg.ip.is_some()
+                || !cfg.network_aliases.is_empty())
+        {
+            if !cfg.publish.is_empty() || cfg.publish_all {
+                // docker drops published ports with --network host/none (with a warning).
+                cfg.publish.clear();
+                cfg.publish_all = false;
+            }
+            if cfg.ip.is_some() || !cfg.network_aliases.is_empty() {
+                return Err(invalid(
+                    "--network",
+                    "--ip and --network-alias need a bridge or user-defined network",
+                ));
+            }
         }
-        if !matches!(cfg.network.as_str(), "none" | "host") {
-            return Err(invalid(
-                "--network",
-                format!(
-                    "network {:?} not found (this berth has \"none\" and \"host\")",
-                    cfg.network
-                ),
-            ));
+        if let Some(n) = &net {
+            if let Some(ip) = &cfg.ip {
+                ep_req.ip = Some(network::parse_ip(ip)?);
+            }
+            if let Some(ip6) = &cfg.ip6 {
+                ep_req.ip6 = Some(
+                    berth_net::ipam::parse_address(ip6)
+                        .map_err(|e| invalid("--ip6", e.to_string()))?,
+                );
+            }
+            if let Some(m) = &cfg.mac_address {
+                ep_req.mac = Some(network::parse_mac(m)?);
+            }
+            if n.is_default()
+                && (ep_req.ip.is_some() || ep_req.ip6.is_some() || !cfg.network_aliases.is_empty())
+            {
+                return Err(invalid(
+                    "--network",
+                    "user specified IP address and aliases are supported only for user-defined networks",
+                ));
+            }
+            ep_req.aliases = cfg.network_aliases.clone();
+            for p in &cfg.publish {
+                ep_req.ports.extend(
+                    berth_net::ports::parse_port_spec(p)
+                        .map_err(|e| invalid("-p", e.to_string()))?,
+                );
+            }
+            if cfg.publish_all
+                && let Some(exposed) = image_cfg
+                    .config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.exposed_ports().clone())
+            {
+                for e in exposed {
+                    for m in berth_net::ports::parse_port_spec(&e)
+                        .map_err(|err| invalid("EXPOSE", err.to_string()))?
+                    {
+                        if !ep_req.ports.iter().any(|p| {
+                            p.container_port == m.container_port && p.protocol == m.protocol
+                        }) {
+                            ep_req.ports.push(m);
+                        }
+                    }
+                }
+            }
+        }
+        for h in &cfg.add_hosts {
+            config::parse_add_host(h)?;
         }
         if let Some(s) = &cfg.stop_signal
             && berth_runtime::signal::parse(s).is_none()
@@ -200,14 +294,30 @@ impl Engine {
                 &dir,
                 RootfsMode::Auto,
             )?;
-            let hosts: Vec<(String, String)> = cfg
-                .add_hosts
-                .iter()
-                .map(|h| config::parse_add_host(h))
-                .collect::<Result<_>>()?;
-            for (f, content) in spec::etc_files(&id, &cfg, &hosts) {
+            if let Some(n) = &net {
+                network::allocate_endpoint(self, &id, n, &ep_req)?;
+            }
+            let hn = spec::hostname(&id, &cfg);
+            let mut files = [
+                ("hosts", network::hosts_file(self, &row)?),
+                ("hostname", format!("{hn}\n")),
+                ("resolv.conf", network::resolv_conf(&cfg)),
+            ];
+            // --network container:X: X's view of names, as of now.
+            if let Some(other) = cfg.network.strip_prefix("container:") {
+                let odir = self.container_dir(other);
+                for (f, content) in files.iter_mut().filter(|(f, _)| *f != "hostname") {
+                    if let Ok(c) = fs::read_to_string(odir.join(f)) {
+                        *content = c;
+                    }
+                }
+            }
+            for (f, content) in files {
                 let p = dir.join(f);
                 fs::write(&p, content).at(&p)?;
+            }
+            if let Some(n) = &net {
+                network::refresh_hosts(self, std::slice::from_ref(&n.id), &id)?;
             }
             // docker's rule: an empty volume mounted over a directory of
             // the image starts with that directory's content.
@@ -346,6 +456,8 @@ impl Engine {
     /// container (best effort: each piece may already be gone).
     fn cleanup_runtime(&self, id: &str) {
         self.delete_runtime_state(id);
+        // Its veths went with its namespace; its published ports did not.
+        let _ = network::disconnect_container(self, id);
         if let Ok(images) = self.images()
             && let Ok(r) = ContainerRootfs::open(images.snapshots(), &self.container_dir(id))
         {
@@ -677,8 +789,15 @@ impl Engine {
                 }
             }
         }
+        let _ = network::disconnect_container(self, &row.id);
+        let nets: Vec<String> = network::endpoints_of(self, &row.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.network_id)
+            .collect();
         self.db.remove(&row.id)?;
         berth_runtime::timing::phase("destroy: record removed");
+        let _ = network::refresh_hosts(self, &nets, &row.id);
         if volumes {
             for m in row_config(row).mounts.iter().filter(|m| m.anonymous) {
                 let _ = volumes::remove(self, &m.source, true);
@@ -696,7 +815,13 @@ impl Engine {
         if !names::valid_name(name) {
             return Err(Error::InvalidName(name.into()));
         }
-        self.db.rename(&row.id, name)
+        self.db.rename(&row.id, name)?;
+        // Its peers on user networks know it by name (/etc/hosts).
+        let nets: Vec<String> = network::endpoints_of(self, &row.id)?
+            .into_iter()
+            .map(|e| e.network_id)
+            .collect();
+        network::refresh_hosts(self, &nets, &row.id)
     }
 
     /// Image ids that containers use (for `rmi`).

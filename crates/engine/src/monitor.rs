@@ -192,6 +192,45 @@ fn flush_client(c: &mut Client) {
     }
 }
 
+/// `--network container:ID`: the spec's network namespace becomes the other container's
+/// (looked up at each start, as docker does: its init's pid changes when it restarts).
+fn join_network_of(
+    engine: &mut Engine,
+    spec: &mut oci_spec::runtime::Spec,
+    other: &str,
+) -> Result<()> {
+    let o = engine.get(other)?;
+    if o.state != db::RUNNING && o.state != db::PAUSED {
+        return Err(Error::Other(format!(
+            "cannot join network namespace of a non running container: {}",
+            &o.id[..12.min(o.id.len())]
+        )));
+    }
+    let path = std::path::PathBuf::from(format!("/proc/{}/ns/net", o.pid));
+    if let Some(linux) = spec.linux_mut()
+        && let Some(nss) = linux.namespaces_mut()
+    {
+        for ns in nss.iter_mut() {
+            if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                ns.set_path(Some(path.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The threads of this process (`Threads:` of /proc/self/status; 1 when unreadable).
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(1)
+}
+
 /// Brings the loopback interface of `pid`'s network namespace up.
 fn lo_up(pid: i32) -> Result<()> {
     let own =
@@ -318,7 +357,10 @@ impl Monitor {
             let rootfs = ContainerRootfs::open(images.snapshots(), &dir)?;
             rootfs.mount()?;
             berth_runtime::timing::phase("monitor: rootfs mounted");
-            let bundle = berth_runtime::spec::load_bundle(&dir)?;
+            let mut bundle = berth_runtime::spec::load_bundle(&dir)?;
+            if let Some(other) = cfg.network.strip_prefix("container:") {
+                join_network_of(&mut engine, &mut bundle.spec, other)?;
+            }
             let rt = engine.runtime();
             // Leftovers of an earlier run.
             let _ = rt.delete(&id, true);
@@ -359,6 +401,14 @@ impl Monitor {
                 err = Some(er);
             }
             let log = LogWriter::open(&engine.log_path(&id), cfg.log_max_size, cfg.log_max_file)?;
+            // The runtime clones the container's init from this process, which is only sound
+            // with no other thread alive (network work of an earlier run joined its threads).
+            let threads = thread_count();
+            if threads > 1 {
+                return Err(Error::Other(format!(
+                    "internal error: the monitor has {threads} threads where the runtime must clone"
+                )));
+            }
             let created = rt.create_from(&bundle, opts);
             // Our own stdio back to /dev/null: the container holds the
             // only write ends of its output pipes.
@@ -374,8 +424,14 @@ impl Monitor {
                 None => None,
             };
             berth_runtime::timing::phase("monitor: runtime created");
-            if cfg.network != "host" {
+            if cfg.network == "none" {
                 lo_up(container.record.pid)?;
+            } else if cfg.network != "host" && !cfg.network.starts_with("container:") {
+                // Netlink on a current-thread runtime, its namespace helper thread joined
+                // before this returns: nothing but this thread is alive when the runtime
+                // clones again (a restart).
+                crate::network::connect_container(&engine, &id, container.record.pid)?;
+                berth_runtime::timing::phase("monitor: network connected");
             }
             berth_runtime::timing::phase("monitor: created");
             rt.start_container(&container, Some(&bundle.spec))?;
@@ -715,6 +771,7 @@ impl Monitor {
         berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();
         berth_runtime::timing::phase("monitor: unmounted");
+        let _ = crate::network::disconnect_container(&self.engine, &self.id);
         let sd = self.engine.state_dir(&self.id);
         let _ = std::fs::remove_file(sd.join("attach.sock"));
         let _ = self.engine.db.set_exited(

@@ -425,32 +425,6 @@ pub fn hostname(id: &str, cfg: &RunConfig) -> String {
     id[..12.min(id.len())].to_string()
 }
 
-/// The /etc/hosts, /etc/hostname and /etc/resolv.conf of a container.
-pub fn etc_files(id: &str, cfg: &RunConfig, extra: &[(String, String)]) -> [(String, String); 3] {
-    let hn = hostname(id, cfg);
-    let mut hosts = if cfg.network == "host" {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n127.0.1.1\t{hn}\n"
-        )
-    };
-    if !hosts.is_empty() && !hosts.ends_with('\n') {
-        hosts.push('\n');
-    }
-    for (h, ip) in extra {
-        hosts.push_str(&format!("{ip}\t{h}\n"));
-    }
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    [
-        ("hosts".into(), hosts),
-        ("hostname".into(), format!("{hn}\n")),
-        ("resolv.conf".into(), resolv),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

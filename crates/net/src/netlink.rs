@@ -280,6 +280,51 @@ impl Netlink {
         Ok(())
     }
 
+    /// Creates a veth pair whose host end `name` stays here and whose other end is born in
+    /// the network namespace `netns` as `peer` (with `mac` and the MTU). Creating the peer
+    /// there saves moving it, which costs the kernel an RCU grace period (~20 ms a
+    /// container).
+    pub fn create_veth_in(
+        &self,
+        name: &str,
+        peer: &str,
+        netns: BorrowedFd<'_>,
+        mac: Option<[u8; 6]>,
+        mtu: Option<u32>,
+    ) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkInfo};
+        check_ifname(name)?;
+        check_ifname(peer)?;
+        let mut p = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .setns_by_fd(netns.as_raw_fd());
+        if let Some(mtu) = mtu {
+            p = p.mtu(mtu);
+        }
+        if let Some(mac) = mac {
+            p = p.address(mac.to_vec());
+        }
+        let peer_msg = p.build();
+        let mut b = LinkVeth::new(name, peer);
+        if let Some(mtu) = mtu {
+            b = b.mtu(mtu);
+        }
+        let mut msg = b.build();
+        for attr in msg.attributes.iter_mut() {
+            if let LinkAttribute::LinkInfo(infos) = attr {
+                for info in infos.iter_mut() {
+                    if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(m))) = info {
+                        *m = peer_msg.clone();
+                    }
+                }
+            }
+        }
+        let h = self.handle.clone();
+        self.rt
+            .block_on(async { h.link().add(msg).execute().await })
+            .map_err(request("creating veth pair", format!("{name}/{peer}")))
+    }
+
     /// Makes `name` a port of `bridge` in hairpin mode and brings it up.
     ///
     /// Hairpin mode (docker sets it too when it runs without userland proxy) lets a frame
@@ -509,9 +554,10 @@ pub struct Endpoint {
     pub mtu: Option<u32>,
 }
 
-/// Connects a container's network namespace to a bridge: creates the veth pair in the host
-/// namespace (`host`), attaches the host end to the bridge, moves the other end into `netns`,
-/// renames it, sets MAC, addresses, brings it and `lo` up and adds the default routes.
+/// Connects a container's network namespace to a bridge: creates the veth pair with its host
+/// end in the host namespace (`host`) and its other end, named and with its MAC, directly in
+/// `netns`; attaches the host end to the bridge, sets the addresses, brings the container end
+/// and `lo` up and adds the default routes.
 /// On error the veth pair is deleted again (nothing half-made is left).
 pub fn connect_endpoint(
     host: &Netlink,
@@ -520,19 +566,12 @@ pub fn connect_endpoint(
 ) -> Result<(), NetlinkError> {
     check_ifname(&ep.host_ifname)?;
     check_ifname(&ep.container_ifname)?;
-    let tmp = peer_name(&ep.host_ifname);
-    if tmp == ep.host_ifname {
-        return Err(NetlinkError::BadName(ep.host_ifname.clone()));
-    }
-    host.create_veth(&ep.host_ifname, &tmp, ep.mtu)?;
+    // The container end is created in its namespace under its final name (no move, no
+    // rename).
+    host.create_veth_in(&ep.host_ifname, &ep.container_ifname, netns, ep.mac, ep.mtu)?;
     let result = (|| {
         host.attach_to_bridge(&ep.host_ifname, &ep.bridge)?;
-        host.move_to_netns(&tmp, netns)?;
         let ctr = Netlink::open_in(netns)?;
-        ctr.rename(&tmp, &ep.container_ifname)?;
-        if let Some(mac) = ep.mac {
-            ctr.set_mac(&ep.container_ifname, mac)?;
-        }
         for a in &ep.addresses {
             ctr.add_address(&ep.container_ifname, *a)?;
         }
@@ -548,16 +587,6 @@ pub fn connect_endpoint(
         let _ = host.delete_link(&ep.host_ifname);
     }
     result
-}
-
-/// The temporary name of a veth's container end while it is still in the host namespace:
-/// the host end's name (at most 14 bytes of it, cut at a character boundary) and `c`.
-fn peer_name(host_ifname: &str) -> String {
-    let mut cut = host_ifname.len().min(14);
-    while !host_ifname.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}c", &host_ifname[..cut])
 }
 
 /// Removes a container's endpoint: deletes the host end of its veth pair (the kernel deletes
@@ -587,9 +616,5 @@ mod tests {
         assert_eq!(parse_mac("02:42:ac:11:00"), None);
         assert_eq!(parse_mac("02:42:ac:11:00:02:03"), None);
         assert_eq!(parse_mac("zz:42:ac:11:00:02"), None);
-        assert_eq!(peer_name("veth1234567"), "veth1234567c");
-        assert_eq!(peer_name("veth12345678901"), "veth1234567890c");
-        // 13 ASCII bytes and a 2-byte character: cut before it.
-        assert_eq!(peer_name("veth123456789é"), "veth123456789c");
     }
 }

@@ -1,15 +1,126 @@
 //! Helpers shared by the `berth` CLI tests.
+//!
+//! Containers get bridge networking by default, so every test that runs them makes a
+//! throwaway network namespace that plays the host ([`TestNetns`]) and runs each `berth`
+//! invocation in it with `nsenter --net=…` (not `ip netns exec`, which remounts /sys and
+//! hides the cgroup hierarchies). Bridges, veths, sysctls and Berth's nftables table then
+//! live in that namespace, never on this machine's own interfaces, routes or firewall; the
+//! namespace is deleted on drop (also when the test panics), taking them with it.
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The namespace `berth --root ROOT` runs in, per root.
+static NAMESPACES: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
+
+/// A throwaway network namespace (`ip netns add berthtest-…`, lo up), deleted on drop.
+pub struct TestNetns {
+    pub name: String,
+}
+
+impl TestNetns {
+    pub fn new(role: &str) -> TestNetns {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("berthtest-{}-{n}-{role}", std::process::id());
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip netns add");
+        assert!(st.success(), "ip netns add {name}");
+        let ns = TestNetns { name };
+        ns.sh(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `/run/netns/NAME`.
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// A command run inside the namespace (through nsenter).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.path())).arg(program);
+        c
+    }
+
+    /// Runs a command inside the namespace and asserts success; its stdout.
+    pub fn sh(&self, args: &[&str]) -> String {
+        let o = self
+            .command(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter");
+        assert!(
+            o.status.success(),
+            "{args:?} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Makes `berth --root ROOT` (through these helpers) run in this namespace.
+    pub fn host_berth(&self, root: &Path) {
+        let mut g = NAMESPACES.lock().unwrap();
+        g.get_or_insert_with(HashMap::new)
+            .insert(root.to_path_buf(), self.name.clone());
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        if let Ok(mut g) = NAMESPACES.lock()
+            && let Some(m) = g.as_mut()
+        {
+            m.retain(|_, v| *v != self.name);
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// The namespace berth runs in for `root`, if any.
+pub fn netns_of(root: &Path) -> Option<String> {
+    NAMESPACES.lock().ok()?.as_ref()?.get(root).cloned()
+}
+
+/// `berth --root ROOT`, inside the root's test namespace when it has one.
+pub fn berth_command(root: &Path) -> Command {
+    let mut c = match netns_of(root) {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}"))
+                .arg(env!("CARGO_BIN_EXE_berth"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_berth")),
+    };
+    c.arg("--root").arg(root);
+    c
+}
+
+/// The same as a shell command line prefix (for `script -c` and `sh -c`).
+pub fn berth_shell(root: &Path) -> String {
+    let b = format!("{} --root {}", env!("CARGO_BIN_EXE_berth"), root.display());
+    match netns_of(root) {
+        Some(ns) => format!("nsenter --net=/run/netns/{ns} {b}"),
+        None => b,
+    }
+}
 
 /// Runs `berth --root ROOT ARGS...` with no stdin.
 pub fn berth(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(root)
+    berth_command(root)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -38,4 +149,26 @@ pub fn fails(root: &Path, args: &[&str], code: i32) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stderr).unwrap()
+}
+
+/// This machine's own nftables ruleset (to check that a test left it as it was).
+pub fn host_ruleset() -> String {
+    Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// The test namespaces of this process that still exist.
+pub fn leftover_namespaces() -> Vec<String> {
+    let prefix = format!("berthtest-{}-", std::process::id());
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
 }
