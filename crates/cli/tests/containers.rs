@@ -1731,3 +1731,183 @@ fn stdin_backpressure_does_not_stall_the_output() {
         &out[out.len().saturating_sub(100)..]
     );
 }
+
+/// `cp` resolves a running container's paths through its own mounts, as docker does
+/// (docker 28 CLI on dockerd 20.10): a file in a volume copies out, a copy into a
+/// volume lands in the volume (not in the rootfs underneath), and the engine's
+/// /etc/hosts copies out with its content.
+#[test]
+fn cp_sees_volumes_and_the_engines_etc_files() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "v",
+        "-v",
+        "cpvol:/vol",
+        "busybox",
+        "sh",
+        "-c",
+        "echo in-volume > /vol/f; sleep 1000",
+    ]);
+    let out = f.dir.join("cpout");
+    std::fs::create_dir(&out).unwrap();
+    assert!(wait_until(|| {
+        berth(
+            &f.root,
+            &["cp", "v:/vol/f", out.join("f").to_str().unwrap()],
+        )
+        .status
+        .success()
+    }));
+    assert_eq!(
+        std::fs::read_to_string(out.join("f")).unwrap(),
+        "in-volume\n"
+    );
+    f.ok(&["cp", "v:/etc/hosts", out.join("hosts").to_str().unwrap()]);
+    let hosts = std::fs::read_to_string(out.join("hosts")).unwrap();
+    assert!(
+        hosts.contains("localhost"),
+        "empty or wrong /etc/hosts: {hosts:?}"
+    );
+    std::fs::write(out.join("up"), "from-host\n").unwrap();
+    f.ok(&["cp", out.join("up").to_str().unwrap(), "v:/vol/up"]);
+    assert_eq!(f.ok(&["exec", "v", "cat", "/vol/up"]), "from-host\n");
+    f.ok(&["rm", "-f", "v"]);
+    f.ok(&["volume", "rm", "cpvol"]);
+}
+
+fn wait_until(mut ok: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ok()
+}
+
+/// `-w DIR` makes a working directory the image lacks (docker does).
+#[test]
+fn workdir_is_created() {
+    let f = Fixture::new();
+    let out = f.ok(&["run", "--rm", "-w", "/made/for/me", "busybox", "pwd"]);
+    assert_eq!(out, "/made/for/me\n");
+}
+
+/// A `commit` killed while it has the container paused (SIGKILL: nothing of it runs
+/// again) does not leave the container frozen: the next command thaws it.
+#[test]
+fn a_killed_commit_leaves_the_container_running() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 200000000 /dev/zero > /big; touch /ready; sleep 1000",
+    ]);
+    assert!(wait_until(|| berth(
+        &f.root,
+        &["exec", "c", "ls", "/ready"]
+    )
+    .status
+    .success()));
+    let mut commit = common::berth_command(&f.root)
+        .args(["commit", "c", "snap:1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let paused = wait_until(|| f.state("c") == "paused");
+    let _ = commit.kill();
+    let _ = commit.wait();
+    assert!(paused, "the commit never paused the container");
+    assert_eq!(f.state("c"), "running", "left frozen by a killed commit");
+    assert_eq!(f.ok(&["exec", "c", "echo", "alive"]), "alive\n");
+    f.ok(&["rm", "-f", "c"]);
+}
+
+/// `berth security`: what the kernel says the container can do, for a default
+/// container, a --privileged one and one with CAP_SYS_ADMIN and no seccomp.
+#[test]
+fn security_report_reads_the_kernel() {
+    let f = Fixture::new();
+    f.ok(&["run", "-d", "--name", "d", "busybox", "sleep", "1000"]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--privileged",
+        "--name",
+        "p",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--name",
+        "s",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let report = |c: &str| -> Value {
+        serde_json::from_str(&f.ok(&["security", "--format", "json", c])).unwrap()
+    };
+    let status = |c: &str| -> String {
+        let pid = f.inspect(c)["State"]["Pid"].as_i64().unwrap();
+        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap()
+    };
+    let field = |s: &str, k: &str| -> String {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or("")
+            .trim_start_matches(':')
+            .trim()
+            .to_string()
+    };
+    let d = report("d");
+    assert_eq!(d["SeccompMode"], 2, "{d}");
+    assert_eq!(d["Verdict"], serde_json::json!([]), "{d}");
+    assert!(
+        !d["Capabilities"]["Effective"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN"),
+        "{d}"
+    );
+    assert_eq!(
+        d["SeccompFilters"].as_u64().unwrap().to_string(),
+        field(&status("d"), "Seccomp_filters")
+    );
+    let p = report("p");
+    let verdict = p["Verdict"].to_string();
+    assert!(verdict.contains("privileged"), "{p}");
+    assert!(verdict.contains("every device allowed"), "{p}");
+    assert_eq!(p["SeccompMode"], 0);
+    let s = report("s");
+    let verdict = s["Verdict"].to_string();
+    assert!(
+        verdict.contains("CAP_SYS_ADMIN") && verdict.contains("no seccomp"),
+        "{s}"
+    );
+    assert!(!verdict.contains("privileged"), "{s}");
+    assert_eq!(field(&status("s"), "Seccomp"), "0");
+    // A stopped container has no process to read: a clear error.
+    f.ok(&["stop", "-t", "0", "d"]);
+    let e = f.fails(&["security", "d"], 1);
+    assert!(e.contains("not running"), "{e}");
+    f.ok(&["rm", "-f", "d", "p", "s"]);
+}
