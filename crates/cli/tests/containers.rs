@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{TestNetns, berth, berth_command, berth_shell, fails, ok};
+use common::{TestNetns, berth, berth_command, berth_shell, fails, monitor_pids, ok};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "pwd", "touch", "grep",
@@ -764,24 +764,6 @@ fn default_security_and_privileged() {
         125,
     );
     assert!(e.contains("network nosuch not found"), "{e}");
-}
-
-/// The pids of berth monitors of container `id`.
-fn monitor_pids(id: &str) -> Vec<i32> {
-    let mut v = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains("__monitor") && cmd.contains(id) {
-            v.push(pid);
-        }
-    }
-    v
 }
 
 #[test]

@@ -169,17 +169,8 @@ impl Hostile {
     /// Kills the container's monitor, as a crash would: nothing executes the
     /// binary any more, and a writer waiting for that (ETXTBSY) goes ahead.
     fn kill_monitor(&self, id: &str) {
-        for e in fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else {
-                continue;
-            };
-            let cmd = String::from_utf8_lossy(&cmd);
-            if cmd.contains("__monitor") && cmd.contains(id) {
-                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            }
+        for pid in common::monitor_pids(id) {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{TestNetns, berth, berth_command};
+use common::{TestNetns, berth, berth_command, monitor_pids};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "hostname", "grep", "nc", "httpd", "ip", "printf",
@@ -673,24 +673,6 @@ fn addresses_unique_under_concurrency_and_reused_after_rm() {
     assert!(e.contains("address 10.64.0.9 is already in use"), "{e}");
     n.ok(&["rm", "-f", "again", "ranged", "st"]);
     n.ok(&["network", "rm", "fixed"]);
-}
-
-/// The pids of berth monitors of container `id`.
-fn monitor_pids(id: &str) -> Vec<i32> {
-    let mut v = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains("__monitor") && cmd.contains(id) {
-            v.push(pid);
-        }
-    }
-    v
 }
 
 #[test]

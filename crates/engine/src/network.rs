@@ -366,30 +366,22 @@ pub fn ensure_default(engine: &Engine) -> Result<NetworkRow> {
 
 /// A container's endpoints, in connection order.
 pub fn endpoints_of(engine: &Engine, container_id: &str) -> Result<Vec<EndpointRow>> {
-    let path = engine.db.path();
-    let mut st = engine
-        .db
-        .conn()
-        .prepare(&format!(
-            "SELECT {EP_COLS} FROM endpoints WHERE container_id = ?1 ORDER BY seq"
-        ))
-        .map_err(db_err(path))?;
-    st.query_map([container_id], row_to_endpoint)
-        .and_then(|r| r.collect())
-        .map_err(db_err(path))
+    endpoints_where(engine, "container_id = ?1 ORDER BY seq", container_id)
 }
 
 /// A network's endpoints.
 pub fn endpoints_on(engine: &Engine, network_id: &str) -> Result<Vec<EndpointRow>> {
+    endpoints_where(engine, "network_id = ?1 ORDER BY container_id", network_id)
+}
+
+fn endpoints_where(engine: &Engine, clause: &str, key: &str) -> Result<Vec<EndpointRow>> {
     let path = engine.db.path();
     let mut st = engine
         .db
         .conn()
-        .prepare(&format!(
-            "SELECT {EP_COLS} FROM endpoints WHERE network_id = ?1 ORDER BY container_id"
-        ))
+        .prepare(&format!("SELECT {EP_COLS} FROM endpoints WHERE {clause}"))
         .map_err(db_err(path))?;
-    st.query_map([network_id], row_to_endpoint)
+    st.query_map([key], row_to_endpoint)
         .and_then(|r| r.collect())
         .map_err(db_err(path))
 }

@@ -172,3 +172,21 @@ pub fn leftover_namespaces() -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The pids of berth monitors of container `id`.
+pub fn monitor_pids(id: &str) -> Vec<i32> {
+    let mut v = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("__monitor") && cmd.contains(id) {
+            v.push(pid);
+        }
+    }
+    v
+}
