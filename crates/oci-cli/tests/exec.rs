@@ -342,3 +342,27 @@ fn exec_into_a_paused_container_needs_ignore_paused() {
     assert_eq!(o.out(), "ran", "{o}");
     rt.cmd(&["delete", "--force", &c.id]).ok();
 }
+
+/// An exec'd process lands in the container's cgroup, the one init is in (as with runc
+/// without --cgroup).
+#[test]
+fn exec_joins_the_container_cgroup() {
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["sleep", "1000"]);
+    let c = rt.start_container(&b);
+    let init = fs::read_to_string(format!("/proc/{}/cgroup", c.pid)).unwrap();
+    let o = rt.exec(&c.id, &["cat", "/proc/self/cgroup"]);
+    o.ok();
+    // Inside a cgroup namespace the paths are relative to the container's cgroup:
+    // compare through the host's view of the exec'd process instead when there is one.
+    let o2 = rt.exec(&c.id, &["sh", "-c", "cat /proc/1/cgroup"]);
+    o2.ok();
+    assert_eq!(
+        o.out(),
+        o2.out(),
+        "the exec'd process is not in init's cgroup"
+    );
+    assert!(!init.is_empty());
+    rt.cmd(&["delete", "--force", &c.id]).ok();
+}
