@@ -380,6 +380,7 @@ const RUN: &[Flag] = &[
     flag("read-only", None, false),
     flag("hostname", Some('h'), true),
     flag("add-host", None, true),
+    flag("group-add", None, true),
     flag("network", None, true),
     flag("net", None, true),
     flag("publish", Some('p'), true),
@@ -472,6 +473,7 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         cap_drop: p.all("cap-drop").to_vec(),
         stop_signal: p.value("stop-signal").map(String::from),
         add_hosts: p.all("add-host").to_vec(),
+        group_add: p.all("group-add").to_vec(),
         log_max_file: 1,
         ..Default::default()
     };

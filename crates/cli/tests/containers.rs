@@ -1893,3 +1893,38 @@ fn security_report_reads_the_kernel() {
     assert!(e.contains("not running"), "{e}");
     f.ok(&["rm", "-f", "d", "p", "s"]);
 }
+
+/// `--group-add` gives the process more supplementary groups (docker's flag).
+#[test]
+fn group_add_adds_supplementary_groups() {
+    let f = Fixture::new();
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--group-add",
+        "1234",
+        "--group-add",
+        "4321",
+        "busybox",
+        "id",
+        "-G",
+    ]);
+    let groups: Vec<&str> = out.split_whitespace().collect();
+    assert!(
+        groups.contains(&"1234") && groups.contains(&"4321"),
+        "{out}"
+    );
+    // A name the image's /etc/group does not have: a clear error.
+    let e = f.fails(
+        &[
+            "run",
+            "--rm",
+            "--group-add",
+            "nosuchgroup",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("nosuchgroup"), "{e}");
+}

@@ -66,6 +66,9 @@ pub struct RunConfig {
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
     pub add_hosts: Vec<String>,
+    /// `--group-add`: more supplementary groups (names in the image's
+    /// /etc/group, or numbers).
+    pub group_add: Vec<String>,
     pub memory: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub pids_limit: Option<i64>,

@@ -372,7 +372,7 @@ pub fn build(
         env,
         workdir: cfg.workdir.clone(),
         user: cfg.user.clone(),
-        group_add: vec![],
+        group_add: cfg.group_add.clone(),
         labels: cfg.labels.clone(),
     };
     let rt = apply_image_config(&mut spec, image, rootfs, &o)?;

@@ -319,11 +319,17 @@ pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<R
     let passwd = read_in_root(rootfs, "etc/passwd")?
         .map(|s| parse_passwd(&s))
         .unwrap_or_default();
-    let needs_group = g.is_some_and(|g| g.parse::<u32>().is_err())
-        || group_add.iter().any(|g| g.parse::<u32>().is_err());
+    let named_group = g.filter(|g| g.parse::<u32>().is_err()).or_else(|| {
+        group_add
+            .iter()
+            .map(String::as_str)
+            .find(|g| g.parse::<u32>().is_err())
+    });
     let groups_file = read_in_root(rootfs, "etc/group")?;
-    if groups_file.is_none() && needs_group {
-        return Err(what("the image has no /etc/group".into()));
+    if let (None, Some(name)) = (&groups_file, named_group) {
+        return Err(what(format!(
+            "no group {name:?}: the image has no /etc/group"
+        )));
     }
     let groups = groups_file.map(|s| parse_group(&s)).unwrap_or_default();
 
