@@ -246,8 +246,15 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
             e.kill(id, sig).map_err(Failure::from)
         }),
         "rm" => each(&mut engine, rest, RM, "rm", &mut out, |e, p, id| {
-            e.remove(id, p.bool("force"), p.bool("volumes"))
-                .map_err(Failure::from)
+            match e.remove(id, p.bool("force"), p.bool("volumes")) {
+                // docker 28: `rm -f` of a container that is not there is no error.
+                Err(EngineError::NoSuchContainer(_)) if p.bool("force") => Err(Failure {
+                    code: 0,
+                    msg: String::new(),
+                    usage: false,
+                }),
+                r => r.map_err(Failure::from),
+            }
         }),
         "pause" => each(&mut engine, rest, &[], "pause", &mut out, |e, _, id| {
             e.pause(id).map_err(Failure::from)
@@ -350,6 +357,8 @@ fn each(
     for a in &p.args {
         match f(e, &p, a) {
             Ok(()) => writeln!(out, "{a}")?,
+            // Nothing to do and nothing to say (rm -f of a missing container).
+            Err(x) if x.code == 0 && x.msg.is_empty() => {}
             Err(x) => {
                 let _ = out.flush();
                 eprintln!("Error: {}", x.msg);
@@ -644,6 +653,11 @@ fn run(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     let p = parse_run(argv)?;
     berth_runtime::timing::phase("cli: parsed");
     let detach = p.bool("detach");
+    // docker: -i and -t together need a terminal on stdin.
+    // SAFETY: isatty only inspects the descriptor.
+    if p.bool("interactive") && p.bool("tty") && !detach && unsafe { libc::isatty(0) } == 0 {
+        return fail(1, "the input device is not a TTY");
+    }
     let row = create_from_flags(e, &p, true)?;
     berth_runtime::timing::phase("cli: created");
     let conn = e.start(&row.id, &exe()).map_err(engine125)?;

@@ -1928,3 +1928,15 @@ fn group_add_adds_supplementary_groups() {
     );
     assert!(e.contains("nosuchgroup"), "{e}");
 }
+
+/// docker 28 (CLI on dockerd 20.10): `rm -f` of a container that is not there exits 0
+/// silently; `run -it` with a stdin that is not a terminal is refused.
+#[test]
+fn rm_force_of_a_missing_container_and_it_without_a_tty() {
+    let f = Fixture::new();
+    assert_eq!(f.ok(&["rm", "-f", "no-such-container"]), "");
+    let e = f.fails(&["rm", "no-such-container"], 1);
+    assert!(e.contains("no-such-container"), "{e}");
+    let e = f.fails(&["run", "--rm", "-it", "busybox", "true"], 1);
+    assert!(e.contains("the input device is not a TTY"), "{e}");
+}
