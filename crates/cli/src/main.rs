@@ -685,8 +685,12 @@ fn rmi(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         return usage("\"rmi\" requires at least 1 argument");
     }
     let mut errors = Vec::new();
-    let used = images_in_use(store)?;
-    let in_use = |d: &Digest| used.contains(&d.to_string());
+    // Asked inside the store's transaction (under its lock), where a
+    // concurrent `create` checks its image again after recording its
+    // container: one of the two always sees the other.
+    images_in_use(store)?;
+    let in_use =
+        |d: &Digest| images_in_use(store).map_or(true, |used| used.contains(&d.to_string()));
     for name in &p.args {
         match store.remove(name, p.bool("force"), &in_use) {
             Ok(rep) => {
@@ -743,8 +747,10 @@ fn prune(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
             return Ok(());
         }
     }
-    let used = images_in_use(store)?;
-    let rep = store.prune(all, &|d: &Digest| used.contains(&d.to_string()))?;
+    images_in_use(store)?;
+    let rep = store.prune(all, &|d: &Digest| {
+        images_in_use(store).map_or(true, |used| used.contains(&d.to_string()))
+    })?;
     if !rep.deleted.is_empty() {
         writeln!(out, "Deleted Images:")?;
         for t in &rep.untagged {

@@ -1940,3 +1940,41 @@ fn rm_force_of_a_missing_container_and_it_without_a_tty() {
     let e = f.fails(&["run", "--rm", "-it", "busybox", "true"], 1);
     assert!(e.contains("the input device is not a TTY"), "{e}");
 }
+
+/// `rmi` racing `create` of the same image, made certain with a pause point
+/// (BERTH_TEST_PAUSE) right after `create` resolved the image: the image is removed
+/// meanwhile, and `create` then fails naming it instead of recording a container on a
+/// root filesystem whose layers were collected. With the container recorded first,
+/// `rmi` refuses (the image is in use).
+#[test]
+fn rmi_racing_create_never_leaves_a_container_without_its_image() {
+    let f = Fixture::new();
+    f.ok(&["tag", "busybox", "racer:1"]);
+    let gate = f.dir.join("gate");
+    std::fs::create_dir(&gate).unwrap();
+    let create = berth_command(&f.root)
+        .args(["create", "--name", "raced", "racer:1", "true"])
+        .env(
+            "BERTH_TEST_PAUSE",
+            format!("create-image-resolved:{}", gate.display()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(|| gate.join("reached").exists()),
+        "no pause point"
+    );
+    // The tag is the image's only other name than busybox's: untag busybox first so
+    // that removing racer:1 deletes the image.
+    f.ok(&["rmi", "busybox"]);
+    f.ok(&["rmi", "racer:1"]);
+    std::fs::write(gate.join("go"), "").unwrap();
+    let o = create.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "create succeeded on a removed image");
+    assert!(err.contains("racer:1"), "{err}");
+    assert_eq!(f.ok(&["ps", "-aq"]), "", "a container was left behind");
+}

@@ -118,6 +118,7 @@ impl Engine {
             e => e.into(),
         })?;
         let image_cfg = images.config(&image)?;
+        test_pause("create-image-resolved");
         cfg.network = network::network_mode(&cfg.network).to_string();
         // The network and what the container asks of it, checked before anything is made.
         let net = match cfg.network.as_str() {
@@ -285,6 +286,25 @@ impl Engine {
                 }
                 r => break r?,
             }
+        }
+        // `rmi` decides "in use" under the image store's lock: checking the
+        // image again under that lock, now that the container is recorded,
+        // means either rmi saw this container (and kept the image) or the
+        // image is gone now and this create fails cleanly, never a container
+        // on a root filesystem whose layers were collected under it.
+        let image_id = image.id.to_string();
+        let still_there = images
+            .transaction(|t| Ok(t.get(&image_id).is_ok()))
+            .unwrap_or(false);
+        if !still_there {
+            let _ = self.db.remove(&id);
+            for m in cfg.mounts.iter().filter(|m| m.anonymous) {
+                let _ = volumes::remove(self, &m.source, true);
+            }
+            return Err(Error::NoSuchImage(format!(
+                "{} (removed while the container was being created)",
+                cfg.image
+            )));
         }
         let dir = self.container_dir(&id);
         let made = (|| -> Result<()> {
@@ -982,4 +1002,26 @@ pub fn row_config(row: &ContainerRow) -> RunConfig {
 pub fn row_spec(engine: &Engine, row: &ContainerRow) -> Option<oci_spec::runtime::Spec> {
     let data = fs::read(engine.container_dir(&row.id).join("config.json")).ok()?;
     serde_json::from_slice(&data).ok()
+}
+
+/// A pause point for the tests that make a race between two commands certain:
+/// with `BERTH_TEST_PAUSE=POINT:DIR`, reaching POINT creates `DIR/reached` and
+/// waits (30 s at most) for `DIR/go`. Nothing happens without the variable.
+pub fn test_pause(point: &str) {
+    let Some(v) = std::env::var_os("BERTH_TEST_PAUSE") else {
+        return;
+    };
+    let v = v.to_string_lossy().into_owned();
+    let Some((p, dir)) = v.split_once(':') else {
+        return;
+    };
+    if p != point {
+        return;
+    }
+    let dir = Path::new(dir);
+    let _ = fs::write(dir.join("reached"), point);
+    let t = std::time::Instant::now();
+    while !dir.join("go").exists() && t.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
