@@ -102,6 +102,22 @@ impl Net {
         self
     }
 
+    /// Waits (10 s at most) until something listens on TCP `port` in the outside
+    /// namespace: a fixed pause was too short on a busy machine.
+    fn wait_outside_listening(&self, port: u16) {
+        let needle = format!(":{port:04X} ");
+        let t = Instant::now();
+        // busybox nc listens on :: (dual stack): /proc/net/tcp6 has it.
+        while !self
+            .outside()
+            .sh(&["cat", "/proc/net/tcp", "/proc/net/tcp6"])
+            .contains(&needle)
+            && t.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn outside(&self) -> &TestNetns {
         self.outside.as_ref().unwrap()
     }
@@ -248,7 +264,7 @@ fn outbound_nat_and_published_ports_from_everywhere() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    n.wait_outside_listening(9000);
     let o = n.ok(&[
         "run",
         "--rm",
@@ -383,7 +399,7 @@ fn outbound_nat_and_published_ports_from_everywhere() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    n.wait_outside_listening(9001);
     n.ok(&[
         "run",
         "--rm",
