@@ -1086,8 +1086,14 @@ fn top_stats_info_version_attach_and_start_a() {
     let o = berth(&f.root, &["start", "-a", "cr"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "from-start\n");
-    // and again: logs keep both runs.
-    berth(&f.root, &["start", "-a", "cr"]);
+    // and again, right away: logs keep both runs.
+    let o = berth(&f.root, &["start", "-a", "cr"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(f.ok(&["logs", "cr"]), "from-start\nfrom-start\n");
     f.ok(&["rm", "att", "cr"]);
 }

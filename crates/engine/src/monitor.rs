@@ -790,6 +790,10 @@ impl Monitor {
             let _ = self.engine.destroy(&row, true, lock);
             berth_runtime::timing::phase("monitor: removed");
         }
+        // Everything is recorded: the container is free for the next
+        // command before its client hears of the exit (a `start` right after
+        // `start -a` returned found it still held).
+        drop(self.lock.take());
         self.broadcast(attach::EXITED, code.to_string().as_bytes());
         // The last output and the exit code reach every client still
         // reading (waiting at most 5 s for each).
