@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{TestNetns, berth, berth_command, berth_shell, fails, monitor_pids, ok};
+use common::{RootfsTar, TestNetns, berth, berth_command, berth_shell, fails, monitor_pids, ok};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "pwd", "touch", "grep",
@@ -34,35 +34,11 @@ impl Fixture {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("root");
         let dir = t.path().to_path_buf();
-        let bb = Path::new("/bin/busybox");
-        assert!(bb.is_file(), "needs Debian's busybox-static (/bin/busybox)");
-        let mut b = tar::Builder::new(Vec::new());
-        let mut dh = tar::Header::new_gnu();
-        dh.set_entry_type(tar::EntryType::Directory);
-        dh.set_mode(0o755);
-        dh.set_size(0);
-        for d in ["bin", "etc", "tmp", "mnt", "data"] {
-            b.append_data(&mut dh.clone(), d, std::io::empty()).unwrap();
-        }
-        let data = std::fs::read(bb).unwrap();
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o755);
-        h.set_size(data.len() as u64);
-        b.append_data(&mut h, "bin/busybox", &data[..]).unwrap();
-        for l in LINKS {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            b.append_link(&mut h, format!("bin/{l}"), "busybox")
-                .unwrap();
-        }
         let pw = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:u:/home/u:/bin/sh\n";
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_size(pw.len() as u64);
-        b.append_data(&mut h, "etc/passwd", pw.as_bytes()).unwrap();
+        let mut tar = RootfsTar::busybox(&["bin", "etc", "tmp", "mnt", "data"], LINKS);
+        tar.file("etc/passwd", pw.as_bytes(), 0o644);
         let tarball = t.path().join("busybox.tar");
-        std::fs::write(&tarball, b.into_inner().unwrap()).unwrap();
+        tar.write(&tarball);
         let ruleset = common::host_ruleset();
         let ns = TestNetns::new("host");
         ns.host_berth(&root);

@@ -35,14 +35,6 @@ struct Hostile {
     ns: common::TestNetns,
 }
 
-fn add_file(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8], mode: u32) {
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(mode);
-    h.set_size(data.len() as u64);
-    b.append_data(&mut h, name.trim_start_matches('/'), data)
-        .unwrap();
-}
-
 impl Hostile {
     fn new() -> Hostile {
         let t = tempfile::tempdir().unwrap();
@@ -60,35 +52,10 @@ impl Hostile {
         let attacker = attacks::build_exe_overwrite(t.path());
         let lib = attacks::build_evil_preload(t.path());
 
-        let mut b = tar::Builder::new(Vec::new());
-        let mut dh = tar::Header::new_gnu();
-        dh.set_entry_type(tar::EntryType::Directory);
-        dh.set_mode(0o755);
-        dh.set_size(0);
-        for d in ["bin", "etc", "tmp", "out"] {
-            b.append_data(&mut dh.clone(), d, std::io::empty()).unwrap();
-        }
-        add_file(
-            &mut b,
-            "bin/busybox",
-            &fs::read("/bin/busybox").unwrap(),
-            0o755,
-        );
-        for l in LINKS {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            b.append_link(&mut h, format!("bin/{l}"), "busybox")
-                .unwrap();
-        }
-        add_file(
-            &mut b,
-            "exe_overwrite",
-            &fs::read(&attacker).unwrap(),
-            0o755,
-        );
-        add_file(&mut b, "evil.so", &fs::read(&lib).unwrap(), 0o755);
-        add_file(&mut b, "evil", b"#!/proc/self/exe\n", 0o755);
+        let mut tar = common::RootfsTar::busybox(&["bin", "etc", "tmp", "out"], LINKS);
+        tar.file("exe_overwrite", &fs::read(&attacker).unwrap(), 0o755)
+            .file("evil.so", &fs::read(&lib).unwrap(), 0o755)
+            .file("evil", b"#!/proc/self/exe\n", 0o755);
         // A glibc image: berth's loader and libraries at their paths.
         let libs = attacks::dynamic_deps(&berth);
         let mut dirs = std::collections::BTreeSet::new();
@@ -100,24 +67,13 @@ impl Hostile {
             }
         }
         for d in &dirs {
-            let name = d.to_string_lossy();
-            b.append_data(
-                &mut dh.clone(),
-                name.trim_start_matches('/'),
-                std::io::empty(),
-            )
-            .unwrap();
+            tar.dir(&d.to_string_lossy());
         }
         for lib in &libs {
-            add_file(
-                &mut b,
-                &lib.to_string_lossy(),
-                &fs::read(lib).unwrap(),
-                0o755,
-            );
+            tar.file(&lib.to_string_lossy(), &fs::read(lib).unwrap(), 0o755);
         }
         let tarball = t.path().join("hostile.tar");
-        fs::write(&tarball, b.into_inner().unwrap()).unwrap();
+        tar.write(&tarball);
         let h = Hostile {
             t,
             root,

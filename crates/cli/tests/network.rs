@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{TestNetns, berth, berth_command, monitor_pids};
+use common::{RootfsTar, TestNetns, berth, berth_command, monitor_pids};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "hostname", "grep", "nc", "httpd", "ip", "printf",
@@ -38,28 +38,8 @@ impl Net {
         let ruleset = common::host_ruleset();
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("root");
-        let mut b = tar::Builder::new(Vec::new());
-        let mut dh = tar::Header::new_gnu();
-        dh.set_entry_type(tar::EntryType::Directory);
-        dh.set_mode(0o755);
-        dh.set_size(0);
-        for d in ["bin", "etc", "tmp", "www"] {
-            b.append_data(&mut dh.clone(), d, std::io::empty()).unwrap();
-        }
-        let data = std::fs::read("/bin/busybox").expect("needs Debian's busybox-static");
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o755);
-        h.set_size(data.len() as u64);
-        b.append_data(&mut h, "bin/busybox", &data[..]).unwrap();
-        for l in LINKS {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            b.append_link(&mut h, format!("bin/{l}"), "busybox")
-                .unwrap();
-        }
         let tarball = t.path().join("busybox.tar");
-        std::fs::write(&tarball, b.into_inner().unwrap()).unwrap();
+        RootfsTar::busybox(&["bin", "etc", "tmp", "www"], LINKS).write(&tarball);
         let host = TestNetns::new("host");
         host.host_berth(&root);
         let n = Net {

@@ -190,3 +190,57 @@ pub fn monitor_pids(id: &str) -> Vec<i32> {
     }
     v
 }
+
+/// An image's root filesystem as a tar (for `berth import`): directories, files and
+/// symlinks, with Debian's static busybox and its applet links as the usual start.
+pub struct RootfsTar {
+    b: tar::Builder<Vec<u8>>,
+}
+
+impl RootfsTar {
+    /// `dirs` (0755), `/bin/busybox` (Debian's busybox-static) and `bin/LINK` → busybox.
+    pub fn busybox(dirs: &[&str], links: &[&str]) -> RootfsTar {
+        let mut t = RootfsTar {
+            b: tar::Builder::new(Vec::new()),
+        };
+        for d in dirs {
+            t.dir(d);
+        }
+        let bb = std::fs::read("/bin/busybox").expect("needs Debian's busybox-static");
+        t.file("bin/busybox", &bb, 0o755);
+        for l in links {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            t.b.append_link(&mut h, format!("bin/{l}"), "busybox")
+                .unwrap();
+        }
+        t
+    }
+
+    pub fn dir(&mut self, name: &str) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        self.b
+            .append_data(&mut h, name.trim_start_matches('/'), std::io::empty())
+            .unwrap();
+        self
+    }
+
+    pub fn file(&mut self, name: &str, data: &[u8], mode: u32) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        self.b
+            .append_data(&mut h, name.trim_start_matches('/'), data)
+            .unwrap();
+        self
+    }
+
+    /// Writes the tar to `path`.
+    pub fn write(self, path: &Path) {
+        std::fs::write(path, self.b.into_inner().unwrap()).unwrap();
+    }
+}
