@@ -244,15 +244,7 @@ pub fn list(engine: &Engine) -> Result<Vec<NetworkRow>> {
 pub fn find(engine: &Engine, key: &str) -> Result<NetworkRow> {
     let path = engine.db.path();
     let conn = engine.db.conn();
-    if let Some(n) = conn
-        .query_row(
-            &format!("SELECT {NET_COLS} FROM networks WHERE name = ?1 OR id = ?1"),
-            [key],
-            row_to_network,
-        )
-        .optional()
-        .map_err(db_err(path))?
-    {
+    if let Some(n) = network_where(engine, "name = ?1 OR id = ?1", key)? {
         return Ok(n);
     }
     if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -285,15 +277,7 @@ pub fn find(engine: &Engine, key: &str) -> Result<NetworkRow> {
 pub fn ensure_default(engine: &Engine) -> Result<NetworkRow> {
     let path = engine.db.path();
     let conn = engine.db.conn();
-    if let Some(n) = conn
-        .query_row(
-            &format!("SELECT {NET_COLS} FROM networks WHERE name = ?1"),
-            [DEFAULT_NETWORK],
-            row_to_network,
-        )
-        .optional()
-        .map_err(db_err(path))?
-    {
+    if let Some(n) = network_where(engine, "name = ?1", DEFAULT_NETWORK)? {
         return Ok(n);
     }
     // docker's 172.17.0.0/16, unless the host routes it already (dockerd's docker0 on the
@@ -356,12 +340,22 @@ pub fn ensure_default(engine: &Engine) -> Result<NetworkRow> {
         ],
     )
     .map_err(db_err(path))?;
-    conn.query_row(
-        &format!("SELECT {NET_COLS} FROM networks WHERE name = ?1"),
-        [DEFAULT_NETWORK],
-        row_to_network,
-    )
-    .map_err(db_err(path))
+    network_where(engine, "name = ?1", DEFAULT_NETWORK)?
+        .ok_or_else(|| Error::NoSuchNetwork(DEFAULT_NETWORK.to_string()))
+}
+
+/// The one network `clause` (with `?1` = `key`) selects, if any.
+fn network_where(engine: &Engine, clause: &str, key: &str) -> Result<Option<NetworkRow>> {
+    engine
+        .db
+        .conn()
+        .query_row(
+            &format!("SELECT {NET_COLS} FROM networks WHERE {clause}"),
+            [key],
+            row_to_network,
+        )
+        .optional()
+        .map_err(db_err(engine.db.path()))
 }
 
 /// A container's endpoints, in connection order.
