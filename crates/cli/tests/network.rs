@@ -144,21 +144,8 @@ impl Net {
         id[..12].to_string()
     }
 
-    /// Veths of containers and published-port chains left in the host namespace, once the
-    /// kernel has had its time: a container's veth pair goes with its network namespace,
-    /// asynchronously (a few tens of milliseconds after the container).
+    /// Veths of containers and published-port chains left in the host namespace.
     fn leftovers(&self) -> Vec<String> {
-        let t = Instant::now();
-        loop {
-            let v = self.leftovers_now();
-            if v.is_empty() || t.elapsed() > Duration::from_secs(5) {
-                return v;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn leftovers_now(&self) -> Vec<String> {
         let h = self.host();
         let mut v: Vec<String> = h
             .sh(&["ip", "-o", "link"])
@@ -695,7 +682,7 @@ fn killed_monitor_then_rm_leaves_nothing_and_restarts_keep_the_address() {
         .to_string();
     let ip = n.ip_on("k", "bridge");
     assert!(
-        !n.leftovers_now().is_empty(),
+        !n.leftovers().is_empty(),
         "a veth and a port chain while it runs"
     );
     for pid in monitor_pids(&id) {

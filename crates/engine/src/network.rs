@@ -742,20 +742,27 @@ pub fn connect_one(engine: &Engine, ep: &EndpointRow, net: &NetworkRow, pid: i32
         .map_err(|e| net_error(&format!("connecting to network {}", net.name), e.into()))
 }
 
-/// Disconnects a container whose processes are gone from every network it has endpoints on:
-/// its published ports. Its veths go with its network namespace: when the last process of
-/// the namespace is gone, the kernel removes each pair (both ends) by itself, off our path;
-/// deleting the host end here would wait for an RCU grace period in
-/// `unregister_netdevice` (about 30 ms of every `run --rm`, measured). Idempotent: also
-/// the clean-up after a crash.
+/// Disconnects a container from every network it has endpoints on (its veths and published
+/// ports). Idempotent: also the clean-up after a crash, and when the namespace is already
+/// gone (its veths went with it).
 pub fn disconnect_container(engine: &Engine, container_id: &str) -> Result<()> {
     let eps = endpoints_of(engine, container_id)?;
+    if eps.is_empty() {
+        return Ok(());
+    }
+    let host = Netlink::open().map_err(|e| net_error("netlink", e.into()))?;
+    let mut first_err = None;
     if eps.iter().any(|e| !e.ports.is_empty())
         && let Err(e) = Firewall::new().remove_container(container_id)
     {
-        return Err(net_error("removing published ports", e.into()));
+        first_err = Some(net_error("removing published ports", e.into()));
     }
-    Ok(())
+    for ep in &eps {
+        if let Err(e) = host.delete_link(&ep.host_ifname) {
+            first_err.get_or_insert(net_error("removing a veth", e.into()));
+        }
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 /// Removes one endpoint's veth (`network disconnect`).
