@@ -26,6 +26,10 @@ const LINKS: &[&str] = &[
 /// A root with `busybox:latest` (and `web:latest`, the same with `EXPOSE 80 81/udp`), run in
 /// its own host namespace.
 struct Net {
+    /// One network test at a time in this binary: run side by side, a container's first
+    /// connection out through NAT was now and then lost (about 1 run in 6 here, never with
+    /// the tests run one by one); the cause is not found yet.
+    _serial: std::sync::MutexGuard<'static, ()>,
     t: Option<tempfile::TempDir>,
     root: PathBuf,
     host: Option<TestNetns>,
@@ -35,6 +39,8 @@ struct Net {
 
 impl Net {
     fn new() -> Net {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let ruleset = common::host_ruleset();
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("root");
@@ -43,6 +49,7 @@ impl Net {
         let host = TestNetns::new("host");
         host.host_berth(&root);
         let n = Net {
+            _serial: serial,
             t: Some(t),
             root,
             host: Some(host),
