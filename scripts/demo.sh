@@ -11,7 +11,7 @@ command -v cargo >/dev/null 2>&1 || {
     echo "demo.sh: cargo (Rust 1.85 or newer, e.g. from rustup) is needed" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root" >&2; exit 1; }
 
-packages=(busybox-static libseccomp-dev pkg-config gcc python3)
+packages=(busybox-static libseccomp-dev pkg-config gcc python3 nftables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
