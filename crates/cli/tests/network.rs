@@ -20,7 +20,7 @@ use common::{RootfsTar, TestNetns, berth, berth_command, monitor_pids};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "hostname", "grep", "nc", "httpd", "ip", "printf",
-    "tail", "head", "wc", "seq", "timeout",
+    "tail", "head", "wc", "seq", "timeout", "nslookup",
 ];
 
 /// A root with `busybox:latest` (and `web:latest`, the same with `EXPOSE 80 81/udp`), run in
@@ -429,7 +429,9 @@ fn user_networks_names_isolation_internal_connect() {
             "{name}"
         );
     }
-    let hosts = n.ok(&[
+    // Through the container's resolver at 127.0.0.11 (docker's resolv.conf), not through
+    // /etc/hosts, which only has the container itself (docker 28 on dockerd 20.10 alike).
+    let files = n.ok(&[
         "run",
         "--rm",
         "--network",
@@ -438,13 +440,13 @@ fn user_networks_names_isolation_internal_connect() {
         "late",
         "busybox",
         "cat",
+        "/etc/resolv.conf",
         "/etc/hosts",
     ]);
-    assert!(
-        hosts.contains(&format!("10.61.0.2\tsrv db {srv}")),
-        "{hosts}"
-    );
-    // A container started later is in the earlier one's file too.
+    assert!(files.starts_with("nameserver 127.0.0.11\n"), "{files}");
+    assert!(files.contains("options ndots:0"), "{files}");
+    assert!(!files.contains("srv"), "{files}");
+    // A container started later resolves from the earlier one.
     n.ok(&[
         "run",
         "-d",
@@ -457,11 +459,8 @@ fn user_networks_names_isolation_internal_connect() {
         "60",
     ]);
     let peer_ip = n.ip_on("peer", "neta");
-    let srv_hosts = n.ok(&["exec", "srv", "cat", "/etc/hosts"]);
-    assert!(
-        srv_hosts.contains(&format!("{peer_ip}\tpeer")),
-        "{srv_hosts}"
-    );
+    let found = n.ok(&["exec", "srv", "nslookup", "peer"]);
+    assert!(found.contains(&format!("Address: {peer_ip}")), "{found}");
     assert_eq!(
         n.ok(&["ps", "--filter", "network=neta", "--format", "{{.Names}}"]),
         "peer\nsrv\n"
@@ -1033,11 +1032,13 @@ fn ipv6_networks() {
         "busybox",
         "sh",
         "-c",
-        "ip -6 route; ip -6 -o addr show eth0; grep s6 /etc/hosts",
+        "ip -6 route; ip -6 -o addr show eth0; cat /etc/hosts; nslookup -type=aaaa s6",
     ]);
     assert!(o.contains("default via fd00:b1::1"), "{o}");
     assert!(o.contains("fd00:b1::99/64"), "{o}");
-    assert!(o.contains(&format!("fd00:b1::2\ts6 {srv}")), "{o}");
+    // Its own v6 address in /etc/hosts, as docker writes it; the peer's from its resolver.
+    assert!(o.contains("fd00:b1::99\t"), "{o}");
+    assert!(o.contains("Address: fd00:b1::2"), "{o}");
     let ins: Value = serde_json::from_str(&n.ok(&["network", "inspect", "v6net"])).unwrap();
     assert_eq!(ins[0]["EnableIPv6"], true);
     assert_eq!(ins[0]["IPAM"]["Config"][1]["Subnet"], "fd00:b1::/64");
@@ -1087,4 +1088,214 @@ fn default_bridge_avoids_a_subnet_the_host_routes() {
     let ins: Value = serde_json::from_str(&n.ok(&["network", "inspect", "bridge"])).unwrap();
     assert_eq!(ins[0]["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16");
     n.ok(&["rm", "-f", "c"]);
+}
+
+/// A DNS server in a test namespace that answers every A query with `answer` (and every
+/// other type with no records), counting the queries it got. Stops when dropped.
+struct FakeUpstream {
+    queries: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeUpstream {
+    fn start(ns: &TestNetns, addr: &str, answer: [u8; 4]) -> FakeUpstream {
+        use std::sync::atomic::Ordering;
+        let queries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (q, s) = (queries.clone(), stop.clone());
+        let path = ns.path();
+        let addr = format!("{addr}:53");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).unwrap();
+            // SAFETY: setns on this test thread only, with a descriptor it holds open.
+            let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns {path}");
+            let sock = std::net::UdpSocket::bind(&addr).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            let mut buf = [0u8; 512];
+            while !s.load(Ordering::SeqCst) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                // Header, then the question: labels up to the root, type, class.
+                let mut end = 12;
+                while end < n && buf[end] != 0 {
+                    end += 1 + usize::from(buf[end]);
+                }
+                let qend = end + 5;
+                if n < qend {
+                    continue;
+                }
+                q.fetch_add(1, Ordering::SeqCst);
+                let is_a = buf[end + 1..end + 3] == [0, 1];
+                let mut r = buf[..qend].to_vec();
+                r[2] = 0x81; // QR, RD
+                r[3] = 0x80; // RA, NOERROR
+                r[6..12].copy_from_slice(&[0, u8::from(is_a), 0, 0, 0, 0]);
+                if is_a {
+                    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                    r.extend_from_slice(&answer);
+                }
+                let _ = sock.send_to(&r, from);
+            }
+        });
+        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        FakeUpstream {
+            queries,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn queries(&self) -> usize {
+        self.queries.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A DNS query for `name` (type A) over TCP: RFC 1035's two-byte length, then the message.
+fn tcp_query(name: &str, id: u16) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut framed = (m.len() as u16).to_be_bytes().to_vec();
+    framed.extend(m);
+    framed
+}
+
+#[test]
+fn embedded_dns_names_forwarding_and_a_free_port_53() {
+    let n = Net::new().with_outside();
+    let upstream = FakeUpstream::start(n.outside(), "10.200.0.2", [192, 0, 2, 7]);
+    n.ok(&["network", "create", "--subnet", "10.64.0.0/24", "dnsnet"]);
+    n.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.65.0.0/24",
+        "dnsint",
+    ]);
+    for name in ["named", "twin"] {
+        n.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "dnsnet",
+            "--network-alias",
+            "shared",
+            "busybox",
+            "sleep",
+            "60",
+        ]);
+    }
+    let named = n.ip_on("named", "dnsnet");
+    let twin = n.ip_on("twin", "dnsnet");
+    let ask = |extra: &[&str], script: &str| {
+        let mut a = vec!["run", "--rm", "--network", "dnsnet"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["busybox", "sh", "-c", script]);
+        n.ok(&a)
+    };
+    // A name shared by two containers answers with both; NAME.NETWORK; a reverse lookup
+    // gives docker's NAME.NETWORK.
+    let o = ask(
+        &[],
+        "nslookup -type=a shared; nslookup -type=a named.dnsnet",
+    );
+    assert!(o.contains(&format!("Address: {named}")), "{o}");
+    assert!(o.contains(&format!("Address: {twin}")), "{o}");
+    let o = ask(&[], &format!("nslookup {named}"));
+    assert!(o.contains("named.dnsnet"), "{o}");
+    // Other names go to the --dns server, from the host's namespace (the container itself
+    // has no route to 10.200.0.2's port 53 unless NAT'd; the point is that its resolver
+    // asked that server).
+    let before = upstream.queries();
+    let o = ask(&["--dns", "10.200.0.2"], "nslookup -type=a example.test");
+    assert!(o.contains("192.0.2.7"), "{o}");
+    assert!(upstream.queries() > before);
+    // TCP, one query per connection, while the container's own server holds TCP port 53
+    // on every address (docker's design: 127.0.0.11:53 is redirected to the resolver's own
+    // ports, so 53 stays the container's).
+    let mut c = common::berth_command(&n.root);
+    c.args([
+        "run",
+        "-i",
+        "--rm",
+        "--network",
+        "dnsnet",
+        "busybox",
+        "sh",
+        "-c",
+        "nc -l -p 53 </dev/null >/dev/null & p=$!; sleep 0.5; \
+         kill -0 $p && echo bound >&2; nc -w 2 127.0.0.11 53; kill $p",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &tcp_query("named", 0x4242)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bound"),
+        "{out:?}"
+    );
+    let r = out.stdout;
+    assert!(r.len() > 14, "{r:?}");
+    assert_eq!(r[2..4], [0x42, 0x42], "{r:?}");
+    let ip: Vec<u8> = named.split('.').map(|p| p.parse().unwrap()).collect();
+    assert!(r.windows(4).any(|w| w == ip.as_slice()), "{r:?}");
+    // A stopped container is no longer found; a removed one neither.
+    n.ok(&["stop", "-t", "0", "twin"]);
+    let o = ask(&[], "nslookup -type=a shared");
+    assert!(o.contains(&format!("Address: {named}")), "{o}");
+    assert!(!o.contains(&format!("Address: {twin}")), "{o}");
+    n.ok(&["rm", "-f", "twin"]);
+    // --internal: container names only; nothing is forwarded.
+    let before = upstream.queries();
+    let o = n.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnsint",
+        "--dns",
+        "10.200.0.2",
+        "busybox",
+        "sh",
+        "-c",
+        "nslookup -type=a example.test; echo done",
+    ]);
+    assert!(!o.contains("192.0.2.7"), "{o}");
+    assert!(o.contains("done"), "{o}");
+    assert_eq!(upstream.queries(), before);
+    // The default bridge keeps docker's resolv.conf: the servers themselves.
+    let o = n.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "10.200.0.2",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(o.contains("nameserver 10.200.0.2"), "{o}");
+    n.ok(&["rm", "-f", "named"]);
 }

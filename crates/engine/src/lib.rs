@@ -22,6 +22,7 @@ pub mod commit;
 pub mod config;
 pub mod cp;
 pub mod db;
+pub mod dns;
 pub mod error;
 pub mod logs;
 pub mod monitor;
@@ -318,10 +319,15 @@ impl Engine {
                 network::allocate_endpoint(self, &id, n, &ep_req)?;
             }
             let hn = spec::hostname(&id, &cfg);
+            let nets: Vec<network::NetworkRow> = network::container_networks(self, &id)?
+                .into_iter()
+                .map(|(_, n)| n)
+                .collect();
+            let embedded_dns = dns::uses_resolver(&nets);
             let mut files = [
                 ("hosts", network::hosts_file(self, &row)?),
                 ("hostname", format!("{hn}\n")),
-                ("resolv.conf", network::resolv_conf(&cfg)),
+                ("resolv.conf", network::resolv_conf(&cfg, embedded_dns)),
             ];
             // --network container:X: X's view of names, as of now.
             if let Some(other) = cfg.network.strip_prefix("container:") {
@@ -335,9 +341,6 @@ impl Engine {
             for (f, content) in files {
                 let p = dir.join(f);
                 fs::write(&p, content).at(&p)?;
-            }
-            if let Some(n) = &net {
-                network::refresh_hosts(self, std::slice::from_ref(&n.id), &id)?;
             }
             // docker's rule: an empty volume mounted over a directory of
             // the image starts with that directory's content.
@@ -810,14 +813,8 @@ impl Engine {
             }
         }
         let _ = network::disconnect_container(self, &row.id);
-        let nets: Vec<String> = network::endpoints_of(self, &row.id)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| e.network_id)
-            .collect();
         self.db.remove(&row.id)?;
         berth_runtime::timing::phase("destroy: record removed");
-        let _ = network::refresh_hosts(self, &nets, &row.id);
         if volumes {
             for m in row_config(row).mounts.iter().filter(|m| m.anonymous) {
                 let _ = volumes::remove(self, &m.source, true);
@@ -835,13 +832,8 @@ impl Engine {
         if !names::valid_name(name) {
             return Err(Error::InvalidName(name.into()));
         }
-        self.db.rename(&row.id, name)?;
-        // Its peers on user networks know it by name (/etc/hosts).
-        let nets: Vec<String> = network::endpoints_of(self, &row.id)?
-            .into_iter()
-            .map(|e| e.network_id)
-            .collect();
-        network::refresh_hosts(self, &nets, &row.id)
+        // Its peers' resolvers read names from the database: nothing else to tell.
+        self.db.rename(&row.id, name)
     }
 
     /// Image ids that containers use (for `rmi`).

@@ -161,6 +161,8 @@ struct Monitor {
     clients: Vec<Client>,
     /// When this run of the container started (restart backoff).
     started: Instant,
+    /// The container's resolver at 127.0.0.11 (user-defined networks only).
+    dns: Option<berth_net::dns::Resolver>,
 }
 
 /// Most of a client's pending output kept before it counts as gone (a
@@ -424,6 +426,7 @@ impl Monitor {
                 None => None,
             };
             berth_runtime::timing::phase("monitor: runtime created");
+            let mut dns = None;
             if cfg.network == "none" {
                 lo_up(container.record.pid)?;
             } else if cfg.network != "host" && !cfg.network.starts_with("container:") {
@@ -432,6 +435,8 @@ impl Monitor {
                 // clones again (a restart).
                 crate::network::connect_container(&engine, &id, container.record.pid)?;
                 berth_runtime::timing::phase("monitor: network connected");
+                dns = crate::dns::start_resolver(&engine, &id, &cfg, container.record.pid)?;
+                berth_runtime::timing::phase("monitor: resolver started");
             }
             berth_runtime::timing::phase("monitor: created");
             rt.start_container(&container, Some(&bundle.spec))?;
@@ -456,10 +461,11 @@ impl Monitor {
                 err,
                 master,
                 stdin,
+                dns,
             ))
         })();
         match r {
-            Ok((id, container, spec, rootfs, log, listener, out, err, master, stdin)) => {
+            Ok((id, container, spec, rootfs, log, listener, out, err, master, stdin, dns)) => {
                 Ok(Monitor {
                     engine,
                     id,
@@ -480,6 +486,7 @@ impl Monitor {
                     stdin_close_pending: false,
                     clients: vec![],
                     started: Instant::now(),
+                    dns,
                 })
             }
             Err(e) => Err((engine, lock, e)),
@@ -614,6 +621,9 @@ impl Monitor {
         }
         loop {
             self.flush_stdin();
+            if let Some(d) = self.dns.as_mut() {
+                d.tick();
+            }
             for c in self.clients.iter_mut().filter(|c| !c.dead) {
                 flush_client(c);
             }
@@ -641,12 +651,21 @@ impl Monitor {
                 fds.push(c.sock.as_fd());
                 kinds.push(200 + i);
             }
-            let timeout =
+            if let Some(d) = &self.dns {
+                fds.extend(d.fds());
+                kinds.extend([102, 103, 104]);
+            }
+            let mut timeout =
                 if status.is_some() || !self.stdin_pending.is_empty() || self.clients_pending() {
                     20
                 } else {
                     -1
                 };
+            if let Some(due) = self.dns.as_ref().and_then(|d| d.next_deadline()) {
+                let ms = due.saturating_duration_since(Instant::now()).as_millis() + 1;
+                let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+                timeout = if timeout < 0 { ms } else { timeout.min(ms) };
+            }
             let ready = match sys::poll_in(&fds, timeout) {
                 Ok(r) => r,
                 Err(_) => continue,
@@ -681,6 +700,7 @@ impl Monitor {
                             self.add_client(s);
                         }
                     }
+                    102..=104 => self.serve_dns(*k),
                     0..=2 => {
                         if !self.pump(*k, &mut buf) {
                             match *k {
@@ -735,6 +755,23 @@ impl Monitor {
             }
         }
         self.finish(status.unwrap_or(255), oom);
+    }
+
+    /// Serves the container's resolver: `kind` 102 is its UDP socket, 103 its TCP listener,
+    /// 104 the upstream socket.
+    fn serve_dns(&mut self, kind: usize) {
+        let Some(d) = self.dns.as_mut() else {
+            return;
+        };
+        let mut names = crate::dns::ContainerNames {
+            engine: &self.engine,
+            id: &self.id,
+        };
+        match kind {
+            102 => d.serve_udp(&mut names),
+            103 => d.serve_tcp(&mut names),
+            _ => d.relay(),
+        }
     }
 
     /// How long to wait before starting the container again under its

@@ -1077,10 +1077,9 @@ pub fn network_mode(mode: &str) -> &str {
     }
 }
 
-/// The `/etc/hosts` of a container: localhost lines, its own address with its hostname
-/// (and name, aliases), `--add-host` entries, and on user-defined networks every other
-/// container of the network by name, aliases and short id (docker's legacy links file; see
-/// `docs/architecture.md` § Name resolution).
+/// The `/etc/hosts` of a container: localhost lines, its own address with its hostname and
+/// `--add-host` entries, as docker writes it. Other containers are found through the
+/// embedded resolver on user-defined networks (`crate::dns`), not through this file.
 pub fn hosts_file(engine: &Engine, row: &crate::ContainerRow) -> Result<String> {
     let cfg = crate::row_config(row);
     let hn = crate::spec::hostname(&row.id, &cfg);
@@ -1101,32 +1100,16 @@ pub fn hosts_file(engine: &Engine, row: &crate::ContainerRow) -> Result<String> 
          ff02::2\tip6-allrouters\n",
     );
     match eps.first() {
-        Some((ep, _)) => hosts.push_str(&format!("{}\t{hn}\n", ep.address)),
+        Some((ep, _)) => {
+            hosts.push_str(&format!("{}\t{hn}\n", ep.address));
+            if let Some(a6) = ep.address6 {
+                hosts.push_str(&format!("{a6}\t{hn}\n"));
+            }
+        }
         None => hosts.push_str(&format!("127.0.1.1\t{hn}\n")),
     }
     for (h, ip) in add_hosts(engine, row)? {
         hosts.push_str(&format!("{ip}\t{h}\n"));
-    }
-    for (_, net) in eps.iter().filter(|(_, n)| !n.is_default()) {
-        for peer in endpoints_on(engine, &net.id)? {
-            if peer.container_id == row.id {
-                continue;
-            }
-            let Ok(prow) = engine.db.find(&peer.container_id) else {
-                continue;
-            };
-            let mut names = vec![prow.name.clone()];
-            for a in &peer.aliases {
-                if !names.contains(a) {
-                    names.push(a.clone());
-                }
-            }
-            names.push(short(&prow.id).to_string());
-            hosts.push_str(&format!("{}\t{}\n", peer.address, names.join(" ")));
-            if let Some(a6) = peer.address6 {
-                hosts.push_str(&format!("{a6}\t{}\n", names.join(" ")));
-            }
-        }
     }
     Ok(hosts)
 }
@@ -1161,38 +1144,13 @@ pub fn write_hosts(engine: &Engine, row: &crate::ContainerRow) -> Result<()> {
     fs::write(&p, content).at(&p)
 }
 
-/// Rewrites the hosts files of every container on `network_ids` (after a container joined
-/// or left them), under the host network lock so two writers never interleave.
-pub fn refresh_hosts(engine: &Engine, network_ids: &[String], except: &str) -> Result<()> {
-    let mut ids: Vec<String> = vec![];
-    for nid in network_ids {
-        let Ok(net) = find(engine, nid) else { continue };
-        if net.is_default() {
-            continue;
-        }
-        for ep in endpoints_on(engine, nid)? {
-            if ep.container_id != except && !ids.contains(&ep.container_id) {
-                ids.push(ep.container_id);
-            }
-        }
-    }
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let _lock = host_lock(engine)?;
-    for id in ids {
-        if let Ok(row) = engine.db.find(&id) {
-            let _ = write_hosts(engine, &row);
-        }
-    }
-    Ok(())
-}
-
 /// docker's `/etc/resolv.conf` for a container: the host's (systemd-resolved's upstream file
 /// when the host points at its stub), without loopback nameservers (unreachable from the
 /// container's namespace), Google's when none is left; `--dns`, `--dns-search`,
-/// `--dns-option` replace their parts.
-pub fn resolv_conf(cfg: &crate::RunConfig) -> String {
+/// `--dns-option` replace their parts. On a user-defined network (`embedded`) the only
+/// nameserver is the container's resolver at 127.0.0.11 with docker's `options ndots:0`;
+/// the servers it forwards to are chosen by `crate::dns::upstream_servers`.
+pub fn resolv_conf(cfg: &crate::RunConfig, embedded: bool) -> String {
     let host_file = || {
         let main = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         if main.lines().any(|l| l.trim() == "nameserver 127.0.0.53") {
@@ -1231,7 +1189,14 @@ pub fn resolv_conf(cfg: &crate::RunConfig) -> String {
             _ => {}
         }
     }
-    if !cfg.dns.is_empty() {
+    if embedded {
+        servers = vec![berth_net::dns::RESOLVER_ADDRESS.to_string()];
+        if !options.iter().any(|o| o.starts_with("ndots:"))
+            && !cfg.dns_options.iter().any(|o| o.starts_with("ndots:"))
+        {
+            options.insert(0, "ndots:0".into());
+        }
+    } else if !cfg.dns.is_empty() {
         servers = cfg.dns.clone();
     } else if servers.is_empty() {
         servers = vec!["8.8.8.8".into(), "8.8.4.4".into()];
@@ -1244,7 +1209,8 @@ pub fn resolv_conf(cfg: &crate::RunConfig) -> String {
         };
     }
     if !cfg.dns_options.is_empty() {
-        options = cfg.dns_options.clone();
+        options.retain(|o| embedded && o == "ndots:0");
+        options.extend(cfg.dns_options.iter().cloned());
     }
     let mut out = String::new();
     for s in &servers {
@@ -1317,7 +1283,6 @@ pub fn connect(
         return Err(e);
     }
     let _ = write_hosts(engine, &row);
-    refresh_hosts(engine, std::slice::from_ref(&net.id), &row.id)?;
     Ok(ep)
 }
 
@@ -1343,7 +1308,6 @@ pub fn disconnect(engine: &mut Engine, net_key: &str, container: &str) -> Result
     }
     release_endpoint(engine, &row.id, &net.id)?;
     let _ = write_hosts(engine, &row);
-    refresh_hosts(engine, std::slice::from_ref(&net.id), &row.id)?;
     Ok(())
 }
 
@@ -1374,10 +1338,35 @@ mod tests {
             dns_options: vec!["ndots:2".into()],
             ..Default::default()
         };
-        let r = resolv_conf(&cfg);
+        let r = resolv_conf(&cfg, false);
         assert!(r.starts_with("nameserver 10.0.0.2\n"), "{r}");
         assert!(r.contains("search example.com\n"), "{r}");
         assert!(r.contains("options ndots:2\n"), "{r}");
         assert!(!r.contains("127.0.0."), "{r}");
+    }
+
+    #[test]
+    fn resolv_conf_on_user_networks_points_at_the_resolver() {
+        let mut cfg = crate::RunConfig {
+            network: "mynet".into(),
+            dns: vec!["10.0.0.2".into()],
+            dns_search: vec!["example.com".into()],
+            ..Default::default()
+        };
+        let r = resolv_conf(&cfg, true);
+        // docker's file: the resolver only (--dns is where it forwards), ndots:0.
+        assert!(r.starts_with("nameserver 127.0.0.11\n"), "{r}");
+        assert_eq!(r.matches("nameserver").count(), 1, "{r}");
+        assert!(r.contains("search example.com\n"), "{r}");
+        assert!(r.contains("options ndots:0"), "{r}");
+        cfg.dns_options = vec!["timeout:2".into()];
+        let r = resolv_conf(&cfg, true);
+        assert!(r.contains("options ndots:0 timeout:2\n"), "{r}");
+        cfg.dns_options = vec!["ndots:3".into()];
+        let r = resolv_conf(&cfg, true);
+        assert!(
+            r.contains("options ndots:3\n") && !r.contains("ndots:0"),
+            "{r}"
+        );
     }
 }

@@ -73,6 +73,8 @@
 
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -171,7 +173,27 @@ impl Firewall {
 
     /// Applies `script` atomically (`nft -f -`).
     pub fn apply(&self, what: &str, script: &str) -> Result<(), FirewallError> {
-        run_with_stdin(&self.nft, &["-f", "-"], script).map_err(|e| match e {
+        self.apply_with(what, script, None)
+    }
+
+    /// Applies `script` inside the network namespace `netns` (a container's): `nft` enters
+    /// it between fork and exec, the caller never does.
+    pub fn apply_in(
+        &self,
+        netns: BorrowedFd<'_>,
+        what: &str,
+        script: &str,
+    ) -> Result<(), FirewallError> {
+        self.apply_with(what, script, Some(netns))
+    }
+
+    fn apply_with(
+        &self,
+        what: &str,
+        script: &str,
+        netns: Option<BorrowedFd<'_>>,
+    ) -> Result<(), FirewallError> {
+        run_with_stdin(&self.nft, &["-f", "-"], script, netns).map_err(|e| match e {
             RunError::Spawn(source) => FirewallError::Spawn {
                 program: self.nft.display().to_string(),
                 source,
@@ -417,14 +439,32 @@ enum RunError {
     Failed(String),
 }
 
-fn run_with_stdin(program: &Path, args: &[&str], stdin: &str) -> Result<String, RunError> {
-    let mut child = Command::new(program)
-        .args(args)
+fn run_with_stdin(
+    program: &Path,
+    args: &[&str],
+    stdin: &str,
+    netns: Option<BorrowedFd<'_>>,
+) -> Result<String, RunError> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(RunError::Spawn)?;
+        .stderr(Stdio::piped());
+    if let Some(ns) = netns {
+        let fd = ns.as_raw_fd();
+        // SAFETY: runs in the forked child before exec, where only async-signal-safe calls
+        // are allowed: setns(2) is a plain system call. `fd` stays open in the parent (the
+        // caller's borrow) until spawn returns, so the child's copy is valid.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().map_err(RunError::Spawn)?;
     if let Some(mut i) = child.stdin.take() {
         i.write_all(stdin.as_bytes()).map_err(RunError::Spawn)?;
     }
@@ -468,7 +508,7 @@ impl HostFirewall {
     }
 
     fn run(&self, program: &Path, args: &[&str]) -> Result<Result<String, String>, FirewallError> {
-        match run_with_stdin(program, args, "") {
+        match run_with_stdin(program, args, "", None) {
             Ok(out) => Ok(Ok(out)),
             Err(RunError::Failed(e)) => Ok(Err(e)),
             Err(RunError::Spawn(source)) => Err(FirewallError::Spawn {
@@ -552,7 +592,7 @@ impl HostFirewall {
                     delete.extend(&spec);
                     // Deleted until none is left (a missing program or chain ends it too).
                     for _ in 0..16 {
-                        match run_with_stdin(program, &delete, "") {
+                        match run_with_stdin(program, &delete, "", None) {
                             Ok(_) => continue,
                             Err(_) => break,
                         }

@@ -6,12 +6,14 @@
 //! * [`ports`]: the `-p` parser.
 //! * [`firewall`]: Berth's nftables table (masquerade, isolation, `--internal`, published
 //!   ports), applied atomically with `nft -f -`.
+//! * [`dns`]: the embedded resolver (`127.0.0.11`) a container's monitor serves on user networks.
 //! * [`sysctl`]: the few `/proc/sys/net` switches bridge networking needs.
 //! * [`network`]: the engine's calls, each doing a whole job and undoing it on failure:
 //!   [`create_network`], [`remove_network`], [`connect_container`], [`disconnect_container`].
 //!
 //! The engine owns persistence (leases, network records); this crate only acts and decides.
 
+pub mod dns;
 pub mod firewall;
 pub mod ipam;
 pub mod netlink;

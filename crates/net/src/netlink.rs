@@ -97,7 +97,7 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 /// Enters the network namespace `fd` on the calling thread.
-fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: setns only reads the descriptor, which `fd` keeps open for the call; it changes
     // the namespace of the calling thread alone (a helper thread that exits right after).
     let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
