@@ -593,7 +593,9 @@ fn user_networks_names_isolation_internal_connect() {
 fn addresses_unique_under_concurrency_and_reused_after_rm() {
     let n = Net::new();
     let root = n.root.clone();
-    let handles: Vec<_> = (0..20)
+    // The figure: 50 `run` at once, every one with its own address (and each one
+    // answering on it from the host).
+    let handles: Vec<_> = (0..50)
         .map(|_| {
             let root = root.clone();
             std::thread::spawn(move || {
@@ -607,7 +609,10 @@ fn addresses_unique_under_concurrency_and_reused_after_rm() {
     let mut ips: Vec<String> = ids.iter().map(|id| n.ip_on(id, "bridge")).collect();
     ips.sort();
     ips.dedup();
-    assert_eq!(ips.len(), 20, "{ips:?}");
+    assert_eq!(ips.len(), 50, "{ips:?}");
+    for ip in &ips {
+        n.host().sh(&["busybox", "ping", "-c", "1", "-W", "2", ip]);
+    }
     // Each has its own address inside, and the addresses answer on the bridge.
     let inside = n.ok(&["exec", &ids[3], "ip", "-4", "-o", "addr", "show", "eth0"]);
     assert!(
