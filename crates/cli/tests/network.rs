@@ -151,6 +151,19 @@ impl Net {
         id[..12].to_string()
     }
 
+    /// [`leftovers`](Self::leftovers) once the kernel has had 10 s to delete the veths of
+    /// stopped containers (it does so with their network namespaces, a moment after).
+    fn settled_leftovers(&self) -> Vec<String> {
+        let t = Instant::now();
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() || t.elapsed() > Duration::from_secs(10) {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Veths of containers and published-port chains left in the host namespace.
     fn leftovers(&self) -> Vec<String> {
         let h = self.host();
@@ -181,7 +194,7 @@ impl Drop for Net {
         for id in String::from_utf8_lossy(&ids.stdout).lines() {
             let _ = berth(&self.root, &["rm", "-f", id]);
         }
-        let left = self.leftovers();
+        let left = self.settled_leftovers();
         let names: Vec<String> = [&self.host, &self.outside]
             .into_iter()
             .flatten()
@@ -622,7 +635,9 @@ fn addresses_unique_under_concurrency_and_reused_after_rm() {
     for id in &ids {
         n.ok(&["rm", "-f", id]);
     }
-    // Leases released: the lowest address again; --ip and --mac-address on a user network.
+    // Leases released: the lowest address again (once the kernel has deleted the old veths
+    // with their namespaces); --ip and --mac-address on a user network.
+    assert_eq!(n.settled_leftovers(), Vec::<String>::new());
     n.ok(&["run", "-d", "--name", "again", "busybox", "sleep", "60"]);
     assert_eq!(n.ip_on("again", "bridge"), "172.17.0.2");
     n.ok(&[
@@ -704,7 +719,7 @@ fn killed_monitor_then_rm_leaves_nothing_and_restarts_keep_the_address() {
     }
     std::thread::sleep(Duration::from_millis(100));
     n.ok(&["rm", "-f", "k"]);
-    assert!(n.leftovers().is_empty(), "{:?}", n.leftovers());
+    assert_eq!(n.settled_leftovers(), Vec::<String>::new());
     // A `run -d` killed at any moment, then `rm -f`: nothing left either.
     for delay_ms in [0u64, 10, 30, 60, 120] {
         let mut c = berth_command(&n.root)
@@ -721,11 +736,7 @@ fn killed_monitor_then_rm_leaves_nothing_and_restarts_keep_the_address() {
         for id in n.ok(&["ps", "-aq"]).lines() {
             n.ok(&["rm", "-f", id]);
         }
-        assert!(
-            n.leftovers().is_empty(),
-            "{delay_ms} ms: {:?}",
-            n.leftovers()
-        );
+        assert_eq!(n.settled_leftovers(), Vec::<String>::new(), "{delay_ms} ms");
     }
     let ins: Value = serde_json::from_str(&n.ok(&["network", "inspect", "bridge"])).unwrap();
     assert_eq!(ins[0]["Containers"], serde_json::json!({}));
@@ -1303,4 +1314,56 @@ fn embedded_dns_names_forwarding_and_a_free_port_53() {
     ]);
     assert!(o.contains("nameserver 10.200.0.2"), "{o}");
     n.ok(&["rm", "-f", "named"]);
+}
+
+#[test]
+fn an_address_waits_for_its_old_veth() {
+    // Something outside holds a stopped container's network namespace (here a process that
+    // entered it; in life a `--network container:` joiner or an admin's nsenter), so its veth,
+    // with the old address and MAC, stays on the bridge after `rm`. The address must not go
+    // to the next container meanwhile (two hosts answering ARP for it), and must come back
+    // once the veth is gone.
+    let n = Net::new();
+    let id = n
+        .ok(&["run", "-d", "--name", "old", "busybox", "sleep", "60"])
+        .trim()
+        .to_string();
+    let ip = n.ip_on("old", "bridge");
+    let pid = n.inspect(&id)["State"]["Pid"].as_i64().unwrap();
+    let mut holder = Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    n.ok(&["rm", "-f", "old"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!n.leftovers().is_empty(), "the held veth is still there");
+    n.ok(&["run", "-d", "--name", "new", "busybox", "sleep", "60"]);
+    let new_ip = n.ip_on("new", "bridge");
+    assert_ne!(
+        new_ip, ip,
+        "the lingering veth's address was handed out again"
+    );
+    // The same for a stopped container started again: its lingering veth (same name) is
+    // replaced, and it answers on its address.
+    let pid = n.inspect("new")["State"]["Pid"].as_i64().unwrap();
+    let mut holder2 = Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    n.ok(&["stop", "-t", "0", "new"]);
+    n.ok(&["start", "new"]);
+    assert_eq!(n.ip_on("new", "bridge"), new_ip);
+    n.host()
+        .sh(&["busybox", "ping", "-c", "1", "-W", "2", &new_ip]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let _ = holder2.kill();
+    let _ = holder2.wait();
+    n.ok(&["rm", "-f", "new"]);
+    assert_eq!(n.settled_leftovers(), Vec::<String>::new());
+    n.ok(&["run", "-d", "--name", "again", "busybox", "sleep", "60"]);
+    assert_eq!(n.ip_on("again", "bridge"), ip, "the address is free again");
+    n.ok(&["rm", "-f", "again"]);
 }

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS containers (
@@ -59,7 +59,39 @@ CREATE TABLE IF NOT EXISTS endpoints (
     PRIMARY KEY (container_id, network_id),
     UNIQUE (network_id, address)
 );
+-- Addresses given back while the veth that carried them may still be on the bridge (the
+-- kernel deletes a stopped container's veth with its namespace, a moment later): not handed
+-- out again until that veth is gone (`network::addresses_in_use`).
+CREATE TABLE IF NOT EXISTS released_endpoints (
+    host_ifname TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    address6 TEXT NOT NULL DEFAULT '',
+    released_at INTEGER NOT NULL
+);
 ";
+
+/// Deletes the endpoints `clause` selects (with `params`), keeping their addresses in
+/// `released_endpoints` until their veths are gone.
+pub fn release_endpoints(
+    tx: &rusqlite::Transaction<'_>,
+    clause: &str,
+    params: impl rusqlite::Params + Clone,
+) -> rusqlite::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    tx.execute(
+        &format!(
+            "INSERT OR REPLACE INTO released_endpoints \
+             (host_ifname, network_id, address, address6, released_at) \
+             SELECT host_ifname, network_id, address, address6, {now} FROM endpoints WHERE {clause}"
+        ),
+        params.clone(),
+    )?;
+    tx.execute(&format!("DELETE FROM endpoints WHERE {clause}"), params)?;
+    Ok(())
+}
 
 /// docker's container states.
 pub const CREATED: &str = "created";
@@ -407,8 +439,7 @@ impl Db {
                 path: path.clone(),
                 err,
             };
-            tx.execute("DELETE FROM endpoints WHERE container_id = ?1", [id])
-                .map_err(e)?;
+            release_endpoints(tx, "container_id = ?1", [id]).map_err(e)?;
             tx.execute("DELETE FROM containers WHERE id = ?1", [id])
                 .map_err(e)?;
             Ok(())

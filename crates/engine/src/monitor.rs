@@ -804,6 +804,8 @@ impl Monitor {
     }
 
     fn finish(&mut self, code: i32, oom: bool) {
+        // Its sockets hold the container's network namespace, whose end takes the veths.
+        self.dns = None;
         let _ = self.log.flush();
         berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();

@@ -435,16 +435,9 @@ pub fn allocate_endpoint(
         if !exists {
             return Err(Error::NoSuchNetwork(net.name.clone()));
         }
-        let used: HashSet<IpAddr> = {
-            let mut st = tx
-                .prepare("SELECT address FROM endpoints WHERE network_id = ?1")
-                .map_err(&e)?;
-            let v: Vec<String> = st
-                .query_map([&nid], |r| r.get(0))
-                .and_then(|r| r.collect())
-                .map_err(&e)?;
-            v.iter().filter_map(|a| a.parse().ok()).collect()
-        };
+        let host_ifname = format!("vb{}{}", &cid[..7.min(cid.len())], &nid[..5.min(nid.len())]);
+        forget_gone_veths(tx, &nid, &host_ifname).map_err(&e)?;
+        let used = addresses_in_use(tx, &nid, "address").map_err(&e)?;
         let address = match req.ip {
             Some(ip) => ipam
                 .reserve(ip, &used)
@@ -455,16 +448,7 @@ pub fn allocate_endpoint(
         };
         let address6 = match &ipam6 {
             Some(c) => {
-                let used6: HashSet<IpAddr> = {
-                    let mut st = tx
-                        .prepare("SELECT address6 FROM endpoints WHERE network_id = ?1")
-                        .map_err(&e)?;
-                    let v: Vec<String> = st
-                        .query_map([&nid], |r| r.get(0))
-                        .and_then(|r| r.collect())
-                        .map_err(&e)?;
-                    v.iter().filter_map(|a| a.parse().ok()).collect()
-                };
+                let used6 = addresses_in_use(tx, &nid, "address6").map_err(&e)?;
                 Some(match req.ip6 {
                     Some(ip) => c
                         .reserve(ip, &used6)
@@ -520,7 +504,7 @@ pub fn allocate_endpoint(
             address,
             address6,
             mac: mac_text(mac),
-            host_ifname: format!("vb{}{}", &cid[..7.min(cid.len())], &nid[..5.min(nid.len())]),
+            host_ifname,
             ifname: format!("eth{seq}"),
             aliases: req.aliases.clone(),
             ports: mine,
@@ -564,12 +548,66 @@ fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
 }
 
+/// The addresses (`column`: `address` or `address6`) of network `nid` that are leased, or
+/// were released while their veth is still there (see `released_endpoints` in `db`).
+fn addresses_in_use(
+    tx: &rusqlite::Transaction<'_>,
+    nid: &str,
+    column: &str,
+) -> rusqlite::Result<HashSet<IpAddr>> {
+    let mut st = tx.prepare(&format!(
+        "SELECT {column} FROM endpoints WHERE network_id = ?1 \
+         UNION SELECT {column} FROM released_endpoints WHERE network_id = ?1"
+    ))?;
+    let v: Vec<String> = st
+        .query_map([nid], |r| r.get(0))
+        .and_then(|r| r.collect())?;
+    Ok(v.iter().filter_map(|a| a.parse().ok()).collect())
+}
+
+/// How long a released address waits for its veth before Berth deletes the veth itself
+/// (something still holds the old namespace).
+const LINGER_LIMIT_SECS: i64 = 30;
+
+/// Drops the released addresses of network `nid` whose veth is gone; deletes the veths that
+/// have lingered past [`LINGER_LIMIT_SECS`], and the old veth named `reusing`: the endpoint
+/// being allocated (the same container back on the same network) takes that name.
+fn forget_gone_veths(
+    tx: &rusqlite::Transaction<'_>,
+    nid: &str,
+    reusing: &str,
+) -> rusqlite::Result<()> {
+    let rows: Vec<(String, i64)> = {
+        let mut st = tx.prepare(
+            "SELECT host_ifname, released_at FROM released_endpoints WHERE network_id = ?1",
+        )?;
+        st.query_map([nid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|r| r.collect())?
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for (ifname, at) in rows {
+        let gone = !netlink::link_exists(&ifname)
+            || ((ifname == reusing || now - at > LINGER_LIMIT_SECS)
+                && Netlink::open().is_ok_and(|h| h.delete_link(&ifname).is_ok()));
+        if gone {
+            tx.execute(
+                "DELETE FROM released_endpoints WHERE host_ifname = ?1",
+                [&ifname],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Removes one endpoint record (`network disconnect`).
 pub fn release_endpoint(engine: &mut Engine, container_id: &str, network_id: &str) -> Result<()> {
     let path = engine.db.path().to_path_buf();
     engine.db.immediate(|tx| {
-        tx.execute(
-            "DELETE FROM endpoints WHERE container_id = ?1 AND network_id = ?2",
+        crate::db::release_endpoints(
+            tx,
+            "container_id = ?1 AND network_id = ?2",
             params![container_id, network_id],
         )
         .map_err(db_err(&path))?;
@@ -678,6 +716,12 @@ pub fn connect_container(engine: &Engine, container_id: &str, pid: i32) -> Resul
     for (i, (ep, net)) in eps.iter().enumerate() {
         let r = (|| -> Result<()> {
             host_up(engine, &host, net, false)?;
+            // The veth of this container's previous run, if the kernel has not deleted it
+            // with the old namespace yet (see `disconnect_container`).
+            if netlink::link_exists(&ep.host_ifname) {
+                host.delete_link(&ep.host_ifname)
+                    .map_err(|e| net_error("removing the previous run's veth", e.into()))?;
+            }
             let endpoint = endpoint_of(ep, net, i == 0)?;
             let ports: Vec<PublishedPort> = if i == 0 {
                 ep.ports.iter().map(PortBinding::published).collect()
@@ -742,27 +786,21 @@ pub fn connect_one(engine: &Engine, ep: &EndpointRow, net: &NetworkRow, pid: i32
         .map_err(|e| net_error(&format!("connecting to network {}", net.name), e.into()))
 }
 
-/// Disconnects a container from every network it has endpoints on (its veths and published
-/// ports). Idempotent: also the clean-up after a crash, and when the namespace is already
-/// gone (its veths went with it).
+/// Disconnects a stopped container from every network it has endpoints on: removes its
+/// published ports. Its veths are left to the kernel, which deletes them with the container's
+/// network namespace once the last process in it is gone: deleting one ourselves waits out an
+/// RCU grace period (about 30 ms of a `run --rm`'s 50). Until a veth is really gone its
+/// address is not handed out again (`released_endpoints`, `forget_gone_veths`), and a
+/// restart deletes a lingering one before making its own. Call it only when the container's
+/// processes are gone; idempotent (also the clean-up after a crash).
 pub fn disconnect_container(engine: &Engine, container_id: &str) -> Result<()> {
     let eps = endpoints_of(engine, container_id)?;
-    if eps.is_empty() {
-        return Ok(());
+    if eps.iter().any(|e| !e.ports.is_empty()) {
+        Firewall::new()
+            .remove_container(container_id)
+            .map_err(|e| net_error("removing published ports", e.into()))?;
     }
-    let host = Netlink::open().map_err(|e| net_error("netlink", e.into()))?;
-    let mut first_err = None;
-    if eps.iter().any(|e| !e.ports.is_empty())
-        && let Err(e) = Firewall::new().remove_container(container_id)
-    {
-        first_err = Some(net_error("removing published ports", e.into()));
-    }
-    for ep in &eps {
-        if let Err(e) = host.delete_link(&ep.host_ifname) {
-            first_err.get_or_insert(net_error("removing a veth", e.into()));
-        }
-    }
-    first_err.map_or(Ok(()), Err)
+    Ok(())
 }
 
 /// Removes one endpoint's veth (`network disconnect`).
@@ -1055,6 +1093,11 @@ pub fn remove(engine: &mut Engine, key: &str) -> Result<NetworkRow> {
         }
         tx.execute("DELETE FROM networks WHERE id = ?1", [&nid])
             .map_err(&e)?;
+        tx.execute(
+            "DELETE FROM released_endpoints WHERE network_id = ?1",
+            [&nid],
+        )
+        .map_err(&e)?;
         Ok(())
     })?;
     let _lock = host_lock(engine)?;

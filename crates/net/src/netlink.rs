@@ -96,6 +96,16 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
+/// Whether a link named `name` exists in the caller's network namespace (`if_nametoindex`,
+/// one ioctl; `/sys/class/net` would show the namespace sysfs was mounted in instead).
+pub fn link_exists(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: `c` is a NUL-terminated string that outlives the call, which only reads it.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
 /// Enters the network namespace `fd` on the calling thread.
 pub(crate) fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: setns only reads the descriptor, which `fd` keeps open for the call; it changes
