@@ -112,9 +112,7 @@ impl Engine {
         let _mask = paused.then(SignalsHeld::hold);
         if paused {
             let lease = self.commit_pause_file(&row.id);
-            let me = std::process::id() as i32;
-            let start = berth_runtime::state::pid_start_time(me).unwrap_or(0);
-            std::fs::write(&lease, format!("{me} {start}\n")).at(&lease)?;
+            std::fs::write(&lease, crate::lease_text()).at(&lease)?;
             if let Err(e) = self.pause(&row.id) {
                 let _ = std::fs::remove_file(&lease);
                 return Err(e);

@@ -518,6 +518,34 @@ impl Db {
     pub fn volume_remove(&mut self, name: &str) -> Result<()> {
         self.exec1("DELETE FROM volumes WHERE name = ?1", [name])
     }
+
+    /// Deletes volume `name`'s record in one IMMEDIATE transaction with `check`, which sees
+    /// every container and may refuse.
+    pub fn remove_volume_unless_used(
+        &mut self,
+        name: &str,
+        check: impl FnOnce(&[ContainerRow]) -> Result<()>,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        self.write(|tx| {
+            let e = |err| Error::Db {
+                path: path.clone(),
+                err,
+            };
+            let rows: Vec<ContainerRow> = {
+                let mut st = tx
+                    .prepare(&format!("SELECT {COLS} FROM containers"))
+                    .map_err(e)?;
+                st.query_map([], row_to_container)
+                    .and_then(|r| r.collect())
+                    .map_err(e)?
+            };
+            check(&rows)?;
+            tx.execute("DELETE FROM volumes WHERE name = ?1", [name])
+                .map_err(e)?;
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -256,6 +256,7 @@ impl Engine {
             }
             volumes::ensure(self, &m.source, m.anonymous)?;
         }
+        test_pause("create-volumes-made");
         let id = names::new_id()?;
         let name = match &req.name {
             Some(n) => {
@@ -277,16 +278,31 @@ impl Engine {
             created_at: now(),
             ..Default::default()
         };
+        // The container's lock is held while it is made: an `rm -f` racing this create waits
+        // until the record, root filesystem and spec are complete instead of removing them
+        // from under it (issue 19 saw raw ENOENT and ENOTEMPTY errors from that race).
+        let _making = self.lock_file(&id)?;
+        berth_image::sys::flock_exclusive(_making.as_fd(), true).what(|| "flock".into())?;
+        // A `run` claims the container before it exists: if this process dies before the
+        // monitor takes over, the next command finishes the job (`finish_interrupted`).
+        if req.keep_mounted {
+            let lease = self.run_lease_file(&id);
+            fs::write(&lease, lease_text()).at(&lease)?;
+        }
         let mut tries = 1;
-        loop {
+        let inserted = loop {
             match self.db.insert(&row) {
                 // A generated name taken by a concurrent create: another.
                 Err(Error::NameInUse { .. }) if req.name.is_none() && tries < 20 => {
                     row.name = self.free_name(tries)?;
                     tries += 1;
                 }
-                r => break r?,
+                r => break r,
             }
+        };
+        if let Err(e) = inserted {
+            let _ = fs::remove_dir_all(self.state_dir(&id));
+            return Err(e);
         }
         // `rmi` decides "in use" under the image store's lock: checking the
         // image again under that lock, now that the container is recorded,
@@ -299,6 +315,7 @@ impl Engine {
             .unwrap_or(false);
         if !still_there {
             let _ = self.db.remove(&id);
+            let _ = fs::remove_dir_all(self.state_dir(&id));
             for m in cfg.mounts.iter().filter(|m| m.anonymous) {
                 let _ = volumes::remove(self, &m.source, true);
             }
@@ -306,6 +323,17 @@ impl Engine {
                 "{} (removed while the container was being created)",
                 cfg.image
             )));
+        }
+        // Likewise its volumes: a `volume rm` that ran before the record was in saw no
+        // user and removed one; made anew here (as `-v NAME:` makes a missing volume). Any
+        // later `volume rm` sees this container and refuses.
+        test_pause("create-recorded");
+        for m in cfg.mounts.iter().filter(|m| m.kind == "volume") {
+            if let Err(e) = volumes::ensure(self, &m.source, m.anonymous) {
+                let _ = self.db.remove(&id);
+                let _ = fs::remove_dir_all(self.state_dir(&id));
+                return Err(e);
+            }
         }
         let dir = self.container_dir(&id);
         let made = (|| -> Result<()> {
@@ -376,6 +404,7 @@ impl Engine {
             }
             let _ = fs::remove_dir_all(&dir);
             let _ = self.db.remove(&id);
+            let _ = fs::remove_dir_all(self.state_dir(&id));
             for m in cfg.mounts.iter().filter(|m| m.anonymous) {
                 let _ = volumes::remove(self, &m.source, true);
             }
@@ -407,7 +436,12 @@ impl Engine {
         let rows = self.db.list()?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(self.reconcile(r)?);
+            match self.reconcile(r) {
+                Ok(r) => out.push(r),
+                // Its interrupted removal (or `run --rm`) was finished just now.
+                Err(Error::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }
@@ -442,6 +476,7 @@ impl Engine {
     /// and what it left (cgroup, runtime state, overlay mount) is cleaned.
     pub fn reconcile(&mut self, row: ContainerRow) -> Result<ContainerRow> {
         let row = self.lift_orphaned_commit_pause(row)?;
+        let row = self.finish_interrupted(row)?;
         let active = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
         let leftovers = self.run_dir.join("runtime").join(&row.id).exists();
         if !active && !leftovers {
@@ -473,6 +508,67 @@ impl Engine {
             )?;
         }
         self.db.find(&row.id)
+    }
+
+    /// Finishes what a killed command began: an `rm` (the container marked for removal, no
+    /// command holding it) is completed; a `run` that died between its `create` and its
+    /// monitor (its lease's process gone) is removed when it had `--rm` (the user asked for
+    /// it to go, as dockerd would have removed it), else left created with its root
+    /// filesystem unmounted. `NoSuchContainer` when the container is gone now.
+    fn finish_interrupted(&mut self, row: ContainerRow) -> Result<ContainerRow> {
+        let removal = fs::read_to_string(self.removal_file(&row.id)).ok();
+        let run_lease = fs::read_to_string(self.run_lease_file(&row.id)).ok();
+        if removal.is_none() && run_lease.is_none() {
+            return Ok(row);
+        }
+        if let Some(lease) = &run_lease
+            && removal.is_none()
+            && lease_holder_alive(lease)
+        {
+            return Ok(row);
+        }
+        let lock = self.lock_file(&row.id)?;
+        if berth_image::sys::flock_exclusive(lock.as_fd(), false).is_err() {
+            return Ok(row); // the rm, or the monitor, is at work
+        }
+        let row = self.db.find(&row.id)?;
+        let _ = fs::remove_file(self.run_lease_file(&row.id));
+        let auto_remove = row_config(&row).auto_remove;
+        match removal {
+            Some(v) => {
+                self.destroy(&row, v.trim() == "v", Some(lock))?;
+                Err(Error::NoSuchContainer(row.id))
+            }
+            None if auto_remove && row.state == db::CREATED => {
+                self.destroy(&row, true, Some(lock))?;
+                Err(Error::NoSuchContainer(row.id))
+            }
+            None => {
+                self.cleanup_runtime(&row.id);
+                Ok(row)
+            }
+        }
+    }
+
+    /// The mark of an `rm` in progress (`v` inside when it removes anonymous volumes too).
+    fn removal_file(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("removing")
+    }
+
+    /// Whether an `rm` of the container is in progress (or was interrupted).
+    pub fn removal_pending(&self, id: &str) -> bool {
+        self.removal_file(id).exists()
+    }
+
+    /// A `run`'s claim on the container it created, until its monitor takes over: the run
+    /// process's pid and start time.
+    fn run_lease_file(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("run-pending")
+    }
+
+    /// The monitor has the container: the `run` that created it no longer answers for it.
+    pub(crate) fn release_run_lease(&self, id: &str) {
+        let _ = fs::remove_file(self.run_lease_file(id));
     }
 
     /// Removes runtime state, cgroup and overlay mount of a stopped
@@ -509,6 +605,10 @@ impl Engine {
                 });
             }
             _ => {}
+        }
+        test_pause("start-begin");
+        if self.removal_pending(&row.id) {
+            return Err(marked_for_removal(&row));
         }
         berth_runtime::timing::phase("engine start");
         self.mark_stopped(&row.id, false);
@@ -704,10 +804,7 @@ impl Engine {
         let Ok(text) = fs::read_to_string(&p) else {
             return Ok(row);
         };
-        let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
-        if let (Some(Some(pid)), Some(Some(start))) = (it.next(), it.next())
-            && berth_runtime::state::pid_is(pid as i32, start)
-        {
+        if lease_holder_alive(&text) {
             return Ok(row); // the commit is still at work
         }
         // Gone first: unpause looks the container up, which comes here again.
@@ -751,30 +848,71 @@ impl Engine {
     /// anonymous volumes).
     pub fn remove(&mut self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let row = self.get(key)?;
+        let running_refusal = |row: &ContainerRow| Error::BadState {
+            id: row.id.clone(),
+            state: row.state.clone(),
+            what: format!(
+                "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                row.name, row.state
+            ),
+        };
+        if !force && matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
+            return Err(running_refusal(&row));
+        }
+        // Marked first: a monitor about to start it gives up ("marked for removal"), and
+        // if this process dies from here on, the next command finishes the removal.
+        let mark = self.removal_file(&row.id);
+        let _ = fs::create_dir_all(self.state_dir(&row.id));
+        fs::write(&mark, if volumes { "v" } else { "" }).at(&mark)?;
         // A restart policy must not start it again while it goes.
         if force {
             self.mark_stopped(&row.id, true);
         }
         if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
-            if !force {
-                return Err(Error::BadState {
-                    id: row.id,
-                    state: row.state.clone(),
-                    what: format!(
-                        "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
-                        row.name, row.state
-                    ),
-                });
-            }
             if row.state == db::PAUSED {
                 let _ = self.unpause(&row.id);
             }
             let _ = self.signal(&row, libc::SIGKILL, true);
             self.wait(&row.id, None)?;
         }
-        // Wait for the monitor to finish its cleanup, and keep new ones out.
+        // Wait for the monitor to finish its cleanup, and keep new ones out. A monitor that
+        // was starting the container meanwhile (a `run`/`start` racing this `rm -f`) is made
+        // to let go by killing what it started.
         let lock = self.lock_file(&row.id)?;
-        berth_image::sys::flock_exclusive(lock.as_fd(), true).what(|| "flock".into())?;
+        let t = Instant::now();
+        while berth_image::sys::flock_exclusive(lock.as_fd(), false).is_err() {
+            let now = self.db.find(&row.id).ok();
+            let running = now
+                .as_ref()
+                .is_some_and(|r| r.pid > 0 && berth_runtime::state::pid_is(r.pid, r.pid_start));
+            if !force && t.elapsed() > Duration::from_secs(2) {
+                let _ = fs::remove_file(&mark);
+                return Err(match now {
+                    Some(r) if running => running_refusal(&r),
+                    _ => Error::BadState {
+                        id: row.id.clone(),
+                        state: row.state.clone(),
+                        what: "you cannot remove a restarting container: stop the container before attempting removal or force remove".into(),
+                    },
+                });
+            }
+            if force
+                && running
+                && let Some(r) = &now
+            {
+                if r.state == db::PAUSED {
+                    let _ = self.unpause(&r.id);
+                }
+                let _ = self.signal(r, libc::SIGKILL, true);
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                return Err(Error::Other(format!(
+                    "container {}: its monitor still holds it after 60 s",
+                    row.id
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let row = match self.db.find(&row.id) {
             Ok(r) => r,
             // --rm removed it meanwhile.
@@ -812,6 +950,7 @@ impl Engine {
                 }
             }
         }
+        test_pause("destroy-dir-removed");
         let _ = network::disconnect_container(self, &row.id);
         self.db.remove(&row.id)?;
         berth_runtime::timing::phase("destroy: record removed");
@@ -994,6 +1133,30 @@ pub fn row_config(row: &ContainerRow) -> RunConfig {
 pub fn row_spec(engine: &Engine, row: &ContainerRow) -> Option<oci_spec::runtime::Spec> {
     let data = fs::read(engine.container_dir(&row.id).join("config.json")).ok()?;
     serde_json::from_slice(&data).ok()
+}
+
+/// docker's refusal to start a container an `rm` is removing.
+pub(crate) fn marked_for_removal(row: &ContainerRow) -> Error {
+    Error::BadState {
+        id: row.id.clone(),
+        state: "removing".into(),
+        what: "container is marked for removal and cannot be started".into(),
+    }
+}
+
+/// A lease held by this process, as a lease file's text: its pid and start time (a pid
+/// alone could be reused by another process after this one dies).
+pub(crate) fn lease_text() -> String {
+    let me = sys::getpid();
+    let start = berth_runtime::state::pid_start_time(me).unwrap_or(0);
+    format!("{me} {start}\n")
+}
+
+/// Whether the process that wrote a lease (`lease_text`) is still alive.
+fn lease_holder_alive(text: &str) -> bool {
+    let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+    matches!((it.next(), it.next()), (Some(Some(pid)), Some(Some(start)))
+        if berth_runtime::state::pid_is(pid as i32, start))
 }
 
 /// A pause point for the tests that make a race between two commands certain:

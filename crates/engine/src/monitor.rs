@@ -290,6 +290,10 @@ impl Monitor {
         let row = engine.get(id).map_err(fail)?;
         let lock = engine.lock_file(&row.id).map_err(fail)?;
         if berth_image::sys::flock_exclusive(lock.as_fd(), false).is_err() {
+            // An `rm` holds it (a removal racing this start), or another monitor does.
+            if engine.removal_pending(&row.id) {
+                return Err(fail(crate::marked_for_removal(&row)));
+            }
             return Err(fail(Error::BadState {
                 id: row.id,
                 state: "running".into(),
@@ -297,6 +301,15 @@ impl Monitor {
             }));
         }
         let row = engine.db.find(&row.id).map_err(fail)?;
+        crate::test_pause("monitor-locked");
+        // Checked under the lock, which an `rm` takes after marking: either it sees this
+        // monitor (and kills what it starts) or this monitor sees its mark.
+        if engine.removal_pending(&row.id) {
+            return Err(fail(crate::marked_for_removal(&row)));
+        }
+        // From here the container is the monitor's: a `run` killed now loses nothing.
+        engine.release_run_lease(&row.id);
+        crate::test_pause("monitor-committed");
         // Checked under the lock: a stop or rm -f that came during the
         // restart delay wins.
         if restart && engine.stopped_by_user(&row.id) {

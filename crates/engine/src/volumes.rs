@@ -81,37 +81,45 @@ pub fn seed(
 
 /// Containers (ids) that mount volume `name`.
 pub fn users(e: &Engine, name: &str) -> Result<Vec<String>> {
-    Ok(e.db
-        .list()?
-        .into_iter()
+    Ok(mounted_by(&e.db.list()?, name))
+}
+
+fn mounted_by(rows: &[crate::ContainerRow], name: &str) -> Vec<String> {
+    rows.iter()
         .filter(|r| {
             crate::row_config(r)
                 .mounts
                 .iter()
                 .any(|m| m.kind == "volume" && m.source == name)
         })
-        .map(|r| r.id)
-        .collect())
+        .map(|r| r.id.clone())
+        .collect()
 }
 
 /// Removes a volume; `force` skips the in-use check (for the container
 /// that owns an anonymous volume, being removed).
+///
+/// The in-use check and the record's deletion are one transaction, and `create` makes sure
+/// of its volumes again once its container is recorded: a `run -v NAME:…` racing this
+/// either is seen here (refused, in use) or finds the volume gone and makes it anew, never a
+/// container whose volume directory vanished under it (issue 19).
 pub fn remove(e: &mut Engine, name: &str, force: bool) -> Result<()> {
     e.db.volume_get(name)?;
-    if !force {
-        let u = users(e, name)?;
-        if !u.is_empty() {
-            return Err(Error::Other(format!(
+    e.db.remove_volume_unless_used(name, |rows| {
+        let u = mounted_by(rows, name);
+        match u.is_empty() || force {
+            true => Ok(()),
+            false => Err(Error::Other(format!(
                 "remove {name}: volume is in use - [{}]",
                 u.join(", ")
-            )));
+            ))),
         }
-    }
+    })?;
     let dir = e.root.join("volumes").join(name);
     if dir.exists() {
         fs::remove_dir_all(&dir).at(&dir)?;
     }
-    e.db.volume_remove(name)
+    Ok(())
 }
 
 /// `volume prune`: unused anonymous volumes (all unused with `all`);

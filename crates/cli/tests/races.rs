@@ -1,0 +1,421 @@
+//! Races between two commands, and commands killed half-way (issue 19's findings), each
+//! made certain with a pause point (`BERTH_TEST_PAUSE=POINT:DIR`: reaching POINT writes
+//! `DIR/reached` and waits for `DIR/go`) instead of being left to chance.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{RootfsTar, TestNetns, berth_command, ok};
+
+const LINKS: &[&str] = &["sh", "sleep", "true", "cat", "echo"];
+
+struct Fixture {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+    dir: PathBuf,
+    _ns: TestNetns,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let tarball = t.path().join("busybox.tar");
+        RootfsTar::busybox(&["bin", "etc", "tmp"], LINKS).write(&tarball);
+        let ns = TestNetns::new("host");
+        ns.host_berth(&root);
+        ok(
+            &root,
+            &["import", tarball.to_str().unwrap(), "busybox:latest"],
+        );
+        Fixture {
+            root,
+            dir: t.path().to_path_buf(),
+            _t: t,
+            _ns: ns,
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(&self.root, args)
+    }
+
+    /// A fresh gate directory for one pause point.
+    fn gate(&self, name: &str) -> PathBuf {
+        let g = self.dir.join(name);
+        std::fs::create_dir(&g).unwrap();
+        g
+    }
+
+    /// `berth ARGS` in the background, pausing at `point` (gate `gate`).
+    fn paused(&self, point: &str, gate: &Path, args: &[&str]) -> Child {
+        let c = berth_command(&self.root)
+            .args(args)
+            .env("BERTH_TEST_PAUSE", format!("{point}:{}", gate.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_until(|| gate.join("reached").exists()),
+            "{args:?} never reached {point}"
+        );
+        c
+    }
+
+    /// `berth ARGS` in the background.
+    fn background(&self, args: &[&str]) -> Child {
+        berth_command(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Overlay mounts under this fixture's root.
+    fn mounts(&self) -> Vec<String> {
+        let root = self.root.display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&root))
+            .map(String::from)
+            .collect()
+    }
+
+    /// Container directories left in the store.
+    fn container_dirs(&self) -> usize {
+        std::fs::read_dir(self.root.join("containers"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let ids = common::berth(&self.root, &["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = common::berth(&self.root, &["rm", "-f", id]);
+        }
+    }
+}
+
+fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn go(gate: &Path) {
+    std::fs::write(gate.join("go"), "").unwrap();
+}
+
+fn finish(c: Child) -> (i32, String, String) {
+    let o = c.wait_with_output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn kill9(c: &mut Child) {
+    Command::new("kill")
+        .args(["-9", &c.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = c.wait();
+}
+
+/// `rm -f X` while X's monitor has locked it but not yet looked for a removal: the monitor
+/// gives up with docker's message, and `rm` removes the container. Found by issue 19 as
+/// "another monitor is starting it" / raw path errors / EBUSY from `rm`.
+#[test]
+fn rm_racing_a_starting_monitor_wins_with_a_clear_message() {
+    let f = Fixture::new();
+    let g = f.gate("g1");
+    let run = f.paused(
+        "monitor-locked",
+        &g,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "x",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    let rm = f.background(&["rm", "-f", "x"]);
+    // rm has marked it and waits for the monitor's lock.
+    std::thread::sleep(Duration::from_millis(300));
+    go(&g);
+    let (rc, _, err) = finish(run);
+    assert_eq!(rc, 125, "{err}");
+    assert!(
+        err.contains("container is marked for removal and cannot be started"),
+        "{err}"
+    );
+    let (rc, _, err) = finish(rm);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    assert_eq!(f.container_dirs(), 0);
+    assert_eq!(f.mounts(), Vec::<String>::new());
+    // The name is free again.
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "x",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+}
+
+/// `rm -f X` while `run` is still making X (recorded, root filesystem not yet prepared):
+/// `rm` waits for the container to be whole, then removes it, and `run` says why it could
+/// not start it (issue 19 saw raw `rootfs.json`/`resolv.conf` ENOENT and `rm` failing with
+/// EBUSY or ENOTEMPTY from this window).
+#[test]
+fn rm_racing_create_waits_for_the_container_to_be_whole() {
+    let f = Fixture::new();
+    let g = f.gate("g0");
+    let run = f.paused(
+        "create-recorded",
+        &g,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "w",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    let rm = f.background(&["rm", "-f", "w"]);
+    std::thread::sleep(Duration::from_millis(300));
+    go(&g);
+    let (rc, _, err) = finish(rm);
+    assert_eq!(rc, 0, "{err}");
+    let (rc, _, err) = finish(run);
+    assert_eq!(rc, 125, "{err}");
+    assert!(
+        err.contains("marked for removal") || err.to_lowercase().contains("no such container"),
+        "{err}"
+    );
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    assert_eq!(f.container_dirs(), 0);
+    assert_eq!(f.mounts(), Vec::<String>::new());
+}
+
+/// `rm -f X` while X's monitor is already past the removal check: the monitor starts it,
+/// `rm` kills it as soon as it runs and removes it; no error on either side.
+#[test]
+fn rm_racing_a_committed_monitor_kills_and_removes() {
+    let f = Fixture::new();
+    let g = f.gate("g2");
+    let run = f.paused(
+        "monitor-committed",
+        &g,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "y",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    let rm = f.background(&["rm", "-f", "y"]);
+    std::thread::sleep(Duration::from_millis(300));
+    go(&g);
+    let (rc, _, err) = finish(rm);
+    assert_eq!(rc, 0, "{err}");
+    let (rc, out, err) = finish(run);
+    assert!(rc == 0 || rc == 125, "{rc} {err}");
+    if rc == 0 {
+        assert_eq!(out.trim().len(), 64, "{out}");
+    }
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    assert_eq!(f.container_dirs(), 0);
+    assert_eq!(f.mounts(), Vec::<String>::new());
+}
+
+/// `rm -f` killed after the container's directory went but before its record did: the next
+/// command finishes the removal (found by issue 19 as a ghost in `ps -a` whose `start`
+/// rewrote its exit code to 127).
+#[test]
+fn an_interrupted_rm_is_finished_by_the_next_command() {
+    let f = Fixture::new();
+    f.ok(&[
+        "create",
+        "--name",
+        "z",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let g = f.gate("g3");
+    let mut rm = f.paused("destroy-dir-removed", &g, &["rm", "-f", "z"]);
+    kill9(&mut rm);
+    assert_eq!(f.ok(&["ps", "-aq"]), "", "a ghost in ps -a");
+    assert_eq!(f.container_dirs(), 0);
+    let (rc, _, err) = finish(f.background(&["start", "z"]));
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.to_lowercase().contains("no such container: z"), "{err}");
+    f.ok(&[
+        "create",
+        "--name",
+        "z",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+}
+
+/// `run --rm` killed after its `create`, before its monitor took over: the user's `--rm`
+/// is honoured by the next command (found by issue 19 as a `Created` container holding its
+/// name and its overlay mount). A `run -d` killed there leaves a created container, unmounted.
+#[test]
+fn a_run_killed_before_its_monitor_keeps_its_word() {
+    let f = Fixture::new();
+    let g = f.gate("g4");
+    let mut run = f.paused(
+        "start-begin",
+        &g,
+        &[
+            "run",
+            "--rm",
+            "--name",
+            "gone",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(!f.mounts().is_empty(), "run mounts the rootfs at create");
+    kill9(&mut run);
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    assert_eq!(f.mounts(), Vec::<String>::new());
+    assert_eq!(f.container_dirs(), 0);
+    f.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "gone",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+
+    let g = f.gate("g5");
+    let mut run = f.paused(
+        "start-begin",
+        &g,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "kept",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    kill9(&mut run);
+    assert_eq!(
+        f.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]),
+        "kept created\n"
+    );
+    assert_eq!(f.mounts(), Vec::<String>::new());
+    f.ok(&["start", "kept"]);
+    assert_eq!(
+        f.ok(&["ps", "--format", "{{.Names}} {{.State}}"]),
+        "kept running\n"
+    );
+}
+
+/// `volume rm V` racing `run -v V:/data`: removed after `run` made the volume but before its
+/// container was recorded, the volume is made again and the container runs with it (issue
+/// 19 saw a raw `…/_data: No such file or directory`); removed once the container is
+/// recorded, `volume rm` refuses (in use) and the container keeps its data.
+#[test]
+fn volume_rm_racing_run_never_pulls_the_volume_from_under_it() {
+    let f = Fixture::new();
+    let g = f.gate("g6");
+    let run = f.paused(
+        "create-volumes-made",
+        &g,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "v1:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi > /data/f && cat /data/f",
+        ],
+    );
+    f.ok(&["volume", "rm", "v1"]);
+    go(&g);
+    let (rc, out, err) = finish(run);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(out, "hi\n");
+    assert_eq!(f.ok(&["volume", "ls", "-q"]), "v1\n");
+
+    let g = f.gate("g7");
+    let run = f.paused(
+        "create-recorded",
+        &g,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "v1:/data",
+            "busybox",
+            "cat",
+            "/data/f",
+        ],
+    );
+    let (rc, _, err) = finish(f.background(&["volume", "rm", "v1"]));
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("volume is in use"), "{err}");
+    go(&g);
+    let (rc, out, err) = finish(run);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(out, "hi\n");
+    f.ok(&["volume", "rm", "v1"]);
+}
