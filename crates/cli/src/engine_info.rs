@@ -369,12 +369,18 @@ pub fn system_df(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
             }
         }
     }
-    let images_size: u64 = snap_size.values().sum();
+    // Content no image references (a killed pull, load or commit left it): reclaimable by
+    // `image prune`, so counted here as docker counts its dangling content.
+    let orphaned = store
+        .unreferenced_size()
+        .map_err(berth_engine::Error::from)?;
+    let images_size: u64 = snap_size.values().sum::<u64>() + orphaned;
     let images_reclaim: u64 = snap_size
         .iter()
         .filter(|(k, _)| !active_snaps.contains(*k))
         .map(|(_, v)| v)
-        .sum();
+        .sum::<u64>()
+        + orphaned;
     let active_images = images
         .iter()
         .filter(|i| used.contains(&i.id.to_string()))

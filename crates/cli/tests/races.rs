@@ -419,3 +419,47 @@ fn volume_rm_racing_run_never_pulls_the_volume_from_under_it() {
     assert_eq!(out, "hi\n");
     f.ok(&["volume", "rm", "v1"]);
 }
+
+/// A `load` killed after it stored its blobs, before any image record names them: `system df`
+/// counts them as reclaimable (issue 19 saw ~176 MB reported as 0 B), `image prune` frees
+/// them, and loading again works.
+#[test]
+fn a_killed_load_leaves_reclaimable_bytes_that_prune_frees() {
+    let f = Fixture::new();
+    let tar = f.dir.join("saved.tar");
+    f.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    f.ok(&["rmi", "busybox"]);
+    let images_row = |f: &Fixture| {
+        f.ok(&["system", "df", "--format", "{{.Type}} {{.Reclaimable}}"])
+            .lines()
+            .find(|l| l.starts_with("Images"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        images_row(&f).starts_with("Images 0B"),
+        "{}",
+        images_row(&f)
+    );
+    let g = f.gate("g8");
+    let mut load = f.paused(
+        "load-blobs-written",
+        &g,
+        &["load", "-i", tar.to_str().unwrap()],
+    );
+    kill9(&mut load);
+    let row = images_row(&f);
+    assert!(
+        !row.starts_with("Images 0B"),
+        "the killed load's blobs are not counted"
+    );
+    assert!(row.contains("(100%)"), "{row}");
+    f.ok(&["image", "prune", "-f"]);
+    assert!(
+        images_row(&f).starts_with("Images 0B"),
+        "{}",
+        images_row(&f)
+    );
+    f.ok(&["load", "-i", tar.to_str().unwrap()]);
+    f.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+}

@@ -221,6 +221,7 @@ fn load_in(
     written: &mut Vec<Digest>,
 ) -> Result<Vec<ImageRecord>> {
     let files = read_archive(t, input, written)?;
+    crate::sys::test_pause("load-blobs-written");
     let content = t.store().content().clone();
     let mut out = Vec::new();
     if files.has("manifest.json") {

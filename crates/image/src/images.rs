@@ -275,6 +275,31 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// Bytes of content no image references: blobs and snapshots left by a killed `pull`,
+    /// `load` or `commit` (collected by `image prune` and the next removal), so `system df`
+    /// can count them as reclaimable.
+    pub fn unreferenced_size(&self) -> Result<u64> {
+        let records = self.read_records()?;
+        let mut blobs = HashSet::new();
+        let mut chains = HashSet::new();
+        for r in records.images.values() {
+            blobs.extend(r.blobs.iter().cloned());
+            chains.extend(r.chain_ids.iter().cloned());
+        }
+        let mut total = 0;
+        for b in self.content.list_blobs()? {
+            if !blobs.contains(&b) {
+                total += self.content.blob_size(&b).unwrap_or(0);
+            }
+        }
+        for c in self.snapshots.list()? {
+            if !chains.contains(&c) {
+                total += self.snapshots.info(&c).map(|i| i.size).unwrap_or(0);
+            }
+        }
+        Ok(total)
+    }
+
     /// Every image, newest first.
     pub fn list(&self) -> Result<Vec<ImageRecord>> {
         let mut v: Vec<_> = self.read_records()?.images.into_values().collect();
