@@ -398,6 +398,28 @@ pub fn file_type(st: &libc::stat) -> libc::mode_t {
     st.st_mode & libc::S_IFMT
 }
 
+/// A pause point for the tests that make a race between two commands certain:
+/// with `BERTH_TEST_PAUSE=POINT:DIR`, reaching POINT creates `DIR/reached` and
+/// waits (30 s at most) for `DIR/go`. Nothing happens without the variable.
+pub fn test_pause(point: &str) {
+    let Some(v) = std::env::var_os("BERTH_TEST_PAUSE") else {
+        return;
+    };
+    let v = v.to_string_lossy().into_owned();
+    let Some((p, dir)) = v.split_once(':') else {
+        return;
+    };
+    if p != point {
+        return;
+    }
+    let dir = Path::new(dir);
+    let _ = std::fs::write(dir.join("reached"), point);
+    let t = std::time::Instant::now();
+    while !dir.join("go").exists() && t.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,27 +445,5 @@ mod tests {
         assert!(names.iter().any(|n| n == "user.a"));
         let st = lstatat(dir.as_fd(), OsStr::new("l")).unwrap();
         assert_eq!(file_type(&st), libc::S_IFLNK);
-    }
-}
-
-/// A pause point for the tests that make a race between two commands certain:
-/// with `BERTH_TEST_PAUSE=POINT:DIR`, reaching POINT creates `DIR/reached` and
-/// waits (30 s at most) for `DIR/go`. Nothing happens without the variable.
-pub fn test_pause(point: &str) {
-    let Some(v) = std::env::var_os("BERTH_TEST_PAUSE") else {
-        return;
-    };
-    let v = v.to_string_lossy().into_owned();
-    let Some((p, dir)) = v.split_once(':') else {
-        return;
-    };
-    if p != point {
-        return;
-    }
-    let dir = Path::new(dir);
-    let _ = std::fs::write(dir.join("reached"), point);
-    let t = std::time::Instant::now();
-    while !dir.join("go").exists() && t.elapsed() < std::time::Duration::from_secs(30) {
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
