@@ -63,6 +63,22 @@ if [ "${#missing[@]}" -gt 0 ]; then
     trap - EXIT
 fi
 
+# Docker's default seccomp profile, the reference of crates/engine/tests/seccomp_parity.rs:
+# moby 20.10's profiles/seccomp/default.json, from Debian's golang-github-docker-docker-dev
+# (downloaded and unpacked here, not installed: it would pull in dozens of Go packages).
+seccomp_ref=/var/cache/berth-test/docker-seccomp-default.json
+if [ ! -s "$seccomp_ref" ]; then
+    echo "test.sh: fetching Docker's default seccomp profile (golang-github-docker-docker-dev)"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq golang-github-docker-docker-dev 2>/dev/null \
+        || { apt-get update -qq && apt-get download -qq golang-github-docker-docker-dev; })
+    dpkg-deb -x "$tmp"/golang-github-docker-docker-dev_*.deb "$tmp/x"
+    mkdir -p "$(dirname "$seccomp_ref")"
+    cp "$tmp/x/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json" "$seccomp_ref"
+    rm -rf "$tmp"
+fi
+export BERTH_DOCKER_SECCOMP="$seccomp_ref"
+
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
