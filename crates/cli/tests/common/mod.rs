@@ -239,6 +239,18 @@ impl RootfsTar {
         self
     }
 
+    /// A symlink `name` → `target` (any target: hostile images point out of their root).
+    #[allow(dead_code)]
+    pub fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        self.b
+            .append_link(&mut h, name.trim_start_matches('/'), target)
+            .unwrap();
+        self
+    }
+
     /// Writes the tar to `path`.
     pub fn write(self, path: &Path) {
         std::fs::write(path, self.b.into_inner().unwrap()).unwrap();

@@ -45,6 +45,13 @@ pub fn build_exe_overwrite(dir: &Path) -> PathBuf {
     out
 }
 
+/// breakout_probe.c (the engine-level escape attempts) built into `dir`.
+pub fn build_breakout_probe(dir: &Path) -> PathBuf {
+    let out = dir.join("breakout_probe");
+    cc(&["-static", "-O2"], "breakout_probe.c", &out);
+    out
+}
+
 /// evil_preload.c (CVE-2019-5736's hostile library) built into `dir`.
 pub fn build_evil_preload(dir: &Path) -> PathBuf {
     let out = dir.join("evil.so");
