@@ -1960,3 +1960,149 @@ fn rmi_racing_create_never_leaves_a_container_without_its_image() {
     assert!(err.contains("racer:1"), "{err}");
     assert_eq!(f.ok(&["ps", "-aq"]), "", "a container was left behind");
 }
+
+/// dangling, driver) and `--format`.
+#[test]
+fn volumes_with_labels_options_filters_and_formats() {
+    let f = Fixture::new();
+    f.ok(&[
+        "volume",
+        "create",
+        "--label",
+        "k=v",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=2m,mode=0750",
+        "tv",
+    ]);
+    let host = f.dir.join("bindsrc");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("from-host"), "hello\n").unwrap();
+    let dev = format!("device={}", host.display());
+    f.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &dev,
+        "bv",
+    ]);
+    f.ok(&["volume", "create", "pv"]);
+    let v: Value = serde_json::from_str(&f.ok(&["volume", "inspect", "tv"])).unwrap();
+    assert_eq!(v[0]["Labels"]["k"], "v");
+    assert_eq!(v[0]["Options"]["type"], "tmpfs");
+    assert_eq!(v[0]["Options"]["o"], "size=2m,mode=0750");
+    // The tmpfs is what the container sees, with its options; the bind
+    // volume is the host directory, both ways.
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "tv:/t",
+        "-v",
+        "bv:/b",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /t ' /proc/mounts; cat /b/from-host; echo back > /b/from-container",
+    ]);
+    assert!(out.contains("tmpfs /t tmpfs"), "{out}");
+    assert!(out.contains("size=2048k"), "{out}");
+    assert!(out.contains("mode=750"), "{out}");
+    assert!(out.contains("hello"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(host.join("from-container")).unwrap(),
+        "back\n"
+    );
+    // Filters and formats.
+    let names = |args: &[&str]| {
+        let mut a = vec!["volume", "ls", "-q"];
+        a.extend_from_slice(args);
+        f.ok(&a)
+    };
+    assert_eq!(names(&[]), "bv\npv\ntv\n");
+    assert_eq!(names(&["--filter", "name=v"]), "bv\npv\ntv\n");
+    assert_eq!(names(&["--filter", "name=t"]), "tv\n");
+    assert_eq!(names(&["--filter", "label=k"]), "tv\n");
+    assert_eq!(names(&["--filter", "label=k=v"]), "tv\n");
+    assert_eq!(names(&["--filter", "label=k=w"]), "");
+    assert_eq!(names(&["--filter", "driver=local", "-f", "name=p"]), "pv\n");
+    f.ok(&["create", "--name", "user", "-v", "pv:/p", "busybox", "true"]);
+    assert_eq!(names(&["--filter", "dangling=true"]), "bv\ntv\n");
+    assert_eq!(names(&["--filter", "dangling=false"]), "pv\n");
+    f.fails(&["volume", "ls", "--filter", "colour=red"], 1);
+    assert_eq!(
+        f.ok(&[
+            "volume",
+            "ls",
+            "--format",
+            "{{.Driver}}/{{.Name}}",
+            "-f",
+            "name=tv"
+        ]),
+        "local/tv\n"
+    );
+    let j: Value =
+        serde_json::from_str(&f.ok(&["volume", "ls", "--format", "json", "-f", "name=tv"]))
+            .unwrap();
+    assert_eq!(j["Name"], "tv");
+    assert_eq!(j["Labels"], "k=v");
+    let table = f.ok(&["volume", "ls", "-f", "name=tv"]);
+    assert_eq!(table, "DRIVER    VOLUME NAME\nlocal     tv\n");
+    // What Berth cannot mount is refused at create.
+    let e = f.fails(&["volume", "create", "-o", "type=nfs", "nv"], 1);
+    assert!(e.contains("type=nfs is not supported"), "{e}");
+    let e = f.fails(&["volume", "create", "-o", "colour=red", "nv"], 1);
+    assert!(e.contains("invalid option key"), "{e}");
+    // rm unmounts the tmpfs and never touches a bind volume's directory.
+    f.ok(&["rm", "user"]);
+    f.ok(&["volume", "rm", "tv", "bv", "pv"]);
+    assert!(host.join("from-host").exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("/volumes/tv/"), "{mounts}");
+}
+
+/// user killed exited, where `always` starts it again.
+#[test]
+fn unless_stopped_is_not_restarted_after_a_kill() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "us",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "al",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    f.ok(&["kill", "us", "al"]);
+    f.wait_for("us", "exited");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(f.state("us"), "exited");
+    assert_eq!(f.ok(&["inspect", "-f", "{{.RestartCount}}", "us"]), "0\n");
+    f.wait_for("al", "running");
+    assert_eq!(f.ok(&["inspect", "-f", "{{.RestartCount}}", "al"]), "1\n");
+    // A start by the user clears it: a crash after that is restarted.
+    f.ok(&["start", "us"]);
+    f.wait_for("us", "running");
+    f.ok(&["rm", "-f", "us", "al"]);
+}

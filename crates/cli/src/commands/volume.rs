@@ -14,15 +14,15 @@ pub const COMMANDS: &[Command] = &[
         short: "Create a volume",
         flags: &[
             opt("driver", Some('d'), "string", "Specify volume driver name").default("\"local\""),
-            opt("label", None, "list", "Set metadata for a volume"),
+            opt("label", Some('l'), "list", "Set metadata for a volume"),
             opt("name", None, "string", "Specify volume name").hidden(),
+            opt("opt", Some('o'), "map", "Set driver specific options"),
         ],
         interspersed: true,
         missing: &[
             ("availability", None),
             ("group", None),
             ("limit-bytes", None),
-            ("opt", Some('o')),
             ("required-bytes", None),
             ("scope", None),
             ("secret", None),
