@@ -794,12 +794,18 @@ fn stream(
             dec.push(&buf[..n]);
             while let Ok(Some((kind, data))) = dec.next_frame() {
                 match kind {
-                    attach::STDOUT => {
-                        let _ = stdout.write_all(&data);
-                        let _ = stdout.flush();
-                    }
-                    attach::STDERR => {
-                        let _ = stderr.write_all(&data);
+                    attach::STDOUT | attach::STDERR => {
+                        let written = if kind == attach::STDOUT {
+                            stdout.write_all(&data).and_then(|()| stdout.flush())
+                        } else {
+                            stderr.write_all(&data)
+                        };
+                        // Our reader went away (`attach … | head`): we are
+                        // done, quietly; the container goes on.
+                        if written.is_err_and(|x| x.kind() == io::ErrorKind::BrokenPipe) {
+                            restore(&saved);
+                            return Ok(0);
+                        }
                     }
                     attach::EXITED => {
                         code = String::from_utf8_lossy(&data).parse().ok();
@@ -935,12 +941,24 @@ fn status_text(r: &ContainerRow) -> String {
     }
 }
 
+/// docker's COMMAND of a container: the program, then its arguments,
+/// those with a space in single quotes (the daemon's list).
 fn command_of(e: &Engine, r: &ContainerRow) -> String {
-    row_spec(e, r)
+    let args = row_spec(e, r)
         .and_then(|s| s.process().clone())
         .and_then(|p| p.args().clone())
-        .map(|a| a.join(" "))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let mut words = args.iter();
+    let mut s = words.next().cloned().unwrap_or_default();
+    for a in words {
+        s.push(' ');
+        if a.contains(' ') {
+            s.push_str(&format!("'{a}'"));
+        } else {
+            s.push_str(a);
+        }
+    }
+    s
 }
 
 fn ellipsis(s: &str, n: usize) -> String {
@@ -1075,7 +1093,7 @@ pub fn ps(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
             json!({
                 "ID": if no_trunc { r.id.clone() } else { r.id[..12].to_string() },
                 "Image": r.image,
-                "Command": format!("\"{cmd}\""),
+                "Command": fmt::go_quote(&cmd),
                 "CreatedAt": fmt::go_time(created),
                 "RunningFor": fmt::human_ago(Some(&r.created_at), now_secs()),
                 "Ports": crate::networks::ports_text(e, r),
@@ -1173,19 +1191,20 @@ fn record_time(t: &str) -> f64 {
     secs + frac
 }
 
-fn print_record(rec: &logs::Record, ts: bool) {
+/// One log record to our stdout or stderr. A reader that went away
+/// (`logs -f | head`) is an error, which ends `logs` quietly.
+fn print_record(rec: &logs::Record, ts: bool) -> io::Result<()> {
     let line = if ts {
         format!("{} {}", rec.time, rec.log)
     } else {
         rec.log.clone()
     };
     if rec.stream == "stderr" {
-        let mut e = io::stderr().lock();
-        let _ = e.write_all(line.as_bytes());
+        io::stderr().lock().write_all(line.as_bytes())
     } else {
         let mut o = io::stdout().lock();
-        let _ = o.write_all(line.as_bytes());
-        let _ = o.flush();
+        o.write_all(line.as_bytes())?;
+        o.flush()
     }
 }
 
@@ -1216,7 +1235,7 @@ pub fn logs(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
         recs.drain(..skip);
     }
     for r in &recs {
-        print_record(r, ts);
+        print_record(r, ts)?;
     }
     if !p.bool("follow") {
         return Ok(());
@@ -1241,7 +1260,7 @@ pub fn logs(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
             if let Some(end) = data.iter().rposition(|&b| b == b'\n') {
                 let (recs, _) = logs::read_records(&data[..=end]);
                 for r in recs.iter().filter(|r| keep(r)) {
-                    print_record(r, ts);
+                    print_record(r, ts)?;
                 }
                 offset += end as u64 + 1;
             }
@@ -1254,6 +1273,27 @@ pub fn logs(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
 }
 
 // ---- inspect --------------------------------------------------------
+
+/// docker's `Config.Env`: the image's variables with `-e` replacing or
+/// adding to them (a bare `-e KEY` of an unset variable removes KEY). The
+/// process's own (HOSTNAME, HOME, TERM) are not part of it.
+fn config_env(image: &[String], user: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let mut env: Vec<String> = image.to_vec();
+    for u in user {
+        let k = key(u);
+        let at = env.iter().position(|e| key(e) == k);
+        match (u.contains('='), at) {
+            (true, Some(i)) => env[i] = u.clone(),
+            (true, None) => env.push(u.clone()),
+            (false, Some(i)) => {
+                env.remove(i);
+            }
+            (false, None) => {}
+        }
+    }
+    env
+}
 
 pub fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
     let cfg = row_config(r);
@@ -1300,6 +1340,44 @@ pub fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
         .as_ref()
         .map(|_| cfg.user.clone().unwrap_or_default())
         .unwrap_or_default();
+    let store = e.images().ok();
+    let image = store.as_ref().and_then(|s| s.get(&r.image_id).ok());
+    let image_env: Vec<String> = store
+        .as_ref()
+        .zip(image.as_ref())
+        .and_then(|(s, i)| berth_image::archive::config_json(s, i).ok())
+        .and_then(|c| serde_json::from_value(c["config"]["Env"].clone()).ok())
+        .unwrap_or_default();
+    let (policy, retries) = match config::parse_restart(&cfg.restart) {
+        Ok(config::RestartPolicy::OnFailure(n)) => ("on-failure", n.unwrap_or(0)),
+        Ok(config::RestartPolicy::Always) => ("always", 0),
+        Ok(config::RestartPolicy::UnlessStopped) => ("unless-stopped", 0),
+        _ => ("no", 0),
+    };
+    // docker's overlay2 paths: the container's layers over the image's,
+    // top first.
+    let graph = if dir.join("upper").exists() {
+        let lower: Vec<String> = store
+            .as_ref()
+            .zip(image.as_ref())
+            .map(|(s, i)| {
+                i.chain_ids
+                    .iter()
+                    .rev()
+                    .map(|c| s.snapshots().fs_path(c).display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({"Name": "overlay2", "Data": {
+            "LowerDir": lower.join(":"),
+            "MergedDir": dir.join("rootfs"),
+            "UpperDir": dir.join("upper"),
+            "WorkDir": dir.join("work"),
+        }})
+    } else {
+        json!({"Name": "overlay2", "Data": {"MergedDir": dir.join("rootfs")}})
+    };
+    let memory = cfg.memory.unwrap_or(0);
     json!({
         "Id": r.id,
         "Created": r.created_at,
@@ -1344,7 +1422,22 @@ pub fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
             "CapDrop": cfg.cap_drop,
             "ExtraHosts": cfg.add_hosts,
             "SecurityOpt": if cfg.no_new_privileges { json!(["no-new-privileges"]) } else { Value::Null },
-            "Memory": cfg.memory.unwrap_or(0),
+            "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
+            "Memory": memory,
+            // The spec's swap limit: twice the memory (docker's default).
+            "MemorySwap": memory * 2,
+            "MemoryReservation": 0,
+            "MemorySwappiness": Value::Null,
+            "KernelMemory": 0,
+            "OomKillDisable": false,
+            "CpuPeriod": 0,
+            "CpuQuota": 0,
+            "CpusetCpus": "",
+            "CpusetMems": "",
+            "BlkioWeight": 0,
+            "ShmSize": 67108864,
+            "Init": cfg.init,
+            "GroupAdd": cfg.group_add,
             "NanoCpus": cfg.nano_cpus.unwrap_or(0),
             "CpuShares": cfg.cpu_shares.unwrap_or(0),
             "PidsLimit": cfg.pids_limit,
@@ -1356,6 +1449,7 @@ pub fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
             "Binds": cfg.mounts.iter().filter(|m| m.kind != "tmpfs" && !m.anonymous).map(|m| format!("{}:{}{}", m.source, m.target, if m.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
             "Tmpfs": cfg.mounts.iter().filter(|m| m.kind == "tmpfs").map(|m| (m.target.clone(), Value::String(m.options.join(",")))).collect::<serde_json::Map<_, _>>(),
         },
+        "GraphDriver": graph,
         "Mounts": mounts,
         "Config": {
             "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()).unwrap_or_default(),
@@ -1367,7 +1461,7 @@ pub fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
             "Tty": cfg.tty,
             "OpenStdin": cfg.open_stdin,
             "StdinOnce": cfg.open_stdin,
-            "Env": process.as_ref().and_then(|p| p.env().clone()).unwrap_or_default(),
+            "Env": config_env(&image_env, &cfg.env),
             "Cmd": if cfg.cmd.is_empty() { Value::Null } else { json!(cfg.cmd) },
             "Image": r.image,
             "WorkingDir": process.as_ref().map(|p| p.cwd().display().to_string()).unwrap_or_default(),
@@ -1387,6 +1481,17 @@ pub fn inspect(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_env_merges_as_docker() {
+        let image = [
+            "PATH=/bin".to_string(),
+            "A=1".to_string(),
+            "B=2".to_string(),
+        ];
+        let user = ["A=x".to_string(), "C=3".to_string(), "B".to_string()];
+        assert_eq!(config_env(&image, &user), ["PATH=/bin", "A=x", "C=3"]);
+    }
 
     #[test]
     fn detach_key_specs() {

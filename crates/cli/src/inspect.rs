@@ -28,10 +28,25 @@ pub enum Object {
 const KINDS: &[&str] = &["container", "image", "volume", "network"];
 
 /// The object `name` of `kind`; Ok(Err(why)) when there is none.
-fn lookup(e: &mut Engine, kind: &str, name: &str) -> R<Result<Object, String>> {
+fn lookup(e: &mut Engine, kind: &str, name: &str, size: bool) -> R<Result<Object, String>> {
     Ok(match kind {
         "container" => match e.get(name) {
-            Ok(r) => Ok(Object::Value(crate::containers::inspect_json(e, &r))),
+            Ok(r) => {
+                let mut v = crate::containers::inspect_json(e, &r);
+                if size {
+                    // docker's -s: what the container wrote, and that
+                    // with its image.
+                    let rw = e.container_size(&r.id);
+                    let image = e
+                        .images()
+                        .ok()
+                        .and_then(|s| s.get(&r.image_id).ok())
+                        .map_or(0, |i| i.size);
+                    v["SizeRw"] = rw.into();
+                    v["SizeRootFs"] = (rw + image).into();
+                }
+                Ok(Object::Value(v))
+            }
             Err(x @ berth_engine::Error::NoSuchContainer(_)) => Err(x.to_string()),
             Err(x) => return Err(x.into()),
         },
@@ -70,7 +85,7 @@ pub fn inspect(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
             let mut errors = Vec::new();
             'names: for name in &p.args {
                 for k in KINDS {
-                    if let Ok(o) = lookup(e, k, name)? {
+                    if let Ok(o) = lookup(e, k, name, p.bool("size"))? {
                         found.push(o);
                         continue 'names;
                     }
@@ -90,7 +105,7 @@ pub fn typed(e: &mut Engine, p: &Parsed, out: &mut dyn Write, kind: &str) -> R {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for name in &p.args {
-        match lookup(e, kind, name)? {
+        match lookup(e, kind, name, p.bool("size"))? {
             Ok(o) => found.push(o),
             Err(why) => errors.push(why),
         }

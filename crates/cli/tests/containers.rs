@@ -258,7 +258,8 @@ fn detached_logs_survive_the_cli_and_ps_inspect_show_it() {
         row.starts_with(&id[..12]) && row.contains("Exited (0)") && row.ends_with("ticker"),
         "{row}"
     );
-    assert!(row.contains("\"sh -c for i in 1 2 …\""), "{row}");
+    // docker 28: arguments with a space in single quotes, cut at 20.
+    assert!(row.contains("\"sh -c 'for i in 1 2…\""), "{row}");
     assert_eq!(f.ok(&["ps", "-aq", "--no-trunc"]).trim(), id);
     assert_eq!(
         f.ok(&[
@@ -1961,6 +1962,134 @@ fn rmi_racing_create_never_leaves_a_container_without_its_image() {
     assert_eq!(f.ok(&["ps", "-aq"]), "", "a container was left behind");
 }
 
+/// docker 28 (`docker inspect c img vol nosuch`): every name is looked up as
+/// a container, an image, a volume, a network; what exists is printed, each
+/// missing name is reported as "No such object", and the status is 1.
+#[test]
+fn inspect_mixes_object_kinds_and_names_the_missing() {
+    let f = Fixture::new();
+    let id = f
+        .ok(&["create", "--name", "mixc", "busybox", "true"])
+        .trim()
+        .to_string();
+    f.ok(&["volume", "create", "mixv"]);
+    f.ok(&["network", "create", "mixn"]);
+    let o = berth(
+        &f.root,
+        &["inspect", "mixc", "busybox", "nosuchthing", "mixv", "mixn"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = v.as_array().unwrap();
+    assert_eq!(v.len(), 4, "{v:?}");
+    assert_eq!(v[0]["Id"], id);
+    assert!(v[1]["RepoTags"][0] == "busybox:latest", "{:?}", v[1]);
+    assert_eq!(v[2]["Name"], "mixv");
+    assert_eq!(v[2]["Driver"], "local");
+    assert_eq!(v[3]["Name"], "mixn");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err, "Error: No such object: nosuchthing\n");
+    // --format applies to each object found.
+    let o = berth(
+        &f.root,
+        &["inspect", "-f", "{{.Name}}", "mixv", "gone", "mixn"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "mixv\nmixn\n");
+    // --type narrows the lookup.
+    let e = f.fails(&["inspect", "--type", "volume", "mixc"], 1);
+    assert!(e.contains("mixc"), "{e}");
+    f.ok(&["inspect", "--type", "container", "mixc"]);
+    f.ok(&["rm", "mixc"]);
+    f.ok(&["volume", "rm", "mixv"]);
+    f.ok(&["network", "rm", "mixn"]);
+}
+
+/// docker 28 `ps`: COMMAND is the program and its arguments, those with a
+/// space in single quotes, cut at 20 characters with "…", then Go-quoted.
+#[test]
+fn ps_command_is_quoted_and_truncated_as_docker() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "q1",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 100",
+    ]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "q2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo \"hi\"; sleep 100",
+    ]);
+    let full = f.ok(&["ps", "--no-trunc", "--format", "{{.Names}} {{.Command}}"]);
+    assert!(full.contains("q1 \"sh -c 'sleep 100'\"\n"), "{full}");
+    assert!(
+        full.contains("q2 \"sh -c 'echo \\\"hi\\\"; sleep 100'\"\n"),
+        "{full}"
+    );
+    let cut = f.ok(&["ps", "--format", "{{.Names}} {{.Command}}"]);
+    assert!(cut.contains("q1 \"sh -c 'sleep 100'\"\n"), "{cut}");
+    assert!(cut.contains("q2 \"sh -c 'echo \\\"hi\\\"; s…\"\n"), "{cut}");
+    let table = f.ok(&["ps"]);
+    assert!(table.contains("\"sh -c 'sleep 100'\""), "{table}");
+    f.ok(&["rm", "-f", "q1", "q2"]);
+}
+
+/// docker 28's `{{.Label "key"}}` in `ps`, `volume ls` and `network ls`
+/// formats (docker's image list rows have no Label method).
+#[test]
+fn label_method_in_list_formats() {
+    let f = Fixture::new();
+    f.ok(&[
+        "create",
+        "--name",
+        "lab",
+        "-l",
+        "app=web",
+        "-l",
+        "tier=front",
+        "busybox",
+        "true",
+    ]);
+    f.ok(&["create", "--name", "nolab", "busybox", "true"]);
+    let ps = f.ok(&["ps", "-a", "--format", "{{.Names}}:{{.Label \"app\"}}"]);
+    let mut lines: Vec<&str> = ps.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["lab:web", "nolab:"]);
+    f.ok(&["volume", "create", "--label", "tier=db", "labv"]);
+    assert_eq!(
+        f.ok(&["volume", "ls", "--format", "{{.Name}} {{.Label \"tier\"}}"]),
+        "labv db\n"
+    );
+    f.ok(&["network", "create", "--label", "zone=a", "labn"]);
+    assert_eq!(
+        f.ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "name=labn",
+            "--format",
+            "{{.Name}} {{.Label \"zone\"}}"
+        ]),
+        "labn a\n"
+    );
+    f.ok(&["rm", "lab", "nolab"]);
+    f.ok(&["volume", "rm", "labv"]);
+    f.ok(&["network", "rm", "labn"]);
+}
+
+/// docker 28 `volume create --label` and the local driver's `-o` options:
+/// a tmpfs volume (`type=tmpfs,device=tmpfs,o=size=…`) and a bind volume
+/// (`type=none,o=bind,device=/path`); `volume ls --filter` (name, label,
 /// dangling, driver) and `--format`.
 #[test]
 fn volumes_with_labels_options_filters_and_formats() {
@@ -2068,6 +2197,54 @@ fn volumes_with_labels_options_filters_and_formats() {
     assert!(!mounts.contains("/volumes/tv/"), "{mounts}");
 }
 
+/// docker 28 `inspect` fields scripts read: HostConfig.RestartPolicy, the
+/// memory fields (MemorySwap is twice the memory, the swap limit the
+/// container gets), GraphDriver, SizeRw/SizeRootFs with `-s`, and a
+/// Config.Env of only the image's variables and `-e`.
+#[test]
+fn inspect_has_the_fields_scripts_read() {
+    let f = Fixture::new();
+    f.ok(&[
+        "create",
+        "--name",
+        "fields",
+        "-m",
+        "64m",
+        "--restart",
+        "on-failure:3",
+        "-e",
+        "FOO=1",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /written",
+    ]);
+    let v = f.inspect("fields");
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 3);
+    assert_eq!(v["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(v["HostConfig"]["MemorySwap"], 128 << 20);
+    assert_eq!(v["HostConfig"]["CpuQuota"], 0);
+    assert_eq!(v["HostConfig"]["ShmSize"], 64 << 20);
+    assert_eq!(v["GraphDriver"]["Name"], "overlay2");
+    let merged = v["GraphDriver"]["Data"]["MergedDir"].as_str().unwrap();
+    assert!(merged.ends_with("/rootfs"), "{merged}");
+    // The process gets HOSTNAME, HOME and TERM; Config.Env does not list them.
+    assert_eq!(v["Config"]["Env"], serde_json::json!(["FOO=1"]));
+    assert!(v.get("SizeRw").is_none());
+    f.ok(&["start", "-a", "fields"]);
+    let v: Value = serde_json::from_str(&f.ok(&["inspect", "-s", "fields"])).unwrap();
+    assert!(v[0]["SizeRw"].as_u64().unwrap() > 0, "{:?}", v[0]["SizeRw"]);
+    assert!(v[0]["SizeRootFs"].as_u64().unwrap() > v[0]["SizeRw"].as_u64().unwrap());
+    let plain = f.inspect(&{ f.ok(&["create", "busybox", "true"]).trim().to_string() });
+    assert_eq!(plain["HostConfig"]["RestartPolicy"]["Name"], "no");
+    assert_eq!(plain["HostConfig"]["MemorySwap"], 0);
+    let id = plain["Id"].as_str().unwrap().to_string();
+    f.ok(&["rm", "fields", &id]);
+}
+
+/// docker 20.10's restart manager: `unless-stopped` leaves a container the
 /// user killed exited, where `always` starts it again.
 #[test]
 fn unless_stopped_is_not_restarted_after_a_kill() {
@@ -2105,4 +2282,61 @@ fn unless_stopped_is_not_restarted_after_a_kill() {
     f.ok(&["start", "us"]);
     f.wait_for("us", "running");
     f.ok(&["rm", "-f", "us", "al"]);
+}
+
+/// A reader that went away ends berth quietly, as docker's SIGPIPE does
+/// (`berth info | head -1`, `berth logs -f c | head`, `berth attach c |
+/// head`): the reader is closed before berth writes.
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.05; done",
+    ]);
+    for args in [
+        &["info"][..],
+        &["logs", "-f", "talker"],
+        &["attach", "talker"],
+        &["ps", "-a"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = berth_command(&f.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t.elapsed() > Duration::from_secs(15) {
+                let _ = child.kill();
+                panic!("berth {args:?} still writing to a closed pipe");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(status.success(), "{args:?}: {status:?} {err}");
+        assert_eq!(err, "", "{args:?}");
+    }
+    assert_eq!(f.state("talker"), "running");
+    f.ok(&["rm", "-f", "talker"]);
 }
