@@ -94,7 +94,9 @@ pub fn command(c: &Command, name: &str, out: &mut dyn Write) -> io::Result<()> {
         let names: Vec<String> = c.names().map(|n| format!("berth {n}")).collect();
         s.push_str(&format!("\nAliases:\n  {}\n", names.join(", ")));
     }
-    let shown: Vec<Flag> = c.flags.iter().filter(|f| !f.hidden).copied().collect();
+    let mut shown: Vec<Flag> = c.flags.iter().filter(|f| !f.hidden).copied().collect();
+    // pflag lists flags sorted by name.
+    shown.sort_by_key(|f| f.long);
     if !shown.is_empty() {
         s.push_str("\nOptions:\n");
         s.push_str(&options(&shown));

@@ -1,8 +1,8 @@
 //! The command table's entries for docker's image commands (`cli/command/image`), and `image pull`/`image push` over the registry client.
 //! Flag help and usage lines are docker 28's, for the flags Berth has.
 
-use super::Command;
 use super::Handler::*;
+use super::{Command, FILTER, FORMAT_INSPECT, FORMAT_TABLE, PRUNE_FILTER, PRUNE_FORCE};
 use crate::args::{opt, switch};
 use crate::{images, registry};
 
@@ -54,12 +54,7 @@ pub const COMMANDS: &[Command] = &[
         usage: "[OPTIONS] IMAGE",
         short: "Show the history of an image",
         flags: &[
-            opt(
-                "format",
-                None,
-                "string",
-                "Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template",
-            ),
+            FORMAT_TABLE,
             switch(
                 "human",
                 Some('H'),
@@ -107,12 +102,7 @@ pub const COMMANDS: &[Command] = &[
         aliases: &[],
         usage: "[OPTIONS] IMAGE [IMAGE...]",
         short: "Display detailed information on one or more images",
-        flags: &[opt(
-            "format",
-            Some('f'),
-            "string",
-            "Format output using a custom template: 'json': Print in JSON format 'TEMPLATE': Print output using the given Go template. Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates",
-        )],
+        flags: &[FORMAT_INSPECT],
         interspersed: true,
         missing: &[("platform", None)],
         run: Store(images::inspect),
@@ -149,18 +139,8 @@ pub const COMMANDS: &[Command] = &[
         flags: &[
             switch("all", Some('a'), "Show all images").default("hides intermediate images"),
             switch("digests", None, "Show digests"),
-            opt(
-                "filter",
-                Some('f'),
-                "filter",
-                "Filter output based on conditions provided",
-            ),
-            opt(
-                "format",
-                None,
-                "string",
-                "Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template",
-            ),
+            FILTER,
+            FORMAT_TABLE,
             switch("no-trunc", None, "Don't truncate output"),
             switch("quiet", Some('q'), "Only show image IDs"),
         ],
@@ -179,13 +159,8 @@ pub const COMMANDS: &[Command] = &[
                 Some('a'),
                 "Remove all unused images, not just dangling ones",
             ),
-            opt(
-                "filter",
-                None,
-                "filter",
-                "Provide filter values (e.g. \"until=<timestamp>\")",
-            ),
-            switch("force", Some('f'), "Do not prompt for confirmation"),
+            PRUNE_FILTER,
+            PRUNE_FORCE,
         ],
         interspersed: true,
         missing: &[],

@@ -143,6 +143,57 @@ pub fn all() -> impl Iterator<Item = &'static Command> {
     .flatten()
 }
 
+/// `a` then `b` as one array: flag lists that commands share.
+pub const fn join<const N: usize>(a: &[Flag], b: &[Flag]) -> [Flag; N] {
+    assert!(a.len() + b.len() == N);
+    let mut out = [switch("", None, ""); N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - a.len()];
+        i += 1;
+    }
+    out
+}
+
+/// Output format of the list commands (`ps`, `images`, `volume ls`, …).
+pub const FORMAT_TABLE: Flag = opt(
+    "format",
+    None,
+    "string",
+    "Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template",
+);
+
+/// Output format of the inspect commands.
+pub const FORMAT_INSPECT: Flag = opt(
+    "format",
+    Some('f'),
+    "string",
+    "Format output using a custom template: 'json' (one object a line) or a Go template",
+);
+
+/// The list commands' `--filter`.
+pub const FILTER: Flag = opt(
+    "filter",
+    Some('f'),
+    "filter",
+    "Filter output based on conditions provided",
+);
+
+/// The prune commands' `--filter`.
+pub const PRUNE_FILTER: Flag = opt(
+    "filter",
+    None,
+    "filter",
+    "Provide filter values (e.g. \"until=<timestamp>\")",
+);
+
+/// The prune commands' `--force`.
+pub const PRUNE_FORCE: Flag = switch("force", Some('f'), "Do not prompt for confirmation");
+
 /// The flags before the command.
 pub const GLOBAL: &[Flag] = &[
     opt(

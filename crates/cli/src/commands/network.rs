@@ -1,8 +1,8 @@
 //! The command table's entries for docker's network commands (`cli/command/network`).
 //! Flag help and usage lines are docker 28's, for the flags Berth has.
 
-use super::Command;
 use super::Handler::*;
+use super::{Command, FORMAT_INSPECT, FORMAT_TABLE, PRUNE_FILTER, PRUNE_FORCE};
 use crate::args::{opt, switch};
 use crate::networks;
 
@@ -111,12 +111,7 @@ pub const COMMANDS: &[Command] = &[
         usage: "[OPTIONS] NETWORK [NETWORK...]",
         short: "Display detailed information on one or more networks",
         flags: &[
-            opt(
-                "format",
-                Some('f'),
-                "string",
-                "Format output using a custom template: 'json': Print in JSON format 'TEMPLATE': Print output using the given Go template. Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates",
-            ),
+            FORMAT_INSPECT,
             switch("verbose", Some('v'), "Verbose output for diagnostics"),
         ],
         interspersed: true,
@@ -135,12 +130,7 @@ pub const COMMANDS: &[Command] = &[
                 "filter",
                 "Provide filter values (e.g. \"driver=bridge\")",
             ),
-            opt(
-                "format",
-                None,
-                "string",
-                "Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template",
-            ),
+            FORMAT_TABLE,
             switch("no-trunc", None, "Do not truncate the output"),
             switch("quiet", Some('q'), "Only display network IDs"),
         ],
@@ -153,15 +143,7 @@ pub const COMMANDS: &[Command] = &[
         aliases: &[],
         usage: "[OPTIONS]",
         short: "Remove all unused networks",
-        flags: &[
-            opt(
-                "filter",
-                None,
-                "filter",
-                "Provide filter values (e.g. \"until=<timestamp>\")",
-            ),
-            switch("force", Some('f'), "Do not prompt for confirmation"),
-        ],
+        flags: &[PRUNE_FILTER, PRUNE_FORCE],
         interspersed: true,
         missing: &[],
         run: Engine(networks::prune),

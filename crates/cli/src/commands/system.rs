@@ -1,8 +1,8 @@
 //! The command table's entries for docker's system commands and the top-level ones that belong to no object (`inspect`, `version`, `login`, `logout`).
 //! Flag help and usage lines are docker 28's, for the flags Berth has.
 
-use super::Command;
 use super::Handler::*;
+use super::{Command, FORMAT_INSPECT, FORMAT_TABLE};
 use crate::args::Parsed;
 use crate::args::{opt, switch};
 use crate::containers::Failure;
@@ -15,12 +15,7 @@ pub const COMMANDS: &[Command] = &[
         usage: "[OPTIONS]",
         short: "Show berth disk usage",
         flags: &[
-            opt(
-                "format",
-                None,
-                "string",
-                "Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template",
-            ),
+            FORMAT_TABLE,
             switch(
                 "verbose",
                 Some('v'),
@@ -77,12 +72,7 @@ pub const COMMANDS: &[Command] = &[
         usage: "[OPTIONS] NAME|ID [NAME|ID...]",
         short: "Return low-level information on Berth objects",
         flags: &[
-            opt(
-                "format",
-                Some('f'),
-                "string",
-                "Format output using a custom template: 'json': Print in JSON format 'TEMPLATE': Print output using the given Go template. Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates",
-            ),
+            FORMAT_INSPECT,
             switch(
                 "size",
                 Some('s'),

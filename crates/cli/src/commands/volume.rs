@@ -1,8 +1,8 @@
 //! The command table's entries for docker's volume commands (`cli/command/volume`).
 //! Flag help and usage lines are docker 28's, for the flags Berth has.
 
-use super::Command;
 use super::Handler::*;
+use super::{Command, FORMAT_INSPECT, FORMAT_TABLE, PRUNE_FORCE};
 use crate::args::{opt, switch};
 use crate::volumes;
 
@@ -38,12 +38,7 @@ pub const COMMANDS: &[Command] = &[
         aliases: &[],
         usage: "[OPTIONS] VOLUME [VOLUME...]",
         short: "Display detailed information on one or more volumes",
-        flags: &[opt(
-            "format",
-            Some('f'),
-            "string",
-            "Format output using a custom template: 'json': Print in JSON format 'TEMPLATE': Print output using the given Go template. Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates",
-        )],
+        flags: &[FORMAT_INSPECT],
         interspersed: true,
         missing: &[],
         run: Engine(volumes::inspect),
@@ -60,12 +55,7 @@ pub const COMMANDS: &[Command] = &[
                 "filter",
                 "Provide filter values (e.g. \"dangling=true\")",
             ),
-            opt(
-                "format",
-                None,
-                "string",
-                "Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template",
-            ),
+            FORMAT_TABLE,
             switch("quiet", Some('q'), "Only display volume names"),
         ],
         interspersed: true,
@@ -89,7 +79,7 @@ pub const COMMANDS: &[Command] = &[
                 "filter",
                 "Provide filter values (e.g. \"label=<label>\")",
             ),
-            switch("force", Some('f'), "Do not prompt for confirmation"),
+            PRUNE_FORCE,
         ],
         interspersed: true,
         missing: &[],
