@@ -288,7 +288,8 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     }
     let bad = |e: EngineError| engine125(e);
     for v in p.all("volume") {
-        c.mounts.push(config::parse_volume_flag(v).map_err(bad)?);
+        c.mounts
+            .push(config::parse_volume_flag(&absolute_bind(v)?).map_err(bad)?);
     }
     for m in p.all("mount") {
         c.mounts.push(config::parse_mount_flag(m).map_err(bad)?);
@@ -368,6 +369,25 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         return fail(125, "Conflicting options: --restart and --rm");
     }
     Ok(c)
+}
+
+/// docker 23+'s `-v ./rel:/x` (a source starting with `.`): the host path
+/// made absolute against our working directory, `.` and `..` resolved.
+fn absolute_bind(v: &str) -> R<String> {
+    let Some((src, rest)) = v.split_once(':').filter(|(s, _)| s.starts_with('.')) else {
+        return Ok(v.to_string());
+    };
+    let mut abs = std::env::current_dir()?;
+    for part in std::path::Path::new(src).components() {
+        match part {
+            std::path::Component::ParentDir => {
+                abs.pop();
+            }
+            std::path::Component::Normal(n) => abs.push(n),
+            _ => {}
+        }
+    }
+    Ok(format!("{}:{rest}", abs.display()))
 }
 
 /// `-e KEY=VALUE` as is; `-e KEY` takes KEY from our environment (or
@@ -1481,6 +1501,19 @@ pub fn inspect(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_binds_become_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        let up = cwd.parent().unwrap_or(&cwd).display().to_string();
+        assert_eq!(
+            absolute_bind("./:/x").ok(),
+            Some(format!("{}:/x", cwd.display()))
+        );
+        assert_eq!(absolute_bind("../:/x:ro").ok(), Some(format!("{up}:/x:ro")));
+        assert_eq!(absolute_bind("vol:/x").ok(), Some("vol:/x".into()));
+        assert_eq!(absolute_bind("/abs:/x").ok(), Some("/abs:/x".into()));
+    }
 
     #[test]
     fn config_env_merges_as_docker() {

@@ -507,13 +507,14 @@ fn volumes_binds_and_tmpfs() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(!host.join("x").exists());
-    // A bind of a missing path is refused.
+    // A --mount bind of a missing path is refused (a -v one is created, as
+    // docker 23+ does: dash_v_takes_relative_paths_and_creates_missing_dirs).
     let e = f.fails(
         &[
             "run",
             "--rm",
-            "-v",
-            "/nonexistent/berth:/mnt",
+            "--mount",
+            "type=bind,source=/nonexistent/berth,target=/mnt",
             "busybox",
             "true",
         ],
@@ -2339,4 +2340,40 @@ fn a_closed_pipe_ends_output_quietly() {
     }
     assert_eq!(f.state("talker"), "running");
     f.ok(&["rm", "-f", "talker"]);
+}
+
+/// docker 23+ (CLI 28 on dockerd 20.10 resolves `./` in the CLI): `-v` takes a
+/// relative host path, and a missing `-v` host directory is created, while
+/// `--mount` keeps refusing a missing source.
+#[test]
+fn dash_v_takes_relative_paths_and_creates_missing_dirs() {
+    let f = Fixture::new();
+    let work = f.dir.join("work");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    std::fs::write(work.join("sub/hello"), "from the host\n").unwrap();
+    let o = berth_command(&f.root)
+        .current_dir(&work)
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            "./sub:/x:ro",
+            "busybox",
+            "cat",
+            "/x/hello",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from the host\n");
+    let missing = f.dir.join("not/there/yet");
+    let v = format!("{}:/m", missing.display());
+    f.ok(&["run", "--rm", "-v", &v, "busybox", "touch", "/m/made"]);
+    assert!(missing.join("made").exists());
+    let gone = f.dir.join("still-missing");
+    let m = format!("type=bind,source={},target=/m", gone.display());
+    let e = f.fails(&["run", "--rm", "--mount", &m, "busybox", "true"], 125);
+    assert!(e.contains("does not exist"), "{e}");
+    assert!(!gone.exists());
 }
