@@ -3,33 +3,32 @@
 //! command's flags).
 
 use std::io::Write;
-use std::process::ExitCode;
 
-use super::{Command, OBJECTS, all, written};
+use super::{Command, OBJECTS, all};
+use crate::args::{Parsed, Usage};
+use crate::containers::Failure;
 
-pub fn run(args: &[String], out: &mut dyn Write) -> ExitCode {
-    let script = match args.first().map(String::as_str) {
-        Some("bash") => bash(),
-        Some("zsh") => zsh(),
-        Some("fish") => fish(),
-        Some("--help" | "-h") | None => {
-            return written(out.write_all(
-                b"Usage:  berth completion bash|zsh|fish\n\n\
-                  Generate the autocompletion script for the given shell\n\n\
-                  bash:  source <(berth completion bash)\n\
-                  zsh:   berth completion zsh > \"${fpath[1]}/_berth\"\n\
-                  fish:  berth completion fish > ~/.config/fish/completions/berth.fish\n",
-            ));
+/// `berth completion bash|zsh|fish`.
+pub fn completion(p: &Parsed, out: &mut dyn Write) -> Result<(), Failure> {
+    let script = match p.args.as_slice() {
+        [s] if s == "bash" => bash(),
+        [s] if s == "zsh" => zsh(),
+        [s] if s == "fish" => fish(),
+        [s] => {
+            return Err(Usage(format!(
+                "unknown shell {s:?} for completion (bash, zsh or fish)"
+            ))
+            .into());
         }
-        Some(s) => {
-            eprintln!(
-                "berth: unknown shell {s:?} for completion (bash, zsh or fish)\n\n\
-                 Usage:  berth completion bash|zsh|fish"
-            );
-            return ExitCode::from(125);
+        _ => {
+            return Err(Usage(
+                "\"completion\" requires exactly 1 argument: bash, zsh or fish".into(),
+            )
+            .into());
         }
     };
-    written(out.write_all(script.as_bytes()))
+    out.write_all(script.as_bytes())?;
+    Ok(())
 }
 
 /// Words completed after `berth`: top-level names and objects.
@@ -38,7 +37,7 @@ fn top_words() -> Vec<&'static str> {
         .flat_map(|c| c.names())
         .filter(|n| !n.contains(' '))
         .chain(OBJECTS.iter().filter(|o| o.supported).map(|o| o.name))
-        .chain(["help", "completion"])
+        .chain(["help"])
         .collect();
     v.sort_unstable();
     v.dedup();

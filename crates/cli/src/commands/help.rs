@@ -47,10 +47,6 @@ pub fn top(out: &mut dyn Write) -> io::Result<()> {
     for (n, c) in rest {
         s.push_str(&line(n, c.short, supported(c)));
     }
-    s.push_str(&format!(
-        "  {:<11} {}\n",
-        "completion", "Generate the autocompletion script for bash, zsh or fish"
-    ));
     s.push_str("\nGlobal Options:\n");
     s.push_str(&options(GLOBAL));
     s.push_str("\nRun 'berth COMMAND --help' for more information on a command.\n");

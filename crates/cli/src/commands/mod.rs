@@ -12,7 +12,7 @@
 //! they share (`containers.rs`, `images.rs`, …). The table is `const` data:
 //! finding a command is a scan of a few dozen entries, no start-up cost.
 
-mod complete;
+pub mod complete;
 mod container;
 mod help;
 mod image;
@@ -277,9 +277,6 @@ fn dispatch(g: &Parsed, out: &mut dyn Write) -> ExitCode {
     }
     if args[0] == "help" {
         return help_for(&args[1..], out);
-    }
-    if args[0] == "completion" {
-        return complete::run(&args[1..], out);
     }
     match find(args) {
         None => written(help::top(out)),

@@ -149,6 +149,16 @@ pub const COMMANDS: &[Command] = &[
         run: Engine(crate::security::run),
     },
     Command {
+        path: "completion",
+        aliases: &[],
+        usage: "bash|zsh|fish",
+        short: "Generate the autocompletion script for bash, zsh or fish",
+        flags: &[],
+        interspersed: true,
+        missing: &[],
+        run: Plain(super::complete::completion),
+    },
+    Command {
         path: "search",
         aliases: &[],
         usage: "[OPTIONS] TERM",
