@@ -2377,3 +2377,35 @@ fn dash_v_takes_relative_paths_and_creates_missing_dirs() {
     assert!(e.contains("does not exist"), "{e}");
     assert!(!gone.exists());
 }
+
+/// `berth completion bash` completes the names a command takes (its usage
+/// line's first operand: CONTAINER, IMAGE, VOLUME, NETWORK), read from the
+/// same `--root`, as docker's completion does.
+#[test]
+fn bash_completion_offers_names() {
+    let f = Fixture::new();
+    f.ok(&["create", "--name", "compme", "busybox", "true"]);
+    f.ok(&["volume", "create", "compvol"]);
+    let script = f.dir.join("berth.bash");
+    std::fs::write(&script, f.ok(&["completion", "bash"])).unwrap();
+    let complete = |words: &str| {
+        let cmd = format!(
+            "source {}; COMP_WORDS=({} --root {} {words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _berth; echo \"${{COMPREPLY[*]}}\"",
+            script.display(),
+            env!("CARGO_BIN_EXE_berth"),
+            f.root.display()
+        );
+        let o = Command::new("bash")
+            .args(["-c", &cmd])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(complete("start comp"), "compme");
+    assert_eq!(complete("container rm comp"), "compme");
+    assert_eq!(complete("run busy"), "busybox:latest");
+    assert_eq!(complete("volume inspect comp"), "compvol");
+    f.ok(&["rm", "compme"]);
+    f.ok(&["volume", "rm", "compvol"]);
+}

@@ -66,18 +66,35 @@ fn flag_words(c: &Command) -> String {
     v.join(" ")
 }
 
+/// What the first operand of a usage line names (`CONTAINER`, `IMAGE`,
+/// …), for completing its names; empty for none.
+fn operand_kind(usage: &str) -> &'static str {
+    const KINDS: [(&str, &str); 4] = [
+        ("CONTAINER", "container"),
+        ("IMAGE", "image"),
+        ("VOLUME", "volume"),
+        ("NETWORK", "network"),
+    ];
+    KINDS
+        .iter()
+        .filter_map(|(word, kind)| usage.find(word).map(|at| (at, *kind)))
+        .min()
+        .map_or("", |(_, kind)| kind)
+}
+
 fn bash() -> String {
     let mut cases = String::new();
     for c in all() {
         let names: Vec<&str> = c.names().collect();
         cases.push_str(&format!(
-            "        {}) flags=\"{}\" ;;\n",
+            "        {}) flags=\"{}\"; kind=\"{}\" ;;\n",
             names
                 .iter()
                 .map(|n| format!("\"{n}\""))
                 .collect::<Vec<_>>()
                 .join("|"),
-            flag_words(c)
+            flag_words(c),
+            operand_kind(c.usage)
         ));
     }
     let mut objects = String::new();
@@ -117,11 +134,26 @@ _berth() {{
     fi
     local cmd="${{words[0]}}"
     [[ -n "$subs" ]] && cmd="${{words[0]}} ${{words[1]}}"
-    local flags=""
+    local flags="" kind=""
     case "$cmd" in
 {cases}    esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+        return
+    fi
+    # Names of what the command takes, from berth itself (same --root).
+    local berth=("${{COMP_WORDS[0]}}") names=""
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        [[ "${{COMP_WORDS[i]}}" == --root ]] && berth+=(--root "${{COMP_WORDS[i+1]}}")
+    done
+    case "$kind" in
+    container) names=$("${{berth[@]}}" ps -a --format '{{{{.Names}}}}' 2>/dev/null) ;;
+    image) names=$("${{berth[@]}}" images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' 2>/dev/null | grep -v '<none>') ;;
+    volume) names=$("${{berth[@]}}" volume ls -q 2>/dev/null) ;;
+    network) names=$("${{berth[@]}}" network ls --format '{{{{.Name}}}}' 2>/dev/null) ;;
+    esac
+    if [[ -n "$names" ]]; then
+        COMPREPLY=($(compgen -W "$names" -- "$cur"))
     else
         COMPREPLY=($(compgen -f -- "$cur"))
     fi
