@@ -58,6 +58,18 @@ pub const fn opt(
     }
 }
 
+/// The older three-argument form (`flag("tag", Some('t'), true)`) for code
+/// that parses its own flags outside the command table: the `berth build`
+/// branch's `build.rs` does, until its flags move into `commands/image.rs`.
+#[allow(dead_code)]
+pub const fn flag(long: &'static str, short: Option<char>, value: bool) -> Flag {
+    if value {
+        opt(long, short, "string", "")
+    } else {
+        switch(long, short, "")
+    }
+}
+
 impl Flag {
     pub const fn takes_value(&self) -> bool {
         !self.value.is_empty()
