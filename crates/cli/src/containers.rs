@@ -288,8 +288,19 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     }
     let bad = |e: EngineError| engine125(e);
     for v in p.all("volume") {
-        c.mounts
-            .push(config::parse_volume_flag(&absolute_bind(v)?).map_err(bad)?);
+        let m = config::parse_volume_flag(&absolute_bind(v)?).map_err(bad)?;
+        // docker 23+: a `-v` bind of a missing host path creates the
+        // directory (`--mount` keeps refusing it).
+        let src = std::path::Path::new(&m.source);
+        if m.kind == "bind" && !src.exists() {
+            std::fs::create_dir_all(src).or_else(|x| {
+                fail(
+                    125,
+                    format!("error while creating mount source path '{}': {x}", m.source),
+                )
+            })?;
+        }
+        c.mounts.push(m);
     }
     for m in p.all("mount") {
         c.mounts.push(config::parse_mount_flag(m).map_err(bad)?);

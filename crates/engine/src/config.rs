@@ -21,10 +21,6 @@ pub struct MountSpec {
     /// An anonymous volume (removed by `rm -v` and `--rm`).
     #[serde(default)]
     pub anonymous: bool,
-    /// A `-v` bind: a missing host directory is created (docker 23+);
-    /// `--mount` keeps refusing a missing source.
-    #[serde(default)]
-    pub create_source: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,7 +273,6 @@ pub fn parse_volume_flag(s: &str) -> Result<MountSpec> {
         readonly,
         options,
         anonymous,
-        create_source: kind == "bind",
     })
 }
 
@@ -290,7 +285,6 @@ pub fn parse_mount_flag(s: &str) -> Result<MountSpec> {
         readonly: false,
         options: vec![],
         anonymous: false,
-        create_source: false,
     };
     for kv in s.split(',') {
         let (k, v) = match kv.split_once('=') {
@@ -378,7 +372,6 @@ pub fn parse_tmpfs_flag(s: &str) -> Result<MountSpec> {
         readonly,
         options,
         anonymous: false,
-        create_source: false,
     })
 }
 

@@ -248,21 +248,8 @@ impl Engine {
                         readonly: false,
                         options: vec![],
                         anonymous: true,
-                        create_source: false,
                     });
                 }
-            }
-        }
-        // docker 23+: a `-v` bind of a missing host path creates the
-        // directory (root's, 0755).
-        for m in cfg
-            .mounts
-            .iter()
-            .filter(|m| m.kind == "bind" && m.create_source)
-        {
-            let src = Path::new(&m.source);
-            if !src.exists() {
-                fs::create_dir_all(src).at(src)?;
             }
         }
         for m in cfg.mounts.iter_mut().filter(|m| m.kind == "volume") {
