@@ -79,7 +79,9 @@ pub fn inspect(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
         Some(t) => fail(1, format!("\"{t}\" is not a valid value for --type")),
         None => {
             if p.args.is_empty() {
-                return Err(crate::args::Usage("requires at least 1 argument".into()).into());
+                return Err(
+                    crate::args::Usage("\"inspect\" requires at least 1 argument".into()).into(),
+                );
             }
             let mut found = Vec::new();
             let mut errors = Vec::new();
@@ -100,7 +102,8 @@ pub fn inspect(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
 /// `berth container|image|volume|network inspect`: objects of one kind.
 pub fn typed(e: &mut Engine, p: &Parsed, out: &mut dyn Write, kind: &str) -> R {
     if p.args.is_empty() {
-        return Err(crate::args::Usage("requires at least 1 argument".into()).into());
+        let msg = format!("\"{kind} inspect\" requires at least 1 argument");
+        return Err(crate::args::Usage(msg).into());
     }
     let mut found = Vec::new();
     let mut errors = Vec::new();
