@@ -565,10 +565,14 @@ pub fn cp(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     let [src, dst] = p.args.as_slice() else {
         return usage("\"cp\" requires exactly 2 arguments");
     };
+    let follow = p.bool("follow-link");
     match (container_path(src), container_path(dst)) {
-        (Some((c, path)), None) if dst == "-" => Ok(e.copy_from_tar(c, path, out)?),
-        (Some((c, path)), None) => Ok(e.copy_from(c, path, std::path::Path::new(dst))?),
-        (None, Some((c, path))) => Ok(e.copy_to(c, std::path::Path::new(src), path)?),
+        (Some((c, path)), None) if dst == "-" => Ok(e.copy_from_tar(c, path, follow, out)?),
+        (Some((c, path)), None) => Ok(e.copy_from(c, path, std::path::Path::new(dst), follow)?),
+        (None, Some((c, path))) if src == "-" => {
+            Ok(e.copy_tar_to(c, path, &mut io::stdin().lock())?)
+        }
+        (None, Some((c, path))) => Ok(e.copy_to(c, std::path::Path::new(src), path, follow)?),
         (Some(_), Some(_)) => fail(1, "copying between containers is not supported"),
         (None, None) => fail(
             1,

@@ -2409,3 +2409,109 @@ fn bash_completion_offers_names() {
     f.ok(&["rm", "compme"]);
     f.ok(&["volume", "rm", "compvol"]);
 }
+
+/// docker 28 `cp`: `-L` copies what a source symlink leads to (under the
+/// source's name); modification times are kept both ways; `cp - C:DIR`
+/// extracts a tar from stdin into DIR; a destination that is a symlink in
+/// the container is followed there, inside the container's root.
+#[test]
+fn cp_follows_links_keeps_mtimes_and_takes_a_tar() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpx",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /tmp/real; touch -d '2020-01-02 03:04:05' /tmp/real; \
+         ln -s /tmp/real /tmp/link; echo old > /tmp/target; \
+         ln -s ../../../../../tmp/target /tmp/rel; mkdir /tmp/in; touch /tmp/ready; sleep 100",
+    ]);
+    assert!(wait_until(|| berth(
+        &f.root,
+        &["exec", "cpx", "cat", "/tmp/ready"]
+    )
+    .status
+    .success()));
+    let out = f.dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mtime = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    // 2020-01-02T03:04:05Z
+    let stamp = 1_577_934_245;
+    f.ok(&["cp", "cpx:/tmp/link", out.join("l1").to_str().unwrap()]);
+    assert!(
+        std::fs::symlink_metadata(out.join("l1"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    f.ok(&[
+        "cp",
+        "-L",
+        "cpx:/tmp/link",
+        out.join("l2").to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(out.join("l2")).unwrap(), "data\n");
+    assert_eq!(mtime(&out.join("l2")), stamp);
+    f.ok(&["cp", "cpx:/tmp", out.join("dir").to_str().unwrap()]);
+    assert_eq!(mtime(&out.join("dir/real")), stamp);
+    // Into the container: the host file's mtime stays.
+    let h = out.join("h");
+    std::fs::write(&h, "new\n").unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&h)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    f.ok(&["cp", h.to_str().unwrap(), "cpx:/tmp/h"]);
+    assert_eq!(
+        f.ok(&["exec", "cpx", "/bin/busybox", "stat", "-c", "%Y", "/tmp/h"]),
+        "1000000000\n"
+    );
+    // Onto a symlink: its target in the container is written (the `..`
+    // stop at the container's root), the link stays.
+    f.ok(&["cp", h.to_str().unwrap(), "cpx:/tmp/rel"]);
+    assert_eq!(f.ok(&["exec", "cpx", "cat", "/tmp/target"]), "new\n");
+    assert!(
+        f.ok(&["exec", "cpx", "ls", "-l", "/tmp/rel"])
+            .contains("-> ../../../../../tmp/target")
+    );
+    // A tar on stdin.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut hdr = tar::Header::new_gnu();
+    hdr.set_mode(0o644);
+    hdr.set_size(9);
+    hdr.set_mtime(1_234_567_890);
+    b.append_data(&mut hdr, "fromtar", &b"from tar\n"[..])
+        .unwrap();
+    let data = b.into_inner().unwrap();
+    let mut child = berth_command(&f.root)
+        .args(["cp", "-", "cpx:/tmp/in"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&data).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        f.ok(&["exec", "cpx", "cat", "/tmp/in/fromtar"]),
+        "from tar\n"
+    );
+    let e = f.fails(&["cp", "-", "cpx:/no/such/dir"], 1);
+    assert!(e.contains("/no/such/dir"), "{e}");
+    f.ok(&["rm", "-f", "cpx"]);
+}
