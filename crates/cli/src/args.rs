@@ -15,15 +15,78 @@ impl std::fmt::Display for Usage {
     }
 }
 
-/// One flag: long name, short letter, whether it takes a value.
+/// One flag as a command declares it: long name, short letter, the kind of
+/// value it takes as `--help` shows it (docker's "string", "list", "int",
+/// …; empty for a boolean), its help text and default, and whether `--help`
+/// leaves it out (docker's hidden and deprecated spellings).
+#[derive(Debug, Clone, Copy)]
 pub struct Flag {
     pub long: &'static str,
     pub short: Option<char>,
-    pub value: bool,
+    pub value: &'static str,
+    pub help: &'static str,
+    pub default: &'static str,
+    pub hidden: bool,
 }
 
+/// A boolean flag.
+pub const fn switch(long: &'static str, short: Option<char>, help: &'static str) -> Flag {
+    Flag {
+        long,
+        short,
+        value: "",
+        help,
+        default: "",
+        hidden: false,
+    }
+}
+
+/// A flag that takes a value of the kind `value` names.
+pub const fn opt(
+    long: &'static str,
+    short: Option<char>,
+    value: &'static str,
+    help: &'static str,
+) -> Flag {
+    Flag {
+        long,
+        short,
+        value,
+        help,
+        default: "",
+        hidden: false,
+    }
+}
+
+/// The older three-argument form (`flag("tag", Some('t'), true)`) for code
+/// that parses its own flags outside the command table: the `berth build`
+/// branch's `build.rs` does, until its flags move into `commands/image.rs`.
+#[allow(dead_code)]
 pub const fn flag(long: &'static str, short: Option<char>, value: bool) -> Flag {
-    Flag { long, short, value }
+    if value {
+        opt(long, short, "string", "")
+    } else {
+        switch(long, short, "")
+    }
+}
+
+impl Flag {
+    pub const fn takes_value(&self) -> bool {
+        !self.value.is_empty()
+    }
+
+    /// The default `--help` shows.
+    pub const fn default(self, default: &'static str) -> Flag {
+        Flag { default, ..self }
+    }
+
+    /// Accepted but not listed by `--help`.
+    pub const fn hidden(self) -> Flag {
+        Flag {
+            hidden: true,
+            ..self
+        }
+    }
 }
 
 /// Parsed flags (every value of repeated ones, in order) and positionals.
@@ -31,6 +94,8 @@ pub const fn flag(long: &'static str, short: Option<char>, value: bool) -> Flag 
 pub struct Parsed {
     values: HashMap<&'static str, Vec<String>>,
     pub args: Vec<String>,
+    /// `--help`, or `-h` where no flag of the command has that letter.
+    pub help: bool,
 }
 
 impl Parsed {
@@ -76,9 +141,13 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_first: bool) -> Result<Par
                 None => (long, None),
             };
             let Some(f) = flags.iter().find(|f| f.long == name) else {
+                if name == "help" {
+                    p.help = true;
+                    continue;
+                }
                 return Err(Usage(format!("unknown flag: --{name}")));
             };
-            let v = if f.value {
+            let v = if f.takes_value() {
                 match inline {
                     Some(v) => v,
                     None if i < args.len() => {
@@ -98,9 +167,13 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_first: bool) -> Result<Par
                 let c = chars[j];
                 j += 1;
                 let Some(f) = flags.iter().find(|f| f.short == Some(c)) else {
+                    if c == 'h' {
+                        p.help = true;
+                        continue;
+                    }
                     return Err(Usage(format!("unknown shorthand flag: '{c}' in {a}")));
                 };
-                if f.value {
+                if f.takes_value() {
                     let rest: String = chars[j..].iter().collect();
                     let v = if !rest.is_empty() {
                         rest.strip_prefix('=').unwrap_or(&rest).to_string()
@@ -131,10 +204,10 @@ mod tests {
     use super::*;
 
     const F: &[Flag] = &[
-        flag("quiet", Some('q'), false),
-        flag("all", Some('a'), false),
-        flag("filter", Some('f'), true),
-        flag("output", Some('o'), true),
+        switch("quiet", Some('q'), ""),
+        switch("all", Some('a'), ""),
+        opt("filter", Some('f'), "filter", ""),
+        opt("output", Some('o'), "string", ""),
     ];
 
     fn s(v: &[&str]) -> Vec<String> {

@@ -12,7 +12,6 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use berth_engine::config::{self, RunConfig};
@@ -23,7 +22,7 @@ use berth_engine::{
 use berth_runtime::sys;
 use serde_json::{Value, json};
 
-use crate::args::{Flag, Parsed, Usage, flag, parse};
+use crate::args::{Parsed, Usage};
 use crate::fmt;
 
 /// A failure with its exit status.
@@ -57,6 +56,23 @@ impl From<EngineError> for Failure {
     }
 }
 
+impl From<crate::Fail> for Failure {
+    fn from(f: crate::Fail) -> Failure {
+        match f {
+            crate::Fail::Usage(msg) => Failure {
+                code: 125,
+                msg,
+                usage: true,
+            },
+            crate::Fail::Cmd(msg) => Failure {
+                code: 1,
+                msg,
+                usage: false,
+            },
+        }
+    }
+}
+
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Failure {
         Failure {
@@ -82,7 +98,7 @@ fn usage<T>(msg: impl Into<String>) -> R<T> {
 }
 
 /// Run/create failures before the container runs are berth's own: 125.
-fn engine125(e: EngineError) -> Failure {
+pub fn engine125(e: EngineError) -> Failure {
     let mut f = Failure::from(e);
     if f.code == 1 {
         f.code = 125;
@@ -90,244 +106,61 @@ fn engine125(e: EngineError) -> Failure {
     f
 }
 
-const GLOBAL: &[Flag] = &[
-    flag("root", None, true),
-    flag("help", Some('h'), false),
-    flag("version", Some('v'), false),
-];
-
-pub const HELP: &str = "
-Container commands:
-  attach      Attach local standard input, output, and error streams to a running container
-  commit      Create a new image from a container's changes
-  cp          Copy files/folders between a container and the local filesystem
-  create      Create a new container
-  exec        Execute a command in a running container
-  export      Export a container's filesystem as a tar archive
-  inspect     Return low-level information on containers or images
-  kill        Kill one or more running containers
-  logs        Fetch the logs of a container
-  pause       Pause all processes within one or more containers
-  ps          List containers
-  rename      Rename a container
-  restart     Restart one or more containers
-  rm          Remove one or more containers
-  run         Create and run a new container from an image
-  start       Start one or more stopped containers
-  stats       Display a live stream of container(s) resource usage statistics (--no-stream)
-  stop        Stop one or more running containers
-  top         Display the running processes of a container
-  unpause     Unpause all processes within one or more containers
-  wait        Block until one or more containers stop, then print their exit codes
-  container   Manage containers (the commands above, and prune)
-  volume      Manage volumes (create, ls, inspect, rm, prune)
-  network     Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
-  port        List port mappings or a specific mapping for the container
-  system      Manage Berth (df, info)
-  info        Display system-wide information
-  version     Show the berth version information
-";
-
-/// Handles the container and volume commands; None for the others (and
-/// for `inspect` of something that is not a container).
-pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
-    let g = parse(argv, GLOBAL, true).ok()?;
-    let (cmd, rest) = g.args.split_first()?;
-    let (cmd, rest): (&str, &[String]) = match cmd.as_str() {
-        "container" => {
-            let (sub, r) = rest.split_first()?;
-            let c = match sub.as_str() {
-                "ls" | "list" | "ps" => "ps",
-                "remove" => "rm",
-                "prune" => "container prune",
-                s @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "logs"
-                | "wait" | "inspect" | "rename" | "pause" | "unpause" | "attach" | "exec"
-                | "top" | "stats" | "cp" | "export" | "commit" | "port") => s,
-                _ => return None,
-            };
-            (c, r)
-        }
-        "system" => {
-            let Some((sub, r)) = rest.split_first() else {
-                return Some(report(usage("'berth system' requires a subcommand")));
-            };
-            let c = match sub.as_str() {
-                "df" => "system df",
-                "info" => "info",
-                s => {
-                    return Some(report(usage(format!(
-                        "'system {s}' is not a berth command"
-                    ))));
-                }
-            };
-            (c, r)
-        }
-        "network" => {
-            let Some((sub, r)) = rest.split_first() else {
-                return Some(report(usage("'berth network' requires a subcommand")));
-            };
-            let c = match sub.as_str() {
-                "create" => "network create",
-                "ls" | "list" => "network ls",
-                "inspect" => "network inspect",
-                "rm" | "remove" => "network rm",
-                "prune" => "network prune",
-                "connect" => "network connect",
-                "disconnect" => "network disconnect",
-                s => {
-                    return Some(report(usage(format!(
-                        "'network {s}' is not a berth command"
-                    ))));
-                }
-            };
-            (c, r)
-        }
-        "volume" => {
-            let Some((sub, r)) = rest.split_first() else {
-                return Some(report(usage("'berth volume' requires a subcommand")));
-            };
-            let c = match sub.as_str() {
-                "create" => "volume create",
-                "ls" | "list" => "volume ls",
-                "inspect" => "volume inspect",
-                "rm" | "remove" => "volume rm",
-                "prune" => "volume prune",
-                s => {
-                    return Some(report(usage(format!(
-                        "'volume {s}' is not a berth command"
-                    ))));
-                }
-            };
-            (c, r)
-        }
-        c @ ("run" | "create" | "start" | "stop" | "kill" | "restart" | "rm" | "ps" | "logs"
-        | "wait" | "rename" | "pause" | "unpause" | "attach" | "inspect" | "exec" | "top"
-        | "stats" | "info" | "cp" | "export" | "commit" | "port" | "security") => (c, rest),
-        "version" => {
-            let mut out = io::stdout().lock();
-            return Some(report(crate::engine_info::version(&mut out)));
-        }
-        berth_engine::monitor::SUBCOMMAND => {
-            let root = crate::state_root(&g);
-            let id = rest.first()?;
-            let fd: i32 = rest.get(1)?.parse().ok()?;
-            let code = berth_engine::monitor::main(&root, id, fd);
-            return Some(ExitCode::from(code as u8));
-        }
-        _ => return None,
-    };
-    let root = crate::state_root(&g);
-    let mut engine = match Engine::open(&root) {
-        Ok(e) => e,
-        Err(e) => return Some(report(Err(engine125(e)))),
-    };
-    if cmd == "inspect" && !all_containers(&mut engine, rest) {
-        return None;
-    }
-    let mut out = io::stdout().lock();
-    let r = match cmd {
-        "run" => run(&mut engine, rest, &mut out),
-        "create" => create_cmd(&mut engine, rest, &mut out),
-        "start" => start(&mut engine, rest, &mut out),
-        "stop" => each(&mut engine, rest, STOP, "stop", &mut out, |e, p, id| {
-            let t = time_flag(p)?;
-            e.stop(id, t).map_err(Failure::from)
-        }),
-        "restart" => each(&mut engine, rest, STOP, "restart", &mut out, |e, p, id| {
-            let t = time_flag(p)?;
-            e.stop(id, t)?;
-            e.start(id, &exe()).map(drop).map_err(Failure::from)
-        }),
-        "kill" => each(&mut engine, rest, KILL, "kill", &mut out, |e, p, id| {
-            let s = p.value("signal").unwrap_or("KILL");
-            let Some(sig) = berth_runtime::signal::parse(s) else {
-                return fail(1, format!("invalid signal: {s}"));
-            };
-            e.kill(id, sig).map_err(Failure::from)
-        }),
-        "rm" => each(&mut engine, rest, RM, "rm", &mut out, |e, p, id| {
-            match e.remove(id, p.bool("force"), p.bool("volumes")) {
-                // docker 28: `rm -f` of a container that is not there is no error.
-                Err(EngineError::NoSuchContainer(_)) if p.bool("force") => Err(Failure {
-                    code: 0,
-                    msg: String::new(),
-                    usage: false,
-                }),
-                r => r.map_err(Failure::from),
-            }
-        }),
-        "pause" => each(&mut engine, rest, &[], "pause", &mut out, |e, _, id| {
-            e.pause(id).map_err(Failure::from)
-        }),
-        "unpause" => each(&mut engine, rest, &[], "unpause", &mut out, |e, _, id| {
-            e.unpause(id).map_err(Failure::from)
-        }),
-        "wait" => wait(&mut engine, rest, &mut out),
-        "ps" => ps(&mut engine, rest, &mut out),
-        "logs" => logs_cmd(&mut engine, rest, &mut out),
-        "inspect" => inspect(&mut engine, rest, &mut out),
-        "rename" => rename(&mut engine, rest),
-        "attach" => attach_cmd(&mut engine, rest),
-        "exec" => exec(&mut engine, rest),
-        "top" => crate::engine_info::top(&mut engine, rest, &mut out),
-        "stats" => crate::engine_info::stats(&mut engine, rest, &mut out),
-        "info" => crate::engine_info::info(&mut engine, &mut out),
-        "cp" => cp(&mut engine, rest, &mut out),
-        "export" => export(&mut engine, rest, &mut out),
-        "commit" => commit(&mut engine, rest, &mut out),
-        "security" => crate::security::run(&mut engine, rest, &mut out),
-        "container prune" => prune(&mut engine, rest, &mut out),
-        "system df" => crate::engine_info::system_df(&mut engine, rest, &mut out),
-        v if v.starts_with("volume ") => crate::volumes::run(&mut engine, v, rest, &mut out),
-        v if v.starts_with("network ") => crate::networks::run(&mut engine, v, rest, &mut out),
-        "port" => crate::networks::port(&mut engine, rest, &mut out),
-        _ => return None,
-    };
-    let _ = out.flush();
-    Some(report(r))
-}
-
-fn report(r: R) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) if f.msg.is_empty() => ExitCode::from(f.code),
-        Err(f) if f.usage => {
-            eprintln!("berth: {}\nSee 'berth --help'.", f.msg);
-            ExitCode::from(f.code)
-        }
-        Err(f) => {
-            eprintln!("Error: {}", f.msg);
-            ExitCode::from(f.code)
-        }
-    }
-}
-
 /// The running executable (re-executed as the monitor).
 fn exe() -> PathBuf {
     PathBuf::from("/proc/self/exe")
 }
 
-fn all_containers(e: &mut Engine, argv: &[String]) -> bool {
-    let Ok(p) = parse(argv, INSPECT, false) else {
-        return false;
-    };
-    if p.value("type") == Some("image") {
-        return false;
-    }
-    !p.args.is_empty() && p.args.iter().all(|a| e.db.find(a).is_ok())
+pub fn stop(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    each(e, p, "stop", out, |e, p, id| {
+        let t = time_flag(p)?;
+        e.stop(id, t).map_err(Failure::from)
+    })
 }
 
-const STOP: &[Flag] = &[
-    flag("time", Some('t'), true),
-    flag("timeout", None, true),
-    flag("signal", Some('s'), true),
-];
-const KILL: &[Flag] = &[flag("signal", Some('s'), true)];
-const RM: &[Flag] = &[
-    flag("force", Some('f'), false),
-    flag("volumes", Some('v'), false),
-    flag("link", Some('l'), false),
-];
+pub fn restart(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    each(e, p, "restart", out, |e, p, id| {
+        let t = time_flag(p)?;
+        e.stop(id, t)?;
+        e.start(id, &exe()).map(drop).map_err(Failure::from)
+    })
+}
+
+pub fn kill(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    each(e, p, "kill", out, |e, p, id| {
+        let s = p.value("signal").unwrap_or("KILL");
+        let Some(sig) = berth_runtime::signal::parse(s) else {
+            return fail(1, format!("invalid signal: {s}"));
+        };
+        e.kill(id, sig).map_err(Failure::from)
+    })
+}
+
+pub fn rm(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    each(e, p, "rm", out, |e, p, id| {
+        match e.remove(id, p.bool("force"), p.bool("volumes")) {
+            // docker 28: `rm -f` of a container that is not there is no error.
+            Err(EngineError::NoSuchContainer(_)) if p.bool("force") => Err(Failure {
+                code: 0,
+                msg: String::new(),
+                usage: false,
+            }),
+            r => r.map_err(Failure::from),
+        }
+    })
+}
+
+pub fn pause(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    each(e, p, "pause", out, |e, _, id| {
+        e.pause(id).map_err(Failure::from)
+    })
+}
+
+pub fn unpause(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    each(e, p, "unpause", out, |e, _, id| {
+        e.unpause(id).map_err(Failure::from)
+    })
+}
 
 fn time_flag(p: &Parsed) -> R<Option<i64>> {
     match p.value("time").or(p.value("timeout")) {
@@ -343,19 +176,17 @@ fn time_flag(p: &Parsed) -> R<Option<i64>> {
 /// does and fails (1) if any failed.
 fn each(
     e: &mut Engine,
-    argv: &[String],
-    flags: &[Flag],
+    p: &Parsed,
     what: &str,
     out: &mut dyn Write,
     f: impl Fn(&mut Engine, &Parsed, &str) -> R,
 ) -> R {
-    let p = parse(argv, flags, false)?;
     if p.args.is_empty() {
         return usage(format!("\"{what}\" requires at least 1 argument"));
     }
     let mut failed = false;
     for a in &p.args {
-        match f(e, &p, a) {
+        match f(e, p, a) {
             Ok(()) => writeln!(out, "{a}")?,
             // Nothing to do and nothing to say (rm -f of a missing container).
             Err(x) if x.code == 0 && x.msg.is_empty() => {}
@@ -371,58 +202,6 @@ fn each(
     }
     Ok(())
 }
-
-const RUN: &[Flag] = &[
-    flag("detach", Some('d'), false),
-    flag("interactive", Some('i'), false),
-    flag("tty", Some('t'), false),
-    flag("rm", None, false),
-    flag("name", None, true),
-    flag("env", Some('e'), true),
-    flag("env-file", None, true),
-    flag("workdir", Some('w'), true),
-    flag("user", Some('u'), true),
-    flag("entrypoint", None, true),
-    flag("volume", Some('v'), true),
-    flag("mount", None, true),
-    flag("tmpfs", None, true),
-    flag("read-only", None, false),
-    flag("hostname", Some('h'), true),
-    flag("add-host", None, true),
-    flag("group-add", None, true),
-    flag("network", None, true),
-    flag("net", None, true),
-    flag("publish", Some('p'), true),
-    flag("publish-all", Some('P'), false),
-    flag("ip", None, true),
-    flag("ip6", None, true),
-    flag("mac-address", None, true),
-    flag("network-alias", None, true),
-    flag("net-alias", None, true),
-    flag("dns", None, true),
-    flag("dns-search", None, true),
-    flag("dns-option", None, true),
-    flag("dns-opt", None, true),
-    flag("memory", Some('m'), true),
-    flag("cpus", None, true),
-    flag("pids-limit", None, true),
-    flag("cpu-shares", Some('c'), true),
-    flag("ulimit", None, true),
-    flag("cap-add", None, true),
-    flag("cap-drop", None, true),
-    flag("privileged", None, false),
-    flag("security-opt", None, true),
-    flag("stop-signal", None, true),
-    flag("stop-timeout", None, true),
-    flag("label", Some('l'), true),
-    flag("log-opt", None, true),
-    flag("log-driver", None, true),
-    flag("sig-proxy", None, false),
-    flag("detach-keys", None, true),
-    flag("init", None, false),
-    flag("pull", None, true),
-    flag("restart", None, true),
-];
 
 /// Flags to a `RunConfig`; the positionals are IMAGE [COMMAND [ARG...]].
 fn run_config(p: &Parsed) -> R<RunConfig> {
@@ -509,7 +288,19 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     }
     let bad = |e: EngineError| engine125(e);
     for v in p.all("volume") {
-        c.mounts.push(config::parse_volume_flag(v).map_err(bad)?);
+        let m = config::parse_volume_flag(&absolute_bind(v)?).map_err(bad)?;
+        // docker 23+: a `-v` bind of a missing host path creates the
+        // directory (`--mount` keeps refusing it).
+        let src = std::path::Path::new(&m.source);
+        if m.kind == "bind" && !src.exists() {
+            std::fs::create_dir_all(src).or_else(|x| {
+                fail(
+                    125,
+                    format!("error while creating mount source path '{}': {x}", m.source),
+                )
+            })?;
+        }
+        c.mounts.push(m);
     }
     for m in p.all("mount") {
         c.mounts.push(config::parse_mount_flag(m).map_err(bad)?);
@@ -591,6 +382,25 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     Ok(c)
 }
 
+/// docker 23+'s `-v ./rel:/x` (a source starting with `.`): the host path
+/// made absolute against our working directory, `.` and `..` resolved.
+fn absolute_bind(v: &str) -> R<String> {
+    let Some((src, rest)) = v.split_once(':').filter(|(s, _)| s.starts_with('.')) else {
+        return Ok(v.to_string());
+    };
+    let mut abs = std::env::current_dir()?;
+    for part in std::path::Path::new(src).components() {
+        match part {
+            std::path::Component::ParentDir => {
+                abs.pop();
+            }
+            std::path::Component::Normal(n) => abs.push(n),
+            _ => {}
+        }
+    }
+    Ok(format!("{}:{rest}", abs.display()))
+}
+
 /// `-e KEY=VALUE` as is; `-e KEY` takes KEY from our environment (or
 /// drops it when unset), as docker does.
 fn env_entry(e: &str) -> R<String> {
@@ -634,23 +444,13 @@ fn create_from_flags(e: &mut Engine, p: &Parsed, starting: bool) -> R<ContainerR
     .map_err(engine125)
 }
 
-/// `run`/`create` flags: they end at the image; what follows is the command.
-fn parse_run(argv: &[String]) -> R<Parsed> {
-    let split = split_at_image(argv, RUN);
-    let mut p = parse(&argv[..split], RUN, false)?;
-    p.args.extend(argv[split..].iter().cloned());
-    Ok(p)
-}
-
-fn create_cmd(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse_run(argv)?;
-    let row = create_from_flags(e, &p, false)?;
+pub fn create(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    let row = create_from_flags(e, p, false)?;
     writeln!(out, "{}", row.id)?;
     Ok(())
 }
 
-fn run(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse_run(argv)?;
+pub fn run(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     berth_runtime::timing::phase("cli: parsed");
     let detach = p.bool("detach");
     // docker: -i and -t together need a terminal on stdin.
@@ -658,7 +458,7 @@ fn run(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     if p.bool("interactive") && p.bool("tty") && !detach && unsafe { libc::isatty(0) } == 0 {
         return fail(1, "the input device is not a TTY");
     }
-    let row = create_from_flags(e, &p, true)?;
+    let row = create_from_flags(e, p, true)?;
     berth_runtime::timing::phase("cli: created");
     let conn = e.start(&row.id, &exe()).map_err(engine125)?;
     berth_runtime::timing::phase("cli: started");
@@ -691,44 +491,7 @@ fn exit_with(code: i32) -> R {
     }
 }
 
-/// Index of the first positional (the image) of a `run` command line.
-fn split_at_image(argv: &[String], flags: &[Flag]) -> usize {
-    let mut i = 0;
-    while i < argv.len() {
-        let a = &argv[i];
-        if a == "--" {
-            return i + 1;
-        }
-        if let Some(long) = a.strip_prefix("--") {
-            if !long.contains('=') && flags.iter().any(|f| f.long == long && f.value) {
-                i += 1;
-            }
-        } else if a.len() > 1 && a.starts_with('-') {
-            let chars: Vec<char> = a[1..].chars().collect();
-            for (j, c) in chars.iter().enumerate() {
-                if flags.iter().any(|f| f.short == Some(*c) && f.value) {
-                    if j + 1 == chars.len() {
-                        i += 1;
-                    }
-                    break;
-                }
-            }
-        } else {
-            return i;
-        }
-        i += 1;
-    }
-    argv.len()
-}
-
-const START: &[Flag] = &[
-    flag("attach", Some('a'), false),
-    flag("interactive", Some('i'), false),
-    flag("detach-keys", None, true),
-];
-
-fn start(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(argv, START, false)?;
+pub fn start(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if p.args.is_empty() {
         return usage("\"start\" requires at least 1 argument");
     }
@@ -762,16 +525,7 @@ fn start(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     Ok(())
 }
 
-fn attach_cmd(e: &mut Engine, argv: &[String]) -> R {
-    let p = parse(
-        argv,
-        &[
-            flag("no-stdin", None, false),
-            flag("sig-proxy", None, false),
-            flag("detach-keys", None, true),
-        ],
-        false,
-    )?;
+pub fn attach(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
     let [key] = p.args.as_slice() else {
         return usage("\"attach\" requires exactly 1 argument");
     };
@@ -807,23 +561,18 @@ fn container_path(s: &str) -> Option<(&str, &str)> {
     s.split_once(':')
 }
 
-fn cp(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(
-        argv,
-        &[
-            flag("archive", Some('a'), false),
-            flag("follow-link", Some('L'), false),
-            flag("quiet", Some('q'), false),
-        ],
-        false,
-    )?;
+pub fn cp(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     let [src, dst] = p.args.as_slice() else {
         return usage("\"cp\" requires exactly 2 arguments");
     };
+    let follow = p.bool("follow-link");
     match (container_path(src), container_path(dst)) {
-        (Some((c, path)), None) if dst == "-" => Ok(e.copy_from_tar(c, path, out)?),
-        (Some((c, path)), None) => Ok(e.copy_from(c, path, std::path::Path::new(dst))?),
-        (None, Some((c, path))) => Ok(e.copy_to(c, std::path::Path::new(src), path)?),
+        (Some((c, path)), None) if dst == "-" => Ok(e.copy_from_tar(c, path, follow, out)?),
+        (Some((c, path)), None) => Ok(e.copy_from(c, path, std::path::Path::new(dst), follow)?),
+        (None, Some((c, path))) if src == "-" => {
+            Ok(e.copy_tar_to(c, path, &mut io::stdin().lock())?)
+        }
+        (None, Some((c, path))) => Ok(e.copy_to(c, std::path::Path::new(src), path, follow)?),
         (Some(_), Some(_)) => fail(1, "copying between containers is not supported"),
         (None, None) => fail(
             1,
@@ -832,8 +581,7 @@ fn cp(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     }
 }
 
-fn export(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(argv, &[flag("output", Some('o'), true)], false)?;
+pub fn export(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     let [key] = p.args.as_slice() else {
         return usage("\"export\" requires exactly 1 argument");
     };
@@ -857,17 +605,7 @@ fn export(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
 
 /// `commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]`: prints the new
 /// image's id.
-fn commit(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(
-        argv,
-        &[
-            flag("author", Some('a'), true),
-            flag("message", Some('m'), true),
-            flag("change", Some('c'), true),
-            flag("pause", Some('p'), false),
-        ],
-        false,
-    )?;
+pub fn commit(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     let (key, reference) = match p.args.as_slice() {
         [k] => (k, None),
         [k, r] => {
@@ -901,25 +639,10 @@ fn commit(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     Ok(())
 }
 
-const EXEC: &[Flag] = &[
-    flag("detach", Some('d'), false),
-    flag("interactive", Some('i'), false),
-    flag("tty", Some('t'), false),
-    flag("env", Some('e'), true),
-    flag("env-file", None, true),
-    flag("user", Some('u'), true),
-    flag("workdir", Some('w'), true),
-    flag("privileged", None, false),
-    flag("detach-keys", None, true),
-];
-
 /// `exec`: the process is our child; its status is ours (126/127 when it
 /// cannot run, as docker's).
-fn exec(e: &mut Engine, argv: &[String]) -> R {
+pub fn exec(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
     use std::os::fd::AsRawFd;
-    let split = split_at_image(argv, EXEC);
-    let mut p = parse(&argv[..split], EXEC, false)?;
-    p.args.extend(argv[split..].iter().cloned());
     let Some((key, cmd)) = p.args.split_first() else {
         return usage("\"exec\" requires at least 2 arguments");
     };
@@ -1106,12 +829,18 @@ fn stream(
             dec.push(&buf[..n]);
             while let Ok(Some((kind, data))) = dec.next_frame() {
                 match kind {
-                    attach::STDOUT => {
-                        let _ = stdout.write_all(&data);
-                        let _ = stdout.flush();
-                    }
-                    attach::STDERR => {
-                        let _ = stderr.write_all(&data);
+                    attach::STDOUT | attach::STDERR => {
+                        let written = if kind == attach::STDOUT {
+                            stdout.write_all(&data).and_then(|()| stdout.flush())
+                        } else {
+                            stderr.write_all(&data)
+                        };
+                        // Our reader went away (`attach … | head`): we are
+                        // done, quietly; the container goes on.
+                        if written.is_err_and(|x| x.kind() == io::ErrorKind::BrokenPipe) {
+                            restore(&saved);
+                            return Ok(0);
+                        }
                     }
                     attach::EXITED => {
                         code = String::from_utf8_lossy(&data).parse().ok();
@@ -1156,8 +885,7 @@ fn stream(
     }
 }
 
-fn wait(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(argv, &[flag("condition", None, true)], false)?;
+pub fn wait(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if p.args.is_empty() {
         return usage("\"wait\" requires at least 1 argument");
     }
@@ -1177,8 +905,7 @@ fn wait(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     Ok(())
 }
 
-fn rename(e: &mut Engine, argv: &[String]) -> R {
-    let p = parse(argv, &[], false)?;
+pub fn rename(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
     let [old, new] = p.args.as_slice() else {
         return usage("\"rename\" requires exactly 2 arguments");
     };
@@ -1186,12 +913,7 @@ fn rename(e: &mut Engine, argv: &[String]) -> R {
     Ok(())
 }
 
-fn prune(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(
-        argv,
-        &[flag("force", Some('f'), false), flag("filter", None, true)],
-        false,
-    )?;
+pub fn prune(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if !p.bool("force") && !confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(());
     }
@@ -1254,12 +976,24 @@ fn status_text(r: &ContainerRow) -> String {
     }
 }
 
+/// docker's COMMAND of a container: the program, then its arguments,
+/// those with a space in single quotes (the daemon's list).
 fn command_of(e: &Engine, r: &ContainerRow) -> String {
-    row_spec(e, r)
+    let args = row_spec(e, r)
         .and_then(|s| s.process().clone())
         .and_then(|p| p.args().clone())
-        .map(|a| a.join(" "))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let mut words = args.iter();
+    let mut s = words.next().cloned().unwrap_or_default();
+    for a in words {
+        s.push(' ');
+        if a.contains(' ') {
+            s.push_str(&format!("'{a}'"));
+        } else {
+            s.push_str(a);
+        }
+    }
+    s
 }
 
 fn ellipsis(s: &str, n: usize) -> String {
@@ -1271,17 +1005,6 @@ fn ellipsis(s: &str, n: usize) -> String {
         t
     }
 }
-
-const PS: &[Flag] = &[
-    flag("all", Some('a'), false),
-    flag("quiet", Some('q'), false),
-    flag("last", Some('n'), true),
-    flag("latest", Some('l'), false),
-    flag("filter", Some('f'), true),
-    flag("format", None, true),
-    flag("no-trunc", None, false),
-    flag("size", Some('s'), false),
-];
 
 fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> R<bool> {
     let Some((k, v)) = f.split_once('=') else {
@@ -1338,8 +1061,7 @@ fn labels_of(e: &Engine, r: &ContainerRow) -> serde_json::Map<String, Value> {
     m
 }
 
-fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(argv, PS, false)?;
+pub fn ps(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if !p.args.is_empty() {
         return usage("\"ps\" accepts no arguments");
     }
@@ -1406,7 +1128,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
             json!({
                 "ID": if no_trunc { r.id.clone() } else { r.id[..12].to_string() },
                 "Image": r.image,
-                "Command": format!("\"{cmd}\""),
+                "Command": fmt::go_quote(&cmd),
                 "CreatedAt": fmt::go_time(created),
                 "RunningFor": fmt::human_ago(Some(&r.created_at), now_secs()),
                 "Ports": crate::networks::ports_text(e, r),
@@ -1458,15 +1180,6 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
 
 // ---- logs -----------------------------------------------------------
 
-const LOGS: &[Flag] = &[
-    flag("follow", Some('f'), false),
-    flag("tail", Some('n'), true),
-    flag("since", None, true),
-    flag("until", None, true),
-    flag("timestamps", Some('t'), false),
-    flag("details", None, false),
-];
-
 /// `--since`: RFC 3339, unix seconds, or a duration (`10m`, `1h30m`).
 fn parse_since(s: &str) -> R<f64> {
     if let Some(t) = fmt::parse_rfc3339(s) {
@@ -1513,25 +1226,25 @@ fn record_time(t: &str) -> f64 {
     secs + frac
 }
 
-fn print_record(rec: &logs::Record, ts: bool) {
+/// One log record to our stdout or stderr. A reader that went away
+/// (`logs -f | head`) is an error, which ends `logs` quietly.
+fn print_record(rec: &logs::Record, ts: bool) -> io::Result<()> {
     let line = if ts {
         format!("{} {}", rec.time, rec.log)
     } else {
         rec.log.clone()
     };
     if rec.stream == "stderr" {
-        let mut e = io::stderr().lock();
-        let _ = e.write_all(line.as_bytes());
+        io::stderr().lock().write_all(line.as_bytes())
     } else {
         let mut o = io::stdout().lock();
-        let _ = o.write_all(line.as_bytes());
-        let _ = o.flush();
+        o.write_all(line.as_bytes())?;
+        o.flush()
     }
 }
 
-fn logs_cmd(e: &mut Engine, argv: &[String], _out: &mut dyn Write) -> R {
+pub fn logs(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
     use std::io::{Read, Seek, SeekFrom};
-    let p = parse(argv, LOGS, false)?;
     let [key] = p.args.as_slice() else {
         return usage("\"logs\" requires exactly 1 argument");
     };
@@ -1557,7 +1270,7 @@ fn logs_cmd(e: &mut Engine, argv: &[String], _out: &mut dyn Write) -> R {
         recs.drain(..skip);
     }
     for r in &recs {
-        print_record(r, ts);
+        print_record(r, ts)?;
     }
     if !p.bool("follow") {
         return Ok(());
@@ -1582,7 +1295,7 @@ fn logs_cmd(e: &mut Engine, argv: &[String], _out: &mut dyn Write) -> R {
             if let Some(end) = data.iter().rposition(|&b| b == b'\n') {
                 let (recs, _) = logs::read_records(&data[..=end]);
                 for r in recs.iter().filter(|r| keep(r)) {
-                    print_record(r, ts);
+                    print_record(r, ts)?;
                 }
                 offset += end as u64 + 1;
             }
@@ -1596,13 +1309,28 @@ fn logs_cmd(e: &mut Engine, argv: &[String], _out: &mut dyn Write) -> R {
 
 // ---- inspect --------------------------------------------------------
 
-const INSPECT: &[Flag] = &[
-    flag("format", Some('f'), true),
-    flag("size", Some('s'), false),
-    flag("type", None, true),
-];
+/// docker's `Config.Env`: the image's variables with `-e` replacing or
+/// adding to them (a bare `-e KEY` of an unset variable removes KEY). The
+/// process's own (HOSTNAME, HOME, TERM) are not part of it.
+fn config_env(image: &[String], user: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let mut env: Vec<String> = image.to_vec();
+    for u in user {
+        let k = key(u);
+        let at = env.iter().position(|e| key(e) == k);
+        match (u.contains('='), at) {
+            (true, Some(i)) => env[i] = u.clone(),
+            (true, None) => env.push(u.clone()),
+            (false, Some(i)) => {
+                env.remove(i);
+            }
+            (false, None) => {}
+        }
+    }
+    env
+}
 
-fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
+pub fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
     let cfg = row_config(r);
     let spec = row_spec(e, r);
     let process = spec.as_ref().and_then(|s| s.process().clone());
@@ -1647,6 +1375,44 @@ fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
         .as_ref()
         .map(|_| cfg.user.clone().unwrap_or_default())
         .unwrap_or_default();
+    let store = e.images().ok();
+    let image = store.as_ref().and_then(|s| s.get(&r.image_id).ok());
+    let image_env: Vec<String> = store
+        .as_ref()
+        .zip(image.as_ref())
+        .and_then(|(s, i)| berth_image::archive::config_json(s, i).ok())
+        .and_then(|c| serde_json::from_value(c["config"]["Env"].clone()).ok())
+        .unwrap_or_default();
+    let (policy, retries) = match config::parse_restart(&cfg.restart) {
+        Ok(config::RestartPolicy::OnFailure(n)) => ("on-failure", n.unwrap_or(0)),
+        Ok(config::RestartPolicy::Always) => ("always", 0),
+        Ok(config::RestartPolicy::UnlessStopped) => ("unless-stopped", 0),
+        _ => ("no", 0),
+    };
+    // docker's overlay2 paths: the container's layers over the image's,
+    // top first.
+    let graph = if dir.join("upper").exists() {
+        let lower: Vec<String> = store
+            .as_ref()
+            .zip(image.as_ref())
+            .map(|(s, i)| {
+                i.chain_ids
+                    .iter()
+                    .rev()
+                    .map(|c| s.snapshots().fs_path(c).display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({"Name": "overlay2", "Data": {
+            "LowerDir": lower.join(":"),
+            "MergedDir": dir.join("rootfs"),
+            "UpperDir": dir.join("upper"),
+            "WorkDir": dir.join("work"),
+        }})
+    } else {
+        json!({"Name": "overlay2", "Data": {"MergedDir": dir.join("rootfs")}})
+    };
+    let memory = cfg.memory.unwrap_or(0);
     json!({
         "Id": r.id,
         "Created": r.created_at,
@@ -1691,7 +1457,22 @@ fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
             "CapDrop": cfg.cap_drop,
             "ExtraHosts": cfg.add_hosts,
             "SecurityOpt": if cfg.no_new_privileges { json!(["no-new-privileges"]) } else { Value::Null },
-            "Memory": cfg.memory.unwrap_or(0),
+            "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
+            "Memory": memory,
+            // The spec's swap limit: twice the memory (docker's default).
+            "MemorySwap": memory * 2,
+            "MemoryReservation": 0,
+            "MemorySwappiness": Value::Null,
+            "KernelMemory": 0,
+            "OomKillDisable": false,
+            "CpuPeriod": 0,
+            "CpuQuota": 0,
+            "CpusetCpus": "",
+            "CpusetMems": "",
+            "BlkioWeight": 0,
+            "ShmSize": 67108864,
+            "Init": cfg.init,
+            "GroupAdd": cfg.group_add,
             "NanoCpus": cfg.nano_cpus.unwrap_or(0),
             "CpuShares": cfg.cpu_shares.unwrap_or(0),
             "PidsLimit": cfg.pids_limit,
@@ -1703,6 +1484,7 @@ fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
             "Binds": cfg.mounts.iter().filter(|m| m.kind != "tmpfs" && !m.anonymous).map(|m| format!("{}:{}{}", m.source, m.target, if m.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
             "Tmpfs": cfg.mounts.iter().filter(|m| m.kind == "tmpfs").map(|m| (m.target.clone(), Value::String(m.options.join(",")))).collect::<serde_json::Map<_, _>>(),
         },
+        "GraphDriver": graph,
         "Mounts": mounts,
         "Config": {
             "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()).unwrap_or_default(),
@@ -1714,7 +1496,7 @@ fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
             "Tty": cfg.tty,
             "OpenStdin": cfg.open_stdin,
             "StdinOnce": cfg.open_stdin,
-            "Env": process.as_ref().and_then(|p| p.env().clone()).unwrap_or_default(),
+            "Env": config_env(&image_env, &cfg.env),
             "Cmd": if cfg.cmd.is_empty() { Value::Null } else { json!(cfg.cmd) },
             "Image": r.image,
             "WorkingDir": process.as_ref().map(|p| p.cwd().display().to_string()).unwrap_or_default(),
@@ -1727,40 +1509,8 @@ fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
     })
 }
 
-fn inspect(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(argv, INSPECT, false)?;
-    let mut values = vec![];
-    for a in &p.args {
-        let r = e.get(a)?;
-        values.push(inspect_json(e, &r));
-    }
-    match p.value("format").filter(|f| !f.is_empty()) {
-        Some("json") => {
-            for v in &values {
-                writeln!(out, "{v}")?;
-            }
-        }
-        Some(f) => {
-            let t = crate::parse_template(f).map_err(|_| Failure {
-                code: 1,
-                msg: "template parsing error".into(),
-                usage: false,
-            })?;
-            for v in &values {
-                let s = t.execute(v, false).map_err(|x| Failure {
-                    code: 1,
-                    msg: x.0,
-                    usage: false,
-                })?;
-                writeln!(out, "{s}")?;
-            }
-        }
-        None => {
-            let s = serde_json::to_string_pretty(&values).unwrap_or_default();
-            writeln!(out, "{s}")?;
-        }
-    }
-    Ok(())
+pub fn inspect(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    crate::inspect::typed(e, p, out, "container")
 }
 
 #[cfg(test)]
@@ -1768,15 +1518,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn relative_binds_become_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        let up = cwd.parent().unwrap_or(&cwd).display().to_string();
+        assert_eq!(
+            absolute_bind("./:/x").ok(),
+            Some(format!("{}:/x", cwd.display()))
+        );
+        assert_eq!(absolute_bind("../:/x:ro").ok(), Some(format!("{up}:/x:ro")));
+        assert_eq!(absolute_bind("vol:/x").ok(), Some("vol:/x".into()));
+        assert_eq!(absolute_bind("/abs:/x").ok(), Some("/abs:/x".into()));
+    }
+
+    #[test]
+    fn config_env_merges_as_docker() {
+        let image = [
+            "PATH=/bin".to_string(),
+            "A=1".to_string(),
+            "B=2".to_string(),
+        ];
+        let user = ["A=x".to_string(), "C=3".to_string(), "B".to_string()];
+        assert_eq!(config_env(&image, &user), ["PATH=/bin", "A=x", "C=3"]);
+    }
+
+    #[test]
     fn detach_key_specs() {
         assert_eq!(detach_keys(None).ok(), Some(vec![0x10, 0x11]));
         assert_eq!(detach_keys(Some("ctrl-a,x")).ok(), Some(vec![1, b'x']));
         assert!(detach_keys(Some("ctrl-")).is_err());
         assert!(detach_keys(Some("ctrl-ab")).is_err());
-        let argv: Vec<String> = ["-d", "--name", "x", "-e", "A=1", "img", "sh", "-c", "x"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(split_at_image(&argv, RUN), 5);
     }
 }

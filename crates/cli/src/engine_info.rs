@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use berth_engine::{Engine, db};
 use serde_json::json;
 
-use crate::args::{flag, parse};
+use crate::args::Parsed;
 use crate::containers::Failure;
 
 type R<T = ()> = Result<T, Failure>;
@@ -29,8 +29,8 @@ fn procs(e: &mut Engine, key: &str) -> R<(db::ContainerRow, Vec<i32>)> {
 
 /// `top CONTAINER [ps OPTIONS]`: the host's `ps` limited to the
 /// container's processes, as docker does.
-pub fn top(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let Some((key, opts)) = argv.split_first() else {
+pub fn top(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    let Some((key, opts)) = p.args.split_first() else {
         return Err(crate::args::Usage("\"top\" requires at least 1 argument".into()).into());
     };
     let (_, pids) = procs(e, key)?;
@@ -98,17 +98,7 @@ fn mem_total() -> u64 {
 }
 
 /// `stats --no-stream`: one sample (CPU over 200 ms).
-pub fn stats(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(
-        argv,
-        &[
-            flag("no-stream", None, false),
-            flag("all", Some('a'), false),
-            flag("no-trunc", None, false),
-            flag("format", None, true),
-        ],
-        false,
-    )?;
+pub fn stats(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     let stream = !p.bool("no-stream");
     let tty = stream && std::io::IsTerminal::is_terminal(&std::io::stdout());
     // CPU % is the share of one CPU since the previous sample: 200 ms for
@@ -116,7 +106,7 @@ pub fn stats(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     let mut prev: std::collections::HashMap<String, (u64, Instant)> = Default::default();
     let mut first = true;
     loop {
-        let rows = stats_rows(e, &p)?;
+        let rows = stats_rows(e, p)?;
         let rt = e.runtime();
         let samples: Vec<_> = rows
             .iter()
@@ -136,7 +126,7 @@ pub fn stats(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }
-        let (table, values) = stats_table(&p, &samples, &mut prev);
+        let (table, values) = stats_table(p, &samples, &mut prev);
         if let Some(f) = p.value("format").filter(|f| !f.is_empty()) {
             let header = json!({
                 "ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
@@ -300,7 +290,7 @@ pub fn version(out: &mut dyn Write) -> R {
     Ok(())
 }
 
-pub fn info(e: &mut Engine, out: &mut dyn Write) -> R {
+pub fn info(e: &mut Engine, _: &Parsed, out: &mut dyn Write) -> R {
     let rows = e.list()?;
     let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
     let images = e.images()?.list().map_err(berth_engine::Error::from)?.len();
@@ -333,16 +323,8 @@ pub fn info(e: &mut Engine, out: &mut dyn Write) -> R {
 
 /// `system df [-v]`: space used by images, containers and volumes, and
 /// what removing the unused ones would give back (docker's columns).
-pub fn system_df(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
+pub fn system_df(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     use std::collections::{BTreeMap, BTreeSet};
-    let p = parse(
-        argv,
-        &[
-            flag("verbose", Some('v'), false),
-            flag("format", None, true),
-        ],
-        false,
-    )?;
     if !p.args.is_empty() {
         return Err(Failure {
             code: 125,

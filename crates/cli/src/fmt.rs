@@ -274,3 +274,42 @@ mod tests {
         );
     }
 }
+
+/// Go's `strconv.Quote`: double quotes, with `"`, `\\` and control
+/// characters escaped (printable non-ASCII kept).
+pub fn go_quote(s: &str) -> String {
+    let mut q = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            '\r' => q.push_str("\\r"),
+            '\u{7}' => q.push_str("\\a"),
+            '\u{8}' => q.push_str("\\b"),
+            '\u{c}' => q.push_str("\\f"),
+            '\u{b}' => q.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                q.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => q.push_str(&format!("\\u{:04x}", c as u32)),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+#[cfg(test)]
+mod quote_tests {
+    #[test]
+    fn go_quote_escapes_as_strconv() {
+        assert_eq!(super::go_quote("sh -c 'a b'"), "\"sh -c 'a b'\"");
+        assert_eq!(
+            super::go_quote("a\"b\\c\nd\te\u{1}"),
+            "\"a\\\"b\\\\c\\nd\\te\\x01\""
+        );
+        assert_eq!(super::go_quote("x…"), "\"x…\"");
+    }
+}

@@ -13,7 +13,7 @@ use berth_registry::{
     RegistriesConfig,
 };
 
-use crate::args::{flag, parse};
+use crate::args::Parsed;
 use crate::fmt::human_size;
 use crate::{Fail, Res, usage};
 
@@ -210,18 +210,7 @@ impl Progress for PullDisplay {
     }
 }
 
-pub fn pull(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
-    let p = parse(
-        argv,
-        &[
-            flag("all-tags", Some('a'), false),
-            flag("platform", None, true),
-            flag("quiet", Some('q'), false),
-            flag("disable-content-trust", None, false),
-            flag("max-concurrent-downloads", None, true),
-        ],
-        false,
-    )?;
+pub fn pull(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
     let [name] = p.args.as_slice() else {
         return usage("\"pull\" requires exactly 1 argument");
     };
@@ -382,17 +371,7 @@ impl PushProgress for PushDisplay {
     }
 }
 
-pub fn push(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
-    let p = parse(
-        argv,
-        &[
-            flag("all-tags", Some('a'), false),
-            flag("quiet", Some('q'), false),
-            flag("disable-content-trust", None, false),
-            flag("max-concurrent-uploads", None, true),
-        ],
-        false,
-    )?;
+pub fn push(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
     let [name] = p.args.as_slice() else {
         return usage("\"push\" requires exactly 1 argument");
     };
@@ -524,16 +503,7 @@ fn read_line(prompt: &str, secret: bool) -> Res<String> {
     Ok(s.trim_end_matches(['\n', '\r']).to_string())
 }
 
-pub fn login(argv: &[String], out: &mut dyn Write) -> Res {
-    let p = parse(
-        argv,
-        &[
-            flag("username", Some('u'), true),
-            flag("password", Some('p'), true),
-            flag("password-stdin", None, false),
-        ],
-        false,
-    )?;
+pub fn login(p: &Parsed, out: &mut dyn Write) -> Res {
     let server = match p.args.as_slice() {
         [] => "docker.io".to_string(),
         [s] => s.clone(),
@@ -591,8 +561,7 @@ pub fn login(argv: &[String], out: &mut dyn Write) -> Res {
     Ok(())
 }
 
-pub fn logout(argv: &[String], out: &mut dyn Write) -> Res {
-    let p = parse(argv, &[], false)?;
+pub fn logout(p: &Parsed, out: &mut dyn Write) -> Res {
     let server = match p.args.as_slice() {
         [] => "docker.io".to_string(),
         [s] => s.clone(),

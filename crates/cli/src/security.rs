@@ -7,15 +7,12 @@ use std::io::Write;
 use berth_engine::Engine;
 use berth_engine::security::Report;
 
-use crate::args::{flag, parse};
+use crate::args::Parsed;
 use crate::containers::{Failure, fail};
 
 type R<T = ()> = Result<T, Failure>;
 
-const SECURITY: &[crate::args::Flag] = &[flag("format", Some('f'), true)];
-
-pub fn run(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
-    let p = parse(argv, SECURITY, false)?;
+pub fn run(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     let [key] = p.args.as_slice() else {
         return Err(crate::args::Usage(
             "\"security\" requires exactly 1 argument: a container".into(),

@@ -715,6 +715,23 @@ impl State<'_> {
             }
             return call(name, &args).or_else(|e| self.xerr(c.pos, &c.text, e));
         }
+        if let (Arg::Field(p, path), [_, key]) = (&c.args[0], c.args.as_slice())
+            && path.last().is_some_and(|f| f == "Label")
+            && piped.is_none()
+        {
+            // docker's `{{.Label "key"}}` method of its list rows.
+            let key = match self.arg(key, dot)? {
+                Some(Value::String(k)) => k,
+                _ => return self.xerr(c.pos, &c.text, "wrong type for value; expected string"),
+            };
+            if self.header {
+                // docker 28's header of a Label column is empty (its
+                // header context has no Label method).
+                return Ok(Some(Value::String(String::new())));
+            }
+            let row = self.fields(*p, dot.clone(), &path[..path.len() - 1], "")?;
+            return Ok(Some(Value::String(label_of(&row, &key))));
+        }
         if c.args.len() > 1 || piped.is_some() {
             return self.xerr(c.pos, &c.text, "can't give argument to non-function");
         }
@@ -768,6 +785,21 @@ impl State<'_> {
             };
         }
         Ok(v)
+    }
+}
+
+/// The value of label `key` of a row: its `Labels`, a map or docker's
+/// `k=v,k2=v2` text; empty when it has none.
+fn label_of(row: &V, key: &str) -> String {
+    match row.as_ref().and_then(|r| r.get("Labels")) {
+        Some(Value::Object(m)) => m.get(key).and_then(Value::as_str).unwrap_or("").to_string(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
     }
 }
 

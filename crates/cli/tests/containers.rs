@@ -258,7 +258,8 @@ fn detached_logs_survive_the_cli_and_ps_inspect_show_it() {
         row.starts_with(&id[..12]) && row.contains("Exited (0)") && row.ends_with("ticker"),
         "{row}"
     );
-    assert!(row.contains("\"sh -c for i in 1 2 …\""), "{row}");
+    // docker 28: arguments with a space in single quotes, cut at 20.
+    assert!(row.contains("\"sh -c 'for i in 1 2…\""), "{row}");
     assert_eq!(f.ok(&["ps", "-aq", "--no-trunc"]).trim(), id);
     assert_eq!(
         f.ok(&[
@@ -506,13 +507,14 @@ fn volumes_binds_and_tmpfs() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(!host.join("x").exists());
-    // A bind of a missing path is refused.
+    // A --mount bind of a missing path is refused (a -v one is created, as
+    // docker 23+ does: dash_v_takes_relative_paths_and_creates_missing_dirs).
     let e = f.fails(
         &[
             "run",
             "--rm",
-            "-v",
-            "/nonexistent/berth:/mnt",
+            "--mount",
+            "type=bind,source=/nonexistent/berth,target=/mnt",
             "busybox",
             "true",
         ],
@@ -1959,4 +1961,557 @@ fn rmi_racing_create_never_leaves_a_container_without_its_image() {
     assert!(!o.status.success(), "create succeeded on a removed image");
     assert!(err.contains("racer:1"), "{err}");
     assert_eq!(f.ok(&["ps", "-aq"]), "", "a container was left behind");
+}
+
+/// docker 28 (`docker inspect c img vol nosuch`): every name is looked up as
+/// a container, an image, a volume, a network; what exists is printed, each
+/// missing name is reported as "No such object", and the status is 1.
+#[test]
+fn inspect_mixes_object_kinds_and_names_the_missing() {
+    let f = Fixture::new();
+    let id = f
+        .ok(&["create", "--name", "mixc", "busybox", "true"])
+        .trim()
+        .to_string();
+    f.ok(&["volume", "create", "mixv"]);
+    f.ok(&["network", "create", "mixn"]);
+    let o = berth(
+        &f.root,
+        &["inspect", "mixc", "busybox", "nosuchthing", "mixv", "mixn"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = v.as_array().unwrap();
+    assert_eq!(v.len(), 4, "{v:?}");
+    assert_eq!(v[0]["Id"], id);
+    assert!(v[1]["RepoTags"][0] == "busybox:latest", "{:?}", v[1]);
+    assert_eq!(v[2]["Name"], "mixv");
+    assert_eq!(v[2]["Driver"], "local");
+    assert_eq!(v[3]["Name"], "mixn");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err, "Error: No such object: nosuchthing\n");
+    // --format applies to each object found.
+    let o = berth(
+        &f.root,
+        &["inspect", "-f", "{{.Name}}", "mixv", "gone", "mixn"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "mixv\nmixn\n");
+    // --type narrows the lookup.
+    let e = f.fails(&["inspect", "--type", "volume", "mixc"], 1);
+    assert!(e.contains("mixc"), "{e}");
+    f.ok(&["inspect", "--type", "container", "mixc"]);
+    f.ok(&["rm", "mixc"]);
+    f.ok(&["volume", "rm", "mixv"]);
+    f.ok(&["network", "rm", "mixn"]);
+}
+
+/// docker 28 `ps`: COMMAND is the program and its arguments, those with a
+/// space in single quotes, cut at 20 characters with "…", then Go-quoted.
+#[test]
+fn ps_command_is_quoted_and_truncated_as_docker() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "q1",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 100",
+    ]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "q2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo \"hi\"; sleep 100",
+    ]);
+    let full = f.ok(&["ps", "--no-trunc", "--format", "{{.Names}} {{.Command}}"]);
+    assert!(full.contains("q1 \"sh -c 'sleep 100'\"\n"), "{full}");
+    assert!(
+        full.contains("q2 \"sh -c 'echo \\\"hi\\\"; sleep 100'\"\n"),
+        "{full}"
+    );
+    let cut = f.ok(&["ps", "--format", "{{.Names}} {{.Command}}"]);
+    assert!(cut.contains("q1 \"sh -c 'sleep 100'\"\n"), "{cut}");
+    assert!(cut.contains("q2 \"sh -c 'echo \\\"hi\\\"; s…\"\n"), "{cut}");
+    let table = f.ok(&["ps"]);
+    assert!(table.contains("\"sh -c 'sleep 100'\""), "{table}");
+    f.ok(&["rm", "-f", "q1", "q2"]);
+}
+
+/// docker 28's `{{.Label "key"}}` in `ps`, `volume ls` and `network ls`
+/// formats (docker's image list rows have no Label method).
+#[test]
+fn label_method_in_list_formats() {
+    let f = Fixture::new();
+    f.ok(&[
+        "create",
+        "--name",
+        "lab",
+        "-l",
+        "app=web",
+        "-l",
+        "tier=front",
+        "busybox",
+        "true",
+    ]);
+    f.ok(&["create", "--name", "nolab", "busybox", "true"]);
+    let ps = f.ok(&["ps", "-a", "--format", "{{.Names}}:{{.Label \"app\"}}"]);
+    let mut lines: Vec<&str> = ps.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["lab:web", "nolab:"]);
+    f.ok(&["volume", "create", "--label", "tier=db", "labv"]);
+    assert_eq!(
+        f.ok(&["volume", "ls", "--format", "{{.Name}} {{.Label \"tier\"}}"]),
+        "labv db\n"
+    );
+    f.ok(&["network", "create", "--label", "zone=a", "labn"]);
+    assert_eq!(
+        f.ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "name=labn",
+            "--format",
+            "{{.Name}} {{.Label \"zone\"}}"
+        ]),
+        "labn a\n"
+    );
+    f.ok(&["rm", "lab", "nolab"]);
+    f.ok(&["volume", "rm", "labv"]);
+    f.ok(&["network", "rm", "labn"]);
+}
+
+/// docker 28 `volume create --label` and the local driver's `-o` options:
+/// a tmpfs volume (`type=tmpfs,device=tmpfs,o=size=…`) and a bind volume
+/// (`type=none,o=bind,device=/path`); `volume ls --filter` (name, label,
+/// dangling, driver) and `--format`.
+#[test]
+fn volumes_with_labels_options_filters_and_formats() {
+    let f = Fixture::new();
+    f.ok(&[
+        "volume",
+        "create",
+        "--label",
+        "k=v",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=2m,mode=0750",
+        "tv",
+    ]);
+    let host = f.dir.join("bindsrc");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("from-host"), "hello\n").unwrap();
+    let dev = format!("device={}", host.display());
+    f.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &dev,
+        "bv",
+    ]);
+    f.ok(&["volume", "create", "pv"]);
+    let v: Value = serde_json::from_str(&f.ok(&["volume", "inspect", "tv"])).unwrap();
+    assert_eq!(v[0]["Labels"]["k"], "v");
+    assert_eq!(v[0]["Options"]["type"], "tmpfs");
+    assert_eq!(v[0]["Options"]["o"], "size=2m,mode=0750");
+    // The tmpfs is what the container sees, with its options; the bind
+    // volume is the host directory, both ways.
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "tv:/t",
+        "-v",
+        "bv:/b",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /t ' /proc/mounts; cat /b/from-host; echo back > /b/from-container",
+    ]);
+    assert!(out.contains("tmpfs /t tmpfs"), "{out}");
+    assert!(out.contains("size=2048k"), "{out}");
+    assert!(out.contains("mode=750"), "{out}");
+    assert!(out.contains("hello"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(host.join("from-container")).unwrap(),
+        "back\n"
+    );
+    // Filters and formats.
+    let names = |args: &[&str]| {
+        let mut a = vec!["volume", "ls", "-q"];
+        a.extend_from_slice(args);
+        f.ok(&a)
+    };
+    assert_eq!(names(&[]), "bv\npv\ntv\n");
+    assert_eq!(names(&["--filter", "name=v"]), "bv\npv\ntv\n");
+    assert_eq!(names(&["--filter", "name=t"]), "tv\n");
+    assert_eq!(names(&["--filter", "label=k"]), "tv\n");
+    assert_eq!(names(&["--filter", "label=k=v"]), "tv\n");
+    assert_eq!(names(&["--filter", "label=k=w"]), "");
+    assert_eq!(names(&["--filter", "driver=local", "-f", "name=p"]), "pv\n");
+    f.ok(&["create", "--name", "user", "-v", "pv:/p", "busybox", "true"]);
+    assert_eq!(names(&["--filter", "dangling=true"]), "bv\ntv\n");
+    assert_eq!(names(&["--filter", "dangling=false"]), "pv\n");
+    f.fails(&["volume", "ls", "--filter", "colour=red"], 1);
+    assert_eq!(
+        f.ok(&[
+            "volume",
+            "ls",
+            "--format",
+            "{{.Driver}}/{{.Name}}",
+            "-f",
+            "name=tv"
+        ]),
+        "local/tv\n"
+    );
+    let j: Value =
+        serde_json::from_str(&f.ok(&["volume", "ls", "--format", "json", "-f", "name=tv"]))
+            .unwrap();
+    assert_eq!(j["Name"], "tv");
+    assert_eq!(j["Labels"], "k=v");
+    let table = f.ok(&["volume", "ls", "-f", "name=tv"]);
+    assert_eq!(table, "DRIVER    VOLUME NAME\nlocal     tv\n");
+    // What Berth cannot mount is refused at create.
+    let e = f.fails(&["volume", "create", "-o", "type=nfs", "nv"], 1);
+    assert!(e.contains("type=nfs is not supported"), "{e}");
+    let e = f.fails(&["volume", "create", "-o", "colour=red", "nv"], 1);
+    assert!(e.contains("invalid option key"), "{e}");
+    // rm unmounts the tmpfs and never touches a bind volume's directory.
+    f.ok(&["rm", "user"]);
+    f.ok(&["volume", "rm", "tv", "bv", "pv"]);
+    assert!(host.join("from-host").exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("/volumes/tv/"), "{mounts}");
+}
+
+/// docker 28 `inspect` fields scripts read: HostConfig.RestartPolicy, the
+/// memory fields (MemorySwap is twice the memory, the swap limit the
+/// container gets), GraphDriver, SizeRw/SizeRootFs with `-s`, and a
+/// Config.Env of only the image's variables and `-e`.
+#[test]
+fn inspect_has_the_fields_scripts_read() {
+    let f = Fixture::new();
+    f.ok(&[
+        "create",
+        "--name",
+        "fields",
+        "-m",
+        "64m",
+        "--restart",
+        "on-failure:3",
+        "-e",
+        "FOO=1",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /written",
+    ]);
+    let v = f.inspect("fields");
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 3);
+    assert_eq!(v["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(v["HostConfig"]["MemorySwap"], 128 << 20);
+    assert_eq!(v["HostConfig"]["CpuQuota"], 0);
+    assert_eq!(v["HostConfig"]["ShmSize"], 64 << 20);
+    assert_eq!(v["GraphDriver"]["Name"], "overlay2");
+    let merged = v["GraphDriver"]["Data"]["MergedDir"].as_str().unwrap();
+    assert!(merged.ends_with("/rootfs"), "{merged}");
+    // The process gets HOSTNAME, HOME and TERM; Config.Env does not list them.
+    assert_eq!(v["Config"]["Env"], serde_json::json!(["FOO=1"]));
+    assert!(v.get("SizeRw").is_none());
+    f.ok(&["start", "-a", "fields"]);
+    let v: Value = serde_json::from_str(&f.ok(&["inspect", "-s", "fields"])).unwrap();
+    assert!(v[0]["SizeRw"].as_u64().unwrap() > 0, "{:?}", v[0]["SizeRw"]);
+    assert!(v[0]["SizeRootFs"].as_u64().unwrap() > v[0]["SizeRw"].as_u64().unwrap());
+    let plain = f.inspect(&{ f.ok(&["create", "busybox", "true"]).trim().to_string() });
+    assert_eq!(plain["HostConfig"]["RestartPolicy"]["Name"], "no");
+    assert_eq!(plain["HostConfig"]["MemorySwap"], 0);
+    let id = plain["Id"].as_str().unwrap().to_string();
+    f.ok(&["rm", "fields", &id]);
+}
+
+/// docker 20.10's restart manager: `unless-stopped` leaves a container the
+/// user killed exited, where `always` starts it again.
+#[test]
+fn unless_stopped_is_not_restarted_after_a_kill() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "us",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "al",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    f.ok(&["kill", "us", "al"]);
+    f.wait_for("us", "exited");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(f.state("us"), "exited");
+    assert_eq!(f.ok(&["inspect", "-f", "{{.RestartCount}}", "us"]), "0\n");
+    f.wait_for("al", "running");
+    assert_eq!(f.ok(&["inspect", "-f", "{{.RestartCount}}", "al"]), "1\n");
+    // A start by the user clears it: a crash after that is restarted.
+    f.ok(&["start", "us"]);
+    f.wait_for("us", "running");
+    f.ok(&["rm", "-f", "us", "al"]);
+}
+
+/// A reader that went away ends berth quietly, as docker's SIGPIPE does
+/// (`berth info | head -1`, `berth logs -f c | head`, `berth attach c |
+/// head`): the reader is closed before berth writes.
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.05; done",
+    ]);
+    for args in [
+        &["info"][..],
+        &["logs", "-f", "talker"],
+        &["attach", "talker"],
+        &["ps", "-a"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = berth_command(&f.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t.elapsed() > Duration::from_secs(15) {
+                let _ = child.kill();
+                panic!("berth {args:?} still writing to a closed pipe");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(status.success(), "{args:?}: {status:?} {err}");
+        assert_eq!(err, "", "{args:?}");
+    }
+    assert_eq!(f.state("talker"), "running");
+    f.ok(&["rm", "-f", "talker"]);
+}
+
+/// docker 23+ (CLI 28 on dockerd 20.10 resolves `./` in the CLI): `-v` takes a
+/// relative host path, and a missing `-v` host directory is created, while
+/// `--mount` keeps refusing a missing source.
+#[test]
+fn dash_v_takes_relative_paths_and_creates_missing_dirs() {
+    let f = Fixture::new();
+    let work = f.dir.join("work");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    std::fs::write(work.join("sub/hello"), "from the host\n").unwrap();
+    let o = berth_command(&f.root)
+        .current_dir(&work)
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            "./sub:/x:ro",
+            "busybox",
+            "cat",
+            "/x/hello",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from the host\n");
+    let missing = f.dir.join("not/there/yet");
+    let v = format!("{}:/m", missing.display());
+    f.ok(&["run", "--rm", "-v", &v, "busybox", "touch", "/m/made"]);
+    assert!(missing.join("made").exists());
+    let gone = f.dir.join("still-missing");
+    let m = format!("type=bind,source={},target=/m", gone.display());
+    let e = f.fails(&["run", "--rm", "--mount", &m, "busybox", "true"], 125);
+    assert!(e.contains("does not exist"), "{e}");
+    assert!(!gone.exists());
+}
+
+/// `berth completion bash` completes the names a command takes (its usage
+/// line's first operand: CONTAINER, IMAGE, VOLUME, NETWORK), read from the
+/// same `--root`, as docker's completion does.
+#[test]
+fn bash_completion_offers_names() {
+    let f = Fixture::new();
+    f.ok(&["create", "--name", "compme", "busybox", "true"]);
+    f.ok(&["volume", "create", "compvol"]);
+    let script = f.dir.join("berth.bash");
+    std::fs::write(&script, f.ok(&["completion", "bash"])).unwrap();
+    let complete = |words: &str| {
+        let cmd = format!(
+            "source {}; COMP_WORDS=({} --root {} {words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _berth; echo \"${{COMPREPLY[*]}}\"",
+            script.display(),
+            env!("CARGO_BIN_EXE_berth"),
+            f.root.display()
+        );
+        let o = Command::new("bash")
+            .args(["-c", &cmd])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(complete("start comp"), "compme");
+    assert_eq!(complete("container rm comp"), "compme");
+    assert_eq!(complete("run busy"), "busybox:latest");
+    assert_eq!(complete("volume inspect comp"), "compvol");
+    f.ok(&["rm", "compme"]);
+    f.ok(&["volume", "rm", "compvol"]);
+}
+
+/// docker 28 `cp`: `-L` copies what a source symlink leads to (under the
+/// source's name); modification times are kept both ways; `cp - C:DIR`
+/// extracts a tar from stdin into DIR; a destination that is a symlink in
+/// the container is followed there, inside the container's root.
+#[test]
+fn cp_follows_links_keeps_mtimes_and_takes_a_tar() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpx",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /tmp/real; touch -d '2020-01-02 03:04:05' /tmp/real; \
+         ln -s /tmp/real /tmp/link; echo old > /tmp/target; \
+         ln -s ../../../../../tmp/target /tmp/rel; mkdir /tmp/in; touch /tmp/ready; sleep 100",
+    ]);
+    assert!(wait_until(|| berth(
+        &f.root,
+        &["exec", "cpx", "cat", "/tmp/ready"]
+    )
+    .status
+    .success()));
+    let out = f.dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mtime = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    // 2020-01-02T03:04:05Z
+    let stamp = 1_577_934_245;
+    f.ok(&["cp", "cpx:/tmp/link", out.join("l1").to_str().unwrap()]);
+    assert!(
+        std::fs::symlink_metadata(out.join("l1"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    f.ok(&[
+        "cp",
+        "-L",
+        "cpx:/tmp/link",
+        out.join("l2").to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(out.join("l2")).unwrap(), "data\n");
+    assert_eq!(mtime(&out.join("l2")), stamp);
+    f.ok(&["cp", "cpx:/tmp", out.join("dir").to_str().unwrap()]);
+    assert_eq!(mtime(&out.join("dir/real")), stamp);
+    // Into the container: the host file's mtime stays.
+    let h = out.join("h");
+    std::fs::write(&h, "new\n").unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&h)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    f.ok(&["cp", h.to_str().unwrap(), "cpx:/tmp/h"]);
+    assert_eq!(
+        f.ok(&["exec", "cpx", "/bin/busybox", "stat", "-c", "%Y", "/tmp/h"]),
+        "1000000000\n"
+    );
+    // Onto a symlink: its target in the container is written (the `..`
+    // stop at the container's root), the link stays.
+    f.ok(&["cp", h.to_str().unwrap(), "cpx:/tmp/rel"]);
+    assert_eq!(f.ok(&["exec", "cpx", "cat", "/tmp/target"]), "new\n");
+    assert!(
+        f.ok(&["exec", "cpx", "ls", "-l", "/tmp/rel"])
+            .contains("-> ../../../../../tmp/target")
+    );
+    // A tar on stdin.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut hdr = tar::Header::new_gnu();
+    hdr.set_mode(0o644);
+    hdr.set_size(9);
+    hdr.set_mtime(1_234_567_890);
+    b.append_data(&mut hdr, "fromtar", &b"from tar\n"[..])
+        .unwrap();
+    let data = b.into_inner().unwrap();
+    let mut child = berth_command(&f.root)
+        .args(["cp", "-", "cpx:/tmp/in"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&data).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        f.ok(&["exec", "cpx", "cat", "/tmp/in/fromtar"]),
+        "from tar\n"
+    );
+    let e = f.fails(&["cp", "-", "cpx:/no/such/dir"], 1);
+    assert!(e.contains("/no/such/dir"), "{e}");
+    f.ok(&["rm", "-f", "cpx"]);
 }

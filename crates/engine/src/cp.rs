@@ -20,6 +20,8 @@ use crate::{Engine, db};
 /// What the walk finds.
 trait Sink {
     fn dir(&mut self, rel: &Path, st: &libc::stat) -> Result<()>;
+    /// After a directory's entries (whose writing changed its mtime).
+    fn dir_end(&mut self, rel: &Path, st: &libc::stat) -> Result<()>;
     fn file(&mut self, rel: &Path, st: &libc::stat, f: File) -> Result<()>;
     fn symlink(&mut self, rel: &Path, st: &libc::stat, target: &Path) -> Result<()>;
 }
@@ -44,7 +46,7 @@ fn walk(parent: BorrowedFd<'_>, name: &OsStr, rel: &Path, sink: &mut dyn Sink) -
             for n in names {
                 walk(d.as_fd(), &n, &rel.join(&n), sink)?;
             }
-            Ok(())
+            sink.dir_end(rel, &st)
         }
         libc::S_IFREG => {
             let f = sys::openat(
@@ -80,16 +82,32 @@ impl HostSink {
     }
 }
 
+/// The access and modification times of `st` (docker's cp keeps them).
+fn times(st: &libc::stat) -> std::fs::FileTimes {
+    let at = |s: i64, ns: i64| {
+        std::time::UNIX_EPOCH
+            + std::time::Duration::new(s.max(0) as u64, ns.clamp(0, 999_999_999) as u32)
+    };
+    std::fs::FileTimes::new()
+        .set_accessed(at(st.st_atime, st.st_atime_nsec))
+        .set_modified(at(st.st_mtime, st.st_mtime_nsec))
+}
+
 impl Sink for HostSink {
     fn dir(&mut self, rel: &Path, st: &libc::stat) -> Result<()> {
         let p = self.path(rel);
         std::fs::create_dir_all(&p).at(&p)?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(st.st_mode & 0o7777)).at(&p)
     }
+    fn dir_end(&mut self, rel: &Path, st: &libc::stat) -> Result<()> {
+        let p = self.path(rel);
+        File::open(&p).and_then(|d| d.set_times(times(st))).at(&p)
+    }
     fn file(&mut self, rel: &Path, st: &libc::stat, mut f: File) -> Result<()> {
         let p = self.path(rel);
         let mut out = File::create(&p).at(&p)?;
         io::copy(&mut f, &mut out).at(&p)?;
+        out.set_times(times(st)).at(&p)?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(st.st_mode & 0o7777)).at(&p)
     }
     fn symlink(&mut self, rel: &Path, _: &libc::stat, target: &Path) -> Result<()> {
@@ -118,6 +136,51 @@ fn split(root: &RootDir, path: &str) -> Result<(OwnedFd, PathBuf)> {
             Ok((fd, PathBuf::from(name)))
         }
     }
+}
+
+/// `base` then `target`, `..` stopping at `/`: a symlink's target read the
+/// way the kernel resolves it inside the container's root.
+fn join_in_root(base: &Path, target: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in base.components().chain(target.components()) {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Where container path `path` leads once the symlinks of its last
+/// component are followed (inside the root, as the container would, 40 at
+/// most); `path` itself when that is no symlink or does not exist.
+fn follow_links(root: &RootDir, path: &str) -> Result<String> {
+    let mut cur = join_in_root(Path::new("/"), Path::new(path));
+    for _ in 0..40 {
+        let at = cur.to_string_lossy().into_owned();
+        let (parent, name) = split(root, &at)?;
+        let st = match berth_image::sys::lstatat(parent.as_fd(), name.as_os_str()) {
+            Ok(st) => st,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(at),
+            Err(e) => return Err(missing(path, e)),
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            return Ok(at);
+        }
+        let target = sys::readlinkat(parent.as_fd(), &name).at(&at)?;
+        let base = match cur.parent() {
+            Some(p) if target.is_relative() => p.to_path_buf(),
+            _ => PathBuf::from("/"),
+        };
+        cur = join_in_root(&base, &target);
+    }
+    Err(Error::Io {
+        path: path.into(),
+        err: io::Error::from_raw_os_error(libc::ELOOP),
+    })
 }
 
 fn missing(path: &str, e: io::Error) -> Error {
@@ -182,11 +245,19 @@ impl Engine {
 
     /// `cp CONTAINER:SRC DEST`: docker's rules (DEST an existing
     /// directory receives SRC under its own name).
-    pub fn copy_from(&mut self, key: &str, src: &str, dest: &Path) -> Result<()> {
+    /// With `follow` (`-L`), a symlink SRC is copied as what it leads to
+    /// (followed inside the container's root), under SRC's name.
+    pub fn copy_from(&mut self, key: &str, src: &str, dest: &Path, follow: bool) -> Result<()> {
         self.with_container_view(key, |rootfs| {
             let root = RootDir::open(rootfs).at(rootfs)?;
-            let (parent, name) = split(&root, src)?;
-            berth_image::sys::lstatat(parent.as_fd(), name.as_os_str())
+            let (_, name) = split(&root, src)?;
+            let resolved = if follow {
+                follow_links(&root, src)?
+            } else {
+                src.to_string()
+            };
+            let (parent, real) = split(&root, &resolved)?;
+            berth_image::sys::lstatat(parent.as_fd(), real.as_os_str())
                 .map_err(|e| missing(src, e))?;
             let target = if dest.is_dir() && name != Path::new(".") {
                 dest.join(&name)
@@ -194,7 +265,7 @@ impl Engine {
                 dest.to_path_buf()
             };
             let mut sink = HostSink { dest: target };
-            walk(parent.as_fd(), name.as_os_str(), Path::new(""), &mut sink)
+            walk(parent.as_fd(), real.as_os_str(), Path::new(""), &mut sink)
         })
     }
 
@@ -202,9 +273,15 @@ impl Engine {
     /// is the directory's contents), resolved in the container's root
     /// (berth-image's archive walker: hard links, devices, fifos and
     /// xattrs kept, symlinks never followed).
-    pub fn copy_from_tar(&mut self, key: &str, src: &str, w: &mut dyn Write) -> Result<()> {
+    pub fn copy_from_tar(
+        &mut self,
+        key: &str,
+        src: &str,
+        follow: bool,
+        w: &mut dyn Write,
+    ) -> Result<()> {
         self.with_container_view(key, |rootfs| {
-            berth_image::copy::archive_path(rootfs, src, false, None, w).map_err(|e| match e {
+            berth_image::copy::archive_path(rootfs, src, follow, None, w).map_err(|e| match e {
                 berth_image::Error::Io { err, .. } if err.kind() == io::ErrorKind::NotFound => {
                     missing(src, err)
                 }
@@ -222,10 +299,25 @@ impl Engine {
     }
 
     /// `cp SRC CONTAINER:DEST`.
-    pub fn copy_to(&mut self, key: &str, src: &Path, dest: &str) -> Result<()> {
-        let meta = std::fs::symlink_metadata(src).at(src)?;
+    /// With `follow` (`-L`), a symlink SRC is copied as what it leads to.
+    /// A DEST that is a symlink in the container is followed there, inside
+    /// its root (docker's rule), never to the host.
+    pub fn copy_to(&mut self, key: &str, src: &Path, dest: &str, follow: bool) -> Result<()> {
+        let real = if follow {
+            std::fs::canonicalize(src).at(src)?
+        } else {
+            src.to_path_buf()
+        };
+        let meta = std::fs::symlink_metadata(&real).at(src)?;
         self.with_container_view(key, |rootfs| {
             let root = RootDir::open(rootfs).at(rootfs)?;
+            let followed;
+            let dest = if meta.is_dir() || dest.ends_with('/') {
+                dest
+            } else {
+                followed = follow_links(&root, dest)?;
+                followed.as_str()
+            };
             let src_name = src
                 .file_name()
                 .map(PathBuf::from)
@@ -245,7 +337,21 @@ impl Engine {
                     root.parent_dir(Path::new(dest)).at(dest)?
                 }
             };
-            put(dir.as_fd(), &name, src)
+            put(dir.as_fd(), &name, &real)
+        })
+    }
+
+    /// `cp - CONTAINER:DIR`: the tar on `input` extracted into DIR (which
+    /// must exist), entries confined to it; files belong to the caller
+    /// (docker's default without `-a`).
+    pub fn copy_tar_to(&mut self, key: &str, dest: &str, input: &mut dyn io::Read) -> Result<()> {
+        self.with_container_view(key, |rootfs| {
+            berth_image::copy::extract_to(rootfs, dest, input, false).map_err(|e| match e {
+                berth_image::Error::Io { err, .. } if err.kind() == io::ErrorKind::NotFound => {
+                    missing(dest, err)
+                }
+                e => e.into(),
+            })
         })
     }
 }
@@ -289,6 +395,11 @@ fn put(dir: BorrowedFd<'_>, name: &Path, src: &Path) -> Result<()> {
         let mut out = File::from(fd);
         let mut inp = File::open(src).at(src)?;
         io::copy(&mut inp, &mut out).at(name)?;
+        if let Ok(m) = meta.modified() {
+            let t = std::fs::FileTimes::new().set_modified(m);
+            out.set_times(meta.accessed().map_or(t, |a| t.set_accessed(a)))
+                .at(name)?;
+        }
         out.set_permissions(std::fs::Permissions::from_mode(mode))
             .at(name)
     } else {

@@ -70,6 +70,9 @@ fn now() -> String {
     berth_runtime::state::now_rfc3339()
 }
 
+/// The marker file (in a container's state dir) of a `kill` by the user.
+const KILLED_BY_USER: &str = "killed-by-user";
+
 impl Engine {
     pub fn open(root: &Path) -> Result<Engine> {
         let run_dir = if root == Path::new(DEFAULT_ROOT) {
@@ -611,7 +614,15 @@ impl Engine {
             return Err(marked_for_removal(&row));
         }
         berth_runtime::timing::phase("engine start");
+        for m in row_config(&row)
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+        {
+            volumes::activate(&self.root, &m.source)?;
+        }
         self.mark_stopped(&row.id, false);
+        let _ = fs::remove_file(self.state_dir(&row.id).join(KILLED_BY_USER));
         let (ours, theirs) = UnixStream::pair().what(|| "socketpair".into())?;
         // Re-executed, not just forked: a fork would carry this process's
         // SQLite state (its connection and the library's per-file lock
@@ -730,7 +741,16 @@ impl Engine {
                 what: "container is not running".into(),
             });
         }
+        // docker's HasBeenManuallyStopped: `unless-stopped` leaves a
+        // container the user killed exited (`always` still restarts it).
+        let _ = fs::create_dir_all(self.state_dir(&row.id));
+        let _ = fs::write(self.state_dir(&row.id).join(KILLED_BY_USER), b"");
         self.signal(&row, sig, false)
+    }
+
+    /// Whether the user killed the container since its last start.
+    pub fn killed_by_user(&self, id: &str) -> bool {
+        self.state_dir(id).join(KILLED_BY_USER).exists()
     }
 
     /// The signal `stop` sends.

@@ -798,9 +798,8 @@ impl Monitor {
         let row = self.engine.db.find(&self.id).ok()?;
         let again = match policy {
             crate::config::RestartPolicy::No => false,
-            crate::config::RestartPolicy::Always | crate::config::RestartPolicy::UnlessStopped => {
-                true
-            }
+            crate::config::RestartPolicy::Always => true,
+            crate::config::RestartPolicy::UnlessStopped => !self.engine.killed_by_user(&self.id),
             crate::config::RestartPolicy::OnFailure(max) => {
                 row.exit_code != 0 && max.is_none_or(|m| row.restart_count < i64::from(m))
             }

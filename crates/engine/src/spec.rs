@@ -185,7 +185,7 @@ fn user_mount(root: &Path, m: &MountSpec) -> Result<Value> {
             opts.push("rbind".into());
             opts.push("rprivate".into());
             json!({ "destination": m.target, "type": "bind",
-                    "source": volume_data(root, &m.source) })
+                    "source": crate::volumes::source(root, &m.source)? })
         }
         "tmpfs" => {
             opts.extend(["nosuid", "nodev", "noexec"].map(String::from));

@@ -1,7 +1,9 @@
 //! Named and anonymous volumes: a directory `<root>/volumes/<name>/_data`
 //! and a row in the state database.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use crate::Engine;
 use crate::db::VolumeRow;
@@ -9,19 +11,163 @@ use crate::error::{Context, Error, Result, invalid};
 
 /// Creates volume `name` unless it exists; returns whether it was made.
 pub fn ensure(e: &mut Engine, name: &str, anonymous: bool) -> Result<bool> {
+    create(e, name, anonymous, &BTreeMap::new(), &BTreeMap::new())
+}
+
+/// docker's local driver options (`volume create -o type=… -o device=…
+/// -o o=…`) that Berth mounts: a tmpfs (`type=tmpfs`), or a bind of a host
+/// directory (`type=none,o=bind,device=/path`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// The volume's own directory.
+    #[default]
+    Dir,
+    /// A tmpfs mounted on the volume's directory, with `o`'s options.
+    Tmpfs { options: String },
+    /// The host directory `device`.
+    Bind { device: PathBuf },
+}
+
+/// The options file beside a volume's `_data` (none for a plain volume).
+fn options_path(root: &Path, name: &str) -> PathBuf {
+    root.join("volumes").join(name).join("options.json")
+}
+
+/// A volume's `-o` options as given (empty for a plain volume).
+pub fn options(root: &Path, name: &str) -> Result<BTreeMap<String, String>> {
+    let p = options_path(root, name);
+    match fs::read(&p) {
+        Ok(data) => serde_json::from_slice(&data)
+            .map_err(|x| invalid("volume options", format!("{}: {x}", p.display()))),
+        Err(x) if x.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(x) => Err(x).at(&p),
+    }
+}
+
+/// What `-o` options make of a volume; an error for those Berth cannot mount.
+pub fn driver(opts: &BTreeMap<String, String>) -> Result<Driver> {
+    if let Some(k) = opts
+        .keys()
+        .find(|k| !matches!(k.as_str(), "type" | "device" | "o"))
+    {
+        return Err(invalid(
+            "volume option",
+            format!("invalid option key: {k:?}"),
+        ));
+    }
+    let o = opts.get("o").map(String::as_str).unwrap_or("");
+    match opts.get("type").map(String::as_str) {
+        None if opts.is_empty() => Ok(Driver::Dir),
+        Some("tmpfs") => Ok(Driver::Tmpfs {
+            options: o.to_string(),
+        }),
+        Some("none") if o.split(',').any(|x| x == "bind" || x == "rbind") => {
+            let device = opts
+                .get("device")
+                .filter(|d| d.starts_with('/'))
+                .ok_or_else(|| {
+                    invalid(
+                        "volume option",
+                        "a bind volume needs an absolute device=/path",
+                    )
+                })?;
+            let st = fs::metadata(device).at(device)?;
+            if !st.is_dir() {
+                return Err(invalid(
+                    "volume option",
+                    format!("device {device} is not a directory"),
+                ));
+            }
+            Ok(Driver::Bind {
+                device: PathBuf::from(device),
+            })
+        }
+        t => Err(invalid(
+            "volume option",
+            format!(
+                "type={} is not supported yet (type=tmpfs, or type=none with o=bind)",
+                t.unwrap_or("")
+            ),
+        )),
+    }
+}
+
+/// Creates volume `name` with labels and `-o` options unless it exists;
+/// returns whether it was made.
+pub fn create(
+    e: &mut Engine,
+    name: &str,
+    anonymous: bool,
+    labels: &BTreeMap<String, String>,
+    opts: &BTreeMap<String, String>,
+) -> Result<bool> {
     if !crate::config::valid_volume_name(name) {
         return Err(invalid(
             "volume name",
             format!("{name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
         ));
     }
+    let drv = driver(opts)?;
+    if e.db.volume_get(name).is_ok() {
+        return Ok(false);
+    }
     let data = crate::spec::volume_data(&e.root, name);
     fs::create_dir_all(&data).at(&data)?;
+    if !opts.is_empty() {
+        let p = options_path(&e.root, name);
+        let text =
+            serde_json::to_vec(opts).map_err(|x| invalid("volume options", x.to_string()))?;
+        fs::write(&p, text).at(&p)?;
+    }
+    if let Driver::Tmpfs { .. } = drv {
+        activate(&e.root, name)?;
+    }
+    let labels =
+        serde_json::to_string(labels).map_err(|x| invalid("volume labels", x.to_string()))?;
     e.db.volume_insert(&VolumeRow {
         name: name.into(),
         created_at: berth_runtime::state::now_rfc3339(),
-        labels: "{}".into(),
+        labels,
         anonymous,
+    })
+}
+
+/// Mounts a tmpfs volume's tmpfs on its directory unless it is there (a
+/// reboot took it, as it takes docker's): before a container mounts it.
+pub fn activate(root: &Path, name: &str) -> Result<()> {
+    let Driver::Tmpfs { options } = driver(&options(root, name)?)? else {
+        return Ok(());
+    };
+    let data = crate::spec::volume_data(root, name);
+    if is_tmpfs(&data) {
+        return Ok(());
+    }
+    let o = (!options.is_empty()).then_some(std::ffi::OsStr::new(&options));
+    berth_runtime::sys::mount(
+        Some("tmpfs".as_ref()),
+        &data,
+        Some("tmpfs".as_ref()),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        o,
+    )
+    .at(&data)
+}
+
+fn is_tmpfs(p: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the zeroed struct; `c` is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC }
+}
+
+/// Where a container's bind of volume `name` comes from: the volume's
+/// directory, or a bind volume's host directory.
+pub fn source(root: &Path, name: &str) -> Result<PathBuf> {
+    Ok(match driver(&options(root, name)?)? {
+        Driver::Bind { device } => device,
+        _ => crate::spec::volume_data(root, name),
     })
 }
 
@@ -37,6 +183,10 @@ pub fn seed(
     target: &str,
 ) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
+    // A tmpfs or bind volume is not replaced by a seeded copy.
+    if driver(&options(root, name)?)? != Driver::Dir {
+        return Ok(());
+    }
     let data = crate::spec::volume_data(root, name);
     if fs::read_dir(&data).at(&data)?.next().is_some() {
         return Ok(());
@@ -116,6 +266,12 @@ pub fn remove(e: &mut Engine, name: &str, force: bool) -> Result<()> {
         }
     })?;
     let dir = e.root.join("volumes").join(name);
+    if let Driver::Tmpfs { .. } = driver(&options(&e.root, name)?)? {
+        let data = crate::spec::volume_data(&e.root, name);
+        if is_tmpfs(&data) {
+            berth_runtime::sys::umount2(&data, libc::MNT_DETACH).at(&data)?;
+        }
+    }
     if dir.exists() {
         fs::remove_dir_all(&dir).at(&dir)?;
     }

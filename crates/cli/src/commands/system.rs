@@ -1,0 +1,183 @@
+//! The command table's entries for docker's system commands and the top-level ones that belong to no object (`inspect`, `version`, `login`, `logout`).
+//! Flag help and usage lines are docker 28's, for the flags Berth has.
+
+use super::Handler::*;
+use super::{Command, FORMAT_INSPECT, FORMAT_TABLE};
+use crate::args::Parsed;
+use crate::args::{opt, switch};
+use crate::containers::Failure;
+use crate::{engine_info, registry};
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        path: "system df",
+        aliases: &[],
+        usage: "[OPTIONS]",
+        short: "Show berth disk usage",
+        flags: &[
+            FORMAT_TABLE,
+            switch(
+                "verbose",
+                Some('v'),
+                "Show detailed information on space usage",
+            ),
+        ],
+        interspersed: true,
+        missing: &[],
+        run: Engine(engine_info::system_df),
+    },
+    Command {
+        path: "system events",
+        aliases: &["events"],
+        usage: "[OPTIONS]",
+        short: "Get real time events from the server",
+        flags: &[],
+        interspersed: true,
+        missing: &[
+            ("filter", Some('f')),
+            ("format", None),
+            ("since", None),
+            ("until", None),
+        ],
+        run: Unsupported,
+    },
+    Command {
+        path: "system info",
+        aliases: &["info"],
+        usage: "[OPTIONS]",
+        short: "Display system-wide information",
+        flags: &[],
+        interspersed: true,
+        missing: &[("format", Some('f'))],
+        run: Engine(engine_info::info),
+    },
+    Command {
+        path: "system prune",
+        aliases: &[],
+        usage: "[OPTIONS]",
+        short: "Remove unused data",
+        flags: &[],
+        interspersed: true,
+        missing: &[
+            ("all", Some('a')),
+            ("filter", None),
+            ("force", Some('f')),
+            ("volumes", None),
+        ],
+        run: Unsupported,
+    },
+    Command {
+        path: "inspect",
+        aliases: &[],
+        usage: "[OPTIONS] NAME|ID [NAME|ID...]",
+        short: "Return low-level information on Berth objects",
+        flags: &[
+            FORMAT_INSPECT,
+            switch(
+                "size",
+                Some('s'),
+                "Display total file sizes if the type is container",
+            ),
+            opt(
+                "type",
+                None,
+                "string",
+                "Only inspect objects of the given type",
+            ),
+        ],
+        interspersed: true,
+        missing: &[],
+        run: Engine(crate::inspect::inspect),
+    },
+    Command {
+        path: "version",
+        aliases: &[],
+        usage: "[OPTIONS]",
+        short: "Show the Berth version information",
+        flags: &[],
+        interspersed: true,
+        missing: &[("format", Some('f'))],
+        run: Plain(version),
+    },
+    Command {
+        path: "login",
+        aliases: &[],
+        usage: "[OPTIONS] [SERVER]",
+        short: "Authenticate to a registry.",
+        flags: &[
+            opt(
+                "password",
+                Some('p'),
+                "string",
+                "Password or Personal Access Token (PAT)",
+            ),
+            switch(
+                "password-stdin",
+                None,
+                "Take the Password or Personal Access Token (PAT) from stdin",
+            ),
+            opt("username", Some('u'), "string", "Username"),
+        ],
+        interspersed: true,
+        missing: &[],
+        run: Plain(login),
+    },
+    Command {
+        path: "logout",
+        aliases: &[],
+        usage: "[SERVER]",
+        short: "Log out from a registry.",
+        flags: &[],
+        interspersed: true,
+        missing: &[],
+        run: Plain(logout),
+    },
+    Command {
+        path: "security",
+        aliases: &[],
+        usage: "[OPTIONS] CONTAINER",
+        short: "Show what a running container can do, as the kernel has it (Berth's own)",
+        flags: &[opt(
+            "format",
+            Some('f'),
+            "string",
+            "Output format: \"table\" or \"json\"",
+        )
+        .default("\"table\"")],
+        interspersed: true,
+        missing: &[],
+        run: Engine(crate::security::run),
+    },
+    Command {
+        path: "completion",
+        aliases: &[],
+        usage: "bash|zsh|fish",
+        short: "Generate the autocompletion script for bash, zsh or fish",
+        flags: &[],
+        interspersed: true,
+        missing: &[],
+        run: Plain(super::complete::completion),
+    },
+    Command {
+        path: "search",
+        aliases: &[],
+        usage: "[OPTIONS] TERM",
+        short: "Search Docker Hub for images",
+        flags: &[],
+        interspersed: true,
+        missing: &[],
+        run: Unsupported,
+    },
+];
+
+fn version(_: &Parsed, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+    engine_info::version(out)
+}
+
+fn login(p: &Parsed, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+    Ok(registry::login(p, out)?)
+}
+
+fn logout(p: &Parsed, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+    Ok(registry::logout(p, out)?)
+}
