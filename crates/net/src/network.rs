@@ -63,6 +63,14 @@ pub fn create_network(
             sysctl::enable_forwarding(ipv6)?;
         }
         host.create_bridge(&net.bridge, net.mtu)?;
+        // A bridge whose MAC is not set follows its lowest port's, so it changes whenever
+        // a veth comes or goes (and the kernel deletes a stopped container's veth a moment
+        // after the container): the containers' neighbour entries for the gateway then
+        // point at a MAC that is gone and their next packets out are lost. docker sets
+        // one too. Derived from the gateway address like the containers' (02:42:…:01).
+        if let Some(IpAddr::V4(gw)) = net.ipam.iter().map(|c| c.gateway).find(IpAddr::is_ipv4) {
+            host.set_mac(&net.bridge, netlink::mac_from_ipv4(gw))?;
+        }
         for c in &net.ipam {
             host.add_address(&net.bridge, c.gateway_net())?;
         }
