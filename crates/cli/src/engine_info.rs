@@ -321,6 +321,56 @@ pub fn info(e: &mut Engine, _: &Parsed, out: &mut dyn Write) -> R {
     Ok(())
 }
 
+/// `system check [--repair] [-q]`: every problem of the store and the state, with what the
+/// repair does (or did); exit 1 while any is left (podman's `system check` is the model).
+pub fn system_check(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    if !p.args.is_empty() {
+        return Err(Failure {
+            code: 125,
+            msg: "\"system check\" accepts no arguments".into(),
+            usage: true,
+        });
+    }
+    let repair = p.has("repair");
+    let r = e.check(repair)?;
+    if !p.has("quiet") {
+        writeln!(
+            out,
+            "Checked {} blobs, {} layer snapshots, {} images, {} containers, {} volumes.",
+            r.images.blobs, r.images.snapshots, r.images.images, r.containers, r.volumes
+        )?;
+    }
+    for pr in r.all() {
+        if pr.repaired {
+            writeln!(out, "repaired: {} ({})", pr.what, pr.repair)?;
+        } else if repair {
+            writeln!(out, "left: {} ({})", pr.what, pr.repair)?;
+        } else {
+            writeln!(out, "problem: {} (--repair would {})", pr.what, pr.repair)?;
+        }
+    }
+    let left = r.unresolved();
+    if left > 0 {
+        return Err(Failure {
+            code: 1,
+            msg: format!(
+                "{left} problem{} {}",
+                if left == 1 { "" } else { "s" },
+                if repair {
+                    "could not be repaired"
+                } else {
+                    "found (berth system check --repair)"
+                }
+            ),
+            usage: false,
+        });
+    }
+    if !p.has("quiet") {
+        writeln!(out, "No problems{}.", if repair { " left" } else { "" })?;
+    }
+    Ok(())
+}
+
 /// `system df [-v]`: space used by images, containers and volumes, and
 /// what removing the unused ones would give back (docker's columns).
 pub fn system_df(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {

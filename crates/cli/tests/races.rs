@@ -463,3 +463,121 @@ fn a_killed_load_leaves_reclaimable_bytes_that_prune_frees() {
     f.ok(&["load", "-i", tar.to_str().unwrap()]);
     f.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
 }
+
+/// `system check` after the kinds of damage a crash or a bad disk leaves (issue 17): a
+/// corrupt layer blob of an image no container uses, a busybox snapshot gone, a container
+/// whose directory is gone, a directory of no container, a volume directory without its
+/// record. Each is named; `--repair` removes the damaged image, unpacks busybox's layer
+/// again from its blob, drops the dead record and the stray directory, records the volume
+/// again with its data; then everything checks clean and busybox runs.
+#[test]
+fn system_check_names_the_damage_and_repairs_it() {
+    let f = Fixture::new();
+    assert!(f.ok(&["system", "check"]).contains("No problems"));
+    // A second image, whose layer blob is then corrupted.
+    let other = f.dir.join("other.tar");
+    RootfsTar::busybox(&["bin", "other"], &["true"]).write(&other);
+    f.ok(&["import", other.to_str().unwrap(), "other:1"]);
+    let other_layer = {
+        let v: serde_json::Value =
+            serde_json::from_str(&f.ok(&["image", "inspect", "other:1"])).unwrap();
+        v[0]["RootFS"]["Layers"][0].as_str().unwrap().to_string()
+    };
+    // The layer blob of an import is its uncompressed tar or a gzip of it: find the blob
+    // that is neither busybox's nor small (configs and manifests are small).
+    let blobs = f.root.join("content/blobs/sha256");
+    let busybox_blobs: Vec<String> = {
+        let v: serde_json::Value =
+            serde_json::from_str(&f.ok(&["image", "inspect", "busybox"])).unwrap();
+        v[0]["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l.as_str()
+                    .unwrap()
+                    .trim_start_matches("sha256:")
+                    .to_string()
+            })
+            .collect()
+    };
+    let big = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 100_000)
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            !busybox_blobs.contains(&n)
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("the other image's layer blob");
+    let mut data = std::fs::read(&big).unwrap();
+    data[5000] ^= 0xff;
+    std::fs::write(&big, data).unwrap();
+    let _ = other_layer;
+    // A container (made now, while busybox is whole) whose directory will be gone.
+    let gone = f
+        .ok(&[
+            "create",
+            "--name",
+            "gone",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ])
+        .trim()
+        .to_string();
+    // busybox's snapshot gone.
+    let snaps = f.root.join("snapshots");
+    let busybox_snapshot = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p.join("snapshot.json"))
+                .unwrap_or_default()
+                .contains(&busybox_blobs[0])
+        })
+        .expect("busybox's snapshot");
+    std::fs::remove_dir_all(&busybox_snapshot).unwrap();
+    // The container's directory gone; a directory of no container; a volume without its
+    // record.
+    std::fs::remove_dir_all(f.root.join("containers").join(&gone)).unwrap();
+    let stray = f.root.join("containers").join("f".repeat(64));
+    std::fs::create_dir_all(stray.join("rootfs")).unwrap();
+    let vol = f.root.join("volumes/keepme/_data");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("data"), "precious").unwrap();
+
+    let (rc, out, err) = finish(f.background(&["system", "check"]));
+    assert_eq!(rc, 1, "{out}{err}");
+    assert!(err.contains("problems found"), "{err}");
+    for needle in [
+        "is corrupt",
+        "missing or damaged",
+        "container gone",
+        "belongs to no container",
+        "has no record",
+    ] {
+        assert!(
+            out.contains(needle) || out.contains(&needle.replace("is corrupt", "digest mismatch")),
+            "{needle} in\n{out}"
+        );
+    }
+    let (rc, out, err) = finish(f.background(&["system", "check", "--repair"]));
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(!out.contains("left:"), "{out}");
+    assert!(f.ok(&["system", "check"]).contains("No problems"));
+    assert_eq!(
+        f.ok(&["images", "--format", "{{.Repository}}"]),
+        "busybox\n"
+    );
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    assert!(!stray.exists());
+    assert_eq!(
+        std::fs::read_to_string(vol.join("data")).unwrap(),
+        "precious"
+    );
+    assert!(f.ok(&["volume", "ls", "-q"]).contains("keepme"));
+    f.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+}

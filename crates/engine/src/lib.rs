@@ -18,6 +18,7 @@
 //! `<run>` is `/run/berth` for the default root, else `<root>/run`.
 
 pub mod attach;
+pub mod check;
 pub mod commit;
 pub mod config;
 pub mod cp;
@@ -576,7 +577,7 @@ impl Engine {
 
     /// Removes runtime state, cgroup and overlay mount of a stopped
     /// container (best effort: each piece may already be gone).
-    fn cleanup_runtime(&self, id: &str) {
+    pub(crate) fn cleanup_runtime(&self, id: &str) {
         self.delete_runtime_state(id);
         // Its veths went with its namespace; its published ports did not.
         let _ = network::disconnect_container(self, id);
@@ -1173,7 +1174,7 @@ pub(crate) fn lease_text() -> String {
 }
 
 /// Whether the process that wrote a lease (`lease_text`) is still alive.
-fn lease_holder_alive(text: &str) -> bool {
+pub(crate) fn lease_holder_alive(text: &str) -> bool {
     let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
     matches!((it.next(), it.next()), (Some(Some(pid)), Some(Some(start)))
         if berth_runtime::state::pid_is(pid as i32, start))

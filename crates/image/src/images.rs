@@ -637,6 +637,23 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Drops image records by id (`system check --repair`), leaving their content to
+    /// [`collect`](Self::collect).
+    pub fn forget(&mut self, ids: &[String]) {
+        for id in ids {
+            if self.records.images.remove(id).is_some() {
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Collects the blobs and snapshots no image references (as `image prune` does).
+    pub fn collect(&mut self) -> Result<RemoveReport> {
+        let mut report = RemoveReport::default();
+        self.gc_into(&mut report)?;
+        Ok(report)
+    }
+
     fn gc_into(&mut self, report: &mut RemoveReport) -> Result<()> {
         let mut blobs = HashSet::new();
         let mut chains = HashSet::new();

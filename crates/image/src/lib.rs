@@ -14,6 +14,7 @@
 //! The library is synchronous; the engine runs it on blocking threads.
 
 pub mod archive;
+pub mod check;
 pub mod compress;
 pub mod copy;
 pub mod diff;

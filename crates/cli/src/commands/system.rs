@@ -10,6 +10,23 @@ use crate::{engine_info, registry};
 
 pub const COMMANDS: &[Command] = &[
     Command {
+        path: "system check",
+        aliases: &[],
+        usage: "[OPTIONS]",
+        short: "Check the consistency of the image store and the engine's state",
+        flags: &[
+            switch(
+                "repair",
+                Some('r'),
+                "Remove or rebuild what is broken (what is sound is left alone)",
+            ),
+            switch("quiet", Some('q'), "Print only the problems"),
+        ],
+        interspersed: true,
+        missing: &[],
+        run: Engine(engine_info::system_check),
+    },
+    Command {
         path: "system df",
         aliases: &[],
         usage: "[OPTIONS]",
