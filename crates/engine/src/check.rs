@@ -200,7 +200,8 @@ impl Engine {
             .flatten()
         {
             let id = e.file_name().to_string_lossy().into_owned();
-            if known.contains(&id) || !e.path().is_dir() {
+            // `@seccomp` and the like: the runtime's own caches, not containers.
+            if known.contains(&id) || id.starts_with('@') || !e.path().is_dir() {
                 continue;
             }
             let fix = repair

@@ -294,12 +294,24 @@ impl Engine {
             fs::write(&lease, lease_text()).at(&lease)?;
         }
         let mut tries = 1;
+        let mut reconciled = false;
         let inserted = loop {
             match self.db.insert(&row) {
                 // A generated name taken by a concurrent create: another.
                 Err(Error::NameInUse { .. }) if req.name.is_none() && tries < 20 => {
                     row.name = self.free_name(tries)?;
                     tries += 1;
+                }
+                // The name's holder may be what a killed command left (a `run --rm` that
+                // died before its monitor started): finishing that frees the name.
+                Err(Error::NameInUse { id, .. }) if !reconciled => {
+                    reconciled = true;
+                    if !matches!(self.get(&id), Err(Error::NoSuchContainer(_))) {
+                        break Err(Error::NameInUse {
+                            name: format!("/{}", row.name),
+                            id,
+                        });
+                    }
                 }
                 r => break r,
             }
@@ -438,6 +450,7 @@ impl Engine {
     /// Every container, reconciled.
     pub fn list(&mut self) -> Result<Vec<ContainerRow>> {
         let rows = self.db.list()?;
+        self.sweep_stale_state(&rows);
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             match self.reconcile(r) {
@@ -493,7 +506,11 @@ impl Engine {
         // Read again under the lock: a monitor may have just finished.
         let row = match self.db.find(&row.id) {
             Ok(r) => r,
-            Err(Error::NoSuchContainer(_)) => return Ok(row),
+            Err(Error::NoSuchContainer(_)) => {
+                // Removed meanwhile; taking the lock may have made its directory again.
+                self.forget_state(&row.id);
+                return Ok(row);
+            }
             Err(e) => return Err(e),
         };
         let active = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
@@ -535,7 +552,13 @@ impl Engine {
         if berth_image::sys::flock_exclusive(lock.as_fd(), false).is_err() {
             return Ok(row); // the rm, or the monitor, is at work
         }
-        let row = self.db.find(&row.id)?;
+        let row = match self.db.find(&row.id) {
+            Ok(r) => r,
+            Err(e) => {
+                self.forget_state(&row.id);
+                return Err(e);
+            }
+        };
         let _ = fs::remove_file(self.run_lease_file(&row.id));
         let auto_remove = row_config(&row).auto_remove;
         match removal {
@@ -551,6 +574,36 @@ impl Engine {
                 self.cleanup_runtime(&row.id);
                 Ok(row)
             }
+        }
+    }
+
+    /// Monitor state directories of containers that are gone (a command killed after
+    /// removing a record, before its directory): removed when no one holds their lock (a
+    /// `create` in progress holds it from before its record exists).
+    fn sweep_stale_state(&self, rows: &[ContainerRow]) {
+        let known: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let Ok(dir) = fs::read_dir(&self.run_dir) else {
+            return;
+        };
+        for e in dir.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if id.len() != 64 || known.contains(id.as_str()) || !e.path().is_dir() {
+                continue;
+            }
+            let Ok(lock) = fs::File::open(e.path().join("monitor.lock")) else {
+                continue;
+            };
+            if berth_image::sys::flock_exclusive(lock.as_fd(), false).is_ok() {
+                self.forget_state(&id);
+            }
+        }
+    }
+
+    /// Removes the monitor state directory of a container that is gone (call it holding the
+    /// container's lock, which taking made the directory again).
+    pub(crate) fn forget_state(&self, id: &str) {
+        if matches!(self.db.find(id), Err(Error::NoSuchContainer(_))) {
+            let _ = fs::remove_dir_all(self.state_dir(id));
         }
     }
 
@@ -937,7 +990,10 @@ impl Engine {
         let row = match self.db.find(&row.id) {
             Ok(r) => r,
             // --rm removed it meanwhile.
-            Err(Error::NoSuchContainer(_)) => return Ok(()),
+            Err(Error::NoSuchContainer(_)) => {
+                self.forget_state(&row.id);
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         self.destroy(&row, volumes, Some(lock))

@@ -300,7 +300,15 @@ impl Monitor {
                 what: "another monitor is starting it".into(),
             }));
         }
-        let row = engine.db.find(&row.id).map_err(fail)?;
+        let row = match engine.db.find(&row.id) {
+            Ok(r) => r,
+            Err(e) => {
+                // Removed while this monitor was on its way: taking the lock made its state
+                // directory again, which nothing else would remove.
+                engine.forget_state(&row.id);
+                return Err(fail(e));
+            }
+        };
         crate::test_pause("monitor-locked");
         // Checked under the lock, which an `rm` takes after marking: either it sees this
         // monitor (and kills what it starts) or this monitor sees its mark.

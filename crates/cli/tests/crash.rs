@@ -1,0 +1,311 @@
+//! The crash-kill matrix (issue 19): `kill -9` of a command at a random moment, then the
+//! same command again, then `berth system check`, which must find nothing: no corruption,
+//! nothing leaked (mounts, monitors, state, content) once the next command has run.
+//!
+//! The suite runs a few trials per operation (`CRASH_TRIALS`, default 4);
+//! `bench/crash-matrix.sh` runs this same test with a hundred and prints the table.
+//! The kill moments come from a fixed seed (`CRASH_SEED`), spread over each operation's own
+//! duration (measured first), so a failure can be replayed.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{RootfsTar, TestNetns, berth, berth_command, ok};
+
+const LINKS: &[&str] = &["sh", "true", "sleep", "echo", "touch"];
+
+struct Fixture {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+    dir: PathBuf,
+    _ns: TestNetns,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let tarball = t.path().join("busybox.tar");
+        RootfsTar::busybox(&["bin", "etc", "tmp"], LINKS).write(&tarball);
+        let ns = TestNetns::new("host");
+        ns.host_berth(&root);
+        ok(
+            &root,
+            &["import", tarball.to_str().unwrap(), "busybox:latest"],
+        );
+        Fixture {
+            root,
+            dir: t.path().to_path_buf(),
+            _t: t,
+            _ns: ns,
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(&self.root, args)
+    }
+
+    fn quiet(&self, args: &[&str]) {
+        let _ = berth(&self.root, args);
+    }
+
+    /// `berth ARGS` killed with SIGKILL after `after` (or left to finish if it is faster).
+    fn killed(&self, args: &[&str], after: Duration) {
+        let mut c = berth_command(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while t.elapsed() < after {
+            if c.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = Command::new("kill")
+            .args(["-9", &c.id().to_string()])
+            .status();
+        let _ = c.wait();
+    }
+
+    /// How long `berth ARGS` takes when left alone.
+    fn duration(&self, args: &[&str]) -> Duration {
+        let t = Instant::now();
+        self.quiet(args);
+        t.elapsed()
+    }
+
+    /// `system check` finds nothing; the problems otherwise.
+    fn check(&self) -> Result<(), String> {
+        let o = berth(&self.root, &["system", "check", "-q"]);
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ))
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let ids = berth(&self.root, &["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = berth(&self.root, &["rm", "-f", id]);
+        }
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// One operation of the matrix: set up, the command to kill, the command "again", the clean
+/// up before the next trial.
+struct Op {
+    name: &'static str,
+    setup: &'static [&'static [&'static str]],
+    command: &'static [&'static str],
+    /// Run quietly before `again` (what a user would wait for first).
+    settle: &'static [&'static [&'static str]],
+    again: &'static [&'static str],
+    /// Exit codes `again` may have (the killed command may have finished its job).
+    again_ok: &'static [i32],
+    cleanup: &'static [&'static [&'static str]],
+}
+
+const RUN_D: &[&str] = &[
+    "run",
+    "-d",
+    "--name",
+    "c",
+    "--network",
+    "none",
+    "busybox",
+    "sleep",
+    "60",
+];
+
+const OPS: &[Op] = &[
+    Op {
+        name: "run -d",
+        setup: &[],
+        command: RUN_D,
+        settle: &[],
+        again: &["rm", "-f", "c"],
+        again_ok: &[0],
+        cleanup: &[RUN_D, &["rm", "-f", "c"]],
+    },
+    Op {
+        name: "run --rm",
+        setup: &[],
+        command: &[
+            "run",
+            "--rm",
+            "--name",
+            "r",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ],
+        // A monitor that started before the kill still runs and removes the container.
+        settle: &[&["GONE", "r"]],
+        again: &[
+            "run",
+            "--rm",
+            "--name",
+            "r",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ],
+        again_ok: &[0],
+        cleanup: &[],
+    },
+    Op {
+        name: "rm -f",
+        setup: &[RUN_D],
+        command: &["rm", "-f", "c"],
+        settle: &[],
+        again: &["rm", "-f", "c"],
+        again_ok: &[0],
+        cleanup: &[],
+    },
+    Op {
+        name: "commit",
+        setup: &[RUN_D, &["exec", "c", "touch", "/tmp/changed"]],
+        command: &["commit", "c", "snap:1"],
+        settle: &[],
+        again: &["commit", "c", "snap:1"],
+        again_ok: &[0],
+        cleanup: &[&["rm", "-f", "c"], &["rmi", "snap:1"]],
+    },
+    Op {
+        name: "load",
+        setup: &[&["rmi", "-f", "saved:1"]],
+        command: &["load", "-i", "SAVED"],
+        settle: &[],
+        again: &["load", "-i", "SAVED"],
+        again_ok: &[0],
+        cleanup: &[],
+    },
+    Op {
+        name: "volume rm",
+        setup: &[&["volume", "create", "v"]],
+        command: &["volume", "rm", "v"],
+        settle: &[],
+        again: &["volume", "rm", "-f", "v"],
+        again_ok: &[0, 1],
+        cleanup: &[],
+    },
+];
+
+#[test]
+fn kill_9_at_any_moment_then_the_next_command_leaves_a_sound_store() {
+    let trials: u64 = std::env::var("CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let mut rng = Rng(std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_cafe_f00d_d00d));
+    let f = Fixture::new();
+    let saved = f.dir.join("saved.tar");
+    f.ok(&["tag", "busybox", "saved:1"]);
+    f.ok(&["save", "-o", saved.to_str().unwrap(), "saved:1"]);
+    let subst = |a: &[&str]| -> Vec<String> {
+        a.iter()
+            .map(|s| match *s {
+                "SAVED" => saved.display().to_string(),
+                s => s.to_string(),
+            })
+            .collect()
+    };
+    let mut table = vec![];
+    let mut failures = vec![];
+    for op in OPS {
+        let cmd = subst(op.command);
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        let again = subst(op.again);
+        let again: Vec<&str> = again.iter().map(String::as_str).collect();
+        // The operation's own length, to spread the kills over it.
+        for s in op.setup {
+            f.quiet(s);
+        }
+        let span = f.duration(&cmd).as_micros() as u64 + 1;
+        for c in op.cleanup {
+            f.quiet(c);
+        }
+        let mut bad = 0;
+        for trial in 0..trials {
+            for s in op.setup {
+                f.quiet(s);
+            }
+            let at = Duration::from_micros(rng.below(span * 3 / 2));
+            f.killed(&cmd, at);
+            for s in op.settle {
+                match s {
+                    ["GONE", name] => {
+                        let t = Instant::now();
+                        while berth(&f.root, &["inspect", name]).status.success()
+                            && t.elapsed() < Duration::from_secs(10)
+                        {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                    s => f.quiet(s),
+                }
+            }
+            let o = berth(&f.root, &again);
+            let code = o.status.code().unwrap_or(-1);
+            let mut problem = None;
+            if !op.again_ok.contains(&code) {
+                problem = Some(format!(
+                    "`{}` again exited {code}: {}",
+                    op.again.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+            }
+            for c in op.cleanup {
+                f.quiet(c);
+            }
+            // The next command a user would type.
+            f.quiet(&["ps", "-a"]);
+            if problem.is_none()
+                && let Err(e) = f.check()
+            {
+                problem = Some(format!("system check: {e}"));
+            }
+            if let Some(p) = problem {
+                bad += 1;
+                failures.push(format!("{} trial {trial} (killed at {at:?}): {p}", op.name));
+                // Leave the next trial a sound store.
+                f.quiet(&["system", "check", "--repair"]);
+            }
+        }
+        table.push(format!("| {} | {trials} | {} µs | {bad} |", op.name, span));
+    }
+    println!("| operation | trials | its length | failures |\n|---|---|---|---|");
+    for row in &table {
+        println!("{row}");
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
