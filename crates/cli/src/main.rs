@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 mod args;
+mod build;
 mod containers;
 mod engine_info;
 mod fmt;
@@ -89,6 +90,9 @@ fn main() -> ExitCode {
     // BERTH_DEBUG=1: phase timings on stderr (the monitor's too).
     if std::env::var_os("BERTH_DEBUG").is_some_and(|v| !v.is_empty()) {
         berth_runtime::timing::enable();
+    }
+    if let Some(code) = build::dispatch(&argv) {
+        return code;
     }
     if let Some(code) = containers::dispatch(&argv) {
         return code;

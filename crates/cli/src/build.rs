@@ -1,0 +1,504 @@
+//! `berth build [OPTIONS] PATH | -` (also `image build`, `buildx build`): docker's flags parsed
+//! here, the build itself in `berth_build` (executor) and `berth_engine::build` (RUN
+//! containers); this file prints BuildKit's plain progress and docker's errors.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use berth_build::dockerignore::{IgnoreFile, Matcher};
+use berth_build::stages::{BuildOptions, Platform as BuildPlatform};
+use berth_build::{BuildError, BuildRequest, Event, Export, NetworkMode, Progress};
+use berth_image::{ImageStore, Platform, Reference};
+
+use crate::args::{Flag, flag, parse};
+
+const GLOBAL: &[Flag] = &[
+    flag("root", None, true),
+    flag("help", Some('h'), false),
+    flag("version", Some('v'), false),
+];
+
+const FLAGS: &[Flag] = &[
+    flag("tag", Some('t'), true),
+    flag("file", Some('f'), true),
+    flag("target", None, true),
+    flag("build-arg", None, true),
+    flag("no-cache", None, false),
+    flag("pull", None, false),
+    flag("iidfile", None, true),
+    flag("quiet", Some('q'), false),
+    flag("label", None, true),
+    flag("network", None, true),
+    flag("progress", None, true),
+    flag("platform", None, true),
+    flag("output", Some('o'), true),
+    flag("rm", None, false),
+    flag("force-rm", None, false),
+    flag("help", Some('h'), false),
+];
+
+const HELP: &str = "Usage:  berth build [OPTIONS] PATH | -
+
+Build an image from a Dockerfile
+
+Options:
+      --build-arg stringArray   Set build-time variables
+  -f, --file string             Name of the Dockerfile (default: \"PATH/Dockerfile\")
+      --iidfile string          Write the image ID to the file
+      --label stringArray       Set metadata for an image
+      --network string          Networking mode for the RUN instructions during build (none, host; default \"none\")
+      --no-cache                Do not use cache when building the image
+  -o, --output stringArray      Output destination (format: \"type=local,dest=path\" or \"type=tar,dest=path\")
+      --platform string         Set target platform for build (the host's only)
+      --progress string         Set type of progress output (\"auto\", \"plain\", \"quiet\") (default \"auto\")
+      --pull                    Always attempt to pull all referenced images
+  -q, --quiet                   Suppress the build output and print image ID on success
+  -t, --tag stringArray         Name and optionally a tag (format: \"name:tag\")
+      --target string           Set the target build stage to build
+";
+
+/// A failure and its exit status (125: usage, as docker's flag errors).
+struct Fail {
+    code: u8,
+    err: anyhow::Error,
+}
+
+fn usage(msg: impl Into<String>) -> Fail {
+    Fail {
+        code: 125,
+        err: anyhow!(msg.into()),
+    }
+}
+
+impl From<anyhow::Error> for Fail {
+    fn from(err: anyhow::Error) -> Fail {
+        Fail { code: 1, err }
+    }
+}
+
+/// `build`, `image build`, `buildx build`: the exit status; None for other commands.
+pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
+    let g = parse(argv, GLOBAL, true).ok()?;
+    let (cmd, rest) = g.args.split_first()?;
+    let rest = match cmd.as_str() {
+        "build" => rest,
+        "image" | "buildx" => match rest.split_first() {
+            Some((sub, r)) if sub == "build" => r,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let root = g
+        .value("root")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("BERTH_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT));
+    Some(match build(&root, rest) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.code == 125 => {
+            eprintln!("berth: {:#}\nSee 'berth build --help'.", f.err);
+            ExitCode::from(125)
+        }
+        Err(f) => {
+            eprintln!("ERROR: {:#}", f.err);
+            ExitCode::from(f.code)
+        }
+    })
+}
+
+/// `name` with docker's rules (`busybox` → `docker.io/library/busybox:latest`).
+fn tag_of(name: &str) -> Result<Reference, Fail> {
+    let bad = || usage(format!("invalid tag {name:?}: invalid reference format"));
+    let r = Reference::parse_normalized(name).map_err(|_| bad())?;
+    if r.digest().is_some() {
+        return Err(bad());
+    }
+    if r.tag().is_none() {
+        return r
+            .with_tag(berth_image::reference::DEFAULT_TAG)
+            .map_err(|_| bad());
+    }
+    Ok(r)
+}
+
+/// Plain progress on stderr, as BuildKit's `--progress=plain`.
+struct Plain {
+    out: Box<dyn Write>,
+    started: HashMap<usize, Instant>,
+    partial: HashMap<usize, Vec<u8>>,
+    /// The name of each vertex (for the error summary).
+    names: HashMap<usize, String>,
+    failed: Option<(String, String)>,
+}
+
+impl Plain {
+    fn line(&mut self, id: usize, text: &str) {
+        let t = self
+            .started
+            .get(&id)
+            .map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let _ = writeln!(self.out, "#{id} {t:.3} {text}");
+    }
+
+    fn flush_partial(&mut self, id: usize) {
+        if let Some(p) = self.partial.remove(&id)
+            && !p.is_empty()
+        {
+            let s = String::from_utf8_lossy(&p).into_owned();
+            self.line(id, &s);
+        }
+    }
+}
+
+impl Progress for Plain {
+    fn event(&mut self, e: Event<'_>) {
+        match e {
+            Event::Start { id, name } => {
+                self.started.insert(id, Instant::now());
+                self.names.insert(id, name.to_string());
+                let _ = writeln!(self.out, "\n#{id} {name}");
+            }
+            Event::Cached { id } => {
+                let _ = writeln!(self.out, "#{id} CACHED");
+            }
+            Event::Log { id, line } => {
+                let _ = writeln!(self.out, "#{id} {line}");
+            }
+            Event::Output { id, data } => {
+                let mut buf = self.partial.remove(&id).unwrap_or_default();
+                buf.extend_from_slice(data);
+                while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                    let rest = buf.split_off(i + 1);
+                    let s = String::from_utf8_lossy(&buf[..i]).into_owned();
+                    self.line(id, &s);
+                    buf = rest;
+                }
+                self.partial.insert(id, buf);
+            }
+            Event::Done { id, secs } => {
+                self.flush_partial(id);
+                let _ = writeln!(self.out, "#{id} DONE {secs:.1}s");
+            }
+            Event::Failed { id, secs, message } => {
+                self.flush_partial(id);
+                let _ = writeln!(self.out, "#{id} ERROR: {message}");
+                let _ = secs;
+                if let Some(n) = self.names.get(&id) {
+                    self.failed = Some((n.clone(), message.to_string()));
+                }
+            }
+            Event::Warning(w) => {
+                let _ = writeln!(self.out, "WARNING: {w}");
+            }
+        }
+        let _ = self.out.flush();
+    }
+}
+
+/// No progress (`-q`, `--progress=quiet`); the failed step is still named in the error.
+struct Quiet {
+    names: HashMap<usize, String>,
+    failed: Option<String>,
+    output: Vec<u8>,
+}
+
+impl Progress for Quiet {
+    fn event(&mut self, e: Event<'_>) {
+        match e {
+            Event::Start { id, name } => {
+                self.names.insert(id, name.to_string());
+                self.output.clear();
+            }
+            Event::Output { data, .. } => {
+                self.output.extend_from_slice(data);
+                let n = self.output.len();
+                if n > 64 * 1024 {
+                    self.output.drain(..n - 64 * 1024);
+                }
+            }
+            Event::Failed { id, .. } => self.failed = self.names.get(&id).cloned(),
+            _ => {}
+        }
+    }
+}
+
+/// docker's excerpt of the Dockerfile around `line`.
+fn excerpt(name: &str, text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let from = line.saturating_sub(3).max(1);
+    let to = (line + 2).min(lines.len());
+    let mut s = format!("{name}:{line}\n--------------------\n");
+    for n in from..=to {
+        let l = lines.get(n - 1).copied().unwrap_or("");
+        let mark = if n == line { ">>>" } else { "   " };
+        s.push_str(&format!("{n:>4} | {mark} {l}\n"));
+    }
+    s.push_str("--------------------");
+    s
+}
+
+fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
+    let p = parse(argv, FLAGS, false).map_err(|u| usage(u.0))?;
+    if p.bool("help") {
+        print!("{HELP}");
+        return Ok(());
+    }
+    let [path] = p.args.as_slice() else {
+        return Err(usage("\"build\" requires exactly 1 argument"));
+    };
+    let tags = p
+        .all("tag")
+        .iter()
+        .map(|t| tag_of(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut options = BuildOptions {
+        target: p.value("target").map(str::to_string),
+        ..BuildOptions::default()
+    };
+    for a in p.all("build-arg") {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                options.build_args.insert(k.to_string(), v.to_string());
+            }
+            // `--build-arg NAME`: the value from our environment, if set.
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    options.build_args.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    let mut labels = Vec::new();
+    for l in p.all("label") {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.push((k.to_string(), v.to_string()));
+    }
+    let network = match p.value("network").unwrap_or("default") {
+        "default" | "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => {
+            return Err(usage(format!(
+                "network mode {other:?} not supported by berth build (none, host)"
+            )));
+        }
+    };
+    if let Some(pl) = p.value("platform") {
+        let want: Platform = pl.parse().map_err(|e| usage(format!("--platform: {e}")))?;
+        let host = Platform::host();
+        if want.normalized() != host.normalized() {
+            return Err(usage(format!(
+                "--platform {pl} is not supported: berth builds for the host's platform ({}/{}) only, without emulation",
+                host.os, host.architecture
+            )));
+        }
+    }
+    options.target_platform = BuildPlatform::host();
+    let quiet = p.bool("quiet") || p.value("progress") == Some("quiet");
+    match p.value("progress").unwrap_or("auto") {
+        "auto" | "plain" | "tty" | "quiet" => {}
+        other => return Err(usage(format!("invalid progress mode {other:?}"))),
+    }
+    let mut export = Export::Image;
+    for o in p.all("output") {
+        let mut kind = None;
+        let mut dest = None;
+        if !o.contains('=') {
+            kind = Some("local".to_string());
+            dest = Some(o.clone());
+        }
+        for part in o.split(',').filter(|s| s.contains('=')) {
+            match part.split_once('=') {
+                Some(("type", v)) => kind = Some(v.to_string()),
+                Some(("dest", v)) => dest = Some(v.to_string()),
+                _ => return Err(usage(format!("--output: unknown attribute in {part:?}"))),
+            }
+        }
+        let dest = dest.ok_or_else(|| usage("--output: dest= is required"))?;
+        export = match kind.as_deref() {
+            Some("local") => Export::Local(PathBuf::from(dest)),
+            Some("tar") if dest == "-" => {
+                if std::io::stdout().is_terminal() {
+                    return Err(usage("refusing to write a tar to a terminal"));
+                }
+                Export::Tar(Box::new(std::io::stdout()))
+            }
+            Some("tar") => Export::Tar(Box::new(
+                std::fs::File::create(&dest).with_context(|| format!("creating {dest}"))?,
+            )),
+            Some(t) => return Err(usage(format!("--output type={t} is not supported"))),
+            None => return Err(usage("--output: type= is required")),
+        };
+    }
+
+    // The context and the Dockerfile.
+    let store = ImageStore::open(root).with_context(|| format!("opening {}", root.display()))?;
+    let mut tmp_context: Option<PathBuf> = None;
+    let file = p.value("file");
+    let (context, dockerfile_path, dockerfile): (Option<PathBuf>, Option<PathBuf>, String) = if path
+        == "-"
+    {
+        let mut data = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("reading the context from stdin")?;
+        let looks_tar = |d: &[u8]| d.len() >= 262 && &d[257..262] == b"ustar";
+        let gz = data.starts_with(&[0x1f, 0x8b]);
+        if looks_tar(&data) || gz {
+            let dir = root
+                .join("builder")
+                .join(format!("context-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            tmp_context = Some(dir.clone());
+            let rd: Box<dyn Read> = if gz {
+                Box::new(
+                    berth_image::layer::decompress(data.as_slice())
+                        .context("decompressing the context from stdin")?
+                        .1,
+                )
+            } else {
+                Box::new(data.as_slice())
+            };
+            tar::Archive::new(rd)
+                .unpack(&dir)
+                .context("unpacking the context from stdin")?;
+            let df = dir.join(file.unwrap_or("Dockerfile"));
+            let text = std::fs::read_to_string(&df).with_context(|| {
+                format!("reading {} from the context", file.unwrap_or("Dockerfile"))
+            })?;
+            (Some(dir), Some(df), text)
+        } else {
+            if file.is_some_and(|f| f != "-") {
+                return Err(usage(
+                    "-f cannot name a file when the Dockerfile comes from stdin",
+                ));
+            }
+            let text = String::from_utf8(data).context("the Dockerfile is not UTF-8")?;
+            (None, None, text)
+        }
+    } else {
+        let ctx = PathBuf::from(path);
+        if !ctx.is_dir() {
+            return Err(anyhow!("unable to prepare context: path {path:?} not found").into());
+        }
+        match file {
+            Some("-") => {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("reading the Dockerfile from stdin")?;
+                (Some(ctx), None, text)
+            }
+            Some(f) => {
+                let df = PathBuf::from(f);
+                let text = std::fs::read_to_string(&df)
+                    .with_context(|| format!("failed to read dockerfile: open {f}"))?;
+                (Some(ctx), Some(df), text)
+            }
+            None => {
+                let df = ctx.join("Dockerfile");
+                let text = std::fs::read_to_string(&df)
+                    .with_context(|| format!("failed to read dockerfile: open {}", df.display()))?;
+                (Some(ctx), Some(df), text)
+            }
+        }
+    };
+    let ignore = match &context {
+        Some(c) => {
+            IgnoreFile::find(c, dockerfile_path.as_deref())
+                .context("reading .dockerignore")?
+                .matcher
+        }
+        None => Matcher::default(),
+    };
+    let df_name = dockerfile_path
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "Dockerfile".into());
+    let image_export = matches!(export, Export::Image);
+    let req = BuildRequest {
+        dockerfile: dockerfile.clone(),
+        context,
+        ignore,
+        options,
+        tags: tags.clone(),
+        labels,
+        no_cache: p.bool("no-cache"),
+        pull: p.bool("pull"),
+        network,
+        export,
+    };
+
+    let engine = berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;
+    let mut pull = |name: &str| -> Result<(), String> {
+        crate::registry::pull_for_run(&store, name).map_err(|f| match f {
+            crate::Fail::Cmd(m) | crate::Fail::Usage(m) => m,
+        })
+    };
+    let mut plain = Plain {
+        out: Box::new(std::io::stderr()),
+        started: HashMap::new(),
+        partial: HashMap::new(),
+        names: HashMap::new(),
+        failed: None,
+    };
+    let mut q = Quiet {
+        names: HashMap::new(),
+        failed: None,
+        output: Vec::new(),
+    };
+    let result = {
+        let mut runner =
+            berth_engine::build::BuildRunner::new(&engine).map_err(|e| anyhow!("{e}"))?;
+        let progress: &mut dyn Progress = if quiet { &mut q } else { &mut plain };
+        berth_build::build(&store, &mut runner, &mut pull, progress, req)
+    };
+    if let Some(d) = &tmp_context {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    let built = match result {
+        Ok(b) => b,
+        Err(e) => {
+            let step = if quiet {
+                q.failed.clone()
+            } else {
+                plain.failed.as_ref().map(|(n, _)| n.clone())
+            };
+            if let Some(n) = step {
+                eprintln!("------\n > {n}:\n------");
+                if quiet && !q.output.is_empty() {
+                    eprint!("{}", String::from_utf8_lossy(&q.output));
+                }
+            }
+            if let Some(line) = e.line().filter(|l| *l > 0) {
+                eprintln!("{}", excerpt(&df_name, &dockerfile, line));
+            }
+            let code = if matches!(e, BuildError::Interrupted) {
+                130
+            } else {
+                1
+            };
+            return Err(Fail {
+                code,
+                err: anyhow!("failed to solve: {e}"),
+            });
+        }
+    };
+    let id = built.id.to_string();
+    if let Some(f) = p.value("iidfile") {
+        std::fs::write(f, &id).with_context(|| format!("writing the image id to {f}"))?;
+    }
+    if quiet && image_export {
+        println!("{id}");
+    }
+    Ok(())
+}
