@@ -451,16 +451,20 @@ impl<'a> Executor<'a> {
                 if alive {
                     continue;
                 }
-                if let Ok(steps) = fs::read_dir(e.path()) {
-                    for s in steps.flatten() {
-                        runner.cleanup(&s.file_name().to_string_lossy());
-                        match ContainerRootfs::open(store.snapshots(), &s.path()) {
-                            Ok(r) => {
-                                let _ = r.remove();
-                            }
-                            Err(_) => {
-                                let _ = fs::remove_dir_all(s.path());
-                            }
+                let steps: Vec<_> = fs::read_dir(e.path())
+                    .map(|d| d.flatten().collect())
+                    .unwrap_or_default();
+                // Its containers first (they may still run on its filesystems), then those.
+                for s in &steps {
+                    runner.cleanup(&s.file_name().to_string_lossy());
+                }
+                for s in &steps {
+                    match ContainerRootfs::open(store.snapshots(), &s.path()) {
+                        Ok(r) => {
+                            let _ = r.remove();
+                        }
+                        Err(_) => {
+                            let _ = fs::remove_dir_all(s.path());
                         }
                     }
                 }

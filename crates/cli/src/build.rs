@@ -385,10 +385,12 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
             (None, None, text)
         }
     } else {
-        let ctx = PathBuf::from(path);
-        if !ctx.is_dir() {
-            return Err(anyhow!("unable to prepare context: path {path:?} not found").into());
-        }
+        let ctx = match std::fs::canonicalize(path) {
+            Ok(c) if c.is_dir() => c,
+            _ => {
+                return Err(anyhow!("unable to prepare context: path {path:?} not found").into());
+            }
+        };
         match file {
             Some("-") => {
                 let mut text = String::new();
