@@ -25,6 +25,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use berth_image::archive::{config_map_insert, config_set_env};
 use berth_image::manifest::media_types as mt;
 use berth_image::{
     ApplyOptions, ContainerRootfs, Digest, ImageRecord, ImageStore, Platform, Reference,
@@ -168,6 +169,9 @@ pub struct BuildRequest {
     /// `--network` (RUN's default).
     pub network: NetworkMode,
     pub export: Export,
+    /// `--secret id=…`: the values `RUN --mount=type=secret` mounts (never in a layer, the
+    /// history or a cache key).
+    pub secrets: HashMap<String, Vec<u8>>,
 }
 
 /// The result.
@@ -220,15 +224,14 @@ impl BuildError {
             | BuildError::Files { line, .. }
             | BuildError::Unsupported { line, .. }
             | BuildError::Step { line, .. } => Some(*line),
-            BuildError::Stage(e) => match e {
+            BuildError::Stage(
                 StageError::NoStageContext { line, .. }
                 | StageError::DuplicateStageName { line, .. }
                 | StageError::InvalidStageIndex { line, .. }
                 | StageError::Cycle { line, .. }
                 | StageError::Substitution { line, .. }
-                | StageError::BlankBase { line, .. } => Some(*line),
-                _ => None,
-            },
+                | StageError::BlankBase { line, .. },
+            ) => Some(*line),
             _ => None,
         }
     }
@@ -428,6 +431,7 @@ struct Executor<'a> {
     context: Option<PathBuf>,
     ignore: Matcher,
     no_cache: bool,
+    secrets: HashMap<String, Vec<u8>>,
     _lease: berth_image::Lease,
 }
 
@@ -490,6 +494,7 @@ impl<'a> Executor<'a> {
             context: req.context.clone(),
             ignore: req.ignore.clone(),
             no_cache: req.no_cache,
+            secrets: req.secrets.clone(),
             _lease: store.lease()?,
         })
     }
@@ -666,7 +671,7 @@ impl<'a> Executor<'a> {
                     .get(name)
                     .cloned()
                     .ok_or_else(|| berth_image::Error::ImageNotFound(name.clone()))?;
-                self.from_image(&rec)?
+                self.image_state(&rec)?
             }
             Base::Stage(j) => {
                 let mut s = done.get(j).cloned().ok_or_else(|| BuildError::Step {
@@ -727,7 +732,7 @@ impl<'a> Executor<'a> {
         Ok(st)
     }
 
-    fn from_image(&mut self, rec: &ImageRecord) -> Result<StageState> {
+    fn image_state(&mut self, rec: &ImageRecord) -> Result<StageState> {
         let config = berth_image::archive::config_json(self.store, rec)?;
         let bytes = self
             .store
@@ -823,41 +828,18 @@ impl<'a> Executor<'a> {
         }
         let created_by = match &cmd {
             Command::Env(kvs) => {
-                let mut env: Vec<String> = st
-                    .get("Env")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 for kv in kvs {
-                    env.retain(|e| e.split('=').next() != Some(kv.key.as_str()));
-                    env.push(format!("{}={}", kv.key, kv.value));
+                    config_set_env(st.run_config(), &kv.key, &kv.value);
                 }
-                st.run_config().insert("Env".into(), json!(env));
                 format!("ENV {}", kv_text(kvs))
             }
             Command::Label(kvs) => {
-                let mut labels = st
-                    .get("Labels")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
                 for kv in kvs {
-                    labels.insert(kv.key.clone(), json!(kv.value));
+                    config_map_insert(st.run_config(), "Labels", &kv.key, json!(kv.value));
                 }
-                st.run_config()
-                    .insert("Labels".into(), Value::Object(labels));
                 format!("LABEL {}", kv_text(kvs))
             }
             Command::Expose(ports) => {
-                let mut map = st
-                    .get("ExposedPorts")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
                 let mut shown = Vec::new();
                 for p in ports {
                     let p = if p.contains('/') {
@@ -866,10 +848,8 @@ impl<'a> Executor<'a> {
                         format!("{p}/tcp")
                     };
                     shown.push(format!("{p}:{{}}"));
-                    map.insert(p, json!({}));
+                    config_map_insert(st.run_config(), "ExposedPorts", &p, json!({}));
                 }
-                st.run_config()
-                    .insert("ExposedPorts".into(), Value::Object(map));
                 format!("EXPOSE map[{}]", shown.join(" "))
             }
             Command::Workdir(w) => {
@@ -902,15 +882,9 @@ impl<'a> Executor<'a> {
                 format!("ENTRYPOINT {}", json!(v))
             }
             Command::Volume(vols) => {
-                let mut map = st
-                    .get("Volumes")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
                 for v in vols {
-                    map.insert(v.clone(), json!({}));
+                    config_map_insert(st.run_config(), "Volumes", v, json!({}));
                 }
-                st.run_config().insert("Volumes".into(), Value::Object(map));
                 format!("VOLUME [{}]", vols.join(" "))
             }
             Command::Stopsignal(s) => {
@@ -1029,23 +1003,13 @@ impl<'a> Executor<'a> {
             .str(&created_by);
         let key = key.finish();
         let v = self.start(name);
-        if !req.no_cache
-            && let Some(e) = self.cache.get(self.store, &key)
-        {
-            self.apply_cached(st, &e)?;
-            st.key = key;
-            st.history(created_by, e.empty);
-            self.progress.event(Event::Cached { id: v.0 });
+        if self.cached(st, &key, &created_by, v)? {
             return Ok(());
         }
-        if run
-            .mounts
-            .iter()
-            .any(|m| m.kind == MountType::Secret || m.kind == MountType::Ssh)
-        {
+        if run.mounts.iter().any(|m| m.kind == MountType::Ssh) {
             return Err(BuildError::Unsupported {
                 line,
-                what: "RUN --mount=type=secret|ssh".into(),
+                what: "RUN --mount=type=ssh".into(),
             });
         }
         let fsys = self.mount(&st.chain)?;
@@ -1054,7 +1018,60 @@ impl<'a> Executor<'a> {
         self.ensure_dir(&rootfs, &cwd, line)?;
         let mut extra: Vec<StepFs> = Vec::new();
         let mut mounts = Vec::new();
-        for m in &run.mounts {
+        let mut secret_env = Vec::new();
+        for m in run.mounts.iter().filter(|m| m.kind == MountType::Secret) {
+            let id = m.secret_id().unwrap_or_default();
+            let Some(value) = self.secrets.get(&id).cloned() else {
+                if m.required {
+                    return Err(BuildError::Step {
+                        line,
+                        message: format!("secret {id} not found"),
+                    });
+                }
+                continue;
+            };
+            if let Some(var) = &m.env {
+                secret_env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+            }
+            if let Some(target) = m.secret_target() {
+                // A file only this step's container reads, outside the image (its mount
+                // point is a stub, removed from the layer).
+                let (_, dir) = self.step_dir();
+                let guard = StepFs {
+                    rootfs: None,
+                    dir: dir.clone(),
+                };
+                std::os::unix::fs::DirBuilderExt::mode(
+                    fs::DirBuilder::new().recursive(true),
+                    0o700,
+                )
+                .create(&dir)
+                .map_err(io_at(&dir))?;
+                let file = dir.join("secret");
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(m.mode.unwrap_or(0o400))
+                        .open(&file)
+                        .map_err(io_at(&file))?;
+                    f.write_all(&value).map_err(io_at(&file))?;
+                }
+                let target = if target.starts_with('/') {
+                    target
+                } else {
+                    format!("{}/{target}", cwd.trim_end_matches('/'))
+                };
+                mounts.push(RunMount::Bind {
+                    source: file,
+                    target,
+                    readonly: true,
+                });
+                extra.push(guard);
+            }
+        }
+        for m in run.mounts.iter().filter(|m| m.kind != MountType::Secret) {
             let target = match &m.target {
                 Some(t) if t.starts_with('/') => t.clone(),
                 Some(t) => format!("{}/{t}", cwd.trim_end_matches('/')),
@@ -1096,7 +1113,7 @@ impl<'a> Executor<'a> {
                             ctx.join(&src)
                         }
                         Some(f) => {
-                            let chain = self.from_chain(f, plan, done, line)?;
+                            let chain = self.chain_of(f, plan, done, line)?;
                             let sfs = self.mount(&chain)?;
                             let p = sfs.path().join(&src);
                             extra.push(sfs);
@@ -1126,6 +1143,8 @@ impl<'a> Executor<'a> {
         .chain(mounts.iter().map(|m| m.target().to_string()))
         .collect();
         stubs.retain(|p| matches!(berth_image::copy::stat_in_root(&rootfs, p, false), Ok(None)));
+        let mut env = env;
+        env.extend(secret_env);
         let spec = RunSpec {
             args: args.clone(),
             env,
@@ -1164,6 +1183,22 @@ impl<'a> Executor<'a> {
             self.fail(v, &e.to_string());
             return Err(e);
         }
+        self.finish_step(st, fsys, &stubs, key, created_by, v, line)
+    }
+
+    /// The end of a step that ran: its changes (less the mount-point `stubs`) become the
+    /// stage's next layer, recorded in the cache under `key`.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_step(
+        &mut self,
+        st: &mut StageState,
+        fsys: StepFs,
+        stubs: &[String],
+        key: Digest,
+        created_by: String,
+        v: (usize, Instant),
+        line: usize,
+    ) -> Result<()> {
         if let Some(r) = &fsys.rootfs {
             r.unmount()?;
         }
@@ -1171,7 +1206,7 @@ impl<'a> Executor<'a> {
             .changes(st.chain.len())
             .map_err(|e| with_line(e, line))?;
         if kind == TreeKind::OverlayUpper {
-            remove_stubs(&changes, &stubs);
+            remove_stubs(&changes, stubs);
         }
         let entry = self.commit_changes(st, &changes, kind)?;
         drop(fsys);
@@ -1180,6 +1215,28 @@ impl<'a> Executor<'a> {
         st.history(created_by, entry.empty);
         self.done(v);
         Ok(())
+    }
+
+    /// A step found in the cache (unless `--no-cache`): its layer on the stage; false on a
+    /// miss.
+    fn cached(
+        &mut self,
+        st: &mut StageState,
+        key: &Digest,
+        created_by: &str,
+        v: (usize, Instant),
+    ) -> Result<bool> {
+        if self.no_cache {
+            return Ok(false);
+        }
+        let Some(e) = self.cache.get(self.store, key) else {
+            return Ok(false);
+        };
+        self.apply_cached(st, &e)?;
+        st.key = key.clone();
+        st.history(created_by.to_string(), e.empty);
+        self.progress.event(Event::Cached { id: v.0 });
+        Ok(true)
     }
 
     fn fail(&mut self, v: (usize, Instant), message: &str) {
@@ -1272,7 +1329,7 @@ impl<'a> Executor<'a> {
     }
 
     /// The snapshots of `--from=NAME`: a stage (name or index) or an image.
-    fn from_chain(
+    fn chain_of(
         &mut self,
         from: &str,
         plan: &Plan,
@@ -1376,7 +1433,7 @@ impl<'a> Executor<'a> {
         let mut archives: Vec<PathBuf> = Vec::new();
         match &c.from {
             Some(f) => {
-                let chain = self.from_chain(f, plan, done, line)?;
+                let chain = self.chain_of(f, plan, done, line)?;
                 let sfs = self.mount(&chain)?;
                 for s in &c.sources {
                     match s {
@@ -1416,12 +1473,11 @@ impl<'a> Executor<'a> {
                             && !s.is_dir
                             && matches!(s.items.first().map(|i| &i.kind),
                                 Some(files::Kind::File(files::Content::File(p))) if files::is_archive(p));
-                        if archive {
-                            if let Some(files::Kind::File(files::Content::File(p))) =
+                        if archive
+                            && let Some(files::Kind::File(files::Content::File(p))) =
                                 s.items.first().map(|i| &i.kind)
-                            {
-                                archives.push(p.clone());
-                            }
+                        {
+                            archives.push(p.clone());
                         }
                         sources.push(s);
                     }
@@ -1441,14 +1497,7 @@ impl<'a> Executor<'a> {
         let key = key.finish();
         let created_by = format!("{instruction} {text} # buildkit");
         // --link changes how BuildKit stores the layer, not its content: the same here.
-        if !self.no_cache
-            && let Some(e) = self.cache.get(self.store, &key)
-        {
-            drop(from_fs);
-            self.apply_cached(st, &e)?;
-            st.key = key;
-            st.history(created_by, e.empty);
-            self.progress.event(Event::Cached { id: v.0 });
+        if self.cached(st, &key, &created_by, v)? {
             return Ok(());
         }
         let fsys = self.mount(&st.chain)?;
@@ -1494,19 +1543,7 @@ impl<'a> Executor<'a> {
             berth_image::copy::extract_to(&rootfs, &dir, rd, true)?;
         }
         drop(from_fs);
-        if let Some(r) = &fsys.rootfs {
-            r.unmount()?;
-        }
-        let (changes, kind) = fsys
-            .changes(st.chain.len())
-            .map_err(|e| with_line(e, line))?;
-        let entry = self.commit_changes(st, &changes, kind)?;
-        drop(fsys);
-        let _ = self.cache.put(&key, &entry);
-        st.key = key;
-        st.history(created_by, entry.empty);
-        self.done(v);
-        Ok(())
+        self.finish_step(st, fsys, &[], key, created_by, v, line)
     }
 
     /// The context's root and its included entries (walked once).
@@ -1537,14 +1574,7 @@ impl<'a> Executor<'a> {
     fn export(&mut self, st: &mut StageState, req: BuildRequest) -> Result<Built> {
         let v = self.start("exporting to image");
         for (k, val) in &req.labels {
-            let mut labels = st
-                .get("Labels")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            labels.insert(k.clone(), json!(val));
-            st.run_config()
-                .insert("Labels".into(), Value::Object(labels));
+            config_map_insert(st.run_config(), "Labels", k, json!(val));
         }
         st.config["created"] = json!(st.time);
         let p = Platform::host();

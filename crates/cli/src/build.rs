@@ -36,6 +36,7 @@ const FLAGS: &[Flag] = &[
     flag("progress", None, true),
     flag("platform", None, true),
     flag("output", Some('o'), true),
+    flag("secret", None, true),
     flag("rm", None, false),
     flag("force-rm", None, false),
     flag("help", Some('h'), false),
@@ -56,6 +57,7 @@ Options:
       --platform string         Set target platform for build (the host's only)
       --progress string         Set type of progress output (\"auto\", \"plain\", \"quiet\") (default \"auto\")
       --pull                    Always attempt to pull all referenced images
+      --secret stringArray      Secret to expose to the build (format: \"id=mysecret[,src=/local/secret|env=VAR]\")
   -q, --quiet                   Suppress the build output and print image ID on success
   -t, --tag stringArray         Name and optionally a tag (format: \"name:tag\")
       --target string           Set the target build stage to build
@@ -230,6 +232,39 @@ impl Progress for Quiet {
     }
 }
 
+/// `--secret id=ID[,src=FILE|,env=VAR]` (also `source=`, `type=file|env`): docker's rules,
+/// a bare `id` reads the variable of that name, else the file.
+fn secret(spec: &str) -> Result<(String, Vec<u8>), Fail> {
+    let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(v.to_string()),
+            Some(("env", v)) => env = Some(v.to_string()),
+            Some(("type", v)) => kind = Some(v.to_string()),
+            _ => return Err(usage(format!("--secret: unexpected {part:?} in {spec:?}"))),
+        }
+    }
+    let id = id.ok_or_else(|| usage(format!("--secret {spec:?}: id= is required")))?;
+    let from_env = |var: &str| -> Result<Vec<u8>, Fail> {
+        std::env::var(var)
+            .map(String::into_bytes)
+            .map_err(|_| anyhow!("secret {id}: environment variable {var} is not set").into())
+    };
+    let value = match (kind.as_deref(), src, env) {
+        (Some("env"), s, e) => from_env(&e.or(s).unwrap_or_else(|| id.clone()))?,
+        (_, None, Some(e)) => from_env(&e)?,
+        (_, Some(f), _) => {
+            std::fs::read(&f).with_context(|| format!("secret {id}: reading {f}"))?
+        }
+        (_, None, None) => match std::env::var(&id) {
+            Ok(v) => v.into_bytes(),
+            Err(_) => std::fs::read(&id).with_context(|| format!("secret {id}: reading {id}"))?,
+        },
+    };
+    Ok((id, value))
+}
+
 /// docker's excerpt of the Dockerfile around `line`.
 fn excerpt(name: &str, text: &str, line: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -275,6 +310,11 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
                 }
             }
         }
+    }
+    let mut secrets = HashMap::new();
+    for spec in p.all("secret") {
+        let (id, value) = secret(spec)?;
+        secrets.insert(id, value);
     }
     let mut labels = Vec::new();
     for l in p.all("label") {
@@ -438,6 +478,7 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
         pull: p.bool("pull"),
         network,
         export,
+        secrets,
     };
 
     let engine = berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;

@@ -60,20 +60,7 @@ impl Fixture {
     fn berth(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut c = berth_command(&self.root);
         c.args(args).current_dir(&self.ctx);
-        c.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn");
-        if let Some(data) = stdin {
-            use std::io::Write;
-            let mut i = child.stdin.take().expect("stdin");
-            i.write_all(data).expect("stdin write");
-        }
-        child.wait_with_output().expect("wait")
+        common::output_with_stdin(c, stdin)
     }
 
     /// `berth build ARGS .`: asserts success; the progress (stderr).
@@ -582,10 +569,22 @@ fn run_mounts_and_network() {
          RUN --mount=type=cache,target=/cache echo x >> /cache/count && wc -l < /cache/count > /count\n\
          RUN --mount=type=tmpfs,target=/scratch touch /scratch/f && test ! -e /out\n\
          RUN --mount=type=bind,source=input.txt,target=/in.txt cat /in.txt > /bound\n\
-         RUN cat /sys/class/net/*/operstate | wc -l > /ifaces\n",
+         RUN cat /sys/class/net/*/operstate | wc -l > /ifaces\n\
+         RUN --mount=type=secret,id=tok test \"$(cat /run/secrets/tok)\" = s3cret && echo file > /secret-ok\n\
+         RUN --mount=type=secret,id=tok,env=TOK,target=/tmp/tok test \"$TOK\" = s3cret && test -f /tmp/tok && echo env >> /secret-ok\n",
     );
-    f.build(&["-t", "m:1"]);
-    f.build(&["--no-cache", "-t", "m:2"]);
+    f.write("token", "s3cret");
+    let secret = format!("id=tok,src={}", f.ctx.join("token").display());
+    f.build(&["-t", "m:1", "--secret", &secret]);
+    f.build(&["--no-cache", "-t", "m:2", "--secret", &secret]);
+    // The secret was there for the RUNs and is nowhere in the image.
+    assert_eq!(
+        f.run("m:2", "cat /secret-ok; ls /run /tmp/tok 2>&1 | wc -l"),
+        "file\nenv\n2\n"
+    );
+    // Without it (not `required`), the RUN runs without the file, as BuildKit's.
+    let err = f.build_fails(&["--no-cache", "-t", "m:3"]);
+    assert!(err.contains("did not complete successfully: exit code: 1"), "{err}");
     // The cache mount outlives the build; tmpfs and bind mounts leave nothing in the image.
     assert_eq!(
         f.run(
