@@ -1746,3 +1746,80 @@ fn with_heredocs(cmd: &str, heredocs: &[crate::parser::Heredoc]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::Heredoc;
+
+    fn heredoc(name: &str, content: &str) -> Heredoc {
+        Heredoc {
+            name: name.into(),
+            content: content.into(),
+            expand: true,
+            chomp: false,
+            fd: None,
+        }
+    }
+
+    #[test]
+    fn run_heredocs_become_one_script() {
+        // A lone heredoc is the script.
+        assert_eq!(
+            with_heredocs("<<EOF", &[heredoc("EOF", "echo a\necho b\n")]),
+            "echo a\necho b\n"
+        );
+        // Otherwise the bodies follow the command line, as a shell reads them.
+        assert_eq!(
+            with_heredocs("cat <<A > /a", &[heredoc("A", "x\n")]),
+            "cat <<A > /a\nx\nA\n"
+        );
+        assert_eq!(with_heredocs("echo hi", &[]), "echo hi");
+    }
+
+    #[test]
+    fn progress_text_and_commands() {
+        let df = crate::parser::parse("FROM x\nRUN echo a \\\n  b\nCMD echo hi\n").expect("parse");
+        assert_eq!(instruction_text(&df.instructions[1]), "echo a");
+        let shell = vec!["/bin/sh".to_string(), "-c".to_string()];
+        assert_eq!(
+            command_vec(&CommandLine::Shell("echo hi".into()), &shell),
+            vec!["/bin/sh", "-c", "echo hi"]
+        );
+        assert_eq!(
+            command_vec(&CommandLine::Exec(vec!["a".into()]), &shell),
+            vec!["a"]
+        );
+    }
+
+    #[test]
+    fn mount_stubs_leave_the_upper_directory() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let u = t.path();
+        for d in ["etc", "proc", "run/secrets", "data"] {
+            fs::create_dir_all(u.join(d)).expect("mkdir");
+        }
+        fs::write(u.join("etc/hosts"), "").expect("stub");
+        fs::write(u.join("run/secrets/tok"), "").expect("stub");
+        fs::write(u.join("data/kept"), "written by the step").expect("file");
+        remove_stubs(
+            u,
+            &[
+                "/etc/hosts".into(),
+                "/proc".into(),
+                "/run/secrets/tok".into(),
+                "/data/kept".into(),
+            ],
+        );
+        let mut left: Vec<String> = fs::read_dir(u)
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // What the step wrote stays, even at a stub's path; empty stubs and the directories
+        // made only for them go.
+        assert_eq!(left, vec!["data"]);
+        assert!(u.join("data/kept").exists());
+    }
+}
