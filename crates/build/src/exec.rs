@@ -1698,13 +1698,27 @@ fn with_line(e: BuildError, line: usize) -> BuildError {
     }
 }
 
-/// The instruction as the progress shows it: its text after the name, first line.
-fn instruction_text(ins: &Instruction) -> &str {
-    let first = ins.original.lines().next().unwrap_or("");
-    let t = first.trim_start();
+/// The instruction as the progress shows it: its arguments on one line (continuations
+/// joined, heredoc bodies left out).
+fn instruction_text(ins: &Instruction) -> String {
+    let mut line = String::new();
+    for l in ins.original.lines() {
+        let t = l.trim_end();
+        match t.strip_suffix(['\\', '`']) {
+            Some(part) => {
+                line.push_str(part.trim_end());
+                line.push(' ');
+            }
+            None => {
+                line.push_str(t);
+                break;
+            }
+        }
+    }
+    let t = line.trim_start();
     match t.find(char::is_whitespace) {
-        Some(i) => t[i..].trim(),
-        None => "",
+        Some(i) => t[i..].split_whitespace().collect::<Vec<_>>().join(" "),
+        None => String::new(),
     }
 }
 
@@ -1780,7 +1794,7 @@ mod tests {
     #[test]
     fn progress_text_and_commands() {
         let df = crate::parser::parse("FROM x\nRUN echo a \\\n  b\nCMD echo hi\n").expect("parse");
-        assert_eq!(instruction_text(&df.instructions[1]), "echo a");
+        assert_eq!(instruction_text(&df.instructions[1]), "echo a b");
         let shell = vec!["/bin/sh".to_string(), "-c".to_string()];
         assert_eq!(
             command_vec(&CommandLine::Shell("echo hi".into()), &shell),

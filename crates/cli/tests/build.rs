@@ -584,7 +584,10 @@ fn run_mounts_and_network() {
     );
     // Without it (not `required`), the RUN runs without the file, as BuildKit's.
     let err = f.build_fails(&["--no-cache", "-t", "m:3"]);
-    assert!(err.contains("did not complete successfully: exit code: 1"), "{err}");
+    assert!(
+        err.contains("did not complete successfully: exit code: 1"),
+        "{err}"
+    );
     // The cache mount outlives the build; tmpfs and bind mounts leave nothing in the image.
     assert_eq!(
         f.run(
