@@ -10,6 +10,9 @@ use serde_json::Value;
 mod common;
 use common::{RootfsTar, TestNetns, berth_command, ok};
 
+#[path = "../../registry/tests/common/mod.rs"]
+mod regcommon;
+
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "true", "false", "id", "mkdir", "touch", "stat", "wc", "env", "pwd",
     "sleep", "test", "readlink", "chmod",
@@ -198,6 +201,7 @@ RUN <<EOT
 echo script line 1 > /script.txt
 echo script line 2 >> /script.txt
 EOT
+RUN rm /etc/group
 USER user
 EXPOSE 8080 53/udp
 VOLUME /data
@@ -218,7 +222,7 @@ CMD ["cat /greeting.txt"]
         "from.cli=yes",
     ]);
     assert!(
-        out.contains("#") && out.contains("[2/10] RUN echo"),
+        out.contains("#") && out.contains("[2/11] RUN echo"),
         "{out}"
     );
     assert!(out.contains("running as 0"), "RUN output streamed: {out}");
@@ -240,12 +244,13 @@ CMD ["cat /greeting.txt"]
         "-c",
         "cat /payload.txt /copied/a.txt /copied/sub/b.txt /conf/one.conf /conf/two.conf \
          /heredoc.txt /pwd.txt /script.txt /work/sub/relative.txt; \
-         stat -c '%u:%g %a' /owned.txt /work/sub/relative.txt; id -u",
+         stat -c '%u:%g %a' /owned.txt /work/sub/relative.txt; id -u; \
+         test -e /etc/group || echo whiteout",
     ]);
     assert_eq!(
         files,
         "payload\na\nb\n1\n2\nfrom a heredoc\n/work/sub\nscript line 1\nscript line 2\na\n\
-         1000:50 640\n1000:1000 644\n1000\n"
+         1000:50 640\n1000:1000 644\n1000\nwhiteout\n"
     );
     let c = &f.inspect("demo:1")["Config"];
     assert_eq!(c["User"], "user");
@@ -625,6 +630,8 @@ fn an_interrupted_build_cleans_up() {
         );
         seen.extend_from_slice(&buf[..n]);
     }
+    // The build's container is internal: not a container of `ps -a`.
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
     // The berth process: nsenter execs it, so the child's pid is berth's.
     let st = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -659,4 +666,60 @@ fn an_interrupted_build_cleans_up() {
     f.build(&["-t", "int:3"]);
     assert_eq!(f.run("int:3", "echo ok"), "ok\n");
     f.assert_clean();
+}
+
+#[test]
+fn a_missing_base_image_is_pulled_then_run() {
+    let Some(reg) = regcommon::Registry::start(&[]) else {
+        return;
+    };
+    // berth in this machine's namespace (the registry listens on its 127.0.0.1); the RUN
+    // containers use no network, so nothing is made in it.
+    let t = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(t.path().join("docker")).expect("docker config dir");
+    let berth = |root: &str, args: &[&str], dir: &std::path::Path| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(t.path().join(root))
+            .args(args)
+            .current_dir(dir)
+            .env("DOCKER_CONFIG", t.path().join("docker"))
+            .env("BERTH_REGISTRIES_CONFIG", t.path().join("registries.json"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth")
+    };
+    let okay = |o: Output| -> String {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout)
+    };
+    let tarball = t.path().join("bb.tar");
+    RootfsTar::busybox(&["bin", "etc", "tmp"], &["sh", "echo", "cat"]).write(&tarball);
+    let base = format!("{}/build/busybox:1", reg.addr);
+    okay(berth(
+        "a",
+        &["import", tarball.to_str().expect("utf-8"), &base],
+        t.path(),
+    ));
+    okay(berth("a", &["push", &base], t.path()));
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo pulled and ran > /out\n"),
+    )
+    .expect("Dockerfile");
+    // A fresh store: the build pulls the base, then runs a container (single-threaded again).
+    let out = okay(berth("b", &["build", "-t", "p:1", "."], &ctx));
+    assert!(out.contains("Pull complete"), "{out}");
+    let o = okay(berth(
+        "b",
+        &["run", "--rm", "--network", "none", "p:1", "cat", "/out"],
+        &ctx,
+    ));
+    assert!(o.ends_with("pulled and ran\n"), "{o}");
+    // --pull asks the registry again even though the base is here; the steps stay cached.
+    let out = okay(berth("b", &["build", "--pull", "-t", "p:1", "."], &ctx));
+    assert!(out.contains("Image is up to date"), "{out}");
+    assert!(out.contains("CACHED"), "{out}");
 }
