@@ -620,34 +620,6 @@ impl<'a> Executor<'a> {
     ) -> Result<StageState> {
         let stage = &plan.stages[idx];
         let lex = Lexer::new(plan.escape);
-        let steps = 1 + stage
-            .instructions
-            .iter()
-            .filter(|i| {
-                matches!(
-                    i.command,
-                    Command::Run(_) | Command::Copy(_) | Command::Add(_)
-                )
-            })
-            .count();
-        let label = |k: usize, text: &str| {
-            if plan.stages.len() > 1 {
-                let name = stage.name.clone().unwrap_or_else(|| format!("stage-{idx}"));
-                format!("[{name} {k}/{steps}] {text}")
-            } else {
-                format!("[{k}/{steps}] {text}")
-            }
-        };
-        let from_text = match &stage.base {
-            Base::Image(n) => self
-                .images
-                .get(n)
-                .and_then(|r| r.repo_tags.first().cloned())
-                .unwrap_or_else(|| n.clone()),
-            Base::Scratch => "scratch".into(),
-            Base::Stage(j) => plan.stages[*j].display_name(),
-        };
-        let v = self.start(&label(1, &format!("FROM {from_text}")));
         let mut st = match &stage.base {
             Base::Scratch => {
                 let p = Platform::host();
@@ -682,7 +654,6 @@ impl<'a> Executor<'a> {
                 s
             }
         };
-        self.done(v);
         if let Some(p) = &stage.platform
             && p.parse::<Platform>()
                 .map(|p| p.normalized() != Platform::host().normalized())
@@ -710,6 +681,34 @@ impl<'a> Executor<'a> {
             st.run_config().remove("OnBuild");
         }
         instructions.extend(stage.instructions.iter().cloned());
+        let steps = 1 + instructions
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i.command,
+                    Command::Run(_) | Command::Copy(_) | Command::Add(_)
+                )
+            })
+            .count();
+        let label = |k: usize, text: &str| {
+            if plan.stages.len() > 1 {
+                let name = stage.name.clone().unwrap_or_else(|| format!("stage-{idx}"));
+                format!("[{name} {k}/{steps}] {text}")
+            } else {
+                format!("[{k}/{steps}] {text}")
+            }
+        };
+        let from_text = match &stage.base {
+            Base::Image(n) => self
+                .images
+                .get(n)
+                .and_then(|r| r.repo_tags.first().cloned())
+                .unwrap_or_else(|| n.clone()),
+            Base::Scratch => "scratch".into(),
+            Base::Stage(j) => plan.stages[*j].display_name(),
+        };
+        let v = self.start(&label(1, &format!("FROM {from_text}")));
+        self.done(v);
         let env = st.env();
         let mut scope = ArgScope::for_plan(plan, &req.options, &env);
         let mut k = 1;

@@ -723,3 +723,31 @@ fn a_missing_base_image_is_pulled_then_run() {
     assert!(out.contains("Image is up to date"), "{out}");
     assert!(out.contains("CACHED"), "{out}");
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_and_entrypoint_resets_cmd() {
+    let f = Fixture::new();
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nONBUILD RUN echo triggered > /onbuild\nCMD [\"echo\", \"base cmd\"]\n",
+    );
+    f.build(&["-t", "parent:1"]);
+    assert_eq!(
+        f.inspect("parent:1")["Config"]["OnBuild"],
+        serde_json::json!(["RUN echo triggered > /onbuild"])
+    );
+    f.write("Dockerfile", "FROM parent:1\nENTRYPOINT [\"cat\"]\n");
+    let out = f.build(&["-t", "child:1"]);
+    assert!(out.contains("[2/2] RUN echo triggered > /onbuild"), "{out}");
+    let c = &f.inspect("child:1")["Config"];
+    assert!(c["OnBuild"].is_null(), "triggers leave the image: {c}");
+    assert!(
+        c["Cmd"].is_null(),
+        "the base's CMD is reset by ENTRYPOINT: {c}"
+    );
+    assert_eq!(
+        f.ok(&["run", "--rm", "--network", "none", "child:1", "/onbuild"]),
+        "triggered\n"
+    );
+    f.assert_clean();
+}
