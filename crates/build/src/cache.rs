@@ -102,6 +102,81 @@ impl Cache {
     }
 }
 
+/// What [`prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// The cache keys removed.
+    pub keys: Vec<String>,
+    /// Cache mount directories removed (`--all`).
+    pub mounts: usize,
+    /// Bytes freed: the blobs and snapshots only the cache held, and the cache mounts.
+    pub reclaimed: u64,
+}
+
+/// `builder prune`: the cache entries (older than `older_than`, when given), with `all` the
+/// `RUN --mount=type=cache` directories too; then the store's GC takes the layers no image
+/// uses any more.
+pub fn prune(
+    store: &ImageStore,
+    all: bool,
+    older_than: Option<std::time::Duration>,
+) -> Result<PruneReport, berth_image::Error> {
+    let root = store.root().join("builder");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |err| berth_image::Error::Io { path, err }
+    };
+    let mut report = PruneReport::default();
+    let now = std::time::SystemTime::now();
+    let dir = root.join("cache");
+    match fs::read_dir(&dir) {
+        Ok(rd) => {
+            for e in rd.flatten() {
+                let old_enough = match older_than {
+                    None => true,
+                    Some(age) => e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|m| now.duration_since(m).ok())
+                        .is_some_and(|d| d >= age),
+                };
+                if old_enough {
+                    fs::remove_file(e.path()).map_err(io(&e.path()))?;
+                    report
+                        .keys
+                        .push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&dir)(e)),
+    }
+    if all && older_than.is_none() {
+        let mounts = root.join("mounts");
+        if let Ok(rd) = fs::read_dir(&mounts) {
+            for e in rd.flatten() {
+                report.reclaimed += dir_bytes(&e.path());
+                fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+                report.mounts += 1;
+            }
+        }
+    }
+    let gc = store.gc()?;
+    report.reclaimed += gc.gc.bytes_freed;
+    Ok(report)
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| dir_bytes(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) if m.is_file() => m.len(),
+        _ => 0,
+    }
+}
+
 /// A running sha256 over length-prefixed fields (no field can run into the next).
 pub struct KeyHasher(berth_image::digest::Hasher);
 

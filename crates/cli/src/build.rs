@@ -86,10 +86,11 @@ impl From<anyhow::Error> for Fail {
 pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
     let g = parse(argv, GLOBAL, true).ok()?;
     let (cmd, rest) = g.args.split_first()?;
-    let rest = match cmd.as_str() {
-        "build" => rest,
-        "image" | "buildx" => match rest.split_first() {
-            Some((sub, r)) if sub == "build" => r,
+    let (prune, rest) = match cmd.as_str() {
+        "build" => (false, rest),
+        "image" | "buildx" | "builder" => match rest.split_first() {
+            Some((sub, r)) if sub == "build" && cmd != "builder" => (false, r),
+            Some((sub, r)) if sub == "prune" && cmd != "image" => (true, r),
             _ => return None,
         },
         _ => return None,
@@ -103,7 +104,12 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT));
-    Some(match build(&root, rest) {
+    let r = if prune {
+        builder_prune(&root, rest)
+    } else {
+        build(&root, rest)
+    };
+    Some(match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) if f.code == 125 => {
             eprintln!("berth: {:#}\nSee 'berth build --help'.", f.err);
@@ -114,6 +120,68 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
             ExitCode::from(f.code)
         }
     })
+}
+
+/// `builder prune [-a] [-f] [--filter until=DURATION]`.
+fn builder_prune(root: &Path, argv: &[String]) -> Result<(), Fail> {
+    let p = parse(
+        argv,
+        &[
+            flag("all", Some('a'), false),
+            flag("force", Some('f'), false),
+            flag("filter", None, true),
+            flag("help", Some('h'), false),
+        ],
+        false,
+    )
+    .map_err(|u| usage(u.0))?;
+    if p.bool("help") {
+        print!(
+            "Usage:  berth builder prune [OPTIONS]\n\nRemove build cache\n\nOptions:\n  -a, --all             Remove all unused build cache, not just dangling ones\n      --filter filter   Provide filter values (e.g. \"until=24h\")\n  -f, --force           Do not prompt for confirmation\n"
+        );
+        return Ok(());
+    }
+    if !p.args.is_empty() {
+        return Err(usage("\"builder prune\" accepts no arguments"));
+    }
+    let mut older_than = None;
+    for f in p.all("filter") {
+        match f.split_once('=') {
+            Some(("until", d)) => {
+                let ns = berth_build::parser::parse_go_duration(d)
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| usage(format!("invalid filter 'until={d}'")))?;
+                older_than = Some(std::time::Duration::from_nanos(ns as u64));
+            }
+            _ => return Err(usage(format!("invalid filter {f:?} (until=DURATION)"))),
+        }
+    }
+    if !p.bool("force") {
+        eprint!(
+            "WARNING! This will remove all {}build cache.\nAre you sure you want to continue? [y/N] ",
+            if p.bool("all") { "" } else { "dangling " }
+        );
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(());
+        }
+    }
+    let store = ImageStore::open(root).with_context(|| format!("opening {}", root.display()))?;
+    let report = berth_build::cache::prune(&store, p.bool("all"), older_than)
+        .context("pruning the build cache")?;
+    if !report.keys.is_empty() {
+        println!("Deleted build cache objects:");
+        for k in &report.keys {
+            println!("{}", &k[..k.len().min(25)]);
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        crate::fmt::human_size(report.reclaimed)
+    );
+    Ok(())
 }
 
 /// `name` with docker's rules (`busybox` → `docker.io/library/busybox:latest`).

@@ -349,6 +349,16 @@ fn the_cache_follows_content_not_mtimes() {
     let changed = f.build(&["-t", "a:2", "--build-arg", "V=2"]);
     assert!(!changed.contains("CACHED"), "{changed}");
     assert_eq!(f.run("a:2", "cat /v.txt"), "2\n");
+    // builder prune: --filter until= keeps what is younger; without it the cache is gone.
+    let out = f.ok(&["builder", "prune", "-f", "--filter", "until=1h"]);
+    assert!(!out.contains("Deleted build cache objects"), "{out}");
+    let out = f.ok(&["builder", "prune", "-f"]);
+    assert!(
+        out.contains("Deleted build cache objects") && out.contains("Total reclaimed space"),
+        "{out}"
+    );
+    let after = f.build(&["-t", "a:1"]);
+    assert!(!after.contains("CACHED"), "{after}");
     f.assert_clean();
 }
 
@@ -603,6 +613,10 @@ fn run_mounts_and_network() {
     );
     // --network none: only the loopback.
     assert_eq!(f.run("m:2", "cat /ifaces"), "1\n");
+    // builder prune -a takes the cache mounts too.
+    f.ok(&["buildx", "prune", "-af"]);
+    f.build(&["--no-cache", "-t", "m:4", "--secret", &secret]);
+    assert_eq!(f.run("m:4", "cat /count"), "1\n");
     f.assert_clean();
 }
 
