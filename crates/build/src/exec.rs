@@ -80,6 +80,12 @@ pub struct RunSpec {
     pub user: String,
     pub network: NetworkMode,
     pub mounts: Vec<RunMount>,
+    /// `--add-host HOST:IP` entries for /etc/hosts.
+    pub add_hosts: Vec<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    pub ulimits: Vec<String>,
+    /// `--shm-size` in bytes (default 64 MiB).
+    pub shm_size: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +178,10 @@ pub struct BuildRequest {
     /// `--secret id=…`: the values `RUN --mount=type=secret` mounts (never in a layer, the
     /// history or a cache key).
     pub secrets: HashMap<String, Vec<u8>>,
+    /// `--add-host`, `--ulimit`, `--shm-size`: every `RUN` container gets them.
+    pub add_hosts: Vec<String>,
+    pub ulimits: Vec<String>,
+    pub shm_size: Option<u64>,
 }
 
 /// The result.
@@ -996,6 +1006,9 @@ impl<'a> Executor<'a> {
             .to_string();
         let cwd = st.workdir();
         key.str(&env.join("\0"))
+            .str(&req.add_hosts.join("\0"))
+            .str(&req.ulimits.join("\0"))
+            .str(&format!("{:?}", req.shm_size))
             .str(&user)
             .str(&cwd)
             .str(&format!("{network:?}"))
@@ -1151,6 +1164,9 @@ impl<'a> Executor<'a> {
             user,
             network,
             mounts,
+            add_hosts: req.add_hosts.clone(),
+            ulimits: req.ulimits.clone(),
+            shm_size: req.shm_size,
         };
         let (id, cdir) = self.step_dir();
         fs::create_dir_all(&cdir).map_err(io_at(&cdir))?;

@@ -37,6 +37,9 @@ const FLAGS: &[Flag] = &[
     flag("platform", None, true),
     flag("output", Some('o'), true),
     flag("secret", None, true),
+    flag("add-host", None, true),
+    flag("ulimit", None, true),
+    flag("shm-size", None, true),
     flag("rm", None, false),
     flag("force-rm", None, false),
     flag("help", Some('h'), false),
@@ -47,6 +50,7 @@ const HELP: &str = "Usage:  berth build [OPTIONS] PATH | -
 Build an image from a Dockerfile
 
 Options:
+      --add-host list           Add a custom host-to-IP mapping (\"host:ip\")
       --build-arg stringArray   Set build-time variables
   -f, --file string             Name of the Dockerfile (default: \"PATH/Dockerfile\")
       --iidfile string          Write the image ID to the file
@@ -57,6 +61,8 @@ Options:
       --platform string         Set target platform for build (the host's only)
       --progress string         Set type of progress output (\"auto\", \"plain\", \"quiet\") (default \"auto\")
       --pull                    Always attempt to pull all referenced images
+      --shm-size bytes          Size of \"/dev/shm\" of the RUN containers
+      --ulimit ulimit           Ulimit options of the RUN containers
       --secret stringArray      Secret to expose to the build (format: \"id=mysecret[,src=/local/secret|env=VAR]\")
   -q, --quiet                   Suppress the build output and print image ID on success
   -t, --tag stringArray         Name and optionally a tag (format: \"name:tag\")
@@ -384,6 +390,21 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
         let (id, value) = secret(spec)?;
         secrets.insert(id, value);
     }
+    for h in p.all("add-host") {
+        berth_engine::config::parse_add_host(h).map_err(|e| usage(e.to_string()))?;
+    }
+    for u in p.all("ulimit") {
+        berth_engine::config::parse_ulimit(u).map_err(|e| usage(e.to_string()))?;
+    }
+    let shm_size = match p.value("shm-size") {
+        Some(v) => Some(
+            berth_engine::config::parse_size(v)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| usage(format!("invalid --shm-size {v:?}")))? as u64,
+        ),
+        None => None,
+    };
     let mut labels = Vec::new();
     for l in p.all("label") {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -547,6 +568,9 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
         network,
         export,
         secrets,
+        add_hosts: p.all("add-host").to_vec(),
+        ulimits: p.all("ulimit").to_vec(),
+        shm_size,
     };
 
     let engine = berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;

@@ -15,7 +15,7 @@ mod regcommon;
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "true", "false", "id", "mkdir", "touch", "stat", "wc", "env", "pwd",
-    "sleep", "test", "readlink", "chmod",
+    "sleep", "test", "readlink", "chmod", "grep",
 ];
 
 struct Fixture {
@@ -763,5 +763,30 @@ fn onbuild_triggers_run_in_the_child_and_entrypoint_resets_cmd() {
         f.ok(&["run", "--rm", "--network", "none", "child:1", "/onbuild"]),
         "triggered\n"
     );
+    f.assert_clean();
+}
+
+#[test]
+fn run_containers_take_add_host_ulimit_and_shm_size() {
+    let f = Fixture::new();
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nRUN grep db /etc/hosts > /hosts; ulimit -n > /nofile; grep /dev/shm /proc/mounts > /shm\n",
+    );
+    f.build(&[
+        "-t",
+        "flags:1",
+        "--add-host",
+        "db:10.1.2.3",
+        "--ulimit",
+        "nofile=512:512",
+        "--shm-size",
+        "32m",
+    ]);
+    let out = f.run("flags:1", "cat /hosts /nofile /shm");
+    assert!(out.contains("10.1.2.3\tdb\n512\n"), "{out}");
+    assert!(out.contains("size=32768k"), "{out}");
+    let o = f.berth(&["build", "--add-host", "nocolon", "."], None);
+    assert_eq!(o.status.code(), Some(125));
     f.assert_clean();
 }

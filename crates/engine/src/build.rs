@@ -108,6 +108,22 @@ impl<'a> BuildRunner<'a> {
                 },
             })
             .collect();
+        let mut ulimits = Vec::new();
+        for u in &step.ulimits {
+            ulimits.push(crate::config::parse_ulimit(u)?);
+        }
+        let mut hosts = String::from(
+            "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        );
+        for h in &step.add_hosts {
+            let (name, ip) = crate::config::parse_add_host(h)?;
+            if ip == "host-gateway" {
+                return Err(Error::Other(format!(
+                    "--add-host {h}: host-gateway needs a bridge network (builds run on none or host)"
+                )));
+            }
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
         let cfg = RunConfig {
             entrypoint: Some(step.args.clone()),
             env: step.env.clone(),
@@ -116,20 +132,32 @@ impl<'a> BuildRunner<'a> {
             network: network.into(),
             hostname: Some("buildkitsandbox".into()),
             mounts,
+            ulimits,
             log_max_file: 1,
             ..RunConfig::default()
         };
-        let hosts =
-            "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
         for (f, content) in [
-            ("hosts", hosts.to_string()),
+            ("hosts", hosts),
             ("hostname", "buildkitsandbox\n".to_string()),
             ("resolv.conf", crate::network::resolv_conf(&cfg)),
         ] {
             let p = dir.join(f);
             fs::write(&p, content).at(&p)?;
         }
-        let (spec, _) = crate::spec::build(id, &cfg, None, rootfs, dir, &self.engine.root)?;
+        let (mut spec, _) = crate::spec::build(id, &cfg, None, rootfs, dir, &self.engine.root)?;
+        if let Some(size) = step.shm_size {
+            let mut mounts = spec.mounts().clone().unwrap_or_default();
+            for m in mounts
+                .iter_mut()
+                .filter(|m| m.destination() == Path::new("/dev/shm"))
+            {
+                let mut o: Vec<String> = m.options().clone().unwrap_or_default();
+                o.retain(|o| !o.starts_with("size="));
+                o.push(format!("size={size}"));
+                m.set_options(Some(o));
+            }
+            spec.set_mounts(Some(mounts));
+        }
         let p = dir.join("config.json");
         let data = serde_json::to_vec(&spec).map_err(|e| Error::Other(e.to_string()))?;
         fs::write(&p, data).at(&p)?;
