@@ -182,6 +182,8 @@ pub struct BuildRequest {
     pub add_hosts: Vec<String>,
     pub ulimits: Vec<String>,
     pub shm_size: Option<u64>,
+    /// `--no-cache-filter`: the stages (names or indexes) whose steps run without the cache.
+    pub no_cache_filter: Vec<String>,
 }
 
 /// The result.
@@ -441,6 +443,8 @@ struct Executor<'a> {
     context: Option<PathBuf>,
     ignore: Matcher,
     no_cache: bool,
+    /// The stage being built is in `--no-cache-filter`.
+    stage_no_cache: bool,
     secrets: HashMap<String, Vec<u8>>,
     _lease: berth_image::Lease,
 }
@@ -504,6 +508,7 @@ impl<'a> Executor<'a> {
             context: req.context.clone(),
             ignore: req.ignore.clone(),
             no_cache: req.no_cache,
+            stage_no_cache: false,
             secrets: req.secrets.clone(),
             _lease: store.lease()?,
         })
@@ -630,6 +635,9 @@ impl<'a> Executor<'a> {
     ) -> Result<StageState> {
         let stage = &plan.stages[idx];
         let lex = Lexer::new(plan.escape);
+        self.stage_no_cache = req.no_cache_filter.iter().any(|f| {
+            stage.name.as_deref() == Some(f.to_ascii_lowercase().as_str()) || *f == idx.to_string()
+        });
         let mut st = match &stage.base {
             Base::Scratch => {
                 let p = Platform::host();
@@ -1241,7 +1249,7 @@ impl<'a> Executor<'a> {
         created_by: &str,
         v: (usize, Instant),
     ) -> Result<bool> {
-        if self.no_cache {
+        if self.no_cache || self.stage_no_cache {
             return Ok(false);
         }
         let Some(e) = self.cache.get(self.store, key) else {

@@ -28,6 +28,7 @@ const FLAGS: &[Flag] = &[
     flag("target", None, true),
     flag("build-arg", None, true),
     flag("no-cache", None, false),
+    flag("no-cache-filter", None, true),
     flag("pull", None, false),
     flag("iidfile", None, true),
     flag("quiet", Some('q'), false),
@@ -57,6 +58,7 @@ Options:
       --label stringArray       Set metadata for an image
       --network string          Networking mode for the RUN instructions during build (none, host; default \"none\")
       --no-cache                Do not use cache when building the image
+      --no-cache-filter strings Do not cache specified stages
   -o, --output stringArray      Output destination (format: \"type=local,dest=path\" or \"type=tar,dest=path\")
       --platform string         Set target platform for build (the host's only)
       --progress string         Set type of progress output (\"auto\", \"plain\", \"quiet\") (default \"auto\")
@@ -571,6 +573,12 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
         add_hosts: p.all("add-host").to_vec(),
         ulimits: p.all("ulimit").to_vec(),
         shm_size,
+        no_cache_filter: p
+            .all("no-cache-filter")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::to_string)
+            .collect(),
     };
 
     let engine = berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;

@@ -398,6 +398,17 @@ fn multi_stage_builds_only_what_the_target_needs() {
         listing,
         "source\nsource\nsource\n750\nbin\ndev\netc\nproc\nresult\nsrc2\nsys\n"
     );
+    // --no-cache-filter: only the named stage runs again.
+    let out = f.build(&["--no-cache-filter", "test", "-t", "t:2"]);
+    assert!(
+        out.contains("[build 3/3] RUN mkdir") && out.contains("CACHED"),
+        "{out}"
+    );
+    let test_step = out
+        .split("\n\n")
+        .find(|b| b.contains("[test 2/2] RUN"))
+        .unwrap_or("");
+    assert!(!test_step.contains("CACHED"), "{out}");
     // The broken stage fails when it is the target.
     let err = f.build_fails(&["--target", "broken"]);
     assert!(
