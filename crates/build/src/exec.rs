@@ -1460,15 +1460,8 @@ impl<'a> Executor<'a> {
                 let sfs = self.mount(&chain)?;
                 for s in &c.sources {
                     match s {
-                        CopySource::Path(p) => {
-                            if p.contains(['*', '?', '[']) {
-                                return Err(BuildError::Unsupported {
-                                    line,
-                                    what: "wildcards in COPY --from".into(),
-                                });
-                            }
-                            sources.push(files::rootfs_source(&sfs.path(), p, &ov).map_err(ferr)?)
-                        }
+                        CopySource::Path(p) => sources
+                            .extend(files::rootfs_sources(&sfs.path(), p, &ov).map_err(ferr)?),
                         CopySource::Heredoc(h) => {
                             sources.push(files::heredoc_source(&h.name, &h.content, &ov))
                         }

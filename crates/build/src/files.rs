@@ -424,6 +424,40 @@ pub fn rootfs_source(root: &Path, path: &str, ov: &Overrides) -> Result<Source> 
     })
 }
 
+/// The sources a `COPY --from` pattern names in `root`: wildcards in its last component
+/// matched against that directory's names (none matching is an error, as for the context).
+pub fn rootfs_sources(root: &Path, pattern: &str, ov: &Overrides) -> Result<Vec<Source>> {
+    let clean = clean_source(pattern);
+    let (parent, last) = match clean.rsplit_once('/') {
+        Some((p, l)) => (p.to_string(), l.to_string()),
+        None => (String::new(), clean.clone()),
+    };
+    if !has_meta(&last) {
+        if has_meta(&parent) {
+            return Err(FilesError::Io {
+                path: PathBuf::from(pattern),
+                err: std::io::Error::other(
+                    "wildcards in COPY --from are supported in the last path component only",
+                ),
+            });
+        }
+        return Ok(vec![rootfs_source(root, pattern, ov)?]);
+    }
+    let pat: Vec<char> = last.chars().collect();
+    let mut out = Vec::new();
+    for name in berth_image::copy::list_in_root(root, &format!("/{parent}"))? {
+        let name = name.to_string_lossy().into_owned();
+        let chars: Vec<char> = name.chars().collect();
+        if match_component(&pat, &chars) {
+            out.push(rootfs_source(root, &format!("{parent}/{name}"), ov)?);
+        }
+    }
+    if out.is_empty() {
+        return Err(FilesError::NotFound(clean));
+    }
+    Ok(out)
+}
+
 /// A `COPY <<EOF /dest` source.
 pub fn heredoc_source(name: &str, content: &str, ov: &Overrides) -> Source {
     let mut it = Item {

@@ -371,7 +371,7 @@ fn multi_stage_builds_only_what_the_target_needs() {
         "FROM busybox AS build\nCOPY src.txt /src/\nRUN mkdir -p /out && cat /src/src.txt /src/src.txt > /out/result && chmod 750 /out/result\n\
          FROM busybox AS broken\nRUN false\n\
          FROM scratch AS final\nCOPY --from=build /out/result /result\nCOPY --from=build /bin/busybox /bin/busybox\n\
-         COPY --from=0 /src /src2\n\
+         COPY --from=0 /src /src2\nCOPY --from=build /out/res* /globbed/\n\
          FROM build AS test\nRUN test -f /out/result && echo tested > /tested\n",
     );
     // The default target is the last stage; `broken` is never built.
@@ -392,11 +392,11 @@ fn multi_stage_builds_only_what_the_target_needs() {
         "final:1",
         "sh",
         "-c",
-        "/bin/busybox cat /result /src2/src.txt; /bin/busybox stat -c %a /result; /bin/busybox ls /",
+        "/bin/busybox cat /result /src2/src.txt; /bin/busybox stat -c %a /result /globbed/result; /bin/busybox ls /",
     ]);
     assert_eq!(
         listing,
-        "source\nsource\nsource\n750\nbin\ndev\netc\nproc\nresult\nsrc2\nsys\n"
+        "source\nsource\nsource\n750\n750\nbin\ndev\netc\nglobbed\nproc\nresult\nsrc2\nsys\n"
     );
     // --no-cache-filter: only the named stage runs again.
     let out = f.build(&["--no-cache-filter", "test", "-t", "t:2"]);
