@@ -1277,13 +1277,14 @@ impl<'a> Executor<'a> {
             &format!("{}/", dir.trim_end_matches('/')),
             &[],
             None,
+            Vec::new(),
         )
         .map_err(|source| BuildError::Files {
             line,
             instruction: "WORKDIR",
             source,
         })?;
-        if !p.tar.is_empty() {
+        if !p.empty {
             berth_image::copy::extract_to(rootfs, &p.under, p.tar.as_slice(), true)?;
         }
         Ok(())
@@ -1543,8 +1544,19 @@ impl<'a> Executor<'a> {
             } else {
                 dest.clone()
             };
-            let p = files::place(&rootfs, &dest_for, &plain, owner).map_err(ferr)?;
-            berth_image::copy::extract_to(&rootfs, &p.under, p.tar.as_slice(), true)?;
+            // The tar beside the step's filesystem (removed with it), not in memory.
+            let path = fsys.dir.join("copy.tar");
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(io_at(&path))?;
+            let p = files::place(&rootfs, &dest_for, &plain, owner, file).map_err(ferr)?;
+            let mut file = p.tar;
+            std::io::Seek::rewind(&mut file).map_err(io_at(&path))?;
+            berth_image::copy::extract_to(&rootfs, &p.under, file, true)?;
+            let _ = fs::remove_file(&path);
         }
         for s in &unpacked {
             let Some(files::Kind::File(files::Content::File(path))) =

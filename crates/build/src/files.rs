@@ -527,20 +527,23 @@ pub fn digest(dest: &str, sources: &[Source]) -> Result<Digest> {
 
 /// Where the items go: the directory they are extracted under (the deepest ancestor of the
 /// destination that exists, resolved in the root) and the tar to extract there.
-pub struct Placement {
+pub struct Placement<W> {
     pub under: String,
-    pub tar: Vec<u8>,
+    pub tar: W,
+    /// Nothing to extract (no missing directory, no item).
+    pub empty: bool,
 }
 
 /// Lays `sources` out at `dest` (absolute; a trailing `/` kept) in `rootfs` by docker's rules
-/// and writes the tar. `dest_owner`: the owner of destination directories this creates
-/// (`--chown`), else root.
-pub fn place(
+/// and writes the tar to `out` (a file for real copies: sources can be large). `dest_owner`:
+/// the owner of destination directories this creates (`--chown`), else root.
+pub fn place<W: std::io::Write>(
     rootfs: &Path,
     dest: &str,
     sources: &[Source],
     dest_owner: Option<(u32, u32)>,
-) -> Result<Placement> {
+    out: W,
+) -> Result<Placement<W>> {
     let exists_dir = |p: &str| -> Result<Option<bool>> {
         Ok(berth_image::copy::stat_in_root(rootfs, p, true)?
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR))
@@ -590,7 +593,8 @@ pub fn place(
     }
     let under = format!("/{}", comps[..depth].join("/"));
     let missing: Vec<&str> = comps[depth..].to_vec();
-    let mut b = tar::Builder::new(Vec::new());
+    let mut b = tar::Builder::new(out);
+    let mut empty = true;
     let io_err = |e| FilesError::Io {
         path: PathBuf::from(dest),
         err: e,
@@ -621,6 +625,7 @@ pub fn place(
             mtime: top.map_or(0, |t| t.mtime),
         };
         append(&mut b, &prefix, &it).map_err(io_err)?;
+        empty = false;
     }
     let join = |name: &str| -> String {
         match (prefix.is_empty(), name.is_empty()) {
@@ -642,13 +647,18 @@ pub fn place(
                 s.base.clone()
             };
             append(&mut b, &join(&name), it).map_err(io_err)?;
+            empty = false;
         }
     }
     let tar = b.into_inner().map_err(io_err)?;
-    Ok(Placement { under, tar })
+    Ok(Placement { under, tar, empty })
 }
 
-fn append(b: &mut tar::Builder<Vec<u8>>, path: &str, it: &Item) -> std::io::Result<()> {
+fn append<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    path: &str,
+    it: &Item,
+) -> std::io::Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_mode(it.mode);
     h.set_uid(it.uid as u64);
@@ -800,7 +810,7 @@ mod tests {
         let root = tempfile::tempdir().expect("root");
         fs::create_dir(root.path().join("etc")).expect("etc");
         let ov = Overrides::default();
-        let names = |p: &Placement| -> Vec<String> {
+        let names = |p: &Placement<Vec<u8>>| -> Vec<String> {
             let mut a = tar::Archive::new(p.tar.as_slice());
             a.entries()
                 .expect("entries")
@@ -815,21 +825,21 @@ mod tests {
         };
         let file = context_sources(t.path(), &entries, &["b.txt".to_string()], &ov).expect("s");
         // An existing directory receives the file under its name.
-        let p = place(root.path(), "/etc", &file, None).expect("place");
+        let p = place(root.path(), "/etc", &file, None, Vec::new()).expect("place");
         assert_eq!(
             (p.under.as_str(), names(&p)),
             ("/etc", vec!["b.txt".into()])
         );
         // A new name is the file's name.
-        let p = place(root.path(), "/etc/renamed", &file, None).expect("place");
+        let p = place(root.path(), "/etc/renamed", &file, None, Vec::new()).expect("place");
         assert_eq!(names(&p), vec!["renamed".to_string()]);
         // A trailing slash makes (missing) directories.
-        let p = place(root.path(), "/new/sub/", &file, None).expect("place");
+        let p = place(root.path(), "/new/sub/", &file, None, Vec::new()).expect("place");
         assert_eq!(p.under, "/");
         assert_eq!(names(&p), vec!["new/", "new/sub/", "new/sub/b.txt"]);
         // A directory source copies its contents.
         let dir = context_sources(t.path(), &entries, &["d".to_string()], &ov).expect("s");
-        let p = place(root.path(), "/etc", &dir, None).expect("place");
+        let p = place(root.path(), "/etc", &dir, None, Vec::new()).expect("place");
         assert_eq!(names(&p), vec!["a.txt".to_string()]);
         // Several sources need a directory.
         let two = context_sources(
@@ -840,7 +850,7 @@ mod tests {
         )
         .expect("s");
         assert!(matches!(
-            place(root.path(), "/nodir", &two, None),
+            place(root.path(), "/nodir", &two, None, Vec::new()),
             Err(FilesError::MultipleSources)
         ));
     }
