@@ -1403,12 +1403,18 @@ impl<'a> Executor<'a> {
             instruction,
             source,
         };
-        if c.parents || !c.exclude.is_empty() {
+        if c.parents {
             return Err(BuildError::Unsupported {
                 line,
-                what: format!("{instruction} --parents/--exclude"),
+                what: format!("{instruction} --parents"),
             });
         }
+        let exclude = crate::dockerignore::Matcher::from_patterns(&c.exclude).map_err(|e| {
+            BuildError::Step {
+                line,
+                message: format!("{instruction} --exclude: {e}"),
+            }
+        })?;
         if c.keep_git_dir
             || c.checksum.is_some()
             || c.sources.iter().any(
@@ -1505,6 +1511,9 @@ impl<'a> Executor<'a> {
                     }
                 }
             }
+        }
+        if !c.exclude.is_empty() {
+            files::exclude(&mut sources, &exclude);
         }
         let digest = files::digest(&dest, &sources).map_err(ferr)?;
         key.str(&dest).str(&digest.to_string());

@@ -458,6 +458,17 @@ pub fn rootfs_sources(root: &Path, pattern: &str, ov: &Overrides) -> Result<Vec<
     Ok(out)
 }
 
+/// `COPY --exclude=PATTERN`: sources and items whose path below the source (a lone file: its
+/// name) the patterns exclude are left out (`.dockerignore` semantics: a pattern excludes a
+/// directory's contents too).
+pub fn exclude(sources: &mut Vec<Source>, m: &crate::dockerignore::Matcher) {
+    sources.retain(|s| s.is_dir || !m.is_excluded(&s.base, false));
+    for s in sources.iter_mut().filter(|s| s.is_dir) {
+        s.items
+            .retain(|it| it.name.is_empty() || !m.is_excluded(&it.name, false));
+    }
+}
+
 /// A `COPY <<EOF /dest` source.
 pub fn heredoc_source(name: &str, content: &str, ov: &Overrides) -> Source {
     let mut it = Item {

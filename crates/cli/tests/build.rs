@@ -440,6 +440,20 @@ fn dockerignore_and_named_dockerfiles() {
         f.run("ign:1", "cat /listing"),
         "/ctx:\n.\n..\n.dockerignore\nDockerfile\nkeep.txt\nlogs\n\n/ctx/logs:\n.\n..\nimportant.log\n"
     );
+    // COPY --exclude: .dockerignore's patterns, below the copied directory.
+    f.write("tree/keep.c", "c\n");
+    f.write("tree/skip.o", "o\n");
+    f.write("tree/sub/deep.o", "o\n");
+    f.write("tree/build/out", "x\n");
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY --exclude=*.o --exclude=build --exclude=**/*.o tree /tree/\n",
+    );
+    f.build(&["-t", "ign:3"]);
+    assert_eq!(
+        f.run("ign:3", "cd /tree && ls -R"),
+        ".:\nkeep.c\nsub\n\n./sub:\n"
+    );
     // A Dockerfile named with -f reads its own NAME.dockerignore.
     f.write("build/app.Dockerfile", "FROM busybox\nCOPY . /ctx/\n");
     f.write("build/app.Dockerfile.dockerignore", "keep.txt\n");
