@@ -838,7 +838,19 @@ impl<'a> Executor<'a> {
             }
             Command::Copy(c) | Command::Add(c) => {
                 let is_add = matches!(cmd, Command::Add(_));
-                self.copy_step(st, c, is_add, key, &text, name, line, plan, done)?;
+                // Heredoc bodies with an unquoted delimiter see the variables (quotes and
+                // escapes in them stay as written, BuildKit's raw mode).
+                let mut c = c.clone();
+                let vars = scope.vars();
+                for s in &mut c.sources {
+                    if let CopySource::Heredoc(h) = s
+                        && h.expand
+                    {
+                        h.content = expand_raw(lex, &h.content, &vars)
+                            .map_err(|source| StageError::Substitution { line, source })?;
+                    }
+                }
+                self.copy_step(st, &c, is_add, key, &text, name, line, plan, done)?;
                 return Ok(());
             }
             _ => {}
@@ -1766,6 +1778,23 @@ fn kv_text(kvs: &[crate::parser::KeyValue]) -> String {
         .join(" ")
 }
 
+/// Variables expanded in `text`, its quotes and escape characters kept as written.
+fn expand_raw(
+    lex: &Lexer,
+    text: &str,
+    vars: &[(String, String)],
+) -> std::result::Result<String, crate::shell::ShellError> {
+    let e = lex.escape;
+    let mut quoted = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if ch == e || ch == '"' || ch == '\'' {
+            quoted.push(e);
+        }
+        quoted.push(ch);
+    }
+    lex.process_word(&quoted, &vars.to_vec())
+}
+
 /// Exec form as is; shell form through the stage's SHELL.
 fn command_vec(c: &CommandLine, shell: &[String]) -> Vec<String> {
     match c {
@@ -1826,6 +1855,16 @@ mod tests {
             "cat <<A > /a\nx\nA\n"
         );
         assert_eq!(with_heredocs("echo hi", &[]), "echo hi");
+    }
+
+    #[test]
+    fn copy_heredocs_expand_variables_raw() {
+        let vars = vec![("V".to_string(), "value".to_string())];
+        let lex = Lexer::default();
+        assert_eq!(
+            expand_raw(&lex, "a $V \"q\" 'x' b\\c ${V}s\n", &vars).expect("expand"),
+            "a value \"q\" 'x' b\\c values\n"
+        );
     }
 
     #[test]

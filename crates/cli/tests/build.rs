@@ -191,7 +191,7 @@ COPY dir /copied/
 COPY *.conf /conf/
 COPY --chown=user:staff --chmod=640 payload.txt /owned.txt
 COPY <<EOF /heredoc.txt
-from a heredoc
+from a heredoc: $GREETING "quoted" 'single'
 EOF
 WORKDIR /work
 WORKDIR sub
@@ -249,7 +249,7 @@ CMD ["cat /greeting.txt"]
     ]);
     assert_eq!(
         files,
-        "payload\na\nb\n1\n2\nfrom a heredoc\n/work/sub\nscript line 1\nscript line 2\na\n\
+        "payload\na\nb\n1\n2\nfrom a heredoc: hello \"quoted\" 'single'\n/work/sub\nscript line 1\nscript line 2\na\n\
          1000:50 640\n1000:1000 644\n1000\nwhiteout\n"
     );
     let c = &f.inspect("demo:1")["Config"];
