@@ -583,6 +583,8 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
 
     let engine = berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;
     let mut pull = |name: &str| -> Result<(), String> {
+        // Ctrl-C stops a pull as it stops `berth pull` (nothing of the build exists yet).
+        let _signals = berth_engine::build::SignalsDefault::new();
         crate::registry::pull_for_run(&store, name).map_err(|f| match f {
             crate::Fail::Cmd(m) | crate::Fail::Usage(m) => m,
         })

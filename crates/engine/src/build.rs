@@ -268,6 +268,44 @@ impl<'a> BuildRunner<'a> {
     }
 }
 
+/// While it lives, the terminating signals act as usual again (the [`BuildRunner`] holds
+/// them otherwise): for the builder's pulls, which happen before any step has made anything
+/// to clean up, so that Ctrl-C stops a long download at once, as it stops `berth pull`.
+pub struct SignalsDefault {
+    set: libc::sigset_t,
+}
+
+impl SignalsDefault {
+    pub fn new() -> SignalsDefault {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid sigset; SIG_UNBLOCK only changes this thread's mask.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+        SignalsDefault { set }
+    }
+}
+
+impl Default for SignalsDefault {
+    fn default() -> Self {
+        SignalsDefault::new()
+    }
+}
+
+impl Drop for SignalsDefault {
+    fn drop(&mut self) {
+        // SAFETY: blocks again the signals `new` unblocked.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_BLOCK, &self.set, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Waits for `pid` (and any other child that ended).
 fn reap(pid: i32) {
     while let Ok(Some((p, _))) = sys::waitpid(-1, false) {
