@@ -1415,12 +1415,6 @@ impl<'a> Executor<'a> {
             instruction,
             source,
         };
-        if c.parents {
-            return Err(BuildError::Unsupported {
-                line,
-                what: format!("{instruction} --parents"),
-            });
-        }
         let exclude = crate::dockerignore::Matcher::from_patterns(&c.exclude).map_err(|e| {
             BuildError::Step {
                 line,
@@ -1441,6 +1435,13 @@ impl<'a> Executor<'a> {
         if c.from.is_none() && c.sources.iter().any(|s| matches!(s, CopySource::Path(_))) {
             self.context_entries(line)?;
         }
+        // --parents: a source keeps its path (below the pattern's `/./`, if any).
+        let parents = |s: files::Source, pattern: &str| match (c.parents, pattern.split_once("/./"))
+        {
+            (false, _) => s,
+            (true, Some((pivot, _))) => files::with_parents(s, pivot),
+            (true, None) => files::with_parents(s, ""),
+        };
         let v = self.start(name);
         let mode = c
             .chmod
@@ -1479,8 +1480,12 @@ impl<'a> Executor<'a> {
                 let sfs = self.mount(&chain)?;
                 for s in &c.sources {
                     match s {
-                        CopySource::Path(p) => sources
-                            .extend(files::rootfs_sources(&sfs.path(), p, &ov).map_err(ferr)?),
+                        CopySource::Path(p) => sources.extend(
+                            files::rootfs_sources(&sfs.path(), p, &ov)
+                                .map_err(ferr)?
+                                .into_iter()
+                                .map(|s| parents(s, p)),
+                        ),
                         CopySource::Heredoc(h) => {
                             sources.push(files::heredoc_source(&h.name, &h.content, &ov))
                         }
@@ -1500,8 +1505,15 @@ impl<'a> Executor<'a> {
                 if !paths.is_empty() {
                     let ctx = self.context_entries(line)?;
                     let (root, entries) = ctx;
-                    let found =
-                        files::context_sources(&root, &entries, &paths, &ov).map_err(ferr)?;
+                    let mut found = Vec::new();
+                    for p in &paths {
+                        found.extend(
+                            files::context_sources(&root, &entries, std::slice::from_ref(p), &ov)
+                                .map_err(ferr)?
+                                .into_iter()
+                                .map(|s| parents(s, p)),
+                        );
+                    }
                     for s in found {
                         let archive = is_add
                             && c.unpack != Some(false)

@@ -84,6 +84,8 @@ pub struct Item {
 pub struct Source {
     /// The name the top gets in a directory destination.
     pub base: String,
+    /// Where the top is, relative to its root (the context or a stage's `/`).
+    pub path: String,
     pub is_dir: bool,
     pub items: Vec<Item>,
 }
@@ -283,6 +285,7 @@ pub fn context_sources(
             items.iter_mut().for_each(|i| ov.apply(i));
             out.push(Source {
                 base: String::new(),
+                path: String::new(),
                 is_dir: true,
                 items,
             });
@@ -308,6 +311,7 @@ pub fn context_sources(
             items.iter_mut().for_each(|i| ov.apply(i));
             out.push(Source {
                 base: base_name(&top.path),
+                path: top.path.clone(),
                 is_dir,
                 items,
             });
@@ -419,6 +423,7 @@ pub fn rootfs_source(root: &Path, path: &str, ov: &Overrides) -> Result<Source> 
     items.iter_mut().for_each(|i| ov.apply(i));
     Ok(Source {
         base: base_name(clean.trim_end_matches('/')),
+        path: clean_source(&clean),
         is_dir,
         items,
     })
@@ -458,6 +463,49 @@ pub fn rootfs_sources(root: &Path, pattern: &str, ov: &Overrides) -> Result<Vec<
     Ok(out)
 }
 
+/// `COPY --parents`: the source keeps its path below `pivot` (the part of the pattern before
+/// a `/./`, else the root) under the destination directory, its parent directories made
+/// (0755, the source's owner).
+pub fn with_parents(s: Source, pivot: &str) -> Source {
+    let pivot = clean_source(pivot);
+    let kept = match s.path.strip_prefix(&pivot) {
+        Some(rest) if pivot.is_empty() || rest.is_empty() || rest.starts_with('/') => {
+            rest.trim_start_matches('/').to_string()
+        }
+        _ => s.path.clone(),
+    };
+    if kept.is_empty() {
+        return s;
+    }
+    let owner = s.items.first().map(|i| (i.uid, i.gid)).unwrap_or((0, 0));
+    let mut items = Vec::new();
+    let comps: Vec<&str> = kept.split('/').collect();
+    for i in 1..comps.len() {
+        items.push(Item {
+            name: comps[..i].join("/"),
+            kind: Kind::Dir,
+            mode: 0o755,
+            uid: owner.0,
+            gid: owner.1,
+            mtime: 0,
+        });
+    }
+    for mut it in s.items {
+        it.name = if it.name.is_empty() {
+            kept.clone()
+        } else {
+            format!("{kept}/{}", it.name)
+        };
+        items.push(it);
+    }
+    Source {
+        base: s.base,
+        path: s.path,
+        is_dir: true,
+        items,
+    }
+}
+
 /// `COPY --exclude=PATTERN`: sources and items whose path below the source (a lone file: its
 /// name) the patterns exclude are left out (`.dockerignore` semantics: a pattern excludes a
 /// directory's contents too).
@@ -482,6 +530,7 @@ pub fn heredoc_source(name: &str, content: &str, ov: &Overrides) -> Source {
     ov.apply(&mut it);
     Source {
         base: name.to_string(),
+        path: name.to_string(),
         is_dir: false,
         items: vec![it],
     }

@@ -454,6 +454,19 @@ fn dockerignore_and_named_dockerfiles() {
         f.run("ign:3", "cd /tree && ls -R"),
         ".:\nkeep.c\nsub\n\n./sub:\n"
     );
+    // COPY --parents keeps the paths (below a `/./` pivot).
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY --parents tree/keep.c logs/important.log /p/\nCOPY --parents ./tree/./sub /q/\n",
+    );
+    f.build(&["-t", "ign:4"]);
+    assert_eq!(
+        f.run(
+            "ign:4",
+            "cat /p/tree/keep.c /p/logs/important.log /q/sub/deep.o"
+        ),
+        "c\nimportant\no\n"
+    );
     // A Dockerfile named with -f reads its own NAME.dockerignore.
     f.write("build/app.Dockerfile", "FROM busybox\nCOPY . /ctx/\n");
     f.write("build/app.Dockerfile.dockerignore", "keep.txt\n");
