@@ -91,10 +91,10 @@ pub struct Source {
 }
 
 /// `--chown` and `--chmod`, resolved.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub owner: Option<(u32, u32)>,
-    pub mode: Option<u32>,
+    pub mode: Option<Chmod>,
 }
 
 impl Overrides {
@@ -103,18 +103,106 @@ impl Overrides {
             it.uid = u;
             it.gid = g;
         }
-        if let (Some(m), false) = (self.mode, matches!(it.kind, Kind::Symlink(_))) {
-            it.mode = m;
+        if let (Some(m), false) = (&self.mode, matches!(it.kind, Kind::Symlink(_))) {
+            it.mode = m.apply(it.mode, matches!(it.kind, Kind::Dir));
         }
     }
 }
 
-/// `--chmod=755` (octal; BuildKit's symbolic modes are not supported).
-pub fn parse_chmod(s: &str) -> Result<u32> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| FilesError::BadChmod(s.to_string()))
+/// A `--chmod`: octal (`755`) or symbolic as chmod(1) (`u=rwx,go=rx`, `+x`, `a+X`, `g+s`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chmod {
+    Octal(u32),
+    /// (who: permission bits of the classes named, operator, permissions).
+    Symbolic(Vec<(u32, char, String)>),
+}
+
+impl Chmod {
+    /// The mode of an entry whose mode was `mode`.
+    pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
+        let clauses = match self {
+            Chmod::Octal(m) => return *m,
+            Chmod::Symbolic(c) => c,
+        };
+        let mut mode = mode & 0o7777;
+        for (who, op, perms) in clauses {
+            let mut bits = 0;
+            for p in perms.chars() {
+                bits |= match p {
+                    'r' => 0o444 & who,
+                    'w' => 0o222 & who,
+                    'x' => 0o111 & who,
+                    'X' if is_dir || mode & 0o111 != 0 => 0o111 & who,
+                    's' => {
+                        (if who & 0o700 != 0 { 0o4000 } else { 0 })
+                            | (if who & 0o070 != 0 { 0o2000 } else { 0 })
+                    }
+                    't' if who & 0o007 != 0 => 0o1000,
+                    _ => 0,
+                };
+            }
+            match op {
+                '+' => mode |= bits,
+                '-' => mode &= !bits,
+                _ => {
+                    let special = (if who & 0o700 != 0 { 0o4000 } else { 0 })
+                        | (if who & 0o070 != 0 { 0o2000 } else { 0 });
+                    mode = (mode & !(who | special)) | bits;
+                }
+            }
+        }
+        mode
+    }
+}
+
+/// `--chmod=755` or `--chmod=u=rwx,go=rx`.
+pub fn parse_chmod(s: &str) -> Result<Chmod> {
+    let bad = || FilesError::BadChmod(s.to_string());
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return u32::from_str_radix(s, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .map(Chmod::Octal)
+            .ok_or_else(bad);
+    }
+    let mut clauses = Vec::new();
+    for clause in s.split(',') {
+        let mut chars = clause.chars().peekable();
+        let mut who = 0;
+        while let Some(&c) = chars.peek() {
+            who |= match c {
+                'u' => 0o700,
+                'g' => 0o070,
+                'o' => 0o007,
+                'a' => 0o777,
+                _ => break,
+            };
+            chars.next();
+        }
+        if who == 0 {
+            who = 0o777;
+        }
+        let mut any = false;
+        while let Some(op) = chars.next() {
+            if !matches!(op, '+' | '-' | '=') {
+                return Err(bad());
+            }
+            let mut perms = String::new();
+            while let Some(&c) = chars.peek() {
+                if !"rwxXst".contains(c) {
+                    break;
+                }
+                perms.push(c);
+                chars.next();
+            }
+            clauses.push((who, op, perms));
+            any = true;
+        }
+        if !any {
+            return Err(bad());
+        }
+    }
+    Ok(Chmod::Symbolic(clauses))
 }
 
 /// `--chown=user[:group]` against the destination's /etc/passwd and /etc/group (read inside
@@ -799,8 +887,22 @@ mod tests {
 
     #[test]
     fn chmod_and_chown() {
-        assert_eq!(parse_chmod("755").ok(), Some(0o755));
-        assert!(parse_chmod("u+x").is_err());
+        assert_eq!(parse_chmod("755").ok(), Some(Chmod::Octal(0o755)));
+        assert!(parse_chmod("99").is_err());
+        assert!(parse_chmod("u*x").is_err());
+        let m = |spec: &str, mode: u32, dir: bool| {
+            parse_chmod(spec)
+                .unwrap_or_else(|e| panic!("{spec}: {e}"))
+                .apply(mode, dir)
+        };
+        assert_eq!(m("u+x", 0o644, false), 0o744);
+        assert_eq!(m("+x", 0o644, false), 0o755);
+        assert_eq!(m("go-w", 0o666, false), 0o644);
+        assert_eq!(m("u=rwx,go=rx", 0o600, false), 0o755);
+        assert_eq!(m("a+X", 0o644, true), 0o755);
+        assert_eq!(m("a+X", 0o644, false), 0o644);
+        assert_eq!(m("g+s,o+t", 0o755, true), 0o3755);
+        assert_eq!(m("u=r", 0o4755, false), 0o455);
         assert_eq!(parse_chown("10", None).ok(), Some((10, 10)));
         assert_eq!(parse_chown("10:20", None).ok(), Some((10, 20)));
         assert!(matches!(

@@ -457,15 +457,15 @@ fn dockerignore_and_named_dockerfiles() {
     // COPY --parents keeps the paths (below a `/./` pivot).
     f.write(
         "Dockerfile",
-        "FROM busybox\nCOPY --parents tree/keep.c logs/important.log /p/\nCOPY --parents ./tree/./sub /q/\n",
+        "FROM busybox\nCOPY --parents tree/keep.c logs/important.log /p/\nCOPY --parents ./tree/./sub /q/\nCOPY --chmod=u=rw,go=r,a+x keep.txt /sym\n",
     );
     f.build(&["-t", "ign:4"]);
     assert_eq!(
         f.run(
             "ign:4",
-            "cat /p/tree/keep.c /p/logs/important.log /q/sub/deep.o"
+            "cat /p/tree/keep.c /p/logs/important.log /q/sub/deep.o; stat -c %a /sym"
         ),
-        "c\nimportant\no\n"
+        "c\nimportant\no\n755\n"
     );
     // A Dockerfile named with -f reads its own NAME.dockerignore.
     f.write("build/app.Dockerfile", "FROM busybox\nCOPY . /ctx/\n");
