@@ -160,6 +160,8 @@ pub enum Export {
     Local(PathBuf),
     /// The final filesystem as a tar (`--output type=tar,dest=`).
     Tar(Box<dyn Write>),
+    /// The image as an OCI layout tar (`--output type=oci,dest=`), not stored.
+    Oci(Box<dyn Write>),
 }
 
 pub struct BuildRequest {
@@ -1645,18 +1647,28 @@ impl<'a> Executor<'a> {
             line: 0,
             message: format!("the image config: {e}"),
         })?;
+        let mut oci_out = None;
         match req.export {
             Export::Image => {}
+            Export::Oci(w) => oci_out = Some(w),
             Export::Local(dest) => {
                 let fsys = self.mount(&st.chain)?;
-                let mut buf = Vec::new();
-                berth_image::copy::archive_path(&fsys.path(), "/.", false, None, &mut buf)?;
-                drop(fsys);
+                // Through a file beside the filesystem, not memory.
+                let path = fsys.dir.join("export.tar");
+                let mut file = fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(io_at(&path))?;
+                berth_image::copy::archive_path(&fsys.path(), "/.", false, None, &mut file)?;
+                std::io::Seek::rewind(&mut file).map_err(io_at(&path))?;
                 fs::create_dir_all(&dest).map_err(io_at(&dest))?;
-                let mut a = tar::Archive::new(buf.as_slice());
+                let mut a = tar::Archive::new(file);
                 a.set_preserve_permissions(true);
                 a.set_preserve_mtime(true);
                 a.unpack(&dest).map_err(io_at(&dest))?;
+                drop(fsys);
                 self.done(v);
                 return Ok(Built {
                     id: Digest::sha256(&cb),
@@ -1688,6 +1700,14 @@ impl<'a> Executor<'a> {
             message: format!("the image manifest: {e}"),
         })?;
         let md = content.write_blob_bytes(&mb, None)?;
+        if let Some(w) = oci_out {
+            self.write_oci_layout(w, &config, &md, &st.layers, &req.tags)?;
+            self.done(v);
+            return Ok(Built {
+                id: config.digest,
+                image: None,
+            });
+        }
         self.progress.event(Event::Log {
             id: v.0,
             line: &format!("writing image {} done", config.digest),
@@ -1750,6 +1770,71 @@ fn xattr_set(path: &Path, name: &str) -> bool {
     // SAFETY: both are NUL-terminated strings; a NULL buffer of size 0 only asks the size.
     let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
     r >= 0
+}
+
+impl Executor<'_> {
+    /// `--output type=oci`: an OCI image layout as a tar (`oci-layout`, `index.json` naming
+    /// the manifest with the first tag, the blobs from the content store).
+    fn write_oci_layout(
+        &self,
+        w: Box<dyn Write>,
+        config: &berth_image::BlobInfo,
+        manifest: &berth_image::BlobInfo,
+        layers: &[Value],
+        tags: &[Reference],
+    ) -> Result<()> {
+        let content = self.store.content();
+        let err = io_at(Path::new("--output"));
+        let mut b = tar::Builder::new(w);
+        let file = |b: &mut tar::Builder<Box<dyn Write>>, name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, data)
+        };
+        let mut desc = json!({
+            "mediaType": mt::OCI_MANIFEST,
+            "digest": manifest.digest.to_string(),
+            "size": manifest.size,
+        });
+        if let Some(t) = tags.first() {
+            desc["annotations"] = json!({
+                "io.containerd.image.name": t.to_string(),
+                "org.opencontainers.image.ref.name": t.tag().unwrap_or("latest"),
+            });
+        }
+        let index = json!({"schemaVersion": 2, "mediaType": mt::OCI_INDEX, "manifests": [desc]});
+        let result = (|| -> std::io::Result<()> {
+            file(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            file(&mut b, "index.json", index.to_string().as_bytes())?;
+            let mut blobs: Vec<(Digest, u64)> = vec![
+                (config.digest.clone(), config.size),
+                (manifest.digest.clone(), manifest.size),
+            ];
+            for l in layers {
+                if let (Some(d), Some(n)) = (
+                    l["digest"].as_str().and_then(|d| d.parse::<Digest>().ok()),
+                    l["size"].as_u64(),
+                ) {
+                    blobs.push((d, n));
+                }
+            }
+            blobs.dedup();
+            for (d, size) in blobs {
+                let f = content.open_blob(&d).map_err(std::io::Error::other)?;
+                let mut h = tar::Header::new_ustar();
+                h.set_mode(0o644);
+                h.set_size(size);
+                b.append_data(
+                    &mut h,
+                    format!("blobs/{}/{}", d.algorithm().name(), d.hex()),
+                    std::io::Read::take(f, size),
+                )?;
+            }
+            b.into_inner()?.flush()
+        })();
+        result.map_err(err)
+    }
 }
 
 fn with_line(e: BuildError, line: usize) -> BuildError {

@@ -59,7 +59,7 @@ Options:
       --network string          Networking mode for the RUN instructions during build (none, host; default \"none\")
       --no-cache                Do not use cache when building the image
       --no-cache-filter strings Do not cache specified stages
-  -o, --output stringArray      Output destination (format: \"type=local,dest=path\" or \"type=tar,dest=path\")
+  -o, --output stringArray      Output destination (format: \"type=local|tar|oci,dest=path\")
       --platform string         Set target platform for build (the host's only)
       --progress string         Set type of progress output (\"auto\", \"plain\", \"quiet\") (default \"auto\")
       --pull                    Always attempt to pull all referenced images
@@ -455,15 +455,23 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
         let dest = dest.ok_or_else(|| usage("--output: dest= is required"))?;
         export = match kind.as_deref() {
             Some("local") => Export::Local(PathBuf::from(dest)),
-            Some("tar") if dest == "-" => {
-                if std::io::stdout().is_terminal() {
-                    return Err(usage("refusing to write a tar to a terminal"));
+            Some(t @ ("tar" | "oci")) => {
+                let w: Box<dyn Write> = if dest == "-" {
+                    if std::io::stdout().is_terminal() {
+                        return Err(usage("refusing to write a tar to a terminal"));
+                    }
+                    Box::new(std::io::stdout())
+                } else {
+                    Box::new(
+                        std::fs::File::create(&dest).with_context(|| format!("creating {dest}"))?,
+                    )
+                };
+                if t == "tar" {
+                    Export::Tar(w)
+                } else {
+                    Export::Oci(w)
                 }
-                Export::Tar(Box::new(std::io::stdout()))
             }
-            Some("tar") => Export::Tar(Box::new(
-                std::fs::File::create(&dest).with_context(|| format!("creating {dest}"))?,
-            )),
             Some(t) => return Err(usage(format!("--output type={t} is not supported"))),
             None => return Err(usage("--output: type= is required")),
         };

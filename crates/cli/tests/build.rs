@@ -557,6 +557,18 @@ fn contexts_from_stdin_add_archives_and_outputs() {
         .collect();
     assert!(names.iter().any(|n| n.ends_with("out/x.txt")), "{names:?}");
     assert_eq!(f.image_ids(), before, "--output stores no image");
+    // type=oci: an OCI layout that `load` takes back, tag included.
+    let layout = f.ctx.join("img.oci.tar");
+    f.write("Dockerfile", "FROM busybox\nCOPY x.txt /x.txt\n");
+    f.build(&[
+        "-t",
+        "oci:1",
+        "-o",
+        &format!("type=oci,dest={}", layout.display()),
+    ]);
+    assert_eq!(f.image_ids(), before, "type=oci stores no image either");
+    f.ok(&["load", "-i", layout.to_str().expect("utf-8")]);
+    assert_eq!(f.run("oci:1", "cat /x.txt"), "x\n");
     f.assert_clean();
 }
 
