@@ -263,8 +263,10 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 /// A stage's image as it is being built.
 #[derive(Debug, Clone)]
 struct StageState {
-    /// The image config document.
+    /// The image config document (an object), less its `config`, which is `run`.
     config: Value,
+    /// The config's `config` (Cmd, Env, WorkingDir, …).
+    run: Map<String, Value>,
     /// Manifest layer descriptors.
     layers: Vec<Value>,
     chain: Vec<Digest>,
@@ -277,17 +279,11 @@ struct StageState {
 
 impl StageState {
     fn run_config(&mut self) -> &mut Map<String, Value> {
-        if !self.config["config"].is_object() {
-            self.config["config"] = json!({});
-        }
-        match self.config["config"].as_object_mut() {
-            Some(m) => m,
-            None => unreachable!("just made an object"),
-        }
+        &mut self.run
     }
 
     fn get(&self, key: &str) -> Option<&Value> {
-        self.config["config"].get(key).filter(|v| !v.is_null())
+        self.run.get(key).filter(|v| !v.is_null())
     }
 
     fn env(&self) -> Vec<(String, String)> {
@@ -643,13 +639,21 @@ impl<'a> Executor<'a> {
         let mut st = match &stage.base {
             Base::Scratch => {
                 let p = Platform::host();
+                let mut run = Map::new();
+                run.insert(
+                    "Env".into(),
+                    json!([format!(
+                        "PATH={}",
+                        berth_image::runtime_config::DEFAULT_PATH
+                    )]),
+                );
                 StageState {
                     config: json!({
                         "architecture": p.architecture, "os": p.os,
-                        "config": {"Env": [format!("PATH={}", berth_image::runtime_config::DEFAULT_PATH)]},
                         "rootfs": {"type": "layers", "diff_ids": []},
                         "history": [],
                     }),
+                    run,
                     layers: Vec::new(),
                     chain: Vec::new(),
                     key: KeyHasher::new("scratch").finish(),
@@ -786,8 +790,33 @@ impl<'a> Executor<'a> {
             .unwrap_or_else(berth_image::archive::rfc3339_now);
         let mut key = KeyHasher::new("image");
         key.str(&rec.id.to_string());
+        // The store checked the config when it took the image (an object, rootfs.diff_ids
+        // a list); what else a hostile one may hold is normalised here.
+        let mut config = config;
+        let Some(top) = config.as_object_mut() else {
+            return Err(berth_image::Error::InvalidDocument {
+                what: format!("the config of image {}", rec.id),
+                reason: "not an object".into(),
+            }
+            .into());
+        };
+        let run = match top.remove("config") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        if !top.get("history").is_some_and(Value::is_array) {
+            top.insert("history".into(), json!([]));
+        }
+        if !top.get("rootfs").is_some_and(|r| r["diff_ids"].is_array()) {
+            return Err(berth_image::Error::InvalidDocument {
+                what: format!("the config of image {}", rec.id),
+                reason: "no rootfs.diff_ids list".into(),
+            }
+            .into());
+        }
         let mut st = StageState {
             config,
+            run,
             layers,
             chain: rec.chain_ids.clone(),
             key: key.finish(),
@@ -1640,6 +1669,7 @@ impl<'a> Executor<'a> {
             config_map_insert(st.run_config(), "Labels", k, json!(val));
         }
         st.config["created"] = json!(st.time);
+        st.config["config"] = Value::Object(st.run.clone());
         let p = Platform::host();
         st.config["architecture"] = json!(p.architecture);
         st.config["os"] = json!(p.os);
