@@ -1452,18 +1452,43 @@ impl<'a> Executor<'a> {
                 message: format!("{instruction} --exclude: {e}"),
             }
         })?;
+        let is_url = |p: &str| p.starts_with("http://") || p.starts_with("https://");
         if c.keep_git_dir
-            || c.checksum.is_some()
-            || c.sources.iter().any(
-                |s| matches!(s, CopySource::Path(p) if p.contains("://") || p.starts_with("git@")),
-            )
+            || c.sources.iter().any(|s| {
+                matches!(s, CopySource::Path(p)
+                    if p.starts_with("git@") || p.ends_with(".git") || (p.contains("://") && !is_url(p)))
+            })
         {
             return Err(BuildError::Unsupported {
                 line,
-                what: format!("{instruction} from a URL or git repository"),
+                what: format!("{instruction} from a git repository"),
             });
         }
-        if c.from.is_none() && c.sources.iter().any(|s| matches!(s, CopySource::Path(_))) {
+        let urls: Vec<&str> = c
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                CopySource::Path(p) if is_url(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !urls.is_empty() && (!is_add || c.from.is_some()) {
+            return Err(BuildError::Step {
+                line,
+                message: "source can't be a URL for COPY".into(),
+            });
+        }
+        if c.checksum.is_some() && (urls.len() != 1 || c.sources.len() != 1) {
+            return Err(BuildError::Step {
+                line,
+                message: "ADD --checksum needs one URL source".into(),
+            });
+        }
+        if c.from.is_none()
+            && c.sources
+                .iter()
+                .any(|s| matches!(s, CopySource::Path(p) if !is_url(p)))
+        {
             self.context_entries(line)?;
         }
         // --parents: a source keeps its path (below the pattern's `/./`, if any).
@@ -1502,6 +1527,7 @@ impl<'a> Executor<'a> {
             }
         };
         // The sources, and the archives ADD unpacks.
+        let mut downloads: Vec<StepFs> = Vec::new();
         let mut from_fs: Option<StepFs> = None;
         let mut sources = Vec::new();
         let mut archives: Vec<PathBuf> = Vec::new();
@@ -1529,10 +1555,15 @@ impl<'a> Executor<'a> {
                     .sources
                     .iter()
                     .filter_map(|s| match s {
-                        CopySource::Path(p) => Some(p.clone()),
-                        CopySource::Heredoc(_) => None,
+                        CopySource::Path(p) if !is_url(p) => Some(p.clone()),
+                        _ => None,
                     })
                     .collect();
+                for url in &urls {
+                    let (dir, src) = self.download(url, c.checksum.as_deref(), &ov, line)?;
+                    downloads.push(dir);
+                    sources.push(src);
+                }
                 if !paths.is_empty() {
                     let ctx = self.context_entries(line)?;
                     let (root, entries) = ctx;
@@ -1636,6 +1667,66 @@ impl<'a> Executor<'a> {
         }
         drop(from_fs);
         self.finish_step(st, fsys, &[], key, created_by, v, line)
+    }
+
+    /// `ADD URL`: the body in a file of its own step directory (removed with the returned
+    /// guard), checked against `--checksum`; a source named after the URL's last path
+    /// segment, mode 0600 as docker gives it.
+    fn download(
+        &mut self,
+        url: &str,
+        checksum: Option<&str>,
+        ov: &Overrides,
+        line: usize,
+    ) -> Result<(StepFs, files::Source)> {
+        let (_, dir) = self.step_dir();
+        let guard = StepFs {
+            rootfs: None,
+            dir: dir.clone(),
+        };
+        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        let path = dir.join("download");
+        let mut f = fs::File::create(&path).map_err(io_at(&path))?;
+        let got = berth_registry::fetch(url, &mut f, 64 << 30).map_err(|e| BuildError::Step {
+            line,
+            message: format!("ADD {url}: {e}"),
+        })?;
+        if let Some(want) = checksum
+            && want != got.digest.to_string()
+        {
+            return Err(BuildError::Step {
+                line,
+                message: format!(
+                    "ADD {url}: digest mismatch: --checksum says {want}, the download is {}",
+                    got.digest
+                ),
+            });
+        }
+        let name = url
+            .split(['?', '#'])
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .filter(|n| !n.is_empty() && !n.contains(':'))
+            .unwrap_or("download")
+            .to_string();
+        let mut item = files::Item {
+            name: String::new(),
+            kind: files::Kind::File(files::Content::File(path)),
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        };
+        ov.apply(&mut item);
+        Ok((
+            guard,
+            files::Source {
+                base: name.clone(),
+                path: name,
+                is_dir: false,
+                items: vec![item],
+            },
+        ))
     }
 
     /// The context's root and its included entries (walked once).

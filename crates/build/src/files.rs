@@ -98,7 +98,8 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    fn apply(&self, it: &mut Item) {
+    /// Sets the owner and mode of `it`.
+    pub fn apply(&self, it: &mut Item) {
         if let Some((u, g)) = self.owner {
             it.uid = u;
             it.gid = g;

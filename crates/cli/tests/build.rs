@@ -732,31 +732,51 @@ fn an_interrupted_build_cleans_up() {
     f.assert_clean();
 }
 
+/// `berth` in this machine's network namespace, for tests whose servers listen on its
+/// 127.0.0.1 (a registry, a web server); the RUN containers use no network, so nothing is
+/// made in it. Own docker config and registries file.
+struct HostBerth {
+    t: tempfile::TempDir,
+}
+
+impl HostBerth {
+    fn new() -> HostBerth {
+        let t = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(t.path().join("docker")).expect("docker config dir");
+        HostBerth { t }
+    }
+
+    fn run(&self, root: &str, args: &[&str], dir: &std::path::Path) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(self.t.path().join(root))
+            .args(args)
+            .current_dir(dir)
+            .env("DOCKER_CONFIG", self.t.path().join("docker"))
+            .env(
+                "BERTH_REGISTRIES_CONFIG",
+                self.t.path().join("registries.json"),
+            )
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth")
+    }
+}
+
+/// Asserts success; stderr then stdout.
+fn okay(o: Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout)
+}
+
 #[test]
 fn a_missing_base_image_is_pulled_then_run() {
     let Some(reg) = regcommon::Registry::start(&[]) else {
         return;
     };
-    // berth in this machine's namespace (the registry listens on its 127.0.0.1); the RUN
-    // containers use no network, so nothing is made in it.
-    let t = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(t.path().join("docker")).expect("docker config dir");
-    let berth = |root: &str, args: &[&str], dir: &std::path::Path| -> Output {
-        Command::new(env!("CARGO_BIN_EXE_berth"))
-            .arg("--root")
-            .arg(t.path().join(root))
-            .args(args)
-            .current_dir(dir)
-            .env("DOCKER_CONFIG", t.path().join("docker"))
-            .env("BERTH_REGISTRIES_CONFIG", t.path().join("registries.json"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("berth")
-    };
-    let okay = |o: Output| -> String {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout)
-    };
+    let h = HostBerth::new();
+    let t = &h.t;
+    let berth = |root: &str, args: &[&str], dir: &std::path::Path| h.run(root, args, dir);
     let tarball = t.path().join("bb.tar");
     RootfsTar::busybox(&["bin", "etc", "tmp"], &["sh", "echo", "cat"]).write(&tarball);
     let base = format!("{}/build/busybox:1", reg.addr);
@@ -839,4 +859,74 @@ fn run_containers_take_add_host_ulimit_and_shm_size() {
     let o = f.berth(&["build", "--add-host", "nocolon", "."], None);
     assert_eq!(o.status.code(), Some(125));
     f.assert_clean();
+}
+
+#[test]
+fn add_fetches_urls_checked_with_checksum() {
+    let body = b"fetched over http\n".to_vec();
+    let served = body.clone();
+    let addr =
+        regcommon::serve_http(std::sync::Arc::new(
+            move |req: &regcommon::HttpRequest| match req.path.as_str() {
+                "/files/hello.txt" => (200, vec![], served.clone()),
+                _ => (404, vec![], b"no".to_vec()),
+            },
+        ));
+    let h = HostBerth::new();
+    let ctx = h.t.path().join("ctx");
+    std::fs::create_dir(&ctx).expect("ctx");
+    let tarball = h.t.path().join("bb.tar");
+    RootfsTar::busybox(&["bin", "etc", "tmp"], &["sh", "cat", "stat"]).write(&tarball);
+    okay(h.run(
+        "r",
+        &["import", tarball.to_str().expect("utf-8"), "busybox"],
+        &ctx,
+    ));
+    let url = format!("http://{addr}/files/hello.txt");
+    let sum = berth_image::Digest::sha256(&body).hex().to_string();
+    let df = |text: String| std::fs::write(ctx.join("Dockerfile"), text).expect("Dockerfile");
+    df(format!(
+        "FROM busybox\nADD {url} /dl/\nADD --checksum=sha256:{sum} {url} /checked.txt\nRUN cat /dl/hello.txt > /ran\n"
+    ));
+    okay(h.run("r", &["build", "-t", "url:1", "."], &ctx));
+    let out = okay(h.run(
+        "r",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "url:1",
+            "sh",
+            "-c",
+            "cat /dl/hello.txt /checked.txt /ran; stat -c %a /dl/hello.txt",
+        ],
+        &ctx,
+    ));
+    assert!(
+        out.ends_with("fetched over http\nfetched over http\nfetched over http\n600\n"),
+        "{out}"
+    );
+    // The same body: cached (the key is the content, fetched again).
+    let out = okay(h.run("r", &["build", "-t", "url:1", "."], &ctx));
+    assert_eq!(out.matches("CACHED").count(), 3, "{out}");
+    // A wrong checksum, a missing file, a URL for COPY: errors with the line.
+    let zero = "0".repeat(64);
+    df(format!(
+        "FROM busybox\nADD --checksum=sha256:{zero} {url} /x\n"
+    ));
+    let o = h.run("r", &["build", "."], &ctx);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("digest mismatch") && err.contains("Dockerfile:2"),
+        "{err}"
+    );
+    df(format!("FROM busybox\nADD http://{addr}/nope /x\n"));
+    let o = h.run("r", &["build", "."], &ctx);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("404"), "{err}");
+    df(format!("FROM busybox\nCOPY {url} /x\n"));
+    let o = h.run("r", &["build", "."], &ctx);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("source can't be a URL for COPY"), "{err}");
 }
