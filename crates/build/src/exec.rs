@@ -390,10 +390,27 @@ impl StepFs {
 
 impl Drop for StepFs {
     fn drop(&mut self) {
-        if let Some(r) = self.rootfs.take() {
-            let _ = r.remove();
+        let mut r = match self.rootfs.take() {
+            Some(r) => r.remove().err().map(|e| e.to_string()),
+            None => None,
+        };
+        // A RUN container killed a moment ago may still hold the overlay (its processes
+        // die after its init): the directory goes once they are gone.
+        for _ in 0..80 {
+            match fs::remove_dir_all(&self.dir) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(e) => r = Some(e.to_string()),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        let _ = fs::remove_dir_all(&self.dir);
+        if std::env::var_os("BERTH_DEBUG").is_some() {
+            eprintln!(
+                "berth build: {} left behind ({}); the next build removes it",
+                self.dir.display(),
+                r.unwrap_or_default()
+            );
+        }
     }
 }
 
@@ -475,14 +492,10 @@ impl<'a> Executor<'a> {
                     runner.cleanup(&s.file_name().to_string_lossy());
                 }
                 for s in &steps {
-                    match ContainerRootfs::open(store.snapshots(), &s.path()) {
-                        Ok(r) => {
-                            let _ = r.remove();
-                        }
-                        Err(_) => {
-                            let _ = fs::remove_dir_all(s.path());
-                        }
-                    }
+                    drop(StepFs {
+                        rootfs: ContainerRootfs::open(store.snapshots(), &s.path()).ok(),
+                        dir: s.path(),
+                    });
                 }
                 let _ = fs::remove_dir_all(e.path());
             }
