@@ -180,6 +180,8 @@ pub struct BuildRequest {
     /// `--secret id=…`: the values `RUN --mount=type=secret` mounts (never in a layer, the
     /// history or a cache key).
     pub secrets: HashMap<String, Vec<u8>>,
+    /// `--ssh ID=SOCKET`: the agent sockets `RUN --mount=type=ssh` mounts.
+    pub ssh: HashMap<String, PathBuf>,
     /// `--add-host`, `--ulimit`, `--shm-size`: every `RUN` container gets them.
     pub add_hosts: Vec<String>,
     pub ulimits: Vec<String>,
@@ -461,6 +463,7 @@ struct Executor<'a> {
     /// The stage being built is in `--no-cache-filter`.
     stage_no_cache: bool,
     secrets: HashMap<String, Vec<u8>>,
+    ssh: HashMap<String, PathBuf>,
     _lease: berth_image::Lease,
 }
 
@@ -521,6 +524,7 @@ impl<'a> Executor<'a> {
             no_cache: req.no_cache,
             stage_no_cache: false,
             secrets: req.secrets.clone(),
+            ssh: req.ssh.clone(),
             _lease: store.lease()?,
         })
     }
@@ -1082,12 +1086,6 @@ impl<'a> Executor<'a> {
         if self.cached(st, &key, &created_by, v)? {
             return Ok(());
         }
-        if run.mounts.iter().any(|m| m.kind == MountType::Ssh) {
-            return Err(BuildError::Unsupported {
-                line,
-                what: "RUN --mount=type=ssh".into(),
-            });
-        }
         let fsys = self.mount(&st.chain)?;
         let rootfs = fsys.path();
         // The working directory exists when the command starts.
@@ -1095,6 +1093,42 @@ impl<'a> Executor<'a> {
         let mut extra: Vec<StepFs> = Vec::new();
         let mut mounts = Vec::new();
         let mut secret_env = Vec::new();
+        // SSH agents (`--ssh ID=SOCKET`): the socket at /run/buildkit/ssh_agent.N (or
+        // target=), SSH_AUTH_SOCK naming the first; a missing one skips unless required.
+        for (n, m) in run
+            .mounts
+            .iter()
+            .filter(|m| m.kind == MountType::Ssh)
+            .enumerate()
+        {
+            let id = m.id.clone().unwrap_or_else(|| "default".into());
+            let Some(sock) = self.ssh.get(&id).cloned() else {
+                if m.required {
+                    return Err(BuildError::Step {
+                        line,
+                        message: format!(
+                            "no SSH key {id:?} forwarded from the client (--ssh {id}=SOCKET)"
+                        ),
+                    });
+                }
+                continue;
+            };
+            let target = m
+                .target
+                .clone()
+                .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{n}"));
+            if !secret_env
+                .iter()
+                .any(|e: &String| e.starts_with("SSH_AUTH_SOCK="))
+            {
+                secret_env.push(format!("SSH_AUTH_SOCK={target}"));
+            }
+            mounts.push(RunMount::Bind {
+                source: sock,
+                target,
+                readonly: false,
+            });
+        }
         for m in run.mounts.iter().filter(|m| m.kind == MountType::Secret) {
             let id = m.secret_id().unwrap_or_default();
             let Some(value) = self.secrets.get(&id).cloned() else {
@@ -1147,7 +1181,11 @@ impl<'a> Executor<'a> {
                 extra.push(guard);
             }
         }
-        for m in run.mounts.iter().filter(|m| m.kind != MountType::Secret) {
+        for m in run
+            .mounts
+            .iter()
+            .filter(|m| !matches!(m.kind, MountType::Secret | MountType::Ssh))
+        {
             let target = match &m.target {
                 Some(t) if t.starts_with('/') => t.clone(),
                 Some(t) => format!("{}/{t}", cwd.trim_end_matches('/')),

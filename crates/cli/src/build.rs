@@ -38,6 +38,7 @@ const FLAGS: &[Flag] = &[
     flag("platform", None, true),
     flag("output", Some('o'), true),
     flag("secret", None, true),
+    flag("ssh", None, true),
     flag("add-host", None, true),
     flag("ulimit", None, true),
     flag("shm-size", None, true),
@@ -63,6 +64,7 @@ Options:
       --platform string         Set target platform for build (the host's only)
       --progress string         Set type of progress output (\"auto\", \"plain\", \"quiet\") (default \"auto\")
       --pull                    Always attempt to pull all referenced images
+      --ssh stringArray         SSH agent socket to expose to the build (format: \"default|<id>[=<socket>]\")
       --shm-size bytes          Size of \"/dev/shm\" of the RUN containers
       --ulimit ulimit           Ulimit options of the RUN containers
       --secret stringArray      Secret to expose to the build (format: \"id=mysecret[,src=/local/secret|env=VAR]\")
@@ -407,6 +409,29 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
         ),
         None => None,
     };
+    let mut ssh = HashMap::new();
+    for spec in p.all("ssh") {
+        // `default` alone: $SSH_AUTH_SOCK; key files (`id=path/key`) need an agent of ours.
+        let (id, sock) = match spec.split_once('=') {
+            Some((id, path)) => (id.to_string(), PathBuf::from(path)),
+            None => match std::env::var_os("SSH_AUTH_SOCK") {
+                Some(s) => (spec.clone(), PathBuf::from(s)),
+                None => {
+                    return Err(usage(format!(
+                        "--ssh {spec}: SSH_AUTH_SOCK is not set (give --ssh {spec}=SOCKET)"
+                    )));
+                }
+            },
+        };
+        use std::os::unix::fs::FileTypeExt;
+        if !std::fs::metadata(&sock).is_ok_and(|m| m.file_type().is_socket()) {
+            return Err(usage(format!(
+                "--ssh {spec}: {} is not an agent socket (key files are not supported)",
+                sock.display()
+            )));
+        }
+        ssh.insert(id, sock);
+    }
     let mut labels = Vec::new();
     for l in p.all("label") {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -578,6 +603,7 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
         network,
         export,
         secrets,
+        ssh,
         add_hosts: p.all("add-host").to_vec(),
         ulimits: p.all("ulimit").to_vec(),
         shm_size,

@@ -636,19 +636,33 @@ fn run_mounts_and_network() {
          RUN --mount=type=bind,source=input.txt,target=/in.txt cat /in.txt > /bound\n\
          RUN cat /sys/class/net/*/operstate | wc -l > /ifaces\n\
          RUN --mount=type=secret,id=tok test \"$(cat /run/secrets/tok)\" = s3cret && echo file > /secret-ok\n\
-         RUN --mount=type=secret,id=tok,env=TOK,target=/tmp/tok test \"$TOK\" = s3cret && test -f /tmp/tok && echo env >> /secret-ok\n",
+         RUN --mount=type=secret,id=tok,env=TOK,target=/tmp/tok test \"$TOK\" = s3cret && test -f /tmp/tok && echo env >> /secret-ok\n\
+         RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK\" > /ssh-ok\n",
     );
     f.write("token", "s3cret");
     let secret = format!("id=tok,src={}", f.ctx.join("token").display());
-    f.build(&["-t", "m:1", "--secret", &secret]);
-    f.build(&["--no-cache", "-t", "m:2", "--secret", &secret]);
+    // An agent socket (nothing answers on it; the RUN only checks that it is there).
+    let agent = f.ctx.join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&agent).expect("agent socket");
+    let ssh = format!("default={}", agent.display());
+    f.build(&["-t", "m:1", "--secret", &secret, "--ssh", &ssh]);
+    f.build(&[
+        "--no-cache",
+        "-t",
+        "m:2",
+        "--secret",
+        &secret,
+        "--ssh",
+        &ssh,
+    ]);
+    assert_eq!(f.run("m:2", "cat /ssh-ok"), "/run/buildkit/ssh_agent.0\n");
     // The secret was there for the RUNs and is nowhere in the image.
     assert_eq!(
         f.run("m:2", "cat /secret-ok; ls /run /tmp/tok 2>&1 | wc -l"),
         "file\nenv\n2\n"
     );
     // Without it (not `required`), the RUN runs without the file, as BuildKit's.
-    let err = f.build_fails(&["--no-cache", "-t", "m:3"]);
+    let err = f.build_fails(&["--no-cache", "-t", "m:3", "--ssh", &ssh]);
     assert!(
         err.contains("did not complete successfully: exit code: 1"),
         "{err}"
@@ -665,7 +679,15 @@ fn run_mounts_and_network() {
     assert_eq!(f.run("m:2", "cat /ifaces"), "1\n");
     // builder prune -a takes the cache mounts too.
     f.ok(&["buildx", "prune", "-af"]);
-    f.build(&["--no-cache", "-t", "m:4", "--secret", &secret]);
+    f.build(&[
+        "--no-cache",
+        "-t",
+        "m:4",
+        "--secret",
+        &secret,
+        "--ssh",
+        &ssh,
+    ]);
     assert_eq!(f.run("m:4", "cat /count"), "1\n");
     f.assert_clean();
 }
