@@ -283,6 +283,165 @@ impl Progress for Plain {
     }
 }
 
+/// BuildKit's tty view (`--progress=auto` on a terminal, `tty`): a header with the time and
+/// the steps done, one line per step, the last output lines of the running ones; redrawn in
+/// place.
+struct Tty {
+    start: Instant,
+    steps: Vec<TtyStep>,
+    drawn: usize,
+    last_draw: Option<Instant>,
+    width: usize,
+    warnings: Vec<String>,
+    failed: Option<(String, Vec<u8>)>,
+}
+
+struct TtyStep {
+    id: usize,
+    name: String,
+    started: Instant,
+    /// None while it runs; (seconds, cached, failed) when it ended.
+    ended: Option<(f64, bool, bool)>,
+    output: Vec<u8>,
+}
+
+impl Tty {
+    fn new() -> Tty {
+        // SAFETY: fd 2 stays open for the life of the process.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(2) };
+        let width = berth_runtime::sys::get_winsize(fd)
+            .ok()
+            .map(|(_, c)| c as usize)
+            .filter(|c| *c >= 20)
+            .unwrap_or(80);
+        Tty {
+            start: Instant::now(),
+            steps: Vec::new(),
+            drawn: 0,
+            last_draw: None,
+            width,
+            warnings: Vec::new(),
+            failed: None,
+        }
+    }
+
+    fn step(&mut self, id: usize) -> Option<&mut TtyStep> {
+        self.steps.iter_mut().find(|s| s.id == id)
+    }
+
+    fn fit(&self, line: &str) -> String {
+        line.chars().take(self.width - 1).collect()
+    }
+
+    fn draw(&mut self, finished: bool) {
+        let mut lines = Vec::new();
+        let done = self.steps.iter().filter(|s| s.ended.is_some()).count();
+        lines.push(format!(
+            "[+] Building {:.1}s ({done}/{}){}",
+            self.start.elapsed().as_secs_f64(),
+            self.steps.len(),
+            if finished { " FINISHED" } else { "" }
+        ));
+        for st in &self.steps {
+            let (secs, cached, failed) =
+                st.ended
+                    .unwrap_or((st.started.elapsed().as_secs_f64(), false, false));
+            let name = match (cached, failed) {
+                (true, _) => format!("CACHED {}", st.name),
+                (_, true) => format!("ERROR {}", st.name),
+                _ => st.name.clone(),
+            };
+            let time = format!("{secs:.1}s");
+            let room = self.width.saturating_sub(time.len() + 6);
+            let name: String = name.chars().take(room).collect();
+            lines.push(format!(
+                " => {name}{:pad$} {time}",
+                "",
+                pad = room.saturating_sub(name.chars().count())
+            ));
+            if st.ended.is_none() || failed {
+                let text = String::from_utf8_lossy(&st.output);
+                let tail: Vec<&str> = text.lines().rev().take(6).collect();
+                for l in tail.into_iter().rev() {
+                    lines.push(self.fit(&format!(" => => # {l}")));
+                }
+            }
+        }
+        let mut out = String::new();
+        if self.drawn > 0 {
+            out.push_str(&format!("\x1b[{}A", self.drawn));
+        }
+        out.push_str("\x1b[J");
+        for l in &lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+        let _ = std::io::stderr().write_all(out.as_bytes());
+        let _ = std::io::stderr().flush();
+        self.drawn = lines.len();
+        self.last_draw = Some(Instant::now());
+    }
+
+    /// The last view, and the warnings after it.
+    fn finish(&mut self, ok: bool) {
+        self.draw(ok);
+        for w in std::mem::take(&mut self.warnings) {
+            eprintln!("WARNING: {w}");
+        }
+    }
+}
+
+impl Progress for Tty {
+    fn event(&mut self, e: Event<'_>) {
+        let mut urgent = true;
+        match e {
+            Event::Start { id, name } => self.steps.push(TtyStep {
+                id,
+                name: name.to_string(),
+                started: Instant::now(),
+                ended: None,
+                output: Vec::new(),
+            }),
+            Event::Cached { id } => {
+                if let Some(s) = self.step(id) {
+                    s.ended = Some((0.0, true, false));
+                }
+            }
+            Event::Log { .. } => urgent = false,
+            Event::Output { id, data } => {
+                if let Some(s) = self.step(id) {
+                    s.output.extend_from_slice(data);
+                    let n = s.output.len();
+                    if n > 64 * 1024 {
+                        s.output.drain(..n - 64 * 1024);
+                    }
+                }
+                urgent = false;
+            }
+            Event::Done { id, secs } => {
+                if let Some(s) = self.step(id) {
+                    s.ended = Some((secs, false, false));
+                    s.output.clear();
+                }
+            }
+            Event::Failed { id, secs, .. } => {
+                if let Some(s) = self.step(id) {
+                    s.ended = Some((secs, false, true));
+                    let f = (s.name.clone(), s.output.clone());
+                    self.failed = Some(f);
+                }
+            }
+            Event::Warning(w) => self.warnings.push(w.to_string()),
+        }
+        let due = self
+            .last_draw
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(100));
+        if urgent || due {
+            self.draw(false);
+        }
+    }
+}
+
 /// No progress (`-q`, `--progress=quiet`); the failed step is still named in the error.
 struct Quiet {
     names: HashMap<usize, String>,
@@ -458,6 +617,12 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
     }
     options.target_platform = BuildPlatform::host();
     let quiet = p.bool("quiet") || p.value("progress") == Some("quiet");
+    let tty = !quiet
+        && match p.value("progress").unwrap_or("auto") {
+            "tty" => true,
+            "auto" => std::io::stderr().is_terminal(),
+            _ => false,
+        };
     match p.value("progress").unwrap_or("auto") {
         "auto" | "plain" | "tty" | "quiet" => {}
         other => return Err(usage(format!("invalid progress mode {other:?}"))),
@@ -630,6 +795,7 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
         names: HashMap::new(),
         failed: None,
     };
+    let mut live = Tty::new();
     let mut q = Quiet {
         names: HashMap::new(),
         failed: None,
@@ -638,24 +804,36 @@ fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
     let result = {
         let mut runner =
             berth_engine::build::BuildRunner::new(&engine).map_err(|e| anyhow!("{e}"))?;
-        let progress: &mut dyn Progress = if quiet { &mut q } else { &mut plain };
+        let progress: &mut dyn Progress = if quiet {
+            &mut q
+        } else if tty {
+            &mut live
+        } else {
+            &mut plain
+        };
         berth_build::build(&store, &mut runner, &mut pull, progress, req)
     };
+    if tty {
+        live.finish(result.is_ok());
+    }
     if let Some(d) = &tmp_context {
         let _ = std::fs::remove_dir_all(d);
     }
     let built = match result {
         Ok(b) => b,
         Err(e) => {
+            // The failed step, with its output when the progress did not show all of it.
             let step = if quiet {
-                q.failed.clone()
+                q.failed.clone().map(|n| (n, q.output.clone()))
+            } else if tty {
+                live.failed.clone()
             } else {
-                plain.failed.as_ref().map(|(n, _)| n.clone())
+                plain.failed.as_ref().map(|(n, _)| (n.clone(), Vec::new()))
             };
-            if let Some(n) = step {
+            if let Some((n, output)) = step {
                 eprintln!("------\n > {n}:\n------");
-                if quiet && !q.output.is_empty() {
-                    eprint!("{}", String::from_utf8_lossy(&q.output));
+                if !output.is_empty() {
+                    eprint!("{}", String::from_utf8_lossy(&output));
                 }
             }
             if let Some(line) = e.line().filter(|l| *l > 0) {

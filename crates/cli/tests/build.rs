@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::{RootfsTar, TestNetns, berth_command, ok};
+use common::{RootfsTar, TestNetns, berth_command, berth_shell, ok};
 
 #[path = "../../registry/tests/common/mod.rs"]
 mod regcommon;
@@ -951,4 +951,42 @@ fn add_fetches_urls_checked_with_checksum() {
     let o = h.run("r", &["build", "."], &ctx);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("source can't be a URL for COPY"), "{err}");
+}
+
+#[test]
+fn a_terminal_gets_the_live_view() {
+    let f = Fixture::new();
+    f.write("Dockerfile", "FROM busybox\nRUN echo from the step\n");
+    let run = |args: &str| -> String {
+        let o = Command::new("script")
+            .args([
+                "-qec",
+                &format!("{} build {args} {}", berth_shell(&f.root), f.ctx.display()),
+                "/dev/null",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("script");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = run("-t live:1");
+    assert!(
+        out.contains("[+] Building") && out.contains("(5/5) FINISHED"),
+        "{out}"
+    );
+    assert!(out.contains("=> [2/2] RUN echo from the step"), "{out}");
+    // --progress=plain on a terminal too.
+    let out = run("--progress plain -t live:1");
+    assert!(
+        out.contains("#4 CACHED") && !out.contains("[+] Building"),
+        "{out}"
+    );
+    f.write("Dockerfile", "FROM busybox\nRUN echo last words; exit 2\n");
+    let out = run("-t live:2");
+    assert!(out.contains("ERROR [2/2] RUN"), "{out}");
+    assert!(
+        out.contains("last words") && out.contains("exit code: 2"),
+        "{out}"
+    );
+    f.assert_clean();
 }
