@@ -602,7 +602,7 @@ impl<'a> Executor<'a> {
         self.done(v);
         for a in &plan.unused_build_args {
             self.progress.event(Event::Warning(&format!(
-                "[Warning] One or more build-args [{a}] were not consumed"
+                "One or more build-args [{a}] were not consumed"
             )));
         }
         if req.options.target_platform != stages::Platform::host() {

@@ -60,6 +60,12 @@ impl Fixture {
         std::fs::write(p, content).expect("write");
     }
 
+    fn files(&self, list: &[(&str, &str)]) {
+        for (name, content) in list {
+            self.write(name, content);
+        }
+    }
+
     fn berth(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut c = berth_command(&self.root);
         c.args(args).current_dir(&self.ctx);
@@ -426,11 +432,13 @@ fn multi_stage_builds_only_what_the_target_needs() {
 #[test]
 fn dockerignore_and_named_dockerfiles() {
     let f = Fixture::new();
-    f.write("keep.txt", "keep\n");
-    f.write("secret.key", "secret\n");
-    f.write("logs/a.log", "log\n");
-    f.write("logs/important.log", "important\n");
-    f.write(".dockerignore", "*.key\nlogs\n!logs/important.log\n");
+    f.files(&[
+        ("keep.txt", "keep\n"),
+        ("secret.key", "secret\n"),
+        ("logs/a.log", "log\n"),
+        ("logs/important.log", "important\n"),
+        (".dockerignore", "*.key\nlogs\n!logs/important.log\n"),
+    ]);
     f.write(
         "Dockerfile",
         "FROM busybox\nCOPY . /ctx/\nRUN ls -a /ctx /ctx/logs > /listing\n",
@@ -441,10 +449,12 @@ fn dockerignore_and_named_dockerfiles() {
         "/ctx:\n.\n..\n.dockerignore\nDockerfile\nkeep.txt\nlogs\n\n/ctx/logs:\n.\n..\nimportant.log\n"
     );
     // COPY --exclude: .dockerignore's patterns, below the copied directory.
-    f.write("tree/keep.c", "c\n");
-    f.write("tree/skip.o", "o\n");
-    f.write("tree/sub/deep.o", "o\n");
-    f.write("tree/build/out", "x\n");
+    f.files(&[
+        ("tree/keep.c", "c\n"),
+        ("tree/skip.o", "o\n"),
+        ("tree/sub/deep.o", "o\n"),
+        ("tree/build/out", "x\n"),
+    ]);
     f.write(
         "Dockerfile",
         "FROM busybox\nCOPY --exclude=*.o --exclude=build --exclude=**/*.o tree /tree/\n",
@@ -547,13 +557,8 @@ fn contexts_from_stdin_add_archives_and_outputs() {
     let names: Vec<String> = a
         .entries()
         .expect("entries")
-        .map(|e| {
-            e.expect("entry")
-                .path()
-                .expect("path")
-                .to_string_lossy()
-                .into_owned()
-        })
+        .flatten()
+        .filter_map(|e| Some(e.path().ok()?.to_string_lossy().into_owned()))
         .collect();
     assert!(names.iter().any(|n| n.ends_with("out/x.txt")), "{names:?}");
     assert_eq!(f.image_ids(), before, "--output stores no image");
