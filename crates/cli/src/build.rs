@@ -57,20 +57,24 @@ Options:
   -f, --file string             Name of the Dockerfile (default: \"PATH/Dockerfile\")
       --iidfile string          Write the image ID to the file
       --label stringArray       Set metadata for an image
-      --network string          Networking mode for the RUN instructions during build (none, host; default \"none\")
+      --network string          Networking mode for the RUN instructions during build
+                                (\"none\", \"host\"; default \"none\")
       --no-cache                Do not use cache when building the image
       --no-cache-filter strings Do not cache specified stages
   -o, --output stringArray      Output destination (format: \"type=local|tar|oci,dest=path\")
       --platform string         Set target platform for build (the host's only)
-      --progress string         Set type of progress output (\"auto\", \"plain\", \"quiet\") (default \"auto\")
+      --progress string         Set type of progress output (\"auto\", \"plain\", \"tty\",
+                                \"quiet\") (default \"auto\")
       --pull                    Always attempt to pull all referenced images
-      --ssh stringArray         SSH agent socket to expose to the build (format: \"default|<id>[=<socket>]\")
-      --shm-size bytes          Size of \"/dev/shm\" of the RUN containers
-      --ulimit ulimit           Ulimit options of the RUN containers
-      --secret stringArray      Secret to expose to the build (format: \"id=mysecret[,src=/local/secret|env=VAR]\")
   -q, --quiet                   Suppress the build output and print image ID on success
+      --secret stringArray      Secret to expose to the build (format:
+                                \"id=mysecret[,src=/local/secret|env=VAR]\")
+      --shm-size bytes          Size of \"/dev/shm\" of the RUN containers
+      --ssh stringArray         SSH agent socket to expose to the build (format:
+                                \"default|<id>[=<socket>]\")
   -t, --tag stringArray         Name and optionally a tag (format: \"name:tag\")
       --target string           Set the target build stage to build
+      --ulimit ulimit           Ulimit options of the RUN containers
 ";
 
 /// A failure and its exit status (125: usage, as docker's flag errors).
