@@ -822,7 +822,7 @@ fn append<W: std::io::Write>(
         Kind::Symlink(t) => {
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
-            b.append_link(&mut h, path, t)
+            berth_image::diff::append_symlink(b, &mut h, path, t)
         }
         Kind::File(Content::Bytes(data)) => {
             h.set_entry_type(tar::EntryType::Regular);

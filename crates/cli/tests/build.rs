@@ -995,3 +995,37 @@ fn a_terminal_gets_the_live_view() {
     );
     f.assert_clean();
 }
+
+#[test]
+fn hostile_contexts_never_read_outside() {
+    let f = Fixture::new();
+    let outside = f.ctx.parent().expect("parent").join("outside.txt");
+    std::fs::write(&outside, "outside the context\n").expect("outside");
+    std::os::unix::fs::symlink(&outside, f.ctx.join("link")).expect("symlink");
+    std::os::unix::fs::symlink("/", f.ctx.join("rootlink")).expect("symlink");
+    f.write("x", "inside\n");
+    f.write("new\nline", "newline name\n");
+    f.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         COPY link rootlink /links/\n\
+         COPY ../x /up.txt\n\
+         COPY [\"new\\nline\", \"/nl/\"]\n",
+    );
+    f.build(&["-t", "hostile:1"]);
+    // The symlinks are copied as symlinks (their targets are the image's business), the
+    // `../` stays inside the context, a name with a newline is a name.
+    let out = f.run(
+        "hostile:1",
+        "readlink /links/link; readlink /links/rootlink; cat /up.txt; cat /nl/*; ls /nl | wc -l",
+    );
+    assert_eq!(
+        out,
+        format!("{}\n/\ninside\nnewline name\n1\n", outside.display())
+    );
+    // COPY rootlink/etc/passwd would go through the link: not found, nothing read.
+    f.write("Dockerfile", "FROM busybox\nCOPY rootlink/etc/passwd /p\n");
+    let err = f.build_fails(&[]);
+    assert!(err.contains("not found"), "{err}");
+    f.assert_clean();
+}

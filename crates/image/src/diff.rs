@@ -236,8 +236,7 @@ impl Walker {
                 h.set_size(0);
                 self.pax(b, &xattrs, rel)?;
                 self.entries += 1;
-                b.append_link(&mut h, rel, &target)
-                    .map_err(|e| self.err(rel, e))
+                append_symlink(b, &mut h, rel, &target).map_err(|e| self.err(rel, e))
             }
             libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
                 let t = match ft {
@@ -330,6 +329,24 @@ impl<R: Read> Read for Exactly<R> {
         };
         self.left -= n as u64;
         Ok(n)
+    }
+}
+
+/// Appends a symlink entry `path` → `target` with its target as written: the tar crate's
+/// own setter cleans it (`/` becomes `//`), so targets that fit the header go in literally
+/// (longer ones need its GNU long-link record).
+pub fn append_symlink<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    path: impl AsRef<Path>,
+    target: impl AsRef<Path>,
+) -> io::Result<()> {
+    let t = target.as_ref().as_os_str().as_bytes();
+    if t.len() <= 100 {
+        h.set_link_name_literal(t)?;
+        b.append_data(h, path, io::empty())
+    } else {
+        b.append_link(h, path, target)
     }
 }
 
