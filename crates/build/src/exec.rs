@@ -429,11 +429,16 @@ impl Drop for Work {
     }
 }
 
-/// The start time of a process (field 22 of /proc/PID/stat), to tell a pid reused.
+/// The start time of a live process (field 22 of /proc/PID/stat), to tell a pid reused;
+/// None for a zombie (dead, not yet reaped) or no process.
 fn start_time(pid: u32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &s[s.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
+    let mut fields = after.split(' ');
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Builds `req` into the store.

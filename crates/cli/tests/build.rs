@@ -702,7 +702,8 @@ fn an_interrupted_build_cleans_up() {
     let f = Fixture::new();
     f.write("Dockerfile", "FROM busybox\nRUN echo started && sleep 30\n");
     let mut c = berth_command(&f.root);
-    c.args(["build", "-t", "int:1", "."])
+    c.env("BERTH_DEBUG", "1")
+        .args(["build", "-t", "int:1", "."])
         .current_dir(&f.ctx)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -733,6 +734,9 @@ fn an_interrupted_build_cleans_up() {
     assert!(t.elapsed().as_secs() < 20, "the RUN was stopped");
     assert!(!status.success());
     assert!(f.ok(&["images", "-q", "int"]).is_empty());
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    assert!(!rest.contains("left behind"), "{rest}");
     f.assert_clean();
     // A build killed outright leaves its work directory: the next build removes it.
     let mut child = berth_command(&f.root)
@@ -754,7 +758,13 @@ fn an_interrupted_build_cleans_up() {
     child.kill().expect("kill -9");
     child.wait().expect("wait");
     f.write("Dockerfile", "FROM busybox\nRUN echo after\n");
-    f.build(&["-t", "int:3"]);
+    let mut c = berth_command(&f.root);
+    c.env("BERTH_DEBUG", "1")
+        .args(["build", "-t", "int:3", "."])
+        .current_dir(&f.ctx);
+    let o = common::output_with_stdin(c, None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("left behind"), "{err}");
     assert_eq!(f.run("int:3", "echo ok"), "ok\n");
     f.assert_clean();
 }

@@ -355,6 +355,27 @@ impl Runner for BuildRunner<'_> {
     }
 
     fn cleanup(&mut self, id: &str) {
-        let _ = self.engine.runtime().delete(id, true);
+        let rt = self.engine.runtime();
+        let cgroup = rt.load(id).ok().map(|c| c.record.cgroup.clone());
+        let deleted = rt.delete(id, true);
+        if std::env::var_os("BERTH_DEBUG").is_some() {
+            eprintln!(
+                "berth build: removing the build container {id} of a dead build: {deleted:?}"
+            );
+        }
+        // Its processes die after its init; until the last is gone its mount namespace
+        // holds the build's overlay (removing that directory fails with EBUSY).
+        if let Some(cg) = cgroup {
+            for _ in 0..250 {
+                if cg.procs().is_empty() {
+                    break;
+                }
+                for p in cg.procs() {
+                    let _ = sys::kill(p, libc::SIGKILL);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let _ = cg.destroy();
+        }
     }
 }
