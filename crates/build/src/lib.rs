@@ -9,9 +9,16 @@
 //! * [`dockerignore`]: `.dockerignore` patterns as moby's patternmatcher reads them, and a context
 //!   walker that never leaves the context.
 
+pub mod cache;
 pub mod dockerignore;
+pub mod exec;
+pub mod files;
 pub mod parser;
 pub mod shell;
 pub mod stages;
 
-pub use parser::{Command, Dockerfile, Instruction, ParseError, parse};
+pub use exec::{
+    BuildError, BuildRequest, Built, Event, Export, Progress, RunMount, RunSpec, Runner,
+    RunnerError, build,
+};
+pub use parser::{Command, Dockerfile, Instruction, NetworkMode, ParseError, parse};

@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 mod args;
+mod build;
 mod commands;
 mod containers;
 mod engine_info;
@@ -28,6 +29,11 @@ fn main() -> ExitCode {
     // BERTH_DEBUG=1: phase timings on stderr (the monitor's too).
     if std::env::var_os("BERTH_DEBUG").is_some_and(|v| !v.is_empty()) {
         berth_runtime::timing::enable();
+    }
+    // `build`, `image build`, `buildx build`, `builder prune` (crates/cli/src/build.rs
+    // parses its own flags).
+    if let Some(code) = build::dispatch(&argv) {
+        return code;
     }
     commands::main(&argv)
 }

@@ -4,7 +4,8 @@
 #[path = "../../registry/tests/common/mod.rs"]
 mod regcommon;
 
-use std::io::Write as _;
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -55,20 +56,7 @@ impl User {
     }
 
     fn run(&self, root: &str, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut c = self.cmd(root, args);
-        c.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        if let Some(s) = stdin {
-            // berth may exit (a usage error) without reading it.
-            let _ = child.stdin.take().unwrap().write_all(s.as_bytes());
-        }
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(self.cmd(root, args), stdin.map(str::as_bytes))
     }
 
     fn ok(&self, root: &str, args: &[&str], stdin: Option<&str>) -> String {

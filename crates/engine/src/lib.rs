@@ -18,6 +18,7 @@
 //! `<run>` is `/run/berth` for the default root, else `<root>/run`.
 
 pub mod attach;
+pub mod build;
 pub mod check;
 pub mod commit;
 pub mod config;

@@ -234,7 +234,7 @@ fn thread_count() -> usize {
 }
 
 /// Brings the loopback interface of `pid`'s network namespace up.
-fn lo_up(pid: i32) -> Result<()> {
+pub(crate) fn lo_up(pid: i32) -> Result<()> {
     let own =
         sys::open(Path::new("/proc/self/ns/net"), libc::O_RDONLY, 0).at("/proc/self/ns/net")?;
     let p = format!("/proc/{pid}/ns/net");

@@ -853,6 +853,37 @@ fn command(rest: &str) -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into(), t.to_string()]
 }
 
+/// Sets `KEY=VALUE` in the config's `Env` (replacing KEY's entry; an `Env`
+/// that is not a list is replaced).
+pub fn config_set_env(cfg: &mut serde_json::Map<String, Value>, key: &str, value: &str) {
+    let env = cfg.entry("Env").or_insert_with(|| json!([]));
+    if !env.is_array() {
+        *env = json!([]);
+    }
+    if let Some(list) = env.as_array_mut() {
+        let prefix = format!("{key}=");
+        list.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
+        list.push(json!(format!("{key}={value}")));
+    }
+}
+
+/// Sets `key` in the config's object `field` (`Labels`, `ExposedPorts`,
+/// `Volumes`), made when missing (or not an object).
+pub fn config_map_insert(
+    cfg: &mut serde_json::Map<String, Value>,
+    field: &str,
+    key: &str,
+    value: Value,
+) {
+    let map = cfg.entry(field).or_insert_with(|| json!({}));
+    if !map.is_object() {
+        *map = json!({});
+    }
+    if let Some(m) = map.as_object_mut() {
+        m.insert(key.to_string(), value);
+    }
+}
+
 /// Applies one Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER,
 /// EXPOSE, VOLUME, LABEL, STOPSIGNAL) to the config's `config` object.
 pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> Result<()> {
@@ -880,18 +911,13 @@ pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> R
             cfg.remove("Cmd");
         }
         "ENV" => {
-            let env = cfg.entry("Env").or_insert_with(|| json!([]));
-            let list = env.as_array_mut().expect("Env is an array");
             for (k, v) in key_values(change, rest, true)? {
-                let prefix = format!("{k}=");
-                list.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
-                list.push(json!(format!("{k}={v}")));
+                config_set_env(cfg, &k, &v);
             }
         }
         "LABEL" => {
-            let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
             for (k, v) in key_values(change, rest, true)? {
-                labels[k] = json!(v);
+                config_map_insert(cfg, "Labels", &k, json!(v));
             }
         }
         "WORKDIR" => {
@@ -921,7 +947,6 @@ pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> R
             if ports.is_empty() {
                 return Err(change_err(change, "EXPOSE needs a port"));
             }
-            let map = cfg.entry("ExposedPorts").or_insert_with(|| json!({}));
             for p in ports {
                 let (num, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
                 let proto = proto.to_ascii_lowercase();
@@ -933,7 +958,7 @@ pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> R
                 if !ok || !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
                     return Err(change_err(change, format!("invalid port {p:?}")));
                 }
-                map[format!("{num}/{proto}")] = json!({});
+                config_map_insert(cfg, "ExposedPorts", &format!("{num}/{proto}"), json!({}));
             }
         }
         "VOLUME" => {
@@ -942,12 +967,11 @@ pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> R
                 Ok(v) if rest.starts_with('[') => v,
                 _ => split_words(rest).map_err(|e| change_err(change, e))?,
             };
-            let map = cfg.entry("Volumes").or_insert_with(|| json!({}));
             for v in vols {
                 if v.is_empty() {
                     return Err(change_err(change, "empty volume path"));
                 }
-                map[v] = json!({});
+                config_map_insert(cfg, "Volumes", &v, json!({}));
             }
         }
         "" => return Err(change_err(change, "empty instruction")),

@@ -141,6 +141,37 @@ pub fn stat_in_root(root: &Path, path: &str, follow: bool) -> Result<Option<libc
     }
 }
 
+/// The names in the directory `path` (resolved in `root`, its symlinks followed inside the
+/// root), sorted; for wildcards (`COPY --from=stage /app/*.so`).
+pub fn list_in_root(root: &Path, path: &str) -> Result<Vec<OsString>> {
+    let root_fd = sys::open_dir_path(root).at(root)?;
+    let comps: PathBuf = components(path).iter().collect();
+    let dir = sys::openat2(
+        root_fd.as_fd(),
+        if comps.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &comps
+        },
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        IN_ROOT,
+    )
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => not_found(root, path),
+        _ => Error::Io {
+            path: root.join(&comps),
+            err: e,
+        },
+    })?;
+    let listing = sys::at_path(dir.as_fd(), OsStr::new(""));
+    let mut names: Vec<OsString> = std::fs::read_dir(&listing)
+        .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect())
+        .at(root.join(&comps))?;
+    names.sort();
+    Ok(names)
+}
+
 /// Writes `path` (resolved in `root`) as a tar: one top entry named as the
 /// path's last component (or `rename`) with everything under it; a path
 /// ending in `/.` (or the root) writes the directory's contents instead,

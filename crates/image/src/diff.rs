@@ -236,8 +236,7 @@ impl Walker {
                 h.set_size(0);
                 self.pax(b, &xattrs, rel)?;
                 self.entries += 1;
-                b.append_link(&mut h, rel, &target)
-                    .map_err(|e| self.err(rel, e))
+                append_symlink(b, &mut h, rel, &target).map_err(|e| self.err(rel, e))
             }
             libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
                 let t = match ft {
@@ -333,6 +332,24 @@ impl<R: Read> Read for Exactly<R> {
     }
 }
 
+/// Appends a symlink entry `path` → `target` with its target as written: the tar crate's
+/// own setter cleans it (`/` becomes `//`), so targets that fit the header go in literally
+/// (longer ones need its GNU long-link record).
+pub fn append_symlink<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    path: impl AsRef<Path>,
+    target: impl AsRef<Path>,
+) -> io::Result<()> {
+    let t = target.as_ref().as_os_str().as_bytes();
+    if t.len() <= 100 {
+        h.set_link_name_literal(t)?;
+        b.append_data(h, path, io::empty())
+    } else {
+        b.append_link(h, path, target)
+    }
+}
+
 /// Options of [`commit`].
 #[derive(Clone, Debug, Default)]
 pub struct CommitOptions {
@@ -379,6 +396,64 @@ impl Write for LayerWriter {
     }
 }
 
+/// A layer written into the store by [`create_layer`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLayer {
+    /// The compressed blob (gzip).
+    pub digest: crate::digest::Digest,
+    pub size: u64,
+    /// The uncompressed tar's digest.
+    pub diff_id: crate::digest::Digest,
+    /// The snapshot of the layer on top of `parent`.
+    pub chain_id: crate::digest::Digest,
+}
+
+impl NewLayer {
+    pub const MEDIA_TYPE: &'static str = mt::OCI_LAYER_GZIP;
+}
+
+/// Writes the tree `dir` (`kind`: an overlay upper directory, whose
+/// whiteouts become OCI ones, or a whole tree) as a gzip layer blob into
+/// the store and applies it as the snapshot on top of `parent` (a chain
+/// id). The caller holds a lease ([`ImageStore::lease`]) until the blob
+/// is referenced by a record; a failure leaves no snapshot (the blob may
+/// stay until the next GC).
+pub fn create_layer(
+    images: &ImageStore,
+    dir: &Path,
+    kind: TreeKind,
+    parent: Option<&crate::digest::Digest>,
+    apply: &ApplyOptions,
+) -> Result<NewLayer> {
+    let content = images.content();
+    let blob = content.writer(None, None)?;
+    let mut lw = LayerWriter {
+        diff: Hasher::new(Algorithm::Sha256),
+        gz: flate2::write::GzEncoder::new(blob, flate2::Compression::default()),
+    };
+    write_tree(dir, kind, &mut lw)?;
+    let diff_id = lw.diff.finish();
+    let blob = lw
+        .gz
+        .finish()
+        .map_err(|e| Error::Sys {
+            what: format!("compressing the layer of {}", dir.display()),
+            err: e,
+        })?
+        .commit()?;
+    let chain_id = crate::snapshot::chain_id(parent, &diff_id);
+    if !images.snapshots().exists(&chain_id) {
+        let (_, rd) = decompress(content.open_blob(&blob.digest)?)?;
+        images.snapshots().apply(parent, rd, &diff_id, apply)?;
+    }
+    Ok(NewLayer {
+        digest: blob.digest,
+        size: blob.size,
+        diff_id,
+        chain_id,
+    })
+}
+
 /// Makes an image of `base` (None: from scratch) plus the changes in the
 /// overlay upper directory `upper`: the changes become a gzip layer (and
 /// its snapshot), the config is the base's with the new diff_id, a history
@@ -411,28 +486,14 @@ pub fn commit(
     let mut written = Vec::new();
     let _lease = images.lease()?;
     let result = (|| -> Result<ImageRecord> {
-        let blob = content.writer(None, None)?;
-        let mut lw = LayerWriter {
-            diff: Hasher::new(Algorithm::Sha256),
-            gz: flate2::write::GzEncoder::new(blob, flate2::Compression::default()),
-        };
-        write_tree(upper, TreeKind::OverlayUpper, &mut lw)?;
-        let diff_id = lw.diff.finish();
-        let blob = lw
-            .gz
-            .finish()
-            .map_err(|e| Error::Sys {
-                what: format!("compressing the layer of {}", upper.display()),
-                err: e,
-            })?
-            .commit()?;
-        written.push(blob.digest.clone());
-        // Its snapshot, on top of the base's layers.
         let parent = base.and_then(|b| b.chain_ids.last());
-        let (_, rd) = decompress(content.open_blob(&blob.digest)?)?;
-        images
-            .snapshots()
-            .apply(parent, rd, &diff_id, &opts.apply)?;
+        let layer = create_layer(images, upper, TreeKind::OverlayUpper, parent, &opts.apply)?;
+        written.push(layer.digest.clone());
+        let blob = crate::store::BlobInfo {
+            digest: layer.digest.clone(),
+            size: layer.size,
+        };
+        let diff_id = layer.diff_id;
 
         let now = rfc3339_now();
         base_config["created"] = json!(now);

@@ -35,7 +35,7 @@ pub mod sys;
 
 pub use archive::{ArchiveFormat, ImportOptions, LoadOptions, import, load, save};
 pub use compress::{Distributable, distributable_manifest};
-pub use diff::{CommitOptions, TreeKind, commit, write_tree};
+pub use diff::{CommitOptions, NewLayer, TreeKind, commit, create_layer, write_tree};
 pub use digest::{Algorithm, Digest};
 pub use error::{EntryError, Error, Result};
 pub use image::{UnpackedImage, resolve_manifest, unpack};

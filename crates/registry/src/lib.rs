@@ -15,11 +15,13 @@ pub mod challenge;
 mod client;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod pull;
 pub mod push;
 
 pub use client::{Client, ClientOptions, Credentials, FetchedManifest, MANIFEST_ACCEPT};
 pub use config::{AuthFile, RegistriesConfig};
 pub use error::{Error, Result};
+pub use fetch::{Fetched, fetch};
 pub use pull::{LayerState, NoProgress, Progress, PullOptions, Pulled, pull};
 pub use push::{BlobPush, NoPushProgress, PushProgress, Pushed, push};

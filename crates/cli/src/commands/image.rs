@@ -46,7 +46,7 @@ pub const COMMANDS: &[Command] = &[
             ("target", None),
             ("ulimit", None),
         ],
-        run: Unsupported,
+        run: Own,
     },
     Command {
         path: "image history",

@@ -43,6 +43,9 @@ pub enum Handler {
     Plain(fn(&Parsed, &mut dyn Write) -> R),
     /// A docker command Berth does not have yet: it says so (exit 1).
     Unsupported,
+    /// A command that parses its own flags and is dispatched before the table
+    /// (`build`: `crate::build::dispatch`); listed as supported.
+    Own,
 }
 
 /// One command.
@@ -88,7 +91,7 @@ pub struct Object {
 }
 
 pub const OBJECTS: &[Object] = &[
-    obj("builder", "Manage builds", false),
+    obj("builder", "Manage builds", true),
     obj("buildx", "Docker Buildx", false),
     obj("checkpoint", "Manage checkpoints", false),
     obj("compose", "Docker Compose", false),
@@ -365,7 +368,7 @@ fn run_command(
         return written(help::command(c, name, out));
     }
     let r = match c.run {
-        Handler::Unsupported => return not_supported(name),
+        Handler::Unsupported | Handler::Own => return not_supported(name),
         Handler::Plain(f) => f(&p, out),
         Handler::Store(f) => ImageStore::open(state_root(g))
             .map_err(crate::Fail::from)

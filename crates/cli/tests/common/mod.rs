@@ -127,6 +127,24 @@ pub fn berth(root: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `c` with `stdin` fed to it (none: /dev/null); its output.
+pub fn output_with_stdin(mut c: Command, stdin: Option<&[u8]>) -> Output {
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let (Some(s), Some(mut i)) = (stdin, child.stdin.take()) {
+        use std::io::Write;
+        // The command may exit (a usage error) without reading it.
+        let _ = i.write_all(s);
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// Runs berth and asserts success; returns stdout.
 pub fn ok(root: &Path, args: &[&str]) -> String {
     let o = berth(root, args);
