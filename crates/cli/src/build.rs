@@ -100,11 +100,13 @@ impl From<anyhow::Error> for Fail {
 pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
     let g = parse(argv, GLOBAL, true).ok()?;
     let (cmd, rest) = g.args.split_first()?;
-    let (prune, rest) = match cmd.as_str() {
-        "build" => (false, rest),
+    let (prune, rest, invoked_as) = match cmd.as_str() {
+        "build" => (false, rest, "build".to_string()),
         "image" | "buildx" | "builder" => match rest.split_first() {
-            Some((sub, r)) if sub == "build" && cmd != "builder" => (false, r),
-            Some((sub, r)) if sub == "prune" && cmd != "image" => (true, r),
+            Some((sub, r)) if sub == "build" && cmd != "builder" => {
+                (false, r, format!("{cmd} build"))
+            }
+            Some((sub, r)) if sub == "prune" && cmd != "image" => (true, r, String::new()),
             _ => return None,
         },
         _ => return None,
@@ -121,7 +123,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
     let r = if prune {
         builder_prune(&root, rest)
     } else {
-        build(&root, rest)
+        build(&root, rest, &invoked_as)
     };
     Some(match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -521,10 +523,13 @@ fn excerpt(name: &str, text: &str, line: usize) -> String {
     s
 }
 
-fn build(root: &Path, argv: &[String]) -> Result<(), Fail> {
+fn build(root: &Path, argv: &[String], invoked_as: &str) -> Result<(), Fail> {
     let p = parse(argv, FLAGS, false).map_err(|u| usage(u.0))?;
     if p.bool("help") {
-        print!("{HELP}");
+        print!(
+            "{}",
+            HELP.replacen("berth build", &format!("berth {invoked_as}"), 1)
+        );
         return Ok(());
     }
     let [path] = p.args.as_slice() else {

@@ -889,10 +889,11 @@ pub fn wait(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if p.args.is_empty() {
         return usage("\"wait\" requires at least 1 argument");
     }
+    let condition = p.value("condition").unwrap_or("not-running");
     let mut failed = false;
     for a in &p.args {
-        match e.wait(a, None) {
-            Ok(code) => writeln!(out, "{}", code.unwrap_or(255))?,
+        match e.wait_condition(a, condition) {
+            Ok(code) => writeln!(out, "{code}")?,
             Err(x) => {
                 eprintln!("Error: {x}");
                 failed = true;

@@ -581,3 +581,53 @@ fn system_check_names_the_damage_and_repairs_it() {
     assert!(f.ok(&["volume", "ls", "-q"]).contains("keepme"));
     f.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
 }
+
+/// `wait --condition` (docker's): `next-exit` does not return for an exit that already
+/// happened, only for the next one; `removed` returns once the container is gone, with its
+/// last exit code; a bad condition is named.
+#[test]
+fn wait_conditions_next_exit_and_removed() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "--name",
+        "w",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let next = f.background(&["wait", "--condition", "next-exit", "w"]);
+    let removed = f.background(&["wait", "--condition", "removed", "w"]);
+    std::thread::sleep(Duration::from_millis(400));
+    let mut next = next;
+    assert!(
+        next.try_wait().unwrap().is_none(),
+        "next-exit returned for the old exit"
+    );
+    f.ok(&["start", "w"]);
+    let (rc, out, err) = finish(next);
+    assert_eq!((rc, out.as_str()), (0, "3\n"), "{err}");
+    let mut removed = removed;
+    assert!(
+        removed.try_wait().unwrap().is_none(),
+        "removed returned early"
+    );
+    f.ok(&["rm", "w"]);
+    let (rc, out, err) = finish(removed);
+    assert_eq!((rc, out.as_str()), (0, "3\n"), "{err}");
+    f.ok(&[
+        "create",
+        "--name",
+        "w2",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let (rc, _, err) = finish(f.background(&["wait", "--condition", "soon", "w2"]));
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("\"soon\""), "{err}");
+}

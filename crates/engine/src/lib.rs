@@ -772,6 +772,39 @@ impl Engine {
         }
     }
 
+    /// `wait --condition`: `not-running` is [`wait`](Self::wait); `next-exit` waits for an exit
+    /// that has not happened yet (a stopped container: its next run's); `removed` waits until
+    /// the container is gone. The exit code of the exit waited for.
+    pub fn wait_condition(&mut self, key: &str, condition: &str) -> Result<i32> {
+        let first = self.get(key)?;
+        let id = first.id.clone();
+        if condition == "not-running" {
+            return Ok(self.wait(&id, None)?.unwrap_or(255));
+        }
+        if !matches!(condition, "next-exit" | "removed") {
+            return Err(invalid(
+                "--condition",
+                format!("{condition:?}: not \"not-running\", \"next-exit\" or \"removed\""),
+            ));
+        }
+        let mut last = first.exit_code;
+        let mut nap = Duration::from_millis(5);
+        loop {
+            let row = match self.get(&id) {
+                Ok(r) => r,
+                Err(Error::NoSuchContainer(_)) => return Ok(last),
+                Err(e) => return Err(e),
+            };
+            last = row.exit_code;
+            let running = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
+            if condition == "next-exit" && !running && row.finished_at != first.finished_at {
+                return Ok(row.exit_code);
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(100));
+        }
+    }
+
     fn signal(&self, row: &ContainerRow, sig: i32, all: bool) -> Result<()> {
         match self.runtime().kill(&row.id, sig, all) {
             Ok(()) => Ok(()),
