@@ -397,8 +397,9 @@ impl Drop for StepFs {
             None => None,
         };
         // A RUN container killed a moment ago may still hold the overlay (its processes
-        // die after its init): the directory goes once they are gone.
-        for _ in 0..80 {
+        // die after its init, and on a loaded machine its mount namespace can outlive them
+        // by seconds): the directory goes once they are gone (10 s at most).
+        for _ in 0..400 {
             match fs::remove_dir_all(&self.dir) {
                 Ok(()) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,

@@ -588,7 +588,7 @@ fn system_check_names_the_damage_and_repairs_it() {
 #[test]
 fn wait_conditions_next_exit_and_removed() {
     let f = Fixture::new();
-    f.ok(&[
+    let (rc, _, err) = finish(f.background(&[
         "run",
         "--name",
         "w",
@@ -598,7 +598,8 @@ fn wait_conditions_next_exit_and_removed() {
         "sh",
         "-c",
         "exit 3",
-    ]);
+    ]));
+    assert_eq!(rc, 3, "{err}");
     let next = f.background(&["wait", "--condition", "next-exit", "w"]);
     let removed = f.background(&["wait", "--condition", "removed", "w"]);
     std::thread::sleep(Duration::from_millis(400));
