@@ -15,41 +15,32 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 
 mod common;
-use common::{RootfsTar, TestNetns, ok};
+use common::{BusyboxRoot, RootfsTar, ok};
 
 #[path = "../../oci-cli/tests/attacks/mod.rs"]
 mod attacks;
 
+/// A busybox root (`common::BusyboxRoot`) and the probe built beside it.
 struct Fixture {
-    _t: tempfile::TempDir,
-    root: PathBuf,
+    b: BusyboxRoot,
     probe: PathBuf,
-    ns: TestNetns,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = BusyboxRoot;
+    fn deref(&self) -> &BusyboxRoot {
+        &self.b
+    }
 }
 
 impl Fixture {
     fn new() -> Fixture {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        let tarball = t.path().join("busybox.tar");
-        RootfsTar::busybox(
+        let b = BusyboxRoot::new(
             &["bin", "etc", "tmp", "data"],
             &["sh", "true", "rm", "mkdir", "ln", "echo", "sleep"],
-        )
-        .write(&tarball);
-        let ns = TestNetns::new("host");
-        ns.host_berth(&root);
-        ok(
-            &root,
-            &["import", tarball.to_str().unwrap(), "busybox:latest"],
         );
-        let probe = attacks::build_breakout_probe(t.path());
-        Fixture {
-            root,
-            probe,
-            ns,
-            _t: t,
-        }
+        let probe = attacks::build_breakout_probe(&b.dir);
+        Fixture { b, probe }
     }
 
     /// The probe listening on `@name` in the namespace that plays the host.
@@ -126,7 +117,7 @@ fn a_default_container_finds_every_way_out_blocked() {
 #[test]
 fn cve_2018_15664_cp_symlink_exchange_race() {
     let f = Fixture::new();
-    let host_dir = f._t.path().join("host-secret");
+    let host_dir = f.dir.join("host-secret");
     std::fs::create_dir(&host_dir).unwrap();
     std::fs::write(host_dir.join("secret"), "HOST\n").unwrap();
     let p = host_dir.display().to_string();
@@ -149,8 +140,8 @@ fn cve_2018_15664_cp_symlink_exchange_race() {
             &flip,
         ],
     );
-    let out = f._t.path().join("out");
-    let input = f._t.path().join("input");
+    let out = f.dir.join("out");
+    let input = f.dir.join("input");
     std::fs::write(&input, "WRITTEN\n").unwrap();
     let (mut got_container, mut got_nothing) = (0, 0);
     for i in 0..150 {
@@ -200,16 +191,15 @@ fn cve_2018_15664_cp_symlink_exchange_race() {
 #[test]
 fn a_hostile_images_symlinks_stay_inside_its_root() {
     let f = Fixture::new();
-    let t = &f._t;
-    let host_dir = t.path().join("host-dir");
+    let host_dir = f.dir.join("host-dir");
     std::fs::create_dir(&host_dir).unwrap();
-    let host_passwd = t.path().join("host-passwd");
+    let host_passwd = f.dir.join("host-passwd");
     std::fs::write(&host_passwd, "hostuser:x:4242:4242::/:/bin/sh\n").unwrap();
     let mut img = RootfsTar::busybox(&["bin", "etc", "tmp"], &["sh", "pwd", "touch", "id", "ls"]);
     img.symlink("work", &host_dir.display().to_string())
         .symlink("vol", &host_dir.display().to_string())
         .symlink("etc/passwd", &host_passwd.display().to_string());
-    let tarball = t.path().join("hostile.tar");
+    let tarball = f.dir.join("hostile.tar");
     img.write(&tarball);
     f_ok(
         &f,
@@ -267,13 +257,4 @@ fn a_hostile_images_symlinks_stay_inside_its_root() {
 
 fn f_ok(f: &Fixture, args: &[&str]) -> String {
     ok(&f.root, args)
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let ids = common::berth(&self.root, &["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&ids.stdout).lines() {
-            let _ = common::berth(&self.root, &["rm", "-f", id]);
-        }
-    }
 }

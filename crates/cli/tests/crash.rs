@@ -7,44 +7,27 @@
 //! The kill moments come from a fixed seed (`CRASH_SEED`), spread over each operation's own
 //! duration (measured first), so a failure can be replayed.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{RootfsTar, TestNetns, berth, berth_command, ok};
+use common::{BusyboxRoot, berth, berth_command};
 
 const LINKS: &[&str] = &["sh", "true", "sleep", "echo", "touch"];
 
-struct Fixture {
-    _t: tempfile::TempDir,
-    root: PathBuf,
-    dir: PathBuf,
-    _ns: TestNetns,
+/// A busybox root (`common::BusyboxRoot`) with the kill helpers below.
+struct Fixture(BusyboxRoot);
+
+impl std::ops::Deref for Fixture {
+    type Target = BusyboxRoot;
+    fn deref(&self) -> &BusyboxRoot {
+        &self.0
+    }
 }
 
 impl Fixture {
     fn new() -> Fixture {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        let tarball = t.path().join("busybox.tar");
-        RootfsTar::busybox(&["bin", "etc", "tmp"], LINKS).write(&tarball);
-        let ns = TestNetns::new("host");
-        ns.host_berth(&root);
-        ok(
-            &root,
-            &["import", tarball.to_str().unwrap(), "busybox:latest"],
-        );
-        Fixture {
-            root,
-            dir: t.path().to_path_buf(),
-            _t: t,
-            _ns: ns,
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        ok(&self.root, args)
+        Fixture(BusyboxRoot::new(&["bin", "etc", "tmp"], LINKS))
     }
 
     fn quiet(&self, args: &[&str]) {
@@ -91,15 +74,6 @@ impl Fixture {
                 String::from_utf8_lossy(&o.stdout),
                 String::from_utf8_lossy(&o.stderr)
             ))
-        }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let ids = berth(&self.root, &["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&ids.stdout).lines() {
-            let _ = berth(&self.root, &["rm", "-f", id]);
         }
     }
 }

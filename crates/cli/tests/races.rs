@@ -7,39 +7,23 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{RootfsTar, TestNetns, berth_command, ok};
+use common::{BusyboxRoot, RootfsTar, berth_command};
 
 const LINKS: &[&str] = &["sh", "sleep", "true", "cat", "echo"];
 
-struct Fixture {
-    _t: tempfile::TempDir,
-    root: PathBuf,
-    dir: PathBuf,
-    _ns: TestNetns,
+/// A busybox root (`common::BusyboxRoot`) with the pause-point helpers below.
+struct Fixture(BusyboxRoot);
+
+impl std::ops::Deref for Fixture {
+    type Target = BusyboxRoot;
+    fn deref(&self) -> &BusyboxRoot {
+        &self.0
+    }
 }
 
 impl Fixture {
     fn new() -> Fixture {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        let tarball = t.path().join("busybox.tar");
-        RootfsTar::busybox(&["bin", "etc", "tmp"], LINKS).write(&tarball);
-        let ns = TestNetns::new("host");
-        ns.host_berth(&root);
-        ok(
-            &root,
-            &["import", tarball.to_str().unwrap(), "busybox:latest"],
-        );
-        Fixture {
-            root,
-            dir: t.path().to_path_buf(),
-            _t: t,
-            _ns: ns,
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        ok(&self.root, args)
+        Fixture(BusyboxRoot::new(&["bin", "etc", "tmp"], LINKS))
     }
 
     /// A fresh gate directory for one pause point.
@@ -93,15 +77,6 @@ impl Fixture {
         std::fs::read_dir(self.root.join("containers"))
             .map(|d| d.count())
             .unwrap_or(0)
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let ids = common::berth(&self.root, &["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&ids.stdout).lines() {
-            let _ = common::berth(&self.root, &["rm", "-f", id]);
-        }
     }
 }
 

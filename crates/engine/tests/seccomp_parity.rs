@@ -11,23 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-/// Docker's default capabilities (moby `oci/caps/defaults.go`).
-const DOCKER_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// Docker's default capabilities (moby `oci/caps/defaults.go`), which Berth's containers get.
+use berth_engine::spec::DEFAULT_CAPS as DOCKER_CAPS;
 
 /// (syscall, docker 20.10's rules / Berth's): the differences kept on purpose, in any of the
 /// capability sets; `docs/security.md` § Seccomp against Docker's profile says why.

@@ -277,3 +277,48 @@ impl RootfsTar {
         std::fs::write(path, self.b.into_inner().unwrap()).unwrap();
     }
 }
+
+/// A temporary `--root` with `busybox:latest` imported (Debian's busybox-static, with `dirs`
+/// and the applet `links`), whose `berth` runs in a throwaway namespace of its own. Every
+/// container is removed when it is dropped (before the namespace goes).
+pub struct BusyboxRoot {
+    pub t: tempfile::TempDir,
+    pub root: PathBuf,
+    /// The temporary directory (for the test's own files).
+    pub dir: PathBuf,
+    pub ns: TestNetns,
+}
+
+impl BusyboxRoot {
+    pub fn new(dirs: &[&str], links: &[&str]) -> BusyboxRoot {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let tarball = t.path().join("busybox.tar");
+        RootfsTar::busybox(dirs, links).write(&tarball);
+        let ns = TestNetns::new("host");
+        ns.host_berth(&root);
+        ok(
+            &root,
+            &["import", tarball.to_str().unwrap(), "busybox:latest"],
+        );
+        BusyboxRoot {
+            dir: t.path().to_path_buf(),
+            root,
+            t,
+            ns,
+        }
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        ok(&self.root, args)
+    }
+}
+
+impl Drop for BusyboxRoot {
+    fn drop(&mut self) {
+        let ids = berth(&self.root, &["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = berth(&self.root, &["rm", "-f", id]);
+        }
+    }
+}
