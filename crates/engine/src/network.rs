@@ -289,17 +289,7 @@ pub fn ensure_default(engine: &Engine) -> Result<NetworkRow> {
     let subnet = if ipam::check_routes(&first, &routes).is_ok() {
         first
     } else {
-        let others: Vec<(String, IpNet)> = list(engine)?
-            .iter()
-            .flat_map(|n| {
-                n.config
-                    .ipam
-                    .iter()
-                    .filter_map(|c| c.subnet.parse::<IpNet>().ok())
-                    .map(|s| (n.name.clone(), s))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let others = named_subnets(&list(engine)?);
         ipam::choose_subnet(
             &ipam::default_pools(),
             others.iter().map(|(n, s)| (n.as_str(), s)),
@@ -967,17 +957,7 @@ pub fn create(engine: &mut Engine, req: CreateNetwork) -> Result<NetworkRow> {
                 o.name
             )));
         }
-        let subnets: Vec<(String, IpNet)> = others
-            .iter()
-            .flat_map(|n| {
-                n.config
-                    .ipam
-                    .iter()
-                    .filter_map(|c| c.subnet.parse::<IpNet>().ok())
-                    .map(|s| (n.name.clone(), s))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let subnets = named_subnets(&others);
         let cfg = match &given {
             Some(c) => {
                 ipam::check_overlap(&c.subnet, subnets.iter().map(|(n, s)| (n.as_str(), s)))
@@ -1110,6 +1090,20 @@ pub fn remove(engine: &mut Engine, key: &str) -> Result<NetworkRow> {
     )
     .map_err(|e| net_error(&format!("removing network {}", net.name), e))?;
     Ok(net)
+}
+
+/// Every subnet of `nets`, with the name of its network (for overlap checks and messages).
+fn named_subnets(nets: &[NetworkRow]) -> Vec<(String, IpNet)> {
+    nets.iter()
+        .flat_map(|n| {
+            n.config
+                .ipam
+                .iter()
+                .filter_map(|c| c.subnet.parse::<IpNet>().ok())
+                .map(|s| (n.name.clone(), s))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Parses the `--network` value: the networks a container joins (empty for `none`/`host`).
