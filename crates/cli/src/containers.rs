@@ -17,14 +17,13 @@ use std::time::Duration;
 
 use berth_engine::config::{self, RunConfig};
 use berth_engine::db::{self, ContainerRow};
-use berth_engine::{
-    CreateRequest, Engine, Error as EngineError, attach, logs, row_config, row_spec,
-};
+use berth_engine::{CreateRequest, Engine, Error as EngineError, attach, logs, row_config};
 use berth_runtime::sys;
 use serde_json::{Value, json};
 
 use crate::args::{Flag, Parsed, Usage, flag, parse};
 use crate::fmt;
+use berth_engine::inspect::{command_of, labels_of, matches_filter, status_text};
 
 /// A failure with its exit status.
 pub struct Failure {
@@ -1229,39 +1228,6 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// go-units HumanDuration since `t` (no " ago").
-fn human_since(t: &str) -> String {
-    let s = fmt::human_ago(Some(t), now_secs());
-    s.strip_suffix(" ago").unwrap_or(&s).to_string()
-}
-
-fn status_text(r: &ContainerRow) -> String {
-    match r.state.as_str() {
-        db::RUNNING => format!("Up {}", human_since(&r.started_at)),
-        db::PAUSED => format!("Up {} (Paused)", human_since(&r.started_at)),
-        db::EXITED => format!(
-            "Exited ({}) {} ago",
-            r.exit_code,
-            human_since(&r.finished_at)
-        ),
-        db::CREATED => "Created".into(),
-        s => {
-            let mut c = s.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        }
-    }
-}
-
-fn command_of(e: &Engine, r: &ContainerRow) -> String {
-    row_spec(e, r)
-        .and_then(|s| s.process().clone())
-        .and_then(|p| p.args().clone())
-        .map(|a| a.join(" "))
-        .unwrap_or_default()
-}
-
 fn ellipsis(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -1282,61 +1248,6 @@ const PS: &[Flag] = &[
     flag("no-trunc", None, false),
     flag("size", Some('s'), false),
 ];
-
-fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> R<bool> {
-    let Some((k, v)) = f.split_once('=') else {
-        return fail(
-            1,
-            format!("bad format of filter (expected name=value): {f}"),
-        );
-    };
-    let cfg = row_config(r);
-    Ok(match k {
-        "id" => r.id.starts_with(v),
-        "name" => r.name.contains(v.trim_start_matches('/')),
-        "status" => {
-            if !matches!(
-                v,
-                "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
-            ) {
-                return fail(1, format!("invalid filter 'status={v}'"));
-            }
-            r.state == v
-        }
-        "exited" => r.state == db::EXITED && v.parse::<i32>().ok() == Some(r.exit_code),
-        "label" => {
-            let (lk, lv) = match v.split_once('=') {
-                Some((a, b)) => (a, Some(b)),
-                None => (v, None),
-            };
-            let labels = labels_of(e, r);
-            labels
-                .get(lk)
-                .is_some_and(|x| lv.is_none_or(|lv| x.as_str() == Some(lv)))
-        }
-        "ancestor" => cfg.image == v || r.image_id.contains(v),
-        "volume" => cfg.mounts.iter().any(|m| m.source == v || m.target == v),
-        "network" => {
-            cfg.network == v
-                || berth_engine::network::container_networks(e, &r.id)?
-                    .iter()
-                    .any(|(_, n)| n.name == v || n.id.starts_with(v))
-        }
-        _ => return fail(1, format!("invalid filter '{k}'")),
-    })
-}
-
-fn labels_of(e: &Engine, r: &ContainerRow) -> serde_json::Map<String, Value> {
-    let mut m = serde_json::Map::new();
-    if let Some(a) = row_spec(e, r).and_then(|s| s.annotations().clone()) {
-        for (k, v) in a {
-            if k != berth_image::runtime_config::STOP_SIGNAL_ANNOTATION {
-                m.insert(k, Value::String(v));
-            }
-        }
-    }
-    m
-}
 
 fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     let p = parse(argv, PS, false)?;
@@ -1409,7 +1320,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
                 "Command": format!("\"{cmd}\""),
                 "CreatedAt": fmt::go_time(created),
                 "RunningFor": fmt::human_ago(Some(&r.created_at), now_secs()),
-                "Ports": crate::networks::ports_text(e, r),
+                "Ports": berth_engine::inspect::ports_text(e, r),
                 "State": r.state,
                 "Status": status_text(r),
                 "Size": if with_size {
@@ -1422,7 +1333,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
                 "Names": r.name,
                 "Labels": label_str,
                 "Mounts": cfg.mounts.iter().map(|m| if m.kind == "volume" { m.source.clone() } else { m.target.clone() }).collect::<Vec<_>>().join(","),
-                "Networks": crate::networks::networks_text(e, r),
+                "Networks": berth_engine::inspect::networks_text(e, r),
                 "LocalVolumes": cfg.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
             })
         })
@@ -1602,137 +1513,12 @@ const INSPECT: &[Flag] = &[
     flag("type", None, true),
 ];
 
-fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
-    let cfg = row_config(r);
-    let spec = row_spec(e, r);
-    let process = spec.as_ref().and_then(|s| s.process().clone());
-    let args = process
-        .as_ref()
-        .and_then(|p| p.args().clone())
-        .unwrap_or_default();
-    let dir = e.container_dir(&r.id);
-    let labels = labels_of(e, r);
-    let running = r.state == db::RUNNING || r.state == db::PAUSED;
-    let zero = "0001-01-01T00:00:00Z";
-    let or_zero = |s: &str| {
-        if s.is_empty() {
-            zero.to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    let mounts: Vec<Value> = cfg
-        .mounts
-        .iter()
-        .map(|m| {
-            let source = match m.kind.as_str() {
-                "volume" => berth_engine::spec::volume_data(&e.root, &m.source)
-                    .display()
-                    .to_string(),
-                _ => m.source.clone(),
-            };
-            let mut v = json!({
-                "Type": m.kind, "Source": source, "Destination": m.target,
-                "Mode": if m.readonly { "ro" } else { "" }, "RW": !m.readonly,
-                "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
-            });
-            if m.kind == "volume" {
-                v["Name"] = json!(m.source);
-                v["Driver"] = json!("local");
-            }
-            v
-        })
-        .collect();
-    let user = process
-        .as_ref()
-        .map(|_| cfg.user.clone().unwrap_or_default())
-        .unwrap_or_default();
-    json!({
-        "Id": r.id,
-        "Created": r.created_at,
-        "Path": args.first().cloned().unwrap_or_default(),
-        "Args": args.iter().skip(1).collect::<Vec<_>>(),
-        "State": {
-            "Status": r.state,
-            "Running": running,
-            "Paused": r.state == db::PAUSED,
-            "Restarting": false,
-            "OOMKilled": r.oom_killed,
-            "Dead": r.state == db::DEAD,
-            "Pid": if running { r.pid } else { 0 },
-            "ExitCode": r.exit_code,
-            "Error": r.error,
-            "StartedAt": or_zero(&r.started_at),
-            "FinishedAt": or_zero(&r.finished_at),
-        },
-        "Image": r.image_id,
-        "ResolvConfPath": dir.join("resolv.conf"),
-        "HostnamePath": dir.join("hostname"),
-        "HostsPath": dir.join("hosts"),
-        "LogPath": e.log_path(&r.id),
-        "Name": format!("/{}", r.name),
-        "RestartCount": r.restart_count,
-        "Driver": "overlay2",
-        "Platform": "linux",
-        "MountLabel": "",
-        "ProcessLabel": "",
-        "AppArmorProfile": "",
-        "HostConfig": {
-            "NetworkMode": cfg.network,
-            "PortBindings": crate::networks::port_bindings(&cfg),
-            "PublishAllPorts": cfg.publish_all,
-            "Dns": cfg.dns,
-            "DnsSearch": cfg.dns_search,
-            "DnsOptions": cfg.dns_options,
-            "AutoRemove": cfg.auto_remove,
-            "Privileged": cfg.privileged,
-            "ReadonlyRootfs": cfg.read_only,
-            "CapAdd": cfg.cap_add,
-            "CapDrop": cfg.cap_drop,
-            "ExtraHosts": cfg.add_hosts,
-            "SecurityOpt": if cfg.no_new_privileges { json!(["no-new-privileges"]) } else { Value::Null },
-            "Memory": cfg.memory.unwrap_or(0),
-            "NanoCpus": cfg.nano_cpus.unwrap_or(0),
-            "CpuShares": cfg.cpu_shares.unwrap_or(0),
-            "PidsLimit": cfg.pids_limit,
-            "Ulimits": cfg.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
-            "LogConfig": {
-                "Type": "json-file",
-                "Config": if cfg.log_max_size > 0 { json!({"max-size": cfg.log_max_size.to_string(), "max-file": cfg.log_max_file.to_string()}) } else { json!({}) },
-            },
-            "Binds": cfg.mounts.iter().filter(|m| m.kind != "tmpfs" && !m.anonymous).map(|m| format!("{}:{}{}", m.source, m.target, if m.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
-            "Tmpfs": cfg.mounts.iter().filter(|m| m.kind == "tmpfs").map(|m| (m.target.clone(), Value::String(m.options.join(",")))).collect::<serde_json::Map<_, _>>(),
-        },
-        "Mounts": mounts,
-        "Config": {
-            "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()).unwrap_or_default(),
-            "Domainname": "",
-            "User": user,
-            "AttachStdin": cfg.open_stdin,
-            "AttachStdout": true,
-            "AttachStderr": true,
-            "Tty": cfg.tty,
-            "OpenStdin": cfg.open_stdin,
-            "StdinOnce": cfg.open_stdin,
-            "Env": process.as_ref().and_then(|p| p.env().clone()).unwrap_or_default(),
-            "Cmd": if cfg.cmd.is_empty() { Value::Null } else { json!(cfg.cmd) },
-            "Image": r.image,
-            "WorkingDir": process.as_ref().map(|p| p.cwd().display().to_string()).unwrap_or_default(),
-            "Entrypoint": cfg.entrypoint,
-            "Labels": labels,
-            "StopSignal": cfg.stop_signal,
-            "StopTimeout": cfg.stop_timeout,
-        },
-        "NetworkSettings": crate::networks::network_settings(e, r),
-    })
-}
-
 fn inspect(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     let p = parse(argv, INSPECT, false)?;
     let mut values = vec![];
     for a in &p.args {
         let r = e.get(a)?;
-        values.push(inspect_json(e, &r));
+        values.push(berth_engine::inspect::container_json(e, &r));
     }
     match p.value("format").filter(|f| !f.is_empty()) {
         Some("json") => {

@@ -41,6 +41,9 @@ pub enum Error {
     Image(#[from] berth_image::Error),
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    /// A `--filter`/`filters` entry the command does not know.
+    #[error("{0}")]
+    BadFilter(String),
     #[error("{0}")]
     Other(String),
 }

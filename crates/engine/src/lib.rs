@@ -17,6 +17,8 @@
 //!
 //! `<run>` is `/run/berth` for the default root, else `<root>/run`.
 
+#![recursion_limit = "256"]
+
 pub mod attach;
 pub mod commit;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod cp;
 pub mod db;
 pub mod dns;
 pub mod error;
+pub mod inspect;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -31,6 +34,7 @@ pub mod network;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
+pub mod timefmt;
 pub mod volumes;
 
 use std::fs;
