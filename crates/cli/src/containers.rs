@@ -1194,16 +1194,7 @@ fn prune(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     if !p.bool("force") && !confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(());
     }
-    let mut removed = vec![];
-    let mut bytes = 0;
-    for r in e.list()? {
-        if matches!(r.state.as_str(), db::EXITED | db::CREATED | db::DEAD) {
-            let size = e.container_size(&r.id);
-            e.remove(&r.id, false, false)?;
-            bytes += size;
-            removed.push(r.id);
-        }
-    }
+    let (removed, bytes) = e.prune()?;
     writeln!(out, "Deleted Containers:")?;
     for id in &removed {
         writeln!(out, "{id}")?;

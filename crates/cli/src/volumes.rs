@@ -3,26 +3,11 @@
 use std::io::Write;
 
 use berth_engine::{Engine, volumes};
-use serde_json::{Value, json};
 
 use crate::args::{flag, parse};
 use crate::containers::{Failure, confirm};
 
 type R<T = ()> = Result<T, Failure>;
-
-fn volume_json(e: &Engine, name: &str) -> R<Value> {
-    let v = e.db.volume_get(name)?;
-    let labels: Value = serde_json::from_str(&v.labels).unwrap_or(json!({}));
-    Ok(json!({
-        "CreatedAt": v.created_at,
-        "Driver": "local",
-        "Labels": labels,
-        "Mountpoint": berth_engine::spec::volume_data(&e.root, &v.name),
-        "Name": v.name,
-        "Options": null,
-        "Scope": "local",
-    }))
-}
 
 pub fn run(e: &mut Engine, cmd: &str, argv: &[String], out: &mut dyn Write) -> R {
     match cmd {
@@ -78,7 +63,7 @@ pub fn run(e: &mut Engine, cmd: &str, argv: &[String], out: &mut dyn Write) -> R
             let p = parse(argv, &[flag("format", Some('f'), true)], false)?;
             let mut vals = vec![];
             for n in &p.args {
-                vals.push(volume_json(e, n)?);
+                vals.push(berth_engine::inspect::volume_json(e, n)?);
             }
             match p.value("format") {
                 Some(f) => {

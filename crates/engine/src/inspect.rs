@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use berth_image::archive::config_json;
+use berth_image::{ImageRecord, ImageStore, Reference};
+
 use crate::db::{self, ContainerRow};
 use crate::error::{Error, Result};
 use crate::network::{self, NetworkRow};
@@ -463,4 +466,65 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
 pub fn human_since(t: &str) -> String {
     let s = crate::timefmt::human_ago(Some(t), crate::timefmt::now_secs());
     s.strip_suffix(" ago").unwrap_or(&s).to_string()
+}
+
+/// docker's `image inspect` fields, in its order.
+pub fn image_fields(store: &ImageStore, r: &ImageRecord) -> Result<Vec<(&'static str, Value)>> {
+    let c = config_json(store, r)?;
+    let familiar = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|t| {
+                Reference::parse_normalized(t)
+                    .map(|x| x.familiar())
+                    .unwrap_or_else(|_| t.clone())
+            })
+            .collect()
+    };
+    let get = |k: &str| c.get(k).cloned().unwrap_or(json!(""));
+    let comment = c["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .and_then(|h| h.get("comment"))
+        .cloned()
+        .unwrap_or(json!(""));
+    let fields = [
+        ("Id", json!(r.id.to_string())),
+        ("RepoTags", json!(familiar(&r.repo_tags))),
+        ("RepoDigests", json!(familiar(&r.repo_digests))),
+        ("Parent", json!("")),
+        ("Comment", comment),
+        ("Created", get("created")),
+        ("DockerVersion", get("docker_version")),
+        ("Author", get("author")),
+        ("Config", c.get("config").cloned().unwrap_or(Value::Null)),
+        ("Architecture", get("architecture")),
+        ("Variant", c.get("variant").cloned().unwrap_or(Value::Null)),
+        ("Os", get("os")),
+        ("Size", json!(r.size)),
+        (
+            "RootFS",
+            json!({"Type": "layers", "Layers": c["rootfs"]["diff_ids"].clone()}),
+        ),
+        ("Metadata", json!({"LastTagTime": "0001-01-01T00:00:00Z"})),
+        (
+            "Descriptor",
+            json!({"mediaType": r.target_media_type, "digest": r.target.to_string()}),
+        ),
+    ];
+    Ok(fields.to_vec())
+}
+
+/// docker's `volume inspect` object.
+pub fn volume_json(e: &Engine, name: &str) -> Result<Value> {
+    let v = e.db.volume_get(name)?;
+    let labels: Value = serde_json::from_str(&v.labels).unwrap_or(json!({}));
+    Ok(json!({
+        "CreatedAt": v.created_at,
+        "Driver": "local",
+        "Labels": labels,
+        "Mountpoint": crate::spec::volume_data(&e.root, &v.name),
+        "Name": v.name,
+        "Options": null,
+        "Scope": "local",
+    }))
 }

@@ -840,6 +840,22 @@ impl Engine {
         self.db.rename(&row.id, name)
     }
 
+    /// `container prune`: removes every stopped container; their ids and
+    /// the bytes they wrote.
+    pub fn prune(&mut self) -> Result<(Vec<String>, u64)> {
+        let mut removed = vec![];
+        let mut bytes = 0;
+        for r in self.list()? {
+            if matches!(r.state.as_str(), db::EXITED | db::CREATED | db::DEAD) {
+                let size = self.container_size(&r.id);
+                self.remove(&r.id, false, false)?;
+                bytes += size;
+                removed.push(r.id);
+            }
+        }
+        Ok((removed, bytes))
+    }
+
     /// Image ids that containers use (for `rmi`).
     pub fn images_in_use(&self) -> Result<Vec<String>> {
         Ok(self.db.list()?.into_iter().map(|r| r.image_id).collect())
