@@ -13,7 +13,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use berth_engine::config::{self, RunConfig};
 use berth_engine::db::{self, ContainerRow};
@@ -580,13 +579,7 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
             }
         }
     }
-    if c.log_max_file > 1 && c.log_max_size == 0 {
-        return fail(125, "max-file cannot be set without max-size");
-    }
-    let restart = berth_engine::config::parse_restart(&c.restart).map_err(engine125)?;
-    if restart != berth_engine::config::RestartPolicy::No && c.auto_remove {
-        return fail(125, "Conflicting options: --restart and --rm");
-    }
+    c.validate().map_err(engine125)?;
     Ok(c)
 }
 
@@ -1404,17 +1397,6 @@ fn parse_since(s: &str) -> R<f64> {
     Ok(now - total)
 }
 
-/// Seconds since the epoch of a log record's time.
-fn record_time(t: &str) -> f64 {
-    let secs = fmt::parse_rfc3339(t).unwrap_or(0) as f64;
-    let frac = t
-        .split_once('.')
-        .map(|(_, f)| f.trim_end_matches('Z'))
-        .and_then(|f| format!("0.{f}").parse::<f64>().ok())
-        .unwrap_or(0.0);
-    secs + frac
-}
-
 fn print_record(rec: &logs::Record, ts: bool) {
     let line = if ts {
         format!("{} {}", rec.time, rec.log)
@@ -1432,13 +1414,10 @@ fn print_record(rec: &logs::Record, ts: bool) {
 }
 
 fn logs_cmd(e: &mut Engine, argv: &[String], _out: &mut dyn Write) -> R {
-    use std::io::{Read, Seek, SeekFrom};
     let p = parse(argv, LOGS, false)?;
     let [key] = p.args.as_slice() else {
         return usage("\"logs\" requires exactly 1 argument");
     };
-    let row = e.get(key)?;
-    let path = e.log_path(&row.id);
     let since = p.value("since").map(parse_since).transpose()?;
     let until = p.value("until").map(parse_since).transpose()?;
     let tail: Option<usize> = match p.value("tail") {
@@ -1449,51 +1428,17 @@ fn logs_cmd(e: &mut Engine, argv: &[String], _out: &mut dyn Write) -> R {
         ),
     };
     let ts = p.bool("timestamps");
-    let keep = |r: &logs::Record| {
-        let t = record_time(&r.time);
-        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+    let opts = logs::LogOptions {
+        since,
+        until,
+        tail,
+        follow: p.bool("follow"),
     };
-    let mut recs: Vec<logs::Record> = logs::read_all(&path).into_iter().filter(keep).collect();
-    if let Some(n) = tail {
-        let skip = recs.len().saturating_sub(n);
-        recs.drain(..skip);
-    }
-    for r in &recs {
+    e.logs(key, &opts, &mut |r| {
         print_record(r, ts);
-    }
-    if !p.bool("follow") {
-        return Ok(());
-    }
-    let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
-    loop {
-        let running = matches!(
-            e.get(&row.id).map(|r| r.state),
-            Ok(ref s) if s == db::RUNNING || s == db::PAUSED
-        );
-        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-        if size < offset {
-            offset = 0; // rotated
-        }
-        if size > offset
-            && let Ok(mut f) = std::fs::File::open(&path)
-        {
-            let mut data = Vec::new();
-            let _ = f.seek(SeekFrom::Start(offset));
-            let _ = f.read_to_end(&mut data);
-            // Only whole lines: a partial one is read next time.
-            if let Some(end) = data.iter().rposition(|&b| b == b'\n') {
-                let (recs, _) = logs::read_records(&data[..=end]);
-                for r in recs.iter().filter(|r| keep(r)) {
-                    print_record(r, ts);
-                }
-                offset += end as u64 + 1;
-            }
-        }
-        if !running {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        true
+    })?;
+    Ok(())
 }
 
 // ---- inspect --------------------------------------------------------

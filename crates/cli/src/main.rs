@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use args::{Flag, Parsed, Usage, flag, parse};
-use berth_image::archive::config_json;
 use berth_image::{
     ArchiveFormat, Digest, ImageRecord, ImageStore, ImportOptions, LoadOptions, Platform, Reference,
 };
@@ -510,28 +509,13 @@ fn history(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
     let human = !p.has("human") || p.bool("human");
     let no_trunc = p.bool("no-trunc");
     let r = store.get(name)?;
-    let c = config_json(store, &r)?;
-    let hist = c["history"].as_array().cloned().unwrap_or_default();
-    // Sizes of the non-empty layers, bottom first.
-    let mut layer_sizes = r
-        .chain_ids
-        .iter()
-        .map(|ch| store.snapshots().info(ch).map(|i| i.size));
+    let entries =
+        berth_engine::inspect::history_entries(store, &r).map_err(|e| Fail::Cmd(e.to_string()))?;
     let mut rows = vec![
         ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
             .map(String::from)
             .to_vec(),
     ];
-    let mut entries = Vec::new();
-    for h in &hist {
-        let empty = h["empty_layer"].as_bool().unwrap_or(false);
-        let size = if empty {
-            0
-        } else {
-            layer_sizes.next().transpose()?.unwrap_or(0)
-        };
-        entries.push((h.clone(), size));
-    }
     let now = now();
     let n = entries.len();
     let mut ids = Vec::new();

@@ -41,6 +41,9 @@ pub enum Error {
     Image(#[from] berth_image::Error),
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    /// Options that do not go together (`--restart` with `--rm`…).
+    #[error("{0}")]
+    BadConfig(String),
     /// A `--filter`/`filters` entry the command does not know.
     #[error("{0}")]
     BadFilter(String),

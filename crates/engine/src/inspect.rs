@@ -528,3 +528,26 @@ pub fn volume_json(e: &Engine, name: &str) -> Result<Value> {
         "Scope": "local",
     }))
 }
+
+/// An image's history entries (its config's `history`, oldest first), each
+/// with the size of the layer it made (0 for an empty layer).
+pub fn history_entries(store: &ImageStore, r: &ImageRecord) -> Result<Vec<(Value, u64)>> {
+    let c = config_json(store, r)?;
+    let hist = c["history"].as_array().cloned().unwrap_or_default();
+    // Sizes of the non-empty layers, bottom first.
+    let mut layer_sizes = r
+        .chain_ids
+        .iter()
+        .map(|ch| store.snapshots().info(ch).map(|i| i.size));
+    let mut entries = Vec::new();
+    for h in &hist {
+        let empty = h["empty_layer"].as_bool().unwrap_or(false);
+        let size = if empty {
+            0
+        } else {
+            layer_sizes.next().transpose()?.unwrap_or(0)
+        };
+        entries.push((h.clone(), size));
+    }
+    Ok(entries)
+}
