@@ -625,14 +625,9 @@ fn rmi(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
         return usage("\"rmi\" requires at least 1 argument");
     }
     let mut errors = Vec::new();
-    // Asked inside the store's transaction (under its lock), where a
-    // concurrent `create` checks its image again after recording its
-    // container: one of the two always sees the other.
-    images_in_use(store)?;
-    let in_use =
-        |d: &Digest| images_in_use(store).map_or(true, |used| used.contains(&d.to_string()));
+    let engine = berth_engine::Engine::open(store.root()).map_err(|e| Fail::Cmd(e.to_string()))?;
     for name in &p.args {
-        match store.remove(name, p.bool("force"), &in_use) {
+        match engine.remove_image(name, p.bool("force")) {
             Ok(rep) => {
                 for t in &rep.untagged {
                     let f = Reference::parse(t)

@@ -356,28 +356,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             s.to_string()
         }
     };
-    let mounts: Vec<Value> = cfg
-        .mounts
-        .iter()
-        .map(|m| {
-            let source = match m.kind.as_str() {
-                "volume" => crate::spec::volume_data(&e.root, &m.source)
-                    .display()
-                    .to_string(),
-                _ => m.source.clone(),
-            };
-            let mut v = json!({
-                "Type": m.kind, "Source": source, "Destination": m.target,
-                "Mode": if m.readonly { "ro" } else { "" }, "RW": !m.readonly,
-                "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
-            });
-            if m.kind == "volume" {
-                v["Name"] = json!(m.source);
-                v["Driver"] = json!("local");
-            }
-            v
-        })
-        .collect();
+    let mounts = mounts_json(e, &cfg);
     let user = process
         .as_ref()
         .map(|_| cfg.user.clone().unwrap_or_default())
@@ -550,4 +529,58 @@ pub fn history_entries(store: &ImageStore, r: &ImageRecord) -> Result<Vec<(Value
         entries.push((h.clone(), size));
     }
     Ok(entries)
+}
+
+/// docker's `Mounts` of a container.
+pub fn mounts_json(e: &Engine, cfg: &RunConfig) -> Vec<Value> {
+    cfg.mounts
+        .iter()
+        .map(|m| {
+            let source = match m.kind.as_str() {
+                "volume" => crate::spec::volume_data(&e.root, &m.source)
+                    .display()
+                    .to_string(),
+                _ => m.source.clone(),
+            };
+            let mut v = json!({
+                "Type": m.kind, "Source": source, "Destination": m.target,
+                "Mode": if m.readonly { "ro" } else { "" }, "RW": !m.readonly,
+                "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
+            });
+            if m.kind == "volume" {
+                v["Name"] = json!(m.source);
+                v["Driver"] = json!("local");
+            }
+            v
+        })
+        .collect()
+}
+
+/// docker's `/containers/json` entry (what `ps` lists).
+pub fn container_summary(e: &Engine, r: &ContainerRow) -> Value {
+    let cfg = row_config(r);
+    let created = crate::timefmt::parse_rfc3339(&r.created_at).unwrap_or(0);
+    let ports: Vec<Value> = published(e, r)
+        .iter()
+        .map(|(c, ip, hp)| {
+            let (port, proto) = c.split_once('/').unwrap_or((c, "tcp"));
+            json!({"IP": ip, "PrivatePort": port.parse::<u16>().unwrap_or(0), "PublicPort": hp, "Type": proto})
+        })
+        .collect();
+    let ns = network_settings(e, r);
+    json!({
+        "Id": r.id,
+        "Names": [format!("/{}", r.name)],
+        "Image": r.image,
+        "ImageID": r.image_id,
+        "Command": command_of(e, r),
+        "Created": created,
+        "Ports": ports,
+        "Labels": labels_of(e, r),
+        "State": r.state,
+        "Status": status_text(r),
+        "HostConfig": {"NetworkMode": cfg.network},
+        "NetworkSettings": {"Networks": ns["Networks"]},
+        "Mounts": mounts_json(e, &cfg),
+    })
 }

@@ -856,6 +856,21 @@ impl Engine {
         Ok((removed, bytes))
     }
 
+    /// `rmi`: removes an image (or one of its tags) unless a container
+    /// uses it (`force` untags an image with several names).
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<berth_image::RemoveReport> {
+        let store = self.images()?;
+        // Asked inside the store's transaction (under its lock), where a
+        // concurrent `create` checks its image again after recording its
+        // container: one of the two always sees the other.
+        self.images_in_use()?;
+        let in_use = |d: &berth_image::Digest| {
+            self.images_in_use()
+                .map_or(true, |used| used.contains(&d.to_string()))
+        };
+        Ok(store.remove(name, force, &in_use)?)
+    }
+
     /// Image ids that containers use (for `rmi`).
     pub fn images_in_use(&self) -> Result<Vec<String>> {
         Ok(self.db.list()?.into_iter().map(|r| r.image_id).collect())
