@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::args::{Flag, Parsed, Usage, flag, parse};
 use crate::fmt;
-use berth_engine::inspect::{command_of, labels_of, matches_filter, status_text};
+use berth_engine::inspect::{command_of, labels_of, status_text};
 
 /// A failure with its exit status.
 pub struct Failure {
@@ -1240,7 +1240,6 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     }
     let no_trunc = p.bool("no-trunc");
     let with_size = p.bool("size");
-    let mut rows = e.list()?;
     let mut last: Option<usize> = match p.value("last") {
         Some(n) => Some(
             n.parse()
@@ -1252,33 +1251,7 @@ fn ps(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
         last = Some(1);
     }
     let all = p.bool("all") || last.is_some();
-    let filters = p.all("filter");
-    for f in filters {
-        let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
-        if !matches!(
-            k,
-            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume" | "network"
-        ) {
-            return fail(1, format!("invalid filter '{k}'"));
-        }
-    }
-    let filters_status = filters.iter().any(|f| f.starts_with("status="));
-    let mut kept = vec![];
-    for r in rows.drain(..) {
-        if !all && !filters_status && r.state != db::RUNNING && r.state != db::PAUSED {
-            continue;
-        }
-        let mut ok = true;
-        for f in filters {
-            ok &= matches_filter(e, &r, f)?;
-        }
-        if ok {
-            kept.push(r);
-        }
-    }
-    if let Some(n) = last {
-        kept.truncate(n);
-    }
+    let kept = berth_engine::inspect::select_containers(e, all, p.all("filter"), last)?;
     if p.bool("quiet") {
         for r in &kept {
             writeln!(out, "{}", if no_trunc { &r.id } else { &r.id[..12] })?;

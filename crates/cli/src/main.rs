@@ -180,14 +180,6 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The image ids containers use (from the engine's records): `rmi` and
-/// `image prune` keep those.
-fn images_in_use(store: &ImageStore) -> Res<Vec<String>> {
-    berth_engine::Engine::open(store.root())
-        .and_then(|e| e.images_in_use())
-        .map_err(|e| Fail::Cmd(e.to_string()))
-}
-
 fn short_id(d: &Digest, no_trunc: bool) -> String {
     if no_trunc {
         d.to_string()
@@ -682,10 +674,9 @@ fn prune(store: &ImageStore, argv: &[String], out: &mut dyn Write) -> Res {
             return Ok(());
         }
     }
-    images_in_use(store)?;
-    let rep = store.prune(all, &|d: &Digest| {
-        images_in_use(store).map_or(true, |used| used.contains(&d.to_string()))
-    })?;
+    let rep = berth_engine::Engine::open(store.root())
+        .and_then(|e| e.prune_images(all))
+        .map_err(|e| Fail::Cmd(e.to_string()))?;
     if !rep.deleted.is_empty() {
         writeln!(out, "Deleted Images:")?;
         for t in &rep.untagged {

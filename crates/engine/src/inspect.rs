@@ -584,3 +584,40 @@ pub fn container_summary(e: &Engine, r: &ContainerRow) -> Value {
         "Mounts": mounts_json(e, &cfg),
     })
 }
+
+/// The containers `ps` lists: running ones (every one with `all` or a
+/// `status` filter) that match every `name=value` filter, at most `last`.
+pub fn select_containers(
+    e: &mut Engine,
+    all: bool,
+    filters: &[String],
+    last: Option<usize>,
+) -> Result<Vec<ContainerRow>> {
+    for f in filters {
+        let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
+        if !matches!(
+            k,
+            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume" | "network"
+        ) {
+            return Err(Error::BadFilter(format!("invalid filter '{k}'")));
+        }
+    }
+    let filters_status = filters.iter().any(|f| f.starts_with("status="));
+    let mut kept = vec![];
+    for r in e.list()? {
+        if !all && !filters_status && r.state != db::RUNNING && r.state != db::PAUSED {
+            continue;
+        }
+        let mut ok = true;
+        for f in filters {
+            ok &= matches_filter(e, &r, f)?;
+        }
+        if ok {
+            kept.push(r);
+        }
+    }
+    if let Some(n) = last {
+        kept.truncate(n);
+    }
+    Ok(kept)
+}

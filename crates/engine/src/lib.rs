@@ -871,6 +871,18 @@ impl Engine {
         Ok(store.remove(name, force, &in_use)?)
     }
 
+    /// `image prune`: dangling images (`all`: every image no container
+    /// uses).
+    pub fn prune_images(&self, all: bool) -> Result<berth_image::RemoveReport> {
+        let store = self.images()?;
+        self.images_in_use()?;
+        let in_use = |d: &berth_image::Digest| {
+            self.images_in_use()
+                .map_or(true, |used| used.contains(&d.to_string()))
+        };
+        Ok(store.prune(all, &in_use)?)
+    }
+
     /// Image ids that containers use (for `rmi`).
     pub fn images_in_use(&self) -> Result<Vec<String>> {
         Ok(self.db.list()?.into_iter().map(|r| r.image_id).collect())
