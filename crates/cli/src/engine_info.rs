@@ -1,7 +1,6 @@
 //! `top`, `stats --no-stream`, `version` and `info`.
 
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_engine::{Engine, db};
@@ -12,51 +11,20 @@ use crate::containers::Failure;
 
 type R<T = ()> = Result<T, Failure>;
 
-use crate::containers::fail;
-
-/// Processes of a running container (its cgroup).
-fn procs(e: &mut Engine, key: &str) -> R<(db::ContainerRow, Vec<i32>)> {
-    let row = e.get(key)?;
-    if row.state != db::RUNNING && row.state != db::PAUSED {
-        return fail(1, format!("container {} is not running", row.id));
-    }
-    let c = e
-        .runtime()
-        .load(&row.id)
-        .map_err(berth_engine::Error::from)?;
-    Ok((row, c.record.cgroup.procs()))
-}
-
 /// `top CONTAINER [ps OPTIONS]`: the host's `ps` limited to the
 /// container's processes, as docker does.
 pub fn top(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     let Some((key, opts)) = argv.split_first() else {
         return Err(crate::args::Usage("\"top\" requires at least 1 argument".into()).into());
     };
-    let (_, pids) = procs(e, key)?;
-    let opts: Vec<String> = if opts.is_empty() {
-        vec!["-ef".into()]
-    } else {
-        opts.to_vec()
-    };
-    let o = Command::new("ps")
-        .args(&opts)
-        .output()
-        .or_else(|x| fail(1, format!("running ps: {x}")))?;
-    if !o.status.success() {
-        return fail(
-            1,
-            format!(
-                "ps {}: {}",
-                opts.join(" "),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-        );
-    }
-    let text = String::from_utf8_lossy(&o.stdout);
-    let Some(rows) = berth_runtime::stats::filter_ps(&text, &pids) else {
-        return fail(1, "Couldn't find PID field in ps output");
-    };
+    let rows = e.top(key, opts).map_err(|x| match x {
+        berth_engine::Error::BadState { id, .. } => Failure {
+            code: 1,
+            msg: format!("container {id} is not running"),
+            usage: false,
+        },
+        x => x.into(),
+    })?;
     write!(out, "{rows}")?;
     Ok(())
 }

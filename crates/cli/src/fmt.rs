@@ -1,6 +1,7 @@
 //! docker's output conventions: tabwriter columns, human sizes and ages,
 //! `path.Match` globs for `--filter reference=`.
 
+pub use berth_engine::inspect::glob;
 pub use berth_engine::timefmt::{go_time, human_ago, parse_rfc3339, rfc3339};
 
 /// Columns as docker's tabwriter (minwidth 10, padding 3) lays them out.
@@ -61,47 +62,6 @@ fn g3(v: f64) -> String {
         s = s.trim_end_matches('0').trim_end_matches('.').to_string();
     }
     s
-}
-
-/// Go's `path.Match`: `*` and `?` never match `/`; `[...]` classes.
-pub fn glob(pattern: &str, name: &str) -> bool {
-    fn m(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != '/')
-                .any(|i| m(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && n[0] != '/' && m(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().position(|&c| c == ']') else {
-                    return false;
-                };
-                let Some(&c) = n.first() else { return false };
-                let class = &p[1..end];
-                let (neg, class) = match class.first() {
-                    Some('^') => (true, &class[1..]),
-                    _ => (false, class),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= c && c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == c;
-                        i += 1;
-                    }
-                }
-                hit != neg && m(&p[end + 1..], &n[1..])
-            }
-            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && m(&p[2..], &n[1..]),
-            Some(&c) => n.first() == Some(&c) && m(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    m(&p, &n)
 }
 
 #[cfg(test)]

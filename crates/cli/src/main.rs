@@ -13,6 +13,7 @@ mod fmt;
 mod networks;
 mod registry;
 mod security;
+mod serve;
 mod tmpl;
 mod volumes;
 
@@ -88,6 +89,9 @@ fn main() -> ExitCode {
     // BERTH_DEBUG=1: phase timings on stderr (the monitor's too).
     if std::env::var_os("BERTH_DEBUG").is_some_and(|v| !v.is_empty()) {
         berth_runtime::timing::enable();
+    }
+    if let Some(code) = serve::dispatch(&argv) {
+        return code;
     }
     if let Some(code) = containers::dispatch(&argv) {
         return code;

@@ -883,6 +883,42 @@ impl Engine {
         Ok(store.prune(all, &in_use)?)
     }
 
+    /// `top`: the host's `ps` (with `ps_args`, `-ef` by default) limited to
+    /// the container's processes, as docker does; ps's header and rows.
+    pub fn top(&mut self, key: &str, ps_args: &[String]) -> Result<String> {
+        let row = self.get(key)?;
+        if row.state != db::RUNNING && row.state != db::PAUSED {
+            return Err(Error::BadState {
+                id: row.id,
+                state: row.state,
+                what: "container is not running".into(),
+            });
+        }
+        let pids = self.runtime().load(&row.id)?.record.cgroup.procs();
+        let args: Vec<String> = if ps_args.is_empty() {
+            vec!["-ef".into()]
+        } else {
+            ps_args.to_vec()
+        };
+        let o = std::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .what(|| "running ps".into())?;
+        if !o.status.success() {
+            return Err(invalid(
+                "ps options",
+                format!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+            ));
+        }
+        let text = String::from_utf8_lossy(&o.stdout);
+        berth_runtime::stats::filter_ps(&text, &pids)
+            .ok_or_else(|| Error::Other("Couldn't find PID field in ps output".into()))
+    }
+
     /// Image ids that containers use (for `rmi`).
     pub fn images_in_use(&self) -> Result<Vec<String>> {
         Ok(self.db.list()?.into_iter().map(|r| r.image_id).collect())

@@ -101,7 +101,7 @@ pub fn remove(e: &mut Engine, name: &str, force: bool) -> Result<()> {
     if !force {
         let u = users(e, name)?;
         if !u.is_empty() {
-            return Err(Error::Other(format!(
+            return Err(Error::InUse(format!(
                 "remove {name}: volume is in use - [{}]",
                 u.join(", ")
             )));

@@ -1,0 +1,204 @@
+//! `/_ping`, `/version`, `/info`, `/system/df`, `/events`, `/auth`.
+
+use hyper::{Method, Response, StatusCode, header};
+use serde_json::json;
+
+use crate::body::{self, Body};
+use crate::error::ApiError;
+use crate::{API_VERSION, MIN_API_VERSION, Query, Shared, engine, ok_json};
+
+/// `GET`/`HEAD /_ping`: what clients negotiate their version with.
+pub fn ping(m: &Method) -> Response<Body> {
+    let mut r = Response::new(if m == Method::HEAD {
+        body::empty()
+    } else {
+        body::full("OK")
+    });
+    let h = r.headers_mut();
+    h.insert("Builder-Version", header::HeaderValue::from_static("1"));
+    h.insert(
+        "Docker-Experimental",
+        header::HeaderValue::from_static("false"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    }
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+pub fn version() -> Response<Body> {
+    let v = env!("CARGO_PKG_VERSION");
+    ok_json(&json!({
+        "Platform": {"Name": "Berth"},
+        "Components": [{"Name": "Engine", "Version": v, "Details": {
+            "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
+            "Arch": arch(), "KernelVersion": kernel(),
+        }}],
+        "Version": v,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "",
+        "Os": "linux",
+        "Arch": arch(),
+        "KernelVersion": kernel(),
+        "BuildTime": "",
+    }))
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map_or(0, |k| k * 1024)
+}
+
+pub async fn info(st: &Shared) -> Result<Response<Body>, ApiError> {
+    let root = st.root.clone();
+    let (total, running, paused, images) = engine(st, |e| {
+        let rows = e.db.list()?;
+        let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
+        let images = e.images()?.list()?.len();
+        Ok((
+            rows.len(),
+            count(berth_engine::db::RUNNING),
+            count(berth_engine::db::PAUSED),
+            images,
+        ))
+    })
+    .await?;
+    let cgv = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    Ok(ok_json(&json!({
+        "ID": "",
+        "Containers": total,
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": total - running - paused,
+        "Images": images,
+        "Driver": "overlay2",
+        "DriverStatus": [],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
+        "MemoryLimit": true,
+        "SwapLimit": false,
+        "CpuCfsPeriod": true,
+        "CpuCfsQuota": true,
+        "CPUShares": true,
+        "PidsLimit": true,
+        "IPv4Forwarding": true,
+        "Debug": false,
+        "NFd": 0,
+        "NGoroutines": 0,
+        "SystemTime": berth_engine::timefmt::rfc3339(berth_engine::timefmt::now_secs()),
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": cgv,
+        "NEventsListener": 0,
+        "KernelVersion": kernel(),
+        "OperatingSystem": "linux",
+        "OSVersion": "",
+        "OSType": "linux",
+        "Architecture": std::env::consts::ARCH,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
+        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "MemTotal": mem_total(),
+        "DockerRootDir": root,
+        "Name": host.trim(),
+        "Labels": [],
+        "ExperimentalBuild": false,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Runtimes": {"berth-runtime": {"path": "berth-runtime"}},
+        "DefaultRuntime": "berth-runtime",
+        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+        "LiveRestoreEnabled": true,
+        "Isolation": "",
+        "InitBinary": "berth-init",
+        "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
+        "Warnings": [],
+    })))
+}
+
+pub async fn df(st: &Shared) -> Result<Response<Body>, ApiError> {
+    let v = engine(st, |e| {
+        let store = e.images()?;
+        let rows = e.list()?;
+        let used: Vec<String> = rows.iter().map(|r| r.image_id.clone()).collect();
+        let images: Vec<_> = store
+            .list()?
+            .iter()
+            .map(|r| {
+                let n = used.iter().filter(|u| **u == r.id.to_string()).count();
+                json!({
+                    "Id": r.id.to_string(), "ParentId": "", "RepoTags": r.familiar_tags(),
+                    "RepoDigests": [], "Created": r.added, "Size": r.size, "SharedSize": -1,
+                    "Labels": {}, "Containers": n,
+                })
+            })
+            .collect();
+        let containers: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let mut v = berth_engine::inspect::container_summary(e, r);
+                v["SizeRw"] = json!(e.container_size(&r.id));
+                v
+            })
+            .collect();
+        let volumes: Vec<_> =
+            e.db.volume_list()?
+                .iter()
+                .filter_map(|v| berth_engine::inspect::volume_json(e, &v.name).ok())
+                .collect();
+        let layers: u64 = store.list()?.iter().map(|r| r.size).sum();
+        Ok(json!({
+            "LayersSize": layers, "Images": images, "Containers": containers,
+            "Volumes": volumes, "BuildCache": [],
+        }))
+    })
+    .await?;
+    Ok(ok_json(&v))
+}
+
+/// The engine has no event source yet (each command is its own process;
+/// there is no journal of what happened): an honest 501.
+pub fn events(_q: &Query) -> Result<Response<Body>, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "events are not available: the berth engine keeps no event journal yet",
+    ))
+}
+
+/// `/auth`: credentials are checked by the registry at pull/push time.
+pub fn auth() -> Response<Body> {
+    ok_json(&json!({"Status": "Login Succeeded", "IdentityToken": ""}))
+}
