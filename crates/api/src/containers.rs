@@ -472,14 +472,20 @@ pub async fn start(st: &Shared, id: &str) -> Result<Response<Body>, ApiError> {
         return Ok(r);
     };
     // An attach made before the start (docker run) takes the monitor's
-    // first connection; otherwise it is closed, as `berth run -d` does.
+    // first connection, so it misses no output.
     let waiters = lock(&st.pending_attach).remove(&id).unwrap_or_default();
     for w in waiters {
         match w.send(conn) {
-            Ok(()) => break,
+            Ok(()) => return Ok(no_content()),
             Err(c) => conn = c,
         }
     }
+    // Otherwise this server holds it while it runs (reading and dropping
+    // the output): the monitor closes an open stdin when its last client
+    // goes (docker's StdinOnce, right for an attached run, wrong for
+    // `run -d -i`), and the exit code it sends serves the waits of
+    // containers that remove themselves.
+    tokio::spawn(hold(st.clone(), id, conn));
     Ok(no_content())
 }
 
@@ -633,6 +639,34 @@ pub async fn top(st: &Shared, id: &str, q: &Query) -> Result<Response<Body>, Api
     Ok(ok_json(&json!({"Titles": titles, "Processes": procs})))
 }
 
+/// Reads a monitor connection until the container exits; its exit code
+/// (None when the monitor went away first).
+async fn read_exit(conn: std::os::unix::net::UnixStream) -> Option<i32> {
+    use tokio::io::AsyncReadExt;
+    conn.set_nonblocking(true).ok()?;
+    let mut conn = tokio::net::UnixStream::from_std(conn).ok()?;
+    let mut dec = berth_engine::attach::Decoder::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        dec.push(&buf[..n]);
+        while let Ok(Some((kind, data))) = dec.next_frame() {
+            if kind == berth_engine::attach::EXITED {
+                return String::from_utf8_lossy(&data).trim().parse::<i32>().ok();
+            }
+        }
+    }
+}
+
+async fn hold(st: Shared, id: String, conn: std::os::unix::net::UnixStream) {
+    if let Some(c) = read_exit(conn).await {
+        st.record_exit(&id, c);
+    }
+}
+
 /// `wait`: the headers go out at once (docker run sends its wait before
 /// the start), the status code when the condition is met.
 pub async fn wait(st: &Shared, id: &str, q: &Query) -> Result<Response<Body>, ApiError> {
@@ -731,27 +765,10 @@ async fn wait_exit(st: &Shared, row: &db::ContainerRow) -> Result<i32, ApiError>
         let id = row.id.clone();
         let conn = engine(st, move |e| Ok(e.attach(&id).ok())).await?;
         if let Some(conn) = conn
-            && conn.set_nonblocking(true).is_ok()
-            && let Ok(mut conn) = tokio::net::UnixStream::from_std(conn)
+            && let Some(c) = read_exit(conn).await
         {
-            use tokio::io::AsyncReadExt;
-            let mut dec = berth_engine::attach::Decoder::default();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = match conn.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                dec.push(&buf[..n]);
-                while let Ok(Some((kind, data))) = dec.next_frame() {
-                    if kind == berth_engine::attach::EXITED
-                        && let Ok(c) = String::from_utf8_lossy(&data).trim().parse::<i32>()
-                    {
-                        st.record_exit(&row.id, c);
-                        return Ok(c);
-                    }
-                }
-            }
+            st.record_exit(&row.id, c);
+            return Ok(c);
         }
     }
     loop {

@@ -361,7 +361,7 @@ async fn route(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, Api
         (&M::GET, ["version"]) => Ok(system::version()),
         (&M::GET, ["info"]) => system::info(&st).await,
         (&M::GET, ["system", "df"]) => system::df(&st).await,
-        (&M::GET, ["events"]) => system::events(&q),
+        (&M::GET, ["events"]) => system::events(&st, &q).await,
         (&M::POST, ["auth"]) => Ok(system::auth()),
 
         (&M::POST, ["containers", "create"]) => containers::create(&st, &q, req).await,

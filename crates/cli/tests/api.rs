@@ -1,0 +1,761 @@
+//! `berth serve` against the real docker CLI (28.x, `/usr/local/bin/docker`)
+//! and raw HTTP: each test starts its own server on a private socket and a
+//! private `--root`, inside a throwaway network namespace that plays the
+//! host (`TestNetns`: bridges and firewall rules never touch this
+//! machine's). Images come from a busybox rootfs tarball (`berth import`).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::{RootfsTar, TestNetns, berth, berth_command, ok};
+
+const DOCKER: &str = "/usr/local/bin/docker";
+
+const LINKS: &[&str] = &[
+    "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "env", "ps",
+];
+
+struct Server {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+    dir: PathBuf,
+    sock: PathBuf,
+    child: Option<Child>,
+    ns: Option<TestNetns>,
+}
+
+impl Server {
+    fn new() -> Server {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_path_buf();
+        let root = dir.join("root");
+        let sock = dir.join("berth.sock");
+        let mut tar = RootfsTar::busybox(&["bin", "etc", "tmp", "data"], LINKS);
+        tar.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644);
+        let tarball = dir.join("busybox.tar");
+        tar.write(&tarball);
+        let ns = TestNetns::new("api");
+        ns.host_berth(&root);
+        ok(
+            &root,
+            &["import", tarball.to_str().unwrap(), "busybox:latest"],
+        );
+        let mut s = Server {
+            _t: t,
+            root,
+            dir,
+            sock,
+            child: None,
+            ns: Some(ns),
+        };
+        s.start();
+        s
+    }
+
+    /// Starts `berth serve` and waits for its socket to answer.
+    fn start(&mut self) {
+        let child = berth_command(&self.root)
+            .args(["serve", "-H", &format!("unix://{}", self.sock.display())])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t = Instant::now();
+        while UnixStream::connect(&self.sock).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "berth serve did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the server (SIGTERM, by its pid).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill on the pid of our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let t = Instant::now();
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if t.elapsed() > Duration::from_secs(10) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("berth serve did not stop on SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    fn docker_cmd(&self) -> Command {
+        let mut c = Command::new(DOCKER);
+        c.env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// docker fails with `code`; its stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.docker(args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "docker {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    /// One raw HTTP request; the status code, headers and body.
+    fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+        let mut s = UnixStream::connect(&self.sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        // A server that refuses a body answers before reading all of it.
+        let _ = s.write_all(body);
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let split = resp
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap();
+        let mut body = resp[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        (code, head, body)
+    }
+
+    fn json(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let (c, _, b) = self.http(method, path, body.as_bytes());
+        (c, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    }
+
+    fn wait_state(&self, c: &str, want: &str) {
+        let t = Instant::now();
+        loop {
+            let o = self.docker(&["inspect", "-f", "{{.State.Status}}", c]);
+            if String::from_utf8_lossy(&o.stdout).trim() == want {
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "{c} never {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 2 + n + 2..];
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        let ids = berth(&self.root, &["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = berth(&self.root, &["rm", "-f", id]);
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = self.root.to_string_lossy().to_string();
+        for l in mounts.lines().filter(|l| l.contains(&root)) {
+            let target = l.split(' ').nth(4).unwrap_or("").to_string();
+            let _ = Command::new("umount").arg("-l").arg(&target).status();
+        }
+        drop(self.ns.take());
+    }
+}
+
+#[test]
+fn version_ping_and_negotiation() {
+    let s = Server::new();
+    let v = s.ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}",
+    ]);
+    assert_eq!(v.trim(), "1.45 1.24");
+    let info = s.ok(&[
+        "info",
+        "--format",
+        "{{.Images}} {{.Containers}} {{.OSType}}",
+    ]);
+    assert_eq!(info.trim(), "1 0 linux");
+    // _ping, GET and HEAD, with dockerd's headers.
+    for m in ["GET", "HEAD"] {
+        let (code, head, body) = s.http(m, "/_ping", b"");
+        assert_eq!(code, 200);
+        let h = head.to_ascii_lowercase();
+        for want in [
+            "api-version: 1.45",
+            "builder-version:",
+            "ostype: linux",
+            "docker-experimental: false",
+            "cache-control: no-cache",
+        ] {
+            assert!(h.contains(want), "{m} /_ping lacks {want}: {head}");
+        }
+        assert_eq!(body, if m == "GET" { b"OK".to_vec() } else { vec![] });
+    }
+    // Versioned and unversioned paths; versions out of range.
+    assert_eq!(s.json("GET", "/info", "").0, 200);
+    assert_eq!(s.json("GET", "/v1.24/info", "").0, 200);
+    let (c, v) = s.json("GET", "/v1.99/info", "");
+    assert_eq!(c, 400);
+    assert!(v["message"].as_str().unwrap().contains("too new"), "{v}");
+    let (c, v) = s.json("GET", "/v1.12/info", "");
+    assert_eq!(c, 400);
+    assert!(v["message"].as_str().unwrap().contains("too old"), "{v}");
+    // An old client.
+    let o = s
+        .docker_cmd()
+        .env("DOCKER_API_VERSION", "1.24")
+        .args(["version", "--format", "{{.Client.APIVersion}}"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1.24");
+    let o = s
+        .docker_cmd()
+        .env("DOCKER_API_VERSION", "1.24")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "old-client",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "old-client");
+}
+
+#[test]
+fn errors_are_dockers() {
+    let s = Server::new();
+    // Malformed JSON, a field of the wrong type, no image.
+    let (c, v) = s.json("POST", "/v1.45/containers/create", "{bad");
+    assert_eq!(c, 400, "{v}");
+    assert!(v["message"].is_string());
+    let (c, v) = s.json(
+        "POST",
+        "/containers/create",
+        r#"{"Image":"busybox","Tty":"yes"}"#,
+    );
+    assert_eq!(c, 400, "{v}");
+    let (c, _) = s.json("POST", "/containers/create", "{}");
+    assert_eq!(c, 400);
+    // Unknown ids and images.
+    let (c, v) = s.json("GET", "/v1.45/containers/nosuch/json", "");
+    assert_eq!(c, 404);
+    assert_eq!(v["message"], "No such container: nosuch");
+    let (c, v) = s.json("POST", "/containers/create", r#"{"Image":"nosuchimage"}"#);
+    assert_eq!(c, 404, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("No such image"),
+        "{v}"
+    );
+    assert_eq!(s.json("GET", "/images/nosuch/json", "").0, 404);
+    assert_eq!(s.json("GET", "/volumes/nosuch", "").0, 404);
+    assert_eq!(s.json("GET", "/networks/nosuch", "").0, 404);
+    assert_eq!(s.json("POST", "/exec/nosuch/start", "{}").0, 404);
+    assert_eq!(s.json("GET", "/nosuch/path", "").0, 404);
+    // Conflicts: a name in use, removing a running container.
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "c1",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let (c, v) = s.json(
+        "POST",
+        "/containers/create?name=c1",
+        r#"{"Image":"busybox"}"#,
+    );
+    assert_eq!(c, 409, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("already in use"),
+        "{v}"
+    );
+    let (c, _) = s.json("DELETE", "/containers/c1", "");
+    assert_eq!(c, 409);
+    // Starting a running container: not modified.
+    assert_eq!(s.json("POST", "/containers/c1/start", "").0, 304);
+    // A body larger than the limit.
+    let big = format!(
+        r#"{{"Image":"busybox","Env":["A={}"]}}"#,
+        "x".repeat(5 << 20)
+    );
+    assert_eq!(s.http("POST", "/containers/create", big.as_bytes()).0, 413);
+    // The docker CLI's view of the same.
+    let e = s.fails(&["inspect", "--type", "container", "nosuch"], 1);
+    assert!(e.contains("No such container"), "{e}");
+    let e = s.fails(&["rm", "c1"], 1);
+    assert!(e.contains("stop the container before removing"), "{e}");
+    s.ok(&["rm", "-f", "c1"]);
+    // The server survived all of it.
+    assert_eq!(s.json("GET", "/_ping", "").0, 200);
+}
+
+#[test]
+fn container_lifecycle() {
+    let s = Server::new();
+    // run --rm: output and exit code through attach and wait.
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "hello"
+        ])
+        .trim(),
+        "hello"
+    );
+    let e = s.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo oops >&2; exit 3",
+        ],
+        3,
+    );
+    assert!(e.contains("oops"), "{e}");
+    assert_eq!(s.ok(&["ps", "-aq"]).trim(), "", "--rm containers are gone");
+    // run -d, ps, logs, inspect, exec.
+    let id = s
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "web",
+            "-e",
+            "X=1",
+            "-l",
+            "k=v",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; echo warn >&2; sleep 60",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let ps = s.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), "web running");
+    let f = s.ok(&["ps", "-q", "--filter", "label=k=v"]);
+    assert_eq!(f.trim(), &id[..12]);
+    assert_eq!(s.ok(&["ps", "-q", "--filter", "status=exited"]).trim(), "");
+    let t = Instant::now();
+    loop {
+        let o = s.docker(&["logs", "web"]);
+        if String::from_utf8_lossy(&o.stdout).contains("started") {
+            assert!(String::from_utf8_lossy(&o.stderr).contains("warn"));
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no logs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let v: Value = serde_json::from_str(&s.ok(&["inspect", "web"])).unwrap();
+    assert_eq!(v[0]["Id"], id.as_str());
+    assert_eq!(v[0]["Name"], "/web");
+    assert_eq!(v[0]["State"]["Running"], true);
+    assert_eq!(v[0]["Config"]["Labels"]["k"], "v");
+    // berth's own CLI sees the same container, the same way.
+    let ours: Value = serde_json::from_str(&ok(&s.root, &["inspect", "web"])).unwrap();
+    assert_eq!(ours[0]["Id"], v[0]["Id"]);
+    assert_eq!(ours[0]["Config"], v[0]["Config"]);
+    assert_eq!(s.ok(&["exec", "web", "sh", "-c", "echo $X"]).trim(), "1");
+    s.fails(&["exec", "web", "sh", "-c", "exit 7"], 7);
+    let o = s
+        .docker_cmd()
+        .args(["exec", "-i", "web", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut o = o;
+        o.stdin
+            .take()
+            .unwrap()
+            .write_all(b"through stdin\n")
+            .unwrap();
+        let out = o.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    }
+    let top = s.ok(&["top", "web"]);
+    assert!(top.contains("sleep 60"), "{top}");
+    // pause, rename, restart, stop, kill, wait, rm.
+    s.ok(&["pause", "web"]);
+    s.wait_state("web", "paused");
+    s.ok(&["unpause", "web"]);
+    s.ok(&["rename", "web", "web2"]);
+    s.ok(&["stop", "-t", "1", "web2"]);
+    s.wait_state("web2", "exited");
+    s.ok(&["restart", "-t", "1", "web2"]);
+    s.wait_state("web2", "running");
+    s.ok(&["kill", "web2"]);
+    assert_eq!(s.ok(&["wait", "web2"]).trim(), "137");
+    s.ok(&["rm", "web2"]);
+    s.fails(&["inspect", "--type", "container", "web2"], 1);
+    // create + start + wait + rm, and prune.
+    let id = s
+        .ok(&[
+            "create",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 5",
+        ])
+        .trim()
+        .to_string();
+    s.ok(&["start", &id]);
+    assert_eq!(s.ok(&["wait", &id]).trim(), "5");
+    let p = s.ok(&["container", "prune", "-f"]);
+    assert!(p.contains(&id), "{p}");
+}
+
+#[test]
+fn logs_follow_and_attach() {
+    let s = Server::new();
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo tick$i; sleep 0.2; done",
+    ]);
+    let out = s.ok(&["logs", "-f", "ticker"]);
+    assert_eq!(out, "tick1\ntick2\ntick3\n");
+    // attach to a running container with stdin (cat): its stdin ends with ours.
+    s.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--network",
+        "none",
+        "--name",
+        "cat",
+        "busybox",
+        "cat",
+    ]);
+    let mut c = s
+        .docker_cmd()
+        .args(["attach", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(b"via attach\n").unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via attach\n");
+    s.wait_state("cat", "exited");
+    // run -i: stdin through the attach made before the start.
+    let mut c = s
+        .docker_cmd()
+        .args([
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "cat; exit 2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
+    assert_eq!(out.status.code(), Some(2));
+    // A tty through a pty (`script`): docker run -it.
+    let o = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{DOCKER} run -it --rm --network none busybox sh -c 'tty; echo tty-ok'"
+        ))
+        .arg("/dev/null")
+        .env("DOCKER_HOST", format!("unix://{}", s.sock.display()))
+        .env("DOCKER_CONFIG", s.dir.join("docker-config"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("/dev/pts/") && text.contains("tty-ok"),
+        "{text}"
+    );
+    // A client that goes away mid-stream leaves the container as it was.
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "long",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo x; sleep 0.05; done",
+    ]);
+    {
+        let mut st = UnixStream::connect(&s.sock).unwrap();
+        st.write_all(b"GET /containers/long/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: d\r\n\r\n")
+            .unwrap();
+        let mut b = [0u8; 256];
+        let _ = st.read(&mut b).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    s.wait_state("long", "running");
+    assert_eq!(s.json("GET", "/_ping", "").0, 200);
+}
+
+#[test]
+fn images_volumes_networks_cp() {
+    let s = Server::new();
+    // Images.
+    let imgs = s.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(imgs.trim(), "busybox:latest");
+    s.ok(&["tag", "busybox", "mybox:1"]);
+    assert!(s.ok(&["images"]).contains("mybox"));
+    let id = s.ok(&["image", "inspect", "-f", "{{.Id}}", "mybox:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert!(!s.ok(&["history", "mybox:1"]).is_empty());
+    let tarball = s.dir.join("saved.tar");
+    s.ok(&["save", "-o", tarball.to_str().unwrap(), "mybox:1"]);
+    let out = s.ok(&["rmi", "mybox:1"]);
+    assert!(out.contains("Untagged: mybox:1"), "{out}");
+    let out = s.ok(&["load", "-i", tarball.to_str().unwrap()]);
+    assert!(out.contains("mybox:1"), "{out}");
+    s.ok(&["rmi", "mybox:1"]);
+    // An image in use cannot go.
+    s.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "user",
+        "busybox",
+        "true",
+    ]);
+    s.fails(&["rmi", "busybox"], 1);
+    s.ok(&["rm", "user"]);
+    // Volumes.
+    assert_eq!(s.ok(&["volume", "create", "v1"]).trim(), "v1");
+    assert!(s.ok(&["volume", "ls", "-q"]).contains("v1"));
+    let mp = s.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "v1"]);
+    assert!(mp.contains("v1"), "{mp}");
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "v1:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f; cat /data/f",
+    ]);
+    assert_eq!(out.trim(), "kept");
+    let bind = s.dir.join("bind");
+    std::fs::create_dir(&bind).unwrap();
+    std::fs::write(bind.join("in"), "from host").unwrap();
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--mount",
+        &format!("type=bind,source={},target=/b,readonly", bind.display()),
+        "busybox",
+        "cat",
+        "/b/in",
+    ]);
+    assert_eq!(out, "from host");
+    s.ok(&["volume", "rm", "v1"]);
+    s.fails(&["volume", "inspect", "v1"], 1);
+    // Networks (in the test's namespace).
+    let nid = s.ok(&["network", "create", "apinet"]).trim().to_string();
+    assert_eq!(nid.len(), 64);
+    let ls = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    for n in ["bridge", "host", "none", "apinet"] {
+        assert!(ls.lines().any(|l| l == n), "{n} missing: {ls}");
+    }
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "n1",
+        "--network",
+        "apinet",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let ip = s.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.apinet.IPAddress}}",
+        "n1",
+    ]);
+    assert!(!ip.trim().is_empty(), "no address on apinet");
+    s.ok(&["network", "create", "other"]);
+    s.ok(&["network", "connect", "other", "n1"]);
+    let nets = s.ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "n1"]);
+    assert_eq!(nets.trim(), "2");
+    s.ok(&["network", "disconnect", "other", "n1"]);
+    s.ok(&["network", "rm", "other"]);
+    // cp both ways.
+    let src = s.dir.join("up.txt");
+    std::fs::write(&src, "uploaded\n").unwrap();
+    s.ok(&["cp", src.to_str().unwrap(), "n1:/tmp/"]);
+    assert_eq!(s.ok(&["exec", "n1", "cat", "/tmp/up.txt"]), "uploaded\n");
+    s.ok(&[
+        "exec",
+        "n1",
+        "sh",
+        "-c",
+        "mkdir /tmp/d; echo deep > /tmp/d/f",
+    ]);
+    let dst = s.dir.join("down");
+    s.ok(&["cp", "n1:/tmp/d", dst.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dst.join("f")).unwrap(), "deep\n");
+    let e = s.fails(&["cp", "n1:/nonexistent", dst.to_str().unwrap()], 1);
+    assert!(e.contains("Could not find the file"), "{e}");
+    s.ok(&["rm", "-f", "n1"]);
+    s.ok(&["network", "rm", "apinet"]);
+    s.ok(&["system", "df"]);
+}
+
+#[test]
+fn containers_outlive_the_server() {
+    let mut s = Server::new();
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "keep",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    s.stop();
+    assert!(
+        !s.sock.exists(),
+        "the socket is removed when the server stops"
+    );
+    let st = ok(&s.root, &["inspect", "-f", "{{.State.Status}}", "keep"]);
+    assert_eq!(st.trim(), "running");
+    s.start();
+    assert_eq!(s.ok(&["ps", "--format", "{{.Names}}"]).trim(), "keep");
+    // The socket: 0660.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&s.sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    s.ok(&["rm", "-f", "keep"]);
+}
+
+#[test]
+fn plain_tcp_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(t.path())
+        .args(["serve", "-H", "tcp://127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("plain TCP"), "{e}");
+    let _ = Path::new("");
+}
