@@ -64,6 +64,7 @@ pub fn version() -> Response<Body> {
         "Os": "linux",
         "Arch": arch(),
         "KernelVersion": kernel(),
+        "Experimental": false,
         "BuildTime": "",
     }))
 }

@@ -759,3 +759,111 @@ fn plain_tcp_is_refused() {
     assert!(e.contains("plain TCP"), "{e}");
     let _ = Path::new("");
 }
+
+#[test]
+fn events_stream() {
+    let s = Server::new();
+    let mut ev = s
+        .docker_cmd()
+        .args([
+            "events",
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "evt",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 4",
+    ]);
+    assert_eq!(s.ok(&["wait", "evt"]).trim(), "4");
+    s.ok(&["rm", "evt"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill on the pid of our own child.
+    unsafe { libc::kill(ev.id() as i32, libc::SIGTERM) };
+    let out = ev.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let actions: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        actions,
+        ["create evt", "start evt", "die evt", "destroy evt"],
+        "{text}"
+    );
+}
+
+/// The Docker SDK for Python (PyPI `docker`) through the same socket.
+#[test]
+fn docker_py_smoke() {
+    let ok_py = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok_py {
+        eprintln!("skipped: python3 has no `docker` module (pip install docker)");
+        return;
+    }
+    let s = Server::new();
+    let script = r#"
+import io, sys, tarfile, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+assert c.ping()
+assert c.version()["ApiVersion"] == "1.45"
+assert any("busybox:latest" in i.tags for i in c.images.list())
+out = c.containers.run("busybox", ["echo", "py-hello"], network_mode="none", remove=True)
+assert out == b"py-hello\n", out
+ct = c.containers.run("busybox", ["sleep", "60"], detach=True, network_mode="none", name="py1")
+ct.reload()
+assert ct.status == "running", ct.status
+r = ct.exec_run(["sh", "-c", "echo in-exec; exit 3"])
+assert r.exit_code == 3 and r.output == b"in-exec\n", r
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    data = b"py-archive\n"
+    ti = tarfile.TarInfo("put.txt"); ti.size = len(data)
+    t.addfile(ti, io.BytesIO(data))
+assert ct.put_archive("/tmp", buf.getvalue())
+stream, stat = ct.get_archive("/tmp/put.txt")
+raw = b"".join(stream)
+with tarfile.open(fileobj=io.BytesIO(raw)) as t:
+    assert t.extractfile("put.txt").read() == b"py-archive\n"
+assert stat["name"] == "put.txt", stat
+assert [x.name for x in c.containers.list()] == ["py1"]
+ct.stop(timeout=1)
+assert ct.wait()["StatusCode"] == 137
+ct.remove()
+v = c.volumes.create("pyvol")
+assert "pyvol" in [x.name for x in c.volumes.list()]
+v.remove()
+assert {"bridge", "host", "none"} <= {n.name for n in c.networks.list()}
+try:
+    c.containers.get("nosuch")
+    raise SystemExit("no error for an unknown container")
+except docker.errors.NotFound:
+    pass
+print("docker-py ok")
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script, &format!("unix://{}", s.sock.display())])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("docker-py ok"));
+}
