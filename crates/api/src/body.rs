@@ -1,6 +1,7 @@
 //! Response bodies (whole, or streamed from a channel) and the bridges
 //! between hyper's async bodies and the engine's blocking readers and
-//! writers.
+//! writers (a request body is read through berth-registry's
+//! `ChannelReader`, the same bridge its downloads use).
 
 use std::convert::Infallible;
 use std::io;
@@ -13,6 +14,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
+
+use berth_registry::ChannelReader;
 
 use crate::error::ApiError;
 
@@ -68,31 +71,8 @@ impl io::Write for ChanWriter {
     }
 }
 
-/// A blocking reader of a request body (an archive, an image tarball),
-/// fed by a task that pulls the body's frames.
-pub struct ChanReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    cur: Bytes,
-}
-
-impl io::Read for ChanReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
-}
-
 /// Streams a request body into a blocking reader.
-pub fn reader(mut body: Incoming) -> ChanReader {
+pub fn reader(mut body: Incoming) -> ChannelReader {
     let (tx, rx) = mpsc::channel(8);
     tokio::spawn(async move {
         while let Some(f) = body.frame().await {
@@ -109,10 +89,7 @@ pub fn reader(mut body: Incoming) -> ChanReader {
             }
         }
     });
-    ChanReader {
-        rx,
-        cur: Bytes::new(),
-    }
+    ChannelReader::new(rx)
 }
 
 /// The largest JSON body accepted (a container config with a seccomp

@@ -906,6 +906,23 @@ pub async fn attach(
     }))
 }
 
+fn path_param(q: &Query) -> Result<String, ApiError> {
+    Ok(q.get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad("path cannot be empty"))?
+        .to_string())
+}
+
+/// A tar stream's response.
+pub fn tar_response(body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/x-tar"),
+    );
+    r
+}
+
 /// Go's `os.FileMode` of a stat (what docker's path-stat header carries).
 fn go_mode(m: u32) -> u32 {
     let mut g = m & 0o777;
@@ -939,11 +956,7 @@ pub async fn archive_get(
     m: &Method,
 ) -> Result<Response<Body>, ApiError> {
     use base64::Engine as _;
-    let path = q
-        .get("path")
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad("path cannot be empty"))?
-        .to_string();
+    let path = path_param(q)?;
     let key = id.to_string();
     let p = path.clone();
     let (row_id, stat) = engine(st, move |e| {
@@ -979,12 +992,7 @@ pub async fn archive_get(
             let _ = e.copy_from_tar(&row_id, &path, &mut w);
             Ok(())
         }));
-        let mut r = Response::new(body);
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/x-tar"),
-        );
-        r
+        tar_response(body)
     };
     if let Ok(v) = header::HeaderValue::from_str(&header_value) {
         r.headers_mut().insert("X-Docker-Container-Path-Stat", v);
@@ -999,11 +1007,7 @@ pub async fn archive_put(
     q: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let path = q
-        .get("path")
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad("path cannot be empty"))?
-        .to_string();
+    let path = path_param(q)?;
     let owners = q.flag("copyUIDGID");
     let key = id.to_string();
     let p = path.clone();
@@ -1043,10 +1047,5 @@ pub async fn export(st: &Shared, id: &str) -> Result<Response<Body>, ApiError> {
         let _ = e.export(&row.id, &mut ChanWriter(tx));
         Ok(())
     }));
-    let mut r = Response::new(body);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/x-tar"),
-    );
-    Ok(r)
+    Ok(tar_response(body))
 }

@@ -222,12 +222,7 @@ pub async fn start(
             r.pid = child.id().unwrap_or(0);
         }
         tokio::spawn(async move {
-            let code = child
-                .wait()
-                .await
-                .ok()
-                .and_then(|s| s.code())
-                .unwrap_or(255);
+            let code = exit_code(&mut child).await;
             if let Some(r) = lock(&st.execs).get_mut(&id) {
                 r.running = false;
                 r.exit_code = Some(code);
@@ -285,12 +280,7 @@ pub async fn start(
             Ok(client) => bridge(client, child, master, stdin).await,
             Err(_) => {
                 let mut child = child;
-                child
-                    .wait()
-                    .await
-                    .ok()
-                    .and_then(|s| s.code())
-                    .unwrap_or(255)
+                exit_code(&mut child).await
             }
         };
         if let Some(r) = lock(&st2.execs).get_mut(&id2) {
@@ -306,6 +296,16 @@ pub async fn start(
     }))
 }
 
+/// A process's exit code (255 when it cannot be had).
+async fn exit_code(child: &mut tokio::process::Child) -> i32 {
+    child
+        .wait()
+        .await
+        .ok()
+        .and_then(|s| s.code())
+        .unwrap_or(255)
+}
+
 /// Copies between the client and the exec process until it exits; its
 /// exit code. The client's half-close ends the process's stdin.
 async fn bridge(
@@ -319,21 +319,8 @@ async fn bridge(
     let mut tasks = Vec::new();
     match master {
         Some(m) => {
-            let Ok(rfd) = m.try_clone() else {
-                return child
-                    .wait()
-                    .await
-                    .ok()
-                    .and_then(|s| s.code())
-                    .unwrap_or(255);
-            };
-            let Ok(wfd) = m.try_clone() else {
-                return child
-                    .wait()
-                    .await
-                    .ok()
-                    .and_then(|s| s.code())
-                    .unwrap_or(255);
+            let (Ok(rfd), Ok(wfd)) = (m.try_clone(), m.try_clone()) else {
+                return exit_code(&mut child).await;
             };
             let mut r = tokio::fs::File::from_std(std::fs::File::from(rfd));
             let mut w = tokio::fs::File::from_std(std::fs::File::from(wfd));
@@ -409,12 +396,7 @@ async fn bridge(
             }
         }
     }
-    let code = child
-        .wait()
-        .await
-        .ok()
-        .and_then(|s| s.code())
-        .unwrap_or(255);
+    let code = exit_code(&mut child).await;
     for t in tasks {
         // A pty's master reports EIO once the process (and its children
         // holding the slave) are gone; give the last output a moment.

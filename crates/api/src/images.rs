@@ -10,13 +10,18 @@ use crate::body::{self, Body, ChanWriter};
 use crate::error::ApiError;
 use crate::{Query, Shared, engine, engine_own, json_response, ok_json};
 
-fn familiar(refs: &[String]) -> Vec<String> {
-    refs.iter()
-        .map(|t| {
-            Reference::parse_normalized(t)
-                .map(|x| x.familiar())
-                .unwrap_or_else(|_| t.clone())
-        })
+use berth_engine::inspect::familiar;
+
+/// docker's `[{"Untagged": …}, {"Deleted": …}]` of a removal.
+fn removed(rep: &berth_image::RemoveReport) -> Vec<Value> {
+    familiar(&rep.untagged)
+        .into_iter()
+        .map(|t| json!({"Untagged": t}))
+        .chain(
+            rep.deleted
+                .iter()
+                .map(|d| json!({"Deleted": d.to_string()})),
+        )
         .collect()
 }
 
@@ -174,16 +179,7 @@ async fn tag(st: &Shared, name: String, q: &Query) -> Result<Response<Body>, Api
 async fn remove(st: &Shared, name: String, q: &Query) -> Result<Response<Body>, ApiError> {
     let force = q.flag("force");
     let rep = engine(st, move |e| Ok(e.remove_image(&name, force)?)).await?;
-    let mut v: Vec<Value> = familiar(&rep.untagged)
-        .into_iter()
-        .map(|t| json!({"Untagged": t}))
-        .collect();
-    v.extend(
-        rep.deleted
-            .iter()
-            .map(|d| json!({"Deleted": d.to_string()})),
-    );
-    Ok(ok_json(&json!(v)))
+    Ok(ok_json(&json!(removed(&rep))))
 }
 
 pub async fn prune(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
@@ -192,17 +188,8 @@ pub async fn prune(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
         .iter()
         .any(|f| matches!(f.as_str(), "dangling=false" | "dangling=0"));
     let rep = engine_own(st, move |e| Ok(e.prune_images(all)?)).await?;
-    let mut v: Vec<Value> = familiar(&rep.untagged)
-        .into_iter()
-        .map(|t| json!({"Untagged": t}))
-        .collect();
-    v.extend(
-        rep.deleted
-            .iter()
-            .map(|d| json!({"Deleted": d.to_string()})),
-    );
     Ok(ok_json(
-        &json!({"ImagesDeleted": v, "SpaceReclaimed": rep.gc.bytes_freed}),
+        &json!({"ImagesDeleted": removed(&rep), "SpaceReclaimed": rep.gc.bytes_freed}),
     ))
 }
 
@@ -228,12 +215,7 @@ pub async fn get(st: &Shared, names: Vec<&str>) -> Result<Response<Body>, ApiErr
         let _ = berth_image::save(&store, &names, ArchiveFormat::Docker, &mut ChanWriter(tx));
         Ok(())
     }));
-    let mut r = Response::new(body);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/x-tar"),
-    );
-    Ok(r)
+    Ok(crate::containers::tar_response(body))
 }
 
 /// A JSON-lines progress stream (docker's `{"status": …}` messages).

@@ -69,18 +69,6 @@ pub fn version() -> Response<Body> {
     }))
 }
 
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .map_or(0, |k| k * 1024)
-}
-
 pub async fn info(st: &Shared) -> Result<Response<Body>, ApiError> {
     let root = st.root.clone();
     let (total, running, paused, images) = engine(st, |e| {
@@ -134,7 +122,7 @@ pub async fn info(st: &Shared) -> Result<Response<Body>, ApiError> {
         "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
         "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "MemTotal": mem_total(),
+        "MemTotal": berth_engine::inspect::mem_total(),
         "DockerRootDir": root,
         "Name": host.trim(),
         "Labels": [],

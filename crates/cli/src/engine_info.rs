@@ -54,17 +54,6 @@ fn bytes_size(n: u64) -> String {
     format!("{s}{}", units[i])
 }
 
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// `stats --no-stream`: one sample (CPU over 200 ms).
 pub fn stats(e: &mut Engine, argv: &[String], out: &mut dyn Write) -> R {
     let p = parse(
@@ -162,7 +151,7 @@ fn stats_table(
     samples: &[Sample<'_>],
     prev: &mut std::collections::HashMap<String, (u64, Instant)>,
 ) -> (Vec<Vec<String>>, Vec<serde_json::Value>) {
-    let host_mem = mem_total();
+    let host_mem = berth_engine::inspect::mem_total();
     let mut table = vec![
         [
             "CONTAINER ID",
@@ -293,7 +282,7 @@ pub fn info(e: &mut Engine, out: &mut dyn Write) -> R {
         rows.len() - count(db::RUNNING) - count(db::PAUSED),
         env!("CARGO_PKG_VERSION"),
         kernel.trim(),
-        bytes_size(mem_total()),
+        bytes_size(berth_engine::inspect::mem_total()),
         e.root.display()
     )?;
     Ok(())

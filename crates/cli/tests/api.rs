@@ -107,6 +107,24 @@ impl Server {
         c
     }
 
+    /// docker with piped stdin and stdout, running.
+    fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> Child {
+        self.docker_cmd()
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// docker with `input` on its stdin (then closed); its output.
+    fn with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut c = self.spawn(args, &[]);
+        c.stdin.take().unwrap().write_all(input).unwrap();
+        c.wait_with_output().unwrap()
+    }
+
     fn docker(&self, args: &[&str]) -> Output {
         self.docker_cmd()
             .args(args)
@@ -440,24 +458,9 @@ fn container_lifecycle() {
     assert_eq!(ours[0]["Config"], v[0]["Config"]);
     assert_eq!(s.ok(&["exec", "web", "sh", "-c", "echo $X"]).trim(), "1");
     s.fails(&["exec", "web", "sh", "-c", "exit 7"], 7);
-    let o = s
-        .docker_cmd()
-        .args(["exec", "-i", "web", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut o = o;
-        o.stdin
-            .take()
-            .unwrap()
-            .write_all(b"through stdin\n")
-            .unwrap();
-        let out = o.wait_with_output().unwrap();
-        assert!(out.status.success());
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
-    }
+    let out = s.with_input(&["exec", "-i", "web", "cat"], b"through stdin\n");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
     let top = s.ok(&["top", "web"]);
     assert!(top.contains("sleep 60"), "{top}");
     // pause, rename, restart, stop, kill, wait, rm.
@@ -521,21 +524,12 @@ fn logs_follow_and_attach() {
         "busybox",
         "cat",
     ]);
-    let mut c = s
-        .docker_cmd()
-        .args(["attach", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(b"via attach\n").unwrap();
-    let out = c.wait_with_output().unwrap();
+    let out = s.with_input(&["attach", "cat"], b"via attach\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "via attach\n");
     s.wait_state("cat", "exited");
     // run -i: stdin through the attach made before the start.
-    let mut c = s
-        .docker_cmd()
-        .args([
+    let out = s.with_input(
+        &[
             "run",
             "-i",
             "--rm",
@@ -545,13 +539,9 @@ fn logs_follow_and_attach() {
             "sh",
             "-c",
             "cat; exit 2",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(b"piped\n").unwrap();
-    let out = c.wait_with_output().unwrap();
+        ],
+        b"piped\n",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
     assert_eq!(out.status.code(), Some(2));
     // A tty through a pty (`script`): docker run -it.
@@ -763,19 +753,16 @@ fn plain_tcp_is_refused() {
 #[test]
 fn events_stream() {
     let s = Server::new();
-    let mut ev = s
-        .docker_cmd()
-        .args([
+    let ev = s.spawn(
+        &[
             "events",
             "--filter",
             "type=container",
             "--format",
             "{{.Action}} {{.Actor.Attributes.name}}",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        &[],
+    );
     std::thread::sleep(Duration::from_millis(300));
     s.ok(&[
         "run",

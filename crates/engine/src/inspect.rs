@@ -450,15 +450,6 @@ pub fn human_since(t: &str) -> String {
 /// docker's `image inspect` fields, in its order.
 pub fn image_fields(store: &ImageStore, r: &ImageRecord) -> Result<Vec<(&'static str, Value)>> {
     let c = config_json(store, r)?;
-    let familiar = |v: &[String]| -> Vec<String> {
-        v.iter()
-            .map(|t| {
-                Reference::parse_normalized(t)
-                    .map(|x| x.familiar())
-                    .unwrap_or_else(|_| t.clone())
-            })
-            .collect()
-    };
     let get = |k: &str| c.get(k).cloned().unwrap_or(json!(""));
     let comment = c["history"]
         .as_array()
@@ -661,4 +652,28 @@ pub fn glob(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     m(&p, &n)
+}
+
+/// References as docker shows them (`busybox:latest`, not
+/// `docker.io/library/busybox:latest`).
+pub fn familiar(refs: &[String]) -> Vec<String> {
+    refs.iter()
+        .map(|t| {
+            Reference::parse_normalized(t)
+                .map(|x| x.familiar())
+                .unwrap_or_else(|_| t.clone())
+        })
+        .collect()
+}
+
+/// The host's memory (MemTotal of /proc/meminfo), bytes; 0 when unreadable.
+pub fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }

@@ -624,8 +624,8 @@ impl Engine {
         }
     }
 
-    /// `kill -s SIG`.
-    pub fn kill(&mut self, key: &str, sig: i32) -> Result<()> {
+    /// A running (or paused) container; BadState otherwise.
+    pub fn get_running(&mut self, key: &str) -> Result<ContainerRow> {
         let row = self.get(key)?;
         if row.state != db::RUNNING && row.state != db::PAUSED {
             return Err(Error::BadState {
@@ -634,6 +634,12 @@ impl Engine {
                 what: "container is not running".into(),
             });
         }
+        Ok(row)
+    }
+
+    /// `kill -s SIG`.
+    pub fn kill(&mut self, key: &str, sig: i32) -> Result<()> {
+        let row = self.get_running(key)?;
         self.signal(&row, sig, false)
     }
 
@@ -886,14 +892,7 @@ impl Engine {
     /// `top`: the host's `ps` (with `ps_args`, `-ef` by default) limited to
     /// the container's processes, as docker does; ps's header and rows.
     pub fn top(&mut self, key: &str, ps_args: &[String]) -> Result<String> {
-        let row = self.get(key)?;
-        if row.state != db::RUNNING && row.state != db::PAUSED {
-            return Err(Error::BadState {
-                id: row.id,
-                state: row.state,
-                what: "container is not running".into(),
-            });
-        }
+        let row = self.get_running(key)?;
         let pids = self.runtime().load(&row.id)?.record.cgroup.procs();
         let args: Vec<String> = if ps_args.is_empty() {
             vec!["-ef".into()]

@@ -21,5 +21,5 @@ pub mod push;
 pub use client::{Client, ClientOptions, Credentials, FetchedManifest, MANIFEST_ACCEPT};
 pub use config::{AuthFile, RegistriesConfig};
 pub use error::{Error, Result};
-pub use pull::{LayerState, NoProgress, Progress, PullOptions, Pulled, pull};
+pub use pull::{ChannelReader, LayerState, NoProgress, Progress, PullOptions, Pulled, pull};
 pub use push::{BlobPush, NoPushProgress, PushProgress, Pushed, push};
