@@ -107,6 +107,13 @@ impl Server {
         c
     }
 
+    /// `docker run --network none ARGS…` (the network is not under test), its output.
+    fn run(&self, args: &[&str]) -> String {
+        let mut a = vec!["run", "--network", "none"];
+        a.extend_from_slice(args);
+        self.ok(&a)
+    }
+
     /// docker with piped stdin and stdout, running.
     fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> Child {
         self.docker_cmd()
@@ -338,17 +345,7 @@ fn errors_are_dockers() {
     assert_eq!(s.json("POST", "/exec/nosuch/start", "{}").0, 404);
     assert_eq!(s.json("GET", "/nosuch/path", "").0, 404);
     // Conflicts: a name in use, removing a running container.
-    s.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        "c1",
-        "busybox",
-        "sleep",
-        "60",
-    ]);
+    s.run(&["-d", "--name", "c1", "busybox", "sleep", "60"]);
     let (c, v) = s.json(
         "POST",
         "/containers/create?name=c1",
@@ -383,19 +380,7 @@ fn errors_are_dockers() {
 fn container_lifecycle() {
     let s = Server::new();
     // run --rm: output and exit code through attach and wait.
-    assert_eq!(
-        s.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "busybox",
-            "echo",
-            "hello"
-        ])
-        .trim(),
-        "hello"
-    );
+    assert_eq!(s.run(&["--rm", "busybox", "echo", "hello"]).trim(), "hello");
     let e = s.fails(
         &[
             "run",
@@ -498,11 +483,8 @@ fn container_lifecycle() {
 #[test]
 fn logs_follow_and_attach() {
     let s = Server::new();
-    s.ok(&[
-        "run",
+    s.run(&[
         "-d",
-        "--network",
-        "none",
         "--name",
         "ticker",
         "busybox",
@@ -513,17 +495,7 @@ fn logs_follow_and_attach() {
     let out = s.ok(&["logs", "-f", "ticker"]);
     assert_eq!(out, "tick1\ntick2\ntick3\n");
     // attach to a running container with stdin (cat): its stdin ends with ours.
-    s.ok(&[
-        "run",
-        "-d",
-        "-i",
-        "--network",
-        "none",
-        "--name",
-        "cat",
-        "busybox",
-        "cat",
-    ]);
+    s.run(&["-d", "-i", "--name", "cat", "busybox", "cat"]);
     let out = s.with_input(&["attach", "cat"], b"via attach\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "via attach\n");
     s.wait_state("cat", "exited");
@@ -562,11 +534,8 @@ fn logs_follow_and_attach() {
         "{text}"
     );
     // A client that goes away mid-stream leaves the container as it was.
-    s.ok(&[
-        "run",
+    s.run(&[
         "-d",
-        "--network",
-        "none",
         "--name",
         "long",
         "busybox",
@@ -621,11 +590,8 @@ fn images_volumes_networks_cp() {
     assert!(s.ok(&["volume", "ls", "-q"]).contains("v1"));
     let mp = s.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "v1"]);
     assert!(mp.contains("v1"), "{mp}");
-    let out = s.ok(&[
-        "run",
+    let out = s.run(&[
         "--rm",
-        "--network",
-        "none",
         "-v",
         "v1:/data",
         "busybox",
@@ -637,11 +603,8 @@ fn images_volumes_networks_cp() {
     let bind = s.dir.join("bind");
     std::fs::create_dir(&bind).unwrap();
     std::fs::write(bind.join("in"), "from host").unwrap();
-    let out = s.ok(&[
-        "run",
+    let out = s.run(&[
         "--rm",
-        "--network",
-        "none",
         "--mount",
         &format!("type=bind,source={},target=/b,readonly", bind.display()),
         "busybox",
@@ -707,17 +670,7 @@ fn images_volumes_networks_cp() {
 #[test]
 fn containers_outlive_the_server() {
     let mut s = Server::new();
-    s.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        "keep",
-        "busybox",
-        "sleep",
-        "60",
-    ]);
+    s.run(&["-d", "--name", "keep", "busybox", "sleep", "60"]);
     s.stop();
     assert!(
         !s.sock.exists(),
@@ -764,11 +717,8 @@ fn events_stream() {
         &[],
     );
     std::thread::sleep(Duration::from_millis(300));
-    s.ok(&[
-        "run",
+    s.run(&[
         "-d",
-        "--network",
-        "none",
         "--name",
         "evt",
         "busybox",
