@@ -761,7 +761,7 @@ async fn wait_for(st: &Shared, id: &str, cond: &str) -> Result<i32, ApiError> {
 async fn wait_exit(st: &Shared, row: &db::ContainerRow) -> Result<i32, ApiError> {
     let cfg = row_config(row);
     // A client leaving closes a non-tty stdin (StdinOnce): not for waits.
-    if !(cfg.open_stdin && !cfg.tty) {
+    if !cfg.open_stdin || cfg.tty {
         let id = row.id.clone();
         let conn = engine(st, move |e| Ok(e.attach(&id).ok())).await?;
         if let Some(conn) = conn
