@@ -662,6 +662,55 @@ fn images_volumes_networks_cp() {
     assert_eq!(std::fs::read_to_string(dst.join("f")).unwrap(), "deep\n");
     let e = s.fails(&["cp", "n1:/nonexistent", dst.to_str().unwrap()], 1);
     assert!(e.contains("Could not find the file"), "{e}");
+    // Published ports (PortBindings) and resources through HostConfig.
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "18080:80",
+        "-p",
+        "127.0.0.1::81",
+        "--memory",
+        "64m",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let port = s.ok(&["port", "web", "80"]);
+    assert_eq!(port.trim(), "0.0.0.0:18080");
+    let v: Value = serde_json::from_str(&s.ok(&["inspect", "web"])).unwrap();
+    assert_eq!(v[0]["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(
+        v[0]["HostConfig"]["PortBindings"]["81/tcp"][0]["HostIp"],
+        "127.0.0.1"
+    );
+    s.ok(&["cp", src.to_str().unwrap(), "web:/index.html"]);
+    let ns = s.ns.as_ref().unwrap();
+    let t = Instant::now();
+    loop {
+        let o = ns
+            .command("busybox")
+            .args(["wget", "-qO-", "http://127.0.0.1:18080/index.html"])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            assert_eq!(String::from_utf8_lossy(&o.stdout), "uploaded\n");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "port 18080 never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.ok(&["rm", "-f", "web"]);
     s.ok(&["rm", "-f", "n1"]);
     s.ok(&["network", "rm", "apinet"]);
     s.ok(&["system", "df"]);
