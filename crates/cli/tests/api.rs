@@ -749,7 +749,6 @@ fn plain_tcp_is_refused() {
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("plain TCP"), "{e}");
-    let _ = Path::new("");
 }
 
 #[test]
@@ -852,4 +851,45 @@ print("docker-py ok")
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("docker-py ok"));
+}
+
+/// Socket activation: systemd's protocol (`LISTEN_FDS`, `LISTEN_PID`), by
+/// systemd-socket-activate, with `-H fd://`.
+#[test]
+fn socket_activation() {
+    if !Path::new("/usr/bin/systemd-socket-activate").exists() {
+        eprintln!("skipped: no systemd-socket-activate");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let sock = t.path().join("activated.sock");
+    let mut child = Command::new("/usr/bin/systemd-socket-activate")
+        .arg("-l")
+        .arg(&sock)
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(t.path().join("root"))
+        .args(["serve", "-H", "fd://"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = Command::new(DOCKER)
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .env("DOCKER_CONFIG", t.path().join("docker-config"))
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .unwrap();
+    // SAFETY: kill on the pid of our own child (systemd-socket-activate has
+    // exec'd berth by now).
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1.45");
 }
