@@ -345,6 +345,18 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
+    /// The image id of every container (`images_in_use` without reading
+    /// whole records).
+    pub fn image_ids(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT image_id FROM containers")
+            .map_err(|e| self.err(e))?;
+        st.query_map([], |r| r.get(0))
+            .and_then(|r| r.collect())
+            .map_err(|e| self.err(e))
+    }
+
     /// The container started: its init and monitor.
     pub fn set_running(
         &mut self,

@@ -275,10 +275,37 @@ pub fn status_text(r: &ContainerRow) -> String {
     }
 }
 
+/// What `ps` needs of a container's OCI spec: its command and annotations,
+/// read without the rest (the full spec's parse is most of a list's time).
+#[derive(Default, serde::Deserialize)]
+struct SpecSummary {
+    #[serde(default)]
+    process: Option<ProcessSummary>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct ProcessSummary {
+    #[serde(default)]
+    args: Option<Vec<String>>,
+}
+
+fn spec_summary(e: &Engine, r: &ContainerRow) -> SpecSummary {
+    std::fs::read(e.container_dir(&r.id).join("config.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default()
+}
+
 pub fn command_of(e: &Engine, r: &ContainerRow) -> String {
-    row_spec(e, r)
-        .and_then(|s| s.process().clone())
-        .and_then(|p| p.args().clone())
+    command_in(&spec_summary(e, r))
+}
+
+fn command_in(s: &SpecSummary) -> String {
+    s.process
+        .as_ref()
+        .and_then(|p| p.args.as_ref())
         .map(|a| a.join(" "))
         .unwrap_or_default()
 }
@@ -326,8 +353,12 @@ pub fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> Result<bool> {
 }
 
 pub fn labels_of(e: &Engine, r: &ContainerRow) -> serde_json::Map<String, Value> {
+    labels_in(spec_summary(e, r))
+}
+
+fn labels_in(s: SpecSummary) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
-    if let Some(a) = row_spec(e, r).and_then(|s| s.annotations().clone()) {
+    if let Some(a) = s.annotations {
         for (k, v) in a {
             if k != berth_image::runtime_config::STOP_SIGNAL_ANNOTATION {
                 m.insert(k, Value::String(v));
@@ -559,15 +590,16 @@ pub fn container_summary(e: &Engine, r: &ContainerRow) -> Value {
         })
         .collect();
     let ns = network_settings(e, r);
+    let spec = spec_summary(e, r);
     json!({
         "Id": r.id,
         "Names": [format!("/{}", r.name)],
         "Image": r.image,
         "ImageID": r.image_id,
-        "Command": command_of(e, r),
+        "Command": command_in(&spec),
         "Created": created,
         "Ports": ports,
-        "Labels": labels_of(e, r),
+        "Labels": labels_in(spec),
         "State": r.state,
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": cfg.network},

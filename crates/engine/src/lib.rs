@@ -920,7 +920,7 @@ impl Engine {
 
     /// Image ids that containers use (for `rmi`).
     pub fn images_in_use(&self) -> Result<Vec<String>> {
-        Ok(self.db.list()?.into_iter().map(|r| r.image_id).collect())
+        self.db.image_ids()
     }
 }
 
