@@ -278,7 +278,7 @@ pub fn status_text(r: &ContainerRow) -> String {
 /// What `ps` needs of a container's OCI spec: its command and annotations,
 /// read without the rest (the full spec's parse is most of a list's time).
 #[derive(Default, serde::Deserialize)]
-struct SpecSummary {
+pub(crate) struct SpecSummary {
     #[serde(default)]
     process: Option<ProcessSummary>,
     #[serde(default)]
@@ -286,16 +286,38 @@ struct SpecSummary {
 }
 
 #[derive(Default, serde::Deserialize)]
-struct ProcessSummary {
+pub(crate) struct ProcessSummary {
     #[serde(default)]
     args: Option<Vec<String>>,
 }
 
-fn spec_summary(e: &Engine, r: &ContainerRow) -> SpecSummary {
-    std::fs::read(e.container_dir(&r.id).join("config.json"))
+/// Spec summaries by container id, with the file's (mtime, size).
+pub(crate) type SummaryCache =
+    std::collections::HashMap<String, ((i64, i64, u64), std::sync::Arc<SpecSummary>)>;
+
+fn spec_summary(e: &Engine, r: &ContainerRow) -> std::sync::Arc<SpecSummary> {
+    use std::os::unix::fs::MetadataExt;
+    let path = e.container_dir(&r.id).join("config.json");
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Default::default();
+    };
+    let stamp = (meta.mtime(), meta.mtime_nsec(), meta.size());
+    if let Some((s, v)) = e.summaries.borrow().get(&r.id)
+        && *s == stamp
+    {
+        return v.clone();
+    }
+    let v: std::sync::Arc<SpecSummary> = std::fs::read(&path)
         .ok()
         .and_then(|d| serde_json::from_slice(&d).ok())
-        .unwrap_or_default()
+        .map(std::sync::Arc::new)
+        .unwrap_or_default();
+    let mut cache = e.summaries.borrow_mut();
+    if cache.len() > 4096 {
+        cache.clear();
+    }
+    cache.insert(r.id.clone(), (stamp, v.clone()));
+    v
 }
 
 pub fn command_of(e: &Engine, r: &ContainerRow) -> String {
@@ -353,15 +375,15 @@ pub fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> Result<bool> {
 }
 
 pub fn labels_of(e: &Engine, r: &ContainerRow) -> serde_json::Map<String, Value> {
-    labels_in(spec_summary(e, r))
+    labels_in(&spec_summary(e, r))
 }
 
-fn labels_in(s: SpecSummary) -> serde_json::Map<String, Value> {
+fn labels_in(s: &SpecSummary) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
-    if let Some(a) = s.annotations {
+    if let Some(a) = &s.annotations {
         for (k, v) in a {
             if k != berth_image::runtime_config::STOP_SIGNAL_ANNOTATION {
-                m.insert(k, Value::String(v));
+                m.insert(k.clone(), Value::String(v.clone()));
             }
         }
     }
@@ -599,7 +621,7 @@ pub fn container_summary(e: &Engine, r: &ContainerRow) -> Value {
         "Command": command_in(&spec),
         "Created": created,
         "Ports": ports,
-        "Labels": labels_in(spec),
+        "Labels": labels_in(&spec),
         "State": r.state,
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": cfg.network},

@@ -60,6 +60,10 @@ pub struct Engine {
     pub root: PathBuf,
     pub run_dir: PathBuf,
     pub db: Db,
+    /// What `ps` reads of each container's spec, by id, with the file's
+    /// mtime and size (an engine kept open, as the API's are, parses each
+    /// spec once).
+    pub(crate) summaries: std::cell::RefCell<inspect::SummaryCache>,
 }
 
 /// What `create` makes a container from.
@@ -90,6 +94,7 @@ impl Engine {
             root: root.to_path_buf(),
             run_dir,
             db,
+            summaries: Default::default(),
         })
     }
 
