@@ -724,32 +724,33 @@ async fn exit_seen(st: &Shared, id: &str) -> i32 {
 }
 
 async fn wait_for(st: &Shared, id: &str, cond: &str) -> Result<i32, ApiError> {
-    let nap = || tokio::time::sleep(std::time::Duration::from_millis(20));
-    // Until it runs (next-exit, removed) or at once (not-running).
-    let row = loop {
-        let Some(row) = state_of(st, id).await? else {
-            return Ok(exit_seen(st, id).await);
-        };
-        let running = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
-        if running {
-            break row;
+    let live = |s: &str| s == db::RUNNING || s == db::PAUSED;
+    let Some(first) = state_of(st, id).await? else {
+        return Ok(exit_seen(st, id).await);
+    };
+    if cond == "not-running" && !live(&first.state) {
+        return Ok(first.exit_code);
+    }
+    // next-exit and removed: the exit of a run that has begun, or begins,
+    // after the request (docker run sends its wait before the start, and
+    // a short container may be done before it is seen running).
+    let mut row = first.clone();
+    let code = loop {
+        if live(&row.state) {
+            break wait_exit(st, &row).await?;
         }
-        match cond {
-            "not-running" => return Ok(row.exit_code),
-            "removed" if row.state != db::CREATED => break row,
-            _ => nap().await,
+        if row.started_at != first.started_at || (cond == "removed" && row.state != db::CREATED) {
+            break row.exit_code;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        match state_of(st, id).await? {
+            Some(r) => row = r,
+            None => return Ok(exit_seen(st, id).await),
         }
     };
-    let mut code = row.exit_code;
-    if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
-        code = wait_exit(st, &row).await?;
-    }
     if cond == "removed" {
-        loop {
-            if state_of(st, id).await?.is_none() {
-                break;
-            }
-            nap().await;
+        while state_of(st, id).await?.is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
     Ok(code)
@@ -771,14 +772,18 @@ async fn wait_exit(st: &Shared, row: &db::ContainerRow) -> Result<i32, ApiError>
             return Ok(c);
         }
     }
+    // The record, read again whenever a connection this server holds sees
+    // an exit, and at least every 50 ms.
     loop {
+        let changed = st.exits_changed.notified();
         match state_of(st, &row.id).await? {
             None => return Ok(exit_seen(st, &row.id).await),
             Some(r) if !matches!(r.state.as_str(), db::RUNNING | db::PAUSED) => {
                 return Ok(r.exit_code);
             }
-            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Some(_) => {}
         }
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(50), changed).await;
     }
 }
 

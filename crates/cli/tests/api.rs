@@ -396,6 +396,16 @@ fn container_lifecycle() {
     );
     assert!(e.contains("oops"), "{e}");
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "", "--rm containers are gone");
+    // Short containers without --rm: docker run waits with condition=next-exit,
+    // sent before the start; the exit may come before the wait sees it running.
+    for _ in 0..5 {
+        s.run(&["busybox", "true"]);
+        s.fails(
+            &["run", "--network", "none", "busybox", "sh", "-c", "exit 6"],
+            6,
+        );
+    }
+    s.ok(&["container", "prune", "-f"]);
     // run -d, ps, logs, inspect, exec.
     let id = s
         .ok(&[
