@@ -64,6 +64,9 @@ pub struct Engine {
     /// mtime and size (an engine kept open, as the API's are, parses each
     /// spec once).
     pub(crate) summaries: std::cell::RefCell<inspect::SummaryCache>,
+    /// The image store, once opened (its records are read afresh by each
+    /// call; opening checks the directories and the record file).
+    images: std::cell::OnceCell<ImageStore>,
 }
 
 /// What `create` makes a container from.
@@ -95,6 +98,7 @@ impl Engine {
             run_dir,
             db,
             summaries: Default::default(),
+            images: std::cell::OnceCell::new(),
         })
     }
 
@@ -112,7 +116,12 @@ impl Engine {
     }
 
     pub fn images(&self) -> Result<ImageStore> {
-        Ok(ImageStore::open(&self.root)?)
+        if let Some(s) = self.images.get() {
+            return Ok(s.clone());
+        }
+        let s = ImageStore::open(&self.root)?;
+        let _ = self.images.set(s.clone());
+        Ok(s)
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
