@@ -17,6 +17,8 @@ pub enum Error {
     Io { path: PathBuf, err: io::Error },
     #[error("invalid host {host:?}: {reason}")]
     Host { host: String, reason: String },
+    #[error("TLS file {path}: {reason}")]
+    Tls { path: PathBuf, reason: String },
     #[error("the async runtime: {0}")]
     Runtime(io::Error),
 }

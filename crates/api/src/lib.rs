@@ -30,6 +30,7 @@ pub mod listen;
 mod objects;
 mod stream;
 mod system;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -58,8 +59,8 @@ pub struct ServeOptions {
     pub root: PathBuf,
     /// The berth executable: containers' monitors run it.
     pub exe: PathBuf,
-    /// `--tls`/`--tlsverify` and its files were given.
-    pub tls: bool,
+    /// TLS for tcp:// (`--tls`, `--tlsverify` and their files).
+    pub tls: Option<tls::TlsFiles>,
     /// Plain TCP without TLS, explicitly asked for.
     pub insecure_tcp: bool,
 }
@@ -199,7 +200,21 @@ async fn accept_loop(st: Shared, l: listen::Listener) {
             }
         };
         let st = st.clone();
+        let tls = l.tls();
         tokio::spawn(async move {
+            let conn: Box<dyn listen::Io> = match tls {
+                None => conn,
+                // The handshake in the connection's task: a slow client
+                // holds up nobody else.
+                Some(a) => {
+                    let hs =
+                        tokio::time::timeout(std::time::Duration::from_secs(10), a.accept(conn));
+                    match hs.await {
+                        Ok(Ok(s)) => Box::new(s),
+                        _ => return,
+                    }
+                }
+            };
             let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
             let io = hyper_util::rt::TokioIo::new(conn);
             let _ = hyper::server::conn::http1::Builder::new()

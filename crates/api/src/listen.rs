@@ -1,5 +1,5 @@
 //! Where `berth serve` listens: `-H unix:///PATH` (mode 0660, group
-//! `berth` when there is one), `-H tcp://ADDR:PORT` (only with TLS, or
+//! `berth` when there is one), `-H tcp://ADDR:PORT` (with TLS, or
 //! when plain TCP is explicitly forced), `-H fd://` or no `-H` under
 //! systemd socket activation (`LISTEN_FDS`).
 
@@ -19,14 +19,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub enum Listener {
     Unix(tokio::net::UnixListener, Option<PathBuf>),
-    Tcp(tokio::net::TcpListener),
+    Tcp(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>),
 }
 
 impl Listener {
     pub async fn accept(&self) -> io::Result<Box<dyn Io>> {
         Ok(match self {
             Listener::Unix(l, _) => Box::new(l.accept().await?.0),
-            Listener::Tcp(l) => {
+            Listener::Tcp(l, _) => {
                 let (s, _) = l.accept().await?;
                 let _ = s.set_nodelay(true);
                 Box::new(s)
@@ -38,7 +38,15 @@ impl Listener {
     pub fn path(&self) -> Option<PathBuf> {
         match self {
             Listener::Unix(_, p) => p.clone(),
-            Listener::Tcp(_) => None,
+            Listener::Tcp(..) => None,
+        }
+    }
+
+    /// The TLS acceptor its connections go through first.
+    pub fn tls(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        match self {
+            Listener::Tcp(_, t) => t.clone(),
+            Listener::Unix(..) => None,
         }
     }
 }
@@ -97,6 +105,7 @@ fn from_fd(fd: RawFd) -> Result<Listener, Error> {
         l.set_nonblocking(true).map_err(err)?;
         Ok(Listener::Tcp(
             tokio::net::TcpListener::from_std(l).map_err(err)?,
+            None,
         ))
     }
 }
@@ -186,12 +195,8 @@ pub fn bind(opts: &ServeOptions) -> Result<Vec<Listener>, Error> {
             let p = if p.is_empty() { DEFAULT_SOCKET } else { p };
             out.push(bind_unix(Path::new(p))?);
         } else if let Some(addr) = h.strip_prefix("tcp://") {
-            if opts.tls {
-                return Err(bad(
-                    "TLS is not implemented by berth serve yet: use a unix socket (or an SSH tunnel to it)",
-                ));
-            }
-            if !opts.insecure_tcp {
+            let tls = opts.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+            if tls.is_none() && !opts.insecure_tcp {
                 return Err(bad(
                     "plain TCP gives root to anyone who can reach the port: use TLS, or --insecure-tcp to force it",
                 ));
@@ -199,7 +204,7 @@ pub fn bind(opts: &ServeOptions) -> Result<Vec<Listener>, Error> {
             let addr = if addr.contains(':') {
                 addr.to_string()
             } else {
-                format!("{addr}:2375")
+                format!("{addr}:{}", if tls.is_some() { 2376 } else { 2375 })
             };
             let l = std::net::TcpListener::bind(&addr).map_err(|e| Error::Listen {
                 addr: h.clone(),
@@ -214,6 +219,7 @@ pub fn bind(opts: &ServeOptions) -> Result<Vec<Listener>, Error> {
                     addr: h.clone(),
                     err: e,
                 })?,
+                tls,
             ));
         } else {
             return Err(bad("expected unix://PATH, tcp://ADDR:PORT or fd://"));

@@ -29,8 +29,8 @@ Options:
   -H, --host list       Socket to listen on: unix:///PATH (default unix:///run/berth.sock),
                         tcp://ADDR:PORT, fd:// (systemd socket activation)
       --insecure-tcp    Allow tcp:// without TLS (anyone reaching the port is root)
-      --tls, --tlsverify, --tlscacert, --tlscert, --tlskey
-                        TLS for tcp:// (not implemented yet: refused)
+      --tls             TLS on tcp:// with --tlscert and --tlskey
+      --tlsverify       TLS, and clients must show a certificate signed by --tlscacert
 ";
 
 /// `berth [--root DIR] serve …`: None when the command is another one.
@@ -78,11 +78,34 @@ fn serve(root: Option<String>, argv: &[String]) -> Result<(), Err125> {
         .or_else(|| std::env::var("BERTH_ROOT").ok().filter(|v| !v.is_empty()))
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT));
-    let tls = p.bool("tls")
-        || p.bool("tlsverify")
-        || ["tlscacert", "tlscert", "tlskey"]
+    let verify = p.bool("tlsverify");
+    let tls = if p.bool("tls") || verify {
+        let file = |f: &str| {
+            p.value(f)
+                .map(PathBuf::from)
+                .ok_or_else(|| Err125(format!("--{f} is required with --tls/--tlsverify")))
+        };
+        Some(berth_api::tls::TlsFiles {
+            cert: file("tlscert")?,
+            key: file("tlskey")?,
+            ca: if verify {
+                Some(file("tlscacert")?)
+            } else {
+                p.value("tlscacert").map(PathBuf::from)
+            },
+            verify,
+        })
+    } else {
+        if ["tlscacert", "tlscert", "tlskey"]
             .iter()
-            .any(|f| p.value(f).is_some());
+            .any(|f| p.value(f).is_some())
+        {
+            return Err(Err125(
+                "--tlscacert, --tlscert and --tlskey need --tls or --tlsverify".into(),
+            ));
+        }
+        None
+    };
     let opts = berth_api::ServeOptions {
         hosts: p.all("host").to_vec(),
         root,

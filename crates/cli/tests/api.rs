@@ -903,3 +903,88 @@ fn socket_activation() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1.45");
 }
+
+/// `tcp://` with `--tlsverify`: the docker CLI with a client certificate
+/// signed by the CA gets in; without one it does not (in the test's
+/// namespace: its loopback is its own).
+#[test]
+fn tls_verify() {
+    let s = Server::new();
+    let d = s.dir.join("tls");
+    std::fs::create_dir(&d).unwrap();
+    let sh = |script: &str| {
+        let o = Command::new("sh")
+            .arg("-ec")
+            .arg(script)
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh(&format!(
+        "openssl req -x509 {ec} -keyout ca-key.pem -out ca.pem -subj /CN=berth-test-ca -days 1 2>/dev/null
+         printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
+         printf 'extendedKeyUsage=clientAuth\\n' > client.ext
+         openssl req {ec} -keyout server-key.pem -out server.csr -subj /CN=localhost 2>/dev/null
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server-cert.pem -days 1 -extfile server.ext 2>/dev/null
+         openssl req {ec} -keyout key.pem -out client.csr -subj /CN=client 2>/dev/null
+         openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 1 -extfile client.ext 2>/dev/null"
+    ));
+    let p = |f: &str| d.join(f).display().to_string();
+    let mut server = berth_command(&s.root)
+        .args([
+            "serve",
+            "-H",
+            "tcp://127.0.0.1:23760",
+            "--tlsverify",
+            "--tlscacert",
+            &p("ca.pem"),
+            "--tlscert",
+            &p("server-cert.pem"),
+            "--tlskey",
+            &p("server-key.pem"),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ns = s.ns.as_ref().unwrap();
+    let docker = |tls: &[&str]| {
+        ns.command(DOCKER)
+            .env("DOCKER_CONFIG", s.dir.join("docker-config"))
+            .env_remove("DOCKER_HOST")
+            .args(["-H", "tcp://127.0.0.1:23760"])
+            .args(tls)
+            .args(["version", "--format", "{{.Server.APIVersion}}"])
+            .output()
+            .unwrap()
+    };
+    let (ca, cert, key) = (p("ca.pem"), p("cert.pem"), p("key.pem"));
+    let with = [
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+    ];
+    let t = Instant::now();
+    let o = loop {
+        let o = docker(&with);
+        if o.status.success() || t.elapsed() > Duration::from_secs(10) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let without = docker(&["--tlsverify", "--tlscacert", &ca]);
+    // SAFETY: kill on the pid of our own child (nsenter execs berth).
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1.45");
+    assert!(
+        !without.status.success(),
+        "a client without a certificate got in"
+    );
+}
