@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
+#[path = "../../registry/tests/common/mod.rs"]
+mod regcommon;
 use common::{RootfsTar, TestNetns, berth, berth_command, ok};
 
 const DOCKER: &str = "/usr/local/bin/docker";
@@ -32,6 +34,13 @@ struct Server {
 
 impl Server {
     fn new() -> Server {
+        Server::with_netns(true)
+    }
+
+    /// `netns` false: berth serve in this machine's namespace (to reach a
+    /// registry on its 127.0.0.1); its containers must then use
+    /// `--network none`.
+    fn with_netns(netns: bool) -> Server {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().to_path_buf();
         let root = dir.join("root");
@@ -40,8 +49,10 @@ impl Server {
         tar.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644);
         let tarball = dir.join("busybox.tar");
         tar.write(&tarball);
-        let ns = TestNetns::new("api");
-        ns.host_berth(&root);
+        let ns = netns.then(|| TestNetns::new("api"));
+        if let Some(ns) = &ns {
+            ns.host_berth(&root);
+        }
         ok(
             &root,
             &["import", tarball.to_str().unwrap(), "busybox:latest"],
@@ -52,7 +63,7 @@ impl Server {
             dir,
             sock,
             child: None,
-            ns: Some(ns),
+            ns,
         };
         s.start();
         s
@@ -987,4 +998,29 @@ fn tls_verify() {
         !without.status.success(),
         "a client without a certificate got in"
     );
+}
+
+/// `docker push` and `docker pull` (`/images/{name}/push`, `/images/create`)
+/// against Debian's docker-registry on this machine's 127.0.0.1.
+#[test]
+fn push_and_pull_through_a_registry() {
+    let Some(reg) = regcommon::Registry::start(&[]) else {
+        eprintln!("skipped: no docker-registry");
+        return;
+    };
+    let s = Server::with_netns(false);
+    let tag = format!("{}/api/bb:1", reg.addr);
+    s.ok(&["tag", "busybox", &tag]);
+    let out = s.ok(&["push", &tag]);
+    assert!(out.contains("1"), "{out}");
+    s.ok(&["rmi", &tag]);
+    let images = || s.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!images().contains(&tag));
+    s.ok(&["pull", &tag]);
+    assert!(images().contains(&tag));
+    let out = s.ok(&["run", "--rm", "--network", "none", &tag, "echo", "pulled"]);
+    assert_eq!(out.trim(), "pulled");
+    // A pull that fails: docker's error message, exit 1.
+    let e = s.fails(&["pull", &format!("{}/api/nosuch:1", reg.addr)], 1);
+    assert!(!e.is_empty());
 }
