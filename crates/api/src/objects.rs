@@ -36,6 +36,12 @@ pub async fn volume_list(st: &Shared, q: &Query) -> Result<Response<Body>, ApiEr
                         volumes::users(e, &vol.name)?.is_empty() == matches!(v, "true" | "1")
                     }
                     "driver" => v == "local",
+                    "label" => {
+                        let labels: BTreeMap<String, String> =
+                            serde_json::from_str(&vol.labels).unwrap_or_default();
+                        let (lk, lv) = v.split_once('=').map_or((v, None), |(a, b)| (a, Some(b)));
+                        labels.get(lk).is_some_and(|x| lv.is_none_or(|lv| x == lv))
+                    }
                     _ => return Err(ApiError::bad(format!("invalid filter '{k}'"))),
                 };
             }
@@ -73,7 +79,7 @@ pub async fn volume_create(
             Some(n) => n,
             None => berth_engine::names::new_id()?,
         };
-        volumes::ensure(e, &name, false)?;
+        volumes::create(e, &name, false, &b.labels.unwrap_or_default())?;
         Ok(berth_engine::inspect::volume_json(e, &name)?)
     })
     .await?;

@@ -31,7 +31,15 @@ pub fn run(e: &mut Engine, cmd: &str, argv: &[String], out: &mut dyn Write) -> R
                 (Some(n), _) | (None, Some(n)) => n.to_string(),
                 (None, None) => berth_engine::names::new_id()?,
             };
-            volumes::ensure(e, &name, false)?;
+            let labels = p
+                .all("label")
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            volumes::create(e, &name, false, &labels)?;
             writeln!(out, "{name}")?;
             Ok(())
         }

@@ -9,6 +9,17 @@ use crate::error::{Context, Error, Result, invalid};
 
 /// Creates volume `name` unless it exists; returns whether it was made.
 pub fn ensure(e: &mut Engine, name: &str, anonymous: bool) -> Result<bool> {
+    create(e, name, anonymous, &std::collections::BTreeMap::new())
+}
+
+/// `volume create --label`: a named volume with labels (an existing one is
+/// kept as it is, as docker does); whether it was made.
+pub fn create(
+    e: &mut Engine,
+    name: &str,
+    anonymous: bool,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<bool> {
     if !crate::config::valid_volume_name(name) {
         return Err(invalid(
             "volume name",
@@ -20,7 +31,7 @@ pub fn ensure(e: &mut Engine, name: &str, anonymous: bool) -> Result<bool> {
     e.db.volume_insert(&VolumeRow {
         name: name.into(),
         created_at: berth_runtime::state::now_rfc3339(),
-        labels: "{}".into(),
+        labels: serde_json::to_string(labels).unwrap_or_else(|_| "{}".into()),
         anonymous,
     })
 }
