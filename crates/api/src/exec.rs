@@ -275,18 +275,19 @@ pub async fn start(
     let (st2, id2) = (st.clone(), id.to_string());
     let mut req = req;
     tokio::spawn(async move {
-        let upgraded = hyper::upgrade::on(&mut req).await;
-        let code = match upgraded {
-            Ok(client) => bridge(client, child, master, stdin).await,
-            Err(_) => {
-                let mut child = child;
-                exit_code(&mut child).await
+        let done = |code: i32| {
+            if let Some(r) = lock(&st2.execs).get_mut(&id2) {
+                r.running = false;
+                r.exit_code = Some(code);
+                r.pty = None;
             }
         };
-        if let Some(r) = lock(&st2.execs).get_mut(&id2) {
-            r.running = false;
-            r.exit_code = Some(code);
-            r.pty = None;
+        match hyper::upgrade::on(&mut req).await {
+            Ok(client) => bridge(client, child, master, stdin, done).await,
+            Err(_) => {
+                let mut child = child;
+                done(exit_code(&mut child).await);
+            }
         }
     });
     Ok(stream::upgraded(if tty {
@@ -306,21 +307,25 @@ async fn exit_code(child: &mut tokio::process::Child) -> i32 {
         .unwrap_or(255)
 }
 
-/// Copies between the client and the exec process until it exits; its
-/// exit code. The client's half-close ends the process's stdin.
+/// Copies between the client and the exec process until it exits; `done`
+/// gets its exit code before the stream closes (the client inspects the
+/// exec as soon as its stream ends). The client's half-close ends the
+/// process's stdin.
 async fn bridge(
     client: hyper::upgrade::Upgraded,
     mut child: tokio::process::Child,
     master: Option<Arc<OwnedFd>>,
     stdin: bool,
-) -> i32 {
+    done: impl FnOnce(i32),
+) {
     let (mut cr, cw) = tokio::io::split(TokioIo::new(client));
     let cw = Arc::new(tokio::sync::Mutex::new(cw));
     let mut tasks = Vec::new();
     match master {
         Some(m) => {
             let (Ok(rfd), Ok(wfd)) = (m.try_clone(), m.try_clone()) else {
-                return exit_code(&mut child).await;
+                done(exit_code(&mut child).await);
+                return;
             };
             let mut r = tokio::fs::File::from_std(std::fs::File::from(rfd));
             let mut w = tokio::fs::File::from_std(std::fs::File::from(wfd));
@@ -402,8 +407,8 @@ async fn bridge(
         // holding the slave) are gone; give the last output a moment.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
     }
+    done(code);
     let _ = cw.lock().await.shutdown().await;
-    code
 }
 
 pub fn resize(st: &Shared, id: &str, q: &Query) -> Result<Response<Body>, ApiError> {

@@ -69,11 +69,6 @@ pub async fn volume_create(
             "volume driver {d:?} is not supported (local is)"
         )));
     }
-    if b.labels.as_ref().is_some_and(|l| !l.is_empty()) {
-        return Err(ApiError::bad(
-            "volume labels are not supported by berth yet",
-        ));
-    }
     let v = engine(st, move |e| {
         let name = match b.name.filter(|n| !n.is_empty()) {
             Some(n) => n,

@@ -20,7 +20,7 @@ use common::{RootfsTar, TestNetns, berth, berth_command, ok};
 const DOCKER: &str = "/usr/local/bin/docker";
 
 const LINKS: &[&str] = &[
-    "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "env", "ps",
+    "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "env", "ps", "wget",
 ];
 
 struct Server {
@@ -1023,4 +1023,108 @@ fn push_and_pull_through_a_registry() {
     // A pull that fails: docker's error message, exit 1.
     let e = s.fails(&["pull", &format!("{}/api/nosuch:1", reg.addr)], 1);
     assert!(!e.is_empty());
+}
+
+/// docker-compose 1.29 (PyPI `docker-compose`, with docker-py 5; found as
+/// $BERTH_TEST_COMPOSE or `docker-compose` on PATH): a two-service app with a
+/// user network, a named volume and a published port; ps, logs, exec, down -v.
+#[test]
+fn compose_two_services() {
+    let compose = std::env::var("BERTH_TEST_COMPOSE").unwrap_or_else(|_| "docker-compose".into());
+    if Command::new(&compose)
+        .arg("version")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        eprintln!("skipped: no docker-compose (set BERTH_TEST_COMPOSE)");
+        return;
+    }
+    let s = Server::new();
+    let proj = s.dir.join("proj");
+    std::fs::create_dir(&proj).unwrap();
+    std::fs::write(
+        proj.join("docker-compose.yml"),
+        r#"version: "3.8"
+services:
+  web:
+    image: busybox
+    command: ["busybox", "httpd", "-f", "-p", "80", "-h", "/data"]
+    ports: ["18085:80"]
+    volumes: ["webdata:/data"]
+    networks: [appnet]
+  client:
+    image: busybox
+    command: ["sh", "-c", "echo client-up; sleep 1000"]
+    networks: [appnet]
+networks:
+  appnet: {}
+volumes:
+  webdata: {}
+"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(&compose)
+            .args(["-p", "proj"])
+            .args(args)
+            .current_dir(&proj)
+            .env("DOCKER_HOST", format!("unix://{}", s.sock.display()))
+            .env("DOCKER_CONFIG", s.dir.join("docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "compose {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    run(&["up", "-d"]);
+    let ps = run(&["ps"]);
+    assert!(
+        ps.contains("proj_web_1") && ps.contains("proj_client_1"),
+        "{ps}"
+    );
+    assert!(ps.contains("0.0.0.0:18085->80/tcp"), "{ps}");
+    run(&[
+        "exec",
+        "-T",
+        "web",
+        "sh",
+        "-c",
+        "echo served > /data/index.html",
+    ]);
+    // The published port, from the host (the test's namespace) ...
+    let ns = s.ns.as_ref().unwrap();
+    let t = Instant::now();
+    loop {
+        let o = ns
+            .command("busybox")
+            .args(["wget", "-qO-", "http://127.0.0.1:18085/"])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            assert_eq!(String::from_utf8_lossy(&o.stdout), "served\n");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "18085 never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ... and the other service by name on the user network.
+    let out = run(&["exec", "-T", "client", "wget", "-qO-", "http://web/"]);
+    assert_eq!(out, "served\n");
+    let t = Instant::now();
+    while !run(&["logs", "client"]).contains("client-up") {
+        assert!(t.elapsed() < Duration::from_secs(10), "no logs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run(&["down", "-v"]);
+    assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
+    assert!(!s.ok(&["volume", "ls", "-q"]).contains("proj_webdata"));
+    assert!(!s.ok(&["network", "ls"]).contains("proj_appnet"));
 }

@@ -211,7 +211,14 @@ pub fn network_settings(e: &Engine, r: &ContainerRow) -> Value {
                 let v = json!({
                     "IPAMConfig": cfg.ip.as_ref().filter(|_| ep.seq == 0).map(|ip| json!({"IPv4Address": ip})),
                     "Links": null,
-                    "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
+                    // docker 20.10 (API < 1.44) lists the short id among a user
+                    // network's aliases; compose 1.x reconnects a container whose
+                    // aliases lack it.
+                    "Aliases": if n.is_default() {
+                        if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) }
+                    } else {
+                        json!(ep.aliases.iter().cloned().chain([r.id[..12].to_string()]).collect::<Vec<_>>())
+                    },
                     "MacAddress": if live { ep.mac.clone() } else { String::new() },
                     "NetworkID": n.id,
                     "EndpointID": if live { ep.endpoint_id.clone() } else { String::new() },
