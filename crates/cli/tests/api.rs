@@ -754,6 +754,27 @@ fn containers_outlive_the_server() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&s.sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
+    // A server killed (SIGKILL) while a client waits on the container: the
+    // client's connection ends, the container runs on, a new server
+    // replaces the stale socket and serves the next wait.
+    let waiter = s.spawn(&["wait", "keep"], &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    if let Some(c) = s.child.as_mut() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    s.child = None;
+    let out = waiter.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the wait outlived its server");
+    let st = ok(&s.root, &["inspect", "-f", "{{.State.Status}}", "keep"]);
+    assert_eq!(st.trim(), "running");
+    assert!(s.sock.exists(), "a killed server leaves its socket");
+    s.start();
+    let waiter = s.spawn(&["wait", "keep"], &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    s.ok(&["kill", "keep"]);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
     s.ok(&["rm", "-f", "keep"]);
 }
 
