@@ -152,14 +152,7 @@ impl Server {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        succeeded(&format!("docker {args:?}"), self.docker(args))
     }
 
     /// docker fails with `code`; its stderr.
@@ -208,6 +201,28 @@ impl Server {
         (code, head, body)
     }
 
+    /// A URL fetched from the test's namespace (the "host" of the server's
+    /// containers), retried until it answers (10 s at most).
+    fn fetch(&self, url: &str) -> String {
+        let ns = self.ns.as_ref().expect("a server in a test namespace");
+        let t = Instant::now();
+        loop {
+            let o = ns
+                .command("busybox")
+                .args(["wget", "-qO-", url])
+                .output()
+                .unwrap();
+            if o.status.success() {
+                return String::from_utf8_lossy(&o.stdout).into_owned();
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{url} never answered"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn json(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
         let (c, _, b) = self.http(method, path, body.as_bytes());
         (c, serde_json::from_slice(&b).unwrap_or(Value::Null))
@@ -224,6 +239,17 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The stdout of a command that must have succeeded.
+fn succeeded(what: &str, o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -713,24 +739,7 @@ fn images_volumes_networks_cp() {
         "127.0.0.1"
     );
     s.ok(&["cp", src.to_str().unwrap(), "web:/index.html"]);
-    let ns = s.ns.as_ref().unwrap();
-    let t = Instant::now();
-    loop {
-        let o = ns
-            .command("busybox")
-            .args(["wget", "-qO-", "http://127.0.0.1:18080/index.html"])
-            .output()
-            .unwrap();
-        if o.status.success() {
-            assert_eq!(String::from_utf8_lossy(&o.stdout), "uploaded\n");
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "port 18080 never answered"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_eq!(s.fetch("http://127.0.0.1:18080/index.html"), "uploaded\n");
     s.ok(&["rm", "-f", "web"]);
     s.ok(&["rm", "-f", "n1"]);
     s.ok(&["network", "rm", "apinet"]);
@@ -1094,13 +1103,7 @@ volumes:
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        assert!(
-            o.status.success(),
-            "compose {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        succeeded(&format!("compose {args:?}"), o)
     };
     run(&["up", "-d"]);
     let ps = run(&["ps"]);
@@ -1118,24 +1121,7 @@ volumes:
         "echo served > /data/index.html",
     ]);
     // The published port, from the host (the test's namespace) ...
-    let ns = s.ns.as_ref().unwrap();
-    let t = Instant::now();
-    loop {
-        let o = ns
-            .command("busybox")
-            .args(["wget", "-qO-", "http://127.0.0.1:18085/"])
-            .output()
-            .unwrap();
-        if o.status.success() {
-            assert_eq!(String::from_utf8_lossy(&o.stdout), "served\n");
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "18085 never answered"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_eq!(s.fetch("http://127.0.0.1:18085/"), "served\n");
     // ... and the other service by name on the user network.
     let out = run(&["exec", "-T", "client", "wget", "-qO-", "http://web/"]);
     assert_eq!(out, "served\n");
