@@ -787,6 +787,31 @@ async fn wait_exit(st: &Shared, row: &db::ContainerRow) -> Result<i32, ApiError>
     }
 }
 
+/// A log record as docker streams it: raw for a tty, else a multiplexed
+/// frame; None when its stream was not asked for.
+fn log_frame(
+    r: &berth_engine::logs::Record,
+    tty: bool,
+    ts: bool,
+    out: bool,
+    err: bool,
+) -> Option<Bytes> {
+    let stream = if r.stream == "stderr" { 2 } else { 1 };
+    if (stream == 1 && !out) || (stream == 2 && !err) {
+        return None;
+    }
+    let line = if ts {
+        format!("{} {}", r.time, r.log)
+    } else {
+        r.log.clone()
+    };
+    Some(if tty {
+        Bytes::from(line)
+    } else {
+        stream::mux(stream, line.as_bytes())
+    })
+}
+
 /// `logs`: docker's multiplexed frames (raw bytes for a tty), followed
 /// while the container runs; a client going away stops the reader only.
 pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Response<Body>, ApiError> {
@@ -825,22 +850,9 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Response<Body>, Ap
     let id = row.id.clone();
     tokio::spawn(engine_own(st, move |e| {
         let w = tx;
-        e.logs(&id, &opts, &mut |r| {
-            let stream = if r.stream == "stderr" { 2 } else { 1 };
-            if (stream == 1 && !out) || (stream == 2 && !err) {
-                return true;
-            }
-            let line = if ts {
-                format!("{} {}", r.time, r.log)
-            } else {
-                r.log.clone()
-            };
-            let frame = if tty {
-                Bytes::from(line)
-            } else {
-                stream::mux(stream, line.as_bytes())
-            };
-            w.blocking_send(frame).is_ok()
+        e.logs(&id, &opts, &mut |r| match log_frame(r, tty, ts, out, err) {
+            Some(frame) => w.blocking_send(frame).is_ok(),
+            None => true,
         })?;
         drop(w);
         Ok(())
@@ -873,6 +885,43 @@ pub async fn attach(
         stderr: q.flag("stderr"),
     };
     let id = row.id.clone();
+    // `logs=1`: what the container wrote so far comes first (compose's
+    // foreground `up`).
+    let backlog = if q.flag("logs") {
+        let (i, (out, err)) = (id.clone(), (opts.stdout, opts.stderr));
+        engine_own(st, move |e| {
+            let mut v = Vec::new();
+            let all = berth_engine::logs::LogOptions::default();
+            e.logs(&i, &all, &mut |r| {
+                v.extend(log_frame(r, cfg.tty, false, out, err));
+                true
+            })?;
+            Ok(v)
+        })
+        .await?
+    } else {
+        Vec::new()
+    };
+    if !q.flag("stream") {
+        // Only the backlog: no stream to follow.
+        tokio::spawn(async move {
+            if let Ok(client) = hyper::upgrade::on(req).await {
+                use tokio::io::AsyncWriteExt;
+                let mut c = hyper_util::rt::TokioIo::new(client);
+                for b in backlog {
+                    if c.write_all(&b).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = c.shutdown().await;
+            }
+        });
+        return Ok(stream::upgraded(if opts.tty {
+            stream::RAW
+        } else {
+            stream::MUX
+        }));
+    }
     let now = if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
         let i = id.clone();
         Some(engine(st, move |e| Ok(e.attach(&i)?)).await?)
@@ -902,7 +951,7 @@ pub async fn attach(
             },
             (None, None) => return,
         };
-        stream::bridge_monitor(st, id, client, conn, opts).await;
+        stream::bridge_monitor(st, id, client, conn, opts, backlog).await;
     });
     Ok(stream::upgraded(if cfg.tty {
         stream::RAW

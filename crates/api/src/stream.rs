@@ -83,7 +83,7 @@ pub struct AttachOpts {
 }
 
 /// Bridges a hijacked client connection and a container's monitor
-/// connection until the container exits or the client goes (the container
+/// connection (after `backlog`, past output) until the container exits or the client goes (the container
 /// is not affected by the latter: the monitor drops a client it cannot
 /// reach).
 pub async fn bridge_monitor(
@@ -92,6 +92,7 @@ pub async fn bridge_monitor(
     client: hyper::upgrade::Upgraded,
     conn: std::os::unix::net::UnixStream,
     opts: AttachOpts,
+    backlog: Vec<Bytes>,
 ) {
     if conn.set_nonblocking(true).is_err() {
         return;
@@ -101,6 +102,11 @@ pub async fn bridge_monitor(
     };
     let (mut mr, mut mw) = conn.into_split();
     let (mut cr, mut cw) = tokio::io::split(TokioIo::new(client));
+    for b in backlog {
+        if cw.write_all(&b).await.is_err() {
+            return;
+        }
+    }
     let input = async {
         if opts.stdin {
             let mut buf = vec![0u8; 32 * 1024];

@@ -865,6 +865,10 @@ ct.reload()
 assert ct.status == "running", ct.status
 r = ct.exec_run(["sh", "-c", "echo in-exec; exit 3"])
 assert r.exit_code == 3 and r.output == b"in-exec\n", r
+lg = c.containers.run("busybox", ["sh", "-c", "echo logged-before"], detach=True, network_mode="none")
+assert lg.wait()["StatusCode"] == 0
+assert lg.attach(stdout=True, stderr=True, stream=False, logs=True) == b"logged-before\n"
+lg.remove()
 buf = io.BytesIO()
 with tarfile.open(fileobj=buf, mode="w") as t:
     data = b"py-archive\n"
