@@ -1,7 +1,6 @@
 //! `top`, `stats --no-stream`, `version` and `info`.
 
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_engine::{Engine, db};
@@ -12,51 +11,20 @@ use crate::containers::Failure;
 
 type R<T = ()> = Result<T, Failure>;
 
-use crate::containers::fail;
-
-/// Processes of a running container (its cgroup).
-fn procs(e: &mut Engine, key: &str) -> R<(db::ContainerRow, Vec<i32>)> {
-    let row = e.get(key)?;
-    if row.state != db::RUNNING && row.state != db::PAUSED {
-        return fail(1, format!("container {} is not running", row.id));
-    }
-    let c = e
-        .runtime()
-        .load(&row.id)
-        .map_err(berth_engine::Error::from)?;
-    Ok((row, c.record.cgroup.procs()))
-}
-
 /// `top CONTAINER [ps OPTIONS]`: the host's `ps` limited to the
 /// container's processes, as docker does.
 pub fn top(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     let Some((key, opts)) = p.args.split_first() else {
         return Err(crate::args::Usage("\"top\" requires at least 1 argument".into()).into());
     };
-    let (_, pids) = procs(e, key)?;
-    let opts: Vec<String> = if opts.is_empty() {
-        vec!["-ef".into()]
-    } else {
-        opts.to_vec()
-    };
-    let o = Command::new("ps")
-        .args(&opts)
-        .output()
-        .or_else(|x| fail(1, format!("running ps: {x}")))?;
-    if !o.status.success() {
-        return fail(
-            1,
-            format!(
-                "ps {}: {}",
-                opts.join(" "),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-        );
-    }
-    let text = String::from_utf8_lossy(&o.stdout);
-    let Some(rows) = berth_runtime::stats::filter_ps(&text, &pids) else {
-        return fail(1, "Couldn't find PID field in ps output");
-    };
+    let rows = e.top(key, opts).map_err(|x| match x {
+        berth_engine::Error::BadState { id, .. } => Failure {
+            code: 1,
+            msg: format!("container {id} is not running"),
+            usage: false,
+        },
+        x => x.into(),
+    })?;
     write!(out, "{rows}")?;
     Ok(())
 }
@@ -84,17 +52,6 @@ fn bytes_size(n: u64) -> String {
         s
     };
     format!("{s}{}", units[i])
-}
-
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// `stats --no-stream`: one sample (CPU over 200 ms).
@@ -184,7 +141,7 @@ fn stats_table(
     samples: &[Sample<'_>],
     prev: &mut std::collections::HashMap<String, (u64, Instant)>,
 ) -> (Vec<Vec<String>>, Vec<serde_json::Value>) {
-    let host_mem = mem_total();
+    let host_mem = berth_engine::inspect::mem_total();
     let mut table = vec![
         [
             "CONTAINER ID",
@@ -315,7 +272,7 @@ pub fn info(e: &mut Engine, _: &Parsed, out: &mut dyn Write) -> R {
         rows.len() - count(db::RUNNING) - count(db::PAUSED),
         env!("CARGO_PKG_VERSION"),
         kernel.trim(),
-        bytes_size(mem_total()),
+        bytes_size(berth_engine::inspect::mem_total()),
         e.root.display()
     )?;
     Ok(())

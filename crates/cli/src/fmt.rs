@@ -1,6 +1,9 @@
 //! docker's output conventions: tabwriter columns, human sizes and ages,
 //! `path.Match` globs for `--filter reference=`.
 
+pub use berth_engine::inspect::glob;
+pub use berth_engine::timefmt::{go_time, human_ago, parse_rfc3339, rfc3339};
+
 /// Columns as docker's tabwriter (minwidth 10, padding 3) lays them out.
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -59,150 +62,6 @@ fn g3(v: f64) -> String {
         s = s.trim_end_matches('0').trim_end_matches('.').to_string();
     }
     s
-}
-
-/// go-units `HumanDuration` + " ago", as `docker images` shows CREATED.
-pub fn human_ago(created: Option<&str>, now: i64) -> String {
-    let Some(t) = created.and_then(parse_rfc3339) else {
-        return "N/A".into();
-    };
-    let secs = now - t;
-    if secs < 0 {
-        return "Less than a second ago".into();
-    }
-    let d = secs;
-    let s = if d < 1 {
-        "Less than a second".to_string()
-    } else if d == 1 {
-        "1 second".to_string()
-    } else if d < 60 {
-        format!("{d} seconds")
-    } else if d / 60 == 1 {
-        "About a minute".to_string()
-    } else if d / 60 < 60 {
-        format!("{} minutes", d / 60)
-    } else if ((d as f64) / 3600.0).round() as i64 == 1 {
-        "About an hour".to_string()
-    } else if d / 3600 < 48 {
-        format!("{} hours", d / 3600)
-    } else if d / 3600 < 24 * 7 * 2 {
-        format!("{} days", d / 86400)
-    } else if d / 3600 < 24 * 30 * 2 {
-        format!("{} weeks", d / (86400 * 7))
-    } else if d / 3600 < 24 * 365 * 2 {
-        format!("{} months", d / (86400 * 30))
-    } else {
-        format!("{} years", d / (86400 * 365))
-    };
-    format!("{s} ago")
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn utc_parts(t: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let (y, mo, d) = civil_from_days(t.div_euclid(86400));
-    let s = t.rem_euclid(86400);
-    (y, mo, d, s / 3600, s / 60 % 60, s % 60)
-}
-
-/// Go's `time.Time.String()` in UTC: `2024-05-01 10:00:00 +0000 UTC`, as
-/// `docker images --format '{{.CreatedAt}}'` prints it.
-pub fn go_time(t: i64) -> String {
-    let (y, mo, d, h, mi, s) = utc_parts(t);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 UTC")
-}
-
-/// RFC 3339 in UTC (`2024-05-01T10:00:00Z`), as `docker history` prints
-/// `{{.CreatedAt}}`.
-pub fn rfc3339(t: i64) -> String {
-    let (y, mo, d, h, mi, s) = utc_parts(t);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
-
-/// `2024-05-01T10:00:00.123Z` / `…+02:00` to seconds since the epoch.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't') {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (h, mi, se) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    let mut rest = &s[19..];
-    if let Some(r) = rest.strip_prefix('.') {
-        let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-        rest = &r[end..];
-    }
-    let off = match rest {
-        "Z" | "z" => 0,
-        r if r.len() == 6 && (r.starts_with('+') || r.starts_with('-')) => {
-            let v = r[1..3].parse::<i64>().ok()? * 3600 + r[4..6].parse::<i64>().ok()? * 60;
-            if r.starts_with('-') { -v } else { v }
-        }
-        _ => return None,
-    };
-    Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off)
-}
-
-/// Go's `path.Match`: `*` and `?` never match `/`; `[...]` classes.
-pub fn glob(pattern: &str, name: &str) -> bool {
-    fn m(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != '/')
-                .any(|i| m(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && n[0] != '/' && m(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().position(|&c| c == ']') else {
-                    return false;
-                };
-                let Some(&c) = n.first() else { return false };
-                let class = &p[1..end];
-                let (neg, class) = match class.first() {
-                    Some('^') => (true, &class[1..]),
-                    _ => (false, class),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= c && c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == c;
-                        i += 1;
-                    }
-                }
-                hit != neg && m(&p[end + 1..], &n[1..])
-            }
-            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && m(&p[2..], &n[1..]),
-            Some(&c) => n.first() == Some(&c) && m(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    m(&p, &n)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod inspect;
 mod networks;
 mod registry;
 mod security;
+mod serve;
 mod tmpl;
 mod volumes;
 
@@ -33,6 +34,10 @@ fn main() -> ExitCode {
     // `build`, `image build`, `buildx build`, `builder prune` (crates/cli/src/build.rs
     // parses its own flags).
     if let Some(code) = build::dispatch(&argv) {
+        return code;
+    }
+    // `serve` (the Engine API): its own flags, crates/cli/src/serve.rs.
+    if let Some(code) = serve::dispatch(&argv) {
         return code;
     }
     commands::main(&argv)

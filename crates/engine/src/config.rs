@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, invalid};
+use crate::error::{Error, Result, invalid};
 
 /// A mount of `-v`, `--mount` or `--tmpfs`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +91,25 @@ pub struct RunConfig {
     /// `--restart` as given (`no`, `always`, `unless-stopped`,
     /// `on-failure[:N]`); empty is `no`.
     pub restart: String,
+}
+
+impl RunConfig {
+    /// The checks across fields a front end cannot make one value at a
+    /// time (the CLI's flags and the API's JSON alike).
+    pub fn validate(&self) -> Result<()> {
+        if self.log_max_file > 1 && self.log_max_size == 0 {
+            return Err(Error::BadConfig(
+                "max-file cannot be set without max-size".into(),
+            ));
+        }
+        let restart = parse_restart(&self.restart)?;
+        if restart != RestartPolicy::No && self.auto_remove {
+            return Err(Error::BadConfig(
+                "Conflicting options: --restart and --rm".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// docker's restart policies.

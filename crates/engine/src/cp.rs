@@ -298,6 +298,44 @@ impl Engine {
         })
     }
 
+    /// What is at `path` in the container as its processes see it (the
+    /// final symlink not followed); None when nothing is. With the symlink's
+    /// target when it is one.
+    pub fn stat_path(
+        &mut self,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<(libc::stat, Option<PathBuf>)>> {
+        self.with_container_view(key, |rootfs| {
+            let Some(st) = berth_image::copy::stat_in_root(rootfs, path, false)? else {
+                return Ok(None);
+            };
+            let link = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                let root = RootDir::open(rootfs).at(rootfs)?;
+                let (parent, name) = split(&root, path)?;
+                sys::readlinkat(parent.as_fd(), &name).ok()
+            } else {
+                None
+            };
+            Ok(Some((st, link)))
+        })
+    }
+
+    /// `cp - CONTAINER:DIR`: extracts a tar stream into directory `dir` of
+    /// the container (its entries cannot leave it).
+    pub fn extract_tar(
+        &mut self,
+        key: &str,
+        dir: &str,
+        input: &mut dyn io::Read,
+        preserve_ownership: bool,
+    ) -> Result<()> {
+        self.with_container_view(key, |rootfs| {
+            berth_image::copy::extract_to(rootfs, dir, input, preserve_ownership)?;
+            Ok(())
+        })
+    }
+
     /// `cp SRC CONTAINER:DEST`.
     /// With `follow` (`-L`), a symlink SRC is copied as what it leads to.
     /// A DEST that is a symlink in the container is followed there, inside

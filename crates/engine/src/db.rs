@@ -322,7 +322,7 @@ impl Db {
         }
         if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
             let q = format!("SELECT {COLS} FROM containers WHERE id LIKE ?1 || '%' LIMIT 2");
-            let mut st = self.conn.prepare(&q).map_err(|e| self.err(e))?;
+            let mut st = self.conn.prepare_cached(&q).map_err(|e| self.err(e))?;
             let rows: Vec<ContainerRow> = st
                 .query_map([key.to_ascii_lowercase()], row_to_container)
                 .and_then(|r| r.collect())
@@ -339,8 +339,20 @@ impl Db {
     /// Every container, newest first.
     pub fn list(&self) -> Result<Vec<ContainerRow>> {
         let q = format!("SELECT {COLS} FROM containers ORDER BY created_at DESC, rowid DESC");
-        let mut st = self.conn.prepare(&q).map_err(|e| self.err(e))?;
+        let mut st = self.conn.prepare_cached(&q).map_err(|e| self.err(e))?;
         st.query_map([], row_to_container)
+            .and_then(|r| r.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The image id of every container (`images_in_use` without reading
+    /// whole records).
+    pub fn image_ids(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT image_id FROM containers")
+            .map_err(|e| self.err(e))?;
+        st.query_map([], |r| r.get(0))
             .and_then(|r| r.collect())
             .map_err(|e| self.err(e))
     }

@@ -41,6 +41,15 @@ pub enum Error {
     Image(#[from] berth_image::Error),
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    /// An object something else still uses (a volume a container mounts).
+    #[error("{0}")]
+    InUse(String),
+    /// Options that do not go together (`--restart` with `--rm`…).
+    #[error("{0}")]
+    BadConfig(String),
+    /// A `--filter`/`filters` entry the command does not know.
+    #[error("{0}")]
+    BadFilter(String),
     #[error("{0}")]
     Other(String),
 }

@@ -17,6 +17,8 @@
 //!
 //! `<run>` is `/run/berth` for the default root, else `<root>/run`.
 
+#![recursion_limit = "256"]
+
 pub mod attach;
 pub mod build;
 pub mod check;
@@ -26,6 +28,7 @@ pub mod cp;
 pub mod db;
 pub mod dns;
 pub mod error;
+pub mod inspect;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -33,6 +36,7 @@ pub mod network;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
+pub mod timefmt;
 pub mod volumes;
 
 use std::fs;
@@ -58,6 +62,13 @@ pub struct Engine {
     pub root: PathBuf,
     pub run_dir: PathBuf,
     pub db: Db,
+    /// What `ps` reads of each container's spec, by id, with the file's
+    /// mtime and size (an engine kept open, as the API's are, parses each
+    /// spec once).
+    pub(crate) summaries: std::cell::RefCell<inspect::SummaryCache>,
+    /// The image store, once opened (its records are read afresh by each
+    /// call; opening checks the directories and the record file).
+    images: std::cell::OnceCell<ImageStore>,
 }
 
 /// What `create` makes a container from.
@@ -91,6 +102,8 @@ impl Engine {
             root: root.to_path_buf(),
             run_dir,
             db,
+            summaries: Default::default(),
+            images: std::cell::OnceCell::new(),
         })
     }
 
@@ -108,7 +121,12 @@ impl Engine {
     }
 
     pub fn images(&self) -> Result<ImageStore> {
-        Ok(ImageStore::open(&self.root)?)
+        if let Some(s) = self.images.get() {
+            return Ok(s.clone());
+        }
+        let s = ImageStore::open(&self.root)?;
+        let _ = self.images.set(s.clone());
+        Ok(s)
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
@@ -819,8 +837,8 @@ impl Engine {
         }
     }
 
-    /// `kill -s SIG`.
-    pub fn kill(&mut self, key: &str, sig: i32) -> Result<()> {
+    /// A running (or paused) container; BadState otherwise.
+    pub fn get_running(&mut self, key: &str) -> Result<ContainerRow> {
         let row = self.get(key)?;
         if row.state != db::RUNNING && row.state != db::PAUSED {
             return Err(Error::BadState {
@@ -829,6 +847,12 @@ impl Engine {
                 what: "container is not running".into(),
             });
         }
+        Ok(row)
+    }
+
+    /// `kill -s SIG`.
+    pub fn kill(&mut self, key: &str, sig: i32) -> Result<()> {
+        let row = self.get_running(key)?;
         // docker's HasBeenManuallyStopped: `unless-stopped` leaves a
         // container the user killed exited (`always` still restarts it).
         let _ = fs::create_dir_all(self.state_dir(&row.id));
@@ -1086,9 +1110,81 @@ impl Engine {
         self.db.rename(&row.id, name)
     }
 
+    /// `container prune`: removes every stopped container; their ids and
+    /// the bytes they wrote.
+    pub fn prune(&mut self) -> Result<(Vec<String>, u64)> {
+        let mut removed = vec![];
+        let mut bytes = 0;
+        for r in self.list()? {
+            if matches!(r.state.as_str(), db::EXITED | db::CREATED | db::DEAD) {
+                let size = self.container_size(&r.id);
+                self.remove(&r.id, false, false)?;
+                bytes += size;
+                removed.push(r.id);
+            }
+        }
+        Ok((removed, bytes))
+    }
+
+    /// `rmi`: removes an image (or one of its tags) unless a container
+    /// uses it (`force` untags an image with several names).
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<berth_image::RemoveReport> {
+        let store = self.images()?;
+        // Asked inside the store's transaction (under its lock), where a
+        // concurrent `create` checks its image again after recording its
+        // container: one of the two always sees the other.
+        self.images_in_use()?;
+        let in_use = |d: &berth_image::Digest| {
+            self.images_in_use()
+                .map_or(true, |used| used.contains(&d.to_string()))
+        };
+        Ok(store.remove(name, force, &in_use)?)
+    }
+
+    /// `image prune`: dangling images (`all`: every image no container
+    /// uses).
+    pub fn prune_images(&self, all: bool) -> Result<berth_image::RemoveReport> {
+        let store = self.images()?;
+        self.images_in_use()?;
+        let in_use = |d: &berth_image::Digest| {
+            self.images_in_use()
+                .map_or(true, |used| used.contains(&d.to_string()))
+        };
+        Ok(store.prune(all, &in_use)?)
+    }
+
+    /// `top`: the host's `ps` (with `ps_args`, `-ef` by default) limited to
+    /// the container's processes, as docker does; ps's header and rows.
+    pub fn top(&mut self, key: &str, ps_args: &[String]) -> Result<String> {
+        let row = self.get_running(key)?;
+        let pids = self.runtime().load(&row.id)?.record.cgroup.procs();
+        let args: Vec<String> = if ps_args.is_empty() {
+            vec!["-ef".into()]
+        } else {
+            ps_args.to_vec()
+        };
+        let o = std::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .what(|| "running ps".into())?;
+        if !o.status.success() {
+            return Err(invalid(
+                "ps options",
+                format!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+            ));
+        }
+        let text = String::from_utf8_lossy(&o.stdout);
+        berth_runtime::stats::filter_ps(&text, &pids)
+            .ok_or_else(|| Error::Other("Couldn't find PID field in ps output".into()))
+    }
+
     /// Image ids that containers use (for `rmi`).
     pub fn images_in_use(&self) -> Result<Vec<String>> {
-        Ok(self.db.list()?.into_iter().map(|r| r.image_id).collect())
+        self.db.image_ids()
     }
 }
 

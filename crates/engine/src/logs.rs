@@ -227,3 +227,89 @@ mod tests {
         assert_eq!(rfc3339_nano(0, 0), "1970-01-01T00:00:00Z");
     }
 }
+
+/// What `logs` shows: records from `since` to `until` (seconds since the
+/// epoch), the last `tail` of them, then (`follow`) new ones while the
+/// container runs.
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    pub since: Option<f64>,
+    pub until: Option<f64>,
+    pub tail: Option<usize>,
+    pub follow: bool,
+}
+
+/// Seconds since the epoch of a log record's time.
+pub fn record_time(t: &str) -> f64 {
+    let secs = crate::timefmt::parse_rfc3339(t).unwrap_or(0) as f64;
+    let frac = t
+        .split_once('.')
+        .map(|(_, f)| f.trim_end_matches('Z'))
+        .and_then(|f| format!("0.{f}").parse::<f64>().ok())
+        .unwrap_or(0.0);
+    secs + frac
+}
+
+impl crate::Engine {
+    /// `logs`: each record `opts` selects goes to `emit` (which returns
+    /// false to stop: its reader went away).
+    pub fn logs(
+        &mut self,
+        key: &str,
+        opts: &LogOptions,
+        emit: &mut dyn FnMut(&Record) -> bool,
+    ) -> Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let row = self.get(key)?;
+        let path = self.log_path(&row.id);
+        let keep = |r: &Record| {
+            let t = record_time(&r.time);
+            opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t <= u)
+        };
+        let mut recs: Vec<Record> = read_all(&path).into_iter().filter(keep).collect();
+        if let Some(n) = opts.tail {
+            let skip = recs.len().saturating_sub(n);
+            recs.drain(..skip);
+        }
+        for r in &recs {
+            if !emit(r) {
+                return Ok(());
+            }
+        }
+        if !opts.follow {
+            return Ok(());
+        }
+        let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
+        loop {
+            let running = matches!(
+                self.get(&row.id).map(|r| r.state),
+                Ok(ref s) if s == crate::db::RUNNING || s == crate::db::PAUSED
+            );
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if size < offset {
+                offset = 0; // rotated
+            }
+            if size > offset
+                && let Ok(mut f) = File::open(&path)
+            {
+                let mut data = Vec::new();
+                let _ = f.seek(SeekFrom::Start(offset));
+                let _ = f.read_to_end(&mut data);
+                // Only whole lines: a partial one is read next time.
+                if let Some(end) = data.iter().rposition(|&b| b == b'\n') {
+                    let (recs, _) = read_records(&data[..=end]);
+                    for r in recs.iter().filter(|r| keep(r)) {
+                        if !emit(r) {
+                            return Ok(());
+                        }
+                    }
+                    offset += end as u64 + 1;
+                }
+            }
+            if !running {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}

@@ -363,7 +363,7 @@ fn endpoints_where(engine: &Engine, clause: &str, key: &str) -> Result<Vec<Endpo
     let mut st = engine
         .db
         .conn()
-        .prepare(&format!("SELECT {EP_COLS} FROM endpoints WHERE {clause}"))
+        .prepare_cached(&format!("SELECT {EP_COLS} FROM endpoints WHERE {clause}"))
         .map_err(db_err(path))?;
     st.query_map([key], row_to_endpoint)
         .and_then(|r| r.collect())

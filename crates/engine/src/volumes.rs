@@ -259,7 +259,7 @@ pub fn remove(e: &mut Engine, name: &str, force: bool) -> Result<()> {
         let u = mounted_by(rows, name);
         match u.is_empty() || force {
             true => Ok(()),
-            false => Err(Error::Other(format!(
+            false => Err(Error::InUse(format!(
                 "remove {name}: volume is in use - [{}]",
                 u.join(", ")
             ))),

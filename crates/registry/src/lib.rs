@@ -23,5 +23,5 @@ pub use client::{Client, ClientOptions, Credentials, FetchedManifest, MANIFEST_A
 pub use config::{AuthFile, RegistriesConfig};
 pub use error::{Error, Result};
 pub use fetch::{Fetched, fetch};
-pub use pull::{LayerState, NoProgress, Progress, PullOptions, Pulled, pull};
+pub use pull::{ChannelReader, LayerState, NoProgress, Progress, PullOptions, Pulled, pull};
 pub use push::{BlobPush, NoPushProgress, PushProgress, Pushed, push};

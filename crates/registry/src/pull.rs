@@ -287,10 +287,7 @@ async fn layer_job(
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(32);
     let d = desc.clone();
     let unpack = tokio::task::spawn_blocking(move || -> Result<()> {
-        let reader = ChannelReader {
-            rx,
-            cur: Bytes::new(),
-        };
+        let reader = ChannelReader::new(rx);
         store_and_apply(
             &content,
             &snapshots,
@@ -322,9 +319,20 @@ async fn layer_job(
 }
 
 /// The blocking side of the download channel.
-struct ChannelReader {
+/// A blocking reader of byte chunks sent through a channel by async code
+/// (a download, a request body), for synchronous consumers (tar, digests).
+pub struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,
+}
+
+impl ChannelReader {
+    pub fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> ChannelReader {
+        ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        }
+    }
 }
 
 impl Read for ChannelReader {
