@@ -1310,26 +1310,7 @@ pub fn logs(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
 
 // ---- inspect --------------------------------------------------------
 
-/// docker's `Config.Env`: the image's variables with `-e` replacing or
-/// adding to them (a bare `-e KEY` of an unset variable removes KEY). The
-/// process's own (HOSTNAME, HOME, TERM) are not part of it.
-fn config_env(image: &[String], user: &[String]) -> Vec<String> {
-    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
-    let mut env: Vec<String> = image.to_vec();
-    for u in user {
-        let k = key(u);
-        let at = env.iter().position(|e| key(e) == k);
-        match (u.contains('='), at) {
-            (true, Some(i)) => env[i] = u.clone(),
-            (true, None) => env.push(u.clone()),
-            (false, Some(i)) => {
-                env.remove(i);
-            }
-            (false, None) => {}
-        }
-    }
-    env
-}
+use berth_engine::inspect::config_env;
 
 pub fn inspect_json(e: &Engine, r: &ContainerRow) -> Value {
     let cfg = row_config(r);

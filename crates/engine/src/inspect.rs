@@ -397,6 +397,40 @@ fn labels_in(s: &SpecSummary) -> serde_json::Map<String, Value> {
     m
 }
 
+/// docker's `Config.Env`: the image's variables with `-e` replacing or adding to them (a bare
+/// `-e KEY` of an unset variable removes KEY). The process's own (PATH default, HOSTNAME,
+/// HOME, TERM) are not part of it; they are in the OCI spec.
+pub fn config_env(image: &[String], user: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let mut env: Vec<String> = image.to_vec();
+    for u in user {
+        let k = key(u);
+        let at = env.iter().position(|e| key(e) == k);
+        match (u.contains('='), at) {
+            (true, Some(i)) => env[i] = u.clone(),
+            (true, None) => env.push(u.clone()),
+            (false, Some(i)) => {
+                env.remove(i);
+            }
+            (false, None) => {}
+        }
+    }
+    env
+}
+
+/// The `Env` of a container's image config (empty when the image is gone).
+pub fn image_env(e: &Engine, r: &ContainerRow) -> Vec<String> {
+    let Ok(store) = e.images() else {
+        return vec![];
+    };
+    store
+        .get(&r.image_id)
+        .ok()
+        .and_then(|i| berth_image::archive::config_json(&store, &i).ok())
+        .and_then(|c| serde_json::from_value(c["config"]["Env"].clone()).ok())
+        .unwrap_or_default()
+}
+
 pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
     let cfg = row_config(r);
     let spec = row_spec(e, r);
@@ -488,7 +522,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "Tty": cfg.tty,
             "OpenStdin": cfg.open_stdin,
             "StdinOnce": cfg.open_stdin,
-            "Env": process.as_ref().and_then(|p| p.env().clone()).unwrap_or_default(),
+            "Env": config_env(&image_env(e, r), &cfg.env),
             "Cmd": if cfg.cmd.is_empty() { Value::Null } else { json!(cfg.cmd) },
             "Image": r.image,
             "WorkingDir": process.as_ref().map(|p| p.cwd().display().to_string()).unwrap_or_default(),
