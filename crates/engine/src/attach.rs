@@ -81,28 +81,6 @@ impl Decoder {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_roundtrip() {
-        let mut v = Vec::new();
-        write_frame(&mut v, STDOUT, b"hello").unwrap();
-        write_frame(&mut v, EXITED, b"3").unwrap();
-        let mut d = Decoder::default();
-        d.push(&v[..3]);
-        assert!(d.next_frame().unwrap().is_none());
-        d.push(&v[3..]);
-        assert_eq!(d.next_frame().unwrap(), Some((STDOUT, b"hello".to_vec())));
-        assert_eq!(d.next_frame().unwrap(), Some((EXITED, b"3".to_vec())));
-        let mut r = &v[..];
-        assert_eq!(read_frame(&mut r).unwrap().unwrap().1, b"hello");
-        let bad = [b'1', 0xff, 0xff, 0xff, 0xff];
-        assert!(read_frame(&mut &bad[..]).is_err());
-    }
-}
-
 /// `--detach-keys` / `detachKeys`: `ctrl-p,ctrl-q` (docker's default), `a`,
 /// `ctrl-@`… as the bytes a client types.
 pub fn parse_detach_keys(spec: Option<&str>) -> crate::Result<Vec<u8>> {
@@ -127,4 +105,26 @@ pub fn parse_detach_keys(spec: Option<&str>) -> crate::Result<Vec<u8>> {
         keys.push(b);
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_roundtrip() {
+        let mut v = Vec::new();
+        write_frame(&mut v, STDOUT, b"hello").unwrap();
+        write_frame(&mut v, EXITED, b"3").unwrap();
+        let mut d = Decoder::default();
+        d.push(&v[..3]);
+        assert!(d.next_frame().unwrap().is_none());
+        d.push(&v[3..]);
+        assert_eq!(d.next_frame().unwrap(), Some((STDOUT, b"hello".to_vec())));
+        assert_eq!(d.next_frame().unwrap(), Some((EXITED, b"3".to_vec())));
+        let mut r = &v[..];
+        assert_eq!(read_frame(&mut r).unwrap().unwrap().1, b"hello");
+        let bad = [b'1', 0xff, 0xff, 0xff, 0xff];
+        assert!(read_frame(&mut &bad[..]).is_err());
+    }
 }
