@@ -45,6 +45,7 @@ pub struct CreateBody {
     user: Option<String>,
     tty: Option<bool>,
     open_stdin: Option<bool>,
+    stdin_once: Option<bool>,
     env: Option<Vec<String>>,
     cmd: Option<StrOrVec>,
     entrypoint: Option<StrOrVec>,
@@ -219,6 +220,7 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         user: b.user.filter(|u| !u.is_empty()),
         tty: b.tty.unwrap_or(false),
         open_stdin: b.open_stdin.unwrap_or(false),
+        stdin_once: b.stdin_once.unwrap_or(false),
         auto_remove: h.auto_remove.unwrap_or(false),
         hostname: b.hostname.filter(|x| !x.is_empty()),
         labels: b.labels.unwrap_or_default().into_iter().collect(),
@@ -880,6 +882,8 @@ pub async fn attach(
     let cfg = row_config(&row);
     let opts = AttachOpts {
         tty: cfg.tty,
+        stdin_once: cfg.stdin_once && !cfg.tty,
+        detach: berth_engine::attach::parse_detach_keys(q.get("detachKeys"))?,
         stdin: q.flag("stdin") && cfg.open_stdin,
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),

@@ -74,9 +74,14 @@ pub fn upgraded(content_type: &'static str) -> Response<Body> {
 }
 
 /// What an attach passes on.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct AttachOpts {
     pub tty: bool,
+    /// The client's end of input closes the container's stdin (docker's
+    /// StdinOnce, never for a tty).
+    pub stdin_once: bool,
+    /// The sequence that detaches a tty client (`detachKeys`).
+    pub detach: Vec<u8>,
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
@@ -110,14 +115,32 @@ pub async fn bridge_monitor(
     let input = async {
         if opts.stdin {
             let mut buf = vec![0u8; 32 * 1024];
+            let mut matched = 0usize;
             loop {
                 match cr.read(&mut buf).await {
                     Ok(0) | Err(_) => {
-                        // The client's stdin ended (half-close): so does the container's.
-                        let _ = mw.write_all(&monitor_frame(attach::STDIN_CLOSE, b"")).await;
+                        // The client's stdin ended (half-close): so does the
+                        // container's when it was created to (StdinOnce).
+                        if opts.stdin_once {
+                            let _ = mw.write_all(&monitor_frame(attach::STDIN_CLOSE, b"")).await;
+                        }
                         break;
                     }
                     Ok(n) => {
+                        // The detach keys (tty only, as docker): the client
+                        // leaves, the container runs on with its stdin open.
+                        if opts.tty && !opts.detach.is_empty() {
+                            for &b in &buf[..n] {
+                                matched = if opts.detach.get(matched) == Some(&b) {
+                                    matched + 1
+                                } else {
+                                    usize::from(opts.detach.first() == Some(&b))
+                                };
+                                if matched == opts.detach.len() {
+                                    return;
+                                }
+                            }
+                        }
                         if mw
                             .write_all(&monitor_frame(attach::STDIN, &buf[..n]))
                             .await

@@ -733,29 +733,16 @@ fn stdin_fd() -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(0) }
 }
 
-/// Copies the container's output to ours and our stdin to it until it
-/// exits; returns its exit code.
-/// `--detach-keys`: `ctrl-p,ctrl-q` (docker's default), `a`, `ctrl-@`…
+/// `--detach-keys` (`berth_engine::attach::parse_detach_keys`).
 fn detach_keys(spec: Option<&str>) -> R<Vec<u8>> {
-    let spec = spec.unwrap_or("ctrl-p,ctrl-q");
-    let mut keys = vec![];
-    for k in spec.split(',') {
-        let b = match k.strip_prefix("ctrl-") {
-            Some(c) if c.len() == 1 => {
-                let c = c.as_bytes()[0].to_ascii_uppercase();
-                if !(b'@'..=b'_').contains(&c) {
-                    return fail(1, format!("Unknown character: '{k}'"));
-                }
-                c - b'@'
-            }
-            None if k.len() == 1 => k.as_bytes()[0],
-            _ => return fail(1, format!("Unknown character: '{k}'")),
-        };
-        keys.push(b);
-    }
-    Ok(keys)
+    attach::parse_detach_keys(spec).or_else(|e| match e {
+        EngineError::Invalid { reason, .. } => fail(1, reason),
+        e => fail(1, e.to_string()),
+    })
 }
 
+/// Copies the container's output to ours and our stdin to it until it
+/// exits; returns its exit code.
 fn stream(
     e: &mut Engine,
     id: &str,

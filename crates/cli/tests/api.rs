@@ -541,11 +541,63 @@ fn logs_follow_and_attach() {
     ]);
     let out = s.ok(&["logs", "-f", "ticker"]);
     assert_eq!(out, "tick1\ntick2\ntick3\n");
-    // attach to a running container with stdin (cat): its stdin ends with ours.
-    s.run(&["-d", "-i", "--name", "cat", "busybox", "cat"]);
-    let out = s.with_input(&["attach", "cat"], b"via attach\n");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "via attach\n");
-    s.wait_state("cat", "exited");
+    // attach to a running container with stdin (run -d -i: no StdinOnce, its
+    // stdin stays open when ours ends, as dockerd's; so the client waits on,
+    // and is stopped here).
+    s.run(&[
+        "-d",
+        "-i",
+        "--name",
+        "cat",
+        "busybox",
+        "sh",
+        "-c",
+        "read x; echo got $x; read y || echo stdin-closed",
+    ]);
+    let mut c = Command::new("timeout");
+    c.args([
+        "-s",
+        "KILL",
+        "3",
+        DOCKER,
+        "attach",
+        "--sig-proxy=false",
+        "cat",
+    ])
+    .env("DOCKER_HOST", format!("unix://{}", s.sock.display()))
+    .env("DOCKER_CONFIG", s.dir.join("docker-config"))
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"via attach\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got via attach\n");
+    s.wait_state("cat", "running");
+    s.ok(&["rm", "-f", "cat"]);
+    // A tty: the detach keys leave it running.
+    s.run(&["-d", "-i", "-t", "--name", "tty", "busybox", "sh"]);
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 1; printf 'echo tty-attached\\r'; sleep 0.5; printf '\\020\\021'; sleep 1) | timeout -s KILL 20 script -qec '{DOCKER} attach tty' /dev/null"
+        ))
+        .env("DOCKER_HOST", format!("unix://{}", s.sock.display()))
+        .env("DOCKER_CONFIG", s.dir.join("docker-config"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("tty-attached") && text.contains("read escape sequence"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    s.wait_state("tty", "running");
+    s.ok(&["rm", "-f", "tty"]);
     // run -i: stdin through the attach made before the start.
     let out = s.with_input(
         &[

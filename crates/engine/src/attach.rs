@@ -81,6 +81,32 @@ impl Decoder {
     }
 }
 
+/// `--detach-keys` / `detachKeys`: `ctrl-p,ctrl-q` (docker's default), `a`,
+/// `ctrl-@`… as the bytes a client types.
+pub fn parse_detach_keys(spec: Option<&str>) -> crate::Result<Vec<u8>> {
+    let spec = spec.filter(|s| !s.is_empty()).unwrap_or("ctrl-p,ctrl-q");
+    let unknown = |k: &str| crate::Error::Invalid {
+        what: "detach keys".into(),
+        reason: format!("Unknown character: '{k}'"),
+    };
+    let mut keys = vec![];
+    for k in spec.split(',') {
+        let b = match k.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => {
+                let c = c.as_bytes()[0].to_ascii_uppercase();
+                if !(b'@'..=b'_').contains(&c) {
+                    return Err(unknown(k));
+                }
+                c - b'@'
+            }
+            None if k.len() == 1 => k.as_bytes()[0],
+            _ => return Err(unknown(k)),
+        };
+        keys.push(b);
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,9 @@ pub struct RunConfig {
     pub user: Option<String>,
     pub tty: bool,
     pub open_stdin: bool,
+    /// docker's StdinOnce: the container's stdin closes when the attached
+    /// client's input ends (`run -i` attached; not `-d -i`, not a tty).
+    pub stdin_once: bool,
     pub auto_remove: bool,
     pub hostname: Option<String>,
     pub labels: Vec<(String, String)>,
