@@ -912,6 +912,7 @@ pub async fn attach(
             if let Ok(client) = hyper::upgrade::on(req).await {
                 use tokio::io::AsyncWriteExt;
                 let mut c = hyper_util::rt::TokioIo::new(client);
+                tokio::time::sleep(stream::AFTER_UPGRADE).await;
                 for b in backlog {
                     if c.write_all(&b).await.is_err() {
                         return;

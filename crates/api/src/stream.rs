@@ -87,6 +87,12 @@ pub struct AttachOpts {
     pub stderr: bool,
 }
 
+/// A pause before the first bytes after a `101`: docker-py reads a hijacked stream from the
+/// raw socket under its HTTP reader, so bytes that arrive together with the response head are
+/// left in that reader's buffer and lost to it. dockerd's own delay (reading the logs after the
+/// upgrade) hides the same race; this makes it certain.
+pub const AFTER_UPGRADE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Bridges a hijacked client connection and a container's monitor
 /// connection (after `backlog`, past output) until the container exits or the client goes (the container
 /// is not affected by the latter: the monitor drops a client it cannot
@@ -107,6 +113,9 @@ pub async fn bridge_monitor(
     };
     let (mut mr, mut mw) = conn.into_split();
     let (mut cr, mut cw) = tokio::io::split(TokioIo::new(client));
+    if !backlog.is_empty() {
+        tokio::time::sleep(AFTER_UPGRADE).await;
+    }
     for b in backlog {
         if cw.write_all(&b).await.is_err() {
             return;
