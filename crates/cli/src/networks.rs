@@ -2,12 +2,15 @@
 //! `disconnect`), `port`, and the network parts of `ps` and `inspect`. The logic is the
 //! engine's (`berth_engine::network`); this is flags and output.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
-use berth_engine::db::{self, ContainerRow};
-use berth_engine::network::{self, NetworkRow};
-use berth_engine::{Engine, RunConfig, row_config};
+// The JSON views are the engine's, shared with the API (`berth_engine::inspect`).
+use berth_engine::Engine;
+use berth_engine::inspect::published;
+pub use berth_engine::inspect::{
+    network_json, network_settings, networks_text, port_bindings, ports_text, pseudo_network,
+};
+use berth_engine::network;
 use serde_json::{Value, json};
 
 use crate::args::Parsed;
@@ -21,90 +24,6 @@ fn other(msg: impl Into<String>) -> Failure {
         msg: msg.into(),
         usage: false,
     }
-}
-
-fn running(r: &ContainerRow) -> bool {
-    r.state == db::RUNNING || r.state == db::PAUSED
-}
-
-fn prefix_len(net: &NetworkRow) -> u8 {
-    net.ipam4().map_or(0, |c| c.subnet.prefix_len())
-}
-
-/// docker's `network inspect` object.
-pub fn network_json(e: &mut Engine, n: &NetworkRow) -> R<Value> {
-    let mut containers = serde_json::Map::new();
-    for ep in network::endpoints_on(e, &n.id)? {
-        let Ok(row) = e.get(&ep.container_id) else {
-            continue;
-        };
-        if !running(&row) {
-            continue;
-        }
-        containers.insert(
-            row.id.clone(),
-            json!({
-                "Name": row.name,
-                "EndpointID": ep.endpoint_id,
-                "MacAddress": ep.mac,
-                "IPv4Address": format!("{}/{}", ep.address, prefix_len(n)),
-                "IPv6Address": match (ep.address6, n.ipam6().ok().flatten()) {
-                    (Some(a), Some(c)) => format!("{a}/{}", c.subnet.prefix_len()),
-                    _ => String::new(),
-                },
-            }),
-        );
-    }
-    let config: Vec<Value> = n
-        .config
-        .ipam
-        .iter()
-        .map(|c| {
-            let mut v = json!({"Subnet": c.subnet, "Gateway": c.gateway});
-            if let Some(r) = &c.ip_range {
-                v["IPRange"] = json!(r);
-            }
-            v
-        })
-        .collect();
-    let mut options = n.config.options.clone();
-    if n.is_default() {
-        options.insert("com.docker.network.bridge.name".into(), n.bridge.clone());
-    }
-    Ok(json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": n.created_at,
-        "Scope": "local",
-        "Driver": "bridge",
-        "EnableIPv6": n.config.ipv6,
-        "IPAM": { "Driver": "default", "Options": {}, "Config": config },
-        "Internal": n.config.internal,
-        "Attachable": false,
-        "Ingress": false,
-        "ConfigFrom": { "Network": "" },
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": options,
-        "Labels": n.config.labels,
-    }))
-}
-
-/// `host` and `none`, which docker lists beside the bridge networks.
-pub fn pseudo_network(name: &str) -> Value {
-    json!({
-        "Name": name,
-        "Id": format!("{:0<64}", name.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
-        "Created": "0001-01-01T00:00:00Z",
-        "Scope": "local",
-        "Driver": if name == "host" { "host" } else { "null" },
-        "EnableIPv6": false,
-        "IPAM": { "Driver": "default", "Options": null, "Config": [] },
-        "Internal": false,
-        "Containers": {},
-        "Options": {},
-        "Labels": {},
-    })
 }
 
 fn key_value(s: &str) -> (String, String) {
@@ -303,164 +222,6 @@ pub fn disconnect(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
     };
     network::disconnect(e, net, ctr)?;
     Ok(())
-}
-
-/// A container's published ports: (`80/tcp`, host ip, host port), when it runs.
-fn published(e: &Engine, r: &ContainerRow) -> Vec<(String, String, u16)> {
-    if !running(r) {
-        return vec![];
-    }
-    let mut v = vec![];
-    for ep in network::endpoints_of(e, &r.id).unwrap_or_default() {
-        for p in &ep.ports {
-            v.push((
-                format!("{}/{}", p.container_port, p.protocol),
-                p.host_ip_text(),
-                p.host_port,
-            ));
-        }
-    }
-    v
-}
-
-/// `ps`'s NETWORKS column: the networks the container has endpoints on (its mode otherwise).
-pub fn networks_text(e: &Engine, r: &ContainerRow) -> String {
-    let names: Vec<String> = network::container_networks(e, &r.id)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, n)| n.name)
-        .collect();
-    if names.is_empty() {
-        row_config(r).network
-    } else {
-        names.join(",")
-    }
-}
-
-/// `ps`'s PORTS column: `0.0.0.0:8080->80/tcp, …`.
-pub fn ports_text(e: &Engine, r: &ContainerRow) -> String {
-    published(e, r)
-        .iter()
-        .map(|(c, ip, hp)| format!("{ip}:{hp}->{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `HostConfig.PortBindings` from the `-p` flags as given.
-pub fn port_bindings(cfg: &RunConfig) -> Value {
-    let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for p in &cfg.publish {
-        let Ok(maps) = berth_net::ports::parse_port_spec(p) else {
-            continue;
-        };
-        for x in maps {
-            let host_port = match x.host_port {
-                Some((a, b)) if a == b => a.to_string(),
-                Some((a, b)) => format!("{a}-{b}"),
-                None => String::new(),
-            };
-            m.entry(format!("{}/{}", x.container_port, x.protocol))
-                .or_default()
-                .push(json!({
-                    "HostIp": x.host_ip.map(|a| a.to_string()).unwrap_or_default(),
-                    "HostPort": host_port,
-                }));
-        }
-    }
-    json!(m)
-}
-
-/// docker's `NetworkSettings` of a container.
-pub fn network_settings(e: &Engine, r: &ContainerRow) -> Value {
-    let cfg = row_config(r);
-    let live = running(r);
-    let mut ports: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for (c, ip, hp) in published(e, r) {
-        ports
-            .entry(c)
-            .or_default()
-            .push(json!({"HostIp": ip, "HostPort": hp.to_string()}));
-    }
-    let mut networks = serde_json::Map::new();
-    let mut top = json!({
-        "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
-    });
-    match cfg.network.as_str() {
-        "host" | "none" => {
-            networks.insert(
-                cfg.network.clone(),
-                json!({
-                    "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-                    "NetworkID": pseudo_network(&cfg.network)["Id"], "EndpointID": "",
-                    "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                    "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
-                }),
-            );
-        }
-        _ => {
-            for (ep, n) in network::container_networks(e, &r.id).unwrap_or_default() {
-                let gw = n.ipam4().map(|c| c.gateway.to_string()).unwrap_or_default();
-                let plen = prefix_len(&n);
-                let v6 = n.ipam6().ok().flatten();
-                let (ip6, plen6, gw6) = match (ep.address6, &v6) {
-                    (Some(a), Some(c)) if live => {
-                        (a.to_string(), c.subnet.prefix_len(), c.gateway.to_string())
-                    }
-                    _ => (String::new(), 0, String::new()),
-                };
-                let ip = if live {
-                    ep.address.to_string()
-                } else {
-                    String::new()
-                };
-                let mut dns = vec![r.name.clone(), r.id[..12].to_string()];
-                dns.extend(ep.aliases.iter().cloned());
-                let v = json!({
-                    "IPAMConfig": cfg.ip.as_ref().filter(|_| ep.seq == 0).map(|ip| json!({"IPv4Address": ip})),
-                    "Links": null,
-                    "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
-                    "MacAddress": if live { ep.mac.clone() } else { String::new() },
-                    "NetworkID": n.id,
-                    "EndpointID": if live { ep.endpoint_id.clone() } else { String::new() },
-                    "Gateway": if live { gw.clone() } else { String::new() },
-                    "IPAddress": ip,
-                    "IPPrefixLen": if live { plen } else { 0 },
-                    "IPv6Gateway": gw6,
-                    "GlobalIPv6Address": ip6,
-                    "GlobalIPv6PrefixLen": plen6,
-                    "DNSNames": if n.is_default() { Value::Null } else { json!(dns) },
-                });
-                // docker fills the top-level fields from the default bridge network only.
-                if n.is_default() && live {
-                    top = json!({
-                        "IPAddress": ep.address.to_string(), "IPPrefixLen": plen,
-                        "Gateway": gw, "MacAddress": ep.mac,
-                    });
-                }
-                networks.insert(n.name.clone(), v);
-            }
-        }
-    }
-    json!({
-        "Bridge": "",
-        "SandboxID": "",
-        "SandboxKey": if live && !matches!(cfg.network.as_str(), "host") { format!("/proc/{}/ns/net", r.pid) } else { String::new() },
-        "HairpinMode": false,
-        "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0,
-        "Ports": ports,
-        "SecondaryIPAddresses": null,
-        "SecondaryIPv6Addresses": null,
-        "EndpointID": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": top["IPAddress"],
-        "IPPrefixLen": top["IPPrefixLen"],
-        "IPv6Gateway": "",
-        "Gateway": top["Gateway"],
-        "MacAddress": top["MacAddress"],
-        "Networks": networks,
-    })
 }
 
 /// `port CONTAINER [PRIVATE_PORT[/PROTO]]`.
