@@ -7,9 +7,7 @@ use std::io::Write;
 // The JSON views are the engine's, shared with the API (`berth_engine::inspect`).
 use berth_engine::Engine;
 use berth_engine::inspect::published;
-pub use berth_engine::inspect::{
-    network_json, network_settings, networks_text, port_bindings, ports_text, pseudo_network,
-};
+pub use berth_engine::inspect::{network_json, networks_text, ports_text, pseudo_network};
 use berth_engine::network;
 use serde_json::{Value, json};
 

@@ -450,11 +450,70 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             s.to_string()
         }
     };
-    let mounts = mounts_json(e, &cfg);
+    let mounts: Vec<Value> = cfg
+        .mounts
+        .iter()
+        .map(|m| {
+            let source = match m.kind.as_str() {
+                "volume" => crate::spec::volume_data(&e.root, &m.source)
+                    .display()
+                    .to_string(),
+                _ => m.source.clone(),
+            };
+            let mut v = json!({
+                "Type": m.kind, "Source": source, "Destination": m.target,
+                "Mode": if m.readonly { "ro" } else { "" }, "RW": !m.readonly,
+                "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
+            });
+            if m.kind == "volume" {
+                v["Name"] = json!(m.source);
+                v["Driver"] = json!("local");
+            }
+            v
+        })
+        .collect();
     let user = process
         .as_ref()
         .map(|_| cfg.user.clone().unwrap_or_default())
         .unwrap_or_default();
+    let store = e.images().ok();
+    let image = store.as_ref().and_then(|s| s.get(&r.image_id).ok());
+    let image_env: Vec<String> = store
+        .as_ref()
+        .zip(image.as_ref())
+        .and_then(|(s, i)| berth_image::archive::config_json(s, i).ok())
+        .and_then(|c| serde_json::from_value(c["config"]["Env"].clone()).ok())
+        .unwrap_or_default();
+    let (policy, retries) = match crate::config::parse_restart(&cfg.restart) {
+        Ok(crate::config::RestartPolicy::OnFailure(n)) => ("on-failure", n.unwrap_or(0)),
+        Ok(crate::config::RestartPolicy::Always) => ("always", 0),
+        Ok(crate::config::RestartPolicy::UnlessStopped) => ("unless-stopped", 0),
+        _ => ("no", 0),
+    };
+    // docker's overlay2 paths: the container's layers over the image's,
+    // top first.
+    let graph = if dir.join("upper").exists() {
+        let lower: Vec<String> = store
+            .as_ref()
+            .zip(image.as_ref())
+            .map(|(s, i)| {
+                i.chain_ids
+                    .iter()
+                    .rev()
+                    .map(|c| s.snapshots().fs_path(c).display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({"Name": "overlay2", "Data": {
+            "LowerDir": lower.join(":"),
+            "MergedDir": dir.join("rootfs"),
+            "UpperDir": dir.join("upper"),
+            "WorkDir": dir.join("work"),
+        }})
+    } else {
+        json!({"Name": "overlay2", "Data": {"MergedDir": dir.join("rootfs")}})
+    };
+    let memory = cfg.memory.unwrap_or(0);
     json!({
         "Id": r.id,
         "Created": r.created_at,
@@ -499,7 +558,22 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "CapDrop": cfg.cap_drop,
             "ExtraHosts": cfg.add_hosts,
             "SecurityOpt": if cfg.no_new_privileges { json!(["no-new-privileges"]) } else { Value::Null },
-            "Memory": cfg.memory.unwrap_or(0),
+            "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
+            "Memory": memory,
+            // The spec's swap limit: twice the memory (docker's default).
+            "MemorySwap": memory * 2,
+            "MemoryReservation": 0,
+            "MemorySwappiness": Value::Null,
+            "KernelMemory": 0,
+            "OomKillDisable": false,
+            "CpuPeriod": 0,
+            "CpuQuota": 0,
+            "CpusetCpus": "",
+            "CpusetMems": "",
+            "BlkioWeight": 0,
+            "ShmSize": 67108864,
+            "Init": cfg.init,
+            "GroupAdd": cfg.group_add,
             "NanoCpus": cfg.nano_cpus.unwrap_or(0),
             "CpuShares": cfg.cpu_shares.unwrap_or(0),
             "PidsLimit": cfg.pids_limit,
@@ -511,6 +585,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "Binds": cfg.mounts.iter().filter(|m| m.kind != "tmpfs" && !m.anonymous).map(|m| format!("{}:{}{}", m.source, m.target, if m.readonly { ":ro" } else { "" })).collect::<Vec<_>>(),
             "Tmpfs": cfg.mounts.iter().filter(|m| m.kind == "tmpfs").map(|m| (m.target.clone(), Value::String(m.options.join(",")))).collect::<serde_json::Map<_, _>>(),
         },
+        "GraphDriver": graph,
         "Mounts": mounts,
         "Config": {
             "Hostname": spec.as_ref().and_then(|s| s.hostname().clone()).unwrap_or_default(),
@@ -522,7 +597,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "Tty": cfg.tty,
             "OpenStdin": cfg.open_stdin,
             "StdinOnce": cfg.open_stdin,
-            "Env": config_env(&image_env(e, r), &cfg.env),
+            "Env": config_env(&image_env, &cfg.env),
             "Cmd": if cfg.cmd.is_empty() { Value::Null } else { json!(cfg.cmd) },
             "Image": r.image,
             "WorkingDir": process.as_ref().map(|p| p.cwd().display().to_string()).unwrap_or_default(),
