@@ -349,50 +349,10 @@ pub fn write_formatted(
     write!(out, "{s}")?;
     Ok(())
 }
-
+/// docker's image inspect fields: the engine's (`berth_engine::inspect::image_fields`),
+/// shared with the API.
 pub fn inspect_fields(store: &ImageStore, r: &ImageRecord) -> Res<Vec<(&'static str, Value)>> {
-    let c = config_json(store, r)?;
-    let familiar = |v: &[String]| -> Vec<String> {
-        v.iter()
-            .map(|t| {
-                Reference::parse_normalized(t)
-                    .map(|x| x.familiar())
-                    .unwrap_or_else(|_| t.clone())
-            })
-            .collect()
-    };
-    let get = |k: &str| c.get(k).cloned().unwrap_or(json!(""));
-    let comment = c["history"]
-        .as_array()
-        .and_then(|h| h.last())
-        .and_then(|h| h.get("comment"))
-        .cloned()
-        .unwrap_or(json!(""));
-    let fields = [
-        ("Id", json!(r.id.to_string())),
-        ("RepoTags", json!(familiar(&r.repo_tags))),
-        ("RepoDigests", json!(familiar(&r.repo_digests))),
-        ("Parent", json!("")),
-        ("Comment", comment),
-        ("Created", get("created")),
-        ("DockerVersion", get("docker_version")),
-        ("Author", get("author")),
-        ("Config", c.get("config").cloned().unwrap_or(Value::Null)),
-        ("Architecture", get("architecture")),
-        ("Variant", c.get("variant").cloned().unwrap_or(Value::Null)),
-        ("Os", get("os")),
-        ("Size", json!(r.size)),
-        (
-            "RootFS",
-            json!({"Type": "layers", "Layers": c["rootfs"]["diff_ids"].clone()}),
-        ),
-        ("Metadata", json!({"LastTagTime": "0001-01-01T00:00:00Z"})),
-        (
-            "Descriptor",
-            json!({"mediaType": r.target_media_type, "digest": r.target.to_string()}),
-        ),
-    ];
-    Ok(fields.to_vec())
+    berth_engine::inspect::image_fields(store, r).map_err(|e| Fail::Cmd(e.to_string()))
 }
 
 pub fn history(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {

@@ -450,28 +450,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             s.to_string()
         }
     };
-    let mounts: Vec<Value> = cfg
-        .mounts
-        .iter()
-        .map(|m| {
-            let source = match m.kind.as_str() {
-                "volume" => crate::spec::volume_data(&e.root, &m.source)
-                    .display()
-                    .to_string(),
-                _ => m.source.clone(),
-            };
-            let mut v = json!({
-                "Type": m.kind, "Source": source, "Destination": m.target,
-                "Mode": if m.readonly { "ro" } else { "" }, "RW": !m.readonly,
-                "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
-            });
-            if m.kind == "volume" {
-                v["Name"] = json!(m.source);
-                v["Driver"] = json!("local");
-            }
-            v
-        })
-        .collect();
+    let mounts = mounts_json(e, &cfg);
     let user = process
         .as_ref()
         .map(|_| cfg.user.clone().unwrap_or_default())
