@@ -410,17 +410,18 @@ pub async fn create(
     let b: CreateBody = body::json(req.into_body()).await?;
     let cfg = run_config(b)?;
     let name = q.get("name").filter(|n| !n.is_empty()).map(String::from);
-    let row = engine(st, move |e| {
-        Ok(e.create(CreateRequest {
+    let (row, warnings) = engine(st, move |e| {
+        let row = e.create(CreateRequest {
             name,
             config: cfg,
             keep_mounted: false,
-        })?)
+        })?;
+        Ok((row, e.warnings.take()))
     })
     .await?;
     Ok(json_response(
         StatusCode::CREATED,
-        &json!({"Id": row.id, "Warnings": []}),
+        &json!({"Id": row.id, "Warnings": warnings}),
     ))
 }
 

@@ -14,6 +14,18 @@ use crate::error::Error;
 
 pub const DEFAULT_SOCKET: &str = "/run/berth.sock";
 
+/// The socket `serve` listens on without `-H`: `/run/berth.sock`, or
+/// `$XDG_RUNTIME_DIR/berth/berth.sock` for a rootless user.
+pub fn default_socket() -> PathBuf {
+    match berth_engine::rootless::active()
+        .then(berth_engine::rootless::run_root)
+        .and_then(|r| r.ok())
+    {
+        Some(run) => run.join("berth.sock"),
+        None => PathBuf::from(DEFAULT_SOCKET),
+    }
+}
+
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
@@ -165,7 +177,7 @@ pub fn bind(opts: &ServeOptions) -> Result<Vec<Listener>, Error> {
     let activated = activated_fds();
     if hosts.is_empty() {
         hosts.push(if activated.is_empty() {
-            format!("unix://{DEFAULT_SOCKET}")
+            format!("unix://{}", default_socket().display())
         } else {
             "fd://".into()
         });
@@ -192,8 +204,12 @@ pub fn bind(opts: &ServeOptions) -> Result<Vec<Listener>, Error> {
                 out.push(from_fd(n)?);
             }
         } else if let Some(p) = h.strip_prefix("unix://") {
-            let p = if p.is_empty() { DEFAULT_SOCKET } else { p };
-            out.push(bind_unix(Path::new(p))?);
+            let p = if p.is_empty() {
+                default_socket()
+            } else {
+                PathBuf::from(p)
+            };
+            out.push(bind_unix(&p)?);
         } else if let Some(addr) = h.strip_prefix("tcp://") {
             let tls = opts.tls.as_ref().map(crate::tls::acceptor).transpose()?;
             if tls.is_none() && !opts.insecure_tcp {

@@ -111,15 +111,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
         },
         _ => return None,
     };
-    let root = g
-        .value("root")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("BERTH_ROOT")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT));
+    let root = berth_engine::state_root(g.value("root"));
     let r = if prune {
         builder_prune(&root, rest)
     } else {

@@ -27,6 +27,18 @@ pub use images::{Fail, Res, parse_template, usage, write_formatted};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // A user other than root works inside its own user namespace
+    // (berth_engine::rootless); joining it needs a single-threaded process,
+    // so this comes first. `--help` and `--version` need no namespace.
+    let informational = argv.first().is_none_or(|a| {
+        ["--help", "-h", "--version", "-v", "help", "completion"].contains(&a.as_str())
+    });
+    if !informational {
+        if let Err(e) = berth_engine::rootless::enter() {
+            eprintln!("Error: {e}");
+            return ExitCode::from(125);
+        }
+    }
     // BERTH_DEBUG=1: phase timings on stderr (the monitor's too).
     if std::env::var_os("BERTH_DEBUG").is_some_and(|v| !v.is_empty()) {
         berth_runtime::timing::enable();

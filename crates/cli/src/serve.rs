@@ -74,10 +74,7 @@ fn serve(root: Option<String>, argv: &[String]) -> Result<(), Err125> {
     if !p.args.is_empty() {
         return Err(Err125("\"serve\" accepts no arguments".into()));
     }
-    let root = root
-        .or_else(|| std::env::var("BERTH_ROOT").ok().filter(|v| !v.is_empty()))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT));
+    let root = berth_engine::state_root(root.as_deref());
     let verify = p.bool("tlsverify");
     let tls = if p.bool("tls") || verify {
         let file = |f: &str| {

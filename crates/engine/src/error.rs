@@ -41,6 +41,10 @@ pub enum Error {
     Image(#[from] berth_image::Error),
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
+    #[error(transparent)]
+    Slirp(#[from] berth_net::slirp::SlirpError),
     /// An object something else still uses (a volume a container mounts).
     #[error("{0}")]
     InUse(String),

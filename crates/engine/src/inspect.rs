@@ -104,6 +104,18 @@ pub fn published(e: &Engine, r: &ContainerRow) -> Vec<(String, String, u16)> {
         return vec![];
     }
     let mut v = vec![];
+    let slirp = if row_config(r).network == network::SLIRP4NETNS {
+        network::slirp_ports(e, &r.id)
+    } else {
+        vec![]
+    };
+    for p in &slirp {
+        v.push((
+            format!("{}/{}", p.container_port, p.protocol),
+            p.host_ip_text(),
+            p.host_port,
+        ));
+    }
     for ep in network::endpoints_of(e, &r.id).unwrap_or_default() {
         for p in &ep.ports {
             v.push((

@@ -15,7 +15,8 @@
 //! <run>/runtime/<id>/                    berth-runtime's state
 //! ```
 //!
-//! `<run>` is `/run/berth` for the default root, else `<root>/run`.
+//! `<run>` is `/run/berth` for the default root, `$XDG_RUNTIME_DIR/berth`
+//! for a rootless user's (`rootless`), else `<root>/run`.
 
 #![recursion_limit = "256"]
 
@@ -33,6 +34,7 @@ pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod network;
+pub mod rootless;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
@@ -57,6 +59,81 @@ use error::{Context, invalid};
 /// The default state root (the same as the image store's).
 pub const DEFAULT_ROOT: &str = berth_image::DEFAULT_ROOT;
 
+/// The state root a command works on: `--root`, else `$BERTH_ROOT`, else
+/// the default (`/var/lib/berth`, or the user's store when rootless).
+pub fn state_root(flag: Option<&str>) -> PathBuf {
+    flag.map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("BERTH_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(rootless::default_root)
+}
+
+/// A rootless container's network: the default one is slirp4netns (there
+/// is no bridge an unprivileged user could make on the host); its
+/// published ports are checked here and `-P` becomes one `-p` for each
+/// exposed port, so that every start forwards the same ones.
+fn rootless_network(cfg: &mut RunConfig, image_cfg: &berth_image::ImageConfig) -> Result<()> {
+    match cfg.network.as_str() {
+        network::DEFAULT_NETWORK | network::SLIRP4NETNS => {}
+        "none" | "host" => return Ok(()),
+        m if m.starts_with("container:") => return Ok(()),
+        m => {
+            return Err(invalid(
+                "--network",
+                format!(
+                    "{m:?}: a rootless berth has no user-defined networks yet; \
+                     use the default (slirp4netns), host or none"
+                ),
+            ));
+        }
+    }
+    cfg.network = network::SLIRP4NETNS.to_string();
+    if cfg.ip.is_some() || cfg.ip6.is_some() || !cfg.network_aliases.is_empty() {
+        return Err(invalid(
+            "--network",
+            "--ip, --ip6 and --network-alias need a user-defined network (not available rootless)",
+        ));
+    }
+    let mut published = vec![];
+    for p in &cfg.publish {
+        for m in berth_net::ports::parse_port_spec(p).map_err(|e| invalid("-p", e.to_string()))? {
+            published.push((m.container_port, m.protocol));
+            if m.protocol == berth_net::ports::Protocol::Sctp {
+                return Err(invalid("-p", format!("{p:?}: rootless ports cannot be sctp")));
+            }
+            if m.host_ip.is_some_and(|a| a.is_ipv6()) {
+                return Err(invalid(
+                    "-p",
+                    format!("{p:?}: rootless ports are published on IPv4 addresses only"),
+                ));
+            }
+        }
+    }
+    if std::mem::take(&mut cfg.publish_all) {
+        let exposed = image_cfg
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.exposed_ports().clone())
+            .unwrap_or_default();
+        for e in exposed {
+            for m in berth_net::ports::parse_port_spec(&e)
+                .map_err(|err| invalid("EXPOSE", err.to_string()))?
+            {
+                if !published.contains(&(m.container_port, m.protocol)) {
+                    published.push((m.container_port, m.protocol));
+                    cfg.publish
+                        .push(format!("{}/{}", m.container_port, m.protocol.as_str()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The engine bound to a root.
 pub struct Engine {
     pub root: PathBuf,
@@ -69,6 +146,9 @@ pub struct Engine {
     /// The image store, once opened (its records are read afresh by each
     /// call; opening checks the directories and the record file).
     images: std::cell::OnceCell<ImageStore>,
+    /// What the last calls warn about (docker's `Warnings`: limits a
+    /// rootless engine ignores…), for the front end to show.
+    pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
 /// What `create` makes a container from.
@@ -90,6 +170,8 @@ impl Engine {
     pub fn open(root: &Path) -> Result<Engine> {
         let run_dir = if root == Path::new(DEFAULT_ROOT) {
             PathBuf::from("/run/berth")
+        } else if rootless::active() && rootless::data_root().is_ok_and(|d| d == root) {
+            rootless::run_root()?
         } else {
             root.join("run")
         };
@@ -104,6 +186,7 @@ impl Engine {
             db,
             summaries: Default::default(),
             images: std::cell::OnceCell::new(),
+            warnings: Default::default(),
         })
     }
 
@@ -144,9 +227,15 @@ impl Engine {
         let image_cfg = images.config(&image)?;
         test_pause("create-image-resolved");
         cfg.network = network::network_mode(&cfg.network).to_string();
+        if rootless::active() {
+            rootless_network(&mut cfg, &image_cfg)?;
+            if let Some(w) = rootless::drop_limits(&mut cfg) {
+                self.warnings.borrow_mut().push(w);
+            }
+        }
         // The network and what the container asks of it, checked before anything is made.
         let net = match cfg.network.as_str() {
-            "none" | "host" => None,
+            "none" | "host" | network::SLIRP4NETNS => None,
             m if m.starts_with("container:") => {
                 let other = self.db.find(&m["container:".len()..])?;
                 // docker's conflicts: the namespace and its files are the other container's.
@@ -180,6 +269,7 @@ impl Engine {
         };
         let mut ep_req = network::EndpointRequest::default();
         if net.is_none()
+            && cfg.network != network::SLIRP4NETNS
             && (!cfg.publish.is_empty()
                 || cfg.publish_all
                 || cfg.ip.is_some()

@@ -163,6 +163,8 @@ struct Monitor {
     started: Instant,
     /// The container's resolver at 127.0.0.11 (user-defined networks only).
     dns: Option<berth_net::dns::Resolver>,
+    /// A rootless container's user-mode network.
+    slirp: Option<berth_net::slirp::Slirp>,
 }
 
 /// Most of a client's pending output kept before it counts as gone (a
@@ -235,14 +237,18 @@ fn thread_count() -> usize {
 
 /// Brings the loopback interface of `pid`'s network namespace up.
 pub(crate) fn lo_up(pid: i32) -> Result<()> {
-    let own =
-        sys::open(Path::new("/proc/self/ns/net"), libc::O_RDONLY, 0).at("/proc/self/ns/net")?;
     let p = format!("/proc/{pid}/ns/net");
     let theirs = sys::open(Path::new(&p), libc::O_RDONLY, 0).at(&p)?;
-    sys::setns(theirs.as_fd(), libc::CLONE_NEWNET).what(|| "setns into the container".into())?;
-    let r = set_iface_up("lo");
-    sys::setns(own.as_fd(), libc::CLONE_NEWNET).what(|| "setns back".into())?;
-    r.what(|| "bringing lo up".into())
+    // On a thread of its own, which ends in the container's namespace: a
+    // rootless monitor could not setns back into the host's (owned by the
+    // initial user namespace). Joined before the runtime clones again.
+    std::thread::spawn(move || -> Result<()> {
+        sys::setns(theirs.as_fd(), libc::CLONE_NEWNET)
+            .what(|| "setns into the container".into())?;
+        set_iface_up("lo").what(|| "bringing lo up".into())
+    })
+    .join()
+    .map_err(|_| Error::Other("bringing lo up: the thread panicked".into()))?
 }
 
 /// SIOCSIFFLAGS IFF_UP on `name` in the current network namespace.
@@ -448,8 +454,13 @@ impl Monitor {
             };
             berth_runtime::timing::phase("monitor: runtime created");
             let mut dns = None;
+            let mut slirp = None;
             if cfg.network == "none" {
                 lo_up(container.record.pid)?;
+            } else if cfg.network == crate::network::SLIRP4NETNS {
+                lo_up(container.record.pid)?;
+                slirp = Some(crate::network::start_slirp(&engine, &id, &cfg, container.record.pid)?);
+                berth_runtime::timing::phase("monitor: slirp4netns started");
             } else if cfg.network != "host" && !cfg.network.starts_with("container:") {
                 // Netlink on a current-thread runtime, its namespace helper thread joined
                 // before this returns: nothing but this thread is alive when the runtime
@@ -483,10 +494,11 @@ impl Monitor {
                 master,
                 stdin,
                 dns,
+                slirp,
             ))
         })();
         match r {
-            Ok((id, container, spec, rootfs, log, listener, out, err, master, stdin, dns)) => {
+            Ok((id, container, spec, rootfs, log, listener, out, err, master, stdin, dns, slirp)) => {
                 Ok(Monitor {
                     engine,
                     id,
@@ -508,6 +520,7 @@ impl Monitor {
                     clients: vec![],
                     started: Instant::now(),
                     dns,
+                    slirp,
                 })
             }
             Err(e) => Err((engine, lock, e)),
@@ -826,6 +839,10 @@ impl Monitor {
     fn finish(&mut self, code: i32, oom: bool) {
         // Its sockets hold the container's network namespace, whose end takes the veths.
         self.dns = None;
+        if let Some(sl) = self.slirp.take() {
+            sl.stop();
+        }
+        let _ = std::fs::remove_file(self.engine.state_dir(&self.id).join(crate::network::PORTS_FILE));
         let _ = self.log.flush();
         berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();

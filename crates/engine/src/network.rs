@@ -38,6 +38,8 @@ use crate::{Engine, names};
 
 /// The default network's name and bridge device.
 pub const DEFAULT_NETWORK: &str = "bridge";
+/// A rootless container's own user-mode network (`berth_net::slirp`).
+pub const SLIRP4NETNS: &str = "slirp4netns";
 pub const DEFAULT_BRIDGE: &str = "berth0";
 
 /// One IPAM entry of a network (docker's `IPAM.Config[]`).
@@ -1143,6 +1145,9 @@ pub fn hosts_file(engine: &Engine, row: &crate::ContainerRow) -> Result<String> 
                 hosts.push_str(&format!("{a6}\t{hn}\n"));
             }
         }
+        None if cfg.network == SLIRP4NETNS => {
+            hosts.push_str(&format!("{}\t{hn}\n", berth_net::slirp::GUEST_ADDR));
+        }
         None => hosts.push_str(&format!("127.0.1.1\t{hn}\n")),
     }
     for (h, ip) in add_hosts(engine, row)? {
@@ -1161,6 +1166,7 @@ pub fn add_hosts(engine: &Engine, row: &crate::ContainerRow) -> Result<Vec<(Stri
         let ip = if ip == "host-gateway" {
             match container_networks(engine, &row.id)?.first() {
                 Some((_, n)) => n.ipam4()?.gateway.to_string(),
+                None if cfg.network == SLIRP4NETNS => berth_net::slirp::GATEWAY_ADDR.to_string(),
                 None => "172.17.0.1".to_string(),
             }
         } else {
@@ -1235,6 +1241,11 @@ pub fn resolv_conf(cfg: &crate::RunConfig, embedded: bool) -> String {
         }
     } else if !cfg.dns.is_empty() {
         servers = cfg.dns.clone();
+    } else if cfg.network == SLIRP4NETNS {
+        // slirp4netns' forwarder asks the host's servers, loopback ones
+        // (systemd-resolved, dnsmasq) included, which the container
+        // itself cannot reach.
+        servers = vec![berth_net::slirp::DNS_ADDR.to_string()];
     } else if servers.is_empty() {
         servers = vec!["8.8.8.8".into(), "8.8.4.4".into()];
     }
@@ -1264,6 +1275,54 @@ pub fn resolv_conf(cfg: &crate::RunConfig, embedded: bool) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The ports a slirp4netns container's monitor published, in its state
+/// directory (JSON `PortBinding`s); gone when it stops.
+pub const PORTS_FILE: &str = "ports.json";
+
+/// Starts slirp4netns for a rootless container and publishes its `-p`
+/// ports; the bound ports are written to [`PORTS_FILE`].
+pub fn start_slirp(
+    engine: &Engine,
+    id: &str,
+    cfg: &crate::RunConfig,
+    pid: i32,
+) -> Result<berth_net::slirp::Slirp> {
+    let dir = engine.state_dir(id);
+    let slirp = berth_net::slirp::Slirp::start(pid, &dir)?;
+    let mut bound = vec![];
+    for p in &cfg.publish {
+        let maps = berth_net::ports::parse_port_spec(p).map_err(|e| invalid("-p", e.to_string()))?;
+        for m in maps {
+            let want = m.fixed_host_port().unwrap_or(0);
+            let host_port = match slirp.forward(m.protocol, m.host_ip, want, m.container_port) {
+                Ok(port) => port,
+                Err(e) => {
+                    slirp.stop();
+                    return Err(e.into());
+                }
+            };
+            bound.push(PortBinding {
+                host_ip: m.host_ip,
+                host_port,
+                container_port: m.container_port,
+                protocol: m.protocol.as_str().to_string(),
+            });
+        }
+    }
+    let path = dir.join(PORTS_FILE);
+    let json = serde_json::to_vec(&bound).map_err(|e| Error::Other(e.to_string()))?;
+    fs::write(&path, json).at(&path)?;
+    Ok(slirp)
+}
+
+/// The ports of a slirp4netns container, as its monitor bound them.
+pub fn slirp_ports(engine: &Engine, id: &str) -> Vec<PortBinding> {
+    fs::read(engine.state_dir(id).join(PORTS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 /// Parses `--mac-address`.

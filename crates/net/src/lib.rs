@@ -19,6 +19,7 @@ pub mod ipam;
 pub mod netlink;
 pub mod network;
 pub mod ports;
+pub mod slirp;
 pub mod sysctl;
 
 pub use network::{

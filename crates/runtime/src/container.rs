@@ -109,6 +109,10 @@ fn send_pidfd(sock: &OwnedFd, pid: i32) -> Result<()> {
 pub struct Runtime {
     pub root: Root,
     pub rootless: bool,
+    /// The runtime itself runs in a user namespace (a rootless engine's:
+    /// root there, but no mknod, no host cgroups, no sysfs of namespaces
+    /// it does not own).
+    pub in_userns: bool,
 }
 
 /// Undoes a half-made container when `create` fails.
@@ -241,6 +245,8 @@ struct InitArgs<'a> {
     exec_via: &'a ExecVia,
     /// Init moves itself into the v1 hierarchies.
     move_self_into_cgroup: bool,
+    /// The runtime runs in a user namespace (see `Runtime::in_userns`).
+    in_userns: bool,
 }
 
 /// Clones a child with `flags`, entering the pid/time/user namespaces in
@@ -252,6 +258,7 @@ fn spawn(
     pre_joins: &[(LinuxNamespaceType, &OwnedFd)],
     cgroup_fd: Option<i32>,
     rootless: bool,
+    in_userns: bool,
 ) -> Result<i32> {
     // The child enters the container's pid namespace at once; it must be
     // born non-dumpable, or a container process could open /proc/PID/exe
@@ -260,11 +267,11 @@ fn spawn(
     // maps, which a non-dumpable child's /proc files (owned by root) refuse;
     // its init turns non-dumpable after `Go` (init_setup).
     if rootless {
-        return spawn_inner(flags, pre_joins, cgroup_fd);
+        return spawn_inner(flags, pre_joins, cgroup_fd, in_userns);
     }
     let was = sys::prctl(libc::PR_GET_DUMPABLE, 0).unwrap_or(1);
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
-    let r = spawn_inner(flags, pre_joins, cgroup_fd);
+    let r = spawn_inner(flags, pre_joins, cgroup_fd, in_userns);
     if !matches!(r, Ok(0)) && was != 0 {
         let _ = sys::prctl(libc::PR_SET_DUMPABLE, was as libc::c_ulong);
     }
@@ -275,10 +282,15 @@ fn spawn_inner(
     flags: u64,
     pre_joins: &[(LinuxNamespaceType, &OwnedFd)],
     cgroup_fd: Option<i32>,
+    in_userns: bool,
 ) -> Result<i32> {
-    let has_user = pre_joins
-        .iter()
-        .any(|(t, _)| *t == LinuxNamespaceType::User);
+    // In a user namespace (a rootless engine) we could enter the
+    // container's pid namespace but not come back to ours, which the
+    // initial user namespace owns: an intermediate process joins instead.
+    let has_user = in_userns && !pre_joins.is_empty()
+        || pre_joins
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::User);
     let args = sys::CloneArgs {
         flags,
         cgroup: cgroup_fd,
@@ -362,6 +374,7 @@ impl Runtime {
         Runtime {
             root: Root::new(root),
             rootless,
+            in_userns: sys::in_user_namespace(),
         }
     }
 
@@ -426,7 +439,7 @@ impl Runtime {
                 Ok(()) => guard.cgroup = Some(cgroup.clone()),
                 // Rootless without a delegated cgroup: fine as long as no
                 // limit was asked for (runc behaves the same).
-                Err(e) if self.rootless => {
+                Err(e) if self.rootless || self.in_userns => {
                     if resources.is_some_and(crate::resources::has_limits) {
                         return Err(e);
                     }
@@ -459,7 +472,11 @@ impl Runtime {
         // CgroupPaths::move_self_v1) unless it cannot write there (a user
         // namespace, a rootless runtime); it is born in the unified one.
         let userns = ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User);
-        let self_move = guard.cgroup.is_some() && !cgroup.is_v2() && !userns && !self.rootless;
+        let self_move = guard.cgroup.is_some()
+            && !cgroup.is_v2()
+            && !userns
+            && !self.rootless
+            && !self.in_userns;
         let cgroup_fd = if guard.cgroup.is_some() && (cgroup.is_v2() || self_move) {
             cgroup
                 .unified()
@@ -504,6 +521,7 @@ impl Runtime {
             &pre_joins,
             cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
             self.rootless,
+            self.in_userns,
         )?;
         if pid == 0 {
             drop(parent_sock);
@@ -524,6 +542,7 @@ impl Runtime {
                 seccomp: seccomp_prog.as_ref(),
                 exec_via: &exec_via,
                 move_self_into_cgroup: self_move,
+                in_userns: self.in_userns,
             };
             init_main(&args);
         }
@@ -706,6 +725,11 @@ impl Runtime {
             let cg = &c.record.cgroup;
             let procs = cg.procs();
             if procs.is_empty() {
+                // No cgroup to read (a rootless container on cgroup v1):
+                // init, whose end takes its pid namespace with it.
+                if c.status() != Status::Stopped {
+                    let _ = signal_init(&c, sig);
+                }
                 return Ok(());
             }
             for p in procs {
@@ -849,6 +873,7 @@ impl Runtime {
         let self_move = !cg.is_v2()
             && !userns
             && !c.record.rootless
+            && !self.in_userns
             && cg.hierarchies.iter().any(|h| cg.dir(h).is_dir());
         let cgroup_fd = if cg.is_v2() || self_move {
             cg.unified()
@@ -869,6 +894,7 @@ impl Runtime {
             &pre,
             cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
             c.record.rootless || self.rootless,
+            self.in_userns,
         )?;
         if pid == 0 {
             drop(parent_sock);
@@ -892,6 +918,7 @@ impl Runtime {
             // Best effort for a rootless container without a cgroup.
             if let Err(e) = cg.add_pid(pid)
                 && !c.record.rootless
+                && !self.in_userns
             {
                 return Err(kill_child(e));
             }
@@ -1108,7 +1135,9 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     let spec = a.spec;
     let linux = spec.linux().as_ref();
     let ns = a.ns;
-    let userns = ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User);
+    let userns = ns.has_new(LinuxNamespaceType::User)
+        || ns.joins(LinuxNamespaceType::User)
+        || a.in_userns;
     if ns.has_new(LinuxNamespaceType::Time) {
         namespaces::unshare_time_ns()?;
         send_msg(a.sync, MSG_TIMENS, &[]).what(|| "signalling the runtime".into())?;

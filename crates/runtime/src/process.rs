@@ -233,8 +233,15 @@ pub fn finalize(process: &Process, opts: &FinalizeOpts<'_>) -> Result<()> {
         set_cpu_affinity(list, "final")?;
     }
     if let Some(adj) = process.oom_score_adj() {
-        crate::fs::write_proc("self/oom_score_adj", adj.to_string().as_bytes())
-            .what(|| format!("setting oom_score_adj {adj}"))?;
+        // A non-dumpable process in a user namespace (a rootless engine's
+        // exec) cannot open its own /proc files for writing: fine when the
+        // score is already the one asked for.
+        let already = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .is_ok_and(|v| v.trim() == adj.to_string());
+        if !already {
+            crate::fs::write_proc("self/oom_score_adj", adj.to_string().as_bytes())
+                .what(|| format!("setting oom_score_adj {adj}"))?;
+        }
     }
     // Every descriptor the program is not meant to inherit is closed on
     // exec, whatever leaked into us. Before the seccomp filter: a profile

@@ -925,6 +925,18 @@ pub fn restore_termios(fd: BorrowedFd<'_>, t: &libc::termios) {
     }
 }
 
+/// Whether this process is in a user namespace other than the initial one
+/// (its uid_map is not the identity over all ids).
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        let mut w = m.split_whitespace();
+        !(w.next() == Some("0")
+            && w.next() == Some("0")
+            && w.next() == Some("4294967295")
+            && w.next().is_none())
+    })
+}
+
 pub fn geteuid() -> u32 {
     // SAFETY: cannot fail.
     unsafe { libc::geteuid() }

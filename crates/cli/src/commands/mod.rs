@@ -235,16 +235,10 @@ fn find(args: &[String]) -> Option<Found<'_>> {
     }
 }
 
-/// `--root`, else $BERTH_ROOT, else /var/lib/berth.
+/// `--root`, else $BERTH_ROOT, else /var/lib/berth (or the user's store,
+/// rootless).
 pub fn state_root(g: &Parsed) -> PathBuf {
-    g.value("root")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("BERTH_ROOT")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(berth_image::DEFAULT_ROOT))
+    berth_engine::state_root(g.value("root"))
 }
 
 /// The whole command line to an exit status.
