@@ -117,6 +117,11 @@ pub enum EntryError {
     Hardlink { target: String, reason: String },
     #[error("device nodes are not allowed in this store")]
     DeviceNotAllowed,
+    #[error(
+        "owner {uid}:{gid} is outside the {mapped} ids this rootless user's namespace maps; \
+         give the user a larger range in /etc/subuid and /etc/subgid, then run `berth system migrate`"
+    )]
+    IdNotMapped { uid: u32, gid: u32, mapped: u64 },
     #[error("invalid whiteout {0:?}")]
     InvalidWhiteout(String),
     #[error("unsupported tar entry type {0}")]

@@ -94,8 +94,12 @@ pub enum WhiteoutFormat {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplyOptions {
     pub whiteouts: WhiteoutFormat,
-    /// Create character and block devices (else they are refused).
+    /// Create character and block devices (else they are refused, or
+    /// skipped with `skip_devices`).
     pub allow_devices: bool,
+    /// Leave devices out instead of refusing the layer (a rootless store:
+    /// mknod is not allowed in a user namespace; podman does the same).
+    pub skip_devices: bool,
     /// chown entries to the tar's uid/gid (else they belong to the caller).
     pub preserve_ownership: bool,
 }
@@ -105,13 +109,18 @@ impl Default for ApplyOptions {
     /// no ownership.
     fn default() -> Self {
         let root = sys::geteuid() == 0;
+        // Root in a user namespace (a rootless engine) owns its ids and can
+        // make overlay whiteouts (0:0 devices, `user.overlay.opaque`), but
+        // no other device.
+        let userns = root && sys::in_user_namespace();
         ApplyOptions {
             whiteouts: if root {
                 WhiteoutFormat::Overlay
             } else {
                 WhiteoutFormat::Oci
             },
-            allow_devices: root,
+            allow_devices: root && !userns,
+            skip_devices: userns,
             preserve_ownership: root,
         }
     }
@@ -129,9 +138,13 @@ pub struct LayerSummary {
     /// xattrs the filesystem refused (EPERM/ENOTSUP), as docker ignores
     /// them.
     pub xattrs_skipped: u64,
+    /// Device nodes left out (a rootless store).
+    pub devices_skipped: u64,
+    /// Entries of other owners given to root: a rootless user without
+    /// subordinate ids maps only its own id.
+    pub owners_flattened: u64,
 }
 
-const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
@@ -201,6 +214,8 @@ pub(crate) fn apply_layer_checked(
         cache: None,
         dirs: BTreeMap::new(),
         xattrs_skipped: 0,
+        devices_skipped: 0,
+        owners_flattened: 0,
         buf: vec![0u8; 256 * 1024],
     };
 
@@ -247,6 +262,8 @@ pub(crate) fn apply_layer_checked(
         size,
         entries,
         xattrs_skipped,
+        devices_skipped: applier.devices_skipped,
+        owners_flattened: applier.owners_flattened,
     })
 }
 
@@ -328,6 +345,15 @@ fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> EntryError {
     move |err| EntryError::Io { what, err }
 }
 
+/// How many uids this process' user namespace maps.
+fn mapped_ids() -> u64 {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum()
+}
+
 fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
@@ -340,10 +366,34 @@ struct Applier<'a> {
     /// Directories of this layer, by path: mode and times are set last.
     dirs: BTreeMap<PathBuf, DirMeta>,
     xattrs_skipped: u64,
+    devices_skipped: u64,
+    owners_flattened: u64,
     buf: Vec<u8>,
 }
 
 impl Applier<'_> {
+    /// The result of a chown of an entry: an id the user namespace does not
+    /// map (EINVAL) leaves the entry to root when only one id is mapped (a
+    /// user without subordinate ids; counted), else it is an error that
+    /// says which id and why.
+    fn chown(&mut self, r: io::Result<()>, meta: &Meta) -> EResult<()> {
+        match r {
+            Err(e) if errno(&e) == libc::EINVAL && sys::in_user_namespace() => {
+                let mapped = mapped_ids();
+                if mapped <= 1 {
+                    self.owners_flattened += 1;
+                    return Ok(());
+                }
+                Err(EntryError::IdNotMapped {
+                    uid: meta.uid,
+                    gid: meta.gid,
+                    mapped,
+                })
+            }
+            r => r.map_err(io_err("chown")),
+        }
+    }
+
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> EResult<()> {
         use tar::EntryType as T;
         let kind = entry.header().entry_type();
@@ -407,6 +457,10 @@ impl Applier<'_> {
                     _ => libc::S_IFIFO,
                 };
                 if ftype != libc::S_IFIFO && !self.opts.allow_devices {
+                    if self.opts.skip_devices {
+                        self.devices_skipped += 1;
+                        return Ok(());
+                    }
                     return Err(EntryError::DeviceNotAllowed);
                 }
                 let h = entry.header();
@@ -554,7 +608,7 @@ impl Applier<'_> {
                         0,
                     )
                     .map_err(io_err("opening the directory"))?;
-                    sys::fsetxattr(d.as_fd(), OsStr::new(OPAQUE_XATTR), b"y")
+                    sys::fsetxattr(d.as_fd(), OsStr::new(sys::opaque_xattr()), b"y")
                         .map_err(io_err("setting trusted.overlay.opaque"))?;
                     cur = self
                         .lookup_dir(&prefix)
@@ -658,7 +712,7 @@ impl Applier<'_> {
         }
         let fd = file.as_fd();
         if self.opts.preserve_ownership {
-            sys::fchown(fd, meta.uid, meta.gid).map_err(io_err("chown"))?;
+            self.chown(sys::fchown(fd, meta.uid, meta.gid), meta)?;
         }
         sys::fchmod(fd, meta.mode).map_err(io_err("chmod"))?;
         for (k, v) in &meta.xattrs {
@@ -698,7 +752,7 @@ impl Applier<'_> {
         )
         .map_err(io_err("opening the directory"))?;
         if self.opts.preserve_ownership {
-            sys::fchown(fd.as_fd(), meta.uid, meta.gid).map_err(io_err("chown"))?;
+            self.chown(sys::fchown(fd.as_fd(), meta.uid, meta.gid), meta)?;
         }
         for (k, v) in &meta.xattrs {
             if skip_xattr(k) {
@@ -709,7 +763,7 @@ impl Applier<'_> {
             }
         }
         if opaque {
-            sys::fsetxattr(fd.as_fd(), OsStr::new(OPAQUE_XATTR), b"y")
+            sys::fsetxattr(fd.as_fd(), OsStr::new(sys::opaque_xattr()), b"y")
                 .map_err(io_err("setting trusted.overlay.opaque"))?;
         }
         let st = sys::fstat(fd.as_fd()).map_err(io_err("stat"))?;
@@ -738,7 +792,7 @@ impl Applier<'_> {
         chmod: bool,
     ) -> EResult<()> {
         if self.opts.preserve_ownership {
-            sys::fchownat(dir, Path::new(name), meta.uid, meta.gid).map_err(io_err("chown"))?;
+            self.chown(sys::fchownat(dir, Path::new(name), meta.uid, meta.gid), meta)?;
         }
         if chmod {
             let fd = sys::openat(
@@ -838,7 +892,7 @@ impl Applier<'_> {
                 0,
             )
             .map_err(io_err("opening the directory"))?;
-            return sys::fsetxattr(fd.as_fd(), OsStr::new(OPAQUE_XATTR), b"y")
+            return sys::fsetxattr(fd.as_fd(), OsStr::new(sys::opaque_xattr()), b"y")
                 .map_err(io_err("setting trusted.overlay.opaque"));
         }
         if name.starts_with(WHITEOUT_META_PREFIX) {
@@ -864,7 +918,7 @@ impl Applier<'_> {
                     0,
                 )
                 .map_err(io_err("opening the directory"))?;
-                sys::fsetxattr(fd.as_fd(), OsStr::new(OPAQUE_XATTR), b"y")
+                sys::fsetxattr(fd.as_fd(), OsStr::new(sys::opaque_xattr()), b"y")
                     .map_err(io_err("setting trusted.overlay.opaque"))
             }
             Ok(_) => Ok(()),

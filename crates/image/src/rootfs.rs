@@ -33,7 +33,6 @@ use crate::snapshot::Snapshotter;
 use crate::sys::{self, Time};
 
 const STATE: &str = "rootfs.json";
-const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 /// How a container's filesystem is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -320,11 +319,17 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
     let work_fd = open(work)?;
     let target_fd = open(target)?;
     let lowerdir = lower_fds.iter().map(fd_path).collect::<Vec<_>>().join(":");
-    let base = format!(
+    let mut base = format!(
         "lowerdir={lowerdir},upperdir={},workdir={}",
         fd_path(&upper_fd),
         fd_path(&work_fd)
     );
+    // In a user namespace overlayfs keeps its own xattrs (opaque, redirect)
+    // as user.overlay.* (Linux 5.11+).
+    let userxattr = sys::in_user_namespace();
+    if userxattr {
+        base.push_str(",userxattr");
+    }
     let what = || {
         format!(
             "mounting overlay on {} ({} layers)",
@@ -364,6 +369,9 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
     sys::fsconfig_string(fs.as_fd(), "upperdir", OsStr::new(&fd_path(&upper_fd))).what(what)?;
     sys::fsconfig_string(fs.as_fd(), "workdir", OsStr::new(&fd_path(&work_fd))).what(what)?;
     let _ = sys::fsconfig_string(fs.as_fd(), "index", OsStr::new("off"));
+    if userxattr {
+        sys::fsconfig_flag(fs.as_fd(), "userxattr").what(what)?;
+    }
     sys::fsconfig_create(fs.as_fd()).what(what)?;
     let mnt = sys::fsmount(fs.as_fd()).what(what)?;
     sys::move_mount_to(mnt.as_fd(), target_fd.as_fd()).what(what)
@@ -509,7 +517,7 @@ impl Copier {
             let s = sys::openat(Some(src), Path::new(name), flags, 0)?;
             let d = sys::openat(Some(dst), Path::new(name), flags, 0)?;
             let opaque = format == WhiteoutFormat::Overlay
-                && sys::fgetxattr(s.as_fd(), OsStr::new(OPAQUE_XATTR))?.as_deref() == Some(b"y");
+                && sys::fgetxattr(s.as_fd(), OsStr::new(sys::opaque_xattr()))?.as_deref() == Some(b"y");
             if self.preserve_owner {
                 sys::fchown(d.as_fd(), st.st_uid, st.st_gid)?;
             }

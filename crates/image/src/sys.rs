@@ -17,6 +17,24 @@ pub use berth_runtime::sys::{
     readlinkat, symlinkat, umount2,
 };
 
+/// Whether this process runs in a user namespace (a rootless engine's),
+/// read once.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(berth_runtime::sys::in_user_namespace)
+}
+
+/// The xattr that marks an overlay directory opaque: `trusted.*` needs
+/// CAP_SYS_ADMIN in the initial user namespace; inside another one overlayfs
+/// is mounted with `userxattr` and reads `user.overlay.opaque`.
+pub fn opaque_xattr() -> &'static str {
+    if in_user_namespace() {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
+}
+
 /// `/proc/self/fd/DIR/NAME`: a name inside an open directory, for the
 /// calls that only take paths (xattrs).
 pub fn at_path(dir: BorrowedFd<'_>, name: &OsStr) -> PathBuf {
@@ -344,6 +362,24 @@ pub fn fsconfig_string(fs: BorrowedFd<'_>, key: &str, value: &OsStr) -> io::Resu
             FSCONFIG_SET_STRING,
             k.as_ptr(),
             v.as_ptr(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// fsconfig(FSCONFIG_SET_FLAG).
+pub fn fsconfig_flag(fs: BorrowedFd<'_>, key: &str) -> io::Result<()> {
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    let k = cstr(key)?;
+    // SAFETY: valid descriptor and C string; a flag takes no value.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_FLAG,
+            k.as_ptr(),
+            std::ptr::null::<libc::c_void>(),
             0,
         )
     })
