@@ -94,6 +94,13 @@ pub struct RunConfig {
     /// `--restart` as given (`no`, `always`, `unless-stopped`,
     /// `on-failure[:N]`); empty is `no`.
     pub restart: String,
+    /// `--userns`: empty (the engine's own namespace), `host`, `keep-id`
+    /// (rootless: the user's own id inside).
+    pub userns: String,
+    /// `--uidmap`/`--gidmap` (podman's `CONTAINER:HOST:SIZE`, HOST in the
+    /// engine's namespace): a user namespace of the container's own.
+    pub uid_maps: Vec<String>,
+    pub gid_maps: Vec<String>,
 }
 
 impl RunConfig {

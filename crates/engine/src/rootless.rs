@@ -111,6 +111,11 @@ pub fn host_uid() -> u32 {
     outside_id("/proc/self/uid_map").unwrap_or_else(sys::geteuid)
 }
 
+/// The user's group on the host.
+pub fn host_gid() -> u32 {
+    outside_id("/proc/self/gid_map").unwrap_or_else(sys::getegid)
+}
+
 /// The host id that 0 maps to, when this process is in a user namespace
 /// other than the initial one.
 fn outside_id(map: &str) -> Option<u32> {
@@ -247,6 +252,141 @@ pub fn drop_limits(cfg: &mut crate::RunConfig) -> Option<String> {
     } else {
         LIMITS_IGNORED.into()
     })
+}
+
+/// An id mapping of a container's own user namespace: (container id, id in
+/// the engine's namespace, count).
+pub type IdMapping = (u32, u32, u32);
+
+/// `--uidmap`/`--gidmap`: `CONTAINER:HOST:SIZE`.
+pub fn parse_id_mapping(flag: &str, s: &str) -> crate::Result<IdMapping> {
+    let bad = || crate::error::invalid(flag, format!("{s:?}: expected CONTAINER_ID:HOST_ID:SIZE"));
+    let mut f = s.split(':').map(|x| x.trim().parse::<u32>());
+    match (f.next(), f.next(), f.next(), f.next()) {
+        (Some(Ok(c)), Some(Ok(h)), Some(Ok(n)), None) if n > 0 => Ok((c, h, n)),
+        _ => Err(bad()),
+    }
+}
+
+/// `--userns keep-id`: the user's own id `id` inside the container is the
+/// user (0 in the engine's namespace, which maps `total` ids); the ids
+/// below and above it are the subordinate ones, in order.
+pub fn keep_id_maps(id: u32, total: u32) -> Vec<IdMapping> {
+    let mut maps = vec![];
+    let below = id.min(total.saturating_sub(1));
+    if below > 0 {
+        maps.push((0, 1, below));
+    }
+    maps.push((id, 0, 1));
+    let above = total.saturating_sub(below + 1);
+    if above > 0 {
+        maps.push((id + 1, below + 1, above));
+    }
+    maps
+}
+
+/// How many ids the engine's namespace maps (all of them for root).
+fn mapped_count(map_file: &str) -> u32 {
+    let maps = parse_id_map(&fs::read_to_string(map_file).unwrap_or_default());
+    maps.iter()
+        .map(|m| u64::from(m.2))
+        .sum::<u64>()
+        .min(u64::from(u32::MAX)) as u32
+}
+
+/// The user namespace a container gets of its own (`--userns keep-id`,
+/// `--uidmap`/`--gidmap`): its uid and gid maps, and the user it runs as
+/// unless `--user` says otherwise. None: it shares the engine's.
+#[allow(clippy::type_complexity)]
+pub fn container_userns(
+    cfg: &crate::RunConfig,
+) -> crate::Result<Option<(Vec<IdMapping>, Vec<IdMapping>, Option<String>)>> {
+    fn invalid(what: &str, reason: impl Into<String>) -> crate::Error {
+        crate::error::invalid(what, reason)
+    }
+    match cfg.userns.as_str() {
+        "" => {}
+        "host" if active() => {
+            return Err(invalid(
+                "--userns",
+                "host: a rootless container cannot share the host's user namespace \
+                 (it runs in the user's, where root is the user)",
+            ));
+        }
+        "host" => {}
+        "keep-id" if !active() => {
+            return Err(invalid("--userns", "keep-id is only for a rootless berth"));
+        }
+        "keep-id" => {
+            if !cfg.uid_maps.is_empty() || !cfg.gid_maps.is_empty() {
+                return Err(invalid(
+                    "--userns",
+                    "keep-id cannot be combined with --uidmap/--gidmap",
+                ));
+            }
+            let (uid, gid) = (host_uid(), host_gid());
+            let uids = keep_id_maps(uid, mapped_count("/proc/self/uid_map"));
+            let gids = keep_id_maps(gid, mapped_count("/proc/self/gid_map"));
+            return Ok(Some((uids, gids, Some(format!("{uid}:{gid}")))));
+        }
+        other => {
+            return Err(invalid(
+                "--userns",
+                format!("{other:?}: supported are host and keep-id (rootless)"),
+            ));
+        }
+    }
+    if cfg.uid_maps.is_empty() && cfg.gid_maps.is_empty() {
+        return Ok(None);
+    }
+    if cfg.userns == "host" {
+        return Err(invalid(
+            "--userns",
+            "host cannot be combined with --uidmap/--gidmap",
+        ));
+    }
+    let parse = |flag: &str, v: &[String]| -> crate::Result<Vec<IdMapping>> {
+        v.iter().map(|s| parse_id_mapping(flag, s)).collect()
+    };
+    let uids = parse("--uidmap", &cfg.uid_maps)?;
+    // podman: one of the two stands for both when the other is missing.
+    let gids = if cfg.gid_maps.is_empty() {
+        uids.clone()
+    } else {
+        parse("--gidmap", &cfg.gid_maps)?
+    };
+    let uids = if cfg.uid_maps.is_empty() {
+        gids.clone()
+    } else {
+        uids
+    };
+    for (flag, maps, file) in [
+        ("--uidmap", &uids, "/proc/self/uid_map"),
+        ("--gidmap", &gids, "/proc/self/gid_map"),
+    ] {
+        let have = u64::from(mapped_count(file));
+        if let Some(m) = maps
+            .iter()
+            .find(|m| u64::from(m.1) + u64::from(m.2) > have)
+        {
+            return Err(invalid(
+                flag,
+                format!(
+                    "{}:{}:{} reaches past the {have} ids berth's namespace has",
+                    m.0, m.1, m.2
+                ),
+            ));
+        }
+    }
+    // The container's root filesystem and its files (resolv.conf, hosts)
+    // belong to the engine's root; a namespace without it cannot reach them.
+    if !uids.iter().any(|m| m.1 == 0) {
+        return Err(invalid(
+            "--uidmap",
+            "the maps must include HOST id 0 (berth's own root, who owns the container's files)",
+        ));
+    }
+    Ok(Some((uids, gids, None)))
 }
 
 /// Enters (creating it if needed) the user's namespace; nothing for root
@@ -536,6 +676,27 @@ mod tests {
             vec![(0, 1000, 1), (1, 100000, 65536), (65537, 500000, 5)]
         );
         assert_eq!(id_maps(1000, &[]), vec![(0, 1000, 1)]);
+    }
+
+    #[test]
+    fn keep_id_puts_the_user_at_its_own_id() {
+        // 0 → the user, 1..65536 → subordinate ids (65537 in all).
+        assert_eq!(
+            keep_id_maps(1000, 65537),
+            vec![(0, 1, 1000), (1000, 0, 1), (1001, 1001, 64536)]
+        );
+        // No subordinate ids: only the user.
+        assert_eq!(keep_id_maps(1000, 1), vec![(1000, 0, 1)]);
+        let total: u32 = keep_id_maps(1000, 65537).iter().map(|m| m.2).sum();
+        assert_eq!(total, 65537);
+    }
+
+    #[test]
+    fn id_mapping_flags() {
+        assert_eq!(parse_id_mapping("--uidmap", "0:1:100").unwrap(), (0, 1, 100));
+        assert!(parse_id_mapping("--uidmap", "0:1").is_err());
+        assert!(parse_id_mapping("--uidmap", "0:1:0").is_err());
+        assert!(parse_id_mapping("--uidmap", "a:1:2").is_err());
     }
 
     #[test]

@@ -264,6 +264,15 @@ pub fn build(
     if !host_net {
         namespaces.push(json!({"type": "network"}));
     }
+    let userns = crate::rootless::container_userns(cfg)?;
+    let mapping = |maps: &[crate::rootless::IdMapping]| -> Vec<serde_json::Value> {
+        maps.iter()
+            .map(|(c, h, n)| json!({"containerID": c, "hostID": h, "size": n}))
+            .collect()
+    };
+    if userns.is_some() {
+        namespaces.push(json!({"type": "user"}));
+    }
     let mut devices = vec![
         json!({ "allow": false, "access": "rwm" }),
         json!({ "allow": true, "type": "c", "access": "m" }),
@@ -340,6 +349,10 @@ pub fn build(
                 .map_err(|e| invalid("seccomp profile", e.to_string()))?
         }
     }
+    if let Some((uids, gids, _)) = &userns {
+        linux["uidMappings"] = json!(mapping(uids));
+        linux["gidMappings"] = json!(mapping(gids));
+    }
     let v = json!({
         "ociVersion": berth_runtime::spec::OCI_VERSION,
         "process": {
@@ -371,7 +384,10 @@ pub fn build(
         cmd: cfg.cmd.clone(),
         env,
         workdir: cfg.workdir.clone(),
-        user: cfg.user.clone(),
+        user: cfg
+            .user
+            .clone()
+            .or_else(|| userns.as_ref().and_then(|u| u.2.clone())),
         group_add: cfg.group_add.clone(),
         labels: cfg.labels.clone(),
     };

@@ -102,6 +102,24 @@ const CONFIG: &[Flag] = &[
         "Give extended privileges to this container",
     ),
     opt(
+        "userns",
+        None,
+        "string",
+        "User namespace to use (host; keep-id when rootless)",
+    ),
+    opt(
+        "uidmap",
+        None,
+        "list",
+        "UID map of a user namespace of the container's own (CONTAINER:HOST:SIZE)",
+    ),
+    opt(
+        "gidmap",
+        None,
+        "list",
+        "GID map of a user namespace of the container's own (CONTAINER:HOST:SIZE)",
+    ),
+    opt(
         "publish",
         Some('p'),
         "list",
@@ -275,7 +293,6 @@ const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("storage-opt", None),
     ("sysctl", None),
     ("use-api-socket", None),
-    ("userns", None),
     ("uts", None),
     ("volume-driver", None),
     ("volumes-from", None),
