@@ -69,6 +69,15 @@ pub fn version() -> Response<Body> {
     }))
 }
 
+/// docker's `SecurityOptions` (`name=rootless` for a rootless engine).
+fn security_options() -> Vec<&'static str> {
+    let mut v = vec!["name=seccomp,profile=builtin", "name=cgroupns"];
+    if berth_engine::rootless::active() {
+        v.push("name=rootless");
+    }
+    v
+}
+
 pub async fn info(st: &Shared) -> Result<Response<Body>, ApiError> {
     let root = st.root.clone();
     let (total, running, paused, images) = engine(st, |e| {
@@ -134,7 +143,7 @@ pub async fn info(st: &Shared) -> Result<Response<Body>, ApiError> {
         "LiveRestoreEnabled": true,
         "Isolation": "",
         "InitBinary": "berth-init",
-        "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
+        "SecurityOptions": security_options(),
         "Warnings": [],
     })))
 }

@@ -263,7 +263,7 @@ pub fn info(e: &mut Engine, _: &Parsed, out: &mut dyn Write) -> R {
         "Server:\n Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n Images: {images}\n \
          Server Version: {}\n Storage Driver: overlay2\n Logging Driver: json-file\n \
          Cgroup Driver: cgroupfs\n Cgroup Version: {cgv}\n Runtimes: berth-runtime\n \
-         Default Runtime: berth-runtime\n Security Options:\n  seccomp\n   Profile: builtin\n \
+         Default Runtime: berth-runtime\n Security Options:\n  seccomp\n   Profile: builtin\n{} \
          Kernel Version: {}\n Operating System: linux\n CPUs: {cpus}\n Total Memory: {}\n \
          Docker Root Dir: {}",
         rows.len(),
@@ -271,10 +271,70 @@ pub fn info(e: &mut Engine, _: &Parsed, out: &mut dyn Write) -> R {
         count(db::PAUSED),
         rows.len() - count(db::RUNNING) - count(db::PAUSED),
         env!("CARGO_PKG_VERSION"),
+        if berth_engine::rootless::active() {
+            "  rootless\n"
+        } else {
+            ""
+        },
         kernel.trim(),
         bytes_size(berth_engine::inspect::mem_total()),
         e.root.display()
     )?;
+    let ns = berth_engine::rootless::info();
+    if ns.rootless {
+        let text = |m: &[(u32, u32, u32)]| {
+            m.iter()
+                .map(|(a, b, n)| format!("{a}:{b}:{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        writeln!(
+            out,
+            " Rootless: true
+  Run Dir: {}
+  Network: slirp4netns
+  ID Mappings:
+   UID: {}
+   GID: {}",
+            e.run_dir.display(),
+            text(&ns.uid_map),
+            text(&ns.gid_map)
+        )?;
+        if ns.uid_map.len() == 1 {
+            writeln!(
+                out,
+                "WARNING: no subordinate ids for this user in /etc/subuid and /etc/subgid: \
+                 files of other owners in images are given to root"
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `system migrate` (podman's): a rootless user's namespace is made once, with the
+/// subordinate ids of that moment; this stops every container and the process that holds
+/// the namespace, so the next command makes it anew from /etc/subuid and /etc/subgid.
+pub fn system_migrate(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    if !p.args.is_empty() {
+        return Err(Failure {
+            code: 125,
+            msg: "\"system migrate\" accepts no arguments".into(),
+            usage: true,
+        });
+    }
+    if !berth_engine::rootless::active() {
+        writeln!(out, "Not rootless: nothing to migrate.")?;
+        return Ok(());
+    }
+    for r in e.list()? {
+        if r.state == db::RUNNING || r.state == db::PAUSED {
+            e.stop(&r.id, Some(10))?;
+            writeln!(out, "stopped {}", r.name)?;
+        }
+    }
+    if let Some(pid) = berth_engine::rootless::stop_pause().map_err(berth_engine::Error::from)? {
+        writeln!(out, "stopped the user namespace's holder (pid {pid})")?;
+    }
     Ok(())
 }
 

@@ -645,7 +645,8 @@ fn pause_child(mut sock: UnixStream, lock: i32) -> ! {
 pub fn stop_pause() -> Result<Option<i32>> {
     let run = run_root()?;
     let pid = read_pause_pid(&run.join("pause.pid"));
-    let uid = host_uid();
+    // Owners as this process sees them: inside the namespace the user is 0.
+    let uid = sys::geteuid();
     let Some(pid) = pid.filter(|&p| is_pause(p, uid)) else {
         return Ok(None);
     };

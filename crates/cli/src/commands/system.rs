@@ -69,6 +69,16 @@ pub const COMMANDS: &[Command] = &[
         run: Engine(engine_info::info),
     },
     Command {
+        path: "system migrate",
+        aliases: &[],
+        usage: "[OPTIONS]",
+        short: "Stop the containers and restart the rootless user namespace (after /etc/subuid changed)",
+        flags: &[],
+        interspersed: true,
+        missing: &[],
+        run: Engine(engine_info::system_migrate),
+    },
+    Command {
         path: "system prune",
         aliases: &[],
         usage: "[OPTIONS]",
