@@ -389,8 +389,9 @@ pub fn container_userns(
     Ok(Some((uids, gids, None)))
 }
 
-/// Enters (creating it if needed) the user's namespace; nothing for root
-/// or when already inside. Call before any thread is started.
+/// Enters (creating it if needed) the user's namespace and executes this
+/// program again inside it (with [`ENV`] set); nothing for root or when
+/// already inside. Call before any thread is started.
 pub fn enter() -> Result<()> {
     if sys::geteuid() == 0 {
         return Ok(());
@@ -433,10 +434,22 @@ pub fn enter() -> Result<()> {
     if let Some(c) = cwd {
         let _ = std::env::set_current_dir(c);
     }
-    // SAFETY: called before any thread exists (see the module's docs), so
-    // nothing reads the environment concurrently.
-    unsafe { std::env::set_var(ENV, "1") };
-    Ok(())
+    // Executed again, now inside: a process keeps the user namespace its
+    // memory was made in, and the kernel checks access to the /proc files
+    // of its non-dumpable children (a container's init before its exec)
+    // against that one, where we are nobody.
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_default();
+    let err = Command::new("/proc/self/exe")
+        .arg0(arg0)
+        .args(args)
+        .env(ENV, "1")
+        .exec();
+    Err(RootlessError::Sys {
+        what: "executing berth again inside the user namespace".into(),
+        err,
+    })
 }
 
 fn check_runtime_dir(dir: &Path, uid: u32) -> Result<()> {

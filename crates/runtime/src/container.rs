@@ -334,6 +334,13 @@ fn spawn_inner(
             }
         }
         if result.is_ok() {
+            // CLONE_PARENT: the child is ours, not the intermediate's, which
+            // exits at once (its death would fire the child's
+            // PDEATHSIG, and we wait for the child).
+            let args = sys::CloneArgs {
+                flags: args.flags | libc::CLONE_PARENT as u64,
+                ..args
+            };
             result = match sys::clone3(&args) {
                 Ok((0, _)) => return Ok(0),
                 Ok((pid, _)) => Ok(pid),

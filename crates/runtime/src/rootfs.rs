@@ -224,6 +224,30 @@ fn mount_one(ctx: &RootfsContext<'_>, root: &RootDir, index: usize, m: &Mount) -
             data.as_deref().map(OsStr::new),
         );
         match r {
+            Err(e)
+                if typ == "devpts"
+                    && e.raw_os_error() == Some(libc::EINVAL)
+                    && ctx.userns
+                    && data.as_deref().is_some_and(|d| d.contains("gid=")) =>
+            {
+                // A gid (tty's 5) the user namespace does not map (a
+                // rootless user without subordinate ids): without it, as
+                // runc does.
+                let without: Vec<&str> = data
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|o| !o.starts_with("gid="))
+                    .collect();
+                sys::mount(
+                    Some(&source),
+                    &sys::fd_path(target.as_fd()),
+                    Some(OsStr::new(typ)),
+                    opts.flags & !libc::MS_REMOUNT,
+                    Some(OsStr::new(&without.join(","))),
+                )
+                .map_err(mount_err)?;
+            }
             Err(e) if typ == "mqueue" && e.raw_os_error() == Some(libc::EPERM) && ctx.userns => {
                 // mqueue of an ipc namespace we do not own: bind the host's.
                 sys::mount(

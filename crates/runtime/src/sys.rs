@@ -755,7 +755,11 @@ pub fn clone3(args: &CloneArgs) -> io::Result<(i32, Option<OwnedFd>)> {
     let mut ca: libc::clone_args = unsafe { std::mem::zeroed() };
     let mut pidfd: RawFd = -1;
     ca.flags = args.flags;
-    ca.exit_signal = libc::SIGCHLD as u64;
+    // With CLONE_PARENT the child takes the caller's own exit signal (the
+    // kernel refuses another).
+    if args.flags & libc::CLONE_PARENT as u64 == 0 {
+        ca.exit_signal = libc::SIGCHLD as u64;
+    }
     if args.pidfd {
         ca.flags |= libc::CLONE_PIDFD as u64;
         ca.pidfd = &mut pidfd as *mut RawFd as u64;
