@@ -20,23 +20,27 @@
 #![recursion_limit = "256"]
 
 pub mod attach;
+pub mod boot;
 pub mod build;
 pub mod check;
 pub mod commit;
 pub mod config;
 pub mod cp;
 pub mod db;
+pub mod diff;
 pub mod dns;
 pub mod error;
 pub mod inspect;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod prune;
 pub mod network;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod timefmt;
+pub mod update;
 pub mod volumes;
 
 use std::fs;
@@ -695,7 +699,7 @@ impl Engine {
             volumes::activate(&self.root, &m.source)?;
         }
         self.mark_stopped(&row.id, false);
-        let _ = fs::remove_file(self.state_dir(&row.id).join(KILLED_BY_USER));
+        let _ = fs::remove_file(self.container_dir(&row.id).join(KILLED_BY_USER));
         let (ours, theirs) = UnixStream::pair().what(|| "socketpair".into())?;
         // Re-executed, not just forked: a fork would carry this process's
         // SQLite state (its connection and the library's per-file lock
@@ -855,14 +859,15 @@ impl Engine {
         let row = self.get_running(key)?;
         // docker's HasBeenManuallyStopped: `unless-stopped` leaves a
         // container the user killed exited (`always` still restarts it).
-        let _ = fs::create_dir_all(self.state_dir(&row.id));
-        let _ = fs::write(self.state_dir(&row.id).join(KILLED_BY_USER), b"");
+        // Kept with the container, not in <run>: `system boot` reads it
+        // after a reboot has emptied /run.
+        let _ = fs::write(self.container_dir(&row.id).join(KILLED_BY_USER), b"");
         self.signal(&row, sig, false)
     }
 
     /// Whether the user killed the container since its last start.
     pub fn killed_by_user(&self, id: &str) -> bool {
-        self.state_dir(id).join(KILLED_BY_USER).exists()
+        self.container_dir(id).join(KILLED_BY_USER).exists()
     }
 
     /// The signal `stop` sends.
@@ -908,10 +913,11 @@ impl Engine {
     }
 
     /// The marker a restart policy reads: the user stopped the container.
+    /// Kept with the container (not in `<run>`, a tmpfs): `system boot`
+    /// reads it after a reboot (docker's persisted HasBeenManuallyStopped).
     pub fn mark_stopped(&self, id: &str, stopped: bool) {
-        let p = self.state_dir(id).join("stopped-by-user");
+        let p = self.container_dir(id).join("stopped-by-user");
         if stopped {
-            let _ = fs::create_dir_all(self.state_dir(id));
             let _ = fs::write(&p, b"");
         } else {
             let _ = fs::remove_file(&p);
@@ -920,7 +926,7 @@ impl Engine {
 
     /// Whether the user stopped the container since its last start.
     pub fn stopped_by_user(&self, id: &str) -> bool {
-        self.state_dir(id).join("stopped-by-user").exists()
+        self.container_dir(id).join("stopped-by-user").exists()
     }
 
     /// The file a `commit` holds while it has the container paused: the
