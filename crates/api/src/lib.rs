@@ -396,7 +396,8 @@ async fn route(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, Api
         (&M::POST, ["containers", id, "rename"]) => containers::rename(&st, id, &q).await,
         (&M::POST, ["containers", id, "resize"]) => containers::resize(&st, id, &q).await,
         (&M::POST, ["containers", id, "attach"]) => containers::attach(&st, id, &q, req).await,
-        (&M::POST, ["containers", _, "update"]) => Ok(containers::update()),
+        (&M::POST, ["containers", id, "update"]) => containers::update(&st, id, req).await,
+        (&M::GET, ["containers", id, "changes"]) => containers::changes(&st, id).await,
         (&M::DELETE, ["containers", id]) => containers::remove(&st, id, &q).await,
         (&M::HEAD | &M::GET, ["containers", id, "archive"]) => {
             containers::archive_get(&st, id, &q, &m).await

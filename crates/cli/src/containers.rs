@@ -436,12 +436,15 @@ fn create_from_flags(e: &mut Engine, p: &Parsed, starting: bool) -> R<ContainerR
             })?;
         }
     }
-    e.create(CreateRequest {
-        name: p.value("name").map(String::from),
-        config: cfg,
-        keep_mounted: starting,
-    })
-    .map_err(engine125)
+    let row = e
+        .create(CreateRequest {
+            name: p.value("name").map(String::from),
+            config: cfg,
+            keep_mounted: starting,
+        })
+        .map_err(engine125)?;
+    crate::ops::record_create_args(e, &row.id, p);
+    Ok(row)
 }
 
 pub fn create(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {

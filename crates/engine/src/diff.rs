@@ -237,8 +237,34 @@ impl Engine {
             .iter()
             .map(|c| images.snapshots().fs_path(c))
             .collect();
-        changes(&upper, &lowers)
+        let mut list = changes(&upper, &lowers)?;
+        let dests: Vec<String> = crate::row_spec(self, &row)
+            .and_then(|s| s.mounts().clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.destination().to_string_lossy().into_owned())
+            .collect();
+        hide_mount_points(&mut list, &dests);
+        Ok(list)
     }
+}
+
+/// Leaves out what the runtime made for the container's mounts (their
+/// mount points, what is hidden under them, and a parent directory changed
+/// only by that): docker keeps those in its "-init" layer, out of the diff.
+pub fn hide_mount_points(list: &mut Vec<Change>, dests: &[String]) {
+    let under = |p: &str, d: &str| p == d || p.strip_prefix(d).is_some_and(|r| r.starts_with('/'));
+    list.retain(|c| !dests.iter().any(|d| under(&c.path, d)));
+    let remaining: Vec<String> = list.iter().map(|c| c.path.clone()).collect();
+    list.retain(|c| {
+        let ancestor_of_mount = dests
+            .iter()
+            .any(|d| d.strip_prefix(c.path.as_str()).is_some_and(|r| r.starts_with('/')));
+        let has_changes_below = remaining
+            .iter()
+            .any(|p| p.strip_prefix(c.path.as_str()).is_some_and(|r| r.starts_with('/')));
+        !(c.kind == Kind::Changed && ancestor_of_mount && !has_changes_below)
+    });
 }
 
 #[cfg(test)]
@@ -287,6 +313,18 @@ mod tests {
         ] {
             assert!(got.iter().any(|l| l == w), "{w} missing from {got:?}");
         }
+        let mut hidden = vec![
+            Change { path: "/etc".into(), kind: Kind::Changed },
+            Change { path: "/etc/hosts".into(), kind: Kind::Added },
+            Change { path: "/dev".into(), kind: Kind::Added },
+            Change { path: "/dev/shm".into(), kind: Kind::Added },
+            Change { path: "/var".into(), kind: Kind::Changed },
+            Change { path: "/var/x".into(), kind: Kind::Added },
+            Change { path: "/var/run".into(), kind: Kind::Added },
+        ];
+        hide_mount_points(&mut hidden, &["/etc/hosts".into(), "/dev".into(), "/var/run".into()]);
+        let kept: Vec<&str> = hidden.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(kept, ["/var", "/var/x"]);
         let pos = |s: &str| got.iter().position(|l| l == s).unwrap();
         assert!(pos("C /etc") < pos("A /etc/new"));
         assert!(pos("A /etc/new") < pos("C /etc/passwd"));

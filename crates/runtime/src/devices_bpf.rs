@@ -1214,3 +1214,10 @@ mod tests {
         println!("enforced: /dev/null opens, /dev/zero fails with EPERM");
     }
 }
+
+/// How many device programs are attached to the cgroup directory `dir`
+/// (cgroup v2; what `berth security` reports as the device filter in force).
+pub fn attached_programs(dir: &Path) -> io::Result<usize> {
+    let fd = crate::sys::openat(None, dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    prog_query(fd.as_fd()).map(|ids| ids.len())
+}
