@@ -81,8 +81,12 @@ struct HostConfig {
     extra_hosts: Option<Vec<String>>,
     group_add: Option<Vec<String>>,
     memory: Option<i64>,
+    memory_swap: Option<i64>,
     nano_cpus: Option<i64>,
     cpu_shares: Option<i64>,
+    cpu_period: Option<i64>,
+    cpu_quota: Option<i64>,
+    cpuset_cpus: Option<String>,
     pids_limit: Option<i64>,
     ulimits: Option<Vec<UlimitBody>>,
     security_opt: Option<Vec<String>>,
@@ -246,6 +250,10 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         nano_cpus: h.nano_cpus.filter(|m| *m > 0),
         cpu_shares: h.cpu_shares.filter(|m| *m > 0).map(|m| m as u64),
         pids_limit: h.pids_limit.filter(|m| *m != 0),
+        memory_swap: h.memory_swap.filter(|m| *m != 0),
+        cpu_period: h.cpu_period.filter(|m| *m != 0),
+        cpu_quota: h.cpu_quota.filter(|m| *m != 0),
+        cpuset_cpus: h.cpuset_cpus.filter(|c| !c.is_empty()),
         log_max_file: 1,
         ..Default::default()
     };

@@ -317,6 +317,7 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     if let Some(v) = p.value("cpus") {
         c.nano_cpus = Some(config::parse_cpus(v).map_err(bad)?);
     }
+    crate::ops::limit_flags(p, &mut c)?;
     if let Some(v) = p.value("pids-limit") {
         c.pids_limit = Some(
             v.parse()

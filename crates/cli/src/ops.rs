@@ -307,6 +307,19 @@ fn int_flag<T: std::str::FromStr>(p: &Parsed, name: &str) -> R<Option<T>> {
     }
 }
 
+/// `run`/`create`'s `--memory-swap`, `--cpu-period`, `--cpu-quota`,
+/// `--cpuset-cpus` (their combinations are checked with the spec's).
+pub fn limit_flags(p: &Parsed, c: &mut berth_engine::RunConfig) -> R {
+    c.memory_swap = size_flag(p, "memory-swap")?;
+    c.cpu_period = int_flag(p, "cpu-period")?;
+    c.cpu_quota = int_flag(p, "cpu-quota")?;
+    c.cpuset_cpus = p.value("cpuset-cpus").map(String::from);
+    if let Some(v) = &c.cpuset_cpus {
+        berth_engine::update::validate_cpuset(v)?;
+    }
+    Ok(())
+}
+
 pub fn update(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if p.args.is_empty() {
         return usage("\"update\" requires at least 1 argument");

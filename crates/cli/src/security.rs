@@ -63,7 +63,8 @@ fn print(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "Namespaces:     own: {}", own.join(" "))?;
     writeln!(
         out,
-        "                the host's (pid 1's): {}",
+        "                the host's ({}): {}",
+        r.host_reference,
         if shared.is_empty() {
             "(none)".into()
         } else {

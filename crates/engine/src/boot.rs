@@ -80,7 +80,10 @@ impl Engine {
             (Some(n), Ok(last)) => last.trim() != n,
             _ => false,
         };
-        for row in self.db.list()? {
+        // Oldest first: what a container depends on was usually made before it.
+        let mut rows = self.db.list()?;
+        rows.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        for row in rows {
             if self.monitor_alive(&row.id) {
                 report.running.push(row.name);
                 continue;

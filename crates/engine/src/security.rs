@@ -77,6 +77,9 @@ pub struct Report {
     pub name: String,
     pub pid: i32,
     pub namespaces: Vec<Namespace>,
+    /// What "the host" is: PID 1's namespaces, or (where those cannot be
+    /// read, as in some sandboxes) berth's own.
+    pub host_reference: String,
     pub capabilities: Capabilities,
     pub no_new_privileges: bool,
     /// 0 disabled, 1 strict, 2 filter (the kernel's numbers).
@@ -278,6 +281,11 @@ impl Engine {
                 })
             })
             .collect();
+        let host_reference = if ns_id("1", "mnt").is_some() {
+            "pid 1".to_string()
+        } else {
+            "berth's own namespaces (pid 1's cannot be read here)".to_string()
+        };
         let capabilities = Capabilities {
             effective: cap_names(status_field(&status, "CapEff")),
             permitted: cap_names(status_field(&status, "CapPrm")),
@@ -363,27 +371,29 @@ impl Engine {
             .collect();
         // mountinfo's 4th field is the path inside the mounted filesystem:
         // for bind mounts of the host's root filesystem, the host path.
-        let state_roots: Vec<String> = [&self.root, &self.run_dir]
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
+        // What the engine mounts in by design is not a risk: the
+        // container's own files (hosts, resolv.conf…), volumes, berth-init.
+        let own = [
+            self.container_dir(&row.id),
+            self.root.join("volumes"),
+            self.root.join("berth-init"),
+        ];
+        let is_state = |src: &Path| {
+            [&self.root, &self.run_dir].iter().any(|r| src.starts_with(r))
+                && !own.iter().any(|o| src.starts_with(o))
+        };
         let mut engine_state_mounts: Vec<String> = mountinfo
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split(' ').collect();
                 let (src, mp) = (*f.get(3)?, *f.get(4)?);
-                state_roots
-                    .iter()
-                    .any(|r| src == r || src.starts_with(&format!("{r}/")))
-                    .then(|| format!("{src} at {mp}"))
+                is_state(Path::new(src)).then(|| format!("{src} at {mp}"))
             })
             .collect();
         // The config names the host paths whatever filesystem they are on.
         for m in &crate::row_config(&row).mounts {
             let src = Path::new(&m.source);
-            if m.kind == "bind"
-                && [&self.root, &self.run_dir].iter().any(|r| src.starts_with(r))
-            {
+            if m.kind == "bind" && is_state(src) {
                 let t = format!("{} at {}", m.source, m.target);
                 if !engine_state_mounts.contains(&t) {
                     engine_state_mounts.push(t);
@@ -395,6 +405,7 @@ impl Engine {
             name: row.name.clone(),
             pid,
             namespaces,
+            host_reference,
             capabilities,
             no_new_privileges: num("NoNewPrivs") == Some(1),
             seccomp_mode: num("Seccomp").unwrap_or(0),

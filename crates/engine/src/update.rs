@@ -122,7 +122,7 @@ pub fn updated_config(
 }
 
 /// `--cpuset-cpus`: `0-3`, `0,2`, `1`; every CPU must exist here.
-fn validate_cpuset(s: &str) -> Result<()> {
+pub fn validate_cpuset(s: &str) -> Result<()> {
     let bad = || invalid("--cpuset-cpus", format!("invalid value {s:?} (like 0-3 or 0,2)"));
     let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     for part in s.split(',') {
