@@ -906,19 +906,11 @@ pub fn rename(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
 }
 
 pub fn prune(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    let filter = berth_engine::prune::PruneFilter::parse(p.all("filter"))?;
     if !p.bool("force") && !confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(());
     }
-    let mut removed = vec![];
-    let mut bytes = 0;
-    for r in e.list()? {
-        if matches!(r.state.as_str(), db::EXITED | db::CREATED | db::DEAD) {
-            let size = e.container_size(&r.id);
-            e.remove(&r.id, false, false)?;
-            bytes += size;
-            removed.push(r.id);
-        }
-    }
+    let (removed, bytes) = e.prune_containers(&filter)?;
     writeln!(out, "Deleted Containers:")?;
     for id in &removed {
         writeln!(out, "{id}")?;

@@ -579,3 +579,40 @@ fn management_command_forms() {
     let help = r.ok(&["generate", "--help"]);
     assert!(help.contains("systemd"), "{help}");
 }
+
+/// The prune commands' `--filter`: `label=`, `label!=`, `until=`; an
+/// unknown filter is an error, before anything is removed.
+#[test]
+fn prune_filters_per_object() {
+    let r = root();
+    r.ok(&["create", "--name", "a", "--label", "k=v", "busybox", "true"]);
+    r.ok(&["create", "--name", "b", "busybox", "true"]);
+    let e = fails(&r.root, &["container", "prune", "-f", "--filter", "bogus=1"], 1);
+    assert!(e.contains("invalid filter 'bogus=1'"), "{e}");
+    // Made just now: not before an hour ago.
+    let out = r.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+    assert!(!out.contains(&id(&r, "a")), "{out}");
+    let a = id(&r, "a");
+    let out = r.ok(&["container", "prune", "-f", "--filter", "label=k=v"]);
+    assert!(out.contains(&a), "{out}");
+    assert_eq!(state(&r, "b"), "created");
+    let b = id(&r, "b");
+    let out = r.ok(&["container", "prune", "-f", "--filter", "label!=k"]);
+    assert_eq!(out.lines().nth(1), Some(b.as_str()), "{out}");
+    assert_eq!(berth(&r.root, &["inspect", "b"]).status.code(), Some(1));
+    r.ok(&["network", "create", "--label", "n=1", "n1"]);
+    r.ok(&["network", "create", "n2"]);
+    let out = r.ok(&["network", "prune", "-f", "--filter", "label=n=1"]);
+    assert_eq!(out, "Deleted Networks:\nn1\n");
+    r.ok(&["network", "rm", "n2"]);
+    r.ok(&["volume", "create", "--label", "v=1", "vol1"]);
+    r.ok(&["volume", "create", "vol2"]);
+    let out = r.ok(&["volume", "prune", "-a", "-f", "--filter", "label=v=1"]);
+    assert!(out.starts_with("Deleted Volumes:\nvol1\n"), "{out}");
+    assert_eq!(r.ok(&["volume", "ls", "-q"]).trim(), "vol2");
+    let e = fails(&r.root, &["volume", "prune", "-f", "--filter", "until=1h"], 1);
+    assert!(e.contains("until"), "{e}");
+    let out = r.ok(&["image", "prune", "-a", "-f", "--filter", "label=none=here"]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    assert!(r.ok(&["image", "ls"]).contains("busybox"));
+}

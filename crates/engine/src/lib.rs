@@ -1119,17 +1119,7 @@ impl Engine {
     /// `container prune`: removes every stopped container; their ids and
     /// the bytes they wrote.
     pub fn prune(&mut self) -> Result<(Vec<String>, u64)> {
-        let mut removed = vec![];
-        let mut bytes = 0;
-        for r in self.list()? {
-            if matches!(r.state.as_str(), db::EXITED | db::CREATED | db::DEAD) {
-                let size = self.container_size(&r.id);
-                self.remove(&r.id, false, false)?;
-                bytes += size;
-                removed.push(r.id);
-            }
-        }
-        Ok((removed, bytes))
+        self.prune_containers(&prune::PruneFilter::default())
     }
 
     /// `rmi`: removes an image (or one of its tags) unless a container

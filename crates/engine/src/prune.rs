@@ -129,6 +129,28 @@ impl SystemPruneReport {
     }
 }
 
+/// The ids of the images a prune filter keeps (their config's `created`
+/// and labels do not match it).
+pub fn images_filtered_out(
+    store: &berth_image::ImageStore,
+    f: &PruneFilter,
+) -> Result<std::collections::HashSet<String>> {
+    let mut keep = std::collections::HashSet::new();
+    for r in store.list()? {
+        let labels: BTreeMap<String, String> = store
+            .config(&r)
+            .ok()
+            .and_then(|c| c.config.config().as_ref().and_then(|c| c.labels().clone()))
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default();
+        let created = r.created.as_deref().and_then(timefmt::parse_rfc3339);
+        if !f.matches(created, &labels) {
+            keep.insert(r.id.to_string());
+        }
+    }
+    Ok(keep)
+}
+
 fn labels_of(pairs: &[(String, String)]) -> BTreeMap<String, String> {
     pairs.iter().cloned().collect()
 }
@@ -209,19 +231,7 @@ impl Engine {
             return self.prune_images(all);
         }
         let store = self.images()?;
-        let mut keep = std::collections::HashSet::new();
-        for r in store.list()? {
-            let labels: BTreeMap<String, String> = store
-                .config(&r)
-                .ok()
-                .and_then(|c| c.config.config().as_ref().and_then(|c| c.labels().clone()))
-                .map(|l| l.into_iter().collect())
-                .unwrap_or_default();
-            let created = r.created.as_deref().and_then(timefmt::parse_rfc3339);
-            if !f.matches(created, &labels) {
-                keep.insert(r.id.to_string());
-            }
-        }
+        let keep = images_filtered_out(&store, f)?;
         self.images_in_use()?;
         let in_use = |d: &berth_image::Digest| {
             keep.contains(&d.to_string())
