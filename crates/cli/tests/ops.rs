@@ -209,7 +209,12 @@ fn boot_restarts_exactly_the_right_containers() {
 #[test]
 fn update_changes_a_live_container() {
     let r = root();
-    r.ok(&["run", "-d", "--name", "u", "--memory", "64m", "busybox", "sleep", "1000"]);
+    // --network none: the network is not under test (and the cgroup v2 VM
+    // this test also runs in has no bridge).
+    r.ok(&[
+        "run", "-d", "--network", "none", "--name", "u", "--memory", "64m", "busybox", "sleep",
+        "1000",
+    ]);
     let out = r.ok(&[
         "update", "--memory", "128m", "--pids-limit", "50", "--cpus", "0.5", "--cpu-shares",
         "512", "--restart", "always", "u",
@@ -255,7 +260,7 @@ fn update_changes_a_live_container() {
     );
     // run's own limit flags land in the same places.
     r.ok(&[
-        "run", "-d", "--name", "q", "--cpu-period", "50000", "--cpu-quota", "25000", "--memory",
+        "run", "-d", "--network", "none", "--name", "q", "--cpu-period", "50000", "--cpu-quota", "25000", "--memory",
         "32m", "--memory-swap", "64m", "--cpuset-cpus", "0", "busybox", "sleep", "1000",
     ]);
     let q = pid(&r, "q");
@@ -457,13 +462,20 @@ fn status_field(status: &str, key: &str) -> String {
 fn security_report_matches_the_kernel() {
     let r = root();
     let state_mount = format!("{}:/berthroot:ro", r.root.display());
-    r.ok(&["run", "-d", "--name", "d", "busybox", "sleep", "1000"]);
-    r.ok(&["run", "-d", "--privileged", "--name", "p", "busybox", "sleep", "1000"]);
+    // --network none: see update_changes_a_live_container.
+    r.ok(&["run", "-d", "--network", "none", "--name", "d", "busybox", "sleep", "1000"]);
     r.ok(&[
-        "run", "-d", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--name",
+        "run", "-d", "--network", "none", "--privileged", "--name", "p", "busybox", "sleep",
+        "1000",
+    ]);
+    r.ok(&[
+        "run", "-d", "--network", "none", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--name",
         "s", "busybox", "sleep", "1000",
     ]);
-    r.ok(&["run", "-d", "-v", &state_mount, "--name", "m", "busybox", "sleep", "1000"]);
+    r.ok(&[
+        "run", "-d", "--network", "none", "-v", &state_mount, "--name", "m", "busybox", "sleep",
+        "1000",
+    ]);
     for c in ["d", "p", "s", "m"] {
         let rep: Value =
             serde_json::from_str(&r.ok(&["inspect", "--security", "--format", "json", c])).unwrap();

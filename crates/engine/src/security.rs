@@ -105,6 +105,9 @@ pub struct Report {
     /// How devices are filtered: v1 `devices.list`, or the number of eBPF
     /// device programs attached to its v2 cgroup.
     pub device_filter: String,
+    /// Nothing filters its device access: a v1 `a *:* rwm` rule, or no
+    /// eBPF device program on its v2 cgroup.
+    pub all_devices_allowed: bool,
     /// The device nodes in its `/dev` (`null c 1:3`).
     pub device_nodes: Vec<String>,
     /// Syscalls the seccomp profile allows by name (some under argument
@@ -208,6 +211,23 @@ fn device_nodes(dev: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// Whether the spec's device cgroup rules end up allowing every device (its
+/// last rule for all devices is an allow; runc's semantics).
+fn spec_allows_all_devices(spec: &serde_json::Value) -> bool {
+    spec["linux"]["resources"]["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            matches!(r["type"].as_str(), None | Some("a"))
+                && r["major"].is_null()
+                && r["minor"].is_null()
+                && r["access"].as_str().is_none_or(|a| a.contains('r') && a.contains('w'))
+        })
+        .next_back()
+        .is_some_and(|r| r["allow"] == true)
 }
 
 fn ns_id(pid: &str, ns: &str) -> Option<String> {
@@ -337,20 +357,30 @@ impl Engine {
             .rev()
             .find(|(mp, _)| mp == "/proc/sys")
             .is_some_and(|(_, o)| o.split(',').any(|x| x == "ro"));
-        let device_filter = match cgroup_dir(pid, "devices") {
-            Some(d) if d.join("devices.list").exists() => "cgroup v1 devices.list".to_string(),
-            Some(d) => match berth_runtime::devices_bpf::attached_programs(&d) {
-                Ok(0) => "none (cgroup v2: no eBPF device program attached)".into(),
-                Ok(n) => format!("cgroup v2: {n} eBPF device program(s) attached"),
-                Err(e) => format!("cgroup v2: unknown ({e})"),
-            },
-            None => "none (no device cgroup)".into(),
-        };
-        let device_nodes = device_nodes(Path::new(&format!("/proc/{pid}/root/dev")));
         let spec: serde_json::Value = fs::read(self.container_dir(&row.id).join("config.json"))
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or_default();
+        let (device_filter, all_devices_allowed) = match cgroup_dir(pid, "devices") {
+            Some(d) if d.join("devices.list").exists() => (
+                "cgroup v1 devices.list".to_string(),
+                device_rules.iter().any(|l| l.starts_with("a ")),
+            ),
+            // The kernel shows that programs are attached, not what they
+            // allow: that is read from the rules they were made from.
+            Some(d) => match berth_runtime::devices_bpf::attached_programs(&d) {
+                Ok(0) => ("none (cgroup v2: no eBPF device program attached)".into(), true),
+                Ok(n) => (
+                    format!(
+                        "cgroup v2: {n} eBPF device program(s) attached (what they allow: from the spec's rules)"
+                    ),
+                    spec_allows_all_devices(&spec),
+                ),
+                Err(e) => (format!("cgroup v2: unknown ({e})"), false),
+            },
+            None => ("none (no device cgroup)".into(), true),
+        };
+        let device_nodes = device_nodes(Path::new(&format!("/proc/{pid}/root/dev")));
         let seccomp_syscalls_allowed = allowed_syscalls(&spec["linux"]["seccomp"]);
         let lsm_label = fs::read_to_string(format!("/proc/{pid}/attr/current"))
             .map(|s| s.trim_end_matches(['\0', '\n']).to_string())
@@ -426,6 +456,7 @@ impl Engine {
             engine_sockets,
             proc_sys_read_only,
             device_filter,
+            all_devices_allowed,
             device_nodes,
             seccomp_syscalls_allowed,
             seccomp_syscalls_source: "the profile the engine gave the runtime (the kernel shows only the mode and the filter count)".into(),
@@ -469,7 +500,7 @@ pub fn verdict(r: &Report) -> Vec<String> {
     if r.seccomp_mode == 0 {
         v.push("no seccomp filter".to_string());
     }
-    if r.device_rules.iter().any(|l| l.starts_with("a ")) {
+    if r.all_devices_allowed {
         v.push("every device allowed".to_string());
     }
     if !r.proc_sys_read_only && !r.all_host_capabilities {

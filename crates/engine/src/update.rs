@@ -56,6 +56,19 @@ fn memory_usage(cg: &berth_runtime::cgroups::CgroupPaths) -> Option<i64> {
         .ok()
 }
 
+/// What the kernel cannot reclaim from a v2 cgroup without swap (its
+/// anonymous and shared memory, from `memory.stat`); None on v1.
+fn unreclaimable_v2(cg: &berth_runtime::cgroups::CgroupPaths) -> Option<i64> {
+    let h = cg.hierarchy_of("memory").filter(|h| h.unified)?;
+    let stat = fs::read_to_string(cg.dir(h).join("memory.stat")).ok()?;
+    let get = |k: &str| -> i64 {
+        stat.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Some(get("anon") + get("shmem"))
+}
+
 /// The request applied to a container's config, checked as docker's daemon
 /// checks an update.
 pub fn updated_config(
@@ -203,6 +216,20 @@ impl Engine {
         }
         if new.memory.is_none() {
             res.as_object_mut().map(|o| o.remove("memory"));
+        }
+        // v1 refuses a limit below what it cannot reclaim (EBUSY); v2 takes
+        // it and OOM-kills the container: refused here first.
+        if let (Some(m), Some(floor)) = (new.memory, unreclaimable_v2(cg))
+            && new.memory != old.memory
+            && m > 0
+            && m < floor
+        {
+            return Err(invalid(
+                "--memory",
+                format!(
+                    "{m} bytes is below what container {id} uses now ({floor} bytes it cannot give back): the kernel would kill it"
+                ),
+            ));
         }
         let lr: oci_spec::runtime::LinuxResources = serde_json::from_value(json!(res))
             .map_err(|e| Error::Other(format!("linux.resources: {e}")))?;
