@@ -249,10 +249,7 @@ pub fn generate_systemd(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
         service.push(format!("ExecStartPre=-{}", cmd(&["rm", "-f", &row.name])));
         service.push(format!("ExecStart={}", unit_line(&run)));
         service.push(format!("ExecStop={}", cmd(&["stop", "-t", &t, &row.name])));
-        service.push(format!(
-            "ExecStopPost=-{}",
-            cmd(&["rm", "-f", &row.name])
-        ));
+        service.push(format!("ExecStopPost=-{}", cmd(&["rm", "-f", &row.name])));
     } else {
         service.push(format!("ExecStart={}", cmd(&["start", "--attach", &ident])));
         service.push(format!("ExecStop={}", cmd(&["stop", "-t", &t, &ident])));
@@ -324,23 +321,23 @@ pub fn update(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if p.args.is_empty() {
         return usage("\"update\" requires at least 1 argument");
     }
-    let req = UpdateRequest {
-        memory: size_flag(p, "memory")?,
-        memory_swap: size_flag(p, "memory-swap")?,
-        nano_cpus: match p.value("cpus") {
-            None => None,
-            Some(v) => Some(
-                config::parse_cpus(v)
-                    .or_else(|x| usage(format!("invalid argument {v:?} for \"--cpus\" flag: {x}")))?,
-            ),
-        },
-        cpu_shares: int_flag(p, "cpu-shares")?,
-        cpu_period: int_flag(p, "cpu-period")?,
-        cpu_quota: int_flag(p, "cpu-quota")?,
-        cpuset_cpus: p.value("cpuset-cpus").map(String::from),
-        pids_limit: int_flag(p, "pids-limit")?,
-        restart: p.value("restart").map(String::from),
-    };
+    let req =
+        UpdateRequest {
+            memory: size_flag(p, "memory")?,
+            memory_swap: size_flag(p, "memory-swap")?,
+            nano_cpus: match p.value("cpus") {
+                None => None,
+                Some(v) => Some(config::parse_cpus(v).or_else(|x| {
+                    usage(format!("invalid argument {v:?} for \"--cpus\" flag: {x}"))
+                })?),
+            },
+            cpu_shares: int_flag(p, "cpu-shares")?,
+            cpu_period: int_flag(p, "cpu-period")?,
+            cpu_quota: int_flag(p, "cpu-quota")?,
+            cpuset_cpus: p.value("cpuset-cpus").map(String::from),
+            pids_limit: int_flag(p, "pids-limit")?,
+            restart: p.value("restart").map(String::from),
+        };
     if req.is_empty() {
         return usage("you must provide one or more flags when using this command");
     }

@@ -78,7 +78,11 @@ fn print(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .map(|n| n.r#type.as_str())
         .collect();
     if !engine.is_empty() {
-        writeln!(out, "                berth's own (not the host's): {}", engine.join(" "))?;
+        writeln!(
+            out,
+            "                berth's own (not the host's): {}",
+            engine.join(" ")
+        )?;
     }
     let c = &r.capabilities;
     writeln!(out, "Capabilities:   effective: {}", list(&c.effective))?;
@@ -109,7 +113,15 @@ fn print(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(out, "User map:       uid {} / gid {}", r.uid_map, r.gid_map)?;
     writeln!(out, "Read-only root: {}", r.read_only_root)?;
-    writeln!(out, "/proc/sys:      {}", if r.proc_sys_read_only { "read-only" } else { "writable" })?;
+    writeln!(
+        out,
+        "/proc/sys:      {}",
+        if r.proc_sys_read_only {
+            "read-only"
+        } else {
+            "writable"
+        }
+    )?;
     let masked = r.masked_paths.iter().filter(|(_, m)| *m).count();
     writeln!(
         out,

@@ -26,7 +26,10 @@ fn inspect(r: &BusyboxRoot, c: &str) -> Value {
 }
 
 fn state(r: &BusyboxRoot, c: &str) -> String {
-    inspect(r, c)["State"]["Status"].as_str().unwrap().to_string()
+    inspect(r, c)["State"]["Status"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn pid(r: &BusyboxRoot, c: &str) -> i32 {
@@ -47,7 +50,10 @@ fn alive(pid: i32) -> bool {
 fn wait_gone(pids: &[i32]) {
     let t = Instant::now();
     while pids.iter().any(|p| alive(*p)) {
-        assert!(t.elapsed() < Duration::from_secs(30), "{pids:?} still alive");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{pids:?} still alive"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -58,7 +64,11 @@ fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
     let mut unified = None;
     for l in text.lines() {
         let mut parts = l.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let (_, ctrls, path) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
         let rel = path.trim_start_matches('/');
         if ctrls.split(',').any(|c| c == controller) {
             return Path::new("/sys/fs/cgroup").join(controller).join(rel);
@@ -141,10 +151,27 @@ fn boot_restarts_exactly_the_right_containers() {
         ("onfail", "on-failure"),
     ] {
         r.ok(&[
-            "run", "-d", "--name", name, "--restart", policy, "busybox", "sh", "-c", script,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            "busybox",
+            "sh",
+            "-c",
+            script,
         ]);
     }
-    r.ok(&["create", "--name", "never", "--restart", "always", "busybox", "true"]);
+    r.ok(&[
+        "create",
+        "--name",
+        "never",
+        "--restart",
+        "always",
+        "busybox",
+        "true",
+    ]);
     r.ok(&["stop", "-t", "0", "stopped"]);
     let stale_cgroup = cgroup_dir(pid(&r, "no"), "pids");
     assert!(stale_cgroup.is_dir());
@@ -160,7 +187,10 @@ fn boot_restarts_exactly_the_right_containers() {
     // In the order they were created.
     assert_eq!(started, ["always", "unless"], "{out}");
     for c in ["always", "unless", "no", "onfail"] {
-        assert!(out.lines().any(|l| l == format!("cleared {c}")), "{c}: {out}");
+        assert!(
+            out.lines().any(|l| l == format!("cleared {c}")),
+            "{c}: {out}"
+        );
     }
     for (c, want) in [
         ("always", "running"),
@@ -176,7 +206,10 @@ fn boot_restarts_exactly_the_right_containers() {
     assert!(!stale_cgroup.exists(), "{} left", stale_cgroup.display());
     // The restarted ones work: exec, and their log goes on after the old run's.
     for c in ["always", "unless"] {
-        assert_eq!(r.ok(&["exec", c, "echo", "in", c]).trim(), format!("in {c}"));
+        assert_eq!(
+            r.ok(&["exec", c, "echo", "in", c]).trim(),
+            format!("in {c}")
+        );
         let t = Instant::now();
         loop {
             let logs = r.ok(&["logs", c]);
@@ -199,7 +232,11 @@ fn boot_restarts_exactly_the_right_containers() {
     let unit = r.ok(&["system", "boot", "--print-unit"]);
     assert!(unit.contains("Type=oneshot"), "{unit}");
     assert!(unit.contains("KillMode=process"), "{unit}");
-    let exec = format!("ExecStart={} --root {} system boot", env!("CARGO_BIN_EXE_berth"), r.root.display());
+    let exec = format!(
+        "ExecStart={} --root {} system boot",
+        env!("CARGO_BIN_EXE_berth"),
+        r.root.display()
+    );
     assert!(unit.contains(&exec), "{unit}");
 }
 
@@ -212,12 +249,31 @@ fn update_changes_a_live_container() {
     // --network none: the network is not under test (and the cgroup v2 VM
     // this test also runs in has no bridge).
     r.ok(&[
-        "run", "-d", "--network", "none", "--name", "u", "--memory", "64m", "busybox", "sleep",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "u",
+        "--memory",
+        "64m",
+        "busybox",
+        "sleep",
         "1000",
     ]);
     let out = r.ok(&[
-        "update", "--memory", "128m", "--pids-limit", "50", "--cpus", "0.5", "--cpu-shares",
-        "512", "--restart", "always", "u",
+        "update",
+        "--memory",
+        "128m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--restart",
+        "always",
+        "u",
     ]);
     assert_eq!(out.trim(), "u");
     let check = |r: &BusyboxRoot| {
@@ -243,34 +299,91 @@ fn update_changes_a_live_container() {
     // docker's refusals.
     let e = fails(&r.root, &["update", "--memory", "1m", "u"], 1);
     assert!(e.contains("Minimum memory limit allowed is 6MB"), "{e}");
-    let e = fails(&r.root, &["update", "--memory", "64m", "--memory-swap", "32m", "u"], 1);
-    assert!(e.contains("memoryswap limit should be larger than memory limit"), "{e}");
+    let e = fails(
+        &r.root,
+        &["update", "--memory", "64m", "--memory-swap", "32m", "u"],
+        1,
+    );
+    assert!(
+        e.contains("memoryswap limit should be larger than memory limit"),
+        "{e}"
+    );
     let e = fails(&r.root, &["update", "u"], 125);
     assert!(e.contains("one or more flags"), "{e}");
     let e = fails(&r.root, &["update", "--memory", "lots", "u"], 125);
     assert!(e.contains("--memory"), "{e}");
     // Below what it uses (40 MB in its /dev/shm, no swap to move it to).
-    r.ok(&["exec", "u", "dd", "if=/dev/zero", "of=/dev/shm/fill", "bs=1M", "count=40"]);
+    r.ok(&[
+        "exec",
+        "u",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/shm/fill",
+        "bs=1M",
+        "count=40",
+    ]);
     let e = fails(&r.root, &["update", "--memory", "10m", "u"], 1);
     assert!(e.contains("uses now"), "{e}");
     assert_eq!(inspect(&r, "u")["HostConfig"]["Memory"], 128i64 << 20);
     assert_eq!(
-        cg_value(pid(&r, "u"), "memory", "memory.limit_in_bytes", "memory.max"),
+        cg_value(
+            pid(&r, "u"),
+            "memory",
+            "memory.limit_in_bytes",
+            "memory.max"
+        ),
         (128u64 << 20).to_string()
     );
     // run's own limit flags land in the same places.
     r.ok(&[
-        "run", "-d", "--network", "none", "--name", "q", "--cpu-period", "50000", "--cpu-quota", "25000", "--memory",
-        "32m", "--memory-swap", "64m", "--cpuset-cpus", "0", "busybox", "sleep", "1000",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "q",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "64m",
+        "--cpuset-cpus",
+        "0",
+        "busybox",
+        "sleep",
+        "1000",
     ]);
     let q = pid(&r, "q");
-    assert_eq!(cg_value(q, "cpu", "cpu.cfs_period_us", "cpu.max").split(' ').last(), Some("50000"));
-    assert_eq!(cg_value(q, "cpu", "cpu.cfs_quota_us", "cpu.max").split(' ').next(), Some("25000"));
+    assert_eq!(
+        cg_value(q, "cpu", "cpu.cfs_period_us", "cpu.max")
+            .split(' ')
+            .last(),
+        Some("50000")
+    );
+    assert_eq!(
+        cg_value(q, "cpu", "cpu.cfs_quota_us", "cpu.max")
+            .split(' ')
+            .next(),
+        Some("25000")
+    );
     assert_eq!(cg_value(q, "cpuset", "cpuset.cpus", "cpuset.cpus"), "0");
     let h = inspect(&r, "q")["HostConfig"].clone();
     assert_eq!(
-        (&h["CpuPeriod"], &h["CpuQuota"], &h["MemorySwap"], &h["CpusetCpus"]),
-        (&50000.into(), &25000.into(), &(64i64 << 20).into(), &"0".into()),
+        (
+            &h["CpuPeriod"],
+            &h["CpuQuota"],
+            &h["MemorySwap"],
+            &h["CpusetCpus"]
+        ),
+        (
+            &50000.into(),
+            &25000.into(),
+            &(64i64 << 20).into(),
+            &"0".into()
+        ),
         "{h}"
     );
     let e = fails(&r.root, &["update", "--cpus", "1", "q"], 1);
@@ -344,10 +457,21 @@ fn system_prune_removes_what_is_unused() {
     let r = root();
     r.ok(&["run", "-d", "--name", "keep", "busybox", "sleep", "1000"]);
     r.ok(&["run", "--name", "done", "-v", "/anon", "busybox", "true"]);
-    r.ok(&["run", "--name", "labelled", "--label", "tier=test", "busybox", "true"]);
+    r.ok(&[
+        "run",
+        "--name",
+        "labelled",
+        "--label",
+        "tier=test",
+        "busybox",
+        "true",
+    ]);
     r.ok(&["volume", "create", "named"]);
     r.ok(&["network", "create", "unused-net"]);
-    let anon = inspect(&r, "done")["Mounts"][0]["Name"].as_str().unwrap().to_string();
+    let anon = inspect(&r, "done")["Mounts"][0]["Name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The prompt; "n" keeps everything.
     let o = with_stdin(&r, &["system", "prune", "--volumes"], b"n\n");
     let err = String::from_utf8_lossy(&o.stderr);
@@ -358,28 +482,60 @@ fn system_prune_removes_what_is_unused() {
         "{err}"
     );
     assert_eq!(state(&r, "done"), "exited");
-    let o = with_stdin(&r, &["system", "prune", "--filter", "until=24h", "--filter", "label=a=b"], b"n\n");
+    let o = with_stdin(
+        &r,
+        &[
+            "system",
+            "prune",
+            "--filter",
+            "until=24h",
+            "--filter",
+            "label=a=b",
+        ],
+        b"n\n",
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("\n  Items to be pruned will be filtered with:\n  - label=a=b\n  - until=24h\n"),
+        err.contains(
+            "\n  Items to be pruned will be filtered with:\n  - label=a=b\n  - until=24h\n"
+        ),
         "{err}"
     );
     // A label filter: only that container goes.
     let out = r.ok(&["system", "prune", "-f", "--filter", "label=tier=test"]);
     let labelled = out.lines().nth(1).unwrap_or("").to_string();
     assert!(out.starts_with("Deleted Containers:\n"), "{out}");
-    assert_eq!(berth(&r.root, &["inspect", "labelled"]).status.code(), Some(1));
+    assert_eq!(
+        berth(&r.root, &["inspect", "labelled"]).status.code(),
+        Some(1)
+    );
     assert_eq!(state(&r, "done"), "exited");
     assert!(!labelled.is_empty());
     // until with --volumes: docker's refusal.
-    let e = fails(&r.root, &["system", "prune", "-f", "--volumes", "--filter", "until=1h"], 1);
-    assert!(e.contains("\"until\" filter is not supported with \"--volumes\""), "{e}");
+    let e = fails(
+        &r.root,
+        &["system", "prune", "-f", "--volumes", "--filter", "until=1h"],
+        1,
+    );
+    assert!(
+        e.contains("\"until\" filter is not supported with \"--volumes\""),
+        "{e}"
+    );
     // Everything unused.
     let out = r.ok(&["system", "prune", "-f", "--volumes"]);
     assert!(out.contains("Deleted Containers:\n"), "{out}");
     assert!(out.contains("Deleted Networks:\nunused-net\n"), "{out}");
-    assert!(out.contains(&format!("Deleted Volumes:\n{anon}\n")), "{out}");
-    assert!(out.lines().last().unwrap().starts_with("Total reclaimed space: "), "{out}");
+    assert!(
+        out.contains(&format!("Deleted Volumes:\n{anon}\n")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("Total reclaimed space: "),
+        "{out}"
+    );
     assert_eq!(berth(&r.root, &["inspect", "done"]).status.code(), Some(1));
     assert_eq!(state(&r, "keep"), "running");
     let vols = r.ok(&["volume", "ls", "-q"]);
@@ -399,30 +555,74 @@ fn system_prune_removes_what_is_unused() {
 fn generate_systemd_units() {
     let r = root();
     r.ok(&[
-        "create", "--name", "web", "-e", "GREETING=hello world", "--memory", "64m", "busybox",
-        "sleep", "1000",
+        "create",
+        "--name",
+        "web",
+        "-e",
+        "GREETING=hello world",
+        "--memory",
+        "64m",
+        "busybox",
+        "sleep",
+        "1000",
     ]);
     let berth_bin = env!("CARGO_BIN_EXE_berth");
     let prefix = format!("{berth_bin} --root {}", r.root.display());
     let unit = r.ok(&["generate", "systemd", "--name", "web"]);
     assert!(unit.starts_with("# container-web.service\n"), "{unit}");
-    assert!(unit.contains(&format!("ExecStart={prefix} start --attach web\n")), "{unit}");
-    assert!(unit.contains(&format!("ExecStop={prefix} stop -t 10 web\n")), "{unit}");
+    assert!(
+        unit.contains(&format!("ExecStart={prefix} start --attach web\n")),
+        "{unit}"
+    );
+    assert!(
+        unit.contains(&format!("ExecStop={prefix} stop -t 10 web\n")),
+        "{unit}"
+    );
     assert!(unit.contains("Restart=on-failure\n"), "{unit}");
-    assert!(unit.contains("[Install]\nWantedBy=default.target\n"), "{unit}");
+    assert!(
+        unit.contains("[Install]\nWantedBy=default.target\n"),
+        "{unit}"
+    );
     let cid = id(&r, "web");
-    let by_id = r.ok(&["generate", "systemd", "--restart-policy", "always", "-t", "5", "web"]);
-    assert!(by_id.contains(&format!("# container-{cid}.service")), "{by_id}");
-    assert!(by_id.contains("Restart=always\n") && by_id.contains("stop -t 5 "), "{by_id}");
+    let by_id = r.ok(&[
+        "generate",
+        "systemd",
+        "--restart-policy",
+        "always",
+        "-t",
+        "5",
+        "web",
+    ]);
+    assert!(
+        by_id.contains(&format!("# container-{cid}.service")),
+        "{by_id}"
+    );
+    assert!(
+        by_id.contains("Restart=always\n") && by_id.contains("stop -t 5 "),
+        "{by_id}"
+    );
     let new = r.ok(&["generate", "systemd", "--new", "web"]);
-    assert!(new.contains(&format!("ExecStartPre=-{prefix} rm -f web\n")), "{new}");
+    assert!(
+        new.contains(&format!("ExecStartPre=-{prefix} rm -f web\n")),
+        "{new}"
+    );
     assert!(
         new.contains(&format!(
             "ExecStart={prefix} run --rm --name web \"--env=GREETING=hello world\" --memory=64m busybox sleep 1000\n"
         )),
         "{new}"
     );
-    let e = fails(&r.root, &["generate", "systemd", "--restart-policy", "sometimes", "web"], 125);
+    let e = fails(
+        &r.root,
+        &[
+            "generate",
+            "systemd",
+            "--restart-policy",
+            "sometimes",
+            "web",
+        ],
+        125,
+    );
     assert!(e.contains("on-failure"), "{e}");
     let o = berth_command(&r.root)
         .args(["generate", "systemd", "--files", "--name", "web"])
@@ -431,7 +631,10 @@ fn generate_systemd_units() {
         .unwrap();
     assert!(o.status.success());
     let path = r.dir.join("container-web.service");
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), path.to_string_lossy());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        path.to_string_lossy()
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), unit);
 }
 
@@ -463,17 +666,55 @@ fn security_report_matches_the_kernel() {
     let r = root();
     let state_mount = format!("{}:/berthroot:ro", r.root.display());
     // --network none: see update_changes_a_live_container.
-    r.ok(&["run", "-d", "--network", "none", "--name", "d", "busybox", "sleep", "1000"]);
     r.ok(&[
-        "run", "-d", "--network", "none", "--privileged", "--name", "p", "busybox", "sleep",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "d",
+        "busybox",
+        "sleep",
         "1000",
     ]);
     r.ok(&[
-        "run", "-d", "--network", "none", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--name",
-        "s", "busybox", "sleep", "1000",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--privileged",
+        "--name",
+        "p",
+        "busybox",
+        "sleep",
+        "1000",
     ]);
     r.ok(&[
-        "run", "-d", "--network", "none", "-v", &state_mount, "--name", "m", "busybox", "sleep",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--name",
+        "s",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    r.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "-v",
+        &state_mount,
+        "--name",
+        "m",
+        "busybox",
+        "sleep",
         "1000",
     ]);
     for c in ["d", "p", "s", "m"] {
@@ -493,7 +734,11 @@ fn security_report_matches_the_kernel() {
         ] {
             let names = rep["Capabilities"][field].as_array().unwrap();
             let bits = cap_bits(&status, key);
-            assert_eq!(names.len(), bits.len(), "{c} {field}: {names:?} vs {bits:?}");
+            assert_eq!(
+                names.len(),
+                bits.len(),
+                "{c} {field}: {names:?} vs {bits:?}"
+            );
             // CAP_SYS_ADMIN is bit 21.
             assert_eq!(
                 names.iter().any(|n| n == "CAP_SYS_ADMIN"),
@@ -506,7 +751,11 @@ fn security_report_matches_the_kernel() {
             status_field(&status, "NoNewPrivs") == "1",
             "{c}"
         );
-        assert_eq!(rep["SeccompMode"].to_string(), status_field(&status, "Seccomp"), "{c}");
+        assert_eq!(
+            rep["SeccompMode"].to_string(),
+            status_field(&status, "Seccomp"),
+            "{c}"
+        );
         assert_eq!(
             rep["SeccompFilters"].to_string(),
             status_field(&status, "Seccomp_filters"),
@@ -535,31 +784,50 @@ fn security_report_matches_the_kernel() {
             rep["UidMap"].as_str().unwrap(),
             uid_map.split_whitespace().collect::<Vec<_>>().join(" ")
         );
-        assert!(rep["DeviceNodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d == "null c 1:3"), "{c}: {}", rep["DeviceNodes"]);
+        assert!(
+            rep["DeviceNodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d == "null c 1:3"),
+            "{c}: {}",
+            rep["DeviceNodes"]
+        );
         let text = r.ok(&["security", c]);
         assert!(text.contains("Verdict:"), "{text}");
         match c {
             "d" => {
                 assert_eq!(rep["Verdict"], serde_json::json!([]), "{rep}");
                 assert_eq!(rep["ProcSysReadOnly"], true);
-                assert!(rep["MaskedPaths"].as_array().unwrap().iter().all(|m| m[1] == true));
-                assert!(rep["SeccompSyscallsAllowed"].as_u64().unwrap() > 200, "{rep}");
+                assert!(
+                    rep["MaskedPaths"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|m| m[1] == true)
+                );
+                assert!(
+                    rep["SeccompSyscallsAllowed"].as_u64().unwrap() > 200,
+                    "{rep}"
+                );
                 assert!(text.contains("no risky settings"), "{text}");
             }
             "p" => {
                 let v = rep["Verdict"].to_string();
-                assert!(v.contains("privileged") && v.contains("every device allowed"), "{v}");
+                assert!(
+                    v.contains("privileged") && v.contains("every device allowed"),
+                    "{v}"
+                );
                 assert_eq!(rep["ProcSysReadOnly"], false);
                 assert!(rep["SeccompSyscallsAllowed"].is_null());
                 assert!(text.contains("RISKY"), "{text}");
             }
             "s" => {
                 let v = rep["Verdict"].to_string();
-                assert!(v.contains("CAP_SYS_ADMIN") && v.contains("no seccomp"), "{v}");
+                assert!(
+                    v.contains("CAP_SYS_ADMIN") && v.contains("no seccomp"),
+                    "{v}"
+                );
                 assert!(!v.contains("privileged"), "{v}");
             }
             _ => {
@@ -599,7 +867,11 @@ fn prune_filters_per_object() {
     let r = root();
     r.ok(&["create", "--name", "a", "--label", "k=v", "busybox", "true"]);
     r.ok(&["create", "--name", "b", "busybox", "true"]);
-    let e = fails(&r.root, &["container", "prune", "-f", "--filter", "bogus=1"], 1);
+    let e = fails(
+        &r.root,
+        &["container", "prune", "-f", "--filter", "bogus=1"],
+        1,
+    );
     assert!(e.contains("invalid filter 'bogus=1'"), "{e}");
     // Made just now: not before an hour ago.
     let out = r.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
@@ -622,7 +894,11 @@ fn prune_filters_per_object() {
     let out = r.ok(&["volume", "prune", "-a", "-f", "--filter", "label=v=1"]);
     assert!(out.starts_with("Deleted Volumes:\nvol1\n"), "{out}");
     assert_eq!(r.ok(&["volume", "ls", "-q"]).trim(), "vol2");
-    let e = fails(&r.root, &["volume", "prune", "-f", "--filter", "until=1h"], 1);
+    let e = fails(
+        &r.root,
+        &["volume", "prune", "-f", "--filter", "until=1h"],
+        1,
+    );
     assert!(e.contains("until"), "{e}");
     let out = r.ok(&["image", "prune", "-a", "-f", "--filter", "label=none=here"]);
     assert_eq!(out, "Total reclaimed space: 0B\n");

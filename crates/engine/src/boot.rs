@@ -147,10 +147,7 @@ impl Engine {
         let Some(spec) = row_spec(self, row) else {
             return cleared;
         };
-        let cg_path = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().clone());
+        let cg_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
         let (Ok(layout), Ok(path)) = (
             berth_runtime::cgroups::Layout::detect(),
             berth_runtime::cgroups::resolve_path(cg_path.as_deref(), &row.id),

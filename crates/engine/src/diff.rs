@@ -25,8 +25,8 @@ use std::path::{Component, Path, PathBuf};
 use berth_image::sys;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::Engine;
+use crate::error::{Error, Result};
 
 /// docker's change kinds (the API's `Kind`: 0 modified, 1 added, 2 deleted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -220,10 +220,8 @@ impl Engine {
     pub fn diff(&mut self, key: &str) -> Result<Vec<Change>> {
         let row = self.get(key)?;
         let images = self.images()?;
-        let rootfs = berth_image::ContainerRootfs::open(
-            images.snapshots(),
-            &self.container_dir(&row.id),
-        )?;
+        let rootfs =
+            berth_image::ContainerRootfs::open(images.snapshots(), &self.container_dir(&row.id))?;
         let Some(upper) = rootfs.upper() else {
             return Err(Error::BadState {
                 id: row.id,
@@ -257,12 +255,14 @@ pub fn hide_mount_points(list: &mut Vec<Change>, dests: &[String]) {
     list.retain(|c| !dests.iter().any(|d| under(&c.path, d)));
     let remaining: Vec<String> = list.iter().map(|c| c.path.clone()).collect();
     list.retain(|c| {
-        let ancestor_of_mount = dests
-            .iter()
-            .any(|d| d.strip_prefix(c.path.as_str()).is_some_and(|r| r.starts_with('/')));
-        let has_changes_below = remaining
-            .iter()
-            .any(|p| p.strip_prefix(c.path.as_str()).is_some_and(|r| r.starts_with('/')));
+        let ancestor_of_mount = dests.iter().any(|d| {
+            d.strip_prefix(c.path.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        });
+        let has_changes_below = remaining.iter().any(|p| {
+            p.strip_prefix(c.path.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        });
         !(c.kind == Kind::Changed && ancestor_of_mount && !has_changes_below)
     });
 }
@@ -289,7 +289,10 @@ mod tests {
         fs::create_dir(upper.join("tmp")).unwrap();
         fs::write(upper.join("tmp/a"), "a").unwrap();
         // Same mode, size and mtime as the image's: not a change by itself.
-        let m = fs::metadata(lower.join("same")).unwrap().modified().unwrap();
+        let m = fs::metadata(lower.join("same"))
+            .unwrap()
+            .modified()
+            .unwrap();
         fs::File::open(upper.join("same"))
             .unwrap()
             .set_modified(m)
@@ -314,15 +317,39 @@ mod tests {
             assert!(got.iter().any(|l| l == w), "{w} missing from {got:?}");
         }
         let mut hidden = vec![
-            Change { path: "/etc".into(), kind: Kind::Changed },
-            Change { path: "/etc/hosts".into(), kind: Kind::Added },
-            Change { path: "/dev".into(), kind: Kind::Added },
-            Change { path: "/dev/shm".into(), kind: Kind::Added },
-            Change { path: "/var".into(), kind: Kind::Changed },
-            Change { path: "/var/x".into(), kind: Kind::Added },
-            Change { path: "/var/run".into(), kind: Kind::Added },
+            Change {
+                path: "/etc".into(),
+                kind: Kind::Changed,
+            },
+            Change {
+                path: "/etc/hosts".into(),
+                kind: Kind::Added,
+            },
+            Change {
+                path: "/dev".into(),
+                kind: Kind::Added,
+            },
+            Change {
+                path: "/dev/shm".into(),
+                kind: Kind::Added,
+            },
+            Change {
+                path: "/var".into(),
+                kind: Kind::Changed,
+            },
+            Change {
+                path: "/var/x".into(),
+                kind: Kind::Added,
+            },
+            Change {
+                path: "/var/run".into(),
+                kind: Kind::Added,
+            },
         ];
-        hide_mount_points(&mut hidden, &["/etc/hosts".into(), "/dev".into(), "/var/run".into()]);
+        hide_mount_points(
+            &mut hidden,
+            &["/etc/hosts".into(), "/dev".into(), "/var/run".into()],
+        );
         let kept: Vec<&str> = hidden.iter().map(|c| c.path.as_str()).collect();
         assert_eq!(kept, ["/var", "/var/x"]);
         let pos = |s: &str| got.iter().position(|l| l == s).unwrap();

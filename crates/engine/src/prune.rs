@@ -53,13 +53,11 @@ impl PruneFilter {
             let bad = || Error::BadFilter(format!("invalid filter '{v}'"));
             let (key, val) = v.split_once('=').ok_or_else(bad)?;
             match key {
-                "until" => {
-                    f.until = Some(parse_until(val, now).ok_or_else(|| {
-                        Error::BadFilter(format!(
-                            "invalid filter 'until={val}': a timestamp, a date or a duration like 24h"
-                        ))
-                    })?)
-                }
+                "until" => f.until = Some(parse_until(val, now).ok_or_else(|| {
+                    Error::BadFilter(format!(
+                        "invalid filter 'until={val}': a timestamp, a date or a duration like 24h"
+                    ))
+                })?),
                 "label" | "label!" => {
                     let (k, value) = match val.split_once('=') {
                         Some((k, v)) => (k, Some(v.to_string())),
@@ -166,7 +164,10 @@ impl Engine {
                 continue;
             }
             let cfg = row_config(&r);
-            if !f.matches(timefmt::parse_rfc3339(&r.created_at), &labels_of(&cfg.labels)) {
+            if !f.matches(
+                timefmt::parse_rfc3339(&r.created_at),
+                &labels_of(&cfg.labels),
+            ) {
                 continue;
             }
             let size = self.container_size(&r.id);
@@ -297,9 +298,6 @@ mod tests {
         assert!(!u.matches(None, &BTreeMap::new()));
         assert_eq!(parse_until("1h", 10_000), Some(10_000 - 3600));
         assert_eq!(parse_until("1970-01-02", 0), Some(86_400));
-        assert_eq!(
-            parse_until("1970-01-01T00:01:00Z", 0),
-            Some(60)
-        );
+        assert_eq!(parse_until("1970-01-01T00:01:00Z", 0), Some(60));
     }
 }

@@ -224,7 +224,9 @@ fn spec_allows_all_devices(spec: &serde_json::Value) -> bool {
             matches!(r["type"].as_str(), None | Some("a"))
                 && r["major"].is_null()
                 && r["minor"].is_null()
-                && r["access"].as_str().is_none_or(|a| a.contains('r') && a.contains('w'))
+                && r["access"]
+                    .as_str()
+                    .is_none_or(|a| a.contains('r') && a.contains('w'))
         })
         .next_back()
         .is_some_and(|r| r["allow"] == true)
@@ -369,7 +371,10 @@ impl Engine {
             // The kernel shows that programs are attached, not what they
             // allow: that is read from the rules they were made from.
             Some(d) => match berth_runtime::devices_bpf::attached_programs(&d) {
-                Ok(0) => ("none (cgroup v2: no eBPF device program attached)".into(), true),
+                Ok(0) => (
+                    "none (cgroup v2: no eBPF device program attached)".into(),
+                    true,
+                ),
                 Ok(n) => (
                     format!(
                         "cgroup v2: {n} eBPF device program(s) attached (what they allow: from the spec's rules)"
@@ -409,7 +414,9 @@ impl Engine {
             self.root.join("berth-init"),
         ];
         let is_state = |src: &Path| {
-            [&self.root, &self.run_dir].iter().any(|r| src.starts_with(r))
+            [&self.root, &self.run_dir]
+                .iter()
+                .any(|r| src.starts_with(r))
                 && !own.iter().any(|o| src.starts_with(o))
         };
         let mut engine_state_mounts: Vec<String> = mountinfo

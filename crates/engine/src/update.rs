@@ -71,10 +71,7 @@ fn unreclaimable_v2(cg: &berth_runtime::cgroups::CgroupPaths) -> Option<i64> {
 
 /// The request applied to a container's config, checked as docker's daemon
 /// checks an update.
-pub fn updated_config(
-    cfg: &crate::RunConfig,
-    req: &UpdateRequest,
-) -> Result<crate::RunConfig> {
+pub fn updated_config(cfg: &crate::RunConfig, req: &UpdateRequest) -> Result<crate::RunConfig> {
     let mut new = cfg.clone();
     if let Some(m) = req.memory.filter(|m| *m != 0) {
         if m > 0 && m < crate::spec::MIN_MEMORY {
@@ -100,7 +97,10 @@ pub fn updated_config(
     }
     if let Some(s) = req.cpu_shares.filter(|s| *s != 0) {
         if s < 2 {
-            return Err(invalid("--cpu-shares", "the minimum allowed cpu-shares is 2"));
+            return Err(invalid(
+                "--cpu-shares",
+                "the minimum allowed cpu-shares is 2",
+            ));
         }
         new.cpu_shares = Some(s);
     }
@@ -136,7 +136,12 @@ pub fn updated_config(
 
 /// `--cpuset-cpus`: `0-3`, `0,2`, `1`; every CPU must exist here.
 pub fn validate_cpuset(s: &str) -> Result<()> {
-    let bad = || invalid("--cpuset-cpus", format!("invalid value {s:?} (like 0-3 or 0,2)"));
+    let bad = || {
+        invalid(
+            "--cpuset-cpus",
+            format!("invalid value {s:?} (like 0-3 or 0,2)"),
+        )
+    };
     let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     for part in s.split(',') {
         let (a, b) = match part.split_once('-') {
@@ -150,7 +155,10 @@ pub fn validate_cpuset(s: &str) -> Result<()> {
         if b >= online {
             return Err(invalid(
                 "--cpuset-cpus",
-                format!("Requested CPUs are not available - requested {s}, available: 0-{}", online - 1),
+                format!(
+                    "Requested CPUs are not available - requested {s}, available: 0-{}",
+                    online - 1
+                ),
             ));
         }
     }
@@ -171,10 +179,8 @@ impl Engine {
             self.apply_limits(&row.id, &cfg, &new, &limits)?;
         }
         let spec_path = self.container_dir(&row.id).join("config.json");
-        let mut spec: Value =
-            serde_json::from_slice(&fs::read(&spec_path).at(&spec_path)?).map_err(|e| {
-                Error::Other(format!("{}: {e}", spec_path.display()))
-            })?;
+        let mut spec: Value = serde_json::from_slice(&fs::read(&spec_path).at(&spec_path)?)
+            .map_err(|e| Error::Other(format!("{}: {e}", spec_path.display())))?;
         let devices = spec["linux"]["resources"]["devices"].take();
         let mut res = limits;
         if !devices.is_null() {
@@ -265,7 +271,12 @@ mod tests {
             memory: Some(1 << 20),
             ..Default::default()
         };
-        assert!(updated_config(&cfg, &small).unwrap_err().to_string().contains("6MB"));
+        assert!(
+            updated_config(&cfg, &small)
+                .unwrap_err()
+                .to_string()
+                .contains("6MB")
+        );
         let swap_low = UpdateRequest {
             memory: Some(64 << 20),
             memory_swap: Some(32 << 20),

@@ -694,11 +694,31 @@ pub const COMMANDS: &[Command] = &[
         usage: "[OPTIONS] CONTAINER [CONTAINER...]",
         short: "Update configuration of one or more containers",
         flags: &[
-            opt("cpu-period", None, "int", "Limit CPU CFS (Completely Fair Scheduler) period"),
-            opt("cpu-quota", None, "int", "Limit CPU CFS (Completely Fair Scheduler) quota"),
-            opt("cpu-shares", Some('c'), "int", "CPU shares (relative weight)"),
+            opt(
+                "cpu-period",
+                None,
+                "int",
+                "Limit CPU CFS (Completely Fair Scheduler) period",
+            ),
+            opt(
+                "cpu-quota",
+                None,
+                "int",
+                "Limit CPU CFS (Completely Fair Scheduler) quota",
+            ),
+            opt(
+                "cpu-shares",
+                Some('c'),
+                "int",
+                "CPU shares (relative weight)",
+            ),
             opt("cpus", None, "decimal", "Number of CPUs"),
-            opt("cpuset-cpus", None, "string", "CPUs in which to allow execution (0-3, 0,1)"),
+            opt(
+                "cpuset-cpus",
+                None,
+                "string",
+                "CPUs in which to allow execution (0-3, 0,1)",
+            ),
             opt("memory", Some('m'), "bytes", "Memory limit"),
             opt(
                 "memory-swap",
@@ -706,8 +726,18 @@ pub const COMMANDS: &[Command] = &[
                 "bytes",
                 "Swap limit equal to memory plus swap: -1 to enable unlimited swap",
             ),
-            opt("pids-limit", None, "int", "Tune container pids limit (set -1 for unlimited)"),
-            opt("restart", None, "string", "Restart policy to apply when a container exits"),
+            opt(
+                "pids-limit",
+                None,
+                "int",
+                "Tune container pids limit (set -1 for unlimited)",
+            ),
+            opt(
+                "restart",
+                None,
+                "string",
+                "Restart policy to apply when a container exits",
+            ),
         ],
         interspersed: true,
         missing: &[

@@ -123,7 +123,11 @@ pub const COMMANDS: &[Command] = &[
                 "Systemd unit name prefix for containers",
             )
             .default("\"container\""),
-            switch("files", Some('f'), "Generate .service files instead of printing to stdout"),
+            switch(
+                "files",
+                Some('f'),
+                "Generate .service files instead of printing to stdout",
+            ),
             switch("name", Some('n'), "Use container names instead of IDs"),
             switch(
                 "new",
@@ -131,15 +135,15 @@ pub const COMMANDS: &[Command] = &[
                 "Create a new container on start and remove it on stop, from the flags it was created with",
             ),
             switch("no-header", None, "Skip the header comment"),
+            opt("restart-policy", None, "string", "Systemd restart-policy")
+                .default("\"on-failure\""),
             opt(
-                "restart-policy",
+                "separator",
                 None,
                 "string",
-                "Systemd restart-policy",
+                "Systemd unit name separator between name/id and prefix",
             )
-            .default("\"on-failure\""),
-            opt("separator", None, "string", "Systemd unit name separator between name/id and prefix")
-                .default("\"-\""),
+            .default("\"-\""),
             opt(
                 "time",
                 Some('t'),
