@@ -359,8 +359,8 @@ fn update_changes_a_live_container() {
     let q = pid(&r, "q");
     assert_eq!(
         cg_value(q, "cpu", "cpu.cfs_period_us", "cpu.max")
-            .split(' ')
-            .last(),
+            .rsplit(' ')
+            .next(),
         Some("50000")
     );
     assert_eq!(

@@ -86,7 +86,7 @@ impl PruneFilter {
     /// with `labels` is to be pruned.
     pub fn matches(&self, created: Option<i64>, labels: &BTreeMap<String, String>) -> bool {
         if let Some(u) = self.until
-            && !created.is_some_and(|c| c < u)
+            && created.is_none_or(|c| c >= u)
         {
             return false;
         }

@@ -220,7 +220,7 @@ fn spec_allows_all_devices(spec: &serde_json::Value) -> bool {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|r| {
+        .rfind(|r| {
             matches!(r["type"].as_str(), None | Some("a"))
                 && r["major"].is_null()
                 && r["minor"].is_null()
@@ -228,7 +228,6 @@ fn spec_allows_all_devices(spec: &serde_json::Value) -> bool {
                     .as_str()
                     .is_none_or(|a| a.contains('r') && a.contains('w'))
         })
-        .next_back()
         .is_some_and(|r| r["allow"] == true)
 }
 

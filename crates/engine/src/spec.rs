@@ -382,7 +382,7 @@ pub fn limits(cfg: &RunConfig) -> Result<Value> {
         }
         // docker: swap as large as the memory unless told otherwise.
         let swap = match cfg.memory_swap {
-            Some(s) if s == -1 => -1,
+            Some(-1) => -1,
             Some(s) if s > 0 && s < m => {
                 return Err(invalid(
                     "--memory-swap",
