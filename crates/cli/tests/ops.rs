@@ -203,6 +203,20 @@ fn boot_restarts_exactly_the_right_containers() {
         assert_eq!(state(&r, c), want, "{c}");
     }
     assert_eq!(inspect(&r, "no")["State"]["ExitCode"], 255);
+    // The endpoints of the dead ones are released; the restarted ones have theirs.
+    let net: Value = serde_json::from_str(&r.ok(&["network", "inspect", "bridge"])).unwrap();
+    let mut on_bridge: Vec<String> = net[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["Name"].as_str().unwrap().to_string())
+        .collect();
+    on_bridge.sort();
+    assert_eq!(on_bridge, ["always", "unless"], "{net}");
+    for c in ["always", "unless"] {
+        let ip = inspect(&r, c)["NetworkSettings"]["IPAddress"].clone();
+        assert!(ip.as_str().is_some_and(|a| !a.is_empty()), "{c}: {ip}");
+    }
     assert!(!stale_cgroup.exists(), "{} left", stale_cgroup.display());
     // The restarted ones work: exec, and their log goes on after the old run's.
     for c in ["always", "unless"] {
