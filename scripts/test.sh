@@ -28,9 +28,11 @@ fi
 # a static program and a shared library) with `cc`.
 # curl: the HTTP client of the berth CLI's network tests (crates/cli/tests/network.rs), run
 # inside their throwaway namespaces (util-linux's nsenter, always installed, enters them).
+# systemd: `systemd-analyze verify` checks the units `system boot --print-unit` and
+# `generate systemd` write (crates/cli/tests/ops.rs); no systemd needs to run.
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
-    docker-registry openssl nftables iptables gcc libc6-dev curl)
+    docker-registry openssl nftables iptables gcc libc6-dev curl systemd)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

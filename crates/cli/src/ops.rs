@@ -255,8 +255,10 @@ pub fn generate_systemd(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
         service.push(format!("ExecStop={}", cmd(&["stop", "-t", &t, &ident])));
     }
     // The unit's main process is the attached berth: it ends with the
-    // container, with its exit status.
+    // container, with its exit status (143 when `stop` ended it with
+    // SIGTERM: a clean stop, not a failure).
     service.push("Type=simple".into());
+    service.push("SuccessExitStatus=143".into());
     let mut text = String::new();
     if !p.bool("no-header") {
         text.push_str(&format!(

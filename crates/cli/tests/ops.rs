@@ -252,6 +252,9 @@ fn boot_restarts_exactly_the_right_containers() {
         r.root.display()
     );
     assert!(unit.contains(&exec), "{unit}");
+    let dir = r.dir.join("units");
+    std::fs::create_dir(&dir).unwrap();
+    verify_unit(&dir, "berth-boot.service", &unit);
 }
 
 /// `update` on a running container: the cgroup has the new limits at once,
@@ -626,6 +629,10 @@ fn generate_systemd_units() {
         )),
         "{new}"
     );
+    let units = r.dir.join("units");
+    std::fs::create_dir(&units).unwrap();
+    verify_unit(&units, "container-web.service", &unit);
+    verify_unit(&units, "container-new.service", &new);
     let e = fails(
         &r.root,
         &[
@@ -650,6 +657,22 @@ fn generate_systemd_units() {
         path.to_string_lossy()
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), unit);
+}
+
+/// `systemd-analyze verify` of a unit (written as `name` in `dir`).
+fn verify_unit(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{name}: {}\n{text}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Bits of a /proc/PID/status capability mask.
