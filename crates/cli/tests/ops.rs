@@ -941,3 +941,38 @@ fn prune_filters_per_object() {
     assert_eq!(out, "Total reclaimed space: 0B\n");
     assert!(r.ok(&["image", "ls"]).contains("busybox"));
 }
+
+/// `update --restart` on a running container reaches its monitor: the
+/// policy given after the start decides what happens at its exit.
+#[test]
+fn update_restart_policy_reaches_the_monitor() {
+    let r = root();
+    r.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "f",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 3",
+    ]);
+    r.ok(&["update", "--restart", "on-failure:2", "f"]);
+    let cid = id(&r, "f");
+    // Done when its monitor is gone: the policy gave up.
+    let t = Instant::now();
+    while !common::monitor_pids(&cid).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v = inspect(&r, "f");
+    assert_eq!(v["RestartCount"], 2, "{v}");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 3);
+    assert_eq!(
+        inspect(&r, "f")["HostConfig"]["RestartPolicy"],
+        serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 2})
+    );
+}
