@@ -580,8 +580,9 @@ pub async fn remove(st: &Shared, id: &str, q: &Query) -> Result<Response<Body>, 
     Ok(no_content())
 }
 
-pub async fn prune(st: &Shared) -> Result<Response<Body>, ApiError> {
-    let (ids, bytes) = engine_own(st, |e| Ok(e.prune()?)).await?;
+pub async fn prune(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
+    let f = q.prune_filter()?;
+    let (ids, bytes) = engine_own(st, move |e| Ok(e.prune_containers(&f)?)).await?;
     Ok(ok_json(
         &json!({"ContainersDeleted": ids, "SpaceReclaimed": bytes}),
     ))

@@ -1237,3 +1237,29 @@ fn docker_diff_and_update() {
     );
     s.ok(&["rm", "-f", "dd"]);
 }
+
+/// `docker system prune` (containers, networks, volumes, images, build
+/// cache: each a prune endpoint) and `docker container prune --filter`
+/// through berth serve.
+#[test]
+fn docker_system_prune() {
+    let s = Server::new();
+    s.run(&["--name", "gone", "-v", "/anon", "busybox", "true"]);
+    s.run(&["--name", "tagged", "--label", "tier=x", "busybox", "true"]);
+    s.ok(&["volume", "create", "named"]);
+    s.ok(&["network", "create", "spare"]);
+    let tagged = s.ok(&["inspect", "-f", "{{.Id}}", "tagged"]);
+    let out = s.ok(&["container", "prune", "-f", "--filter", "label=tier=x"]);
+    assert!(out.contains(tagged.trim()), "{out}");
+    s.ok(&["inspect", "gone"]);
+    let out = s.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("Deleted Networks:\nspare"), "{out}");
+    assert!(out.contains("Deleted Volumes:"), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert!(!s.docker(&["inspect", "gone"]).status.success());
+    let vols = s.ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.trim(), "named");
+    let e = s.fails(&["container", "prune", "-f", "--filter", "bogus=1"], 1);
+    assert!(e.contains("invalid filter"), "{e}");
+}

@@ -264,17 +264,22 @@ impl Engine {
             (r.volumes, r.volume_bytes) = self.prune_volumes(false, f)?;
         }
         r.images = self.prune_images_filtered(all, f)?;
-        // Build cache entries have no labels: a `label=` filter matches
-        // none of them, a `label!=` one all.
-        if f.labels.iter().all(|c| c.negated) {
-            let older_than = f
-                .until
-                .map(|u| std::time::Duration::from_secs((timefmt::now_secs() - u).max(0) as u64));
-            let c = berth_build::cache::prune(&self.images()?, all, older_than)?;
-            r.build_keys = c.keys;
-            r.build_bytes = c.reclaimed;
-        }
+        (r.build_keys, r.build_bytes) = self.prune_build_cache(all, f)?;
         Ok(r)
+    }
+
+    /// `builder prune` with a prune filter: the cache keys removed and the
+    /// bytes freed. Build cache entries have no labels: a `label=` filter
+    /// matches none of them, a `label!=` one all.
+    pub fn prune_build_cache(&self, all: bool, f: &PruneFilter) -> Result<(Vec<String>, u64)> {
+        if !f.labels.iter().all(|c| c.negated) {
+            return Ok((Vec::new(), 0));
+        }
+        let older_than = f
+            .until
+            .map(|u| std::time::Duration::from_secs((timefmt::now_secs() - u).max(0) as u64));
+        let c = berth_build::cache::prune(&self.images()?, all, older_than)?;
+        Ok((c.keys, c.reclaimed))
     }
 }
 
