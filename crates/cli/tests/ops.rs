@@ -105,7 +105,8 @@ fn mounts_under(root: &Path) -> Vec<String> {
 
 /// What a power cut does to a berth root: every monitor and container
 /// SIGKILLed, the mounts gone, `<run>` (a tmpfs for the default root)
-/// emptied. Cgroup directories stay (a real reboot would take them too).
+/// emptied, the bridge and firewall table gone. Cgroup directories stay (a
+/// real reboot would take them too).
 fn simulate_reboot(r: &BusyboxRoot, running: &[&str]) {
     let mut pids = vec![];
     for c in running {
@@ -133,6 +134,10 @@ fn simulate_reboot(r: &BusyboxRoot, running: &[&str]) {
     }
     let run = r.root.join("run");
     std::fs::remove_dir_all(&run).unwrap();
+    // The host's network state goes too (in the namespace that plays the
+    // host): the bridge and berth's nftables table.
+    r.ns.sh(&["ip", "link", "del", "berth0"]);
+    r.ns.sh(&["nft", "delete", "table", "inet", "berth"]);
 }
 
 /// A simulated reboot, then `system boot`: always comes back, unless-stopped
@@ -213,6 +218,9 @@ fn boot_restarts_exactly_the_right_containers() {
         .collect();
     on_bridge.sort();
     assert_eq!(on_bridge, ["always", "unless"], "{net}");
+    // The bridge and the firewall table are back.
+    r.ns.sh(&["ip", "link", "show", "berth0"]);
+    r.ns.sh(&["nft", "list", "table", "inet", "berth"]);
     for c in ["always", "unless"] {
         let ip = inspect(&r, c)["NetworkSettings"]["IPAddress"].clone();
         assert!(ip.as_str().is_some_and(|a| !a.is_empty()), "{c}: {ip}");
