@@ -30,9 +30,11 @@ fi
 # inside their throwaway namespaces (util-linux's nsenter, always installed, enters them).
 # uidmap (newuidmap/newgidmap), slirp4netns, procps (pkill): rootless berth and its tests
 # (crates/cli/tests/rootless.rs runs the engine as a user the test creates).
+# systemd: `systemd-analyze verify` checks the units `system boot --print-unit` and
+# `generate systemd` write (crates/cli/tests/ops.rs); no systemd needs to run.
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
-    docker-registry openssl nftables iptables gcc libc6-dev curl uidmap slirp4netns procps)
+    docker-registry openssl nftables iptables gcc libc6-dev curl uidmap slirp4netns procps systemd)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

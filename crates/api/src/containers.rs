@@ -81,8 +81,12 @@ struct HostConfig {
     extra_hosts: Option<Vec<String>>,
     group_add: Option<Vec<String>>,
     memory: Option<i64>,
+    memory_swap: Option<i64>,
     nano_cpus: Option<i64>,
     cpu_shares: Option<i64>,
+    cpu_period: Option<i64>,
+    cpu_quota: Option<i64>,
+    cpuset_cpus: Option<String>,
     pids_limit: Option<i64>,
     ulimits: Option<Vec<UlimitBody>>,
     security_opt: Option<Vec<String>>,
@@ -246,6 +250,10 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         nano_cpus: h.nano_cpus.filter(|m| *m > 0),
         cpu_shares: h.cpu_shares.filter(|m| *m > 0).map(|m| m as u64),
         pids_limit: h.pids_limit.filter(|m| *m != 0),
+        memory_swap: h.memory_swap.filter(|m| *m != 0),
+        cpu_period: h.cpu_period.filter(|m| *m != 0),
+        cpu_quota: h.cpu_quota.filter(|m| *m != 0),
+        cpuset_cpus: h.cpuset_cpus.filter(|c| !c.is_empty()),
         log_max_file: 1,
         ..Default::default()
     };
@@ -573,19 +581,70 @@ pub async fn remove(st: &Shared, id: &str, q: &Query) -> Result<Response<Body>, 
     Ok(no_content())
 }
 
-pub async fn prune(st: &Shared) -> Result<Response<Body>, ApiError> {
-    let (ids, bytes) = engine_own(st, |e| Ok(e.prune()?)).await?;
+pub async fn prune(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
+    let f = q.prune_filter()?;
+    let (ids, bytes) = engine_own(st, move |e| Ok(e.prune_containers(&f)?)).await?;
     Ok(ok_json(
         &json!({"ContainersDeleted": ids, "SpaceReclaimed": bytes}),
     ))
 }
 
-pub fn update() -> Response<Body> {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "container update is not implemented by berth serve yet",
-    )
-    .response()
+/// The body of POST /containers/{id}/update (docker's `UpdateConfig`).
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UpdateBody {
+    memory: Option<i64>,
+    memory_swap: Option<i64>,
+    nano_cpus: Option<i64>,
+    cpu_shares: Option<u64>,
+    cpu_period: Option<i64>,
+    cpu_quota: Option<i64>,
+    cpuset_cpus: Option<String>,
+    pids_limit: Option<i64>,
+    restart_policy: Option<RestartPolicy>,
+}
+
+/// POST /containers/{id}/update: `berth update` (zeros leave a value as
+/// it is, as docker's do).
+pub async fn update(
+    st: &Shared,
+    id: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let b: UpdateBody = body::json(req.into_body()).await?;
+    let restart = b
+        .restart_policy
+        .and_then(|r| Some((r.name.filter(|n| !n.is_empty())?, r.maximum_retry_count)))
+        .map(|(name, n)| match (name.as_str(), n) {
+            ("on-failure", Some(n)) if n > 0 => format!("on-failure:{n}"),
+            _ => name,
+        });
+    let u = berth_engine::update::UpdateRequest {
+        memory: b.memory.filter(|v| *v != 0),
+        memory_swap: b.memory_swap.filter(|v| *v != 0),
+        nano_cpus: b.nano_cpus.filter(|v| *v != 0),
+        cpu_shares: b.cpu_shares.filter(|v| *v != 0),
+        cpu_period: b.cpu_period.filter(|v| *v != 0),
+        cpu_quota: b.cpu_quota.filter(|v| *v != 0),
+        cpuset_cpus: b.cpuset_cpus.filter(|v| !v.is_empty()),
+        pids_limit: b.pids_limit.filter(|v| *v != 0),
+        restart,
+    };
+    let id = id.to_string();
+    engine(st, move |e| Ok(e.update(&id, &u)?)).await?;
+    Ok(ok_json(&json!({"Warnings": []})))
+}
+
+/// GET /containers/{id}/changes: `container diff` (Kind 0 modified, 1
+/// added, 2 deleted).
+pub async fn changes(st: &Shared, id: &str) -> Result<Response<Body>, ApiError> {
+    let id = id.to_string();
+    let list = engine(st, move |e| Ok(e.diff(&id)?)).await?;
+    let v: Vec<serde_json::Value> = list
+        .iter()
+        .map(|c| json!({"Path": c.path, "Kind": c.kind.api()}))
+        .collect();
+    Ok(ok_json(&json!(v)))
 }
 
 /// Sends a window size to a container's monitor (its tty).

@@ -187,9 +187,21 @@ pub async fn prune(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
         .filters()?
         .iter()
         .any(|f| matches!(f.as_str(), "dangling=false" | "dangling=0"));
-    let rep = engine_own(st, move |e| Ok(e.prune_images(all)?)).await?;
+    let f = q.prune_filter()?;
+    let rep = engine_own(st, move |e| Ok(e.prune_images_filtered(all, &f)?)).await?;
     Ok(ok_json(
         &json!({"ImagesDeleted": removed(&rep), "SpaceReclaimed": rep.gc.bytes_freed}),
+    ))
+}
+
+/// POST /build/prune (`all`, `filters` until=): the build cache, as
+/// `builder prune` (what `docker system prune` calls last).
+pub async fn build_prune(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
+    let all = q.flag("all");
+    let f = q.prune_filter()?;
+    let (keys, bytes) = engine_own(st, move |e| Ok(e.prune_build_cache(all, &f)?)).await?;
+    Ok(ok_json(
+        &json!({"CachesDeleted": keys, "SpaceReclaimed": bytes}),
     ))
 }
 

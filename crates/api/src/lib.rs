@@ -299,6 +299,16 @@ impl Query {
         }
         Ok(out)
     }
+    /// The prune filters (`until`, `label`, `label!`) of `filters`, the
+    /// other keys (`all`, `dangling`) left to the caller.
+    pub fn prune_filter(&self) -> Result<berth_engine::prune::PruneFilter, ApiError> {
+        let f: Vec<String> = self
+            .filters()?
+            .into_iter()
+            .filter(|f| !f.starts_with("all=") && !f.starts_with("dangling="))
+            .collect();
+        berth_engine::prune::PruneFilter::parse(&f).map_err(|e| ApiError::bad(e.to_string()))
+    }
 }
 
 /// The API version of a path (`/v1.41/...`) and the path without it.
@@ -381,7 +391,7 @@ async fn route(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, Api
 
         (&M::POST, ["containers", "create"]) => containers::create(&st, &q, req).await,
         (&M::GET, ["containers", "json"]) => containers::list(&st, &q).await,
-        (&M::POST, ["containers", "prune"]) => containers::prune(&st).await,
+        (&M::POST, ["containers", "prune"]) => containers::prune(&st, &q).await,
         (&M::GET, ["containers", id, "json"]) => containers::inspect(&st, id).await,
         (&M::GET, ["containers", id, "top"]) => containers::top(&st, id, &q).await,
         (&M::GET, ["containers", id, "logs"]) => containers::logs(&st, id, &q).await,
@@ -396,7 +406,8 @@ async fn route(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, Api
         (&M::POST, ["containers", id, "rename"]) => containers::rename(&st, id, &q).await,
         (&M::POST, ["containers", id, "resize"]) => containers::resize(&st, id, &q).await,
         (&M::POST, ["containers", id, "attach"]) => containers::attach(&st, id, &q, req).await,
-        (&M::POST, ["containers", _, "update"]) => Ok(containers::update()),
+        (&M::POST, ["containers", id, "update"]) => containers::update(&st, id, req).await,
+        (&M::GET, ["containers", id, "changes"]) => containers::changes(&st, id).await,
         (&M::DELETE, ["containers", id]) => containers::remove(&st, id, &q).await,
         (&M::HEAD | &M::GET, ["containers", id, "archive"]) => {
             containers::archive_get(&st, id, &q, &m).await
@@ -430,7 +441,8 @@ async fn route(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, Api
 
         (&M::GET, ["networks"]) => objects::network_list(&st, &q).await,
         (&M::POST, ["networks", "create"]) => objects::network_create(&st, req).await,
-        (&M::POST, ["networks", "prune"]) => objects::network_prune(&st).await,
+        (&M::POST, ["networks", "prune"]) => objects::network_prune(&st, &q).await,
+        (&M::POST, ["build", "prune"]) => images::build_prune(&st, &q).await,
         (&M::GET, ["networks", id]) => objects::network_inspect(&st, id).await,
         (&M::DELETE, ["networks", id]) => objects::network_remove(&st, id).await,
         (&M::POST, ["networks", id, "connect"]) => objects::network_connect(&st, id, req).await,

@@ -111,7 +111,8 @@ pub async fn volume_remove(st: &Shared, name: &str, q: &Query) -> Result<Respons
 
 pub async fn volume_prune(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
     let all = q.filters()?.iter().any(|f| f == "all=true" || f == "all=1");
-    let (names, bytes) = engine_own(st, move |e| Ok(volumes::prune(e, all)?)).await?;
+    let f = q.prune_filter()?;
+    let (names, bytes) = engine_own(st, move |e| Ok(e.prune_volumes(all, &f)?)).await?;
     Ok(ok_json(
         &json!({"VolumesDeleted": names, "SpaceReclaimed": bytes}),
     ))
@@ -255,8 +256,9 @@ pub async fn network_remove(st: &Shared, id: &str) -> Result<Response<Body>, Api
     Ok(no_content())
 }
 
-pub async fn network_prune(st: &Shared) -> Result<Response<Body>, ApiError> {
-    let names = engine_own(st, |e| Ok(network::prune(e)?)).await?;
+pub async fn network_prune(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
+    let f = q.prune_filter()?;
+    let names = engine_own(st, move |e| Ok(e.prune_networks(&f)?)).await?;
     Ok(ok_json(&json!({"NetworksDeleted": names})))
 }
 

@@ -121,6 +121,17 @@ impl Parsed {
     pub fn all(&self, long: &str) -> &[String] {
         self.values.get(long).map_or(&[], Vec::as_slice)
     }
+
+    /// The flags given, as `--long=value` words (sorted by name, repeated
+    /// ones in their order), without those named in `except`.
+    pub fn flag_words(&self, except: &[&str]) -> Vec<String> {
+        let mut names: Vec<&&str> = self.values.keys().filter(|k| !except.contains(k)).collect();
+        names.sort();
+        names
+            .into_iter()
+            .flat_map(|n| self.values[*n].iter().map(move |v| format!("--{n}={v}")))
+            .collect()
+    }
 }
 
 /// Parses `args` against `flags`; with `stop_at_first`, the first

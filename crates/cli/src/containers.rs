@@ -320,6 +320,7 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     if let Some(v) = p.value("cpus") {
         c.nano_cpus = Some(config::parse_cpus(v).map_err(bad)?);
     }
+    crate::ops::limit_flags(p, &mut c)?;
     if let Some(v) = p.value("pids-limit") {
         c.pids_limit = Some(
             v.parse()
@@ -449,6 +450,7 @@ fn create_from_flags(e: &mut Engine, p: &Parsed, starting: bool) -> R<ContainerR
     for w in e.warnings.take() {
         eprintln!("WARNING: {w}");
     }
+    crate::ops::record_create_args(e, &row.id, p);
     Ok(row)
 }
 
@@ -910,19 +912,11 @@ pub fn rename(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
 }
 
 pub fn prune(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    let filter = berth_engine::prune::PruneFilter::parse(p.all("filter"))?;
     if !p.bool("force") && !confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(());
     }
-    let mut removed = vec![];
-    let mut bytes = 0;
-    for r in e.list()? {
-        if matches!(r.state.as_str(), db::EXITED | db::CREATED | db::DEAD) {
-            let size = e.container_size(&r.id);
-            e.remove(&r.id, false, false)?;
-            bytes += size;
-            removed.push(r.id);
-        }
-    }
+    let (removed, bytes) = e.prune_containers(&filter)?;
     writeln!(out, "Deleted Containers:")?;
     for id in &removed {
         writeln!(out, "{id}")?;

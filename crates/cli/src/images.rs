@@ -516,9 +516,8 @@ pub fn rmi(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
 }
 
 pub fn prune(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
-    if p.has("filter") {
-        return usage("--filter is not supported for prune yet");
-    }
+    let filter = berth_engine::prune::PruneFilter::parse(p.all("filter"))
+        .map_err(|e| Fail::Cmd(e.to_string()))?;
     let all = p.bool("all");
     if !p.bool("force") {
         let what = if all {
@@ -537,9 +536,12 @@ pub fn prune(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
             return Ok(());
         }
     }
+    let keep = berth_engine::prune::images_filtered_out(store, &filter)
+        .map_err(|e| Fail::Cmd(e.to_string()))?;
     images_in_use(store)?;
     let rep = store.prune(all, &|d: &Digest| {
-        images_in_use(store).map_or(true, |used| used.contains(&d.to_string()))
+        keep.contains(&d.to_string())
+            || images_in_use(store).map_or(true, |used| used.contains(&d.to_string()))
     })?;
     if !rep.deleted.is_empty() {
         writeln!(out, "Deleted Images:")?;

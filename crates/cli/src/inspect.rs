@@ -74,6 +74,9 @@ fn lookup(e: &mut Engine, kind: &str, name: &str, size: bool) -> R<Result<Object
 
 /// `berth inspect [--type T] [-f FORMAT] NAME...`.
 pub fn inspect(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    if p.bool("security") {
+        return crate::security::run(e, p, out);
+    }
     match p.value("type").filter(|t| !t.is_empty()) {
         Some(t) if KINDS.contains(&t) => typed(e, p, out, t),
         Some(t) => fail(1, format!("\"{t}\" is not a valid value for --type")),

@@ -15,6 +15,7 @@ mod fmt;
 mod images;
 mod inspect;
 mod networks;
+mod ops;
 mod registry;
 mod security;
 mod serve;

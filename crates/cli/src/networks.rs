@@ -177,6 +177,7 @@ pub fn rm(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
 }
 
 pub fn prune(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    let filter = berth_engine::prune::PruneFilter::parse(p.all("filter"))?;
     if !p.bool("force")
         && !confirm(
             "WARNING! This will remove all custom networks not used by at least one container.",
@@ -184,7 +185,7 @@ pub fn prune(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     {
         return Ok(());
     }
-    let removed = network::prune(e)?;
+    let removed = e.prune_networks(&filter)?;
     if !removed.is_empty() {
         writeln!(out, "Deleted Networks:")?;
         for n in removed {

@@ -63,13 +63,27 @@ fn print(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "Namespaces:     own: {}", own.join(" "))?;
     writeln!(
         out,
-        "                the host's: {}",
+        "                the host's ({}): {}",
+        r.host_reference,
         if shared.is_empty() {
             "(none)".into()
         } else {
             shared.join(" ")
         }
     )?;
+    let engine: Vec<&str> = r
+        .namespaces
+        .iter()
+        .filter(|n| n.shared_with_engine && !n.shared_with_host)
+        .map(|n| n.r#type.as_str())
+        .collect();
+    if !engine.is_empty() {
+        writeln!(
+            out,
+            "                berth's own (not the host's): {}",
+            engine.join(" ")
+        )?;
+    }
     let c = &r.capabilities;
     writeln!(out, "Capabilities:   effective: {}", list(&c.effective))?;
     writeln!(out, "                bounding:  {}", list(&c.bounding))?;
@@ -86,8 +100,28 @@ fn print(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         r.seccomp_filters,
         if r.seccomp_filters == 1 { "" } else { "s" }
     )?;
+    match r.seccomp_syscalls_allowed {
+        Some(n) => writeln!(
+            out,
+            "                {n} syscalls allowed by name (from the engine's profile: the kernel does not tell)"
+        )?,
+        None if r.seccomp_mode != 0 => writeln!(
+            out,
+            "                profile allows by default (from the engine's profile)"
+        )?,
+        None => {}
+    }
     writeln!(out, "User map:       uid {} / gid {}", r.uid_map, r.gid_map)?;
     writeln!(out, "Read-only root: {}", r.read_only_root)?;
+    writeln!(
+        out,
+        "/proc/sys:      {}",
+        if r.proc_sys_read_only {
+            "read-only"
+        } else {
+            "writable"
+        }
+    )?;
     let masked = r.masked_paths.iter().filter(|(_, m)| *m).count();
     writeln!(
         out,
@@ -101,6 +135,38 @@ fn print(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             "(eBPF filter or none)".into()
         } else {
             r.device_rules.join(", ")
+        }
+    )?;
+    writeln!(out, "Device filter:  {}", r.device_filter)?;
+    writeln!(
+        out,
+        "Device nodes:   {}",
+        if r.device_nodes.is_empty() {
+            "(none)".into()
+        } else {
+            r.device_nodes
+                .iter()
+                .map(|d| d.split(' ').next().unwrap_or(d))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    )?;
+    writeln!(
+        out,
+        "LSM label:      {}",
+        if r.lsm_label.is_empty() || r.lsm_label == "unconfined" {
+            "none (Berth applies no AppArmor or SELinux profile)".to_string()
+        } else {
+            r.lsm_label.clone()
+        }
+    )?;
+    writeln!(
+        out,
+        "Ports:          {}",
+        if r.published_ports.is_empty() {
+            "(none published)".into()
+        } else {
+            r.published_ports.join(", ")
         }
     )?;
     let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());

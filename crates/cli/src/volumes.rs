@@ -178,6 +178,7 @@ pub fn rm(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
 }
 
 pub fn prune(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    let filter = berth_engine::prune::PruneFilter::parse(p.all("filter"))?;
     if !p.bool("force")
         && !confirm(
             "WARNING! This will remove anonymous local volumes not used by at least one container.",
@@ -185,7 +186,7 @@ pub fn prune(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     {
         return Ok(());
     }
-    let (removed, bytes) = volumes::prune(e, p.bool("all"))?;
+    let (removed, bytes) = e.prune_volumes(p.bool("all"), &filter)?;
     writeln!(out, "Deleted Volumes:")?;
     for n in removed {
         writeln!(out, "{n}")?;

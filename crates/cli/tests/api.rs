@@ -1191,3 +1191,75 @@ volumes:
     assert!(!s.ok(&["volume", "ls", "-q"]).contains("proj_webdata"));
     assert!(!s.ok(&["network", "ls"]).contains("proj_appnet"));
 }
+
+/// `docker diff` and `docker update` through berth serve (GET
+/// /containers/{id}/changes, POST /containers/{id}/update).
+#[test]
+fn docker_diff_and_update() {
+    let s = Server::new();
+    s.run(&[
+        "-d",
+        "--name",
+        "dd",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /tmp/x; echo > /tmp/x/f; sleep 1000",
+    ]);
+    let t = Instant::now();
+    let diff = loop {
+        let d = s.ok(&["diff", "dd"]);
+        if d.contains("A /tmp/x/f") {
+            break d;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{d}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(diff, "C /tmp\nA /tmp/x\nA /tmp/x/f\n");
+    assert_eq!(
+        s.ok(&["update", "--memory", "64m", "--pids-limit", "20", "dd"])
+            .trim(),
+        "dd"
+    );
+    let v = s.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+        "dd",
+    ]);
+    assert_eq!(v.trim(), "67108864 20");
+    let o = s.docker(&["update", "--memory", "1m", "dd"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Minimum memory limit allowed is 6MB"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    s.ok(&["rm", "-f", "dd"]);
+}
+
+/// `docker system prune` (containers, networks, volumes, images, build
+/// cache: each a prune endpoint) and `docker container prune --filter`
+/// through berth serve.
+#[test]
+fn docker_system_prune() {
+    let s = Server::new();
+    s.run(&["--name", "gone", "-v", "/anon", "busybox", "true"]);
+    s.run(&["--name", "tagged", "--label", "tier=x", "busybox", "true"]);
+    s.ok(&["volume", "create", "named"]);
+    s.ok(&["network", "create", "spare"]);
+    let tagged = s.ok(&["inspect", "-f", "{{.Id}}", "tagged"]);
+    let out = s.ok(&["container", "prune", "-f", "--filter", "label=tier=x"]);
+    assert!(out.contains(tagged.trim()), "{out}");
+    s.ok(&["inspect", "gone"]);
+    let out = s.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("Deleted Networks:\nspare"), "{out}");
+    assert!(out.contains("Deleted Volumes:"), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert!(!s.docker(&["inspect", "gone"]).status.success());
+    let vols = s.ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.trim(), "named");
+    let e = s.fails(&["container", "prune", "-f", "--filter", "bogus=1"], 1);
+    assert!(e.contains("invalid filter"), "{e}");
+}

@@ -76,6 +76,13 @@ pub struct RunConfig {
     pub nano_cpus: Option<i64>,
     pub pids_limit: Option<i64>,
     pub cpu_shares: Option<u64>,
+    /// `--memory-swap`: memory plus swap, bytes (-1: unlimited swap).
+    pub memory_swap: Option<i64>,
+    /// `--cpu-period`, `--cpu-quota` (microseconds; CFS).
+    pub cpu_period: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    /// `--cpuset-cpus` (`0-3`, `0,1`).
+    pub cpuset_cpus: Option<String>,
     pub ulimits: Vec<Ulimit>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,

@@ -21,12 +21,14 @@
 #![recursion_limit = "256"]
 
 pub mod attach;
+pub mod boot;
 pub mod build;
 pub mod check;
 pub mod commit;
 pub mod config;
 pub mod cp;
 pub mod db;
+pub mod diff;
 pub mod dns;
 pub mod error;
 pub mod inspect;
@@ -34,11 +36,13 @@ pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod network;
+pub mod prune;
 pub mod rootless;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod timefmt;
+pub mod update;
 pub mod volumes;
 
 use std::fs;
@@ -785,7 +789,7 @@ impl Engine {
             volumes::activate(&self.root, &m.source)?;
         }
         self.mark_stopped(&row.id, false);
-        let _ = fs::remove_file(self.state_dir(&row.id).join(KILLED_BY_USER));
+        let _ = fs::remove_file(self.container_dir(&row.id).join(KILLED_BY_USER));
         let (ours, theirs) = UnixStream::pair().what(|| "socketpair".into())?;
         // Re-executed, not just forked: a fork would carry this process's
         // SQLite state (its connection and the library's per-file lock
@@ -945,14 +949,15 @@ impl Engine {
         let row = self.get_running(key)?;
         // docker's HasBeenManuallyStopped: `unless-stopped` leaves a
         // container the user killed exited (`always` still restarts it).
-        let _ = fs::create_dir_all(self.state_dir(&row.id));
-        let _ = fs::write(self.state_dir(&row.id).join(KILLED_BY_USER), b"");
+        // Kept with the container, not in <run>: `system boot` reads it
+        // after a reboot has emptied /run.
+        let _ = fs::write(self.container_dir(&row.id).join(KILLED_BY_USER), b"");
         self.signal(&row, sig, false)
     }
 
     /// Whether the user killed the container since its last start.
     pub fn killed_by_user(&self, id: &str) -> bool {
-        self.state_dir(id).join(KILLED_BY_USER).exists()
+        self.container_dir(id).join(KILLED_BY_USER).exists()
     }
 
     /// The signal `stop` sends.
@@ -998,10 +1003,11 @@ impl Engine {
     }
 
     /// The marker a restart policy reads: the user stopped the container.
+    /// Kept with the container (not in `<run>`, a tmpfs): `system boot`
+    /// reads it after a reboot (docker's persisted HasBeenManuallyStopped).
     pub fn mark_stopped(&self, id: &str, stopped: bool) {
-        let p = self.state_dir(id).join("stopped-by-user");
+        let p = self.container_dir(id).join("stopped-by-user");
         if stopped {
-            let _ = fs::create_dir_all(self.state_dir(id));
             let _ = fs::write(&p, b"");
         } else {
             let _ = fs::remove_file(&p);
@@ -1010,7 +1016,7 @@ impl Engine {
 
     /// Whether the user stopped the container since its last start.
     pub fn stopped_by_user(&self, id: &str) -> bool {
-        self.state_dir(id).join("stopped-by-user").exists()
+        self.container_dir(id).join("stopped-by-user").exists()
     }
 
     /// The file a `commit` holds while it has the container paused: the
@@ -1203,17 +1209,7 @@ impl Engine {
     /// `container prune`: removes every stopped container; their ids and
     /// the bytes they wrote.
     pub fn prune(&mut self) -> Result<(Vec<String>, u64)> {
-        let mut removed = vec![];
-        let mut bytes = 0;
-        for r in self.list()? {
-            if matches!(r.state.as_str(), db::EXITED | db::CREATED | db::DEAD) {
-                let size = self.container_size(&r.id);
-                self.remove(&r.id, false, false)?;
-                bytes += size;
-                removed.push(r.id);
-            }
-        }
-        Ok((removed, bytes))
+        self.prune_containers(&prune::PruneFilter::default())
     }
 
     /// `rmi`: removes an image (or one of its tags) unless a container

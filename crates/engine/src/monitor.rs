@@ -815,8 +815,10 @@ impl Monitor {
         if self.cfg.auto_remove || self.engine.stopped_by_user(&self.id) {
             return None;
         }
-        let policy = crate::config::parse_restart(&self.cfg.restart).ok()?;
+        // Read from the record, not the config this monitor started with:
+        // `update --restart` changes it for a running container.
         let row = self.engine.db.find(&self.id).ok()?;
+        let policy = crate::config::parse_restart(&crate::row_config(&row).restart).ok()?;
         let again = match policy {
             crate::config::RestartPolicy::No => false,
             crate::config::RestartPolicy::Always => true,

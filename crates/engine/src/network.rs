@@ -1409,16 +1409,7 @@ pub fn disconnect(engine: &mut Engine, net_key: &str, container: &str) -> Result
 
 /// `network prune`: every user network without endpoints; their names.
 pub fn prune(engine: &mut Engine) -> Result<Vec<String>> {
-    let mut removed = vec![];
-    for n in list(engine)? {
-        if n.is_default() || !endpoints_on(engine, &n.id)?.is_empty() {
-            continue;
-        }
-        if remove(engine, &n.id).is_ok() {
-            removed.push(n.name);
-        }
-    }
-    Ok(removed)
+    engine.prune_networks(&crate::prune::PruneFilter::default())
 }
 
 #[cfg(test)]

@@ -2,6 +2,12 @@
 //! read from the kernel (its init's `/proc/PID/status`, namespace links,
 //! id maps, mount table and cgroup files), not from its configuration: a
 //! setting the engine asked for but the kernel did not apply shows as it is.
+//!
+//! Two items the kernel does not tell are taken from the engine, and the
+//! report says so: the number of syscalls the seccomp filter allows (from
+//! the profile the engine gave the runtime: the kernel only shows the mode
+//! and the number of filters) and the published ports (the engine's
+//! endpoint records).
 
 use std::fs;
 use std::path::Path;
@@ -47,8 +53,11 @@ const MASKED: &[&str] = &[
 #[serde(rename_all = "PascalCase")]
 pub struct Namespace {
     pub r#type: String,
-    /// Whether it is the engine's own (the host's) namespace.
+    /// Whether it is the host's (PID 1's) namespace.
     pub shared_with_host: bool,
+    /// Whether it is the engine's own (where `berth` runs; the same as the
+    /// host's unless berth itself runs in a namespace).
+    pub shared_with_engine: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,6 +77,9 @@ pub struct Report {
     pub name: String,
     pub pid: i32,
     pub namespaces: Vec<Namespace>,
+    /// What "the host" is: PID 1's namespaces, or (where those cannot be
+    /// read, as in some sandboxes) berth's own.
+    pub host_reference: String,
     pub capabilities: Capabilities,
     pub no_new_privileges: bool,
     /// 0 disabled, 1 strict, 2 filter (the kernel's numbers).
@@ -88,6 +100,28 @@ pub struct Report {
     pub cpu_quota: Option<String>,
     /// Host sockets of container engines mounted into the container.
     pub engine_sockets: Vec<String>,
+    /// `/proc/sys` is mounted read-only in the container.
+    pub proc_sys_read_only: bool,
+    /// How devices are filtered: v1 `devices.list`, or the number of eBPF
+    /// device programs attached to its v2 cgroup.
+    pub device_filter: String,
+    /// Nothing filters its device access: a v1 `a *:* rwm` rule, or no
+    /// eBPF device program on its v2 cgroup.
+    pub all_devices_allowed: bool,
+    /// The device nodes in its `/dev` (`null c 1:3`).
+    pub device_nodes: Vec<String>,
+    /// Syscalls the seccomp profile allows by name (some under argument
+    /// conditions) when its default is to deny; None without a profile or
+    /// with a default-allow one.
+    pub seccomp_syscalls_allowed: Option<usize>,
+    /// Where that number comes from (the kernel does not tell).
+    pub seccomp_syscalls_source: String,
+    /// The LSM label of its init (`/proc/PID/attr/current`; "" when none).
+    pub lsm_label: String,
+    /// Published ports, `HOST_IP:HOST_PORT->PORT/PROTO` (from the engine).
+    pub published_ports: Vec<String>,
+    /// Host paths of the engine's state mounted into the container.
+    pub engine_state_mounts: Vec<String>,
     /// The risky settings found, one short phrase each; empty is good.
     pub verdict: Vec<String>,
 }
@@ -122,6 +156,79 @@ fn cap_names(hex: Option<&str>) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// The allowed-syscall count of an OCI seccomp profile (see
+/// `Report::seccomp_syscalls_allowed`).
+pub fn allowed_syscalls(seccomp: &serde_json::Value) -> Option<usize> {
+    let default = seccomp["defaultAction"].as_str()?;
+    if default == "SCMP_ACT_ALLOW" || default == "SCMP_ACT_LOG" {
+        return None;
+    }
+    let mut names: Vec<&str> = seccomp["syscalls"]
+        .as_array()?
+        .iter()
+        .filter(|r| r["action"].as_str() == Some("SCMP_ACT_ALLOW"))
+        .flat_map(|r| r["names"].as_array().into_iter().flatten())
+        .filter_map(|n| n.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    Some(names.len())
+}
+
+/// The device nodes under `dev` (a container's /dev seen through
+/// /proc/PID/root), not following links.
+fn device_nodes(dev: &Path) -> Vec<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut stack = vec![(dev.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            let name = format!("{prefix}{}", e.file_name().to_string_lossy());
+            let t = m.file_type();
+            let kind = if t.is_char_device() {
+                'c'
+            } else if t.is_block_device() {
+                'b'
+            } else {
+                if t.is_dir() && out.len() < 4096 {
+                    stack.push((e.path(), format!("{name}/")));
+                }
+                continue;
+            };
+            let rdev = m.rdev();
+            out.push(format!(
+                "{name} {kind} {}:{}",
+                libc::major(rdev),
+                libc::minor(rdev)
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether the spec's device cgroup rules end up allowing every device (its
+/// last rule for all devices is an allow; runc's semantics).
+fn spec_allows_all_devices(spec: &serde_json::Value) -> bool {
+    spec["linux"]["resources"]["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rfind(|r| {
+            matches!(r["type"].as_str(), None | Some("a"))
+                && r["major"].is_null()
+                && r["minor"].is_null()
+                && r["access"]
+                    .as_str()
+                    .is_none_or(|a| a.contains('r') && a.contains('w'))
+        })
+        .is_some_and(|r| r["allow"] == true)
 }
 
 fn ns_id(pid: &str, ns: &str) -> Option<String> {
@@ -185,13 +292,21 @@ impl Engine {
             .iter()
             .filter_map(|ns| {
                 let theirs = ns_id(&p, ns)?;
-                // "The host" is where the engine runs: our own namespaces.
+                // "The host" is PID 1's; berth may itself run in a namespace.
+                let engine = ns_id("self", ns);
+                let host = ns_id("1", ns).or_else(|| engine.clone());
                 Some(Namespace {
                     r#type: (*ns).to_string(),
-                    shared_with_host: ns_id("self", ns).is_some_and(|h| h == theirs),
+                    shared_with_host: host.is_some_and(|h| h == theirs),
+                    shared_with_engine: engine.is_some_and(|h| h == theirs),
                 })
             })
             .collect();
+        let host_reference = if ns_id("1", "mnt").is_some() {
+            "pid 1".to_string()
+        } else {
+            "berth's own namespaces (pid 1's cannot be read here)".to_string()
+        };
         let capabilities = Capabilities {
             effective: cap_names(status_field(&status, "CapEff")),
             permitted: cap_names(status_field(&status, "CapPrm")),
@@ -238,11 +353,95 @@ impl Engine {
         let pids_limit = cgroup_file(pid, "pids", "pids.max");
         let cpu_quota = cgroup_file(pid, "cpu", "cpu.cfs_quota_us")
             .or_else(|| cgroup_file(pid, "cpu", "cpu.max"));
+        let proc_sys_read_only = mounts
+            .iter()
+            .rev()
+            .find(|(mp, _)| mp == "/proc/sys")
+            .is_some_and(|(_, o)| o.split(',').any(|x| x == "ro"));
+        let spec: serde_json::Value = fs::read(self.container_dir(&row.id).join("config.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
+        let (device_filter, all_devices_allowed) = match cgroup_dir(pid, "devices") {
+            Some(d) if d.join("devices.list").exists() => (
+                "cgroup v1 devices.list".to_string(),
+                device_rules.iter().any(|l| l.starts_with("a ")),
+            ),
+            // The kernel shows that programs are attached, not what they
+            // allow: that is read from the rules they were made from.
+            Some(d) => match berth_runtime::devices_bpf::attached_programs(&d) {
+                Ok(0) => (
+                    "none (cgroup v2: no eBPF device program attached)".into(),
+                    true,
+                ),
+                Ok(n) => (
+                    format!(
+                        "cgroup v2: {n} eBPF device program(s) attached (what they allow: from the spec's rules)"
+                    ),
+                    spec_allows_all_devices(&spec),
+                ),
+                Err(e) => (format!("cgroup v2: unknown ({e})"), false),
+            },
+            None => ("none (no device cgroup)".into(), true),
+        };
+        let device_nodes = device_nodes(Path::new(&format!("/proc/{pid}/root/dev")));
+        let seccomp_syscalls_allowed = allowed_syscalls(&spec["linux"]["seccomp"]);
+        let lsm_label = fs::read_to_string(format!("/proc/{pid}/attr/current"))
+            .map(|s| s.trim_end_matches(['\0', '\n']).to_string())
+            .unwrap_or_default();
+        let published_ports: Vec<String> = crate::network::endpoints_of(self, &row.id)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|ep| ep.ports.iter())
+            .map(|b| {
+                format!(
+                    "{}:{}->{}/{}",
+                    b.host_ip_text(),
+                    b.host_port,
+                    b.container_port,
+                    b.protocol
+                )
+            })
+            .collect();
+        // mountinfo's 4th field is the path inside the mounted filesystem:
+        // for bind mounts of the host's root filesystem, the host path.
+        // What the engine mounts in by design is not a risk: the
+        // container's own files (hosts, resolv.conf…), volumes, berth-init.
+        let own = [
+            self.container_dir(&row.id),
+            self.root.join("volumes"),
+            self.root.join("berth-init"),
+        ];
+        let is_state = |src: &Path| {
+            [&self.root, &self.run_dir]
+                .iter()
+                .any(|r| src.starts_with(r))
+                && !own.iter().any(|o| src.starts_with(o))
+        };
+        let mut engine_state_mounts: Vec<String> = mountinfo
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                let (src, mp) = (*f.get(3)?, *f.get(4)?);
+                is_state(Path::new(src)).then(|| format!("{src} at {mp}"))
+            })
+            .collect();
+        // The config names the host paths whatever filesystem they are on.
+        for m in &crate::row_config(&row).mounts {
+            let src = Path::new(&m.source);
+            if m.kind == "bind" && is_state(src) {
+                let t = format!("{} at {}", m.source, m.target);
+                if !engine_state_mounts.contains(&t) {
+                    engine_state_mounts.push(t);
+                }
+            }
+        }
         let mut r = Report {
             id: row.id.clone(),
             name: row.name.clone(),
             pid,
             namespaces,
+            host_reference,
             capabilities,
             no_new_privileges: num("NoNewPrivs") == Some(1),
             seccomp_mode: num("Seccomp").unwrap_or(0),
@@ -261,6 +460,15 @@ impl Engine {
             pids_limit,
             cpu_quota,
             engine_sockets,
+            proc_sys_read_only,
+            device_filter,
+            all_devices_allowed,
+            device_nodes,
+            seccomp_syscalls_allowed,
+            seccomp_syscalls_source: "the profile the engine gave the runtime (the kernel shows only the mode and the filter count)".into(),
+            lsm_label,
+            published_ports,
+            engine_state_mounts,
             verdict: Vec::new(),
         };
         r.verdict = verdict(&r);
@@ -276,6 +484,9 @@ pub fn verdict(r: &Report) -> Vec<String> {
     }
     for s in &r.engine_sockets {
         v.push(format!("a container engine's socket is mounted at {s}"));
+    }
+    for m in &r.engine_state_mounts {
+        v.push(format!("the engine's state is mounted in: {m}"));
     }
     for ns in r.namespaces.iter().filter(|n| n.shared_with_host) {
         // The cgroup and time namespaces are shared by default on v1 hosts
@@ -295,8 +506,11 @@ pub fn verdict(r: &Report) -> Vec<String> {
     if r.seccomp_mode == 0 {
         v.push("no seccomp filter".to_string());
     }
-    if r.device_rules.iter().any(|l| l.starts_with("a ")) {
+    if r.all_devices_allowed {
         v.push("every device allowed".to_string());
+    }
+    if !r.proc_sys_read_only && !r.all_host_capabilities {
+        v.push("/proc/sys is writable".to_string());
     }
     let unmasked: Vec<&str> = r
         .masked_paths

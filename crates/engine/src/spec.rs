@@ -284,28 +284,8 @@ pub fn build(
     if cfg.privileged {
         devices = vec![json!({ "allow": true, "access": "rwm" })];
     }
-    let mut resources = json!({ "devices": devices });
-    if let Some(m) = cfg.memory {
-        if m < 6 * 1024 * 1024 {
-            return Err(invalid("--memory", "minimum memory limit allowed is 6MB"));
-        }
-        // docker: swap as large as the memory unless told otherwise.
-        resources["memory"] = json!({ "limit": m, "swap": m * 2 });
-    }
-    let mut cpu = json!({});
-    if let Some(n) = cfg.nano_cpus {
-        cpu["period"] = json!(100_000u64);
-        cpu["quota"] = json!(n / 10_000);
-    }
-    if let Some(s) = cfg.cpu_shares {
-        cpu["shares"] = json!(s);
-    }
-    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
-        resources["cpu"] = cpu;
-    }
-    if let Some(p) = cfg.pids_limit {
-        resources["pids"] = json!({ "limit": p });
-    }
+    let mut resources = limits(cfg)?;
+    resources["devices"] = json!(devices);
     let mut rlimits = vec![];
     let mut have_nofile = false;
     for u in &cfg.ulimits {
@@ -407,6 +387,81 @@ pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// berth-init's executable under the Berth root, written from the copy
 /// embedded in this binary when it is missing or differs.
+/// The OCI `linux.resources` of a container's limits (memory, swap, CPU,
+/// pids), without its device rules: what `create` writes into the spec and
+/// `update` applies to a running container's cgroup.
+pub fn limits(cfg: &RunConfig) -> Result<Value> {
+    let mut resources = json!({});
+    if let Some(m) = cfg.memory.filter(|m| *m > 0) {
+        if m < MIN_MEMORY {
+            return Err(invalid("--memory", "Minimum memory limit allowed is 6MB"));
+        }
+        // docker: swap as large as the memory unless told otherwise.
+        let swap = match cfg.memory_swap {
+            Some(-1) => -1,
+            Some(s) if s > 0 && s < m => {
+                return Err(invalid(
+                    "--memory-swap",
+                    "Minimum memoryswap limit should be larger than memory limit, see usage",
+                ));
+            }
+            Some(s) if s > 0 => s,
+            _ => m * 2,
+        };
+        resources["memory"] = json!({ "limit": m, "swap": swap });
+    } else if cfg.memory_swap.is_some_and(|s| s > 0) {
+        return Err(invalid(
+            "--memory-swap",
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
+    }
+    let mut cpu = json!({});
+    if let Some(n) = cfg.nano_cpus.filter(|n| *n > 0) {
+        if cfg.cpu_period.is_some_and(|p| p > 0) || cfg.cpu_quota.is_some_and(|q| q > 0) {
+            return Err(invalid(
+                "--cpus",
+                "Conflicting options: Nano CPUs and CPU Period or CPU Quota cannot both be set",
+            ));
+        }
+        cpu["period"] = json!(100_000u64);
+        cpu["quota"] = json!(n / 10_000);
+    }
+    if let Some(p) = cfg.cpu_period.filter(|p| *p != 0) {
+        if !(1000..=1_000_000).contains(&p) {
+            return Err(invalid(
+                "--cpu-period",
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ));
+        }
+        cpu["period"] = json!(p);
+    }
+    if let Some(q) = cfg.cpu_quota.filter(|q| *q != 0) {
+        if q > 0 && q < 1000 {
+            return Err(invalid(
+                "--cpu-quota",
+                "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+            ));
+        }
+        cpu["quota"] = json!(q);
+    }
+    if let Some(s) = cfg.cpu_shares.filter(|s| *s > 0) {
+        cpu["shares"] = json!(s);
+    }
+    if let Some(c) = cfg.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        cpu["cpus"] = json!(c);
+    }
+    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
+        resources["cpu"] = cpu;
+    }
+    if let Some(p) = cfg.pids_limit.filter(|p| *p != 0) {
+        resources["pids"] = json!({ "limit": p });
+    }
+    Ok(resources)
+}
+
+/// docker's smallest memory limit.
+pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
 pub fn init_binary(root: &Path) -> Result<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = root.join("berth-init");

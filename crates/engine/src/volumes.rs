@@ -281,14 +281,5 @@ pub fn remove(e: &mut Engine, name: &str, force: bool) -> Result<()> {
 /// `volume prune`: unused anonymous volumes (all unused with `all`);
 /// their names and the bytes freed.
 pub fn prune(e: &mut Engine, all: bool) -> Result<(Vec<String>, u64)> {
-    let mut removed = Vec::new();
-    let mut bytes = 0;
-    for v in e.db.volume_list()? {
-        if (v.anonymous || all) && users(e, &v.name)?.is_empty() {
-            bytes += crate::dir_size(&crate::spec::volume_data(&e.root, &v.name));
-            remove(e, &v.name, true)?;
-            removed.push(v.name);
-        }
-    }
-    Ok((removed, bytes))
+    e.prune_volumes(all, &crate::prune::PruneFilter::default())
 }

@@ -618,6 +618,13 @@ fn prog_query(cgroup: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
     }
 }
 
+/// How many device programs are attached to the cgroup directory `dir`
+/// (cgroup v2; what `berth security` reports as the device filter in force).
+pub fn attached_programs(dir: &Path) -> io::Result<usize> {
+    let fd = crate::sys::openat(None, dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    prog_query(fd.as_fd()).map(|ids| ids.len())
+}
+
 /// BPF_PROG_GET_FD_BY_ID.
 fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut attr = GetIdAttr {

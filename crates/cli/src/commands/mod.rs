@@ -97,6 +97,11 @@ pub const OBJECTS: &[Object] = &[
     obj("compose", "Docker Compose", false),
     obj("container", "Manage containers", true),
     obj("context", "Manage contexts", false),
+    obj(
+        "generate",
+        "Generate structured data based on containers (podman's)",
+        true,
+    ),
     obj("image", "Manage images", true),
     obj(
         "manifest",

@@ -83,15 +83,87 @@ pub const COMMANDS: &[Command] = &[
         aliases: &[],
         usage: "[OPTIONS]",
         short: "Remove unused data",
-        flags: &[],
-        interspersed: true,
-        missing: &[
-            ("all", Some('a')),
-            ("filter", None),
-            ("force", Some('f')),
-            ("volumes", None),
+        flags: &[
+            switch(
+                "all",
+                Some('a'),
+                "Remove all unused images not just dangling ones",
+            ),
+            opt(
+                "filter",
+                None,
+                "filter",
+                "Provide filter values (e.g. \"label=<key>=<value>\")",
+            ),
+            super::PRUNE_FORCE,
+            switch("volumes", None, "Prune anonymous volumes"),
         ],
-        run: Unsupported,
+        interspersed: true,
+        missing: &[],
+        run: Engine(crate::ops::system_prune),
+    },
+    Command {
+        path: "system boot",
+        aliases: &[],
+        usage: "[OPTIONS]",
+        short: "Restart the containers a reboot stopped, by their restart policy (Berth's own)",
+        flags: &[
+            opt("format", None, "string", "\"json\": the report as JSON"),
+            switch(
+                "install-unit",
+                None,
+                "Write berth-boot.service to /etc/systemd/system (runs this at boot)",
+            ),
+            switch("print-unit", None, "Print the berth-boot.service unit"),
+        ],
+        interspersed: true,
+        missing: &[],
+        run: Engine(crate::ops::boot),
+    },
+    Command {
+        path: "generate systemd",
+        aliases: &[],
+        usage: "[OPTIONS] CONTAINER",
+        short: "Generate a systemd unit file for a container (as podman does)",
+        flags: &[
+            opt(
+                "container-prefix",
+                None,
+                "string",
+                "Systemd unit name prefix for containers",
+            )
+            .default("\"container\""),
+            switch(
+                "files",
+                Some('f'),
+                "Generate .service files instead of printing to stdout",
+            ),
+            switch("name", Some('n'), "Use container names instead of IDs"),
+            switch(
+                "new",
+                None,
+                "Create a new container on start and remove it on stop, from the flags it was created with",
+            ),
+            switch("no-header", None, "Skip the header comment"),
+            opt("restart-policy", None, "string", "Systemd restart-policy")
+                .default("\"on-failure\""),
+            opt(
+                "separator",
+                None,
+                "string",
+                "Systemd unit name separator between name/id and prefix",
+            )
+            .default("\"-\""),
+            opt(
+                "time",
+                Some('t'),
+                "int",
+                "Stop timeout override (default: the container's, else 10)",
+            ),
+        ],
+        interspersed: true,
+        missing: &[],
+        run: Engine(crate::ops::generate_systemd),
     },
     Command {
         path: "inspect",
@@ -110,6 +182,11 @@ pub const COMMANDS: &[Command] = &[
                 None,
                 "string",
                 "Only inspect objects of the given type",
+            ),
+            switch(
+                "security",
+                None,
+                "What a running container can do, as the kernel has it (berth security)",
             ),
         ],
         interspersed: true,
@@ -161,7 +238,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         path: "security",
-        aliases: &[],
+        aliases: &["container security"],
         usage: "[OPTIONS] CONTAINER",
         short: "Show what a running container can do, as the kernel has it (Berth's own)",
         flags: &[opt(

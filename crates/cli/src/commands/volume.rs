@@ -99,4 +99,14 @@ pub const COMMANDS: &[Command] = &[
         missing: &[],
         run: Engine(volumes::rm),
     },
+    Command {
+        path: "volume update",
+        aliases: &[],
+        usage: "[OPTIONS] [VOLUME]",
+        short: "Update a volume (cluster volumes only)",
+        flags: &[],
+        interspersed: true,
+        missing: &[("availability", None)],
+        run: Unsupported,
+    },
 ];
