@@ -107,6 +107,13 @@ elif [ -x "$vm" ]; then
         echo "test.sh: [cgroup v2 VM] $(basename "$b")"
         "$vm" --mem 2G --timeout 900 -- "$b" --test-threads=2
     done
+    # Rootless limits on a delegated v2 subtree: the test adds a user (--overlay: a
+    # writable /etc in the guest).
+    rl=$(cargo test -p berth-cli --test rootless --no-run --message-format=json 2>/dev/null \
+        | grep -o '"executable":"[^"]*/deps/[^"]*"' | cut -d'"' -f4)
+    [ -n "$rl" ] || { echo "test.sh: no rootless test binary for the VM run" >&2; exit 1; }
+    echo "test.sh: [cgroup v2 VM] $(basename "$rl") delegated_cgroup_v2"
+    "$vm" --mem 2G --timeout 900 --overlay -- "$rl" --exact rootless_limits_on_a_delegated_cgroup_v2
 else
     echo "test.sh: SKIPPED the cgroup v2 tests: no VM runner at $vm (set CGROUP2_VM)"
 fi

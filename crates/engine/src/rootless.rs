@@ -234,24 +234,55 @@ pub const LIMITS_IGNORED: &str =
 /// its own (cgroup v2 with a delegated subtree): they are dropped, with
 /// podman's warning, which is returned. Nothing when none was asked for.
 pub fn drop_limits(cfg: &mut crate::RunConfig) -> Option<String> {
-    let asked = cfg.memory.is_some()
-        || cfg.nano_cpus.is_some()
+    let cpu = cfg.nano_cpus.is_some()
         || cfg.cpu_shares.is_some()
-        || cfg.pids_limit.is_some_and(|p| p > 0);
-    if !asked {
+        || cfg.cpu_quota.is_some()
+        || cfg.cpu_period.is_some();
+    let need: Vec<&str> = [
+        (cfg.memory.is_some() || cfg.memory_swap.is_some(), "memory"),
+        (cpu, "cpu"),
+        (cfg.cpuset_cpus.is_some(), "cpuset"),
+        (cfg.pids_limit.is_some_and(|p| p > 0), "pids"),
+    ]
+    .into_iter()
+    .filter_map(|(asked, c)| asked.then_some(c))
+    .collect();
+    if need.is_empty() {
         return None;
     }
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let why = match delegated_cgroup() {
+        Some(parent) => {
+            let have = fs::read_to_string(unified_dir(&parent).join("cgroup.subtree_control"))
+                .unwrap_or_default();
+            let missing: Vec<&str> = need
+                .into_iter()
+                .filter(|c| !have.split_whitespace().any(|h| h == *c))
+                .collect();
+            if missing.is_empty() {
+                return None;
+            }
+            format!(
+                "Resource limits are ignored: the delegated cgroup {} does not enable {}",
+                parent.display(),
+                missing.join(", ")
+            )
+        }
+        None if v2 => {
+            "Resource limits are ignored: this rootless user has no delegated cgroup v2 subtree"
+                .into()
+        }
+        None => LIMITS_IGNORED.into(),
+    };
     cfg.memory = None;
+    cfg.memory_swap = None;
     cfg.nano_cpus = None;
     cfg.cpu_shares = None;
+    cfg.cpu_quota = None;
+    cfg.cpu_period = None;
+    cfg.cpuset_cpus = None;
     cfg.pids_limit = None;
-    let v2 = berth_runtime::cgroups::Layout::detect()
-        .is_ok_and(|l| l.hierarchies.iter().all(|h| h.unified));
-    Some(if v2 {
-        "Resource limits are ignored: this rootless user has no delegated cgroup v2 subtree".into()
-    } else {
-        LIMITS_IGNORED.into()
-    })
+    Some(why)
 }
 
 /// An id mapping of a container's own user namespace: (container id, id in
@@ -365,10 +396,7 @@ pub fn container_userns(
         ("--gidmap", &gids, "/proc/self/gid_map"),
     ] {
         let have = u64::from(mapped_count(file));
-        if let Some(m) = maps
-            .iter()
-            .find(|m| u64::from(m.1) + u64::from(m.2) > have)
-        {
+        if let Some(m) = maps.iter().find(|m| u64::from(m.1) + u64::from(m.2) > have) {
             return Err(invalid(
                 flag,
                 format!(
@@ -387,6 +415,32 @@ pub fn container_userns(
         ));
     }
     Ok(Some((uids, gids, None)))
+}
+
+/// The cgroup v2 mount point (`/sys/fs/cgroup`) joined with a cgroup path.
+fn unified_dir(cgroup: &Path) -> PathBuf {
+    let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
+    PathBuf::from("/sys/fs/cgroup").join(rel)
+}
+
+/// cgroup v2 delegation (systemd's `Delegate=yes` for user@UID.service, or an
+/// administrator's chown): the cgroup under which a rootless engine makes
+/// its containers' cgroups, the parent of its own when the user owns it and
+/// its `cgroup.procs`. None on cgroup v1 or without delegation.
+pub fn delegated_cgroup() -> Option<PathBuf> {
+    if !active() || !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return None;
+    }
+    let own = berth_runtime::cgroups::own_unified_path()?;
+    let parent = own.parent()?;
+    if parent == Path::new("/") {
+        return None;
+    }
+    let dir = unified_dir(parent);
+    let me = sys::geteuid();
+    let owned = |p: &Path| fs::metadata(p).is_ok_and(|m| m.uid() == me);
+    (owned(&dir) && owned(&dir.join("cgroup.procs")) && owned(&dir.join("cgroup.subtree_control")))
+        .then(|| parent.to_path_buf())
 }
 
 /// Enters (creating it if needed) the user's namespace and executes this
@@ -631,7 +685,13 @@ fn pause_child(mut sock: UnixStream, lock: i32) -> ! {
     }
     // Host mounts (a new USB disk, a bind) keep appearing here; ours never
     // reach the host.
-    if let Err(e) = sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_SLAVE, None) {
+    if let Err(e) = sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_SLAVE,
+        None,
+    ) {
         let _ = sock.write_all(&[code(e)]);
         sys::exit_now(1);
     }
@@ -707,7 +767,10 @@ mod tests {
 
     #[test]
     fn id_mapping_flags() {
-        assert_eq!(parse_id_mapping("--uidmap", "0:1:100").unwrap(), (0, 1, 100));
+        assert_eq!(
+            parse_id_mapping("--uidmap", "0:1:100").unwrap(),
+            (0, 1, 100)
+        );
         assert!(parse_id_mapping("--uidmap", "0:1").is_err());
         assert!(parse_id_mapping("--uidmap", "0:1:0").is_err());
         assert!(parse_id_mapping("--uidmap", "a:1:2").is_err());

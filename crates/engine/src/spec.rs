@@ -311,7 +311,10 @@ pub fn build(
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "cgroupsPath": format!("/berth-{id}"),
+        "cgroupsPath": match crate::rootless::delegated_cgroup() {
+            Some(parent) => format!("{}/berth-{id}", parent.display()),
+            None => format!("/berth-{id}"),
+        },
     });
     if !cfg.privileged {
         linux["maskedPaths"] = json!(MASKED);

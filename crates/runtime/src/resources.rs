@@ -12,6 +12,7 @@ use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxDeviceType, LinuxMemory, Li
 use crate::cgroups::{CgroupPaths, Hierarchy};
 use crate::devices_bpf::{self, DeviceRule};
 use crate::error::{Error, Result};
+use crate::sys;
 
 fn write(cg: &CgroupPaths, h: &Hierarchy, file: &str, value: &str) -> Result<()> {
     let p = cg.dir(h).join(file);
@@ -484,6 +485,12 @@ fn rule_v1(r: &DeviceRule) -> String {
 fn devices(cg: &CgroupPaths, devs: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
     let rules = device_rules(devs);
     if cg.is_v2() {
+        // A runtime in a user namespace (rootless) cannot attach BPF
+        // programs, as runc's rootless mode: the container's device nodes are
+        // bind mounts of the host's, which the host's permissions guard.
+        if sys::in_user_namespace() {
+            return Ok(());
+        }
         let h = &cg.hierarchies[0];
         return devices_bpf::apply(&cg.dir(h), &rules);
     }
