@@ -394,6 +394,19 @@ fn rootless_user_workflow() {
     assert_eq!(first, ["0", u.uid.to_string().as_str(), "1"], "{who}");
     u.ok(&["rm", "-f", "web"]);
 
+    // A restart policy: the monitor brings the container back.
+    u.ok(&["run", "-d", "--name", "again", "--restart", "on-failure:2", &busybox, "sh", "-c", "sleep 0.2; exit 3"]);
+    let mut restarts = String::new();
+    for _ in 0..100 {
+        restarts = u.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}", "again"]);
+        if restarts.trim() == "2 exited 3" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(restarts.trim(), "2 exited 3");
+    u.ok(&["rm", "again"]);
+
     // --rm leaves nothing; -it through a pty.
     assert_eq!(u.ok(&["run", "--rm", &busybox, "echo", "hi"]), "hi\n");
     let tty = sh(u
