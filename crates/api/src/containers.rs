@@ -36,8 +36,8 @@ impl StrOrVec {
     }
 }
 
-/// `POST /containers/create`'s body: the fields berth honours (others,
-/// such as `Healthcheck`, are accepted and not acted on).
+/// `POST /containers/create`'s body: the fields berth honours (others are accepted and not
+/// acted on).
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct CreateBody {
@@ -54,6 +54,7 @@ pub struct CreateBody {
     working_dir: Option<String>,
     stop_signal: Option<String>,
     stop_timeout: Option<i64>,
+    healthcheck: Option<berth_engine::health::HealthConfig>,
     mac_address: Option<String>,
     volumes: Option<BTreeMap<String, Value>>,
     host_config: Option<HostConfig>,
@@ -241,6 +242,7 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         privileged: h.privileged.unwrap_or(false),
         stop_signal: b.stop_signal.filter(|s| !s.is_empty()),
         stop_timeout: b.stop_timeout,
+        healthcheck: b.healthcheck,
         init: h.init.unwrap_or(false),
         memory: h.memory.filter(|m| *m > 0),
         nano_cpus: h.nano_cpus.filter(|m| *m > 0),

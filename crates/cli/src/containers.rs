@@ -122,7 +122,11 @@ pub fn restart(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     each(e, p, "restart", out, |e, p, id| {
         let t = time_flag(p)?;
         e.stop(id, t)?;
-        e.start(id, &exe()).map(drop).map_err(Failure::from)
+        e.start(id, &exe()).map(drop).map_err(Failure::from)?;
+        if let Ok(row) = e.db.find(id) {
+            e.container_event(&row, "restart", &[]);
+        }
+        Ok(())
     })
 }
 
@@ -201,6 +205,67 @@ fn each(
         return fail(1, "");
     }
     Ok(())
+}
+
+/// `--health-*` and `--no-healthcheck` as docker's CLI reads them: None when none is given
+/// (the image's HEALTHCHECK applies), `["NONE"]` for `--no-healthcheck`.
+fn health_flags(p: &Parsed) -> R<Option<berth_engine::health::HealthConfig>> {
+    use berth_engine::health::{HealthConfig, parse_duration};
+    let durations = [
+        "health-interval",
+        "health-timeout",
+        "health-start-period",
+        "health-start-interval",
+    ];
+    let given =
+        p.has("health-cmd") || p.has("health-retries") || durations.iter().any(|d| p.has(d));
+    if p.bool("no-healthcheck") {
+        if given {
+            return usage("--no-healthcheck conflicts with --health-* options");
+        }
+        return Ok(Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
+    }
+    if !given {
+        return Ok(None);
+    }
+    let mut n = [0i64; 4];
+    for (i, d) in durations.iter().enumerate() {
+        if let Some(v) = p.value(d) {
+            let parsed = parse_duration(v).or_else(|_| {
+                usage(format!(
+                    "invalid argument {v:?} for \"--{d}\" flag: time: invalid duration {v:?}"
+                ))
+            })?;
+            n[i] = i64::try_from(parsed.as_nanos())
+                .or_else(|_| usage(format!("--{d} {v}: too long")))?;
+        }
+    }
+    let retries = match p.value("health-retries") {
+        Some(v) => v.parse::<i64>().or_else(|_| {
+            usage(format!(
+                "invalid argument {v:?} for \"--health-retries\" flag"
+            ))
+        })?,
+        None => 0,
+    };
+    if retries < 0 {
+        return usage("--health-retries cannot be negative");
+    }
+    Ok(Some(HealthConfig {
+        test: p
+            .value("health-cmd")
+            .filter(|c| !c.is_empty())
+            .map(|c| vec!["CMD-SHELL".into(), c.to_string()])
+            .unwrap_or_default(),
+        interval: n[0],
+        timeout: n[1],
+        start_period: n[2],
+        start_interval: n[3],
+        retries,
+    }))
 }
 
 /// Flags to a `RunConfig`; the positionals are IMAGE [COMMAND [ARG...]].
@@ -335,6 +400,7 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
                 .or_else(|_| usage(format!("invalid argument {v:?} for \"--stop-timeout\"")))?,
         );
     }
+    c.healthcheck = health_flags(p)?;
     for u in p.all("ulimit") {
         c.ulimits.push(config::parse_ulimit(u).map_err(bad)?);
     }
@@ -945,9 +1011,13 @@ fn human_since(t: &str) -> String {
     s.strip_suffix(" ago").unwrap_or(&s).to_string()
 }
 
-fn status_text(r: &ContainerRow) -> String {
+fn status_text(e: &Engine, r: &ContainerRow) -> String {
     match r.state.as_str() {
-        db::RUNNING => format!("Up {}", human_since(&r.started_at)),
+        db::RUNNING => format!(
+            "Up {}{}",
+            human_since(&r.started_at),
+            berth_engine::health::status_suffix(&e.db, r)
+        ),
         db::PAUSED => format!("Up {} (Paused)", human_since(&r.started_at)),
         db::EXITED => format!(
             "Exited ({}) {} ago",
@@ -1015,6 +1085,7 @@ fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> R<bool> {
             r.state == v
         }
         "exited" => r.state == db::EXITED && v.parse::<i32>().ok() == Some(r.exit_code),
+        "health" => berth_engine::health::matches_filter(&e.db, r, v)?,
         "label" => {
             let (lk, lv) = match v.split_once('=') {
                 Some((a, b)) => (a, Some(b)),
@@ -1072,7 +1143,14 @@ pub fn ps(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
         let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
         if !matches!(
             k,
-            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume" | "network"
+            "id" | "name"
+                | "status"
+                | "exited"
+                | "health"
+                | "label"
+                | "ancestor"
+                | "volume"
+                | "network"
         ) {
             return fail(1, format!("invalid filter '{k}'"));
         }
@@ -1121,7 +1199,7 @@ pub fn ps(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
                 "RunningFor": fmt::human_ago(Some(&r.created_at), now_secs()),
                 "Ports": crate::networks::ports_text(e, r),
                 "State": r.state,
-                "Status": status_text(r),
+                "Status": status_text(e, r),
                 "Size": if with_size {
                     let rw = e.container_size(&r.id);
                     let image = e.images().ok().and_then(|s| s.get(&r.image_id).ok()).map_or(0, |i| i.size);

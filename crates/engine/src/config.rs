@@ -94,6 +94,9 @@ pub struct RunConfig {
     /// `--restart` as given (`no`, `always`, `unless-stopped`,
     /// `on-failure[:N]`); empty is `no`.
     pub restart: String,
+    /// `--health-*`, `--no-healthcheck` (`Test: ["NONE"]`); merged with the image's
+    /// `HEALTHCHECK` at create.
+    pub healthcheck: Option<crate::health::HealthConfig>,
 }
 
 impl RunConfig {
@@ -104,6 +107,9 @@ impl RunConfig {
             return Err(Error::BadConfig(
                 "max-file cannot be set without max-size".into(),
             ));
+        }
+        if let Some(h) = &self.healthcheck {
+            h.validate()?;
         }
         let restart = parse_restart(&self.restart)?;
         if restart != RestartPolicy::No && self.auto_remove {

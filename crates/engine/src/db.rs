@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS containers (
@@ -68,6 +68,23 @@ CREATE TABLE IF NOT EXISTS released_endpoints (
     address TEXT NOT NULL,
     address6 TEXT NOT NULL DEFAULT '',
     released_at INTEGER NOT NULL
+);
+-- Version 4: the event journal (`events.rs`; bounded, the oldest pruned on insert) and each
+-- container's health (`health.rs`; written by its monitor, read by inspect and ps).
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_nano INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    attributes TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_time ON events (time_nano);
+CREATE TABLE IF NOT EXISTS health (
+    container_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    failing_streak INTEGER NOT NULL DEFAULT 0,
+    log TEXT NOT NULL DEFAULT '[]'
 );
 ";
 
@@ -452,6 +469,8 @@ impl Db {
                 err,
             };
             release_endpoints(tx, "container_id = ?1", [id]).map_err(e)?;
+            tx.execute("DELETE FROM health WHERE container_id = ?1", [id])
+                .map_err(e)?;
             tx.execute("DELETE FROM containers WHERE id = ?1", [id])
                 .map_err(e)?;
             Ok(())

@@ -28,6 +28,8 @@ pub mod cp;
 pub mod db;
 pub mod dns;
 pub mod error;
+pub mod events;
+pub mod health;
 pub mod inspect;
 pub mod logs;
 pub mod monitor;
@@ -142,6 +144,12 @@ impl Engine {
             e => e.into(),
         })?;
         let image_cfg = images.config(&image)?;
+        // docker's merge: what the container leaves unset of its healthcheck is the image's.
+        let image_health = berth_image::archive::config_json(&images, &image)
+            .ok()
+            .and_then(|c| health::HealthConfig::of_image(&c));
+        cfg.healthcheck =
+            health::HealthConfig::merged(cfg.healthcheck.as_ref(), image_health.as_ref());
         test_pause("create-image-resolved");
         cfg.network = network::network_mode(&cfg.network).to_string();
         // The network and what the container asks of it, checked before anything is made.
@@ -445,6 +453,7 @@ impl Engine {
             }
             return Err(e);
         }
+        self.container_event(&row, "create", &[]);
         Ok(row)
     }
 
@@ -762,8 +771,12 @@ impl Engine {
     pub fn attach(&self, id: &str) -> Result<UnixStream> {
         let dir = self.state_dir(id);
         let dfd = sys::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0).at(&dir)?;
-        UnixStream::connect(sys::fd_path(dfd.as_fd()).join("attach.sock"))
-            .at(dir.join("attach.sock"))
+        let s = UnixStream::connect(sys::fd_path(dfd.as_fd()).join("attach.sock"))
+            .at(dir.join("attach.sock"))?;
+        if let Ok(row) = self.db.find(id) {
+            self.container_event(&row, "attach", &[]);
+        }
+        Ok(s)
     }
 
     /// Waits until the container is no longer running; its exit code.
@@ -825,7 +838,10 @@ impl Engine {
 
     fn signal(&self, row: &ContainerRow, sig: i32, all: bool) -> Result<()> {
         match self.runtime().kill(&row.id, sig, all) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.container_event(row, "kill", &[("signal", &sig.to_string())]);
+                Ok(())
+            }
             Err(berth_runtime::Error::NotRunning(_) | berth_runtime::Error::NotExist(_)) => {
                 Err(Error::BadState {
                     id: row.id.clone(),
@@ -900,10 +916,12 @@ impl Engine {
                 .wait(&row.id, Some(Duration::from_secs(secs as u64)))?
                 .is_some()
         {
+            self.container_event(&row, "stop", &[]);
             return Ok(());
         }
         let _ = self.signal(&row, libc::SIGKILL, true);
         self.wait(&row.id, None)?;
+        self.container_event(&row, "stop", &[]);
         Ok(())
     }
 
@@ -959,7 +977,9 @@ impl Engine {
         }
         let c = self.runtime().load(&row.id)?;
         berth_runtime::resources::set_frozen(&c.record.cgroup, true)?;
-        self.db.set_state(&row.id, db::PAUSED)
+        self.db.set_state(&row.id, db::PAUSED)?;
+        self.container_event(&row, "pause", &[]);
+        Ok(())
     }
 
     pub fn unpause(&mut self, key: &str) -> Result<()> {
@@ -973,7 +993,9 @@ impl Engine {
         }
         let c = self.runtime().load(&row.id)?;
         berth_runtime::resources::set_frozen(&c.record.cgroup, false)?;
-        self.db.set_state(&row.id, db::RUNNING)
+        self.db.set_state(&row.id, db::RUNNING)?;
+        self.container_event(&row, "unpause", &[]);
+        Ok(())
     }
 
     /// `rm` (`force` kills a running container; `volumes` removes its
@@ -1088,6 +1110,7 @@ impl Engine {
         test_pause("destroy-dir-removed");
         let _ = network::disconnect_container(self, &row.id);
         self.db.remove(&row.id)?;
+        self.container_event(row, "destroy", &[]);
         berth_runtime::timing::phase("destroy: record removed");
         if volumes {
             for m in row_config(row).mounts.iter().filter(|m| m.anonymous) {
@@ -1107,7 +1130,17 @@ impl Engine {
             return Err(Error::InvalidName(name.into()));
         }
         // Its peers' resolvers read names from the database: nothing else to tell.
-        self.db.rename(&row.id, name)
+        self.db.rename(&row.id, name)?;
+        let renamed = ContainerRow {
+            name: name.to_string(),
+            ..row.clone()
+        };
+        self.container_event(
+            &renamed,
+            "rename",
+            &[("oldName", &format!("/{}", row.name))],
+        );
+        Ok(())
     }
 
     /// `container prune`: removes every stopped container; their ids and
@@ -1138,7 +1171,9 @@ impl Engine {
             self.images_in_use()
                 .map_or(true, |used| used.contains(&d.to_string()))
         };
-        Ok(store.remove(name, force, &in_use)?)
+        let rep = store.remove(name, force, &in_use)?;
+        events::image_removal_events(&store, name, &rep);
+        Ok(rep)
     }
 
     /// `image prune`: dangling images (`all`: every image no container
@@ -1232,6 +1267,26 @@ impl Engine {
         req: ExecRequest,
         console: Option<std::os::fd::OwnedFd>,
     ) -> Result<(String, i32)> {
+        self.exec_process(key, req, console, true)
+    }
+
+    /// A healthcheck probe: [`exec`](Self::exec) without `exec_create`/`exec_start` events
+    /// (a probe every few seconds would push everything else out of the bounded journal).
+    pub fn exec_probe(&mut self, key: &str, cmd: Vec<String>) -> Result<i32> {
+        let req = ExecRequest {
+            cmd,
+            ..Default::default()
+        };
+        self.exec_process(key, req, None, false).map(|(_, pid)| pid)
+    }
+
+    fn exec_process(
+        &mut self,
+        key: &str,
+        req: ExecRequest,
+        console: Option<std::os::fd::OwnedFd>,
+        record: bool,
+    ) -> Result<(String, i32)> {
         let row = self.get(key)?;
         match row.state.as_str() {
             db::RUNNING => {}
@@ -1289,6 +1344,16 @@ impl Engine {
             caps.set_permitted(set);
             process.set_capabilities(Some(caps));
         }
+        // docker's exec events: the action carries the command line, `execID` the exec.
+        let exec_id = names::new_id()?;
+        let line = process.args().clone().unwrap_or_default().join(" ");
+        if record {
+            self.container_event(
+                &row,
+                &format!("exec_create: {line}"),
+                &[("execID", &exec_id)],
+            );
+        }
         let pid = self.runtime().exec(
             &row.id,
             berth_runtime::ExecOpts {
@@ -1300,6 +1365,13 @@ impl Engine {
                 ignore_paused: false,
             },
         )?;
+        if record {
+            self.container_event(
+                &row,
+                &format!("exec_start: {line}"),
+                &[("execID", &exec_id)],
+            );
+        }
         Ok((row.id, pid))
     }
 }

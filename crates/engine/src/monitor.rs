@@ -266,6 +266,41 @@ fn set_iface_up(name: &str) -> std::io::Result<()> {
     sys::check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
 }
 
+/// docker's network `connect`/`disconnect` events of the container's networks.
+fn network_events(engine: &Engine, row: &db::ContainerRow, action: &str) {
+    for (_, n) in crate::network::container_networks(engine, &row.id).unwrap_or_default() {
+        engine.event(
+            "network",
+            action,
+            &n.id,
+            &[
+                ("container", &row.id),
+                ("name", &n.name),
+                ("type", "bridge"),
+            ],
+        );
+    }
+}
+
+/// docker's volume `mount`/`unmount` events of the container's volumes.
+fn volume_events(engine: &Engine, row: &db::ContainerRow, cfg: &RunConfig, action: &str) {
+    for m in cfg.mounts.iter().filter(|m| m.kind == "volume") {
+        let rw = if m.readonly { "false" } else { "true" };
+        let attrs: &[(&str, &str)] = if action == "mount" {
+            &[
+                ("container", &row.id),
+                ("destination", &m.target),
+                ("driver", "local"),
+                ("propagation", ""),
+                ("read/write", rw),
+            ]
+        } else {
+            &[("container", &row.id), ("driver", "local")]
+        };
+        engine.event("volume", action, &m.source, attrs);
+    }
+}
+
 impl Monitor {
     /// Takes the lock, creates and starts the container.
     fn start(root: &Path, id: &str) -> Result<Monitor, (Error, i32)> {
@@ -455,11 +490,13 @@ impl Monitor {
                 // before this returns: nothing but this thread is alive when the runtime
                 // clones again (a restart).
                 crate::network::connect_container(&engine, &id, container.record.pid)?;
+                network_events(&engine, &row, "connect");
                 berth_runtime::timing::phase("monitor: network connected");
                 dns = crate::dns::start_resolver(&engine, &id, &cfg, container.record.pid)?;
                 berth_runtime::timing::phase("monitor: resolver started");
             }
             berth_runtime::timing::phase("monitor: created");
+            volume_events(&engine, &row, &cfg, "mount");
             rt.start_container(&container, Some(&bundle.spec))?;
             berth_runtime::timing::phase("monitor: started");
             let me = sys::getpid();
@@ -470,6 +507,7 @@ impl Monitor {
                 (me, me_start),
                 &berth_runtime::state::now_rfc3339(),
             )?;
+            engine.container_event(&row, "start", &[]);
             berth_runtime::timing::phase("monitor: running recorded");
             Ok((
                 id,
@@ -640,7 +678,13 @@ impl Monitor {
         for fd in [&self.stdin, &self.master].into_iter().flatten() {
             let _ = sys::set_nonblocking(fd.as_fd());
         }
+        let mut health = crate::health::Runner::start(&self.engine.db, &self.row);
         loop {
+            if status.is_none()
+                && let Some(h) = health.as_mut()
+            {
+                h.tick(&mut self.engine, &self.row);
+            }
             self.flush_stdin();
             if let Some(d) = self.dns.as_mut() {
                 d.tick();
@@ -676,13 +720,28 @@ impl Monitor {
                 fds.extend(d.fds());
                 kinds.extend([102, 103, 104]);
             }
+            if let Some(fd) = health.as_ref().and_then(|h| h.output_fd()) {
+                fds.push(fd);
+                kinds.push(105);
+            }
             let mut timeout =
                 if status.is_some() || !self.stdin_pending.is_empty() || self.clients_pending() {
                     20
                 } else {
                     -1
                 };
-            if let Some(due) = self.dns.as_ref().and_then(|d| d.next_deadline()) {
+            let health_due = health
+                .as_ref()
+                .filter(|_| status.is_none())
+                .map(|h| h.deadline());
+            if let Some(due) = self
+                .dns
+                .as_ref()
+                .and_then(|d| d.next_deadline())
+                .into_iter()
+                .chain(health_due)
+                .min()
+            {
                 let ms = due.saturating_duration_since(Instant::now()).as_millis() + 1;
                 let ms = i32::try_from(ms).unwrap_or(i32::MAX);
                 timeout = if timeout < 0 { ms } else { timeout.min(ms) };
@@ -702,6 +761,10 @@ impl Monitor {
                         while let Ok(Some((pid, st))) = sys::waitpid(-1, true) {
                             if pid == init {
                                 status = Some(st.code());
+                            } else if let Some(h) = health.as_mut()
+                                && h.probe_pid() == Some(pid)
+                            {
+                                h.reaped(st.code());
                             }
                         }
                         if status.is_some() && drain_deadline.is_none() {
@@ -722,6 +785,11 @@ impl Monitor {
                         }
                     }
                     102..=104 => self.serve_dns(*k),
+                    105 => {
+                        if let Some(h) = health.as_mut() {
+                            h.read_output();
+                        }
+                    }
                     0..=2 => {
                         if !self.pump(*k, &mut buf) {
                             match *k {
@@ -774,6 +842,9 @@ impl Monitor {
             if before > 0 && self.clients.is_empty() && self.cfg.open_stdin && !self.cfg.tty {
                 self.stdin = None;
             }
+        }
+        if let Some(h) = health {
+            h.stopped(&self.engine.db, &self.id);
         }
         self.finish(status.unwrap_or(255), oom);
     }
@@ -830,7 +901,6 @@ impl Monitor {
         berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();
         berth_runtime::timing::phase("monitor: unmounted");
-        let _ = crate::network::disconnect_container(&self.engine, &self.id);
         let sd = self.engine.state_dir(&self.id);
         let _ = std::fs::remove_file(sd.join("attach.sock"));
         let _ = self.engine.db.set_exited(
@@ -841,6 +911,15 @@ impl Monitor {
             "",
             &berth_runtime::state::now_rfc3339(),
         );
+        // docker's order: oom, die, then the network and volumes let go.
+        if oom {
+            self.engine.container_event(&self.row, "oom", &[]);
+        }
+        self.engine
+            .container_event(&self.row, "die", &[("exitCode", &code.to_string())]);
+        network_events(&self.engine, &self.row, "disconnect");
+        let _ = crate::network::disconnect_container(&self.engine, &self.id);
+        volume_events(&self.engine, &self.row, &self.cfg, "unmount");
         berth_runtime::timing::phase("monitor: exit recorded");
         // --rm: gone before the attached `run` returns, as docker's.
         if self.cfg.auto_remove {

@@ -1025,6 +1025,12 @@ pub fn create(engine: &mut Engine, req: CreateNetwork) -> Result<NetworkRow> {
         let _ = delete_record(engine, &row.id);
         return Err(e);
     }
+    engine.event(
+        "network",
+        "create",
+        &row.id,
+        &[("name", &row.name), ("type", "bridge")],
+    );
     Ok(row)
 }
 
@@ -1089,6 +1095,12 @@ pub fn remove(engine: &mut Engine, key: &str) -> Result<NetworkRow> {
         &net.bridge,
     )
     .map_err(|e| net_error(&format!("removing network {}", net.name), e))?;
+    engine.event(
+        "network",
+        "destroy",
+        &net.id,
+        &[("name", &net.name), ("type", "bridge")],
+    );
     Ok(net)
 }
 
@@ -1320,6 +1332,16 @@ pub fn connect(
         return Err(e);
     }
     let _ = write_hosts(engine, &row);
+    engine.event(
+        "network",
+        "connect",
+        &net.id,
+        &[
+            ("container", &row.id),
+            ("name", &net.name),
+            ("type", "bridge"),
+        ],
+    );
     Ok(ep)
 }
 
@@ -1345,6 +1367,16 @@ pub fn disconnect(engine: &mut Engine, net_key: &str, container: &str) -> Result
     }
     release_endpoint(engine, &row.id, &net.id)?;
     let _ = write_hosts(engine, &row);
+    engine.event(
+        "network",
+        "disconnect",
+        &net.id,
+        &[
+            ("container", &row.id),
+            ("name", &net.name),
+            ("type", "bridge"),
+        ],
+    );
     Ok(())
 }
 
