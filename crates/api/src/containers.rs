@@ -931,7 +931,16 @@ pub async fn attach(
     }
     let now = if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
         let i = id.clone();
-        Some(engine(st, move |e| Ok(e.attach(&i)?)).await?)
+        Some(
+            engine(st, move |e| {
+                let c = e.attach(&i)?;
+                if let Ok(r) = e.db.find(&i) {
+                    e.container_event(&r, "attach", &[]);
+                }
+                Ok(c)
+            })
+            .await?,
+        )
     } else {
         None
     };

@@ -603,6 +603,7 @@ pub fn attach(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
         );
     }
     let conn = e.attach(&row.id)?;
+    e.container_event(&row, "attach", &[]);
     let mut cfg = row_config(&row);
     if p.bool("no-stdin") {
         cfg.open_stdin = false;

@@ -635,6 +635,51 @@ mod tests {
     }
 
     #[test]
+    fn a_version_3_database_keeps_its_data_and_gains_the_journal() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            let v3 = SCHEMA.split("-- Version 4").next().unwrap();
+            c.execute_batch(v3).unwrap();
+            c.pragma_update(None, "user_version", 3).unwrap();
+            c.execute(
+                &format!("INSERT INTO containers ({COLS}) VALUES ('abc', 'kept', 'busybox', 'sha256:x', '{{}}', 'exited', 0, 0, 0, 0, 3, 0, '', 't0', '', '', 0)"),
+                [],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO volumes (name, created_at) VALUES ('vol', 't0')",
+                [],
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let c = db.find("kept").unwrap();
+        assert_eq!((c.id.as_str(), c.exit_code), ("abc", 3));
+        assert_eq!(db.volume_get("vol").unwrap().name, "vol");
+        crate::events::record(&db, "container", "start", "abc", &[("name", "kept")]).unwrap();
+        let evs = crate::events::read(&db, 0, None, None, 10).unwrap();
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].attributes["name"], "kept");
+        let v: i64 = db
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 4);
+        // The health row goes with its container.
+        let h = crate::health::Health {
+            status: "healthy".into(),
+            ..Default::default()
+        };
+        crate::health::store(&db, "abc", &h).unwrap();
+        assert_eq!(crate::health::load(&db, "abc").unwrap(), Some(h));
+        let mut db = db;
+        db.remove("abc").unwrap();
+        assert_eq!(crate::health::load(&db, "abc").unwrap(), None);
+    }
+
+    #[test]
     fn a_version_1_database_is_migrated() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("state.db");

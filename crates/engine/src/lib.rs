@@ -771,12 +771,8 @@ impl Engine {
     pub fn attach(&self, id: &str) -> Result<UnixStream> {
         let dir = self.state_dir(id);
         let dfd = sys::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0).at(&dir)?;
-        let s = UnixStream::connect(sys::fd_path(dfd.as_fd()).join("attach.sock"))
-            .at(dir.join("attach.sock"))?;
-        if let Ok(row) = self.db.find(id) {
-            self.container_event(&row, "attach", &[]);
-        }
-        Ok(s)
+        UnixStream::connect(sys::fd_path(dfd.as_fd()).join("attach.sock"))
+            .at(dir.join("attach.sock"))
     }
 
     /// Waits until the container is no longer running; its exit code.
