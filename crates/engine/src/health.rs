@@ -166,8 +166,8 @@ impl HealthConfig {
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let bad = || invalid("duration", format!("time: invalid duration {s:?}"));
     let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.starts_with('-') {
-        if rest[1..].chars().all(|c| c == '0') && rest.len() > 1 {
+    if let Some(neg) = rest.strip_prefix('-') {
+        if !neg.is_empty() && neg.chars().all(|c| c == '0') {
             return Ok(Duration::ZERO);
         }
         return Err(invalid(
@@ -521,9 +521,7 @@ impl Runner {
             if r.status.is_none() || !drained {
                 return None;
             }
-            let Some(r) = self.running.take() else {
-                return None;
-            };
+            let r = self.running.take()?;
             let mut output = String::from_utf8_lossy(&r.buf).into_owned();
             if r.truncated {
                 output.push_str("...");
@@ -543,9 +541,7 @@ impl Runner {
             return None;
         }
         let start = crate::logs::now_nano();
-        let Some(cmd) = self.cfg.command() else {
-            return None;
-        };
+        let cmd = self.cfg.command()?;
         let spawned = berth_runtime::sys::pipe()
             .map_err(|e| Error::Sys {
                 what: "pipe".into(),
