@@ -505,11 +505,11 @@ pub async fn stop(
     let modified = engine_own(st, move |e| {
         let row = e.get(&id)?;
         let running = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
-        e.stop(&row.id, t)?;
         if restart {
-            e.start(&row.id, &exe)?;
+            e.restart(&row.id, t, &exe)?;
             return Ok(true);
         }
+        e.stop(&row.id, t)?;
         Ok(running)
     })
     .await?;

@@ -121,12 +121,7 @@ pub fn stop(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
 pub fn restart(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     each(e, p, "restart", out, |e, p, id| {
         let t = time_flag(p)?;
-        e.stop(id, t)?;
-        e.start(id, &exe()).map(drop).map_err(Failure::from)?;
-        if let Ok(row) = e.db.find(id) {
-            e.container_event(&row, "restart", &[]);
-        }
-        Ok(())
+        e.restart(id, t, &exe()).map_err(Failure::from)
     })
 }
 

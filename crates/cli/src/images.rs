@@ -545,6 +545,7 @@ pub fn prune(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
     let rep = store.prune(all, &|d: &Digest| {
         images_in_use(store).map_or(true, |used| used.contains(&d.to_string()))
     })?;
+    berth_engine::events::image_removal_events(store, "", &rep);
     if !rep.deleted.is_empty() {
         writeln!(out, "Deleted Images:")?;
         for t in &rep.untagged {

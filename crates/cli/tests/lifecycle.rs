@@ -643,3 +643,85 @@ fn the_journal_keeps_the_newest_events() {
         run(&["volume", "rm", &format!("bound{i}")]);
     }
 }
+
+#[test]
+fn every_container_and_image_action_is_journalled() {
+    let b = root();
+    let t0 = stamp();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "acts",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    b.ok(&["pause", "acts"]);
+    b.ok(&["unpause", "acts"]);
+    b.ok(&["rename", "acts", "acted"]);
+    b.ok(&["restart", "-t", "0", "acted"]);
+    b.ok(&["exec", "acted", "true"]);
+    b.ok(&["rm", "-f", "acted"]);
+    let archive = b.dir.join("saved.tar");
+    b.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    b.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let t1 = stamp();
+    let ev = |filter: &str, format: &str| -> Vec<String> {
+        b.ok(&[
+            "events", "--since", &t0, "--until", &t1, "--filter", filter, "--format", format,
+        ])
+        .lines()
+        .map(String::from)
+        .collect()
+    };
+    let c: Vec<String> = ev("type=container", "{{json .Actor.Attributes}} {{.Action}}")
+        .iter()
+        .map(|l| {
+            let (attrs, action) = l.split_once(' ').unwrap();
+            let a: Value = serde_json::from_str(attrs).unwrap();
+            let extra = ["signal", "exitCode", "oldName"]
+                .iter()
+                .filter_map(|k| a[k].as_str())
+                .collect::<String>();
+            format!("{action} {} {extra}", a["name"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        c,
+        [
+            "create acts ",
+            "start acts ",
+            "pause acts ",
+            "unpause acts ",
+            "rename acted /acts",
+            "kill acted 15",
+            "kill acted 9",
+            "die acted 137",
+            "stop acted ",
+            "start acted ",
+            "restart acted ",
+            "exec_create: true acted ",
+            "exec_start: true acted ",
+            "kill acted 9",
+            "die acted 137",
+            "destroy acted ",
+        ]
+    );
+    // Filtered by the container's id prefix too (its name changed on the way).
+    assert_eq!(
+        ev(&format!("container={}", &id[..12]), "{{.Action}}").len(),
+        c.len()
+    );
+    let image_id = b.ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    let image_id = image_id.trim();
+    assert_eq!(
+        ev("type=image", "{{.Action}} {{.Actor.ID}}"),
+        [format!("save {image_id}"), format!("load {image_id}")]
+    );
+}

@@ -170,12 +170,15 @@ pub fn image_removal_events(
         .map(|d| d.to_string())
         .or_else(|| store.get(name).ok().map(|r| r.id.to_string()))
         .unwrap_or_else(|| name.to_string());
+    let Ok(db) = Db::open(&store.root().join("engine").join("state.db")) else {
+        return;
+    };
     for _ in &rep.untagged {
-        record_image(store.root(), "untag", &id, &id);
+        let _ = record(&db, "image", "untag", &id, &[("name", &id)]);
     }
     for d in &rep.deleted {
         let d = d.to_string();
-        record_image(store.root(), "delete", &d, &d);
+        let _ = record(&db, "image", "delete", &d, &[("name", &d)]);
     }
 }
 

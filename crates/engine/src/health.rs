@@ -502,7 +502,9 @@ impl Runner {
     /// docker's `health_status: STATUS` event.
     pub fn tick(&mut self, engine: &mut Engine, row: &ContainerRow) {
         if let Some(status) = self.step(engine, &row.id) {
-            engine.container_event(row, &format!("health_status: {status}"), &[]);
+            // Read afresh: the container may have been renamed since it started.
+            let now = engine.db.find(&row.id).unwrap_or_else(|_| row.clone());
+            engine.container_event(&now, &format!("health_status: {status}"), &[]);
         }
     }
 

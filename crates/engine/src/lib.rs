@@ -921,6 +921,17 @@ impl Engine {
         Ok(())
     }
 
+    /// `restart`: [`stop`](Self::stop), then [`start`](Self::start) (its monitor's
+    /// connection dropped), then docker's `restart` event.
+    pub fn restart(&mut self, key: &str, timeout: Option<i64>, exe: &Path) -> Result<()> {
+        self.stop(key, timeout)?;
+        self.start(key, exe)?;
+        if let Ok(row) = self.db.find(key) {
+            self.container_event(&row, "restart", &[]);
+        }
+        Ok(())
+    }
+
     /// The marker a restart policy reads: the user stopped the container.
     pub fn mark_stopped(&self, id: &str, stopped: bool) {
         let p = self.state_dir(id).join("stopped-by-user");
@@ -1181,7 +1192,9 @@ impl Engine {
             self.images_in_use()
                 .map_or(true, |used| used.contains(&d.to_string()))
         };
-        Ok(store.prune(all, &in_use)?)
+        let rep = store.prune(all, &in_use)?;
+        events::image_removal_events(&store, "", &rep);
+        Ok(rep)
     }
 
     /// `top`: the host's `ps` (with `ps_args`, `-ef` by default) limited to

@@ -911,15 +911,21 @@ impl Monitor {
             "",
             &berth_runtime::state::now_rfc3339(),
         );
-        // docker's order: oom, die, then the network and volumes let go.
+        // docker's order: oom, die, then the network and volumes let go. The record is read
+        // afresh: the container may have been renamed while it ran.
+        let now = self
+            .engine
+            .db
+            .find(&self.id)
+            .unwrap_or_else(|_| self.row.clone());
         if oom {
-            self.engine.container_event(&self.row, "oom", &[]);
+            self.engine.container_event(&now, "oom", &[]);
         }
         self.engine
-            .container_event(&self.row, "die", &[("exitCode", &code.to_string())]);
-        network_events(&self.engine, &self.row, "disconnect");
+            .container_event(&now, "die", &[("exitCode", &code.to_string())]);
+        network_events(&self.engine, &now, "disconnect");
         let _ = crate::network::disconnect_container(&self.engine, &self.id);
-        volume_events(&self.engine, &self.row, &self.cfg, "unmount");
+        volume_events(&self.engine, &now, &self.cfg, "unmount");
         berth_runtime::timing::phase("monitor: exit recorded");
         // --rm: gone before the attached `run` returns, as docker's.
         if self.cfg.auto_remove {
