@@ -50,12 +50,40 @@ pub fn now_nano() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// Go's RFC3339NanoFixed in UTC: `2026-12-05T04:21:17.123456789Z`.
+/// The local time zone's offset from UTC at `secs` (seconds east; 0 when unknown), as
+/// docker's CLI uses the local zone to print and to read times without one.
+pub fn local_offset(secs: i64) -> i64 {
+    let t = secs as libc::time_t;
+    // SAFETY: tm is plain data; localtime_r fills it from `t` and returns null on failure.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals for the duration of the call.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    if r.is_null() { 0 } else { tm.tm_gmtoff }
+}
+
+/// Go's RFC3339NanoFixed in the local zone: `2026-12-05T04:21:17.123456789Z` (UTC) or
+/// `…+01:00`.
 pub fn fixed_time(nanos: i64) -> String {
+    fixed_time_at(nanos, local_offset(nanos.div_euclid(1_000_000_000)))
+}
+
+/// [`fixed_time`] at a zone `offset` seconds east of UTC.
+pub fn fixed_time_at(nanos: i64, offset: i64) -> String {
     let secs = nanos.div_euclid(1_000_000_000);
     let frac = nanos.rem_euclid(1_000_000_000);
-    let (y, mo, d, h, mi, s) = crate::timefmt::utc_parts(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:09}Z")
+    let (y, mo, d, h, mi, s) = crate::timefmt::utc_parts(secs + offset);
+    let zone = if offset == 0 {
+        "Z".to_string()
+    } else {
+        let a = offset.abs();
+        format!(
+            "{}{:02}:{:02}",
+            if offset < 0 { '-' } else { '+' },
+            a / 3600,
+            a / 60 % 60
+        )
+    };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:09}{zone}")
 }
 
 impl Event {
@@ -383,8 +411,8 @@ impl Filters {
 }
 
 /// docker's `--since`/`--until` values (`GetTimestamp`): a Go duration before `now_nanos`
-/// (`10m`, `1h30m`), RFC 3339 with or without fraction and zone (no zone: UTC), a date
-/// (`2026-12-05`), or Unix seconds with an optional fraction (`1733372477.5`). Nanoseconds.
+/// (`10m`, `1h30m`), RFC 3339 with or without fraction and zone (no zone: the local one), a
+/// date (`2026-12-05`, local), or Unix seconds with an optional fraction (`1733372477.5`). Nanoseconds.
 pub fn parse_time(s: &str, now_nanos: i64, what: &str) -> Result<i64> {
     let bad = || {
         invalid(
@@ -408,8 +436,12 @@ pub fn parse_time(s: &str, now_nanos: i64, what: &str) -> Result<i64> {
                 d.parse().ok()?,
             ))
         };
+        // No zone: the local one (docker's client does the same).
+        let local = |secs: i64| secs - local_offset(secs);
         if b.len() == 10 {
-            return date(s).map(|d| d * 86_400 * 1_000_000_000).ok_or_else(bad);
+            return date(s)
+                .map(|d| local(d * 86_400) * 1_000_000_000)
+                .ok_or_else(bad);
         }
         let Some((day, time)) = s.split_once(['T', 't']) else {
             return Err(bad());
@@ -417,15 +449,18 @@ pub fn parse_time(s: &str, now_nanos: i64, what: &str) -> Result<i64> {
         let days = date(day).ok_or_else(bad)?;
         // The zone: Z, +hh:mm, -hh:mm or none (UTC).
         let (clock, off) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
-            (c, 0)
+            (c, Some(0))
         } else if let Some(i) = time.rfind(['+', '-']) {
             let z = &time[i + 1..];
             let (h, m) = z.split_once(':').unwrap_or((z, "0"));
             let v = h.parse::<i64>().map_err(|_| bad())? * 3600
                 + m.parse::<i64>().map_err(|_| bad())? * 60;
-            (&time[..i], if time.as_bytes()[i] == b'-' { -v } else { v })
+            (
+                &time[..i],
+                Some(if time.as_bytes()[i] == b'-' { -v } else { v }),
+            )
         } else {
-            (time, 0)
+            (time, None)
         };
         let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
         let mut parts = hms.split(':').map(|p| p.parse::<i64>());
@@ -433,7 +468,11 @@ pub fn parse_time(s: &str, now_nanos: i64, what: &str) -> Result<i64> {
         let mi = parts.next().map_or(Ok(0), |r| r).map_err(|_| bad())?;
         let se = parts.next().map_or(Ok(0), |r| r).map_err(|_| bad())?;
         let nanos = frac_nanos(frac).ok_or_else(bad)?;
-        let secs = days * 86_400 + h * 3600 + mi * 60 + se - off;
+        let wall = days * 86_400 + h * 3600 + mi * 60 + se;
+        let secs = match off {
+            Some(o) => wall - o,
+            None => local(wall),
+        };
         return Ok(secs * 1_000_000_000 + nanos);
     }
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
@@ -478,9 +517,21 @@ mod tests {
             "abc",
             &[("name", "web"), ("image", "busybox")],
         );
+        let off = local_offset(1_733_372_477);
         assert_eq!(
             e.text(),
-            "2024-12-05T04:21:17.123456789Z container start abc (image=busybox, name=web)"
+            format!(
+                "{} container start abc (image=busybox, name=web)",
+                fixed_time_at(e.time_nano, off)
+            )
+        );
+        assert_eq!(
+            fixed_time_at(e.time_nano, 0),
+            "2024-12-05T04:21:17.123456789Z"
+        );
+        assert_eq!(
+            fixed_time_at(e.time_nano, -5400),
+            "2024-12-05T02:51:17.123456789-01:30"
         );
         let j = e.to_json();
         assert_eq!(j["status"], "start");
@@ -551,9 +602,15 @@ mod tests {
             parse_time("2024-12-05T06:21:17.25+02:00", now, "--since").unwrap(),
             1_733_372_477_250_000_000
         );
+        let midnight = 1_733_356_800;
         assert_eq!(
             parse_time("2024-12-05", now, "--since").unwrap(),
-            1_733_356_800_000_000_000
+            (midnight - local_offset(midnight)) * 1_000_000_000
+        );
+        let wall = 1_733_372_477;
+        assert_eq!(
+            parse_time("2024-12-05T04:21:17", now, "--since").unwrap(),
+            (wall - local_offset(wall)) * 1_000_000_000
         );
         assert!(parse_time("yesterday", now, "--since").is_err());
     }

@@ -921,8 +921,12 @@ impl Monitor {
         if oom {
             self.engine.container_event(&now, "oom", &[]);
         }
-        self.engine
-            .container_event(&now, "die", &[("exitCode", &code.to_string())]);
+        let ran = self.started.elapsed().as_secs().to_string();
+        self.engine.container_event(
+            &now,
+            "die",
+            &[("exitCode", &code.to_string()), ("execDuration", &ran)],
+        );
         network_events(&self.engine, &now, "disconnect");
         let _ = crate::network::disconnect_container(&self.engine, &self.id);
         volume_events(&self.engine, &now, &self.cfg, "unmount");
