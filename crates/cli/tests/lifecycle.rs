@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{BusyboxRoot, berth, berth_command, fails};
+use common::{BusyboxRoot, berth, berth_command, fails, monitor_pids};
 
 const LINKS: &[&str] = &["sh", "sleep", "test", "touch", "rm", "echo", "true", "cat"];
 
@@ -737,4 +737,44 @@ fn every_container_and_image_action_is_journalled() {
         ev("type=image", "{{.Action}} {{.Actor.ID}}"),
         [format!("save {image_id}"), format!("load {image_id}")]
     );
+}
+
+#[test]
+fn a_container_whose_monitor_died_reads_unhealthy() {
+    let b = root();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "orphan",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "200ms",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    let v = wait_for(&b, "orphan", "healthy", |v| health_status(v) == "healthy");
+    let init = v["State"]["Pid"].as_i64().unwrap() as i32;
+    // The machine's view of a crash: monitor and container killed at once.
+    for pid in monitor_pids(&id).into_iter().chain([init]) {
+        // SAFETY: kill(2) on pids this test started (through berth).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let v = wait_for(&b, "orphan", "exited", |v| v["State"]["Status"] == "exited");
+    assert_eq!(v["State"]["ExitCode"], 255);
+    assert_eq!(health_status(&v), "unhealthy", "{:#}", v["State"]);
+    assert!(!v["State"]["Health"]["Log"].as_array().unwrap().is_empty());
+    assert_eq!(
+        ps_health(&b, "unhealthy"),
+        Vec::<String>::new(),
+        "ps lists running ones only"
+    );
+    b.ok(&["rm", "-f", "orphan"]);
 }

@@ -341,6 +341,15 @@ pub fn store(db: &Db, id: &str, h: &Health) -> Result<()> {
         .map_err(|e| db_err(db, e))
 }
 
+/// A container whose monitor died is no longer probed: its health (if it has one) becomes
+/// `unhealthy`, as docker reports a stopped healthcheck. Best effort.
+pub fn monitor_gone(db: &Db, id: &str) {
+    let _ = db.conn().execute(
+        "UPDATE health SET status = ?2 WHERE container_id = ?1",
+        params![id, UNHEALTHY],
+    );
+}
+
 /// The healthcheck a container runs (its config merged with its image's at create), None
 /// when it has none or `--no-healthcheck`.
 pub fn active_config(row: &ContainerRow) -> Option<HealthConfig> {

@@ -555,6 +555,8 @@ impl Engine {
                 "the container's monitor died; its exit status is unknown",
                 &now(),
             )?;
+            // Its prober died with it: docker's status for a stopped healthcheck.
+            health::monitor_gone(&self.db, &row.id);
         }
         self.db.find(&row.id)
     }
