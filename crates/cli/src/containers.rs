@@ -758,7 +758,7 @@ pub fn exec(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
     if !detach {
         berth_runtime::foreground::prepare();
     }
-    let (_, pid) = match e.exec(key, req, console) {
+    let exec = match e.exec(key, req, console) {
         Ok(r) => r,
         Err(EngineError::Runtime(x)) => {
             let m = x.to_string();
@@ -786,7 +786,8 @@ pub fn exec(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
     if master.is_some() && !p.bool("interactive") {
         sys::dup2(null.as_raw_fd(), 0)?;
     }
-    let code = berth_runtime::foreground::wait(pid, master, None);
+    let code = berth_runtime::foreground::wait(exec.pid, master, None);
+    e.exec_died(&exec, code);
     exit_with(code)
 }
 

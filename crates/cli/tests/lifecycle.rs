@@ -721,6 +721,7 @@ fn every_container_and_image_action_is_journalled() {
             "restart acted ",
             "exec_create: true acted ",
             "exec_start: true acted ",
+            "exec_die acted 0",
             "kill acted 9",
             "die acted 137",
             "destroy acted ",

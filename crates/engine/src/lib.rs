@@ -1234,6 +1234,16 @@ impl Engine {
     }
 }
 
+/// An exec process started ([`Engine::exec`]).
+pub struct Exec {
+    /// The container's id.
+    pub container: String,
+    /// The process (a child of the caller).
+    pub pid: i32,
+    /// docker's exec id, as the `exec_*` events carry it.
+    pub id: String,
+}
+
 /// What `exec` runs in a container.
 #[derive(Default)]
 pub struct ExecRequest {
@@ -1277,8 +1287,19 @@ impl Engine {
         key: &str,
         req: ExecRequest,
         console: Option<std::os::fd::OwnedFd>,
-    ) -> Result<(String, i32)> {
+    ) -> Result<Exec> {
         self.exec_process(key, req, console, true)
+    }
+
+    /// The exec process ended with `code`: docker's `exec_die` event.
+    pub fn exec_died(&self, exec: &Exec, code: i32) {
+        if let Ok(row) = self.db.find(&exec.container) {
+            self.container_event(
+                &row,
+                "exec_die",
+                &[("execID", &exec.id), ("exitCode", &code.to_string())],
+            );
+        }
     }
 
     /// A healthcheck probe: [`exec`](Self::exec) without `exec_create`/`exec_start` events
@@ -1288,7 +1309,7 @@ impl Engine {
             cmd,
             ..Default::default()
         };
-        self.exec_process(key, req, None, false).map(|(_, pid)| pid)
+        self.exec_process(key, req, None, false).map(|x| x.pid)
     }
 
     fn exec_process(
@@ -1297,7 +1318,7 @@ impl Engine {
         req: ExecRequest,
         console: Option<std::os::fd::OwnedFd>,
         record: bool,
-    ) -> Result<(String, i32)> {
+    ) -> Result<Exec> {
         let row = self.get(key)?;
         match row.state.as_str() {
             db::RUNNING => {}
@@ -1383,7 +1404,11 @@ impl Engine {
                 &[("execID", &exec_id)],
             );
         }
-        Ok((row.id, pid))
+        Ok(Exec {
+            container: row.id,
+            pid,
+            id: exec_id,
+        })
     }
 }
 
