@@ -774,3 +774,51 @@ fn a_container_whose_monitor_died_reads_unhealthy() {
     assert!(!v["State"]["Health"]["Log"].as_array().unwrap().is_empty());
     b.ok(&["rm", "-f", "orphan"]);
 }
+
+#[test]
+fn network_and_import_events() {
+    let b = root();
+    // The fixture's `import` of busybox is in the journal from the start.
+    let imported = b.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "event=import",
+        "--format",
+        "{{.Actor.ID}} {{.Actor.Attributes.name}}",
+    ]);
+    let image_id = b.ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    assert_eq!(imported, format!("{0} {0}\n", image_id.trim()));
+    let t0 = stamp();
+    let net = b.ok(&["network", "create", "evnet"]).trim().to_string();
+    b.ok(&[
+        "run",
+        "--network",
+        "evnet",
+        "--name",
+        "netted",
+        "busybox",
+        "true",
+    ]);
+    let cid = b
+        .ok(&["inspect", "--format", "{{.Id}}", "netted"])
+        .trim()
+        .to_string();
+    b.ok(&["rm", "netted"]);
+    b.ok(&["network", "rm", "evnet"]);
+    let t1 = stamp();
+    let lines = b.ok(&[
+        "events", "--since", &t0, "--until", &t1, "--filter", "network=evnet", "--format",
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} {{.Actor.Attributes.container}}",
+    ]);
+    assert_eq!(
+        lines,
+        format!(
+            "create {net} evnet bridge <no value>\nconnect {net} evnet bridge {cid}\n\
+             disconnect {net} evnet bridge {cid}\ndestroy {net} evnet bridge <no value>\n"
+        )
+    );
+}
