@@ -12,7 +12,9 @@ use serde_json::Value;
 mod common;
 use common::{BusyboxRoot, berth, berth_command, fails, monitor_pids};
 
-const LINKS: &[&str] = &["sh", "sleep", "test", "touch", "rm", "echo", "true", "cat"];
+const LINKS: &[&str] = &[
+    "sh", "sleep", "test", "touch", "rm", "echo", "true", "cat", "head", "tr",
+];
 
 fn root() -> BusyboxRoot {
     BusyboxRoot::new(&["bin", "etc", "tmp"], LINKS)
@@ -821,4 +823,50 @@ fn network_and_import_events() {
              disconnect {net} evnet bridge {cid}\ndestroy {net} evnet bridge <no value>\n"
         )
     );
+}
+
+#[test]
+fn an_oom_kill_is_journalled_before_the_death() {
+    let b = root();
+    let t0 = stamp();
+    let o = berth(
+        &b.root,
+        &[
+            "run",
+            "--network",
+            "none",
+            "--name",
+            "hog",
+            "--memory",
+            "8m",
+            "busybox",
+            "sh",
+            "-c",
+            "x=$(head -c 60000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let t1 = stamp();
+    let ev = b.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--filter",
+        "container=hog",
+        "--filter",
+        "event=oom",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(ev, "oom <no value>\ndie 137\n");
+    b.ok(&["rm", "hog"]);
 }
