@@ -835,11 +835,10 @@ impl Engine {
     }
 
     fn signal(&self, row: &ContainerRow, sig: i32, all: bool) -> Result<()> {
+        // Journalled first: the container's `die` (its monitor's) must come after it.
+        self.container_event(row, "kill", &[("signal", &sig.to_string())]);
         match self.runtime().kill(&row.id, sig, all) {
-            Ok(()) => {
-                self.container_event(row, "kill", &[("signal", &sig.to_string())]);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(berth_runtime::Error::NotRunning(_) | berth_runtime::Error::NotExist(_)) => {
                 Err(Error::BadState {
                     id: row.id.clone(),
@@ -1066,7 +1065,8 @@ impl Engine {
                 if r.state == db::PAUSED {
                     let _ = self.unpause(&r.id);
                 }
-                let _ = self.signal(r, libc::SIGKILL, true);
+                // Repeated while the monitor holds on: not journalled each time.
+                let _ = self.runtime().kill(&r.id, libc::SIGKILL, true);
             }
             if t.elapsed() > Duration::from_secs(60) {
                 return Err(Error::Other(format!(

@@ -901,18 +901,9 @@ impl Monitor {
         berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();
         berth_runtime::timing::phase("monitor: unmounted");
-        let sd = self.engine.state_dir(&self.id);
-        let _ = std::fs::remove_file(sd.join("attach.sock"));
-        let _ = self.engine.db.set_exited(
-            &self.id,
-            db::EXITED,
-            code,
-            oom,
-            "",
-            &berth_runtime::state::now_rfc3339(),
-        );
-        // docker's order: oom, die, then the network and volumes let go. The record is read
-        // afresh: the container may have been renamed while it ran.
+        // docker's order: oom, die, then the network and volumes let go; all journalled
+        // before the exit is recorded, so a `stop` waiting for it records its `stop` after
+        // them. The record is read afresh: the container may have been renamed meanwhile.
         let now = self
             .engine
             .db
@@ -930,6 +921,16 @@ impl Monitor {
         network_events(&self.engine, &now, "disconnect");
         let _ = crate::network::disconnect_container(&self.engine, &self.id);
         volume_events(&self.engine, &now, &self.cfg, "unmount");
+        let sd = self.engine.state_dir(&self.id);
+        let _ = std::fs::remove_file(sd.join("attach.sock"));
+        let _ = self.engine.db.set_exited(
+            &self.id,
+            db::EXITED,
+            code,
+            oom,
+            "",
+            &berth_runtime::state::now_rfc3339(),
+        );
         berth_runtime::timing::phase("monitor: exit recorded");
         // --rm: gone before the attached `run` returns, as docker's.
         if self.cfg.auto_remove {
