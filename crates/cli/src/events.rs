@@ -1,6 +1,6 @@
 //! `berth events` (`berth system events`): the engine's event journal
-//! (`berth_engine::events`), replayed from `--since` and followed live until `--until` or
-//! an interrupt. Following polls the journal (one indexed query every 100 ms: the newest
+//! (`berth_engine::events`), replayed from `--since` and followed live until `--until`, an
+//! interrupt, or the reader of its output going away. Following polls the journal (one indexed query every 100 ms: the newest
 //! rows after the last sequence number seen); the journal is a table in the state database,
 //! written by every `berth` command and monitor, so there is nothing to subscribe to.
 
@@ -93,6 +93,22 @@ pub fn events(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
         if until.is_some_and(|u| events::now_nano() > u) {
             return Ok(());
         }
-        std::thread::sleep(POLL);
+        if !stdout_open(POLL) {
+            return Ok(()); // `berth events | head -2`: the reader is gone
+        }
     }
+}
+
+/// Waits up to `wait` for our stdout to report an error or hang-up (a pipe whose reader
+/// closed it); false when it did. A terminal or a file never does: the wait is a sleep.
+fn stdout_open(wait: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
+    let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one pollfd that lives across the call.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    !(n > 0 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0)
 }

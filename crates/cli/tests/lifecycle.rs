@@ -342,7 +342,7 @@ fn no_healthcheck_overrides_the_images() {
 /// `berth events` started from `since`, its stdout read line by line.
 struct Follower {
     child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    lines: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
 }
 
 impl Follower {
@@ -357,13 +357,14 @@ impl Follower {
         let out = child.stdout.take().unwrap();
         Follower {
             child,
-            lines: BufReader::new(out).lines(),
+            lines: Some(BufReader::new(out).lines()),
         }
     }
 
     fn next(&mut self) -> String {
         self.lines
-            .next()
+            .as_mut()
+            .and_then(|l| l.next())
             .expect("events ended")
             .expect("events output")
     }
@@ -447,6 +448,17 @@ fn events_are_followed_while_another_process_works() {
         ran.as_str().is_some_and(|s| s.parse::<u64>().is_ok()),
         "{ran}"
     );
+    // Its reader going away ends the follower (`berth events | head -2`), though nothing
+    // more happens.
+    f.lines = None;
+    let t = Instant::now();
+    while f.child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "events outlived its reader"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let times: Vec<i64> = seen
         .iter()
         .map(|(_, v)| v["timeNano"].as_i64().unwrap())
