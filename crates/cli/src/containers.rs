@@ -521,6 +521,10 @@ pub fn run(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     }
     let row = create_from_flags(e, p, true)?;
     berth_runtime::timing::phase("cli: created");
+    // docker's client attaches before it starts the container.
+    if !detach {
+        e.container_event(&row, "attach", &[]);
+    }
     let conn = e.start(&row.id, &exe()).map_err(engine125)?;
     berth_runtime::timing::phase("cli: started");
     if detach {
@@ -562,6 +566,9 @@ pub fn start(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     }
     let mut failed = false;
     for a in &p.args {
+        if attach && let Ok(row) = e.db.find(a) {
+            e.container_event(&row, "attach", &[]);
+        }
         match e.start(a, &exe()) {
             Ok(conn) if attach => {
                 let row = e.get(a)?;

@@ -500,6 +500,7 @@ fn events_since_until_filter_and_format() {
         [
             "volume create",
             "container create",
+            "container attach",
             "volume mount",
             "container start",
             "container die",
@@ -552,7 +553,7 @@ fn events_since_until_filter_and_format() {
         ]),
         ["die 0"]
     );
-    assert_eq!(ev(&["--filter", "label=tier=db"]).len(), 4);
+    assert_eq!(ev(&["--filter", "label=tier=db"]).len(), 5);
     assert_eq!(
         ev(&[
             "--filter",
@@ -593,7 +594,7 @@ fn events_since_until_filter_and_format() {
     );
     // JSON, with --format json as with {{json .}}.
     let j = ev(&["--format", "json", "--filter", "type=container"]);
-    assert_eq!(j.len(), 4);
+    assert_eq!(j.len(), 5);
     assert_eq!(
         j,
         ev(&["--format", "{{json .}}", "--filter", "type=container"])
