@@ -7,7 +7,8 @@
 #
 # Measured (medians): `run --rm IMG true` with each engine's default rootless network
 # (slirp4netns for both) and with `--network none`; the pull of bench/debian into an empty
-# store (berth: a fresh XDG_DATA_HOME; podman: a fresh --root), PULL_RUNS times.
+# store (berth: a fresh XDG_DATA_HOME; podman: a fresh --root), PULL_RUNS times. Both stores
+# are on a tmpfs (as ../shared/bench's pull figures), so the disk does not decide.
 # The user is created if missing (with 65536 subordinate ids) and left for later runs;
 # /dev/net/tun is made 0666 for the run (as udev would) and put back after.
 # Create /tmp/berth-quiet first if other work shares the machine.
@@ -32,13 +33,15 @@ tun_mode=$(stat -c %a /dev/net/tun)
 cleanup() {
     set +e
     pkill -KILL -u "$USER_NAME"
+    sleep 0.2
     chmod "$tun_mode" /dev/net/tun
+    umount -l "$work/data" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
 chmod 666 /dev/net/tun
 install -m 755 "$BERTH" "$work/berth"
-mkdir -p "$work/run" "$work/data" && chown "$uid:$uid" "$work/run" "$work/data" && chmod 700 "$work/run"
+mkdir -p "$work/run" "$work/data" && mount -t tmpfs -o size=4g tmpfs "$work/data" && chown "$uid:$uid" "$work/run" "$work/data" && chmod 700 "$work/run"
 home=$(getent passwd "$USER_NAME" | cut -d: -f6)
 as_user() {
     setpriv --reuid="$uid" --regid="$uid" --clear-groups -- env -i HOME="$home" \

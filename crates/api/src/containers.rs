@@ -36,8 +36,8 @@ impl StrOrVec {
     }
 }
 
-/// `POST /containers/create`'s body: the fields berth honours (others,
-/// such as `Healthcheck`, are accepted and not acted on).
+/// `POST /containers/create`'s body: the fields berth honours (others are accepted and not
+/// acted on).
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct CreateBody {
@@ -54,6 +54,7 @@ pub struct CreateBody {
     working_dir: Option<String>,
     stop_signal: Option<String>,
     stop_timeout: Option<i64>,
+    healthcheck: Option<berth_engine::health::HealthConfig>,
     mac_address: Option<String>,
     volumes: Option<BTreeMap<String, Value>>,
     host_config: Option<HostConfig>,
@@ -245,6 +246,7 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         privileged: h.privileged.unwrap_or(false),
         stop_signal: b.stop_signal.filter(|s| !s.is_empty()),
         stop_timeout: b.stop_timeout,
+        healthcheck: b.healthcheck,
         init: h.init.unwrap_or(false),
         memory: h.memory.filter(|m| *m > 0),
         nano_cpus: h.nano_cpus.filter(|m| *m > 0),
@@ -512,11 +514,11 @@ pub async fn stop(
     let modified = engine_own(st, move |e| {
         let row = e.get(&id)?;
         let running = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
-        e.stop(&row.id, t)?;
         if restart {
-            e.start(&row.id, &exe)?;
+            e.restart(&row.id, t, &exe)?;
             return Ok(true);
         }
+        e.stop(&row.id, t)?;
         Ok(running)
     })
     .await?;
@@ -989,7 +991,16 @@ pub async fn attach(
     }
     let now = if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
         let i = id.clone();
-        Some(engine(st, move |e| Ok(e.attach(&i)?)).await?)
+        Some(
+            engine(st, move |e| {
+                let c = e.attach(&i)?;
+                if let Ok(r) = e.db.find(&i) {
+                    e.container_event(&r, "attach", &[]);
+                }
+                Ok(c)
+            })
+            .await?,
+        )
     } else {
         None
     };

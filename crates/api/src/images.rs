@@ -169,7 +169,16 @@ async fn tag(st: &Shared, name: String, q: &Query) -> Result<Response<Body>, Api
         )));
     }
     engine(st, move |e| {
-        e.images()?.tag(&name, &t)?;
+        let store = e.images()?;
+        store.tag(&name, &t)?;
+        if let Ok(r) = store.get(&t.to_string()) {
+            e.event(
+                "image",
+                "tag",
+                &r.id.to_string(),
+                &[("name", &t.familiar())],
+            );
+        }
         Ok(())
     })
     .await?;

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use hyper::{Method, Response, header};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::body::{self, Body};
 use crate::error::ApiError;
@@ -188,49 +188,61 @@ pub async fn df(st: &Shared) -> Result<Response<Body>, ApiError> {
     Ok(ok_json(&v))
 }
 
-/// `/events`: container events (create, start, die, destroy, pause,
-/// unpause, rename is not seen) found by watching the engine's records,
-/// so what the berth CLI does shows too. The engine keeps no journal:
-/// `since` in the past replays nothing; `until` ends the stream.
+/// `/events`: the engine's event journal (`berth_engine::events`, written by every berth
+/// command and monitor, the CLI's as much as this server's), replayed from `since` (or
+/// `until` alone), then followed (polled every 100 ms) until `until` passes or the client
+/// goes; docker's JSON messages, one a line.
 pub async fn events(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
-    let filters = q.filters()?;
-    for f in &filters {
-        let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
-        if !matches!(k, "container" | "type" | "event" | "image" | "label") {
-            return Err(ApiError::bad(format!("invalid filter '{k}'")));
+    use berth_engine::events;
+    let filters = events::Filters::parse(&q.filters()?)?;
+    let now = events::now_nano();
+    let time = |k: &str| -> Result<Option<i64>, ApiError> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            Some(v) => Ok(Some(events::parse_time(v, now, k).map_err(|e| {
+                ApiError::bad(format!("invalid value for {k}: {v:?}: {e}"))
+            })?)),
+            None => Ok(None),
         }
+    };
+    let since = time("since")?;
+    let until = time("until")?;
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return Err(ApiError::bad("since time cannot be after until time"));
     }
-    let until = match q.get("until").filter(|u| !u.is_empty()) {
-        Some(u) => Some(
-            u.split('.')
-                .next()
-                .and_then(|s| s.parse::<i64>().ok())
-                .ok_or_else(|| ApiError::bad(format!("invalid value for until: {u:?}")))?,
-        ),
-        None => None,
+    let mut after = if since.is_some() || until.is_some() {
+        0
+    } else {
+        engine(st, |e| Ok(events::last_seq(&e.db)?)).await?
     };
     let (tx, body) = body::channel();
     let st = st.clone();
     tokio::spawn(async move {
-        let mut last = snapshot(&st).await.unwrap_or_default();
         loop {
-            let now = berth_engine::timefmt::now_secs();
-            if until.is_some_and(|u| now >= u) || tx.is_closed() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            let Ok(cur) = snapshot(&st).await else {
-                continue;
-            };
-            for ev in diff(&st, &last, &cur) {
-                if !wanted(&ev, &filters) {
+            let batch = engine(&st, move |e| {
+                Ok(events::read(&e.db, after, since, until, 1000)?)
+            })
+            .await
+            .unwrap_or_default();
+            let full = batch.len() == 1000;
+            for ev in batch {
+                after = ev.seq;
+                if !filters.matches(&ev) {
                     continue;
                 }
-                if tx.send(Bytes::from(ev.to_string() + "\n")).await.is_err() {
+                let line = Bytes::from(ev.to_json().to_string() + "\n");
+                if tx.send(line).await.is_err() {
                     return;
                 }
             }
-            last = cur;
+            if full {
+                continue;
+            }
+            if until.is_some_and(|u| events::now_nano() > u) || tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     });
     let mut r = Response::new(body);
@@ -239,127 +251,6 @@ pub async fn events(st: &Shared, q: &Query) -> Result<Response<Body>, ApiError> 
         header::HeaderValue::from_static("application/json"),
     );
     Ok(r)
-}
-
-/// A container as the event watcher sees it.
-#[derive(Clone, Default)]
-struct Seen {
-    name: String,
-    image: String,
-    state: String,
-    exit_code: i32,
-    started_at: String,
-}
-
-async fn snapshot(st: &Shared) -> Result<std::collections::HashMap<String, Seen>, ApiError> {
-    engine(st, |e| {
-        Ok(e.list()?
-            .into_iter()
-            .map(|r| {
-                (
-                    r.id.clone(),
-                    Seen {
-                        name: r.name,
-                        image: r.image,
-                        state: r.state,
-                        exit_code: r.exit_code,
-                        started_at: r.started_at,
-                    },
-                )
-            })
-            .collect())
-    })
-    .await
-}
-
-fn event(id: &str, s: &Seen, action: &str, extra: &[(&str, String)]) -> Value {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
-    let mut attrs = serde_json::Map::new();
-    attrs.insert("name".into(), json!(s.name));
-    attrs.insert("image".into(), json!(s.image));
-    for (k, v) in extra {
-        attrs.insert((*k).into(), json!(v));
-    }
-    json!({
-        "status": action, "id": id, "from": s.image,
-        "Type": "container", "Action": action,
-        "Actor": {"ID": id, "Attributes": attrs},
-        "scope": "local", "time": nanos / 1_000_000_000, "timeNano": nanos,
-    })
-}
-
-fn diff(
-    st: &Shared,
-    old: &std::collections::HashMap<String, Seen>,
-    new: &std::collections::HashMap<String, Seen>,
-) -> Vec<Value> {
-    use berth_engine::db;
-    let live = |s: &str| s == db::RUNNING || s == db::PAUSED;
-    let mut out = vec![];
-    for (id, n) in new {
-        let o = old.get(id);
-        if o.is_none() {
-            out.push(event(id, n, "create", &[]));
-        }
-        let o_state = o.map_or(db::CREATED, |o| o.state.as_str());
-        let restarted = o.is_some_and(|o| o.started_at != n.started_at && !n.started_at.is_empty());
-        let was_live = live(o_state);
-        let exited = n.state == db::EXITED;
-        if restarted || (!was_live && live(&n.state)) || (o_state == db::CREATED && exited) {
-            out.push(event(id, n, "start", &[]));
-        }
-        if exited && (was_live || o_state == db::CREATED || restarted) {
-            out.push(event(
-                id,
-                n,
-                "die",
-                &[("exitCode", n.exit_code.to_string())],
-            ));
-        }
-        if o_state == db::RUNNING && n.state == db::PAUSED {
-            out.push(event(id, n, "pause", &[]));
-        }
-        if o_state == db::PAUSED && n.state == db::RUNNING {
-            out.push(event(id, n, "unpause", &[]));
-        }
-    }
-    for (id, o) in old {
-        if new.contains_key(id) {
-            continue;
-        }
-        // Gone: it ran and died first when it removed itself (--rm).
-        if o.state != db::EXITED {
-            if o.state == db::CREATED {
-                out.push(event(id, o, "start", &[]));
-            }
-            let code = crate::lock(&st.exits).get(id).copied().unwrap_or(0);
-            out.push(event(id, o, "die", &[("exitCode", code.to_string())]));
-        }
-        out.push(event(id, o, "destroy", &[]));
-    }
-    out
-}
-
-fn wanted(ev: &Value, filters: &[String]) -> bool {
-    let mut by: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();
-    for f in filters {
-        let (k, v) = f.split_once('=').unwrap_or((f, ""));
-        by.entry(k).or_default().push(v);
-    }
-    by.iter().all(|(k, vals)| {
-        vals.iter().any(|v| match *k {
-            "type" => *v == "container",
-            "event" => ev["Action"] == *v,
-            "container" => {
-                ev["Actor"]["Attributes"]["name"] == *v
-                    || ev["id"].as_str().is_some_and(|i| i.starts_with(v))
-            }
-            "image" => ev["from"] == *v,
-            _ => true,
-        })
-    })
 }
 
 /// `/auth`: credentials are checked by the registry at pull/push time.

@@ -121,8 +121,7 @@ pub fn stop(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
 pub fn restart(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     each(e, p, "restart", out, |e, p, id| {
         let t = time_flag(p)?;
-        e.stop(id, t)?;
-        e.start(id, &exe()).map(drop).map_err(Failure::from)
+        e.restart(id, t, &exe()).map_err(Failure::from)
     })
 }
 
@@ -201,6 +200,67 @@ fn each(
         return fail(1, "");
     }
     Ok(())
+}
+
+/// `--health-*` and `--no-healthcheck` as docker's CLI reads them: None when none is given
+/// (the image's HEALTHCHECK applies), `["NONE"]` for `--no-healthcheck`.
+fn health_flags(p: &Parsed) -> R<Option<berth_engine::health::HealthConfig>> {
+    use berth_engine::health::{HealthConfig, parse_duration};
+    let durations = [
+        "health-interval",
+        "health-timeout",
+        "health-start-period",
+        "health-start-interval",
+    ];
+    let given =
+        p.has("health-cmd") || p.has("health-retries") || durations.iter().any(|d| p.has(d));
+    if p.bool("no-healthcheck") {
+        if given {
+            return usage("--no-healthcheck conflicts with --health-* options");
+        }
+        return Ok(Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
+    }
+    if !given {
+        return Ok(None);
+    }
+    let mut n = [0i64; 4];
+    for (i, d) in durations.iter().enumerate() {
+        if let Some(v) = p.value(d) {
+            let parsed = parse_duration(v).or_else(|_| {
+                usage(format!(
+                    "invalid argument {v:?} for \"--{d}\" flag: time: invalid duration {v:?}"
+                ))
+            })?;
+            n[i] = i64::try_from(parsed.as_nanos())
+                .or_else(|_| usage(format!("--{d} {v}: too long")))?;
+        }
+    }
+    let retries = match p.value("health-retries") {
+        Some(v) => v.parse::<i64>().or_else(|_| {
+            usage(format!(
+                "invalid argument {v:?} for \"--health-retries\" flag"
+            ))
+        })?,
+        None => 0,
+    };
+    if retries < 0 {
+        return usage("--health-retries cannot be negative");
+    }
+    Ok(Some(HealthConfig {
+        test: p
+            .value("health-cmd")
+            .filter(|c| !c.is_empty())
+            .map(|c| vec!["CMD-SHELL".into(), c.to_string()])
+            .unwrap_or_default(),
+        interval: n[0],
+        timeout: n[1],
+        start_period: n[2],
+        start_interval: n[3],
+        retries,
+    }))
 }
 
 /// Flags to a `RunConfig`; the positionals are IMAGE [COMMAND [ARG...]].
@@ -339,6 +399,7 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
                 .or_else(|_| usage(format!("invalid argument {v:?} for \"--stop-timeout\"")))?,
         );
     }
+    c.healthcheck = health_flags(p)?;
     for u in p.all("ulimit") {
         c.ulimits.push(config::parse_ulimit(u).map_err(bad)?);
     }
@@ -470,6 +531,10 @@ pub fn run(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     }
     let row = create_from_flags(e, p, true)?;
     berth_runtime::timing::phase("cli: created");
+    // docker's client attaches before it starts the container.
+    if !detach {
+        e.container_event(&row, "attach", &[]);
+    }
     let conn = e.start(&row.id, &exe()).map_err(engine125)?;
     berth_runtime::timing::phase("cli: started");
     if detach {
@@ -511,6 +576,9 @@ pub fn start(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     }
     let mut failed = false;
     for a in &p.args {
+        if attach && let Ok(row) = e.db.find(a) {
+            e.container_event(&row, "attach", &[]);
+        }
         match e.start(a, &exe()) {
             Ok(conn) if attach => {
                 let row = e.get(a)?;
@@ -547,6 +615,7 @@ pub fn attach(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
         );
     }
     let conn = e.attach(&row.id)?;
+    e.container_event(&row, "attach", &[]);
     let mut cfg = row_config(&row);
     if p.bool("no-stdin") {
         cfg.open_stdin = false;
@@ -706,7 +775,7 @@ pub fn exec(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
     if !detach {
         berth_runtime::foreground::prepare();
     }
-    let (_, pid) = match e.exec(key, req, console) {
+    let exec = match e.exec(key, req, console) {
         Ok(r) => r,
         Err(EngineError::Runtime(x)) => {
             let m = x.to_string();
@@ -734,7 +803,8 @@ pub fn exec(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
     if master.is_some() && !p.bool("interactive") {
         sys::dup2(null.as_raw_fd(), 0)?;
     }
-    let code = berth_runtime::foreground::wait(pid, master, None);
+    let code = berth_runtime::foreground::wait(exec.pid, master, None);
+    e.exec_died(&exec, code);
     exit_with(code)
 }
 
@@ -947,9 +1017,13 @@ fn human_since(t: &str) -> String {
     s.strip_suffix(" ago").unwrap_or(&s).to_string()
 }
 
-fn status_text(r: &ContainerRow) -> String {
+fn status_text(e: &Engine, r: &ContainerRow) -> String {
     match r.state.as_str() {
-        db::RUNNING => format!("Up {}", human_since(&r.started_at)),
+        db::RUNNING => format!(
+            "Up {}{}",
+            human_since(&r.started_at),
+            berth_engine::health::status_suffix(&e.db, r)
+        ),
         db::PAUSED => format!("Up {} (Paused)", human_since(&r.started_at)),
         db::EXITED => format!(
             "Exited ({}) {} ago",
@@ -1017,6 +1091,7 @@ fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> R<bool> {
             r.state == v
         }
         "exited" => r.state == db::EXITED && v.parse::<i32>().ok() == Some(r.exit_code),
+        "health" => berth_engine::health::matches_filter(&e.db, r, v)?,
         "label" => {
             let (lk, lv) = match v.split_once('=') {
                 Some((a, b)) => (a, Some(b)),
@@ -1074,7 +1149,14 @@ pub fn ps(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
         let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
         if !matches!(
             k,
-            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume" | "network"
+            "id" | "name"
+                | "status"
+                | "exited"
+                | "health"
+                | "label"
+                | "ancestor"
+                | "volume"
+                | "network"
         ) {
             return fail(1, format!("invalid filter '{k}'"));
         }
@@ -1123,7 +1205,7 @@ pub fn ps(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
                 "RunningFor": fmt::human_ago(Some(&r.created_at), now_secs()),
                 "Ports": crate::networks::ports_text(e, r),
                 "State": r.state,
-                "Status": status_text(r),
+                "Status": status_text(e, r),
                 "Size": if with_size {
                     let rw = e.container_size(&r.id);
                     let image = e.images().ok().and_then(|s| s.get(&r.image_id).ok()).map_or(0, |i| i.size);

@@ -476,6 +476,9 @@ pub fn tag(store: &ImageStore, p: &Parsed, _out: &mut dyn Write) -> Res {
         )));
     }
     store.tag(src, &t)?;
+    if let Ok(r) = store.get(&t.to_string()) {
+        berth_engine::events::record_image(store.root(), "tag", &r.id.to_string(), &t.familiar());
+    }
     Ok(())
 }
 
@@ -493,6 +496,7 @@ pub fn rmi(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
     for name in &p.args {
         match store.remove(name, p.bool("force"), &in_use) {
             Ok(rep) => {
+                berth_engine::events::image_removal_events(store, name, &rep);
                 for t in &rep.untagged {
                     let f = Reference::parse(t)
                         .map(|r| r.familiar())
@@ -543,6 +547,7 @@ pub fn prune(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
         keep.contains(&d.to_string())
             || images_in_use(store).map_or(true, |used| used.contains(&d.to_string()))
     })?;
+    berth_engine::events::image_removal_events(store, "", &rep);
     if !rep.deleted.is_empty() {
         writeln!(out, "Deleted Images:")?;
         for t in &rep.untagged {
@@ -585,6 +590,8 @@ pub fn load(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
         }
     };
     for r in recs {
+        let id = r.id.to_string();
+        berth_engine::events::record_image(store.root(), "load", &id, &id);
         if r.repo_tags.is_empty() {
             writeln!(out, "Loaded image ID: {}", r.id)?;
         }
@@ -604,6 +611,17 @@ fn load_options(p: &Parsed) -> Res<LoadOptions> {
 }
 
 pub fn save(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
+    save_archive(store, p, out)?;
+    for a in &p.args {
+        if let Ok(r) = store.get(a) {
+            let id = r.id.to_string();
+            berth_engine::events::record_image(store.root(), "save", &id, &id);
+        }
+    }
+    Ok(())
+}
+
+fn save_archive(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
     if p.args.is_empty() {
         return usage("\"save\" requires at least 1 argument");
     }
@@ -683,6 +701,8 @@ pub fn import(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
         Box::new(std::fs::File::open(src).map_err(|e| Fail::Cmd(format!("{src}: {e}")))?)
     };
     let rec = berth_image::import(store, io::BufReader::new(input), reference.as_ref(), &opts)?;
+    let id = rec.id.to_string();
+    berth_engine::events::record_image(store.root(), "import", &id, &id);
     writeln!(out, "{}", rec.id)?;
     Ok(())
 }

@@ -11,6 +11,7 @@ mod build;
 mod commands;
 mod containers;
 mod engine_info;
+mod events;
 mod fmt;
 mod images;
 mod inspect;

@@ -250,6 +250,8 @@ pub fn pull(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
     };
     for reference in &references {
         pull_one(&cfg, &rt, store, reference, &opts, quiet, false)?;
+        let f = reference.familiar();
+        berth_engine::events::record_image(store.root(), "pull", &f, &f);
     }
     if all_tags {
         writeln!(out, "{}", reference.name())?;
@@ -273,7 +275,10 @@ pub fn pull_for_run(store: &ImageStore, name: &str) -> Res {
         &PullOptions::default(),
         false,
         true,
-    )
+    )?;
+    let f = reference.familiar();
+    berth_engine::events::record_image(store.root(), "pull", &f, &f);
+    Ok(())
 }
 
 /// One reference, from the first endpoint (mirrors, then the registry)
@@ -449,6 +454,8 @@ pub fn push(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
         ))?;
         let repo_digest = tag.repository().with_digest(pushed.digest.clone());
         store.transaction(|txn| txn.add_repo_digest(&image.id, &repo_digest))?;
+        let f = tag.familiar();
+        berth_engine::events::record_image(store.root(), "push", &f, &f);
         if quiet {
             writeln!(out, "{tag}")?;
         } else {

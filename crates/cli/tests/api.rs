@@ -1263,3 +1263,120 @@ fn docker_system_prune() {
     let e = s.fails(&["container", "prune", "-f", "--filter", "bogus=1"], 1);
     assert!(e.contains("invalid filter"), "{e}");
 }
+
+/// Healthchecks and the event journal through the API, with the docker CLI: `--health-*`
+/// run by the monitor, `(healthy)` in `docker ps`, `State.Health` in `docker inspect`, and
+/// `/events` replaying the journal the CLI's commands wrote too.
+#[test]
+fn health_and_events_through_the_api() {
+    let s = Server::new();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    s.run(&[
+        "-d",
+        "--name",
+        "hapi",
+        "--health-cmd",
+        "cat /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    s.ok(&["exec", "hapi", "sh", "-c", "echo fine > /tmp/ok"]);
+    let t = Instant::now();
+    while s
+        .ok(&["inspect", "-f", "{{.State.Health.Status}}", "hapi"])
+        .trim()
+        != "healthy"
+    {
+        assert!(t.elapsed() < Duration::from_secs(60), "never healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = s.ok(&["inspect", "-f", "{{json .State.Health.Log}}", "hapi"]);
+    let log: Value = serde_json::from_str(&log).unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["ExitCode"] == 0 && p["Output"] == "fine\n"),
+        "{log}"
+    );
+    let ps = s.ok(&[
+        "ps",
+        "--filter",
+        "health=healthy",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]);
+    assert!(
+        ps.starts_with("hapi Up ") && ps.trim_end().ends_with("(healthy)"),
+        "{ps}"
+    );
+    // A volume made by the berth CLI shows in the API's journal too.
+    ok(&s.root, &["volume", "create", "clivol"]);
+    s.ok(&["rm", "-f", "hapi"]);
+    let t1 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let actions = s.ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &t1.to_string(),
+        "--filter",
+        "container=hapi",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = actions
+        .lines()
+        .filter(|a| !a.starts_with("exec_"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "create",
+            "start",
+            "health_status: healthy",
+            "kill",
+            "die",
+            "destroy"
+        ],
+    );
+    let (code, _, body) = s.http(
+        "GET",
+        &format!("/events?since={t0}&until={t1}&filters=%7B%22type%22%3A%5B%22volume%22%5D%7D"),
+        b"",
+    );
+    assert_eq!(code, 200);
+    let lines: Vec<Value> = String::from_utf8_lossy(&body)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        (
+            lines[0]["Action"].as_str(),
+            lines[0]["Actor"]["ID"].as_str()
+        ),
+        (Some("create"), Some("clivol"))
+    );
+    assert_eq!(lines[0]["scope"], "local");
+    let (code, _, body) = s.http(
+        "GET",
+        "/events?until=1&filters=%7B%22colour%22%3A%5B%22x%22%5D%7D",
+        b"",
+    );
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
+    ok(&s.root, &["volume", "rm", "clivol"]);
+}

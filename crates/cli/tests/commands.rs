@@ -195,8 +195,6 @@ fn docker_commands_berth_lacks_are_named() {
     let t = root();
     for cmd in [
         &["compose", "up"][..],
-        &["events"],
-        &["system", "events"],
         &["swarm", "init"],
         &["stack", "ls"],
         &["service", "ls"],

@@ -108,6 +108,9 @@ pub struct RunConfig {
     /// engine's namespace): a user namespace of the container's own.
     pub uid_maps: Vec<String>,
     pub gid_maps: Vec<String>,
+    /// `--health-*`, `--no-healthcheck` (`Test: ["NONE"]`); merged with the image's
+    /// `HEALTHCHECK` at create.
+    pub healthcheck: Option<crate::health::HealthConfig>,
 }
 
 impl RunConfig {
@@ -118,6 +121,9 @@ impl RunConfig {
             return Err(Error::BadConfig(
                 "max-file cannot be set without max-size".into(),
             ));
+        }
+        if let Some(h) = &self.healthcheck {
+            h.validate()?;
         }
         let restart = parse_restart(&self.restart)?;
         if restart != RestartPolicy::No && self.auto_remove {

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS containers (
@@ -68,6 +68,23 @@ CREATE TABLE IF NOT EXISTS released_endpoints (
     address TEXT NOT NULL,
     address6 TEXT NOT NULL DEFAULT '',
     released_at INTEGER NOT NULL
+);
+-- Version 4: the event journal (`events.rs`; bounded, the oldest pruned on insert) and each
+-- container's health (`health.rs`; written by its monitor, read by inspect and ps).
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_nano INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    attributes TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_time ON events (time_nano);
+CREATE TABLE IF NOT EXISTS health (
+    container_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    failing_streak INTEGER NOT NULL DEFAULT 0,
+    log TEXT NOT NULL DEFAULT '[]'
 );
 ";
 
@@ -452,6 +469,8 @@ impl Db {
                 err,
             };
             release_endpoints(tx, "container_id = ?1", [id]).map_err(e)?;
+            tx.execute("DELETE FROM health WHERE container_id = ?1", [id])
+                .map_err(e)?;
             tx.execute("DELETE FROM containers WHERE id = ?1", [id])
                 .map_err(e)?;
             Ok(())
@@ -613,6 +632,51 @@ mod tests {
         // A second connection sees the same state (WAL, one file).
         let db2 = Db::open(&t.path().join("e/state.db")).unwrap();
         assert_eq!(db2.list().unwrap()[0].name, "db");
+    }
+
+    #[test]
+    fn a_version_3_database_keeps_its_data_and_gains_the_journal() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            let v3 = SCHEMA.split("-- Version 4").next().unwrap();
+            c.execute_batch(v3).unwrap();
+            c.pragma_update(None, "user_version", 3).unwrap();
+            c.execute(
+                &format!("INSERT INTO containers ({COLS}) VALUES ('abc', 'kept', 'busybox', 'sha256:x', '{{}}', 'exited', 0, 0, 0, 0, 3, 0, '', 't0', '', '', 0)"),
+                [],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO volumes (name, created_at) VALUES ('vol', 't0')",
+                [],
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let c = db.find("kept").unwrap();
+        assert_eq!((c.id.as_str(), c.exit_code), ("abc", 3));
+        assert_eq!(db.volume_get("vol").unwrap().name, "vol");
+        crate::events::record(&db, "container", "start", "abc", &[("name", "kept")]).unwrap();
+        let evs = crate::events::read(&db, 0, None, None, 10).unwrap();
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].attributes["name"], "kept");
+        let v: i64 = db
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 4);
+        // The health row goes with its container.
+        let h = crate::health::Health {
+            status: "healthy".into(),
+            ..Default::default()
+        };
+        crate::health::store(&db, "abc", &h).unwrap();
+        assert_eq!(crate::health::load(&db, "abc").unwrap(), Some(h));
+        let mut db = db;
+        db.remove("abc").unwrap();
+        assert_eq!(crate::health::load(&db, "abc").unwrap(), None);
     }
 
     #[test]

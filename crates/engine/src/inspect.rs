@@ -275,9 +275,13 @@ pub fn network_settings(e: &Engine, r: &ContainerRow) -> Value {
     })
 }
 
-pub fn status_text(r: &ContainerRow) -> String {
+pub fn status_text(e: &Engine, r: &ContainerRow) -> String {
     match r.state.as_str() {
-        db::RUNNING => format!("Up {}", human_since(&r.started_at)),
+        db::RUNNING => format!(
+            "Up {}{}",
+            human_since(&r.started_at),
+            crate::health::status_suffix(&e.db, r)
+        ),
         db::PAUSED => format!("Up {} (Paused)", human_since(&r.started_at)),
         db::EXITED => format!(
             "Exited ({}) {} ago",
@@ -371,6 +375,7 @@ pub fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> Result<bool> {
             r.state == v
         }
         "exited" => r.state == db::EXITED && v.parse::<i32>().ok() == Some(r.exit_code),
+        "health" => crate::health::matches_filter(&e.db, r, v)?,
         "label" => {
             let (lk, lv) = match v.split_once('=') {
                 Some((a, b)) => (a, Some(b)),
@@ -505,7 +510,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
         json!({"Name": "overlay2", "Data": {"MergedDir": dir.join("rootfs")}})
     };
     let memory = cfg.memory.unwrap_or(0);
-    json!({
+    let mut v = json!({
         "Id": r.id,
         "Created": r.created_at,
         "Path": args.first().cloned().unwrap_or_default(),
@@ -598,7 +603,24 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "StopTimeout": cfg.stop_timeout,
         },
         "NetworkSettings": network_settings(e, r),
-    })
+    });
+    // docker's omitempty: Config.Healthcheck when one is set (the image's merged in),
+    // State.Health once the container has a healthcheck it runs.
+    if let Some(h) = &cfg.healthcheck {
+        v["Config"]["Healthcheck"] = json!(h);
+    }
+    if crate::health::active_config(r).is_some() {
+        let h = crate::health::load(&e.db, &r.id).ok().flatten();
+        if let Some(h) = h.or_else(|| {
+            running.then(|| crate::health::Health {
+                status: crate::health::STARTING.into(),
+                ..Default::default()
+            })
+        }) {
+            v["State"]["Health"] = h.to_json();
+        }
+    }
+    v
 }
 
 /// go-units HumanDuration since `t` (no " ago").
@@ -730,7 +752,7 @@ pub fn container_summary(e: &Engine, r: &ContainerRow) -> Value {
         "Ports": ports,
         "Labels": labels_in(&spec),
         "State": r.state,
-        "Status": status_text(r),
+        "Status": status_text(e, r),
         "HostConfig": {"NetworkMode": cfg.network},
         "NetworkSettings": {"Networks": ns["Networks"]},
         "Mounts": mounts_json(e, &cfg),
@@ -749,7 +771,14 @@ pub fn select_containers(
         let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
         if !matches!(
             k,
-            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "volume" | "network"
+            "id" | "name"
+                | "status"
+                | "exited"
+                | "health"
+                | "label"
+                | "ancestor"
+                | "volume"
+                | "network"
         ) {
             return Err(Error::BadFilter(format!("invalid filter '{k}'")));
         }

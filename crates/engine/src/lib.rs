@@ -31,6 +31,8 @@ pub mod db;
 pub mod diff;
 pub mod dns;
 pub mod error;
+pub mod events;
+pub mod health;
 pub mod inspect;
 pub mod logs;
 pub mod monitor;
@@ -232,6 +234,12 @@ impl Engine {
             e => e.into(),
         })?;
         let image_cfg = images.config(&image)?;
+        // docker's merge: what the container leaves unset of its healthcheck is the image's.
+        let image_health = berth_image::archive::config_json(&images, &image)
+            .ok()
+            .and_then(|c| health::HealthConfig::of_image(&c));
+        cfg.healthcheck =
+            health::HealthConfig::merged(cfg.healthcheck.as_ref(), image_health.as_ref());
         test_pause("create-image-resolved");
         cfg.network = network::network_mode(&cfg.network).to_string();
         if rootless::active() {
@@ -542,6 +550,7 @@ impl Engine {
             }
             return Err(e);
         }
+        self.container_event(&row, "create", &[]);
         Ok(row)
     }
 
@@ -643,6 +652,8 @@ impl Engine {
                 "the container's monitor died; its exit status is unknown",
                 &now(),
             )?;
+            // Its prober died with it: docker's status for a stopped healthcheck.
+            health::monitor_gone(&self.db, &row.id);
         }
         self.db.find(&row.id)
     }
@@ -921,6 +932,8 @@ impl Engine {
     }
 
     fn signal(&self, row: &ContainerRow, sig: i32, all: bool) -> Result<()> {
+        // Journalled first: the container's `die` (its monitor's) must come after it.
+        self.container_event(row, "kill", &[("signal", &sig.to_string())]);
         match self.runtime().kill(&row.id, sig, all) {
             Ok(()) => Ok(()),
             Err(berth_runtime::Error::NotRunning(_) | berth_runtime::Error::NotExist(_)) => {
@@ -998,10 +1011,23 @@ impl Engine {
                 .wait(&row.id, Some(Duration::from_secs(secs as u64)))?
                 .is_some()
         {
+            self.container_event(&row, "stop", &[]);
             return Ok(());
         }
         let _ = self.signal(&row, libc::SIGKILL, true);
         self.wait(&row.id, None)?;
+        self.container_event(&row, "stop", &[]);
+        Ok(())
+    }
+
+    /// `restart`: [`stop`](Self::stop), then [`start`](Self::start) (its monitor's
+    /// connection dropped), then docker's `restart` event.
+    pub fn restart(&mut self, key: &str, timeout: Option<i64>, exe: &Path) -> Result<()> {
+        self.stop(key, timeout)?;
+        self.start(key, exe)?;
+        if let Ok(row) = self.db.find(key) {
+            self.container_event(&row, "restart", &[]);
+        }
         Ok(())
     }
 
@@ -1058,7 +1084,9 @@ impl Engine {
         }
         let c = self.runtime().load(&row.id)?;
         berth_runtime::resources::set_frozen(&c.record.cgroup, true)?;
-        self.db.set_state(&row.id, db::PAUSED)
+        self.db.set_state(&row.id, db::PAUSED)?;
+        self.container_event(&row, "pause", &[]);
+        Ok(())
     }
 
     pub fn unpause(&mut self, key: &str) -> Result<()> {
@@ -1072,7 +1100,9 @@ impl Engine {
         }
         let c = self.runtime().load(&row.id)?;
         berth_runtime::resources::set_frozen(&c.record.cgroup, false)?;
-        self.db.set_state(&row.id, db::RUNNING)
+        self.db.set_state(&row.id, db::RUNNING)?;
+        self.container_event(&row, "unpause", &[]);
+        Ok(())
     }
 
     /// `rm` (`force` kills a running container; `volumes` removes its
@@ -1134,7 +1164,8 @@ impl Engine {
                 if r.state == db::PAUSED {
                     let _ = self.unpause(&r.id);
                 }
-                let _ = self.signal(r, libc::SIGKILL, true);
+                // Repeated while the monitor holds on: not journalled each time.
+                let _ = self.runtime().kill(&r.id, libc::SIGKILL, true);
             }
             if t.elapsed() > Duration::from_secs(60) {
                 return Err(Error::Other(format!(
@@ -1187,6 +1218,7 @@ impl Engine {
         test_pause("destroy-dir-removed");
         let _ = network::disconnect_container(self, &row.id);
         self.db.remove(&row.id)?;
+        self.container_event(row, "destroy", &[]);
         berth_runtime::timing::phase("destroy: record removed");
         if volumes {
             for m in row_config(row).mounts.iter().filter(|m| m.anonymous) {
@@ -1206,7 +1238,17 @@ impl Engine {
             return Err(Error::InvalidName(name.into()));
         }
         // Its peers' resolvers read names from the database: nothing else to tell.
-        self.db.rename(&row.id, name)
+        self.db.rename(&row.id, name)?;
+        let renamed = ContainerRow {
+            name: name.to_string(),
+            ..row.clone()
+        };
+        self.container_event(
+            &renamed,
+            "rename",
+            &[("oldName", &format!("/{}", row.name))],
+        );
+        Ok(())
     }
 
     /// `container prune`: removes every stopped container; their ids and
@@ -1227,7 +1269,9 @@ impl Engine {
             self.images_in_use()
                 .map_or(true, |used| used.contains(&d.to_string()))
         };
-        Ok(store.remove(name, force, &in_use)?)
+        let rep = store.remove(name, force, &in_use)?;
+        events::image_removal_events(&store, name, &rep);
+        Ok(rep)
     }
 
     /// `image prune`: dangling images (`all`: every image no container
@@ -1239,7 +1283,9 @@ impl Engine {
             self.images_in_use()
                 .map_or(true, |used| used.contains(&d.to_string()))
         };
-        Ok(store.prune(all, &in_use)?)
+        let rep = store.prune(all, &in_use)?;
+        events::image_removal_events(&store, "", &rep);
+        Ok(rep)
     }
 
     /// `top`: the host's `ps` (with `ps_args`, `-ef` by default) limited to
@@ -1275,6 +1321,16 @@ impl Engine {
     pub fn images_in_use(&self) -> Result<Vec<String>> {
         self.db.image_ids()
     }
+}
+
+/// An exec process started ([`Engine::exec`]).
+pub struct Exec {
+    /// The container's id.
+    pub container: String,
+    /// The process (a child of the caller).
+    pub pid: i32,
+    /// docker's exec id, as the `exec_*` events carry it.
+    pub id: String,
 }
 
 /// What `exec` runs in a container.
@@ -1320,7 +1376,38 @@ impl Engine {
         key: &str,
         req: ExecRequest,
         console: Option<std::os::fd::OwnedFd>,
-    ) -> Result<(String, i32)> {
+    ) -> Result<Exec> {
+        self.exec_process(key, req, console, true)
+    }
+
+    /// The exec process ended with `code`: docker's `exec_die` event.
+    pub fn exec_died(&self, exec: &Exec, code: i32) {
+        if let Ok(row) = self.db.find(&exec.container) {
+            self.container_event(
+                &row,
+                "exec_die",
+                &[("execID", &exec.id), ("exitCode", &code.to_string())],
+            );
+        }
+    }
+
+    /// A healthcheck probe: [`exec`](Self::exec) without `exec_create`/`exec_start` events
+    /// (a probe every few seconds would push everything else out of the bounded journal).
+    pub fn exec_probe(&mut self, key: &str, cmd: Vec<String>) -> Result<i32> {
+        let req = ExecRequest {
+            cmd,
+            ..Default::default()
+        };
+        self.exec_process(key, req, None, false).map(|x| x.pid)
+    }
+
+    fn exec_process(
+        &mut self,
+        key: &str,
+        req: ExecRequest,
+        console: Option<std::os::fd::OwnedFd>,
+        record: bool,
+    ) -> Result<Exec> {
         let row = self.get(key)?;
         match row.state.as_str() {
             db::RUNNING => {}
@@ -1378,6 +1465,16 @@ impl Engine {
             caps.set_permitted(set);
             process.set_capabilities(Some(caps));
         }
+        // docker's exec events: the action carries the command line, `execID` the exec.
+        let exec_id = names::new_id()?;
+        let line = process.args().clone().unwrap_or_default().join(" ");
+        if record {
+            self.container_event(
+                &row,
+                &format!("exec_create: {line}"),
+                &[("execID", &exec_id)],
+            );
+        }
         let pid = self.runtime().exec(
             &row.id,
             berth_runtime::ExecOpts {
@@ -1389,7 +1486,18 @@ impl Engine {
                 ignore_paused: false,
             },
         )?;
-        Ok((row.id, pid))
+        if record {
+            self.container_event(
+                &row,
+                &format!("exec_start: {line}"),
+                &[("execID", &exec_id)],
+            );
+        }
+        Ok(Exec {
+            container: row.id,
+            pid,
+            id: exec_id,
+        })
     }
 }
 

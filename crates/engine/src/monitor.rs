@@ -272,6 +272,41 @@ fn set_iface_up(name: &str) -> std::io::Result<()> {
     sys::check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
 }
 
+/// docker's network `connect`/`disconnect` events of the container's networks.
+fn network_events(engine: &Engine, row: &db::ContainerRow, action: &str) {
+    for (_, n) in crate::network::container_networks(engine, &row.id).unwrap_or_default() {
+        engine.event(
+            "network",
+            action,
+            &n.id,
+            &[
+                ("container", &row.id),
+                ("name", &n.name),
+                ("type", "bridge"),
+            ],
+        );
+    }
+}
+
+/// docker's volume `mount`/`unmount` events of the container's volumes.
+fn volume_events(engine: &Engine, row: &db::ContainerRow, cfg: &RunConfig, action: &str) {
+    for m in cfg.mounts.iter().filter(|m| m.kind == "volume") {
+        let rw = if m.readonly { "false" } else { "true" };
+        let attrs: &[(&str, &str)] = if action == "mount" {
+            &[
+                ("container", &row.id),
+                ("destination", &m.target),
+                ("driver", "local"),
+                ("propagation", ""),
+                ("read/write", rw),
+            ]
+        } else {
+            &[("container", &row.id), ("driver", "local")]
+        };
+        engine.event("volume", action, &m.source, attrs);
+    }
+}
+
 impl Monitor {
     /// Takes the lock, creates and starts the container.
     fn start(root: &Path, id: &str) -> Result<Monitor, (Error, i32)> {
@@ -471,11 +506,13 @@ impl Monitor {
                 // before this returns: nothing but this thread is alive when the runtime
                 // clones again (a restart).
                 crate::network::connect_container(&engine, &id, container.record.pid)?;
+                network_events(&engine, &row, "connect");
                 berth_runtime::timing::phase("monitor: network connected");
                 dns = crate::dns::start_resolver(&engine, &id, &cfg, container.record.pid)?;
                 berth_runtime::timing::phase("monitor: resolver started");
             }
             berth_runtime::timing::phase("monitor: created");
+            volume_events(&engine, &row, &cfg, "mount");
             rt.start_container(&container, Some(&bundle.spec))?;
             berth_runtime::timing::phase("monitor: started");
             let me = sys::getpid();
@@ -486,6 +523,7 @@ impl Monitor {
                 (me, me_start),
                 &berth_runtime::state::now_rfc3339(),
             )?;
+            engine.container_event(&row, "start", &[]);
             berth_runtime::timing::phase("monitor: running recorded");
             Ok((
                 id,
@@ -669,7 +707,13 @@ impl Monitor {
         for fd in [&self.stdin, &self.master].into_iter().flatten() {
             let _ = sys::set_nonblocking(fd.as_fd());
         }
+        let mut health = crate::health::Runner::start(&self.engine.db, &self.row);
         loop {
+            if status.is_none()
+                && let Some(h) = health.as_mut()
+            {
+                h.tick(&mut self.engine, &self.row);
+            }
             self.flush_stdin();
             if let Some(d) = self.dns.as_mut() {
                 d.tick();
@@ -705,13 +749,28 @@ impl Monitor {
                 fds.extend(d.fds());
                 kinds.extend([102, 103, 104]);
             }
+            if let Some(fd) = health.as_ref().and_then(|h| h.output_fd()) {
+                fds.push(fd);
+                kinds.push(105);
+            }
             let mut timeout =
                 if status.is_some() || !self.stdin_pending.is_empty() || self.clients_pending() {
                     20
                 } else {
                     -1
                 };
-            if let Some(due) = self.dns.as_ref().and_then(|d| d.next_deadline()) {
+            let health_due = health
+                .as_ref()
+                .filter(|_| status.is_none())
+                .map(|h| h.deadline());
+            if let Some(due) = self
+                .dns
+                .as_ref()
+                .and_then(|d| d.next_deadline())
+                .into_iter()
+                .chain(health_due)
+                .min()
+            {
                 let ms = due.saturating_duration_since(Instant::now()).as_millis() + 1;
                 let ms = i32::try_from(ms).unwrap_or(i32::MAX);
                 timeout = if timeout < 0 { ms } else { timeout.min(ms) };
@@ -731,6 +790,10 @@ impl Monitor {
                         while let Ok(Some((pid, st))) = sys::waitpid(-1, true) {
                             if pid == init {
                                 status = Some(st.code());
+                            } else if let Some(h) = health.as_mut()
+                                && h.probe_pid() == Some(pid)
+                            {
+                                h.reaped(st.code());
                             }
                         }
                         if status.is_some() && drain_deadline.is_none() {
@@ -751,6 +814,11 @@ impl Monitor {
                         }
                     }
                     102..=104 => self.serve_dns(*k),
+                    105 => {
+                        if let Some(h) = health.as_mut() {
+                            h.read_output();
+                        }
+                    }
                     0..=2 => {
                         if !self.pump(*k, &mut buf) {
                             match *k {
@@ -803,6 +871,9 @@ impl Monitor {
             if before > 0 && self.clients.is_empty() && self.cfg.open_stdin && !self.cfg.tty {
                 self.stdin = None;
             }
+        }
+        if let Some(h) = health {
+            h.stopped(&self.engine.db, &self.id);
         }
         self.finish(status.unwrap_or(255), oom);
     }
@@ -857,8 +928,10 @@ impl Monitor {
     fn finish(&mut self, code: i32, oom: bool) {
         // Its sockets hold the container's network namespace, whose end takes the veths.
         self.dns = None;
-        if let Some(sl) = self.slirp.take() {
-            sl.stop();
+        // Killed now, reaped once the clients have the exit code.
+        let mut slirp = self.slirp.take();
+        if let Some(sl) = slirp.as_mut() {
+            sl.kill();
         }
         let _ = std::fs::remove_file(
             self.engine
@@ -869,7 +942,26 @@ impl Monitor {
         berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();
         berth_runtime::timing::phase("monitor: unmounted");
+        // docker's order: oom, die, then the network and volumes let go; all journalled
+        // before the exit is recorded, so a `stop` waiting for it records its `stop` after
+        // them. The record is read afresh: the container may have been renamed meanwhile.
+        let now = self
+            .engine
+            .db
+            .find(&self.id)
+            .unwrap_or_else(|_| self.row.clone());
+        if oom {
+            self.engine.container_event(&now, "oom", &[]);
+        }
+        let ran = self.started.elapsed().as_secs().to_string();
+        self.engine.container_event(
+            &now,
+            "die",
+            &[("exitCode", &code.to_string()), ("execDuration", &ran)],
+        );
+        network_events(&self.engine, &now, "disconnect");
         let _ = crate::network::disconnect_container(&self.engine, &self.id);
+        volume_events(&self.engine, &now, &self.cfg, "unmount");
         let sd = self.engine.state_dir(&self.id);
         let _ = std::fs::remove_file(sd.join("attach.sock"));
         let _ = self.engine.db.set_exited(
@@ -905,5 +997,8 @@ impl Monitor {
             let _ = std::io::Write::write_all(&mut c.sock, &c.out);
         }
         self.clients.clear();
+        if let Some(sl) = slirp {
+            sl.reap();
+        }
     }
 }

@@ -1027,6 +1027,12 @@ pub fn create(engine: &mut Engine, req: CreateNetwork) -> Result<NetworkRow> {
         let _ = delete_record(engine, &row.id);
         return Err(e);
     }
+    engine.event(
+        "network",
+        "create",
+        &row.id,
+        &[("name", &row.name), ("type", "bridge")],
+    );
     Ok(row)
 }
 
@@ -1091,6 +1097,12 @@ pub fn remove(engine: &mut Engine, key: &str) -> Result<NetworkRow> {
         &net.bridge,
     )
     .map_err(|e| net_error(&format!("removing network {}", net.name), e))?;
+    engine.event(
+        "network",
+        "destroy",
+        &net.id,
+        &[("name", &net.name), ("type", "bridge")],
+    );
     Ok(net)
 }
 
@@ -1380,6 +1392,16 @@ pub fn connect(
         return Err(e);
     }
     let _ = write_hosts(engine, &row);
+    engine.event(
+        "network",
+        "connect",
+        &net.id,
+        &[
+            ("container", &row.id),
+            ("name", &net.name),
+            ("type", "bridge"),
+        ],
+    );
     Ok(ep)
 }
 
@@ -1405,6 +1427,16 @@ pub fn disconnect(engine: &mut Engine, net_key: &str, container: &str) -> Result
     }
     release_endpoint(engine, &row.id, &net.id)?;
     let _ = write_hosts(engine, &row);
+    engine.event(
+        "network",
+        "disconnect",
+        &net.id,
+        &[
+            ("container", &row.id),
+            ("name", &net.name),
+            ("type", "bridge"),
+        ],
+    );
     Ok(())
 }
 

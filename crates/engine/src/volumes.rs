@@ -124,12 +124,16 @@ pub fn create(
     }
     let labels =
         serde_json::to_string(labels).map_err(|x| invalid("volume labels", x.to_string()))?;
-    e.db.volume_insert(&VolumeRow {
+    let made = e.db.volume_insert(&VolumeRow {
         name: name.into(),
         created_at: berth_runtime::state::now_rfc3339(),
         labels,
         anonymous,
-    })
+    })?;
+    if made {
+        e.event("volume", "create", name, &[("driver", "local")]);
+    }
+    Ok(made)
 }
 
 /// Mounts a tmpfs volume's tmpfs on its directory unless it is there (a
@@ -275,6 +279,7 @@ pub fn remove(e: &mut Engine, name: &str, force: bool) -> Result<()> {
     if dir.exists() {
         fs::remove_dir_all(&dir).at(&dir)?;
     }
+    e.event("volume", "destroy", name, &[("driver", "local")]);
     Ok(())
 }
 

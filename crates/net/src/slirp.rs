@@ -226,9 +226,20 @@ impl Slirp {
 
     /// Stops it (the monitor's cleanup when the container exits).
     pub fn stop(mut self) {
+        self.kill();
+        self.reap();
+    }
+
+    /// Sends it SIGKILL. Its exit closes the tap device, whose removal
+    /// waits for the kernel (~15 ms): [`Slirp::reap`] it once nobody waits.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.api);
+    }
+
+    /// Waits for it to be gone.
+    pub fn reap(mut self) {
+        let _ = self.child.wait();
     }
 }
 

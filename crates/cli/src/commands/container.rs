@@ -61,6 +61,41 @@ const CONFIG: &[Flag] = &[
     ENV,
     ENV_FILE,
     opt("group-add", None, "list", "Add additional groups to join"),
+    opt("health-cmd", None, "string", "Command to run to check health"),
+    opt(
+        "health-interval",
+        None,
+        "duration",
+        "Time between running the check (ms|s|m|h)",
+    )
+    .default("0s"),
+    opt(
+        "health-retries",
+        None,
+        "int",
+        "Consecutive failures needed to report unhealthy",
+    ),
+    opt(
+        "health-start-interval",
+        None,
+        "duration",
+        "Time between running the check during the start period (ms|s|m|h)",
+    )
+    .default("0s"),
+    opt(
+        "health-start-period",
+        None,
+        "duration",
+        "Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)",
+    )
+    .default("0s"),
+    opt(
+        "health-timeout",
+        None,
+        "duration",
+        "Maximum time to allow one check to run (ms|s|m|h)",
+    )
+    .default("0s"),
     opt("hostname", Some('h'), "string", "Container host name"),
     switch(
         "init",
@@ -113,6 +148,11 @@ const CONFIG: &[Flag] = &[
         None,
         "list",
         "Add network-scoped alias for the container",
+    ),
+    switch(
+        "no-healthcheck",
+        None,
+        "Disable any container-specified HEALTHCHECK",
     ),
     opt(
         "pids-limit",
@@ -286,12 +326,6 @@ const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("disable-content-trust", None),
     ("domainname", None),
     ("expose", None),
-    ("health-cmd", None),
-    ("health-interval", None),
-    ("health-retries", None),
-    ("health-start-interval", None),
-    ("health-start-period", None),
-    ("health-timeout", None),
     ("io-maxbandwidth", None),
     ("io-maxiops", None),
     ("ipc", None),
@@ -302,7 +336,6 @@ const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("link-local-ip", None),
     ("memory-reservation", None),
     ("memory-swappiness", None),
-    ("no-healthcheck", None),
     ("oom-kill-disable", None),
     ("oom-score-adj", None),
     ("pid", None),

@@ -48,15 +48,35 @@ pub const COMMANDS: &[Command] = &[
         aliases: &["events"],
         usage: "[OPTIONS]",
         short: "Get real time events from the server",
-        flags: &[],
-        interspersed: true,
-        missing: &[
-            ("filter", Some('f')),
-            ("format", None),
-            ("since", None),
-            ("until", None),
+        flags: &[
+            opt(
+                "filter",
+                Some('f'),
+                "filter",
+                "Filter output based on conditions provided",
+            ),
+            opt(
+                "format",
+                None,
+                "string",
+                "Format output using a custom template: 'json': Print in JSON format, 'TEMPLATE': Print output using the given Go template",
+            ),
+            opt(
+                "since",
+                None,
+                "string",
+                "Show all events created since timestamp",
+            ),
+            opt(
+                "until",
+                None,
+                "string",
+                "Stream events until this timestamp",
+            ),
         ],
-        run: Unsupported,
+        interspersed: true,
+        missing: &[],
+        run: Engine(crate::events::events),
     },
     Command {
         path: "system info",
