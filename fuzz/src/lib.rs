@@ -88,6 +88,7 @@ pub fn layer_apply(data: &[u8]) {
     }
     let opts = berth_image::ApplyOptions {
         allow_devices: false,
+        skip_devices: false,
         ..Default::default()
     };
     if let Ok((_, reader)) = berth_image::layer::decompress(data) {
@@ -117,6 +118,7 @@ pub fn archive_load(data: &[u8]) {
     let opts = berth_image::LoadOptions {
         apply: berth_image::ApplyOptions {
             allow_devices: false,
+            skip_devices: false,
             ..Default::default()
         },
         ..Default::default()

@@ -35,11 +35,9 @@ fn main() -> ExitCode {
     let informational = argv.first().is_none_or(|a| {
         ["--help", "-h", "--version", "-v", "help", "completion"].contains(&a.as_str())
     });
-    if !informational {
-        if let Err(e) = berth_engine::rootless::enter() {
-            eprintln!("Error: {e}");
-            return ExitCode::from(125);
-        }
+    if !informational && let Err(e) = berth_engine::rootless::enter() {
+        eprintln!("Error: {e}");
+        return ExitCode::from(125);
     }
     // BERTH_DEBUG=1: phase timings on stderr (the monitor's too).
     if std::env::var_os("BERTH_DEBUG").is_some_and(|v| !v.is_empty()) {

@@ -395,10 +395,26 @@ fn rootless_user_workflow() {
     u.ok(&["rm", "-f", "web"]);
 
     // A restart policy: the monitor brings the container back.
-    u.ok(&["run", "-d", "--name", "again", "--restart", "on-failure:2", &busybox, "sh", "-c", "sleep 0.2; exit 3"]);
+    u.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "on-failure:2",
+        &busybox,
+        "sh",
+        "-c",
+        "sleep 0.2; exit 3",
+    ]);
     let mut restarts = String::new();
     for _ in 0..100 {
-        restarts = u.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}", "again"]);
+        restarts = u.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+            "again",
+        ]);
         if restarts.trim() == "2 exited 3" {
             break;
         }

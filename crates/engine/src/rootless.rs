@@ -97,10 +97,10 @@ pub fn run_root() -> Result<PathBuf> {
 /// The state root when none is given: the user's store when rootless, else
 /// `/var/lib/berth`.
 pub fn default_root() -> PathBuf {
-    if active() {
-        if let Ok(d) = data_root() {
-            return d;
-        }
+    if active()
+        && let Ok(d) = data_root()
+    {
+        return d;
     }
     PathBuf::from(crate::DEFAULT_ROOT)
 }
@@ -191,7 +191,10 @@ fn user_name(uid: u32) -> Option<String> {
 }
 
 /// The ranges of the calling user (before entering).
-fn own_ranges() -> (Vec<(u32, u32)>, Vec<(u32, u32)>) {
+/// (start, count) ranges of subordinate ids.
+type Ranges = Vec<(u32, u32)>;
+
+fn own_ranges() -> (Ranges, Ranges) {
     let uid = sys::geteuid();
     let read = |f: &str| fs::read_to_string(f).unwrap_or_default();
     let uname = user_name(uid).unwrap_or_default();

@@ -300,6 +300,7 @@ fn device_refused_when_not_allowed() {
     l.device(EntryType::Char, "dev/mem", 1, 1, 0o600);
     let o = ApplyOptions {
         allow_devices: false,
+        skip_devices: false,
         ..opts()
     };
     let e = env.apply(&l.finish(), &o).unwrap_err();
@@ -712,6 +713,7 @@ fn non_root_extraction_keeps_things_writable() {
         preserve_ownership: false,
         whiteouts: WhiteoutFormat::Oci,
         allow_devices: false,
+        skip_devices: false,
     };
     env.apply(&l.finish(), &o).unwrap();
     let p = env.snap();
