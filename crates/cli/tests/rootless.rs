@@ -394,6 +394,48 @@ fn rootless_user_workflow() {
     assert_eq!(first, ["0", u.uid.to_string().as_str(), "1"], "{who}");
     u.ok(&["rm", "-f", "web"]);
 
+    // A user-defined network in the rootless network namespace: names resolve between
+    // containers, and a published port is reached from the host.
+    u.ok(&["network", "create", "rlnet"]);
+    let port2 = free_port();
+    let publish2 = format!("127.0.0.1:{port2}:80");
+    u.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "rlnet",
+        "--name",
+        "db",
+        "-p",
+        &publish2,
+        &busybox,
+        "sh",
+        "-c",
+        "mkdir -p /www && echo from-db > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let mut got = String::new();
+    for _ in 0..50 {
+        let o = u.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "rlnet",
+            &busybox,
+            "wget",
+            "-qO-",
+            "http://db/",
+        ]);
+        got = String::from_utf8_lossy(&o.stdout).into_owned();
+        if got == "from-db\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(got, "from-db\n");
+    assert!(http_get(port2).contains("from-db"));
+    u.ok(&["rm", "-f", "db"]);
+    u.ok(&["network", "rm", "rlnet"]);
+
     // A restart policy: the monitor brings the container back.
     u.ok(&[
         "run",

@@ -86,15 +86,9 @@ fn rootless_network(cfg: &mut RunConfig, image_cfg: &berth_image::ImageConfig) -
         network::DEFAULT_NETWORK | network::SLIRP4NETNS => {}
         "none" | "host" => return Ok(()),
         m if m.starts_with("container:") => return Ok(()),
-        m => {
-            return Err(invalid(
-                "--network",
-                format!(
-                    "{m:?}: a rootless berth has no user-defined networks yet; \
-                     use the default (slirp4netns), host or none"
-                ),
-            ));
-        }
+        // A user-defined network: in the rootless network namespace
+        // (`rootless::enter_netns`), its ports forwarded by its slirp4netns.
+        _ => return Ok(()),
     }
     cfg.network = network::SLIRP4NETNS.to_string();
     if cfg.ip.is_some() || cfg.ip6.is_some() || !cfg.network_aliases.is_empty() {

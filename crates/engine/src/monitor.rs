@@ -252,7 +252,7 @@ pub(crate) fn lo_up(pid: i32) -> Result<()> {
 }
 
 /// SIOCSIFFLAGS IFF_UP on `name` in the current network namespace.
-fn set_iface_up(name: &str) -> std::io::Result<()> {
+pub(crate) fn set_iface_up(name: &str) -> std::io::Result<()> {
     // SAFETY: plain syscall returning a new descriptor we own.
     let fd = sys::check(unsafe {
         libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)

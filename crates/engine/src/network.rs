@@ -699,6 +699,8 @@ pub fn connect_container(engine: &Engine, container_id: &str, pid: i32) -> Resul
     if eps.is_empty() {
         return Ok(());
     }
+    let rootless = crate::rootless::active();
+    crate::rootless::enter_netns()?;
     let p = format!("/proc/{pid}/ns/net");
     let netns = fs::File::open(&p).at(&p)?;
     let host = Netlink::open().map_err(|e| net_error("netlink", e.into()))?;
@@ -716,7 +718,16 @@ pub fn connect_container(engine: &Engine, container_id: &str, pid: i32) -> Resul
             }
             let endpoint = endpoint_of(ep, net, i == 0)?;
             let ports: Vec<PublishedPort> = if i == 0 {
-                ep.ports.iter().map(PortBinding::published).collect()
+                ep.ports
+                    .iter()
+                    .map(PortBinding::published)
+                    // Rootless: the ports arrive from slirp4netns at the namespace's own
+                    // address; the host address is slirp4netns' to bind.
+                    .map(|p| PublishedPort {
+                        host_ip: if rootless { None } else { p.host_ip },
+                        ..p
+                    })
+                    .collect()
             } else {
                 vec![]
             };
@@ -729,6 +740,13 @@ pub fn connect_container(engine: &Engine, container_id: &str, pid: i32) -> Resul
         }
         done.push(ep);
     }
+    if result.is_ok()
+        && rootless
+        && let Some((ep, _)) = eps.first()
+        && !ep.ports.is_empty()
+    {
+        result = forward_rootless_ports(ep);
+    }
     if result.is_err() {
         let _ = fw.remove_container(container_id);
         for ep in done {
@@ -736,6 +754,21 @@ pub fn connect_container(engine: &Engine, container_id: &str, pid: i32) -> Resul
         }
     }
     result
+}
+
+/// Rootless: each published port is a host forward of the rootless namespace's slirp4netns
+/// to the same port there, which the namespace's DNAT takes to the container.
+fn forward_rootless_ports(ep: &EndpointRow) -> Result<()> {
+    let api = crate::rootless::netns_slirp()?;
+    for (i, p) in ep.ports.iter().enumerate() {
+        if let Err(e) = api.forward(p.protocol(), p.host_ip, p.host_port, p.host_port) {
+            for q in &ep.ports[..i] {
+                let _ = api.remove_forwards(q.protocol(), q.host_port);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }
 
 fn endpoint_of(ep: &EndpointRow, net: &NetworkRow, default_route: bool) -> Result<Endpoint> {
@@ -768,6 +801,7 @@ fn endpoint_of(ep: &EndpointRow, net: &NetworkRow, default_route: bool) -> Resul
 
 /// Connects one more network to a running container (`network connect`).
 pub fn connect_one(engine: &Engine, ep: &EndpointRow, net: &NetworkRow, pid: i32) -> Result<()> {
+    crate::rootless::enter_netns()?;
     let p = format!("/proc/{pid}/ns/net");
     let netns = fs::File::open(&p).at(&p)?;
     let host = Netlink::open().map_err(|e| net_error("netlink", e.into()))?;
@@ -788,6 +822,13 @@ pub fn connect_one(engine: &Engine, ep: &EndpointRow, net: &NetworkRow, pid: i32
 pub fn disconnect_container(engine: &Engine, container_id: &str) -> Result<()> {
     let eps = endpoints_of(engine, container_id)?;
     if eps.iter().any(|e| !e.ports.is_empty()) {
+        crate::rootless::enter_netns()?;
+        if crate::rootless::active() {
+            let api = crate::rootless::netns_slirp()?;
+            for p in eps.iter().flat_map(|e| &e.ports) {
+                let _ = api.remove_forwards(p.protocol(), p.host_port);
+            }
+        }
         Firewall::new()
             .remove_container(container_id)
             .map_err(|e| net_error("removing published ports", e.into()))?;
@@ -797,6 +838,7 @@ pub fn disconnect_container(engine: &Engine, container_id: &str) -> Result<()> {
 
 /// Removes one endpoint's veth (`network disconnect`).
 pub fn disconnect_one(ep: &EndpointRow) -> Result<()> {
+    crate::rootless::enter_netns()?;
     let host = Netlink::open().map_err(|e| net_error("netlink", e.into()))?;
     host.delete_link(&ep.host_ifname)
         .map(drop)
@@ -824,6 +866,7 @@ fn net_invalid(e: ipam::IpamError) -> Error {
 /// `network create`: the record, then the bridge and its rules on the host; a failure on the
 /// host removes the record again.
 pub fn create(engine: &mut Engine, req: CreateNetwork) -> Result<NetworkRow> {
+    crate::rootless::enter_netns()?;
     if !names::valid_name(&req.name) {
         return Err(invalid(
             "network name",
@@ -1048,6 +1091,7 @@ fn delete_record(engine: &mut Engine, id: &str) -> Result<()> {
 /// `network rm`: refused while containers are connected (docker's message); the bridge and
 /// its rules go first, then the record.
 pub fn remove(engine: &mut Engine, key: &str) -> Result<NetworkRow> {
+    crate::rootless::enter_netns()?;
     if matches!(key, "host" | "none" | DEFAULT_NETWORK) {
         return Err(Error::Other(format!(
             "{key} is a pre-defined network and cannot be removed"

@@ -715,6 +715,96 @@ fn pause_child(mut sock: UnixStream, lock: i32) -> ! {
     }
 }
 
+/// The rootless engine's network namespace for user-defined networks
+/// (podman's rootless-netns): bridges, veths' host ends, Berth's nftables
+/// table and the published ports' DNAT live there instead of on the host,
+/// and a slirp4netns of its own connects it to the host (outbound traffic;
+/// published ports as host forwards to 10.0.2.100). Bound on
+/// `$XDG_RUNTIME_DIR/berth/netns` in the namespace's mount tree.
+pub fn netns_path() -> Result<PathBuf> {
+    Ok(run_root()?.join("netns"))
+}
+
+/// The directory of the rootless namespace's slirp4netns (API socket, pid).
+pub fn netns_slirp_dir() -> Result<PathBuf> {
+    Ok(run_root()?.join("netns-slirp"))
+}
+
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+fn is_bound_netns(path: &Path) -> bool {
+    sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)
+        .and_then(|fd| berth_runtime::sys::fstatfs_type(fd.as_fd()))
+        .is_ok_and(|t| t == NSFS_MAGIC)
+}
+
+fn slirp_alive(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .is_some_and(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "slirp4netns")
+        })
+}
+
+/// Makes the rootless network namespace (and its slirp4netns) if missing
+/// and moves the calling thread into it; nothing when not rootless. Later
+/// threads of this one start there too.
+pub fn enter_netns() -> crate::Result<()> {
+    if !active() {
+        return Ok(());
+    }
+    let path = netns_path()?;
+    let slirp_dir = netns_slirp_dir()?;
+    let run = run_root()?;
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(run.join("netns.lock"))
+        .map_err(sys_err("opening netns.lock"))?;
+    flock(&lock)?;
+    if !is_bound_netns(&path) {
+        fs::write(&path, b"").map_err(sys_err(format!("creating {}", path.display())))?;
+        let target = path.clone();
+        // A thread of its own unshares: only it changes namespace.
+        std::thread::spawn(move || -> io::Result<()> {
+            sys::unshare(libc::CLONE_NEWNET)?;
+            sys::mount(
+                Some(std::ffi::OsStr::new("/proc/thread-self/ns/net")),
+                &target,
+                None,
+                libc::MS_BIND,
+                None,
+            )?;
+            crate::monitor::set_iface_up("lo")
+        })
+        .join()
+        .map_err(|_| crate::Error::Other("making the rootless network namespace".into()))?
+        .map_err(sys_err("making the rootless network namespace"))?;
+    }
+    if !slirp_alive(&slirp_dir) {
+        fs::create_dir_all(&slirp_dir)
+            .map_err(sys_err(format!("creating {}", slirp_dir.display())))?;
+        let pid = berth_net::slirp::Slirp::start_detached(&path, &slirp_dir)?;
+        fs::write(slirp_dir.join("pid"), pid.to_string())
+            .map_err(sys_err("writing the slirp4netns pid"))?;
+    }
+    drop(lock);
+    let fd = sys::open(&path, libc::O_RDONLY | libc::O_CLOEXEC, 0)
+        .map_err(sys_err(format!("opening {}", path.display())))?;
+    sys::setns(fd.as_fd(), libc::CLONE_NEWNET)
+        .map_err(sys_err("entering the rootless network namespace"))?;
+    Ok(())
+}
+
+/// The API of the rootless namespace's slirp4netns (published ports).
+pub fn netns_slirp() -> crate::Result<berth_net::slirp::Api> {
+    Ok(berth_net::slirp::Api::open(&netns_slirp_dir()?)?)
+}
+
 /// Stops the pause process (`berth system migrate`): the next command
 /// creates the namespace anew, with the ranges /etc/subuid has now.
 /// Containers still running keep the old namespace until they stop.
@@ -726,6 +816,13 @@ pub fn stop_pause() -> Result<Option<i32>> {
     let Some(pid) = pid.filter(|&p| is_pause(p, uid)) else {
         return Ok(None);
     };
+    if let Some(p) = fs::read_to_string(run.join("netns-slirp/pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        && slirp_alive(&run.join("netns-slirp"))
+    {
+        let _ = sys::kill(p, libc::SIGKILL);
+    }
     sys::kill(pid, libc::SIGKILL).map_err(sys_err(format!("killing pause process {pid}")))?;
     let _ = fs::remove_file(run.join("pause.pid"));
     Ok(Some(pid))

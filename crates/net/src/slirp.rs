@@ -34,6 +34,8 @@ pub enum SlirpError {
     Spawn(io::Error),
     #[error("slirp4netns for pid {pid} failed: {msg}")]
     Failed { pid: i32, msg: String },
+    #[error("slirp4netns for the rootless network namespace failed: {0}")]
+    NetnsFailed(String),
     #[error("slirp4netns API {path}: {err}")]
     Api { path: PathBuf, err: io::Error },
     #[error("publishing {what}: {msg}")]
@@ -43,11 +45,16 @@ pub enum SlirpError {
 /// A running slirp4netns.
 pub struct Slirp {
     child: Child,
-    api: PathBuf,
-    /// The state directory, for the API socket's path.
-    dir: OwnedFd,
+    api: Api,
     /// Closing it tells slirp4netns to exit.
     _exit: OwnedFd,
+}
+
+/// The API socket of a slirp4netns: `DIR/slirp.sock`, reached through a
+/// descriptor of DIR (a socket path is limited to 107 bytes).
+pub struct Api {
+    path: PathBuf,
+    dir: OwnedFd,
 }
 
 const API_SOCKET: &str = "slirp.sock";
@@ -59,6 +66,80 @@ fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)?;
     Ok(f.into())
+}
+
+/// Spawns slirp4netns for `target` (its last arguments before `tap0`) and
+/// waits for `tap0` to be configured; the error is what it said.
+fn launch(
+    target: &[String],
+    dir: &Path,
+    exit_r: Option<OwnedFd>,
+    detach: bool,
+) -> Result<(Child, Api), String> {
+    let api = dir.join(API_SOCKET);
+    let _ = std::fs::remove_file(&api);
+    let dir_fd = open_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (ready_r, ready_w) = pipe().map_err(|e| e.to_string())?;
+    let ready_fd = ready_w.as_raw_fd();
+    let exit_fd = exit_r.as_ref().map(|f| f.as_raw_fd());
+    let dir_raw = dir_fd.as_raw_fd();
+    let mut cmd = Command::new("slirp4netns");
+    cmd.args([
+        "--configure",
+        "--mtu=65520",
+        // The host's 127.0.0.1 stays the host's: a container cannot
+        // reach services that listen only on loopback.
+        "--disable-host-loopback",
+    ])
+    .arg(format!("--api-socket=/proc/self/fd/{dir_raw}/{API_SOCKET}"))
+    .arg(format!("--ready-fd={ready_fd}"));
+    if let Some(fd) = exit_fd {
+        cmd.arg(format!("--exit-fd={fd}"));
+    }
+    cmd.args(target)
+        .arg("tap0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure only makes fcntl and setsid calls
+    // (async-signal-safe).
+    unsafe {
+        cmd.pre_exec(move || {
+            keep_across_exec(ready_fd)?;
+            if let Some(fd) = exit_fd {
+                keep_across_exec(fd)?;
+            }
+            if detach {
+                libc::setsid();
+            }
+            keep_across_exec(dir_raw)
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{e} (rootless networking needs Debian's slirp4netns package)"))?;
+    drop(ready_w);
+    drop(exit_r);
+    let mut b = [0u8; 1];
+    let mut ready = std::fs::File::from(ready_r);
+    if !matches!(ready.read(&mut b), Ok(1)) {
+        let _ = child.kill();
+        let mut msg = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut msg);
+        }
+        let _ = child.wait();
+        return Err(msg.trim().to_string());
+    }
+    // Its later messages would fill the pipe: nobody reads them.
+    drop(child.stderr.take());
+    Ok((
+        child,
+        Api {
+            path: api,
+            dir: dir_fd,
+        },
+    ))
 }
 
 /// Two ends of a pipe, close-on-exec.
@@ -86,70 +167,69 @@ impl Slirp {
     /// Starts slirp4netns for the network namespace of `pid` and waits
     /// until `tap0` is configured. Its API socket is `dir/slirp.sock`
     /// (reached through a descriptor of `dir`: a socket path is limited to
-    /// 107 bytes, a state directory need not be).
+    /// 107 bytes, a state directory need not be). It exits when this
+    /// handle is dropped (its exit pipe closes) or stopped.
     pub fn start(pid: i32, dir: &Path) -> Result<Slirp, SlirpError> {
-        let api = dir.join(API_SOCKET);
-        let _ = std::fs::remove_file(&api);
-        let dir_fd = open_dir(dir).map_err(|err| SlirpError::Api {
-            path: dir.to_path_buf(),
-            err,
-        })?;
-        let (ready_r, ready_w) = pipe().map_err(SlirpError::Spawn)?;
         let (exit_r, exit_w) = pipe().map_err(SlirpError::Spawn)?;
-        let (ready_fd, exit_fd, dir_raw) =
-            (ready_w.as_raw_fd(), exit_r.as_raw_fd(), dir_fd.as_raw_fd());
-        let mut cmd = Command::new("slirp4netns");
-        cmd.args([
-            "--configure",
-            "--mtu=65520",
-            // The host's 127.0.0.1 stays the host's: a container cannot
-            // reach services that listen only on loopback.
-            "--disable-host-loopback",
-        ])
-        .arg(format!("--api-socket=/proc/self/fd/{dir_raw}/{API_SOCKET}"))
-        .arg(format!("--ready-fd={ready_fd}"))
-        .arg(format!("--exit-fd={exit_fd}"))
-        .arg(pid.to_string())
-        .arg("tap0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        // SAFETY: the closure only makes fcntl calls (async-signal-safe).
-        unsafe {
-            cmd.pre_exec(move || {
-                keep_across_exec(ready_fd)?;
-                keep_across_exec(exit_fd)?;
-                keep_across_exec(dir_raw)
-            });
-        }
-        let mut child = cmd.spawn().map_err(SlirpError::Spawn)?;
-        drop(ready_w);
-        drop(exit_r);
-        let mut b = [0u8; 1];
-        let mut ready = std::fs::File::from(ready_r);
-        let r = ready.read(&mut b);
-        if !matches!(r, Ok(1)) {
-            let _ = child.kill();
-            let mut msg = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut msg);
-            }
-            let _ = child.wait();
-            return Err(SlirpError::Failed {
-                pid,
-                msg: msg.trim().to_string(),
-            });
-        }
-        // Its later messages would fill the pipe: nobody reads them.
-        drop(child.stderr.take());
+        let (child, api) = launch(&[pid.to_string()], dir, Some(exit_r), false)
+            .map_err(|msg| SlirpError::Failed { pid, msg })?;
         Ok(Slirp {
             child,
             api,
-            dir: dir_fd,
             _exit: exit_w,
         })
     }
 
+    /// Starts a slirp4netns of its own session for the network namespace
+    /// bound at `netns` (the rootless engine's shared one), which lives on
+    /// until killed; its pid.
+    pub fn start_detached(netns: &Path, dir: &Path) -> Result<u32, SlirpError> {
+        let (child, _) = launch(
+            &["--netns-type=path".into(), netns.display().to_string()],
+            dir,
+            None,
+            true,
+        )
+        .map_err(SlirpError::NetnsFailed)?;
+        Ok(child.id())
+    }
+
+    /// Its API.
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// Forwards a host port (see [`Api::forward`]) to the container.
+    pub fn forward(
+        &self,
+        proto: Protocol,
+        host_ip: Option<IpAddr>,
+        host_port: u16,
+        container_port: u16,
+    ) -> Result<u16, SlirpError> {
+        self.api.forward(proto, host_ip, host_port, container_port)
+    }
+
+    /// Stops it (the monitor's cleanup when the container exits).
+    pub fn stop(mut self) {
+        self.kill();
+        self.reap();
+    }
+
+    /// Sends it SIGKILL. Its exit closes the tap device, whose removal
+    /// waits for the kernel (~15 ms): [`Slirp::reap`] it once nobody waits.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = std::fs::remove_file(&self.api.path);
+    }
+
+    /// Waits for it to be gone.
+    pub fn reap(mut self) {
+        let _ = self.child.wait();
+    }
+}
+
+impl Api {
     /// Forwards `host_ip:host_port` on the host to the container's
     /// `container_port`. `host_port` 0 picks a free port; returns the port.
     pub fn forward(
@@ -207,7 +287,7 @@ impl Slirp {
 
     fn call(&self, req: &serde_json::Value) -> Result<serde_json::Value, SlirpError> {
         let err = |err: io::Error| SlirpError::Api {
-            path: self.api.clone(),
+            path: self.path.clone(),
             err,
         };
         let via = PathBuf::from(format!(
@@ -224,22 +304,38 @@ impl Slirp {
         serde_json::from_str(&line).map_err(|e| err(io::Error::other(e)))
     }
 
-    /// Stops it (the monitor's cleanup when the container exits).
-    pub fn stop(mut self) {
-        self.kill();
-        self.reap();
+    /// Opens the API of a slirp4netns already running with its socket in
+    /// `dir`.
+    pub fn open(dir: &Path) -> Result<Api, SlirpError> {
+        let dir_fd = open_dir(dir).map_err(|err| SlirpError::Api {
+            path: dir.to_path_buf(),
+            err,
+        })?;
+        Ok(Api {
+            path: dir.join(API_SOCKET),
+            dir: dir_fd,
+        })
     }
 
-    /// Sends it SIGKILL. Its exit closes the tap device, whose removal
-    /// waits for the kernel (~15 ms): [`Slirp::reap`] it once nobody waits.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = std::fs::remove_file(&self.api);
-    }
-
-    /// Waits for it to be gone.
-    pub fn reap(mut self) {
-        let _ = self.child.wait();
+    /// Removes every forward of `host_port` (and protocol).
+    pub fn remove_forwards(&self, proto: Protocol, host_port: u16) -> Result<(), SlirpError> {
+        let list = self.call(&serde_json::json!({"execute": "list_hostfwd"}))?;
+        let entries = list["return"]["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for e in entries {
+            if e["host_port"].as_u64() == Some(u64::from(host_port))
+                && e["proto"].as_str() == Some(proto.as_str())
+                && let Some(id) = e["id"].as_u64()
+            {
+                self.call(&serde_json::json!({
+                    "execute": "remove_hostfwd",
+                    "arguments": {"id": id}
+                }))?;
+            }
+        }
+        Ok(())
     }
 }
 
