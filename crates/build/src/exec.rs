@@ -34,6 +34,7 @@ use berth_image::{
 use serde_json::{Map, Value, json};
 
 use crate::cache::{self, Cache, KeyHasher};
+use crate::history;
 use crate::dockerignore::{Entry, Matcher};
 use crate::files::{self, FilesError, Overrides};
 use crate::parser::{
@@ -663,6 +664,7 @@ impl<'a> Executor<'a> {
             Base::Scratch => {
                 let p = Platform::host();
                 let mut run = Map::new();
+                run.insert("WorkingDir".into(), json!("/"));
                 run.insert(
                     "Env".into(),
                     json!([format!(
@@ -884,7 +886,6 @@ impl<'a> Executor<'a> {
         let mut key = KeyHasher::new("step");
         key.str(&st.key.to_string())
             .str(&serde_json::to_string(&cmd).unwrap_or_default());
-        let text = instruction_text(ins).to_string();
         match &cmd {
             Command::Run(run) => {
                 self.run_step(st, run, key, scope, name, line, plan, done, req)?;
@@ -904,7 +905,7 @@ impl<'a> Executor<'a> {
                             .map_err(|source| StageError::Substitution { line, source })?;
                     }
                 }
-                self.copy_step(st, &c, is_add, key, &text, name, line, plan, done)?;
+                self.copy_step(st, &c, is_add, key, name, line, plan, done)?;
                 return Ok(());
             }
             _ => {}
@@ -923,17 +924,21 @@ impl<'a> Executor<'a> {
                 format!("LABEL {}", kv_text(kvs))
             }
             Command::Expose(ports) => {
-                let mut shown = Vec::new();
+                // Go prints a map with its keys sorted.
+                let mut shown = std::collections::BTreeSet::new();
                 for p in ports {
                     let p = if p.contains('/') {
                         p.to_ascii_lowercase()
                     } else {
                         format!("{p}/tcp")
                     };
-                    shown.push(format!("{p}:{{}}"));
+                    shown.insert(format!("{p}:{{}}"));
                     config_map_insert(st.run_config(), "ExposedPorts", &p, json!({}));
                 }
-                format!("EXPOSE map[{}]", shown.join(" "))
+                format!(
+                    "EXPOSE map[{}]",
+                    shown.into_iter().collect::<Vec<_>>().join(" ")
+                )
             }
             Command::Workdir(w) => {
                 let wd = if w.starts_with('/') {
@@ -943,6 +948,11 @@ impl<'a> Executor<'a> {
                 };
                 let wd = format!("/{}", files::clean_source(&wd));
                 st.run_config().insert("WorkingDir".into(), json!(wd));
+                if wd != "/" {
+                    // BuildKit makes the directory in a step of its own (a layer, even when
+                    // the directory exists), owned by the USER at that point.
+                    return self.workdir_step(st, &wd, key, name, ins.start_line);
+                }
                 format!("WORKDIR {wd}")
             }
             Command::User(u) => {
@@ -952,8 +962,10 @@ impl<'a> Executor<'a> {
             Command::Cmd(c) => {
                 let v = command_vec(c, &st.shell());
                 st.run_config().insert("Cmd".into(), json!(v));
+                // BuildKit v0.8 marks every CMD/ENTRYPOINT so (docker 20.10 images have it).
+                st.run_config().insert("ArgsEscaped".into(), json!(true));
                 st.cmd_from_base = false;
-                format!("CMD {}", json!(v))
+                format!("CMD {}", history::go_quote_list(&v))
             }
             Command::Entrypoint(c) => {
                 let v = command_vec(c, &st.shell());
@@ -962,7 +974,8 @@ impl<'a> Executor<'a> {
                     st.run_config().insert("Cmd".into(), Value::Null);
                     st.cmd_from_base = false;
                 }
-                format!("ENTRYPOINT {}", json!(v))
+                st.run_config().insert("ArgsEscaped".into(), json!(true));
+                format!("ENTRYPOINT {}", history::go_quote_list(&v))
             }
             Command::Volume(vols) => {
                 for v in vols {
@@ -976,6 +989,7 @@ impl<'a> Executor<'a> {
             }
             Command::Healthcheck(h) => {
                 let mut v = json!({"Test": h.test()});
+                let mut shown = [0u64; 4];
                 if let Healthcheck::Check {
                     interval,
                     timeout,
@@ -996,13 +1010,14 @@ impl<'a> Executor<'a> {
                             v[k] = json!(n);
                         }
                     }
+                    shown = [*interval, *timeout, *start_period, *retries];
                 }
                 st.run_config().insert("Healthcheck".into(), v);
-                format!("HEALTHCHECK {}", json!(h.test()))
+                history::healthcheck(&h.test(), shown[0], shown[1], shown[2], shown[3])
             }
             Command::Shell(s) => {
                 st.run_config().insert("Shell".into(), json!(s));
-                format!("SHELL {}", json!(s))
+                format!("SHELL {}", history::go_list(s))
             }
             Command::Onbuild { expression, .. } => {
                 let mut list = st
@@ -1012,7 +1027,9 @@ impl<'a> Executor<'a> {
                     .unwrap_or_default();
                 list.push(json!(expression));
                 st.run_config().insert("OnBuild".into(), json!(list));
-                format!("ONBUILD {expression}")
+                // BuildKit records no history for ONBUILD.
+                st.key = key.finish();
+                return Ok(());
             }
             Command::Maintainer(m) => {
                 st.config["author"] = json!(m);
@@ -1370,13 +1387,62 @@ impl<'a> Executor<'a> {
         });
     }
 
+    /// `WORKDIR dir` (not `/`): `mkdir -p` as the stage's user, as a layer of its own.
+    fn workdir_step(
+        &mut self,
+        st: &mut StageState,
+        wd: &str,
+        mut key: KeyHasher,
+        name: &str,
+        line: usize,
+    ) -> Result<()> {
+        let user = st
+            .get("User")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        key.str(&user);
+        let key = key.finish();
+        let created_by = format!("WORKDIR {wd}");
+        let v = self.start(name);
+        if self.cached(st, &key, &created_by, v)? {
+            return Ok(());
+        }
+        let fsys = self.mount(&st.chain)?;
+        let rootfs = fsys.path();
+        let owner = if user.is_empty() {
+            None
+        } else {
+            Some(
+                files::parse_chown(&user, Some(&rootfs)).map_err(|source| BuildError::Files {
+                    line,
+                    instruction: "WORKDIR",
+                    source,
+                })?,
+            )
+        };
+        self.ensure_dir_owned(&rootfs, wd, owner, line)?;
+        self.finish_step(st, fsys, &[], key, created_by, v, line)
+    }
+
     /// `mkdir -p dir` inside `rootfs` (missing parts 0755, root).
     fn ensure_dir(&mut self, rootfs: &Path, dir: &str, line: usize) -> Result<()> {
+        self.ensure_dir_owned(rootfs, dir, None, line)
+    }
+
+    /// `mkdir -p dir` inside `rootfs`, the missing parts 0755 and owned by `owner` (else root).
+    fn ensure_dir_owned(
+        &mut self,
+        rootfs: &Path,
+        dir: &str,
+        owner: Option<(u32, u32)>,
+        line: usize,
+    ) -> Result<()> {
         let p = files::place(
             rootfs,
             &format!("{}/", dir.trim_end_matches('/')),
             &[],
-            None,
+            owner,
             Vec::new(),
         )
         .map_err(|source| BuildError::Files {
@@ -1398,21 +1464,10 @@ impl<'a> Executor<'a> {
         changes: &Path,
         kind: TreeKind,
     ) -> Result<cache::Entry> {
-        let empty = fs::read_dir(changes)
-            .map_err(io_at(changes))?
-            .next()
-            .is_none();
         let now = berth_image::archive::rfc3339_now();
         st.time = now.clone();
-        if empty {
-            return Ok(cache::Entry {
-                empty: true,
-                digest: None,
-                size: 0,
-                diff_id: None,
-                created: now,
-            });
-        }
+        // A step that changed nothing still makes a (empty) layer, as BuildKit's RUN, COPY,
+        // ADD and WORKDIR do: `empty_layer` is for the metadata instructions only.
         let layer = berth_image::create_layer(
             self.store,
             changes,
@@ -1491,7 +1546,6 @@ impl<'a> Executor<'a> {
         c: &CopyArgs,
         is_add: bool,
         mut key: KeyHasher,
-        text: &str,
         name: &str,
         line: usize,
         plan: &Plan,
@@ -1664,7 +1718,22 @@ impl<'a> Executor<'a> {
             key.str("unpack").str(&a.to_string_lossy());
         }
         let key = key.finish();
-        let created_by = format!("{instruction} {text} # buildkit");
+        // BuildKit v0.8: the instruction, its sources and destination after substitution, no
+        // flags (`COPY --from=build /a /b` reads `COPY /a /b`).
+        let mut created_by = instruction.to_string();
+        for src in &c.sources {
+            created_by.push(' ');
+            match src {
+                CopySource::Path(p) => created_by.push_str(p),
+                CopySource::Heredoc(h) => {
+                    created_by.push_str("<<");
+                    created_by.push_str(&h.name);
+                }
+            }
+        }
+        created_by.push(' ');
+        created_by.push_str(&c.dest);
+        created_by.push_str(" # buildkit");
         // --link changes how BuildKit stores the layer, not its content: the same here.
         if self.cached(st, &key, &created_by, v)? {
             return Ok(());

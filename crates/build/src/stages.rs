@@ -613,15 +613,13 @@ impl<'a> ArgScope<'a> {
     }
 
     /// The ARGs that go into a RUN's history entry (`|N k=v … /bin/sh -c …`): the declared ones
-    /// with a value, sorted; undeclared proxy args are left out.
+    /// with a value, in the order they were declared (as BuildKit lists them); undeclared
+    /// proxy args are left out.
     pub fn history_args(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = self
-            .args
+        self.args
             .iter()
             .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-            .collect();
-        out.sort();
-        out
+            .collect()
     }
 
     /// Updates the scope for ARG and ENV (ENV's key and value expanded in the scope before it).
