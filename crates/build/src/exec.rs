@@ -1786,7 +1786,7 @@ impl<'a> Executor<'a> {
                 continue;
             };
             let dir = format!("{}/", dest.trim_end_matches('/'));
-            self.ensure_dir(&rootfs, &dir, line)?;
+            self.ensure_dir_owned(&rootfs, &dir, owner, line)?;
             let f = fs::File::open(path).map_err(io_at(path))?;
             let (_, rd) = berth_image::layer::decompress(f)?;
             berth_image::copy::extract_to(&rootfs, &dir, rd, true)?;

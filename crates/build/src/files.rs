@@ -29,6 +29,8 @@ use crate::dockerignore::{Entry, EntryKind};
 pub enum FilesError {
     #[error("\"/{0}\": not found")]
     NotFound(String),
+    #[error("{0}: too many levels of symbolic links")]
+    SymlinkLoop(String),
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
     #[error("{0}")]
@@ -104,7 +106,12 @@ impl Overrides {
             it.uid = u;
             it.gid = g;
         }
-        if let (Some(m), false) = (&self.mode, matches!(it.kind, Kind::Symlink(_))) {
+        // A copied directory's own mode is not changed (BuildKit v0.8 chmods what is in it).
+        let dir_itself = matches!(it.kind, Kind::Dir) && it.name.is_empty();
+        if let (Some(m), false) = (
+            &self.mode,
+            matches!(it.kind, Kind::Symlink(_)) || dir_itself,
+        ) {
             it.mode = m.apply(it.mode, matches!(it.kind, Kind::Dir));
         }
     }
@@ -363,8 +370,7 @@ pub fn context_sources(
         } else {
             entries.iter().filter(|e| e.path == pat).collect()
         };
-        if pat.is_empty() {
-            // The whole context.
+        let whole = |base: String| -> Result<Source> {
             let mut items = vec![dir_item(context, "")?];
             for e in entries {
                 if let Some(it) = context_item(context, e, &e.path)? {
@@ -372,18 +378,26 @@ pub fn context_sources(
                 }
             }
             items.iter_mut().for_each(|i| ov.apply(i));
-            out.push(Source {
-                base: String::new(),
+            Ok(Source {
+                base,
                 path: String::new(),
                 is_dir: true,
                 items,
-            });
+            })
+        };
+        if pat.is_empty() {
+            out.push(whole(String::new())?);
             continue;
         }
         if tops.is_empty() {
             return Err(FilesError::NotFound(pat));
         }
-        for top in tops {
+        for named in tops {
+            // A symlink to the context's root (`/`, `..`) copies the whole context, as BuildKit.
+            let Some(top) = follow_top(context, entries, named)? else {
+                out.push(whole(base_name(&named.path))?);
+                continue;
+            };
             let mut items = Vec::new();
             let is_dir = top.kind == EntryKind::Dir;
             if is_dir {
@@ -399,7 +413,7 @@ pub fn context_sources(
             }
             items.iter_mut().for_each(|i| ov.apply(i));
             out.push(Source {
-                base: base_name(&top.path),
+                base: base_name(&named.path),
                 path: top.path.clone(),
                 is_dir,
                 items,
@@ -407,6 +421,40 @@ pub fn context_sources(
         }
     }
     Ok(out)
+}
+
+/// A source named in the instruction that is a symlink is followed, as BuildKit does (what
+/// it points to is copied, under the link's name); symlinks inside a copied directory stay
+/// symlinks. The target resolves inside the context as if the context were `/`: an absolute
+/// target or one climbing out with `..` stays in it, so nothing outside is ever read.
+/// None: the link resolves to the context's root.
+fn follow_top<'a>(
+    context: &Path,
+    entries: &'a [Entry],
+    named: &'a Entry,
+) -> Result<Option<&'a Entry>> {
+    let mut cur = named;
+    for _ in 0..40 {
+        if cur.kind != EntryKind::Symlink {
+            return Ok(Some(cur));
+        }
+        let p = context.join(&cur.rel);
+        let t = fs::read_link(&p).map_err(io(&p))?;
+        let t = t.to_string_lossy();
+        let joined = match (t.starts_with('/'), cur.path.rsplit_once('/')) {
+            (false, Some((dir, _))) => format!("{dir}/{t}"),
+            _ => t.to_string(),
+        };
+        let target = clean_source(&joined);
+        if target.is_empty() {
+            return Ok(None);
+        }
+        cur = entries
+            .iter()
+            .find(|e| e.path == target)
+            .ok_or_else(|| FilesError::NotFound(format!("{} (a symlink to {t})", named.path)))?;
+    }
+    Err(FilesError::SymlinkLoop(named.path.clone()))
 }
 
 fn dir_item(context: &Path, rel: &str) -> Result<Item> {
@@ -685,7 +733,8 @@ pub struct Placement<W> {
 
 /// Lays `sources` out at `dest` (absolute; a trailing `/` kept) in `rootfs` by docker's rules
 /// and writes the tar to `out` (a file for real copies: sources can be large). `dest_owner`:
-/// the owner of destination directories this creates (`--chown`), else root.
+/// the owner of the destination directories this creates, parents too (`--chown`, WORKDIR's
+/// user), else root.
 pub fn place<W: std::io::Write>(
     rootfs: &Path,
     dest: &str,
@@ -761,10 +810,8 @@ pub fn place<W: std::io::Write>(
         let top = dir_source
             .filter(|_| last)
             .and_then(|s| s.items.iter().find(|it| it.name.is_empty()));
-        let (uid, gid) = match (last, dest_owner) {
-            (true, Some(o)) => o,
-            _ => (0, 0),
-        };
+        // Every directory made gets the owner (BuildKit's MkdirAll with the user).
+        let (uid, gid) = dest_owner.unwrap_or((0, 0));
         let it = Item {
             name: String::new(),
             kind: Kind::Dir,
@@ -959,9 +1006,15 @@ mod tests {
             Err(e) => assert_eq!(e.to_string(), "\"/nope\": not found"),
             Ok(_) => panic!("a missing source must fail"),
         }
-        // A symlink pointing out of the context is copied as a link, never followed.
-        let s = context_sources(t.path(), &entries, &["link".to_string()], &ov).expect("link");
-        assert_eq!(s[0].items[0].kind, Kind::Symlink("/etc/passwd".into()));
+        // A named symlink is followed inside the context (as if it were `/`): one pointing
+        // out of it finds nothing there, and nothing outside is read.
+        match context_sources(t.path(), &entries, &["link".to_string()], &ov) {
+            Err(e) => assert_eq!(
+                e.to_string(),
+                "\"/link (a symlink to /etc/passwd)\": not found"
+            ),
+            Ok(s) => panic!("followed out of the context: {:?}", s[0].items),
+        }
         let s = context_sources(t.path(), &entries, &["*.txt".to_string()], &ov).expect("glob");
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].base, "b.txt");

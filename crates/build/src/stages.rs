@@ -777,10 +777,11 @@ mod tests {
         assert_eq!(
             scope.history_args(),
             vec![
-                ("E".to_string(), "arg".to_string()),
                 ("V".to_string(), "global".to_string()),
-                ("W".to_string(), "w-global".to_string())
-            ]
+                ("W".to_string(), "w-global".to_string()),
+                ("E".to_string(), "arg".to_string())
+            ],
+            "in declaration order, as BuildKit lists them"
         );
         // The reference's case: an ENV after the ARG wins.
         let p4 = ok("FROM a\nARG CONT_IMG_VER\nENV CONT_IMG_VER=v1.0.0\nRUN echo $CONT_IMG_VER\n");
@@ -844,7 +845,7 @@ mod tests {
         let hist: Vec<String> = scope.history_args().into_iter().map(|(k, _)| k).collect();
         assert_eq!(
             hist,
-            vec!["BUILDOS", "TARGETARCH", "no_proxy"],
+            vec!["no_proxy", "TARGETARCH", "BUILDOS"],
             "undeclared HTTP_PROXY stays out of history"
         );
     }

@@ -1018,21 +1018,29 @@ fn hostile_contexts_never_read_outside() {
     f.write(
         "Dockerfile",
         "FROM busybox\n\
-         COPY link rootlink /links/\n\
+         COPY rootlink /links/\n\
          COPY ../x /up.txt\n\
          COPY [\"new\\nline\", \"/nl/\"]\n",
     );
     f.build(&["-t", "hostile:1"]);
-    // The symlinks are copied as symlinks (their targets are the image's business), the
-    // `../` stays inside the context, a name with a newline is a name.
+    // A named symlink is followed inside the context as BuildKit does (`/` is the context's
+    // root: its whole content, where the symlinks inside stay symlinks), the `../` stays
+    // inside the context, a name with a newline is a name.
     let out = f.run(
         "hostile:1",
-        "readlink /links/link; readlink /links/rootlink; cat /up.txt; cat /nl/*; ls /nl | wc -l",
+        "readlink /links/link; readlink /links/rootlink; cat /links/x /up.txt; cat /nl/*; ls /nl | wc -l",
     );
     assert_eq!(
         out,
-        format!("{}\n/\ninside\nnewline name\n1\n", outside.display())
+        format!(
+            "{}\n/\ninside\ninside\nnewline name\n1\n",
+            outside.display()
+        )
     );
+    // A named link out of the context resolves inside it: not found, nothing read.
+    f.write("Dockerfile", "FROM busybox\nCOPY link /l\n");
+    let err = f.build_fails(&[]);
+    assert!(err.contains("not found"), "{err}");
     // COPY rootlink/etc/passwd would go through the link: not found, nothing read.
     f.write("Dockerfile", "FROM busybox\nCOPY rootlink/etc/passwd /p\n");
     let err = f.build_fails(&[]);
