@@ -1,6 +1,7 @@
 //! `berth build` against docker's BuildKit, side by side: every Dockerfile of the corpus
 //! (`tests/build-corpus/<case>/`, a Dockerfile and its context, and optionally a `builds` file
-//! of `TAG ARGS…` lines when a case needs build args, a `--target` or several builds) is built
+//! of `TAG ARGS…` lines when a case needs build args, a `--target` or several builds; `{ctx}`
+//! there is the context's path, `-f NAME` is relative to it) is built
 //! by berth and by dockerd 20.10's BuildKit (`DOCKER_BUILDKIT=1 docker build --network none`)
 //! from the same copy of the context, on the same busybox base (`berth save` → `docker load`).
 //! Both images are then saved (`berth save`, `docker save`) and compared field by field: the
@@ -32,7 +33,7 @@ use common::{RootfsTar, TestNetns, berth_command, ok};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "true", "false", "id", "mkdir", "touch", "rm", "ln", "chmod",
-    "chown", "wget",
+    "chown", "wget", "test", "[",
 ];
 
 /// The docker 20.10 CLI (its built-in BuildKit client; docker 28's needs buildx).
@@ -487,7 +488,7 @@ fn the_corpus_builds_into_the_images_buildkit_builds() {
             // `-f NAME` is relative to the context here (the CLIs take it relative to the cwd).
             let mut args: Vec<String> = Vec::new();
             while let Some(w) = words.next() {
-                args.push(w.to_string());
+                args.push(w.replace("{ctx}", &ctx.to_string_lossy()));
                 if w == "-f" {
                     let f = words.next().expect("-f NAME");
                     args.push(ctx.join(f).to_string_lossy().into_owned());
