@@ -355,6 +355,23 @@ fn the_cache_follows_content_not_mtimes() {
     let changed = f.build(&["-t", "a:2", "--build-arg", "V=2"]);
     assert!(!changed.contains("CACHED"), "{changed}");
     assert_eq!(f.run("a:2", "cat /v.txt"), "2\n");
+    // system df counts the cache: records of every step, and as a JSON line too.
+    let df = |f: &Fixture| -> Value {
+        let out = f.ok(&["system", "df", "--format", "json"]);
+        out.lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+            .find(|v| v["Type"] == "Build Cache")
+            .expect("a Build Cache row")
+    };
+    let row = df(&f);
+    let records: usize = row["TotalCount"].as_str().expect("count").parse().expect("n");
+    assert!(records >= 6, "{row}");
+    assert_eq!(row["Active"], "0");
+    let verbose = f.ok(&["system", "df", "-v"]);
+    assert!(
+        verbose.contains("CACHE ID") && verbose.contains("regular"),
+        "{verbose}"
+    );
     // builder prune: --filter until= keeps what is younger; without it the cache is gone.
     let out = f.ok(&["builder", "prune", "-f", "--filter", "until=1h"]);
     assert!(!out.contains("Deleted build cache objects"), "{out}");
@@ -363,6 +380,7 @@ fn the_cache_follows_content_not_mtimes() {
         out.contains("Deleted build cache objects") && out.contains("Total reclaimed space"),
         "{out}"
     );
+    assert_eq!(df(&f)["TotalCount"], "0", "pruned: no record left");
     let after = f.build(&["-t", "a:1"]);
     assert!(!after.contains("CACHED"), "{after}");
     f.assert_clean();
