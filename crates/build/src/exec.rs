@@ -406,6 +406,9 @@ impl Drop for StepFs {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
                 Err(e) => r = Some(e.to_string()),
             }
+            // Still mounted (a dead build's filesystem that could not be opened, or one whose
+            // unmount raced its container's end): detach it.
+            detach(&self.dir.join("rootfs"));
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
         if std::env::var_os("BERTH_DEBUG").is_some() {
@@ -415,6 +418,18 @@ impl Drop for StepFs {
                 r.unwrap_or_default()
             );
         }
+    }
+}
+
+/// `umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW)`, errors ignored (nothing mounted there).
+fn detach(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: a NUL-terminated path; umount2 reads it and touches no memory of ours.
+    unsafe {
+        libc::umount2(c.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW);
     }
 }
 
@@ -428,6 +443,74 @@ struct Work {
 impl Drop for Work {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The forked builders of a level (`None` once waited for); on drop (this build failed),
+/// each is asked to stop as Ctrl-C would (it kills its RUN and cleans up), then waited for.
+struct Helpers(Vec<Option<i32>>);
+
+impl Helpers {
+    /// Waits for the `k`th helper to end (whoever reaped it: the runner reaps any child).
+    fn wait(&mut self, k: usize) {
+        if let Some(pid) = self.0.get_mut(k).and_then(Option::take) {
+            wait_pid(pid);
+        }
+    }
+}
+
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        for pid in self.0.iter_mut().filter_map(Option::take) {
+            // SAFETY: kill(2) of a child this process forked and has not waited for.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            wait_pid(pid);
+        }
+    }
+}
+
+/// Progress that goes nowhere (a helper's: the parent reports the stage).
+struct Silent;
+
+impl Progress for Silent {
+    fn event(&mut self, _e: Event<'_>) {}
+}
+
+/// fork(2): Some(0) in the child, Some(pid) in the parent, None on failure.
+fn fork_process() -> Option<i32> {
+    // SAFETY: called only when /proc/self/task shows one thread, so no lock can be held by
+    // another thread in the child; the child runs the builder's own code and leaves with
+    // _exit.
+    let pid = unsafe { libc::fork() };
+    (pid >= 0).then_some(pid)
+}
+
+/// Leaves a forked helper without running the parent's destructors or atexit handlers.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends this process at once; nothing is unwound.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes this process the reaper of its orphans (a RUN's init when the runtime double-forks).
+fn set_subreaper() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Waits for child `pid` to end; also when another waitpid reaped it first (ECHILD).
+fn wait_pid(pid: i32) {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on a child pid with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid || (r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+        {
+            return;
+        }
     }
 }
 
@@ -635,9 +718,24 @@ impl<'a> Executor<'a> {
             }
         }
         let mut done: HashMap<usize, StageState> = HashMap::new();
-        for &i in &plan.needed {
-            let st = self.stage(&plan, i, &done, &req)?;
-            done.insert(i, st);
+        for level in &plan.levels {
+            // The stages of a level are independent: all but the first are built at the same
+            // time in forked builders of their own (filling the cache), the first one here;
+            // then each of the others here in turn, once its builder is done, from the cache
+            // (a step that failed there runs again here and fails with its full report).
+            let helpers = if level.len() > 1 && !self.no_cache {
+                self.fork_helpers(&plan, &level[1..], &done, &req)
+            } else {
+                Helpers(Vec::new())
+            };
+            let mut helpers = helpers;
+            for (k, &i) in level.iter().enumerate() {
+                if k > 0 {
+                    helpers.wait(k - 1);
+                }
+                let st = self.stage(&plan, i, &done, &req)?;
+                done.insert(i, st);
+            }
         }
         let Some(mut last) = done.remove(&plan.target) else {
             return Err(BuildError::Step {
@@ -646,6 +744,78 @@ impl<'a> Executor<'a> {
             });
         };
         self.export(&mut last, req)
+    }
+
+    /// Forks a builder for each of `stages` (independent of each other and of the stage
+    /// built here meanwhile). A helper builds its stage silently into the store and the cache
+    /// with a work directory of its own, then exits without touching what this process owns.
+    /// None are forked (the stages are then built one after the other) unless this process
+    /// is single-threaded, as the runtime needs.
+    fn fork_helpers(
+        &mut self,
+        plan: &Plan,
+        stages: &[usize],
+        done: &HashMap<usize, StageState>,
+        req: &BuildRequest,
+    ) -> Helpers {
+        let mut pids = Vec::new();
+        for &i in stages {
+            let threads = fs::read_dir("/proc/self/task").map_or(2, |d| d.count());
+            if threads != 1 {
+                break;
+            }
+            match fork_process() {
+                Some(0) => {
+                    let code = self.helper(plan, i, done, req);
+                    exit_now(code);
+                }
+                Some(pid) => pids.push(Some(pid)),
+                None => break,
+            }
+        }
+        Helpers(pids)
+    }
+
+    /// In a forked helper: builds stage `i`; the exit code.
+    fn helper(
+        &mut self,
+        plan: &Plan,
+        i: usize,
+        done: &HashMap<usize, StageState>,
+        req: &BuildRequest,
+    ) -> i32 {
+        set_subreaper();
+        // The parent's work directory, lease and progress are the parent's: never dropped or
+        // written here.
+        let pid = std::process::id();
+        let dir = self
+            .work
+            .dir
+            .with_file_name(format!("{pid}-{}", start_time(pid).unwrap_or(0)));
+        if fs::create_dir_all(&dir).is_err() {
+            return 1;
+        }
+        let parent_work = std::mem::replace(
+            &mut self.work,
+            Work {
+                dir,
+                prefix: format!("berth-build-{pid}"),
+                next: 0,
+            },
+        );
+        std::mem::forget(parent_work);
+        self.progress = Box::leak(Box::new(Silent));
+        let ok = self.stage(plan, i, done, req).is_ok();
+        let work = std::mem::replace(
+            &mut self.work,
+            Work {
+                dir: PathBuf::new(),
+                prefix: String::new(),
+                next: 0,
+            },
+        );
+        drop(work);
+        i32::from(!ok)
     }
 
     fn stage(

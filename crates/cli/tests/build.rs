@@ -15,7 +15,7 @@ mod regcommon;
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "true", "false", "id", "mkdir", "touch", "stat", "wc", "env", "pwd",
-    "sleep", "test", "readlink", "chmod", "grep",
+    "sleep", "test", "readlink", "chmod", "grep", "date",
 ];
 
 struct Fixture {
@@ -383,6 +383,54 @@ fn the_cache_follows_content_not_mtimes() {
     assert_eq!(df(&f)["TotalCount"], "0", "pruned: no record left");
     let after = f.build(&["-t", "a:1"]);
     assert!(!after.contains("CACHED"), "{after}");
+    f.assert_clean();
+}
+
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    let f = Fixture::new();
+    let stage = |name: &str| {
+        format!(
+            "FROM busybox AS {name}\nRUN date +%s > /start && sleep 2 && date +%s > /end && echo {name} > /who\n"
+        )
+    };
+    f.write(
+        "Dockerfile",
+        &format!(
+            "{}{}FROM busybox\nCOPY --from=a /start /a-start\nCOPY --from=a /end /a-end\n\
+             COPY --from=b /start /b-start\nCOPY --from=b /end /b-end\nCOPY --from=b /who /who\n",
+            stage("a"),
+            stage("b")
+        ),
+    );
+    let out = f.build(&["-t", "par:1"]);
+    // Both RUNs are reported (b's from the cache its own builder filled).
+    assert!(out.contains("[a 2/2] RUN") && out.contains("[b 2/2] RUN"), "{out}");
+    let times = f.run("par:1", "cat /a-start /a-end /b-start /b-end /who");
+    let t: Vec<u64> = times
+        .lines()
+        .take(4)
+        .map(|l| l.parse().expect("seconds"))
+        .collect();
+    // The two 2-second RUNs overlapped (one after the other, b would start at or after a's
+    // end, to the second).
+    assert!(t[0] < t[3] && t[2] < t[1], "{times}");
+    assert!(times.ends_with("b\n"), "{times}");
+    // Unchanged: all cached, the same image.
+    let again = f.build(&["-t", "par:2"]);
+    assert_eq!(f.inspect("par:2")["Id"], f.inspect("par:1")["Id"], "{again}");
+    // A stage failing in its own builder fails the build with its report, nothing stored.
+    f.write(
+        "Dockerfile",
+        "FROM busybox AS a\nRUN sleep 1\nFROM busybox AS b\nRUN echo failing; exit 7\n\
+         FROM busybox\nCOPY --from=a /bin/sh /a\nCOPY --from=b /bin/sh /b\n",
+    );
+    let err = f.build_fails(&["-t", "par:3"]);
+    assert!(
+        err.contains("exit code: 7") && err.contains("Dockerfile:4") && err.contains("failing"),
+        "{err}"
+    );
+    assert!(f.ok(&["images", "-q", "par:3"]).is_empty());
     f.assert_clean();
 }
 
