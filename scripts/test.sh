@@ -28,9 +28,12 @@ fi
 # a static program and a shared library) with `cc`.
 # curl: the HTTP client of the berth CLI's network tests (crates/cli/tests/network.rs), run
 # inside their throwaway namespaces (util-linux's nsenter, always installed, enters them).
+# openssh-client: `berth build --ssh ID=KEYFILE` serves key files with ssh-agent/ssh-add, and
+# its test (crates/cli/tests/build.rs) makes a key with ssh-keygen. docker.io's dockerd 20.10
+# and its CLI are also what crates/cli/tests/build_compare.rs compares `berth build` with.
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
-    docker-registry openssl nftables iptables gcc libc6-dev curl)
+    docker-registry openssl nftables iptables gcc libc6-dev curl openssh-client)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

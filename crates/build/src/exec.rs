@@ -421,6 +421,20 @@ impl Drop for StepFs {
     }
 }
 
+/// A git source as BuildKit tells one (`isGitURL`): `git@…`, `git://…`, `ssh://…`,
+/// `github.com/…`, or an http(s) URL whose path ends in `.git` (a `#ref[:dir]` after it). A
+/// local path named `x.git` is a path.
+fn is_git_source(p: &str) -> bool {
+    if ["git@", "git://", "ssh://", "github.com/"]
+        .iter()
+        .any(|pre| p.starts_with(pre))
+    {
+        return true;
+    }
+    (p.starts_with("http://") || p.starts_with("https://"))
+        && p.split('#').next().is_some_and(|u| u.ends_with(".git"))
+}
+
 /// `umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW)`, errors ignored (nothing mounted there).
 fn detach(path: &Path) {
     use std::os::unix::ffi::OsStrExt;
@@ -1734,15 +1748,17 @@ impl<'a> Executor<'a> {
             }
         })?;
         let is_url = |p: &str| p.starts_with("http://") || p.starts_with("https://");
-        if c.keep_git_dir
-            || c.sources.iter().any(|s| {
-                matches!(s, CopySource::Path(p)
-                    if p.starts_with("git@") || p.ends_with(".git") || (p.contains("://") && !is_url(p)))
-            })
-        {
+        let git = c.sources.iter().find_map(|s| match s {
+            CopySource::Path(p) if is_git_source(p) => Some(p.as_str()),
+            _ => None,
+        });
+        if let Some(g) = git.or(c.keep_git_dir.then_some("--keep-git-dir")) {
             return Err(BuildError::Unsupported {
                 line,
-                what: format!("{instruction} from a git repository"),
+                what: format!(
+                    "{instruction} from a git repository ({g}: berth has no git client; clone it \
+                     into the build context and COPY it)"
+                ),
             });
         }
         let urls: Vec<&str> = c
@@ -2367,6 +2383,23 @@ mod tests {
             command_vec(&CommandLine::Exec(vec!["a".into()]), &shell),
             vec!["a"]
         );
+    }
+
+    #[test]
+    fn git_sources_as_buildkit_tells_them() {
+        for g in [
+            "git@github.com:moby/buildkit.git",
+            "https://github.com/moby/buildkit.git",
+            "https://github.com/moby/buildkit.git#v0.8.0:docs",
+            "git://example.com/r",
+            "ssh://git@example.com/r.git",
+            "github.com/moby/buildkit",
+        ] {
+            assert!(is_git_source(g), "{g}");
+        }
+        for p in ["repo.git", "./x.git", "https://example.com/file.tar", "dir/github.com"] {
+            assert!(!is_git_source(p), "{p}");
+        }
     }
 
     #[test]

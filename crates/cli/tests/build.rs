@@ -681,6 +681,19 @@ fn bad_input_names_the_line_and_leaves_nothing() {
     );
     let err = f.build_fails(&["-t", "bad:1"]);
     assert!(err.contains("circular dependency"), "{err}");
+    // Git sources are refused before any network I/O, with what to do instead.
+    for src in [
+        "https://github.com/moby/buildkit.git#v0.8.0",
+        "git@github.com:moby/buildkit.git",
+    ] {
+        f.write("Dockerfile", &format!("FROM busybox\nADD {src} /src\n"));
+        let err = f.build_fails(&["-t", "bad:1"]);
+        assert!(
+            err.contains("ADD from a git repository") && err.contains("no git client"),
+            "{err}"
+        );
+        assert!(err.contains("Dockerfile:2"), "{err}");
+    }
     // Flags.
     let o = f.berth(&["build", "--platform", "linux/s390x", "."], None);
     assert_eq!(o.status.code(), Some(125));
@@ -765,6 +778,40 @@ fn run_mounts_and_network() {
         &ssh,
     ]);
     assert_eq!(f.run("m:4", "cat /count"), "1\n");
+    // --ssh ID=KEYFILE: the key is served by an agent of the build's own, gone afterwards.
+    let key = f.ctx.join("id_test");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen (openssh-client)");
+    assert!(st.success());
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=ssh,id=k test -S \"$SSH_AUTH_SOCK\" && echo served > /ssh-key\n",
+    );
+    let with_key = format!("k={}", key.display());
+    f.build(&["-t", "m:5", "--ssh", &with_key]);
+    assert_eq!(f.run("m:5", "cat /ssh-key"), "served\n");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .expect("tmp")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("berth-ssh-"))
+        .filter(|e| {
+            // Only those of berth processes gone by now (other tests run at the same time).
+            let pid = e.file_name().to_string_lossy()["berth-ssh-".len()..].to_string();
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "agent directories left: {left:?}");
+    let o = f.berth(&["build", "--ssh", "k=/nonexistent/key", "."], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("/nonexistent/key is neither an agent socket nor a key file"),
+        "{err}"
+    );
     f.assert_clean();
 }
 
