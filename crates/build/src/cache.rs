@@ -187,10 +187,7 @@ pub struct Record {
 
 /// Every record of the build cache of `store`: the steps whose layer is still stored, and the
 /// cache mounts. `image_blobs`: the blobs images use (a step's layer in one is `shared`).
-pub fn records(
-    store: &ImageStore,
-    image_blobs: &std::collections::HashSet<Digest>,
-) -> Vec<Record> {
+pub fn records(store: &ImageStore, image_blobs: &std::collections::HashSet<Digest>) -> Vec<Record> {
     let root = store.root().join("builder");
     let cache = Cache::new(store.root());
     let mtime = |p: &Path| -> u64 {
@@ -210,7 +207,10 @@ pub fn records(
             let Some(entry) = cache.get(store, &key) else {
                 continue;
             };
-            let shared = entry.digest.as_ref().is_some_and(|d| image_blobs.contains(d));
+            let shared = entry
+                .digest
+                .as_ref()
+                .is_some_and(|d| image_blobs.contains(d));
             out.push(Record {
                 id: name,
                 kind: "regular",

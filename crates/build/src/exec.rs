@@ -34,9 +34,9 @@ use berth_image::{
 use serde_json::{Map, Value, json};
 
 use crate::cache::{self, Cache, KeyHasher};
-use crate::history;
 use crate::dockerignore::{Entry, Matcher};
 use crate::files::{self, FilesError, Overrides};
+use crate::history;
 use crate::parser::{
     Command, CommandLine, CopyArgs, CopySource, Healthcheck, Instruction, MountType, NetworkMode,
     ParseError, Run,
@@ -521,7 +521,8 @@ fn wait_pid(pid: i32) {
         let mut status = 0;
         // SAFETY: waitpid on a child pid with a valid status pointer.
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid || (r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+        if r == pid
+            || (r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
         {
             return;
         }
@@ -780,7 +781,11 @@ impl<'a> Executor<'a> {
             }
             match fork_process() {
                 Some(0) => {
-                    let code = self.helper(plan, i, done, req);
+                    // A panic must not unwind into the parent's destructors (its lease).
+                    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.helper(plan, i, done, req)
+                    }))
+                    .unwrap_or(101);
                     exit_now(code);
                 }
                 Some(pid) => pids.push(Some(pid)),
@@ -2397,7 +2402,12 @@ mod tests {
         ] {
             assert!(is_git_source(g), "{g}");
         }
-        for p in ["repo.git", "./x.git", "https://example.com/file.tar", "dir/github.com"] {
+        for p in [
+            "repo.git",
+            "./x.git",
+            "https://example.com/file.tar",
+            "dir/github.com",
+        ] {
             assert!(!is_git_source(p), "{p}");
         }
     }

@@ -112,7 +112,13 @@ fn fraction(n: u64, div: u64) -> String {
 
 /// `HEALTHCHECK` as BuildKit v0.8 records it: Go's `%q` of `&HealthConfig{Test, Interval,
 /// Timeout, StartPeriod, Retries}`.
-pub fn healthcheck(test: &[String], interval: u64, timeout: u64, start: u64, retries: u64) -> String {
+pub fn healthcheck(
+    test: &[String],
+    interval: u64,
+    timeout: u64,
+    start: u64,
+    retries: u64,
+) -> String {
     format!(
         "HEALTHCHECK &{{{} {} {} {} {}}}",
         go_quote_list(test),

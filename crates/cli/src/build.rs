@@ -124,7 +124,10 @@ impl Agents {
         let t0 = Instant::now();
         while !sock.exists() {
             if t0.elapsed() > std::time::Duration::from_secs(5) {
-                return Err(format!("ssh-agent for {id} did not open {}", sock.display()));
+                return Err(format!(
+                    "ssh-agent for {id} did not open {}",
+                    sock.display()
+                ));
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }

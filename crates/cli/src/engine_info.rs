@@ -360,8 +360,10 @@ pub fn system_df(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     }
     // Content no image references (a killed pull, load or commit left it): reclaimable by
     // `image prune`, so counted here as docker counts its dangling content.
-    let image_blobs: std::collections::HashSet<_> =
-        images.iter().flat_map(|i| i.blobs.iter().cloned()).collect();
+    let image_blobs: std::collections::HashSet<_> = images
+        .iter()
+        .flat_map(|i| i.blobs.iter().cloned())
+        .collect();
     // The builder's cache: its layers no image uses, and its cache mounts (counted there, not
     // as dangling image content).
     let build_cache = berth_build::cache::records(&store, &image_blobs);

@@ -364,7 +364,11 @@ fn the_cache_follows_content_not_mtimes() {
             .expect("a Build Cache row")
     };
     let row = df(&f);
-    let records: usize = row["TotalCount"].as_str().expect("count").parse().expect("n");
+    let records: usize = row["TotalCount"]
+        .as_str()
+        .expect("count")
+        .parse()
+        .expect("n");
     assert!(records >= 6, "{row}");
     assert_eq!(row["Active"], "0");
     let verbose = f.ok(&["system", "df", "-v"]);
@@ -405,7 +409,10 @@ fn independent_stages_build_at_the_same_time() {
     );
     let out = f.build(&["-t", "par:1"]);
     // Both RUNs are reported (b's from the cache its own builder filled).
-    assert!(out.contains("[a 2/2] RUN") && out.contains("[b 2/2] RUN"), "{out}");
+    assert!(
+        out.contains("[a 2/2] RUN") && out.contains("[b 2/2] RUN"),
+        "{out}"
+    );
     let times = f.run("par:1", "cat /a-start /a-end /b-start /b-end /who");
     let t: Vec<u64> = times
         .lines()
@@ -418,7 +425,11 @@ fn independent_stages_build_at_the_same_time() {
     assert!(times.ends_with("b\n"), "{times}");
     // Unchanged: all cached, the same image.
     let again = f.build(&["-t", "par:2"]);
-    assert_eq!(f.inspect("par:2")["Id"], f.inspect("par:1")["Id"], "{again}");
+    assert_eq!(
+        f.inspect("par:2")["Id"],
+        f.inspect("par:1")["Id"],
+        "{again}"
+    );
     // A stage failing in its own builder fails the build with its report, nothing stored.
     f.write(
         "Dockerfile",

@@ -73,11 +73,7 @@ impl Dockerd {
             .arg(dir.join("exec"))
             .arg("--pidfile")
             .arg(dir.join("dockerd.pid"))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-            ])
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
             .arg("--config-file")
             .arg(&config)
             .stdin(Stdio::null())
@@ -210,7 +206,10 @@ fn read_layer(data: &[u8]) -> BTreeMap<String, Entry> {
     for e in a.entries().expect("layer tar") {
         let mut e = e.expect("layer entry");
         let path = e.path().expect("path").to_string_lossy().into_owned();
-        let path = path.trim_start_matches("./").trim_end_matches('/').to_string();
+        let path = path
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
         if path.is_empty() || path == "." {
             continue;
         }
@@ -352,7 +351,14 @@ fn field<'a>(v: &'a Value, k: &str) -> &'a Value {
     v.get(k).unwrap_or(&Value::Null)
 }
 
-fn compare(case: &str, tag: &str, base_layers: usize, b: &Saved, d: &Saved, diffs: &mut Vec<String>) {
+fn compare(
+    case: &str,
+    tag: &str,
+    base_layers: usize,
+    b: &Saved,
+    d: &Saved,
+    diffs: &mut Vec<String>,
+) {
     let at = format!("{case} ({tag})");
     for k in CONFIG_FIELDS {
         let (bv, dv) = (field(&b.config["config"], k), field(&d.config["config"], k));
@@ -362,7 +368,10 @@ fn compare(case: &str, tag: &str, base_layers: usize, b: &Saved, d: &Saved, diff
     }
     for k in ["architecture", "os"] {
         if b.config[k] != d.config[k] {
-            diffs.push(format!("{at}: {k}: berth {} / docker {}", b.config[k], d.config[k]));
+            diffs.push(format!(
+                "{at}: {k}: berth {} / docker {}",
+                b.config[k], d.config[k]
+            ));
         }
     }
     let hist = |s: &Saved| -> Vec<(String, bool, String)> {
@@ -439,13 +448,32 @@ fn the_corpus_builds_into_the_images_buildkit_builds() {
     // The base: busybox with users, groups and a directory for RUN to replace.
     let mut tar = RootfsTar::busybox(
         &[
-            "bin", "dev", "etc", "proc", "sys", "tmp", "opt", "opt/old", "home", "home/u", "usr",
-            "usr/local", "usr/local/bin",
+            "bin",
+            "dev",
+            "etc",
+            "proc",
+            "sys",
+            "tmp",
+            "opt",
+            "opt/old",
+            "home",
+            "home/u",
+            "usr",
+            "usr/local",
+            "usr/local/bin",
         ],
         LINKS,
     );
-    tar.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:u:/home/u:/bin/sh\n", 0o644);
-    tar.file("etc/group", b"root:x:0:\nstaff:x:50:\nuser:x:1000:\n", 0o644);
+    tar.file(
+        "etc/passwd",
+        b"root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:u:/home/u:/bin/sh\n",
+        0o644,
+    );
+    tar.file(
+        "etc/group",
+        b"root:x:0:\nstaff:x:50:\nuser:x:1000:\n",
+        0o644,
+    );
     tar.file("opt/old/stale", b"stale\n", 0o644);
     // The mount points a RUN container needs, as real images have them (BuildKit creates
     // what is missing and leaves it in the RUN's layer).
@@ -454,14 +482,29 @@ fn the_corpus_builds_into_the_images_buildkit_builds() {
     }
     let base = t.path().join("busybox.tar");
     tar.write(&base);
-    ok(&root, &["import", base.to_str().expect("utf-8"), "busybox:latest"]);
+    ok(
+        &root,
+        &["import", base.to_str().expect("utf-8"), "busybox:latest"],
+    );
     let saved_base = t.path().join("base-saved.tar");
-    ok(&root, &["save", "-o", saved_base.to_str().expect("utf-8"), "busybox:latest"]);
+    ok(
+        &root,
+        &[
+            "save",
+            "-o",
+            saved_base.to_str().expect("utf-8"),
+            "busybox:latest",
+        ],
+    );
     let base_layers = read_saved(&saved_base).layers.len();
 
     let dockerd = Dockerd::start(&t.path().join("docker"));
     let o = dockerd.docker(&["load", "-i", saved_base.to_str().expect("utf-8")]);
-    assert!(o.status.success(), "docker load of berth's save: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "docker load of berth's save: {}",
+        text(&o)
+    );
 
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/build-corpus");
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&corpus)
@@ -471,13 +514,20 @@ fn the_corpus_builds_into_the_images_buildkit_builds() {
         .collect();
     cases.sort();
     if let Ok(only) = std::env::var("BUILD_CORPUS") {
-        cases.retain(|c| c.file_name().is_some_and(|n| n.to_string_lossy().contains(&only)));
+        cases.retain(|c| {
+            c.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(&only))
+        });
     }
     assert!(!cases.is_empty(), "no corpus cases in {corpus:?}");
     let mut diffs = Vec::new();
     let mut compared = 0;
     for case in &cases {
-        let name = case.file_name().expect("name").to_string_lossy().into_owned();
+        let name = case
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let ctx = t.path().join(format!("ctx-{name}"));
         copy_dir(case, &ctx);
         let _ = std::fs::remove_file(ctx.join("builds"));
@@ -503,14 +553,26 @@ fn the_corpus_builds_into_the_images_buildkit_builds() {
                 .stdin(Stdio::null())
                 .output()
                 .expect("berth");
-            let mut dargs = vec!["build", "--progress", "plain", "--network", "none", "-t", &tag];
+            let mut dargs = vec![
+                "build",
+                "--progress",
+                "plain",
+                "--network",
+                "none",
+                "-t",
+                &tag,
+            ];
             dargs.extend(&args);
             dargs.push(ctx.to_str().expect("utf-8"));
             let dout = dockerd.docker(&dargs);
             match (bo.status.success(), dout.status.success()) {
                 (true, true) => {}
                 (false, false) => {
-                    diffs.push(format!("{name} ({tag}): both failed:\n{}\n{}", text(&bo), text(&dout)));
+                    diffs.push(format!(
+                        "{name} ({tag}): both failed:\n{}\n{}",
+                        text(&bo),
+                        text(&dout)
+                    ));
                     continue;
                 }
                 (b, _) => {
@@ -528,7 +590,14 @@ fn the_corpus_builds_into_the_images_buildkit_builds() {
             ok(&root, &["save", "-o", bt.to_str().expect("utf-8"), &tag]);
             let o = dockerd.docker(&["save", "-o", dt.to_str().expect("utf-8"), &tag]);
             assert!(o.status.success(), "docker save {tag}: {}", text(&o));
-            compare(&name, &tag, base_layers, &read_saved(&bt), &read_saved(&dt), &mut diffs);
+            compare(
+                &name,
+                &tag,
+                base_layers,
+                &read_saved(&bt),
+                &read_saved(&dt),
+                &mut diffs,
+            );
             compared += 1;
         }
     }

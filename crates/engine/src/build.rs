@@ -383,8 +383,10 @@ impl Runner for BuildRunner<'_> {
 /// The Engine API's `BuildCache` list of `/system/df`: the builder's cache records.
 pub fn cache_json(store: &berth_image::ImageStore) -> Result<serde_json::Value> {
     let images = store.list()?;
-    let blobs: std::collections::HashSet<_> =
-        images.iter().flat_map(|i| i.blobs.iter().cloned()).collect();
+    let blobs: std::collections::HashSet<_> = images
+        .iter()
+        .flat_map(|i| i.blobs.iter().cloned())
+        .collect();
     let list: Vec<serde_json::Value> = berth_build::cache::records(store, &blobs)
         .into_iter()
         .map(|r| {
