@@ -577,7 +577,13 @@ impl<'a> ArgScope<'a> {
         if let Some(v) = &value {
             self.put(&decl.name, v);
         }
-        self.args.retain(|(k, _)| *k != decl.name);
+        // A redeclaration takes the new value and is listed again, as BuildKit lists it
+        // (`RUN |3 G=b H=x G=b …`).
+        for (k, v) in &mut self.args {
+            if *k == decl.name {
+                v.clone_from(&value);
+            }
+        }
         self.args.push((decl.name.clone(), value));
         Ok(())
     }
