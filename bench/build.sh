@@ -155,7 +155,8 @@ EOF
         DPID=$!
         stop_dockerd() {
             kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null || true
-            grep " $DS/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l
+            { grep " $DS/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r \
+                | xargs -r -n1 umount -l
         }
         trap stop_dockerd EXIT
         for _ in $(seq 100); do $DK version >/dev/null 2>&1 && break; sleep 0.2; done
