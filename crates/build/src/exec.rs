@@ -919,15 +919,13 @@ impl<'a> Executor<'a> {
             st.run_config().remove("OnBuild");
         }
         instructions.extend(stage.instructions.iter().cloned());
-        let steps = 1 + instructions
-            .iter()
-            .filter(|i| {
-                matches!(
-                    i.command,
-                    Command::Run(_) | Command::Copy(_) | Command::Add(_)
-                )
-            })
-            .count();
+        // The steps BuildKit numbers: FROM, and what makes a layer (WORKDIR other than `/`).
+        let is_step = |c: &Command| match c {
+            Command::Run(_) | Command::Copy(_) | Command::Add(_) => true,
+            Command::Workdir(w) => w.trim_end_matches('/') != "",
+            _ => false,
+        };
+        let steps = 1 + instructions.iter().filter(|i| is_step(&i.command)).count();
         let label = |k: usize, text: &str| {
             if plan.stages.len() > 1 {
                 let name = stage.name.clone().unwrap_or_else(|| format!("stage-{idx}"));
@@ -954,10 +952,7 @@ impl<'a> Executor<'a> {
             if self.runner.interrupted() {
                 return Err(BuildError::Interrupted);
             }
-            if matches!(
-                ins.command,
-                Command::Run(_) | Command::Copy(_) | Command::Add(_)
-            ) {
+            if is_step(&ins.command) {
                 k += 1;
             }
             let name = label(

@@ -228,7 +228,9 @@ CMD ["cat /greeting.txt"]
         "from.cli=yes",
     ]);
     assert!(
-        out.contains("#") && out.contains("[2/11] RUN echo"),
+        out.contains("#")
+            && out.contains("[2/13] RUN echo")
+            && out.contains("[8/13] WORKDIR /work"),
         "{out}"
     );
     assert!(out.contains("running as 0"), "RUN output streamed: {out}");
