@@ -421,6 +421,22 @@ impl Drop for StepFs {
     }
 }
 
+/// `EXPOSE` ports as docker's nat.ParsePortSpecs makes them: `80` → `80/tcp`, the protocol
+/// in lower case, a range `8000-8002[/udp]` as each of its ports.
+fn expose_ports(spec: &str) -> Vec<String> {
+    let (ports, proto) = match spec.split_once('/') {
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if let Some((a, b)) = ports.split_once('-')
+        && let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>())
+        && a <= b
+    {
+        return (a..=b).map(|p| format!("{p}/{proto}")).collect();
+    }
+    vec![format!("{ports}/{proto}")]
+}
+
 /// A git source as BuildKit tells one (`isGitURL`): `git@…`, `git://…`, `ssh://…`,
 /// `github.com/…`, or an http(s) URL whose path ends in `.git` (a `#ref[:dir]` after it). A
 /// local path named `x.git` is a path.
@@ -1110,12 +1126,7 @@ impl<'a> Executor<'a> {
             Command::Expose(ports) => {
                 // Go prints a map with its keys sorted.
                 let mut shown = std::collections::BTreeSet::new();
-                for p in ports {
-                    let p = if p.contains('/') {
-                        p.to_ascii_lowercase()
-                    } else {
-                        format!("{p}/tcp")
-                    };
+                for p in ports.iter().flat_map(|p| expose_ports(p)) {
                     shown.insert(format!("{p}:{{}}"));
                     config_map_insert(st.run_config(), "ExposedPorts", &p, json!({}));
                 }
@@ -1145,7 +1156,9 @@ impl<'a> Executor<'a> {
             }
             Command::Cmd(c) => {
                 let v = command_vec(c, &st.shell());
-                st.run_config().insert("Cmd".into(), json!(v));
+                // `CMD []` leaves none (BuildKit's nil slice), as does `ENTRYPOINT []`.
+                let value = if v.is_empty() { Value::Null } else { json!(v) };
+                st.run_config().insert("Cmd".into(), value);
                 // BuildKit v0.8 marks every CMD/ENTRYPOINT so (docker 20.10 images have it).
                 st.run_config().insert("ArgsEscaped".into(), json!(true));
                 st.cmd_from_base = false;
@@ -1153,7 +1166,8 @@ impl<'a> Executor<'a> {
             }
             Command::Entrypoint(c) => {
                 let v = command_vec(c, &st.shell());
-                st.run_config().insert("Entrypoint".into(), json!(v));
+                let value = if v.is_empty() { Value::Null } else { json!(v) };
+                st.run_config().insert("Entrypoint".into(), value);
                 if st.cmd_from_base {
                     st.run_config().insert("Cmd".into(), Value::Null);
                     st.cmd_from_base = false;
@@ -2382,6 +2396,16 @@ mod tests {
         assert_eq!(
             command_vec(&CommandLine::Exec(vec!["a".into()]), &shell),
             vec!["a"]
+        );
+    }
+
+    #[test]
+    fn expose_ranges_expand() {
+        assert_eq!(expose_ports("80"), vec!["80/tcp"]);
+        assert_eq!(expose_ports("53/UDP"), vec!["53/udp"]);
+        assert_eq!(
+            expose_ports("8000-8002/udp"),
+            vec!["8000/udp", "8001/udp", "8002/udp"]
         );
     }
 

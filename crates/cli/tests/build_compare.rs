@@ -33,7 +33,7 @@ use common::{RootfsTar, TestNetns, berth_command, ok};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "true", "false", "id", "mkdir", "touch", "rm", "ln", "chmod",
-    "chown", "wget", "test", "[",
+    "chown", "wget", "test", "[", "sort", "hostname", "cut", "env", "pwd",
 ];
 
 /// The docker 20.10 CLI (its built-in BuildKit client; docker 28's needs buildx).
@@ -194,7 +194,13 @@ struct Saved {
     layers: Vec<BTreeMap<String, Entry>>,
 }
 
+/// Small text files by their text (a difference reads at once), others by a hash.
 fn content_hash(b: &[u8]) -> String {
+    if b.len() <= 400
+        && let Ok(t) = std::str::from_utf8(b)
+    {
+        return format!("{t:?}");
+    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     b.hash(&mut h);
     format!("{} bytes #{:016x}", b.len(), h.finish())

@@ -145,6 +145,18 @@ impl<'a> BuildRunner<'a> {
             fs::write(&p, content).at(&p)?;
         }
         let (mut spec, _) = crate::spec::build(id, &cfg, None, rootfs, dir, &self.engine.root)?;
+        // BuildKit's RUN has no HOSTNAME variable (`docker run` sets one; the hostname itself
+        // is `buildkitsandbox` either way).
+        if let Some(p) = spec.process_mut() {
+            let env: Vec<String> = p
+                .env()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| !e.starts_with("HOSTNAME="))
+                .collect();
+            p.set_env(Some(env));
+        }
         if let Some(size) = step.shm_size {
             let mut mounts = spec.mounts().clone().unwrap_or_default();
             for m in mounts
