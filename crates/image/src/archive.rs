@@ -1039,7 +1039,8 @@ mod tests {
         assert_eq!(c["Cmd"], json!(["echo", "hi there"]));
         assert_eq!(
             c["Env"],
-            json!(["B=two words", "C=x y", "LEGACY=some value here", "A=3"])
+            // Replaced in place, as moby's dispatchEnv does.
+            json!(["A=3", "B=two words", "C=x y", "LEGACY=some value here"])
         );
         assert_eq!(c["WorkingDir"], "/srv/app");
         assert_eq!(c["User"], "1000:1000");
