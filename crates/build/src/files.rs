@@ -731,6 +731,51 @@ pub struct Placement<W> {
     pub empty: bool,
 }
 
+/// `path` with its symlinks resolved inside `root` as if it were `/` (absolute targets and
+/// `..` stay in it); after 40 links, `path` as it stands. Only names already resolved (no
+/// symlinks) are walked on the host, the last one with lstat.
+fn resolve_in_root(root: &Path, path: &str) -> String {
+    let mut todo: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(str::to_string)
+        .collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let here = root.join(done.join("/")).join(&c);
+        match fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => {
+                // Never walk a host path through a link: too many, and the path stands.
+                if links == 40 {
+                    return path.to_string();
+                }
+                links += 1;
+                let Ok(t) = fs::read_link(&here) else {
+                    done.push(c);
+                    continue;
+                };
+                let t = t.to_string_lossy().into_owned();
+                if t.starts_with('/') {
+                    done.clear();
+                }
+                todo.extend(t.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string));
+            }
+            _ => done.push(c),
+        }
+    }
+    format!("/{}", done.join("/"))
+}
+
 /// Lays `sources` out at `dest` (absolute; a trailing `/` kept) in `rootfs` by docker's rules
 /// and writes the tar to `out` (a file for real copies: sources can be large). `dest_owner`:
 /// the owner of the destination directories this creates, parents too (`--chown`, WORKDIR's
@@ -746,7 +791,15 @@ pub fn place<W: std::io::Write>(
         Ok(berth_image::copy::stat_in_root(rootfs, p, true)?
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR))
     };
-    let clean = format!("/{}", clean_source(dest));
+    let mut clean = format!("/{}", clean_source(dest));
+    // A destination that is a symlink to a file is written through, as BuildKit does (the
+    // link resolved inside the root).
+    if !dest.ends_with('/')
+        && berth_image::copy::stat_in_root(rootfs, &clean, false)?
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+    {
+        clean = resolve_in_root(rootfs, &clean);
+    }
     let dest_is_dir = dest.ends_with('/')
         || dest.ends_with("/.")
         || clean == "/"
