@@ -1987,9 +1987,10 @@ impl<'a> Executor<'a> {
             };
             let dir = format!("{}/", dest.trim_end_matches('/'));
             self.ensure_dir_owned(&rootfs, &dir, owner, line)?;
-            let f = fs::File::open(path).map_err(io_at(path))?;
-            let (_, rd) = berth_image::layer::decompress(f)?;
+            let scratch = fsys.dir.join("unpacked.tar");
+            let rd = files::archive_reader(path, &scratch).map_err(ferr)?;
             berth_image::copy::extract_to(&rootfs, &dir, rd, true)?;
+            let _ = fs::remove_file(&scratch);
         }
         drop(from_fs);
         self.finish_step(st, fsys, &[], key, created_by, v, line)

@@ -768,7 +768,12 @@ fn resolve_in_root(root: &Path, path: &str) -> String {
                 if t.starts_with('/') {
                     done.clear();
                 }
-                todo.extend(t.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string));
+                todo.extend(
+                    t.split('/')
+                        .filter(|c| !c.is_empty())
+                        .rev()
+                        .map(str::to_string),
+                );
             }
             _ => done.push(c),
         }
@@ -944,11 +949,29 @@ fn append<W: std::io::Write>(
 
 /// Whether the file is a tar archive (plain, gzip or zstd) `ADD` unpacks.
 pub fn is_archive(p: &Path) -> bool {
-    let Ok(f) = open_file(p) else {
-        return false;
-    };
-    let Ok((_, mut rd)) = berth_image::layer::decompress(f) else {
-        return false;
+    let mut rd: Box<dyn Read> = match packed(p) {
+        Some(Packed::Xz) => {
+            // The first 512 bytes decoded, then the decoder is stopped.
+            let Ok(f) = open_file(p) else {
+                return false;
+            };
+            let mut head = Head(Vec::new());
+            let _ = lzma_rs::xz_decompress(&mut std::io::BufReader::new(f), &mut head);
+            Box::new(std::io::Cursor::new(head.0))
+        }
+        Some(Packed::Bzip2) => match open_file(p) {
+            Ok(f) => Box::new(bzip2_rs::DecoderReader::new(f)),
+            Err(_) => return false,
+        },
+        None => {
+            let Ok(f) = open_file(p) else {
+                return false;
+            };
+            match berth_image::layer::decompress(f) {
+                Ok((_, rd)) => rd,
+                Err(_) => return false,
+            }
+        }
     };
     let mut head = vec![0u8; 512];
     let mut got = 0;
@@ -959,6 +982,77 @@ pub fn is_archive(p: &Path) -> bool {
         }
     }
     got == 512 && (&head[257..262] == b"ustar")
+}
+
+/// The compressions ADD unpacks beyond berth-image's gzip and zstd (docker's
+/// DecompressStream has all four).
+enum Packed {
+    Bzip2,
+    Xz,
+}
+
+fn packed(p: &Path) -> Option<Packed> {
+    let mut f = open_file(p).ok()?;
+    let mut m = [0u8; 6];
+    f.read_exact(&mut m).ok()?;
+    if m.starts_with(b"BZh") {
+        Some(Packed::Bzip2)
+    } else if m == [0xfd, b'7', b'z', b'X', b'Z', 0] {
+        Some(Packed::Xz)
+    } else {
+        None
+    }
+}
+
+/// Keeps the first 512 bytes written, then refuses more (stops a decoder early).
+struct Head(Vec<u8>);
+
+impl std::io::Write for Head {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let room = 512 - self.0.len();
+        if room == 0 {
+            return Err(std::io::Error::other("enough"));
+        }
+        let n = room.min(b.len());
+        self.0.extend_from_slice(&b[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The tar inside the local archive `p` that ADD unpacks: plain, gzip, zstd, bzip2 or xz.
+/// An xz archive is decoded first into `scratch` (a file in the step's directory).
+pub fn archive_reader(p: &Path, scratch: &Path) -> Result<Box<dyn Read>> {
+    let f = open_file(p)?;
+    match packed(p) {
+        Some(Packed::Bzip2) => Ok(Box::new(std::io::BufReader::new(
+            bzip2_rs::DecoderReader::new(f),
+        ))),
+        Some(Packed::Xz) => {
+            let mut out = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(scratch)
+                .map_err(io(scratch))?;
+            {
+                let mut w = std::io::BufWriter::new(&mut out);
+                lzma_rs::xz_decompress(&mut std::io::BufReader::new(f), &mut w).map_err(|e| {
+                    FilesError::Io {
+                        path: p.to_path_buf(),
+                        err: std::io::Error::other(format!("xz: {e}")),
+                    }
+                })?;
+                std::io::Write::flush(&mut w).map_err(io(scratch))?;
+            }
+            std::io::Seek::rewind(&mut out).map_err(io(scratch))?;
+            Ok(Box::new(std::io::BufReader::new(out)))
+        }
+        None => Ok(berth_image::layer::decompress(f)?.1),
+    }
 }
 
 #[cfg(test)]
