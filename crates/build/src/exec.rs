@@ -938,7 +938,7 @@ impl<'a> Executor<'a> {
         // The steps BuildKit numbers: FROM, and what makes a layer (WORKDIR other than `/`).
         let is_step = |c: &Command| match c {
             Command::Run(_) | Command::Copy(_) | Command::Add(_) => true,
-            Command::Workdir(w) => w.trim_end_matches('/') != "",
+            Command::Workdir(w) => !w.trim_end_matches('/').is_empty(),
             _ => false,
         };
         let steps = 1 + instructions.iter().filter(|i| is_step(&i.command)).count();
