@@ -482,9 +482,11 @@ struct Helpers(Vec<Option<i32>>);
 
 impl Helpers {
     /// Waits for the `k`th helper to end (whoever reaped it: the runner reaps any child).
-    fn wait(&mut self, k: usize) {
-        if let Some(pid) = self.0.get_mut(k).and_then(Option::take) {
-            wait_pid(pid);
+    /// Waits for the `k`th helper; true when it built its stage (exit status 0 seen here).
+    fn wait(&mut self, k: usize) -> bool {
+        match self.0.get_mut(k).and_then(Option::take) {
+            Some(pid) => wait_pid(pid) == Some(0),
+            None => false,
         }
     }
 }
@@ -532,15 +534,17 @@ fn set_subreaper() {
 }
 
 /// Waits for child `pid` to end; also when another waitpid reaped it first (ECHILD).
-fn wait_pid(pid: i32) {
+/// Its exit code; None when it did not exit normally or was reaped elsewhere.
+fn wait_pid(pid: i32) -> Option<i32> {
     loop {
         let mut status = 0;
         // SAFETY: waitpid on a child pid with a valid status pointer.
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid
-            || (r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
-        {
-            return;
+        if r == pid {
+            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return None;
         }
     }
 }
@@ -583,6 +587,9 @@ struct Executor<'a> {
     no_cache: bool,
     /// The stage being built is in `--no-cache-filter`.
     stage_no_cache: bool,
+    /// The stage being built was just built by a helper of this build: its entries are used
+    /// even with `--no-cache`.
+    helped: bool,
     secrets: HashMap<String, Vec<u8>>,
     ssh: HashMap<String, PathBuf>,
     _lease: berth_image::Lease,
@@ -644,6 +651,7 @@ impl<'a> Executor<'a> {
             ignore: req.ignore.clone(),
             no_cache: req.no_cache,
             stage_no_cache: false,
+            helped: false,
             secrets: req.secrets.clone(),
             ssh: req.ssh.clone(),
             _lease: store.lease()?,
@@ -754,18 +762,18 @@ impl<'a> Executor<'a> {
             // time in forked builders of their own (filling the cache), the first one here;
             // then each of the others here in turn, once its builder is done, from the cache
             // (a step that failed there runs again here and fails with its full report).
-            let helpers = if level.len() > 1 && !self.no_cache {
+            // With --no-cache (or --no-cache-filter) the entries a helper made in this build
+            // are used all the same: they are this build's.
+            let mut helpers = if level.len() > 1 {
                 self.fork_helpers(&plan, &level[1..], &done, &req)
             } else {
                 Helpers(Vec::new())
             };
-            let mut helpers = helpers;
             for (k, &i) in level.iter().enumerate() {
-                if k > 0 {
-                    helpers.wait(k - 1);
-                }
-                let st = self.stage(&plan, i, &done, &req)?;
-                done.insert(i, st);
+                self.helped = k > 0 && helpers.wait(k - 1);
+                let st = self.stage(&plan, i, &done, &req);
+                self.helped = false;
+                done.insert(i, st?);
             }
         }
         let Some(mut last) = done.remove(&plan.target) else {
@@ -1564,7 +1572,7 @@ impl<'a> Executor<'a> {
         created_by: &str,
         v: (usize, Instant),
     ) -> Result<bool> {
-        if self.no_cache || self.stage_no_cache {
+        if (self.no_cache || self.stage_no_cache) && !self.helped {
             return Ok(false);
         }
         let Some(e) = self.cache.get(self.store, key) else {

@@ -415,16 +415,20 @@ fn independent_stages_build_at_the_same_time() {
         out.contains("[a 2/2] RUN") && out.contains("[b 2/2] RUN"),
         "{out}"
     );
-    let times = f.run("par:1", "cat /a-start /a-end /b-start /b-end /who");
-    let t: Vec<u64> = times
-        .lines()
-        .take(4)
-        .map(|l| l.parse().expect("seconds"))
-        .collect();
-    // The two 2-second RUNs overlapped (one after the other, b would start at or after a's
-    // end, to the second).
-    assert!(t[0] < t[3] && t[2] < t[1], "{times}");
-    assert!(times.ends_with("b\n"), "{times}");
+    let overlapped = |image: &str| {
+        let times = f.run(image, "cat /a-start /a-end /b-start /b-end /who");
+        let t: Vec<u64> = times
+            .lines()
+            .take(4)
+            .map(|l| l.parse().expect("seconds"))
+            .collect();
+        // The two 2-second RUNs overlapped (one after the other, b would start at or after
+        // a's end, to the second).
+        assert!(t[0] < t[3] && t[2] < t[1], "{image}: {times}");
+        assert!(times.ends_with("b\n"), "{times}");
+        t
+    };
+    let first = overlapped("par:1");
     // Unchanged: all cached, the same image.
     let again = f.build(&["-t", "par:2"]);
     assert_eq!(
@@ -432,6 +436,10 @@ fn independent_stages_build_at_the_same_time() {
         f.inspect("par:1")["Id"],
         "{again}"
     );
+    // --no-cache runs both again, at the same time too.
+    f.build(&["--no-cache", "-t", "par:nc"]);
+    let again_nc = overlapped("par:nc");
+    assert!(again_nc[0] > first[0], "ran again: {first:?} {again_nc:?}");
     // A stage failing in its own builder fails the build with its report, nothing stored.
     f.write(
         "Dockerfile",
