@@ -19,10 +19,12 @@
 //! store only gains a record when the whole build succeeded; blobs of a failed build are
 //! unreferenced and go with the next GC (the build holds a lease meanwhile).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use berth_image::archive::{config_map_insert, config_set_env};
@@ -503,11 +505,42 @@ impl Drop for Helpers {
     }
 }
 
-/// Progress that goes nowhere (a helper's: the parent reports the stage).
-struct Silent;
+/// What a helper's steps printed (by vertex id) and how long they took.
+#[derive(Default)]
+struct Recorded {
+    output: HashMap<usize, Vec<u8>>,
+    secs: HashMap<usize, f64>,
+}
 
-impl Progress for Silent {
-    fn event(&mut self, _e: Event<'_>) {}
+impl Recorded {
+    fn take(&mut self, id: usize) -> (Vec<u8>, f64) {
+        (
+            self.output.remove(&id).unwrap_or_default(),
+            self.secs.remove(&id).unwrap_or(0.0),
+        )
+    }
+}
+
+/// A helper's progress: nothing printed, the steps' output recorded for the parent, which
+/// reports the stage.
+struct Recorder(Rc<RefCell<Recorded>>);
+
+impl Progress for Recorder {
+    fn event(&mut self, e: Event<'_>) {
+        let mut r = self.0.borrow_mut();
+        match e {
+            Event::Output { id, data } => r.output.entry(id).or_default().extend_from_slice(data),
+            Event::Log { id, line } => {
+                let o = r.output.entry(id).or_default();
+                o.extend_from_slice(line.as_bytes());
+                o.push(b'\n');
+            }
+            Event::Done { id, secs } => {
+                r.secs.insert(id, secs);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// fork(2): Some(0) in the child, Some(pid) in the parent, None on failure.
@@ -590,6 +623,11 @@ struct Executor<'a> {
     /// The stage being built was just built by a helper of this build: its entries are used
     /// even with `--no-cache`.
     helped: bool,
+    /// Where helpers leave what their steps printed, by cache key (`<work>/replay/`), for
+    /// the parent to show in place of `CACHED`.
+    replay: PathBuf,
+    /// In a helper: the output and time of each step, recorded by its progress.
+    recorded: Option<Rc<RefCell<Recorded>>>,
     secrets: HashMap<String, Vec<u8>>,
     ssh: HashMap<String, PathBuf>,
     _lease: berth_image::Lease,
@@ -633,6 +671,7 @@ impl<'a> Executor<'a> {
         }
         let pid = std::process::id();
         let dir = base.join(format!("{pid}-{}", start_time(pid).unwrap_or(0)));
+        let replay = dir.join("replay");
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         Ok(Executor {
             store,
@@ -652,6 +691,8 @@ impl<'a> Executor<'a> {
             no_cache: req.no_cache,
             stage_no_cache: false,
             helped: false,
+            replay,
+            recorded: None,
             secrets: req.secrets.clone(),
             ssh: req.ssh.clone(),
             _lease: store.lease()?,
@@ -847,7 +888,9 @@ impl<'a> Executor<'a> {
             },
         );
         std::mem::forget(parent_work);
-        self.progress = Box::leak(Box::new(Silent));
+        let recorded = Rc::new(RefCell::new(Recorded::default()));
+        self.recorded = Some(recorded.clone());
+        self.progress = Box::leak(Box::new(Recorder(recorded)));
         let ok = self.stage(plan, i, done, req).is_ok();
         let work = std::mem::replace(
             &mut self.work,
@@ -1560,6 +1603,7 @@ impl<'a> Executor<'a> {
         st.key = key;
         st.history(created_by, entry.empty);
         self.done(v);
+        self.leave_replay(st, v);
         Ok(())
     }
 
@@ -1581,8 +1625,47 @@ impl<'a> Executor<'a> {
         self.apply_cached(st, &e)?;
         st.key = key.clone();
         st.history(created_by.to_string(), e.empty);
-        self.progress.event(Event::Cached { id: v.0 });
+        // A step a helper ran in this build shows as run, with its output.
+        let replay = self.replay.join(key.hex());
+        match fs::read(&replay).ok().filter(|_| self.helped) {
+            Some(data) => {
+                let (secs, out) = match data.iter().position(|b| *b == b'\n') {
+                    Some(i) => (
+                        std::str::from_utf8(&data[..i])
+                            .ok()
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(0.0),
+                        &data[i + 1..],
+                    ),
+                    None => (0.0, &data[..]),
+                };
+                if !out.is_empty() {
+                    self.progress.event(Event::Output { id: v.0, data: out });
+                }
+                self.progress.event(Event::Done { id: v.0, secs });
+                let _ = fs::remove_file(&replay);
+            }
+            None => self.progress.event(Event::Cached { id: v.0 }),
+        }
         Ok(true)
+    }
+
+    /// In a helper: what step `v` printed and its time, left for the parent under the key.
+    fn leave_replay(&mut self, st: &StageState, v: (usize, Instant)) {
+        let Some(rec) = &self.recorded else {
+            return;
+        };
+        let (out, secs) = rec.borrow_mut().take(v.0);
+        if fs::create_dir_all(&self.replay).is_err() {
+            return;
+        }
+        let path = self.replay.join(st.key.hex());
+        let tmp = self.replay.join(format!(".{}.tmp", st.key.hex()));
+        let mut data = format!("{secs}\n").into_bytes();
+        data.extend_from_slice(&out);
+        if fs::write(&tmp, data).is_ok() {
+            let _ = fs::rename(&tmp, &path);
+        }
     }
 
     fn fail(&mut self, v: (usize, Instant), message: &str) {

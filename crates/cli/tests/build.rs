@@ -397,7 +397,7 @@ fn independent_stages_build_at_the_same_time() {
     let f = Fixture::new();
     let stage = |name: &str| {
         format!(
-            "FROM busybox AS {name}\nRUN date +%s > /start && sleep 2 && date +%s > /end && echo {name} > /who\n"
+            "FROM busybox AS {name}\nRUN date +%s > /start && sleep 2 && date +%s > /end && echo {name} > /who && echo ran-{name}\n"
         )
     };
     f.write(
@@ -410,9 +410,13 @@ fn independent_stages_build_at_the_same_time() {
         ),
     );
     let out = f.build(&["-t", "par:1"]);
-    // Both RUNs are reported (b's from the cache its own builder filled).
+    // Both RUNs are reported as run, with their output (b's as its helper recorded it).
     assert!(
         out.contains("[a 2/2] RUN") && out.contains("[b 2/2] RUN"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ran-a") && out.contains("ran-b") && !out.contains("CACHED"),
         "{out}"
     );
     let overlapped = |image: &str| {
