@@ -245,14 +245,27 @@ pub fn parse_chown(s: &str, rootfs: Option<&Path>) -> Result<(u32, u32)> {
                 .flatten()
         })
     };
+    // A name without a group takes the user's primary group from passwd (BuildKit); a number
+    // without one, the same number.
+    let mut primary = None;
     let uid = match user.parse::<u32>() {
         Ok(u) => u,
         Err(_) => {
-            lookup("/etc/passwd", user).ok_or_else(|| FilesError::UnknownUser(user.to_string()))?
+            let passwd = read("/etc/passwd");
+            let entry = passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.first() == Some(&user))
+                .ok_or_else(|| FilesError::UnknownUser(user.to_string()))?;
+            primary = entry.get(3).and_then(|g| g.parse::<u32>().ok());
+            entry
+                .get(2)
+                .and_then(|u| u.parse::<u32>().ok())
+                .ok_or_else(|| FilesError::UnknownUser(user.to_string()))?
         }
     };
     let gid = match group {
-        None => uid,
+        None => primary.unwrap_or(uid),
         Some(g) => match g.parse::<u32>() {
             Ok(g) => g,
             Err(_) => {

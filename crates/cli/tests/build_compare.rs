@@ -472,7 +472,7 @@ fn the_corpus_builds_into_the_images_buildkit_builds() {
     );
     tar.file(
         "etc/passwd",
-        b"root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:u:/home/u:/bin/sh\n",
+        b"root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:u:/home/u:/bin/sh\nother:x:1002:50:o:/home/o:/bin/sh\n",
         0o644,
     );
     tar.file(
