@@ -336,7 +336,8 @@ fn maybe_gunzip(data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Config fields compared (missing and null are the same).
+/// Config fields always compared (and any other either config has; missing and null are
+/// the same).
 const CONFIG_FIELDS: &[&str] = &[
     "Env",
     "Cmd",
@@ -366,18 +367,30 @@ fn compare(
     diffs: &mut Vec<String>,
 ) {
     let at = format!("{case} ({tag})");
-    for k in CONFIG_FIELDS {
+    // The fields named, and any other either image has (missing and null alike).
+    let keys = |v: &Value| -> BTreeSet<String> {
+        v.as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut config_keys: BTreeSet<String> = CONFIG_FIELDS.iter().map(|k| k.to_string()).collect();
+    config_keys.extend(keys(&b.config["config"]));
+    config_keys.extend(keys(&d.config["config"]));
+    for k in &config_keys {
         let (bv, dv) = (field(&b.config["config"], k), field(&d.config["config"], k));
         if bv != dv {
             diffs.push(format!("{at}: config.{k}: berth {bv} / docker {dv}"));
         }
     }
-    for k in ["architecture", "os"] {
-        if b.config[k] != d.config[k] {
-            diffs.push(format!(
-                "{at}: {k}: berth {} / docker {}",
-                b.config[k], d.config[k]
-            ));
+    let mut top = keys(&b.config);
+    top.extend(keys(&d.config));
+    for k in top
+        .iter()
+        .filter(|k| !["created", "history", "rootfs", "config"].contains(&k.as_str()))
+    {
+        let (bv, dv) = (field(&b.config, k), field(&d.config, k));
+        if bv != dv {
+            diffs.push(format!("{at}: {k}: berth {bv} / docker {dv}"));
         }
     }
     let hist = |s: &Saved| -> Vec<(String, bool, String)> {
