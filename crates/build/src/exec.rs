@@ -786,9 +786,13 @@ impl<'a> Executor<'a> {
             });
         }
         // Every image first: no registry I/O once containers run.
+        let mut shown = std::collections::HashSet::new();
         for &i in &plan.needed {
             let st = &plan.stages[i];
-            if let Base::Image(name) = &st.base {
+            // One step per image, as BuildKit shows it, however many stages use it.
+            if let Base::Image(name) = &st.base
+                && shown.insert(name.clone())
+            {
                 let v = self.start(&format!("[internal] load metadata for {name}"));
                 self.image(name, pull, req.pull)?;
                 self.done(v);

@@ -419,6 +419,11 @@ fn independent_stages_build_at_the_same_time() {
         out.contains("ran-a") && out.contains("ran-b") && !out.contains("CACHED"),
         "{out}"
     );
+    assert_eq!(
+        out.matches("load metadata for busybox").count(),
+        1,
+        "one metadata step per image: {out}"
+    );
     let overlapped = |image: &str| {
         let times = f.run(image, "cat /a-start /a-end /b-start /b-end /who");
         let t: Vec<u64> = times
