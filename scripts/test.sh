@@ -32,9 +32,13 @@ fi
 # (crates/cli/tests/rootless.rs runs the engine as a user the test creates).
 # systemd: `systemd-analyze verify` checks the units `system boot --print-unit` and
 # `generate systemd` write (crates/cli/tests/ops.rs); no systemd needs to run.
+# openssh-client: `berth build --ssh ID=KEYFILE` serves key files with ssh-agent/ssh-add, and
+# its test (crates/cli/tests/build.rs) makes a key with ssh-keygen. docker.io's dockerd 20.10
+# and its CLI are also what crates/cli/tests/build_compare.rs compares `berth build` with.
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
-    docker-registry openssl nftables iptables gcc libc6-dev curl uidmap slirp4netns procps systemd)
+    docker-registry openssl nftables iptables gcc libc6-dev curl uidmap slirp4netns procps systemd
+    openssh-client)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

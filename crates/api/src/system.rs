@@ -179,9 +179,10 @@ pub async fn df(st: &Shared) -> Result<Response<Body>, ApiError> {
                 .filter_map(|v| berth_engine::inspect::volume_json(e, &v.name).ok())
                 .collect();
         let layers: u64 = store.list()?.iter().map(|r| r.size).sum();
+        let build_cache = berth_engine::build::cache_json(&store)?;
         Ok(json!({
             "LayersSize": layers, "Images": images, "Containers": containers,
-            "Volumes": volumes, "BuildCache": [],
+            "Volumes": volumes, "BuildCache": build_cache,
         }))
     })
     .await?;

@@ -167,6 +167,95 @@ pub fn prune(
     Ok(report)
 }
 
+/// One record of the build cache, as `system df` lists it (docker's `BuildCache` items).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The cache key (hex) of a step, or the id of a cache mount.
+    pub id: String,
+    /// `regular` (a step's layer) or `exec.cachemount` (a `RUN --mount=type=cache` directory).
+    pub kind: &'static str,
+    pub description: String,
+    /// Bytes: the layer blob, or the mount directory's files.
+    pub size: u64,
+    /// RFC 3339.
+    pub created: String,
+    /// When the record was last written or used, RFC 3339.
+    pub last_used: String,
+    /// The layer belongs to an image too (counted there, not here, as docker does).
+    pub shared: bool,
+}
+
+/// Every record of the build cache of `store`: the steps whose layer is still stored, and the
+/// cache mounts. `image_blobs`: the blobs images use (a step's layer in one is `shared`).
+pub fn records(store: &ImageStore, image_blobs: &std::collections::HashSet<Digest>) -> Vec<Record> {
+    let root = store.root().join("builder");
+    let cache = Cache::new(store.root());
+    let mtime = |p: &Path| -> u64 {
+        fs::symlink_metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs())
+    };
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(&cache.dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(key) = format!("sha256:{name}").parse::<Digest>() else {
+                continue; // a writer's temp file
+            };
+            let Some(entry) = cache.get(store, &key) else {
+                continue;
+            };
+            let shared = entry
+                .digest
+                .as_ref()
+                .is_some_and(|d| image_blobs.contains(d));
+            out.push(Record {
+                id: name,
+                kind: "regular",
+                description: entry
+                    .digest
+                    .as_ref()
+                    .map_or_else(|| "empty step".to_string(), |d| format!("layer {d}")),
+                size: entry.size,
+                created: entry.created.clone(),
+                last_used: rfc3339(mtime(&e.path())),
+                shared,
+            });
+        }
+    }
+    if let Ok(rd) = fs::read_dir(root.join("mounts")) {
+        for e in rd.flatten() {
+            let t = mtime(&e.path());
+            out.push(Record {
+                id: e.file_name().to_string_lossy().into_owned(),
+                kind: "exec.cachemount",
+                description: "cache mount".into(),
+                size: dir_bytes(&e.path()),
+                created: rfc3339(t),
+                last_used: rfc3339(t),
+                shared: false,
+            });
+        }
+    }
+    out.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.id.cmp(&b.id)));
+    out
+}
+
+/// Seconds since the epoch as RFC 3339 UTC.
+fn rfc3339(secs: u64) -> String {
+    let secs = secs as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (y, m, d) = berth_image::archive::civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn dir_bytes(p: &Path) -> u64 {
     match fs::symlink_metadata(p) {
         Ok(m) if m.is_dir() => fs::read_dir(p)

@@ -19,10 +19,12 @@
 //! store only gains a record when the whole build succeeded; blobs of a failed build are
 //! unreferenced and go with the next GC (the build holds a lease meanwhile).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use berth_image::archive::{config_map_insert, config_set_env};
@@ -36,6 +38,7 @@ use serde_json::{Map, Value, json};
 use crate::cache::{self, Cache, KeyHasher};
 use crate::dockerignore::{Entry, Matcher};
 use crate::files::{self, FilesError, Overrides};
+use crate::history;
 use crate::parser::{
     Command, CommandLine, CopyArgs, CopySource, Healthcheck, Instruction, MountType, NetworkMode,
     ParseError, Run,
@@ -405,6 +408,9 @@ impl Drop for StepFs {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
                 Err(e) => r = Some(e.to_string()),
             }
+            // Still mounted (a dead build's filesystem that could not be opened, or one whose
+            // unmount raced its container's end): detach it.
+            detach(&self.dir.join("rootfs"));
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
         if std::env::var_os("BERTH_DEBUG").is_some() {
@@ -414,6 +420,48 @@ impl Drop for StepFs {
                 r.unwrap_or_default()
             );
         }
+    }
+}
+
+/// `EXPOSE` ports as docker's nat.ParsePortSpecs makes them: `80` → `80/tcp`, the protocol
+/// in lower case, a range `8000-8002[/udp]` as each of its ports.
+fn expose_ports(spec: &str) -> Vec<String> {
+    let (ports, proto) = match spec.split_once('/') {
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if let Some((a, b)) = ports.split_once('-')
+        && let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>())
+        && a <= b
+    {
+        return (a..=b).map(|p| format!("{p}/{proto}")).collect();
+    }
+    vec![format!("{ports}/{proto}")]
+}
+
+/// A git source as BuildKit tells one (`isGitURL`): `git@…`, `git://…`, `ssh://…`,
+/// `github.com/…`, or an http(s) URL whose path ends in `.git` (a `#ref[:dir]` after it). A
+/// local path named `x.git` is a path.
+fn is_git_source(p: &str) -> bool {
+    if ["git@", "git://", "ssh://", "github.com/"]
+        .iter()
+        .any(|pre| p.starts_with(pre))
+    {
+        return true;
+    }
+    (p.starts_with("http://") || p.starts_with("https://"))
+        && p.split('#').next().is_some_and(|u| u.ends_with(".git"))
+}
+
+/// `umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW)`, errors ignored (nothing mounted there).
+fn detach(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: a NUL-terminated path; umount2 reads it and touches no memory of ours.
+    unsafe {
+        libc::umount2(c.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW);
     }
 }
 
@@ -427,6 +475,110 @@ struct Work {
 impl Drop for Work {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The forked builders of a level (`None` once waited for); on drop (this build failed),
+/// each is asked to stop as Ctrl-C would (it kills its RUN and cleans up), then waited for.
+struct Helpers(Vec<Option<i32>>);
+
+impl Helpers {
+    /// Waits for the `k`th helper to end (whoever reaped it: the runner reaps any child).
+    /// Waits for the `k`th helper; true when it built its stage (exit status 0 seen here).
+    fn wait(&mut self, k: usize) -> bool {
+        match self.0.get_mut(k).and_then(Option::take) {
+            Some(pid) => wait_pid(pid) == Some(0),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        for pid in self.0.iter_mut().filter_map(Option::take) {
+            // SAFETY: kill(2) of a child this process forked and has not waited for.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            wait_pid(pid);
+        }
+    }
+}
+
+/// What a helper's steps printed (by vertex id) and how long they took.
+#[derive(Default)]
+struct Recorded {
+    output: HashMap<usize, Vec<u8>>,
+    secs: HashMap<usize, f64>,
+}
+
+impl Recorded {
+    fn take(&mut self, id: usize) -> (Vec<u8>, f64) {
+        (
+            self.output.remove(&id).unwrap_or_default(),
+            self.secs.remove(&id).unwrap_or(0.0),
+        )
+    }
+}
+
+/// A helper's progress: nothing printed, the steps' output recorded for the parent, which
+/// reports the stage.
+struct Recorder(Rc<RefCell<Recorded>>);
+
+impl Progress for Recorder {
+    fn event(&mut self, e: Event<'_>) {
+        let mut r = self.0.borrow_mut();
+        match e {
+            Event::Output { id, data } => r.output.entry(id).or_default().extend_from_slice(data),
+            Event::Log { id, line } => {
+                let o = r.output.entry(id).or_default();
+                o.extend_from_slice(line.as_bytes());
+                o.push(b'\n');
+            }
+            Event::Done { id, secs } => {
+                r.secs.insert(id, secs);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// fork(2): Some(0) in the child, Some(pid) in the parent, None on failure.
+fn fork_process() -> Option<i32> {
+    // SAFETY: called only when /proc/self/task shows one thread, so no lock can be held by
+    // another thread in the child; the child runs the builder's own code and leaves with
+    // _exit.
+    let pid = unsafe { libc::fork() };
+    (pid >= 0).then_some(pid)
+}
+
+/// Leaves a forked helper without running the parent's destructors or atexit handlers.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends this process at once; nothing is unwound.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes this process the reaper of its orphans (a RUN's init when the runtime double-forks).
+fn set_subreaper() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Waits for child `pid` to end; also when another waitpid reaped it first (ECHILD).
+/// Its exit code; None when it did not exit normally or was reaped elsewhere.
+fn wait_pid(pid: i32) -> Option<i32> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on a child pid with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return None;
+        }
     }
 }
 
@@ -468,6 +620,14 @@ struct Executor<'a> {
     no_cache: bool,
     /// The stage being built is in `--no-cache-filter`.
     stage_no_cache: bool,
+    /// The stage being built was just built by a helper of this build: its entries are used
+    /// even with `--no-cache`.
+    helped: bool,
+    /// Where helpers leave what their steps printed, by cache key (`<work>/replay/`), for
+    /// the parent to show in place of `CACHED`.
+    replay: PathBuf,
+    /// In a helper: the output and time of each step, recorded by its progress.
+    recorded: Option<Rc<RefCell<Recorded>>>,
     secrets: HashMap<String, Vec<u8>>,
     ssh: HashMap<String, PathBuf>,
     _lease: berth_image::Lease,
@@ -511,6 +671,7 @@ impl<'a> Executor<'a> {
         }
         let pid = std::process::id();
         let dir = base.join(format!("{pid}-{}", start_time(pid).unwrap_or(0)));
+        let replay = dir.join("replay");
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         Ok(Executor {
             store,
@@ -529,6 +690,9 @@ impl<'a> Executor<'a> {
             ignore: req.ignore.clone(),
             no_cache: req.no_cache,
             stage_no_cache: false,
+            helped: false,
+            replay,
+            recorded: None,
             secrets: req.secrets.clone(),
             ssh: req.ssh.clone(),
             _lease: store.lease()?,
@@ -622,9 +786,13 @@ impl<'a> Executor<'a> {
             });
         }
         // Every image first: no registry I/O once containers run.
+        let mut shown = std::collections::HashSet::new();
         for &i in &plan.needed {
             let st = &plan.stages[i];
-            if let Base::Image(name) = &st.base {
+            // One step per image, as BuildKit shows it, however many stages use it.
+            if let Base::Image(name) = &st.base
+                && shown.insert(name.clone())
+            {
                 let v = self.start(&format!("[internal] load metadata for {name}"));
                 self.image(name, pull, req.pull)?;
                 self.done(v);
@@ -634,9 +802,24 @@ impl<'a> Executor<'a> {
             }
         }
         let mut done: HashMap<usize, StageState> = HashMap::new();
-        for &i in &plan.needed {
-            let st = self.stage(&plan, i, &done, &req)?;
-            done.insert(i, st);
+        for level in &plan.levels {
+            // The stages of a level are independent: all but the first are built at the same
+            // time in forked builders of their own (filling the cache), the first one here;
+            // then each of the others here in turn, once its builder is done, from the cache
+            // (a step that failed there runs again here and fails with its full report).
+            // With --no-cache (or --no-cache-filter) the entries a helper made in this build
+            // are used all the same: they are this build's.
+            let mut helpers = if level.len() > 1 {
+                self.fork_helpers(&plan, &level[1..], &done, &req)
+            } else {
+                Helpers(Vec::new())
+            };
+            for (k, &i) in level.iter().enumerate() {
+                self.helped = k > 0 && helpers.wait(k - 1);
+                let st = self.stage(&plan, i, &done, &req);
+                self.helped = false;
+                done.insert(i, st?);
+            }
         }
         let Some(mut last) = done.remove(&plan.target) else {
             return Err(BuildError::Step {
@@ -645,6 +828,84 @@ impl<'a> Executor<'a> {
             });
         };
         self.export(&mut last, req)
+    }
+
+    /// Forks a builder for each of `stages` (independent of each other and of the stage
+    /// built here meanwhile). A helper builds its stage silently into the store and the cache
+    /// with a work directory of its own, then exits without touching what this process owns.
+    /// None are forked (the stages are then built one after the other) unless this process
+    /// is single-threaded, as the runtime needs.
+    fn fork_helpers(
+        &mut self,
+        plan: &Plan,
+        stages: &[usize],
+        done: &HashMap<usize, StageState>,
+        req: &BuildRequest,
+    ) -> Helpers {
+        let mut pids = Vec::new();
+        for &i in stages {
+            let threads = fs::read_dir("/proc/self/task").map_or(2, |d| d.count());
+            if threads != 1 {
+                break;
+            }
+            match fork_process() {
+                Some(0) => {
+                    // A panic must not unwind into the parent's destructors (its lease).
+                    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.helper(plan, i, done, req)
+                    }))
+                    .unwrap_or(101);
+                    exit_now(code);
+                }
+                Some(pid) => pids.push(Some(pid)),
+                None => break,
+            }
+        }
+        Helpers(pids)
+    }
+
+    /// In a forked helper: builds stage `i`; the exit code.
+    fn helper(
+        &mut self,
+        plan: &Plan,
+        i: usize,
+        done: &HashMap<usize, StageState>,
+        req: &BuildRequest,
+    ) -> i32 {
+        set_subreaper();
+        // The parent's work directory, lease and progress are the parent's: never dropped or
+        // written here.
+        let pid = std::process::id();
+        let dir = self
+            .work
+            .dir
+            .with_file_name(format!("{pid}-{}", start_time(pid).unwrap_or(0)));
+        if fs::create_dir_all(&dir).is_err() {
+            return 1;
+        }
+        let parent_work = std::mem::replace(
+            &mut self.work,
+            Work {
+                dir,
+                prefix: format!("berth-build-{pid}"),
+                next: 0,
+            },
+        );
+        std::mem::forget(parent_work);
+        let recorded = Rc::new(RefCell::new(Recorded::default()));
+        self.recorded = Some(recorded.clone());
+        self.progress = Box::leak(Box::new(Recorder(recorded)));
+        let ok = self.stage(plan, i, done, req).is_ok();
+        let work = std::mem::replace(
+            &mut self.work,
+            Work {
+                dir: PathBuf::new(),
+                prefix: String::new(),
+                next: 0,
+            },
+        );
+        drop(work);
+        i32::from(!ok)
     }
 
     fn stage(
@@ -663,6 +924,7 @@ impl<'a> Executor<'a> {
             Base::Scratch => {
                 let p = Platform::host();
                 let mut run = Map::new();
+                run.insert("WorkingDir".into(), json!("/"));
                 run.insert(
                     "Env".into(),
                     json!([format!(
@@ -728,15 +990,13 @@ impl<'a> Executor<'a> {
             st.run_config().remove("OnBuild");
         }
         instructions.extend(stage.instructions.iter().cloned());
-        let steps = 1 + instructions
-            .iter()
-            .filter(|i| {
-                matches!(
-                    i.command,
-                    Command::Run(_) | Command::Copy(_) | Command::Add(_)
-                )
-            })
-            .count();
+        // The steps BuildKit numbers: FROM, and what makes a layer (WORKDIR other than `/`).
+        let is_step = |c: &Command| match c {
+            Command::Run(_) | Command::Copy(_) | Command::Add(_) => true,
+            Command::Workdir(w) => !w.trim_end_matches('/').is_empty(),
+            _ => false,
+        };
+        let steps = 1 + instructions.iter().filter(|i| is_step(&i.command)).count();
         let label = |k: usize, text: &str| {
             if plan.stages.len() > 1 {
                 let name = stage.name.clone().unwrap_or_else(|| format!("stage-{idx}"));
@@ -763,10 +1023,7 @@ impl<'a> Executor<'a> {
             if self.runner.interrupted() {
                 return Err(BuildError::Interrupted);
             }
-            if matches!(
-                ins.command,
-                Command::Run(_) | Command::Copy(_) | Command::Add(_)
-            ) {
+            if is_step(&ins.command) {
                 k += 1;
             }
             let name = label(
@@ -884,7 +1141,6 @@ impl<'a> Executor<'a> {
         let mut key = KeyHasher::new("step");
         key.str(&st.key.to_string())
             .str(&serde_json::to_string(&cmd).unwrap_or_default());
-        let text = instruction_text(ins).to_string();
         match &cmd {
             Command::Run(run) => {
                 self.run_step(st, run, key, scope, name, line, plan, done, req)?;
@@ -904,7 +1160,7 @@ impl<'a> Executor<'a> {
                             .map_err(|source| StageError::Substitution { line, source })?;
                     }
                 }
-                self.copy_step(st, &c, is_add, key, &text, name, line, plan, done)?;
+                self.copy_step(st, &c, is_add, key, name, line, plan, done)?;
                 return Ok(());
             }
             _ => {}
@@ -923,17 +1179,16 @@ impl<'a> Executor<'a> {
                 format!("LABEL {}", kv_text(kvs))
             }
             Command::Expose(ports) => {
-                let mut shown = Vec::new();
-                for p in ports {
-                    let p = if p.contains('/') {
-                        p.to_ascii_lowercase()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    shown.push(format!("{p}:{{}}"));
+                // Go prints a map with its keys sorted.
+                let mut shown = std::collections::BTreeSet::new();
+                for p in ports.iter().flat_map(|p| expose_ports(p)) {
+                    shown.insert(format!("{p}:{{}}"));
                     config_map_insert(st.run_config(), "ExposedPorts", &p, json!({}));
                 }
-                format!("EXPOSE map[{}]", shown.join(" "))
+                format!(
+                    "EXPOSE map[{}]",
+                    shown.into_iter().collect::<Vec<_>>().join(" ")
+                )
             }
             Command::Workdir(w) => {
                 let wd = if w.starts_with('/') {
@@ -943,6 +1198,11 @@ impl<'a> Executor<'a> {
                 };
                 let wd = format!("/{}", files::clean_source(&wd));
                 st.run_config().insert("WorkingDir".into(), json!(wd));
+                if wd != "/" {
+                    // BuildKit makes the directory in a step of its own (a layer, even when
+                    // the directory exists), owned by the USER at that point.
+                    return self.workdir_step(st, &wd, key, name, ins.start_line);
+                }
                 format!("WORKDIR {wd}")
             }
             Command::User(u) => {
@@ -951,18 +1211,24 @@ impl<'a> Executor<'a> {
             }
             Command::Cmd(c) => {
                 let v = command_vec(c, &st.shell());
-                st.run_config().insert("Cmd".into(), json!(v));
+                // `CMD []` leaves none (BuildKit's nil slice), as does `ENTRYPOINT []`.
+                let value = if v.is_empty() { Value::Null } else { json!(v) };
+                st.run_config().insert("Cmd".into(), value);
+                // BuildKit v0.8 marks every CMD/ENTRYPOINT so (docker 20.10 images have it).
+                st.run_config().insert("ArgsEscaped".into(), json!(true));
                 st.cmd_from_base = false;
-                format!("CMD {}", json!(v))
+                format!("CMD {}", history::go_quote_list(&v))
             }
             Command::Entrypoint(c) => {
                 let v = command_vec(c, &st.shell());
-                st.run_config().insert("Entrypoint".into(), json!(v));
+                let value = if v.is_empty() { Value::Null } else { json!(v) };
+                st.run_config().insert("Entrypoint".into(), value);
                 if st.cmd_from_base {
                     st.run_config().insert("Cmd".into(), Value::Null);
                     st.cmd_from_base = false;
                 }
-                format!("ENTRYPOINT {}", json!(v))
+                st.run_config().insert("ArgsEscaped".into(), json!(true));
+                format!("ENTRYPOINT {}", history::go_quote_list(&v))
             }
             Command::Volume(vols) => {
                 for v in vols {
@@ -976,6 +1242,7 @@ impl<'a> Executor<'a> {
             }
             Command::Healthcheck(h) => {
                 let mut v = json!({"Test": h.test()});
+                let mut shown = [0u64; 4];
                 if let Healthcheck::Check {
                     interval,
                     timeout,
@@ -996,13 +1263,14 @@ impl<'a> Executor<'a> {
                             v[k] = json!(n);
                         }
                     }
+                    shown = [*interval, *timeout, *start_period, *retries];
                 }
                 st.run_config().insert("Healthcheck".into(), v);
-                format!("HEALTHCHECK {}", json!(h.test()))
+                history::healthcheck(&h.test(), shown[0], shown[1], shown[2], shown[3])
             }
             Command::Shell(s) => {
                 st.run_config().insert("Shell".into(), json!(s));
-                format!("SHELL {}", json!(s))
+                format!("SHELL {}", history::go_list(s))
             }
             Command::Onbuild { expression, .. } => {
                 let mut list = st
@@ -1012,7 +1280,9 @@ impl<'a> Executor<'a> {
                     .unwrap_or_default();
                 list.push(json!(expression));
                 st.run_config().insert("OnBuild".into(), json!(list));
-                format!("ONBUILD {expression}")
+                // BuildKit records no history for ONBUILD.
+                st.key = key.finish();
+                return Ok(());
             }
             Command::Maintainer(m) => {
                 st.config["author"] = json!(m);
@@ -1249,7 +1519,7 @@ impl<'a> Executor<'a> {
                 MountType::Secret | MountType::Ssh => {}
             }
         }
-        // Mount points the runtime may create in the image (BuildKit removes these stubs).
+        // Mount points the runtime may create in the image (BuildKit removes the files).
         let mut stubs: Vec<String> = [
             "/proc",
             "/sys",
@@ -1337,6 +1607,7 @@ impl<'a> Executor<'a> {
         st.key = key;
         st.history(created_by, entry.empty);
         self.done(v);
+        self.leave_replay(st, v);
         Ok(())
     }
 
@@ -1349,7 +1620,7 @@ impl<'a> Executor<'a> {
         created_by: &str,
         v: (usize, Instant),
     ) -> Result<bool> {
-        if self.no_cache || self.stage_no_cache {
+        if (self.no_cache || self.stage_no_cache) && !self.helped {
             return Ok(false);
         }
         let Some(e) = self.cache.get(self.store, key) else {
@@ -1358,8 +1629,47 @@ impl<'a> Executor<'a> {
         self.apply_cached(st, &e)?;
         st.key = key.clone();
         st.history(created_by.to_string(), e.empty);
-        self.progress.event(Event::Cached { id: v.0 });
+        // A step a helper ran in this build shows as run, with its output.
+        let replay = self.replay.join(key.hex());
+        match fs::read(&replay).ok().filter(|_| self.helped) {
+            Some(data) => {
+                let (secs, out) = match data.iter().position(|b| *b == b'\n') {
+                    Some(i) => (
+                        std::str::from_utf8(&data[..i])
+                            .ok()
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(0.0),
+                        &data[i + 1..],
+                    ),
+                    None => (0.0, &data[..]),
+                };
+                if !out.is_empty() {
+                    self.progress.event(Event::Output { id: v.0, data: out });
+                }
+                self.progress.event(Event::Done { id: v.0, secs });
+                let _ = fs::remove_file(&replay);
+            }
+            None => self.progress.event(Event::Cached { id: v.0 }),
+        }
         Ok(true)
+    }
+
+    /// In a helper: what step `v` printed and its time, left for the parent under the key.
+    fn leave_replay(&mut self, st: &StageState, v: (usize, Instant)) {
+        let Some(rec) = &self.recorded else {
+            return;
+        };
+        let (out, secs) = rec.borrow_mut().take(v.0);
+        if fs::create_dir_all(&self.replay).is_err() {
+            return;
+        }
+        let path = self.replay.join(st.key.hex());
+        let tmp = self.replay.join(format!(".{}.tmp", st.key.hex()));
+        let mut data = format!("{secs}\n").into_bytes();
+        data.extend_from_slice(&out);
+        if fs::write(&tmp, data).is_ok() {
+            let _ = fs::rename(&tmp, &path);
+        }
     }
 
     fn fail(&mut self, v: (usize, Instant), message: &str) {
@@ -1370,13 +1680,62 @@ impl<'a> Executor<'a> {
         });
     }
 
+    /// `WORKDIR dir` (not `/`): `mkdir -p` as the stage's user, as a layer of its own.
+    fn workdir_step(
+        &mut self,
+        st: &mut StageState,
+        wd: &str,
+        mut key: KeyHasher,
+        name: &str,
+        line: usize,
+    ) -> Result<()> {
+        let user = st
+            .get("User")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        key.str(&user);
+        let key = key.finish();
+        let created_by = format!("WORKDIR {wd}");
+        let v = self.start(name);
+        if self.cached(st, &key, &created_by, v)? {
+            return Ok(());
+        }
+        let fsys = self.mount(&st.chain)?;
+        let rootfs = fsys.path();
+        let owner = if user.is_empty() {
+            None
+        } else {
+            Some(
+                files::parse_chown(&user, Some(&rootfs)).map_err(|source| BuildError::Files {
+                    line,
+                    instruction: "WORKDIR",
+                    source,
+                })?,
+            )
+        };
+        self.ensure_dir_owned(&rootfs, wd, owner, line)?;
+        self.finish_step(st, fsys, &[], key, created_by, v, line)
+    }
+
     /// `mkdir -p dir` inside `rootfs` (missing parts 0755, root).
     fn ensure_dir(&mut self, rootfs: &Path, dir: &str, line: usize) -> Result<()> {
+        self.ensure_dir_owned(rootfs, dir, None, line)
+    }
+
+    /// `mkdir -p dir` inside `rootfs`, the missing parts 0755 and owned by `owner` (else root).
+    fn ensure_dir_owned(
+        &mut self,
+        rootfs: &Path,
+        dir: &str,
+        owner: Option<(u32, u32)>,
+        line: usize,
+    ) -> Result<()> {
         let p = files::place(
             rootfs,
             &format!("{}/", dir.trim_end_matches('/')),
             &[],
-            None,
+            owner,
             Vec::new(),
         )
         .map_err(|source| BuildError::Files {
@@ -1398,21 +1757,10 @@ impl<'a> Executor<'a> {
         changes: &Path,
         kind: TreeKind,
     ) -> Result<cache::Entry> {
-        let empty = fs::read_dir(changes)
-            .map_err(io_at(changes))?
-            .next()
-            .is_none();
         let now = berth_image::archive::rfc3339_now();
         st.time = now.clone();
-        if empty {
-            return Ok(cache::Entry {
-                empty: true,
-                digest: None,
-                size: 0,
-                diff_id: None,
-                created: now,
-            });
-        }
+        // A step that changed nothing still makes a (empty) layer, as BuildKit's RUN, COPY,
+        // ADD and WORKDIR do: `empty_layer` is for the metadata instructions only.
         let layer = berth_image::create_layer(
             self.store,
             changes,
@@ -1491,7 +1839,6 @@ impl<'a> Executor<'a> {
         c: &CopyArgs,
         is_add: bool,
         mut key: KeyHasher,
-        text: &str,
         name: &str,
         line: usize,
         plan: &Plan,
@@ -1510,15 +1857,17 @@ impl<'a> Executor<'a> {
             }
         })?;
         let is_url = |p: &str| p.starts_with("http://") || p.starts_with("https://");
-        if c.keep_git_dir
-            || c.sources.iter().any(|s| {
-                matches!(s, CopySource::Path(p)
-                    if p.starts_with("git@") || p.ends_with(".git") || (p.contains("://") && !is_url(p)))
-            })
-        {
+        let git = c.sources.iter().find_map(|s| match s {
+            CopySource::Path(p) if is_git_source(p) => Some(p.as_str()),
+            _ => None,
+        });
+        if let Some(g) = git.or(c.keep_git_dir.then_some("--keep-git-dir")) {
             return Err(BuildError::Unsupported {
                 line,
-                what: format!("{instruction} from a git repository"),
+                what: format!(
+                    "{instruction} from a git repository ({g}: berth has no git client; clone it \
+                     into the build context and COPY it)"
+                ),
             });
         }
         let urls: Vec<&str> = c
@@ -1664,7 +2013,22 @@ impl<'a> Executor<'a> {
             key.str("unpack").str(&a.to_string_lossy());
         }
         let key = key.finish();
-        let created_by = format!("{instruction} {text} # buildkit");
+        // BuildKit v0.8: the instruction, its sources and destination after substitution, no
+        // flags (`COPY --from=build /a /b` reads `COPY /a /b`).
+        let mut created_by = instruction.to_string();
+        for src in &c.sources {
+            created_by.push(' ');
+            match src {
+                CopySource::Path(p) => created_by.push_str(p),
+                CopySource::Heredoc(h) => {
+                    created_by.push_str("<<");
+                    created_by.push_str(&h.name);
+                }
+            }
+        }
+        created_by.push(' ');
+        created_by.push_str(&c.dest);
+        created_by.push_str(" # buildkit");
         // --link changes how BuildKit stores the layer, not its content: the same here.
         if self.cached(st, &key, &created_by, v)? {
             return Ok(());
@@ -1717,10 +2081,11 @@ impl<'a> Executor<'a> {
                 continue;
             };
             let dir = format!("{}/", dest.trim_end_matches('/'));
-            self.ensure_dir(&rootfs, &dir, line)?;
-            let f = fs::File::open(path).map_err(io_at(path))?;
-            let (_, rd) = berth_image::layer::decompress(f)?;
+            self.ensure_dir_owned(&rootfs, &dir, owner, line)?;
+            let scratch = fsys.dir.join("unpacked.tar");
+            let rd = files::archive_reader(path, &scratch).map_err(ferr)?;
             berth_image::copy::extract_to(&rootfs, &dir, rd, true)?;
+            let _ = fs::remove_file(&scratch);
         }
         drop(from_fs);
         self.finish_step(st, fsys, &[], key, created_by, v, line)
@@ -1907,47 +2272,20 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// Removes from an overlay upper directory the mount points the runtime created (`stubs`:
-/// paths that did not exist before the step) when they are still empty, and then the
-/// directories that were only copied up to hold them (empty now; the lower ones show through
-/// again). A step that only ran a command leaves no `/etc` or `/proc` in its layer.
+/// Removes from an overlay upper directory the empty files the runtime made as mount points
+/// (`stubs`: `/etc/hosts`, a secret's or a bound file's target) when the image had none.
+/// Directories made as mount points stay, and so do the directories holding a removed stub,
+/// as in BuildKit's layers (the side-by-side corpus shows `/cache`, `/run/secrets` there).
 fn remove_stubs(upper: &Path, stubs: &[String]) {
     for s in stubs {
-        let rel = s.trim_start_matches('/');
-        let p = upper.join(rel);
-        if let Ok(m) = fs::symlink_metadata(&p) {
-            if m.is_dir() {
-                let _ = fs::remove_dir(&p);
-            } else if m.is_file() && m.len() == 0 {
-                let _ = fs::remove_file(&p);
-            }
-        }
-        let mut parent = Path::new(rel).parent();
-        while let Some(d) = parent.filter(|d| !d.as_os_str().is_empty()) {
-            let dp = upper.join(d);
-            let opaque = ["trusted.overlay.opaque", "user.overlay.opaque"]
-                .iter()
-                .any(|x| xattr_set(&dp, x));
-            if opaque || fs::remove_dir(&dp).is_err() {
-                break;
-            }
-            parent = d.parent();
+        let p = upper.join(s.trim_start_matches('/'));
+        if let Ok(m) = fs::symlink_metadata(&p)
+            && m.is_file()
+            && m.len() == 0
+        {
+            let _ = fs::remove_file(&p);
         }
     }
-}
-
-/// Whether the extended attribute `name` is set on `path` (not following symlinks).
-fn xattr_set(path: &Path, name: &str) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let (Ok(p), Ok(n)) = (
-        std::ffi::CString::new(path.as_os_str().as_bytes()),
-        std::ffi::CString::new(name),
-    ) else {
-        return false;
-    };
-    // SAFETY: both are NUL-terminated strings; a NULL buffer of size 0 only asks the size.
-    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
-    r >= 0
 }
 
 impl Executor<'_> {
@@ -2158,6 +2496,38 @@ mod tests {
     }
 
     #[test]
+    fn expose_ranges_expand() {
+        assert_eq!(expose_ports("80"), vec!["80/tcp"]);
+        assert_eq!(expose_ports("53/UDP"), vec!["53/udp"]);
+        assert_eq!(
+            expose_ports("8000-8002/udp"),
+            vec!["8000/udp", "8001/udp", "8002/udp"]
+        );
+    }
+
+    #[test]
+    fn git_sources_as_buildkit_tells_them() {
+        for g in [
+            "git@github.com:moby/buildkit.git",
+            "https://github.com/moby/buildkit.git",
+            "https://github.com/moby/buildkit.git#v0.8.0:docs",
+            "git://example.com/r",
+            "ssh://git@example.com/r.git",
+            "github.com/moby/buildkit",
+        ] {
+            assert!(is_git_source(g), "{g}");
+        }
+        for p in [
+            "repo.git",
+            "./x.git",
+            "https://example.com/file.tar",
+            "dir/github.com",
+        ] {
+            assert!(!is_git_source(p), "{p}");
+        }
+    }
+
+    #[test]
     fn mount_stubs_leave_the_upper_directory() {
         let t = tempfile::tempdir().expect("tempdir");
         let u = t.path();
@@ -2176,15 +2546,11 @@ mod tests {
                 "/data/kept".into(),
             ],
         );
-        let mut left: Vec<String> = fs::read_dir(u)
-            .expect("read")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        // What the step wrote stays, even at a stub's path; empty stubs and the directories
-        // made only for them go.
-        assert_eq!(left, vec!["data"]);
+        // What the step wrote stays, even at a stub's path; empty file stubs go, directories
+        // (mount points, and those that held a stub) stay as BuildKit leaves them.
         assert!(u.join("data/kept").exists());
+        assert!(!u.join("etc/hosts").exists() && u.join("etc").is_dir());
+        assert!(!u.join("run/secrets/tok").exists() && u.join("run/secrets").is_dir());
+        assert!(u.join("proc").is_dir());
     }
 }

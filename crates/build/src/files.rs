@@ -29,6 +29,8 @@ use crate::dockerignore::{Entry, EntryKind};
 pub enum FilesError {
     #[error("\"/{0}\": not found")]
     NotFound(String),
+    #[error("{0}: too many levels of symbolic links")]
+    SymlinkLoop(String),
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
     #[error("{0}")]
@@ -104,7 +106,12 @@ impl Overrides {
             it.uid = u;
             it.gid = g;
         }
-        if let (Some(m), false) = (&self.mode, matches!(it.kind, Kind::Symlink(_))) {
+        // A copied directory's own mode is not changed (BuildKit v0.8 chmods what is in it).
+        let dir_itself = matches!(it.kind, Kind::Dir) && it.name.is_empty();
+        if let (Some(m), false) = (
+            &self.mode,
+            matches!(it.kind, Kind::Symlink(_)) || dir_itself,
+        ) {
             it.mode = m.apply(it.mode, matches!(it.kind, Kind::Dir));
         }
     }
@@ -238,14 +245,27 @@ pub fn parse_chown(s: &str, rootfs: Option<&Path>) -> Result<(u32, u32)> {
                 .flatten()
         })
     };
+    // A name without a group takes the user's primary group from passwd (BuildKit); a number
+    // without one, the same number.
+    let mut primary = None;
     let uid = match user.parse::<u32>() {
         Ok(u) => u,
         Err(_) => {
-            lookup("/etc/passwd", user).ok_or_else(|| FilesError::UnknownUser(user.to_string()))?
+            let passwd = read("/etc/passwd");
+            let entry = passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.first() == Some(&user))
+                .ok_or_else(|| FilesError::UnknownUser(user.to_string()))?;
+            primary = entry.get(3).and_then(|g| g.parse::<u32>().ok());
+            entry
+                .get(2)
+                .and_then(|u| u.parse::<u32>().ok())
+                .ok_or_else(|| FilesError::UnknownUser(user.to_string()))?
         }
     };
     let gid = match group {
-        None => uid,
+        None => primary.unwrap_or(uid),
         Some(g) => match g.parse::<u32>() {
             Ok(g) => g,
             Err(_) => {
@@ -363,8 +383,7 @@ pub fn context_sources(
         } else {
             entries.iter().filter(|e| e.path == pat).collect()
         };
-        if pat.is_empty() {
-            // The whole context.
+        let whole = |base: String| -> Result<Source> {
             let mut items = vec![dir_item(context, "")?];
             for e in entries {
                 if let Some(it) = context_item(context, e, &e.path)? {
@@ -372,18 +391,26 @@ pub fn context_sources(
                 }
             }
             items.iter_mut().for_each(|i| ov.apply(i));
-            out.push(Source {
-                base: String::new(),
+            Ok(Source {
+                base,
                 path: String::new(),
                 is_dir: true,
                 items,
-            });
+            })
+        };
+        if pat.is_empty() {
+            out.push(whole(String::new())?);
             continue;
         }
         if tops.is_empty() {
             return Err(FilesError::NotFound(pat));
         }
-        for top in tops {
+        for named in tops {
+            // A symlink to the context's root (`/`, `..`) copies the whole context, as BuildKit.
+            let Some(top) = follow_top(context, entries, named)? else {
+                out.push(whole(base_name(&named.path))?);
+                continue;
+            };
             let mut items = Vec::new();
             let is_dir = top.kind == EntryKind::Dir;
             if is_dir {
@@ -399,7 +426,7 @@ pub fn context_sources(
             }
             items.iter_mut().for_each(|i| ov.apply(i));
             out.push(Source {
-                base: base_name(&top.path),
+                base: base_name(&named.path),
                 path: top.path.clone(),
                 is_dir,
                 items,
@@ -407,6 +434,40 @@ pub fn context_sources(
         }
     }
     Ok(out)
+}
+
+/// A source named in the instruction that is a symlink is followed, as BuildKit does (what
+/// it points to is copied, under the link's name); symlinks inside a copied directory stay
+/// symlinks. The target resolves inside the context as if the context were `/`: an absolute
+/// target or one climbing out with `..` stays in it, so nothing outside is ever read.
+/// None: the link resolves to the context's root.
+fn follow_top<'a>(
+    context: &Path,
+    entries: &'a [Entry],
+    named: &'a Entry,
+) -> Result<Option<&'a Entry>> {
+    let mut cur = named;
+    for _ in 0..40 {
+        if cur.kind != EntryKind::Symlink {
+            return Ok(Some(cur));
+        }
+        let p = context.join(&cur.rel);
+        let t = fs::read_link(&p).map_err(io(&p))?;
+        let t = t.to_string_lossy();
+        let joined = match (t.starts_with('/'), cur.path.rsplit_once('/')) {
+            (false, Some((dir, _))) => format!("{dir}/{t}"),
+            _ => t.to_string(),
+        };
+        let target = clean_source(&joined);
+        if target.is_empty() {
+            return Ok(None);
+        }
+        cur = entries
+            .iter()
+            .find(|e| e.path == target)
+            .ok_or_else(|| FilesError::NotFound(format!("{} (a symlink to {t})", named.path)))?;
+    }
+    Err(FilesError::SymlinkLoop(named.path.clone()))
 }
 
 fn dir_item(context: &Path, rel: &str) -> Result<Item> {
@@ -683,9 +744,60 @@ pub struct Placement<W> {
     pub empty: bool,
 }
 
+/// `path` with its symlinks resolved inside `root` as if it were `/` (absolute targets and
+/// `..` stay in it); after 40 links, `path` as it stands. Only names already resolved (no
+/// symlinks) are walked on the host, the last one with lstat.
+fn resolve_in_root(root: &Path, path: &str) -> String {
+    let mut todo: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(str::to_string)
+        .collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let here = root.join(done.join("/")).join(&c);
+        match fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => {
+                // Never walk a host path through a link: too many, and the path stands.
+                if links == 40 {
+                    return path.to_string();
+                }
+                links += 1;
+                let Ok(t) = fs::read_link(&here) else {
+                    done.push(c);
+                    continue;
+                };
+                let t = t.to_string_lossy().into_owned();
+                if t.starts_with('/') {
+                    done.clear();
+                }
+                todo.extend(
+                    t.split('/')
+                        .filter(|c| !c.is_empty())
+                        .rev()
+                        .map(str::to_string),
+                );
+            }
+            _ => done.push(c),
+        }
+    }
+    format!("/{}", done.join("/"))
+}
+
 /// Lays `sources` out at `dest` (absolute; a trailing `/` kept) in `rootfs` by docker's rules
 /// and writes the tar to `out` (a file for real copies: sources can be large). `dest_owner`:
-/// the owner of destination directories this creates (`--chown`), else root.
+/// the owner of the destination directories this creates, parents too (`--chown`, WORKDIR's
+/// user), else root.
 pub fn place<W: std::io::Write>(
     rootfs: &Path,
     dest: &str,
@@ -697,7 +809,15 @@ pub fn place<W: std::io::Write>(
         Ok(berth_image::copy::stat_in_root(rootfs, p, true)?
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR))
     };
-    let clean = format!("/{}", clean_source(dest));
+    let mut clean = format!("/{}", clean_source(dest));
+    // A destination that is a symlink to a file is written through, as BuildKit does (the
+    // link resolved inside the root).
+    if !dest.ends_with('/')
+        && berth_image::copy::stat_in_root(rootfs, &clean, false)?
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+    {
+        clean = resolve_in_root(rootfs, &clean);
+    }
     let dest_is_dir = dest.ends_with('/')
         || dest.ends_with("/.")
         || clean == "/"
@@ -761,10 +881,8 @@ pub fn place<W: std::io::Write>(
         let top = dir_source
             .filter(|_| last)
             .and_then(|s| s.items.iter().find(|it| it.name.is_empty()));
-        let (uid, gid) = match (last, dest_owner) {
-            (true, Some(o)) => o,
-            _ => (0, 0),
-        };
+        // Every directory made gets the owner (BuildKit's MkdirAll with the user).
+        let (uid, gid) = dest_owner.unwrap_or((0, 0));
         let it = Item {
             name: String::new(),
             kind: Kind::Dir,
@@ -844,11 +962,29 @@ fn append<W: std::io::Write>(
 
 /// Whether the file is a tar archive (plain, gzip or zstd) `ADD` unpacks.
 pub fn is_archive(p: &Path) -> bool {
-    let Ok(f) = open_file(p) else {
-        return false;
-    };
-    let Ok((_, mut rd)) = berth_image::layer::decompress(f) else {
-        return false;
+    let mut rd: Box<dyn Read> = match packed(p) {
+        Some(Packed::Xz) => {
+            // The first 512 bytes decoded, then the decoder is stopped.
+            let Ok(f) = open_file(p) else {
+                return false;
+            };
+            let mut head = Head(Vec::new());
+            let _ = lzma_rs::xz_decompress(&mut std::io::BufReader::new(f), &mut head);
+            Box::new(std::io::Cursor::new(head.0))
+        }
+        Some(Packed::Bzip2) => match open_file(p) {
+            Ok(f) => Box::new(bzip2_rs::DecoderReader::new(f)),
+            Err(_) => return false,
+        },
+        None => {
+            let Ok(f) = open_file(p) else {
+                return false;
+            };
+            match berth_image::layer::decompress(f) {
+                Ok((_, rd)) => rd,
+                Err(_) => return false,
+            }
+        }
     };
     let mut head = vec![0u8; 512];
     let mut got = 0;
@@ -859,6 +995,77 @@ pub fn is_archive(p: &Path) -> bool {
         }
     }
     got == 512 && (&head[257..262] == b"ustar")
+}
+
+/// The compressions ADD unpacks beyond berth-image's gzip and zstd (docker's
+/// DecompressStream has all four).
+enum Packed {
+    Bzip2,
+    Xz,
+}
+
+fn packed(p: &Path) -> Option<Packed> {
+    let mut f = open_file(p).ok()?;
+    let mut m = [0u8; 6];
+    f.read_exact(&mut m).ok()?;
+    if m.starts_with(b"BZh") {
+        Some(Packed::Bzip2)
+    } else if m == [0xfd, b'7', b'z', b'X', b'Z', 0] {
+        Some(Packed::Xz)
+    } else {
+        None
+    }
+}
+
+/// Keeps the first 512 bytes written, then refuses more (stops a decoder early).
+struct Head(Vec<u8>);
+
+impl std::io::Write for Head {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let room = 512 - self.0.len();
+        if room == 0 {
+            return Err(std::io::Error::other("enough"));
+        }
+        let n = room.min(b.len());
+        self.0.extend_from_slice(&b[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The tar inside the local archive `p` that ADD unpacks: plain, gzip, zstd, bzip2 or xz.
+/// An xz archive is decoded first into `scratch` (a file in the step's directory).
+pub fn archive_reader(p: &Path, scratch: &Path) -> Result<Box<dyn Read>> {
+    let f = open_file(p)?;
+    match packed(p) {
+        Some(Packed::Bzip2) => Ok(Box::new(std::io::BufReader::new(
+            bzip2_rs::DecoderReader::new(f),
+        ))),
+        Some(Packed::Xz) => {
+            let mut out = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(scratch)
+                .map_err(io(scratch))?;
+            {
+                let mut w = std::io::BufWriter::new(&mut out);
+                lzma_rs::xz_decompress(&mut std::io::BufReader::new(f), &mut w).map_err(|e| {
+                    FilesError::Io {
+                        path: p.to_path_buf(),
+                        err: std::io::Error::other(format!("xz: {e}")),
+                    }
+                })?;
+                std::io::Write::flush(&mut w).map_err(io(scratch))?;
+            }
+            std::io::Seek::rewind(&mut out).map_err(io(scratch))?;
+            Ok(Box::new(std::io::BufReader::new(out)))
+        }
+        None => Ok(berth_image::layer::decompress(f)?.1),
+    }
 }
 
 #[cfg(test)]
@@ -959,9 +1166,15 @@ mod tests {
             Err(e) => assert_eq!(e.to_string(), "\"/nope\": not found"),
             Ok(_) => panic!("a missing source must fail"),
         }
-        // A symlink pointing out of the context is copied as a link, never followed.
-        let s = context_sources(t.path(), &entries, &["link".to_string()], &ov).expect("link");
-        assert_eq!(s[0].items[0].kind, Kind::Symlink("/etc/passwd".into()));
+        // A named symlink is followed inside the context (as if it were `/`): one pointing
+        // out of it finds nothing there, and nothing outside is read.
+        match context_sources(t.path(), &entries, &["link".to_string()], &ov) {
+            Err(e) => assert_eq!(
+                e.to_string(),
+                "\"/link (a symlink to /etc/passwd)\": not found"
+            ),
+            Ok(s) => panic!("followed out of the context: {:?}", s[0].items),
+        }
         let s = context_sources(t.path(), &entries, &["*.txt".to_string()], &ov).expect("glob");
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].base, "b.txt");

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod dockerignore;
 pub mod exec;
 pub mod files;
+pub mod history;
 pub mod parser;
 pub mod shell;
 pub mod stages;

@@ -88,7 +88,7 @@ pub enum ParseErrorKind {
     BadDuration { flag: String, value: String },
     #[error("Interval \"{flag}\" cannot be less than 1ms")]
     DurationTooSmall { flag: String },
-    #[error("--retries cannot be negative ({0})")]
+    #[error("--retries must be at least 1 (not {0})")]
     NegativeRetries(String),
     #[error("{0}")]
     Mount(String),
@@ -1430,7 +1430,8 @@ fn command(
                     let retries = match flags.string("retries") {
                         None => 0,
                         Some(v) => match v.parse::<i64>() {
-                            Ok(r) if r < 0 => return Err(ParseErrorKind::NegativeRetries(v)),
+                            // BuildKit v0.8 (docker 20.10) refuses 0 too.
+                            Ok(r) if r < 1 => return Err(ParseErrorKind::NegativeRetries(v)),
                             Ok(r) => r as u64,
                             Err(_) => {
                                 return Err(ParseErrorKind::BadDuration {
@@ -2753,7 +2754,11 @@ mod tests {
         );
         assert_eq!(
             err("HEALTHCHECK --retries=-1 CMD x"),
-            "Dockerfile:1: --retries cannot be negative (-1)"
+            "Dockerfile:1: --retries must be at least 1 (not -1)"
+        );
+        assert_eq!(
+            err("HEALTHCHECK --retries=0 CMD x"),
+            "Dockerfile:1: --retries must be at least 1 (not 0)"
         );
         assert_eq!(
             err("HEALTHCHECK --interval=10 CMD x"),

@@ -577,7 +577,13 @@ impl<'a> ArgScope<'a> {
         if let Some(v) = &value {
             self.put(&decl.name, v);
         }
-        self.args.retain(|(k, _)| *k != decl.name);
+        // A redeclaration takes the new value and is listed again, as BuildKit lists it
+        // (`RUN |3 G=b H=x G=b …`).
+        for (k, v) in &mut self.args {
+            if *k == decl.name {
+                v.clone_from(&value);
+            }
+        }
         self.args.push((decl.name.clone(), value));
         Ok(())
     }
@@ -613,15 +619,13 @@ impl<'a> ArgScope<'a> {
     }
 
     /// The ARGs that go into a RUN's history entry (`|N k=v … /bin/sh -c …`): the declared ones
-    /// with a value, sorted; undeclared proxy args are left out.
+    /// with a value, in the order they were declared (as BuildKit lists them); undeclared
+    /// proxy args are left out.
     pub fn history_args(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = self
-            .args
+        self.args
             .iter()
             .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-            .collect();
-        out.sort();
-        out
+            .collect()
     }
 
     /// Updates the scope for ARG and ENV (ENV's key and value expanded in the scope before it).
@@ -779,10 +783,11 @@ mod tests {
         assert_eq!(
             scope.history_args(),
             vec![
-                ("E".to_string(), "arg".to_string()),
                 ("V".to_string(), "global".to_string()),
-                ("W".to_string(), "w-global".to_string())
-            ]
+                ("W".to_string(), "w-global".to_string()),
+                ("E".to_string(), "arg".to_string())
+            ],
+            "in declaration order, as BuildKit lists them"
         );
         // The reference's case: an ENV after the ARG wins.
         let p4 = ok("FROM a\nARG CONT_IMG_VER\nENV CONT_IMG_VER=v1.0.0\nRUN echo $CONT_IMG_VER\n");
@@ -846,7 +851,7 @@ mod tests {
         let hist: Vec<String> = scope.history_args().into_iter().map(|(k, _)| k).collect();
         assert_eq!(
             hist,
-            vec!["BUILDOS", "TARGETARCH", "no_proxy"],
+            vec!["no_proxy", "TARGETARCH", "BUILDOS"],
             "undeclared HTTP_PROXY stays out of history"
         );
     }

@@ -83,6 +83,86 @@ struct Fail {
     err: anyhow::Error,
 }
 
+/// ssh-agents of our own for `--ssh ID=KEYFILE`: each serves its keys on a socket in a
+/// private (0700) directory; stopped, and the directory removed, on drop.
+#[derive(Default)]
+struct Agents {
+    dir: Option<PathBuf>,
+    children: Vec<std::process::Child>,
+}
+
+impl Agents {
+    /// Starts `ssh-agent -D` with `keys` added; its socket.
+    fn serve(&mut self, id: &str, keys: &[PathBuf]) -> Result<PathBuf, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        use std::process::{Command, Stdio};
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => {
+                let d = std::env::temp_dir().join(format!("berth-ssh-{}", std::process::id()));
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&d)
+                    .map_err(|e| format!("{}: {e}", d.display()))?;
+                self.dir = Some(d.clone());
+                d
+            }
+        };
+        let sock = dir.join(format!("agent.{}.sock", self.children.len()));
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!("key files are served by OpenSSH's ssh-agent, which did not start ({e}); give an agent socket instead")
+            })?;
+        self.children.push(child);
+        let t0 = Instant::now();
+        while !sock.exists() {
+            if t0.elapsed() > std::time::Duration::from_secs(5) {
+                return Err(format!(
+                    "ssh-agent for {id} did not open {}",
+                    sock.display()
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let out = Command::new("ssh-add")
+            .arg("-q")
+            .args(keys)
+            .env("SSH_AUTH_SOCK", &sock)
+            .env_remove("SSH_ASKPASS")
+            .env_remove("DISPLAY")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("ssh-add: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ssh-add could not load the key ({}); a key with a passphrase needs your agent: \
+                 --ssh {id}=$SSH_AUTH_SOCK",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(sock)
+    }
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 fn usage(msg: impl Into<String>) -> Fail {
     Fail {
         code: 125,
@@ -570,26 +650,40 @@ fn build(root: &Path, argv: &[String], invoked_as: &str) -> Result<(), Fail> {
         None => None,
     };
     let mut ssh = HashMap::new();
+    // Lives until the build is done: the agents serving `--ssh ID=KEYFILE`.
+    let mut agents = Agents::default();
     for spec in p.all("ssh") {
-        // `default` alone: $SSH_AUTH_SOCK; key files (`id=path/key`) need an agent of ours.
-        let (id, sock) = match spec.split_once('=') {
-            Some((id, path)) => (id.to_string(), PathBuf::from(path)),
+        // `default` alone: $SSH_AUTH_SOCK; `ID=SOCKET`; or `ID=KEY[,KEY…]`, key files served by
+        // an ssh-agent of our own (as docker loads them into an agent of its own).
+        let (id, paths) = match spec.split_once('=') {
+            Some((id, paths)) => (
+                id.to_string(),
+                paths.split(',').map(PathBuf::from).collect::<Vec<_>>(),
+            ),
             None => match std::env::var_os("SSH_AUTH_SOCK") {
-                Some(s) => (spec.clone(), PathBuf::from(s)),
+                Some(s) => (spec.clone(), vec![PathBuf::from(s)]),
                 None => {
                     return Err(usage(format!(
-                        "--ssh {spec}: SSH_AUTH_SOCK is not set (give --ssh {spec}=SOCKET)"
+                        "--ssh {spec}: SSH_AUTH_SOCK is not set (give --ssh {spec}=SOCKET or {spec}=KEYFILE)"
                     )));
                 }
             },
         };
         use std::os::unix::fs::FileTypeExt;
-        if !std::fs::metadata(&sock).is_ok_and(|m| m.file_type().is_socket()) {
-            return Err(usage(format!(
-                "--ssh {spec}: {} is not an agent socket (key files are not supported)",
-                sock.display()
-            )));
-        }
+        let sock = match paths.as_slice() {
+            [one] if std::fs::metadata(one).is_ok_and(|m| m.file_type().is_socket()) => one.clone(),
+            keys => {
+                if let Some(bad) = keys.iter().find(|k| !k.is_file()) {
+                    return Err(usage(format!(
+                        "--ssh {spec}: {} is neither an agent socket nor a key file",
+                        bad.display()
+                    )));
+                }
+                agents
+                    .serve(&id, keys)
+                    .map_err(|e| usage(format!("--ssh {spec}: {e}")))?
+            }
+        };
         ssh.insert(id, sock);
     }
     let mut labels = Vec::new();

@@ -420,9 +420,27 @@ pub fn system_df(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     }
     // Content no image references (a killed pull, load or commit left it): reclaimable by
     // `image prune`, so counted here as docker counts its dangling content.
+    let image_blobs: std::collections::HashSet<_> = images
+        .iter()
+        .flat_map(|i| i.blobs.iter().cloned())
+        .collect();
+    // The builder's cache: its layers no image uses, and its cache mounts (counted there, not
+    // as dangling image content).
+    let build_cache = berth_build::cache::records(&store, &image_blobs);
+    let cache_size: u64 = build_cache
+        .iter()
+        .filter(|r| !r.shared)
+        .map(|r| r.size)
+        .sum();
+    let cache_blobs: u64 = build_cache
+        .iter()
+        .filter(|r| !r.shared && r.kind == "regular")
+        .map(|r| r.size)
+        .sum();
     let orphaned = store
         .unreferenced_size()
-        .map_err(berth_engine::Error::from)?;
+        .map_err(berth_engine::Error::from)?
+        .saturating_sub(cache_blobs);
     let images_size: u64 = snap_size.values().sum::<u64>() + orphaned;
     let images_reclaim: u64 = snap_size
         .iter()
@@ -490,7 +508,14 @@ pub fn system_df(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
             vol_size,
             reclaim(vol_reclaim, vol_size),
         ),
-        ("Build Cache", 0, 0, 0, crate::fmt::human_size(0)),
+        (
+            "Build Cache",
+            build_cache.len(),
+            0,
+            cache_size,
+            // Nothing is in use between builds: all of it is reclaimable.
+            crate::fmt::human_size(cache_size),
+        ),
     ];
     if let Some(f) = p.value("format") {
         for (t, total, active, size, rec) in &summary {
@@ -590,7 +615,39 @@ pub fn system_df(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
         ]);
     }
     write!(out, "{}", crate::fmt::table(&t))?;
-    writeln!(out, "\nBuild cache usage: 0B")?;
+    writeln!(
+        out,
+        "\nBuild cache usage: {}",
+        crate::fmt::human_size(cache_size)
+    )?;
+    if !build_cache.is_empty() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let ago = |t: &str| berth_engine::timefmt::human_ago(Some(t), now);
+        let mut t = vec![vec![
+            "CACHE ID".to_string(),
+            "CACHE TYPE".into(),
+            "SIZE".into(),
+            "CREATED".into(),
+            "LAST USED".into(),
+            "USAGE".into(),
+            "SHARED".into(),
+        ]];
+        for r in &build_cache {
+            t.push(vec![
+                r.id[..r.id.len().min(25)].to_string(),
+                r.kind.to_string(),
+                crate::fmt::human_size(r.size),
+                ago(&r.created),
+                ago(&r.last_used),
+                "1".into(),
+                r.shared.to_string(),
+            ]);
+        }
+        writeln!(out)?;
+        write!(out, "{}", crate::fmt::table(&t))?;
+    }
     Ok(())
 }
 

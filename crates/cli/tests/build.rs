@@ -15,7 +15,7 @@ mod regcommon;
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "true", "false", "id", "mkdir", "touch", "stat", "wc", "env", "pwd",
-    "sleep", "test", "readlink", "chmod", "grep",
+    "sleep", "test", "readlink", "chmod", "grep", "date",
 ];
 
 struct Fixture {
@@ -228,7 +228,9 @@ CMD ["cat /greeting.txt"]
         "from.cli=yes",
     ]);
     assert!(
-        out.contains("#") && out.contains("[2/11] RUN echo"),
+        out.contains("#")
+            && out.contains("[2/13] RUN echo")
+            && out.contains("[8/13] WORKDIR /work"),
         "{out}"
     );
     assert!(out.contains("running as 0"), "RUN output streamed: {out}");
@@ -355,6 +357,27 @@ fn the_cache_follows_content_not_mtimes() {
     let changed = f.build(&["-t", "a:2", "--build-arg", "V=2"]);
     assert!(!changed.contains("CACHED"), "{changed}");
     assert_eq!(f.run("a:2", "cat /v.txt"), "2\n");
+    // system df counts the cache: records of every step, and as a JSON line too.
+    let df = |f: &Fixture| -> Value {
+        let out = f.ok(&["system", "df", "--format", "json"]);
+        out.lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+            .find(|v| v["Type"] == "Build Cache")
+            .expect("a Build Cache row")
+    };
+    let row = df(&f);
+    let records: usize = row["TotalCount"]
+        .as_str()
+        .expect("count")
+        .parse()
+        .expect("n");
+    assert!(records >= 6, "{row}");
+    assert_eq!(row["Active"], "0");
+    let verbose = f.ok(&["system", "df", "-v"]);
+    assert!(
+        verbose.contains("CACHE ID") && verbose.contains("regular"),
+        "{verbose}"
+    );
     // builder prune: --filter until= keeps what is younger; without it the cache is gone.
     let out = f.ok(&["builder", "prune", "-f", "--filter", "until=1h"]);
     assert!(!out.contains("Deleted build cache objects"), "{out}");
@@ -363,8 +386,81 @@ fn the_cache_follows_content_not_mtimes() {
         out.contains("Deleted build cache objects") && out.contains("Total reclaimed space"),
         "{out}"
     );
+    assert_eq!(df(&f)["TotalCount"], "0", "pruned: no record left");
     let after = f.build(&["-t", "a:1"]);
     assert!(!after.contains("CACHED"), "{after}");
+    f.assert_clean();
+}
+
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    let f = Fixture::new();
+    let stage = |name: &str| {
+        format!(
+            "FROM busybox AS {name}\nRUN date +%s > /start && sleep 2 && date +%s > /end && echo {name} > /who && echo ran-{name}\n"
+        )
+    };
+    f.write(
+        "Dockerfile",
+        &format!(
+            "{}{}FROM busybox\nCOPY --from=a /start /a-start\nCOPY --from=a /end /a-end\n\
+             COPY --from=b /start /b-start\nCOPY --from=b /end /b-end\nCOPY --from=b /who /who\n",
+            stage("a"),
+            stage("b")
+        ),
+    );
+    let out = f.build(&["-t", "par:1"]);
+    // Both RUNs are reported as run, with their output (b's as its helper recorded it).
+    assert!(
+        out.contains("[a 2/2] RUN") && out.contains("[b 2/2] RUN"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ran-a") && out.contains("ran-b") && !out.contains("CACHED"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("load metadata for busybox").count(),
+        1,
+        "one metadata step per image: {out}"
+    );
+    let overlapped = |image: &str| {
+        let times = f.run(image, "cat /a-start /a-end /b-start /b-end /who");
+        let t: Vec<u64> = times
+            .lines()
+            .take(4)
+            .map(|l| l.parse().expect("seconds"))
+            .collect();
+        // The two 2-second RUNs overlapped (one after the other, b would start at or after
+        // a's end, to the second).
+        assert!(t[0] < t[3] && t[2] < t[1], "{image}: {times}");
+        assert!(times.ends_with("b\n"), "{times}");
+        t
+    };
+    let first = overlapped("par:1");
+    // Unchanged: all cached, the same image.
+    let again = f.build(&["-t", "par:2"]);
+    assert_eq!(
+        f.inspect("par:2")["Id"],
+        f.inspect("par:1")["Id"],
+        "{again}"
+    );
+    // --no-cache runs both again, at the same time too.
+    f.build(&["--no-cache", "-t", "par:nc"]);
+    let again_nc = overlapped("par:nc");
+    assert!(again_nc[0] > first[0], "ran again: {first:?} {again_nc:?}");
+    // A stage failing in its own builder fails the build with its report, nothing stored.
+    f.write(
+        "Dockerfile",
+        "FROM busybox AS a\nRUN sleep 1\nFROM busybox AS b\nRUN echo failing; exit 7\n\
+         FROM busybox\nCOPY --from=a /bin/sh /a\nCOPY --from=b /bin/sh /b\n",
+    );
+    let err = f.build_fails(&["-t", "par:3"]);
+    assert!(
+        err.contains("exit code: 7") && err.contains("Dockerfile:4") && err.contains("failing"),
+        "{err}"
+    );
+    assert!(f.ok(&["images", "-q", "par:3"]).is_empty());
     f.assert_clean();
 }
 
@@ -615,6 +711,19 @@ fn bad_input_names_the_line_and_leaves_nothing() {
     );
     let err = f.build_fails(&["-t", "bad:1"]);
     assert!(err.contains("circular dependency"), "{err}");
+    // Git sources are refused before any network I/O, with what to do instead.
+    for src in [
+        "https://github.com/moby/buildkit.git#v0.8.0",
+        "git@github.com:moby/buildkit.git",
+    ] {
+        f.write("Dockerfile", &format!("FROM busybox\nADD {src} /src\n"));
+        let err = f.build_fails(&["-t", "bad:1"]);
+        assert!(
+            err.contains("ADD from a git repository") && err.contains("no git client"),
+            "{err}"
+        );
+        assert!(err.contains("Dockerfile:2"), "{err}");
+    }
     // Flags.
     let o = f.berth(&["build", "--platform", "linux/s390x", "."], None);
     assert_eq!(o.status.code(), Some(125));
@@ -661,10 +770,14 @@ fn run_mounts_and_network() {
         &ssh,
     ]);
     assert_eq!(f.run("m:2", "cat /ssh-ok"), "/run/buildkit/ssh_agent.0\n");
-    // The secret was there for the RUNs and is nowhere in the image.
+    // The secret was there for the RUNs and is nowhere in the image (the mount-point
+    // directories stay, as in BuildKit's layers; no file, no socket).
     assert_eq!(
-        f.run("m:2", "cat /secret-ok; ls /run /tmp/tok 2>&1 | wc -l"),
-        "file\nenv\n2\n"
+        f.run(
+            "m:2",
+            "cat /secret-ok; ls -R /run /tmp | grep -c -e tok -e agent || true"
+        ),
+        "file\nenv\n0\n"
     );
     // Without it (not `required`), the RUN runs without the file, as BuildKit's.
     let err = f.build_fails(&["--no-cache", "-t", "m:3", "--ssh", &ssh]);
@@ -672,13 +785,14 @@ fn run_mounts_and_network() {
         err.contains("did not complete successfully: exit code: 1"),
         "{err}"
     );
-    // The cache mount outlives the build; tmpfs and bind mounts leave nothing in the image.
+    // The cache mount outlives the build; tmpfs and bind mounts leave nothing in the image
+    // but their (empty) mount-point directories, as BuildKit; a bound file's stub goes.
     assert_eq!(
         f.run(
             "m:2",
-            "cat /count /bound; ls /scratch /cache /in.txt 2>&1 | wc -l"
+            "cat /count /bound; ls -A /scratch | wc -l; ls -A /cache | wc -l; test -e /in.txt || echo no-in"
         ),
-        "2\nbound\n3\n"
+        "2\nbound\n0\n0\nno-in\n"
     );
     // --network none: only the loopback.
     assert_eq!(f.run("m:2", "cat /ifaces"), "1\n");
@@ -694,6 +808,40 @@ fn run_mounts_and_network() {
         &ssh,
     ]);
     assert_eq!(f.run("m:4", "cat /count"), "1\n");
+    // --ssh ID=KEYFILE: the key is served by an agent of the build's own, gone afterwards.
+    let key = f.ctx.join("id_test");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen (openssh-client)");
+    assert!(st.success());
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=ssh,id=k test -S \"$SSH_AUTH_SOCK\" && echo served > /ssh-key\n",
+    );
+    let with_key = format!("k={}", key.display());
+    f.build(&["-t", "m:5", "--ssh", &with_key]);
+    assert_eq!(f.run("m:5", "cat /ssh-key"), "served\n");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .expect("tmp")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("berth-ssh-"))
+        .filter(|e| {
+            // Only those of berth processes gone by now (other tests run at the same time).
+            let pid = e.file_name().to_string_lossy()["berth-ssh-".len()..].to_string();
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "agent directories left: {left:?}");
+    let o = f.berth(&["build", "--ssh", "k=/nonexistent/key", "."], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("/nonexistent/key is neither an agent socket nor a key file"),
+        "{err}"
+    );
     f.assert_clean();
 }
 
@@ -1018,21 +1166,29 @@ fn hostile_contexts_never_read_outside() {
     f.write(
         "Dockerfile",
         "FROM busybox\n\
-         COPY link rootlink /links/\n\
+         COPY rootlink /links/\n\
          COPY ../x /up.txt\n\
          COPY [\"new\\nline\", \"/nl/\"]\n",
     );
     f.build(&["-t", "hostile:1"]);
-    // The symlinks are copied as symlinks (their targets are the image's business), the
-    // `../` stays inside the context, a name with a newline is a name.
+    // A named symlink is followed inside the context as BuildKit does (`/` is the context's
+    // root: its whole content, where the symlinks inside stay symlinks), the `../` stays
+    // inside the context, a name with a newline is a name.
     let out = f.run(
         "hostile:1",
-        "readlink /links/link; readlink /links/rootlink; cat /up.txt; cat /nl/*; ls /nl | wc -l",
+        "readlink /links/link; readlink /links/rootlink; cat /links/x /up.txt; cat /nl/*; ls /nl | wc -l",
     );
     assert_eq!(
         out,
-        format!("{}\n/\ninside\nnewline name\n1\n", outside.display())
+        format!(
+            "{}\n/\ninside\ninside\nnewline name\n1\n",
+            outside.display()
+        )
     );
+    // A named link out of the context resolves inside it: not found, nothing read.
+    f.write("Dockerfile", "FROM busybox\nCOPY link /l\n");
+    let err = f.build_fails(&[]);
+    assert!(err.contains("not found"), "{err}");
     // COPY rootlink/etc/passwd would go through the link: not found, nothing read.
     f.write("Dockerfile", "FROM busybox\nCOPY rootlink/etc/passwd /p\n");
     let err = f.build_fails(&[]);

@@ -145,6 +145,18 @@ impl<'a> BuildRunner<'a> {
             fs::write(&p, content).at(&p)?;
         }
         let (mut spec, _) = crate::spec::build(id, &cfg, None, rootfs, dir, &self.engine.root)?;
+        // BuildKit's RUN has no HOSTNAME variable (`docker run` sets one; the hostname itself
+        // is `buildkitsandbox` either way).
+        if let Some(p) = spec.process_mut() {
+            let env: Vec<String> = p
+                .env()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| !e.starts_with("HOSTNAME="))
+                .collect();
+            p.set_env(Some(env));
+        }
         if let Some(size) = step.shm_size {
             let mut mounts = spec.mounts().clone().unwrap_or_default();
             for m in mounts
@@ -378,4 +390,25 @@ impl Runner for BuildRunner<'_> {
             let _ = cg.destroy();
         }
     }
+}
+
+/// The Engine API's `BuildCache` list of `/system/df`: the builder's cache records.
+pub fn cache_json(store: &berth_image::ImageStore) -> Result<serde_json::Value> {
+    let images = store.list()?;
+    let blobs: std::collections::HashSet<_> = images
+        .iter()
+        .flat_map(|i| i.blobs.iter().cloned())
+        .collect();
+    let list: Vec<serde_json::Value> = berth_build::cache::records(store, &blobs)
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "ID": r.id, "Parent": "", "Parents": [], "Type": r.kind,
+                "Description": r.description, "InUse": false, "Shared": r.shared,
+                "Size": r.size, "CreatedAt": r.created, "LastUsedAt": r.last_used,
+                "UsageCount": 1,
+            })
+        })
+        .collect();
+    Ok(serde_json::Value::Array(list))
 }

@@ -861,9 +861,21 @@ pub fn config_set_env(cfg: &mut serde_json::Map<String, Value>, key: &str, value
         *env = json!([]);
     }
     if let Some(list) = env.as_array_mut() {
+        // Replaced where it is, as docker's builders do (BuildKit's image keeps PATH first).
         let prefix = format!("{key}=");
-        list.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
-        list.push(json!(format!("{key}={value}")));
+        let is_key = |e: &Value| e.as_str().is_some_and(|s| s.starts_with(&prefix));
+        let new = json!(format!("{key}={value}"));
+        match list.iter().position(is_key) {
+            Some(i) => {
+                list[i] = new;
+                let mut n = 0;
+                list.retain(|e| {
+                    n += 1;
+                    n - 1 <= i || !is_key(e)
+                });
+            }
+            None => list.push(new),
+        }
     }
 }
 
@@ -1027,7 +1039,8 @@ mod tests {
         assert_eq!(c["Cmd"], json!(["echo", "hi there"]));
         assert_eq!(
             c["Env"],
-            json!(["B=two words", "C=x y", "LEGACY=some value here", "A=3"])
+            // Replaced in place, as moby's dispatchEnv does.
+            json!(["A=3", "B=two words", "C=x y", "LEGACY=some value here"])
         );
         assert_eq!(c["WorkingDir"], "/srv/app");
         assert_eq!(c["User"], "1000:1000");

@@ -152,8 +152,9 @@ impl Walker {
                 .parent()
                 .unwrap_or(Path::new(""))
                 .join(format!(".wh.{}", name.to_string_lossy()));
+            // Mode 0600, as docker's overlay diff writes whiteouts.
             let mut h = header(&st, tar::EntryType::Regular);
-            h.set_mode(0);
+            h.set_mode(0o600);
             h.set_size(0);
             return self.append(b, h, &wh, io::empty(), &[]);
         }
@@ -179,8 +180,9 @@ impl Walker {
                 h.set_size(0);
                 self.append(b, h, rel, io::empty(), &xattrs)?;
                 if self.kind == TreeKind::OverlayUpper && self.opaque(dir, name, rel)? {
+                    // The directory's permissions and owner, as docker's overlay diff.
                     let mut h = header(&st, tar::EntryType::Regular);
-                    h.set_mode(0);
+                    h.set_mode(st.st_mode & 0o777);
                     h.set_size(0);
                     self.append(b, h, &rel.join(".wh..wh..opq"), io::empty(), &[])?;
                 }
