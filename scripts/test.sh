@@ -32,9 +32,12 @@ fi
 # (crates/cli/tests/rootless.rs runs the engine as a user the test creates).
 # systemd: `systemd-analyze verify` checks the units `system boot --print-unit` and
 # `generate systemd` write (crates/cli/tests/ops.rs); no systemd needs to run.
+# python3-docker (docker-py 5), docker-compose (1.29, on docker-py): the Docker SDK and
+# compose clients that crates/cli/tests/api.rs points at `berth serve`.
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
-    docker-registry openssl nftables iptables gcc libc6-dev curl uidmap slirp4netns procps systemd)
+    docker-registry openssl nftables iptables gcc libc6-dev curl uidmap slirp4netns procps systemd
+    python3-docker docker-compose)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -94,7 +94,8 @@ impl TestUser {
         };
         if with_ranges {
             // High above any login user's, different for each test process.
-            let start = 2_000_000_000 + (pid % 10_000) * 140_000 + if tag == "a" { 0 } else { 70_000 };
+            let start =
+                2_000_000_000 + (pid % 10_000) * 140_000 + if tag == "a" { 0 } else { 70_000 };
             for f in ["/etc/subuid", "/etc/subgid"] {
                 let mut t = std::fs::read_to_string(f).unwrap_or_default();
                 t.push_str(&format!("{}:{start}:65536\n", u.name));
@@ -140,7 +141,9 @@ impl TestUser {
     }
 
     fn berth(&self, args: &[&str]) -> Output {
-        sh(self.command(&self.path("bin/berth").to_string_lossy()).args(args))
+        sh(self
+            .command(&self.path("bin/berth").to_string_lossy())
+            .args(args))
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -195,7 +198,9 @@ struct TunOpen(Option<u32>);
 impl TunOpen {
     fn new() -> TunOpen {
         let p = Path::new("/dev/net/tun");
-        let old = std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o7777);
+        let old = std::fs::metadata(p)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777);
         if old.is_some_and(|m| m & 0o006 != 0o006) {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
             return TunOpen(old);
@@ -241,7 +246,15 @@ fn push_images(reg: &Registry) -> tempfile::TempDir {
     .unwrap();
     let owners = format!("{}/rl/owners", reg.addr);
     let busybox = format!("{}/rl/busybox", reg.addr);
-    r(&["build", "-q", "--network", "none", "-t", &owners, ctx.to_str().unwrap()]);
+    r(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        &owners,
+        ctx.to_str().unwrap(),
+    ]);
     r(&["tag", "busybox:latest", &busybox]);
     r(&["push", &owners]);
     r(&["push", &busybox]);
@@ -292,20 +305,39 @@ fn rootless_user_workflow() {
     // info: rootless, the store in the user's XDG dirs, the id maps.
     let info = u.ok(&["info"]);
     assert!(info.contains("  rootless\n"), "{info}");
-    assert!(info.contains(&format!("Docker Root Dir: {}", u.path("home/.local/share/berth").display())), "{info}");
-    assert!(info.contains(&format!("UID: 0:{}:1 1:{start}:65536", u.uid)), "{info}");
-    assert!(info.contains(&format!("Run Dir: {}", u.path("run/berth").display())), "{info}");
+    assert!(
+        info.contains(&format!(
+            "Docker Root Dir: {}",
+            u.path("home/.local/share/berth").display()
+        )),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!("UID: 0:{}:1 1:{start}:65536", u.uid)),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!("Run Dir: {}", u.path("run/berth").display())),
+        "{info}"
+    );
 
     // pull, and a layer's owners, setuid bit, device and opaque directory.
     u.ok(&["pull", "-q", &owners]);
     let ls = u.ok(&[
-        "run", "--rm", &owners, "sh", "-c",
+        "run",
+        "--rm",
+        &owners,
+        "sh",
+        "-c",
         "stat -c '%n %u:%g %a' /data /own2 /suid; ls /data/sub; ls /devnull 2>&1 || true; id -u",
     ]);
     assert!(ls.contains("/data 1000:1000 755"), "{ls}");
     assert!(ls.contains("/own2 65534:100 644"), "{ls}");
     assert!(ls.contains("/suid 0:0 4755"), "{ls}");
-    assert!(ls.contains("new\n") && !ls.contains("old"), "the opaque directory: {ls}");
+    assert!(
+        ls.contains("new\n") && !ls.contains("old"),
+        "the opaque directory: {ls}"
+    );
     assert!(ls.contains("No such file"), "the device is left out: {ls}");
     assert!(ls.trim_end().ends_with('0'), "root inside: {ls}");
     // On the host those files belong to the user's subordinate ids.
@@ -329,8 +361,14 @@ fn rootless_user_workflow() {
         "mkdir -p /www && echo rootless-web > /www/index.html && echo started && exec httpd -f -p 80 -h /www",
     ]);
     assert!(http_get(port).contains("rootless-web"));
-    assert_eq!(u.ok(&["port", "web"]).trim(), format!("80/tcp -> 127.0.0.1:{port}"));
-    assert_eq!(u.ok(&["exec", "web", "cat", "/www/index.html"]), "rootless-web\n");
+    assert_eq!(
+        u.ok(&["port", "web"]).trim(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    assert_eq!(
+        u.ok(&["exec", "web", "cat", "/www/index.html"]),
+        "rootless-web\n"
+    );
     assert!(u.ok(&["logs", "web"]).contains("started"));
     u.ok(&["restart", "-t", "1", "web"]);
     assert!(http_get(port).contains("rootless-web"));
@@ -345,20 +383,43 @@ fn rootless_user_workflow() {
     let tty = sh(u
         .command("script")
         .arg("-qec")
-        .arg(format!("{} run -it --rm {busybox} tty", u.path("bin/berth").display()))
+        .arg(format!(
+            "{} run -it --rm {busybox} tty",
+            u.path("bin/berth").display()
+        ))
         .arg("/dev/null"));
-    assert!(String::from_utf8_lossy(&tty.stdout).contains("/dev/pts/"), "{tty:?}");
+    assert!(
+        String::from_utf8_lossy(&tty.stdout).contains("/dev/pts/"),
+        "{tty:?}"
+    );
     assert_eq!(u.ok(&["ps", "-aq"]), "");
 
     // Volumes.
-    u.ok(&["run", "--rm", "-v", "rlvol:/v", &busybox, "sh", "-c", "echo kept > /v/f && chown 123 /v/f"]);
-    assert_eq!(u.ok(&["run", "--rm", "-v", "rlvol:/v", &busybox, "stat", "-c", "%u %n", "/v/f"]), "123 /v/f\n");
+    u.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "rlvol:/v",
+        &busybox,
+        "sh",
+        "-c",
+        "echo kept > /v/f && chown 123 /v/f",
+    ]);
+    assert_eq!(
+        u.ok(&[
+            "run", "--rm", "-v", "rlvol:/v", &busybox, "stat", "-c", "%u %n", "/v/f"
+        ]),
+        "123 /v/f\n"
+    );
     u.ok(&["volume", "rm", "rlvol"]);
 
     // --userns keep-id: the user's own uid inside, owning what it writes.
     let keep = u.ok(&["run", "--rm", "--userns", "keep-id", &busybox, "id", "-u"]);
     assert_eq!(keep.trim(), u.uid.to_string());
-    assert!(u.fails(&["run", "--rm", "--userns", "host", &busybox, "true"]).contains("--userns"));
+    assert!(
+        u.fails(&["run", "--rm", "--userns", "host", &busybox, "true"])
+            .contains("--userns")
+    );
 
     // A bind mount of root's files: even the container's root cannot read
     // a root-only file or write to root's directory.
@@ -377,7 +438,10 @@ fn rootless_user_workflow() {
     for bad in ["READ-KEY", "WROTE", "CREATED", "CHOWNED", "s3cret"] {
         assert!(!text.contains(bad), "{bad}: {text}");
     }
-    assert_eq!(std::fs::read_to_string(secret.join("pub")).unwrap(), "public");
+    assert_eq!(
+        std::fs::read_to_string(secret.join("pub")).unwrap(),
+        "public"
+    );
     assert!(!secret.join("new").exists());
 
     // Limits cannot be enforced on cgroup v1 rootless: podman's warning.
@@ -386,7 +450,9 @@ fn rootless_user_workflow() {
     let cg_v1 = !Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     if cg_v1 {
         assert!(
-            String::from_utf8_lossy(&lim.stderr).contains("Resource limits are not supported and ignored on cgroups V1 rootless systems"),
+            String::from_utf8_lossy(&lim.stderr).contains(
+                "Resource limits are not supported and ignored on cgroups V1 rootless systems"
+            ),
             "{lim:?}"
         );
     }
@@ -399,13 +465,31 @@ fn rootless_user_workflow() {
         format!("FROM {busybox}\nRUN echo built > /built && chown 42:42 /built\n"),
     )
     .unwrap();
-    must(Command::new("chown").args(["-R", &format!("{}:{}", u.uid, u.uid), ctx.to_str().unwrap()]));
-    u.ok(&["build", "-q", "--network", "none", "-t", "rl/built", ctx.to_str().unwrap()]);
-    assert_eq!(u.ok(&["run", "--rm", "rl/built", "stat", "-c", "%u %n", "/built"]), "42 /built\n");
+    must(Command::new("chown").args([
+        "-R",
+        &format!("{}:{}", u.uid, u.uid),
+        ctx.to_str().unwrap(),
+    ]));
+    u.ok(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "rl/built",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        u.ok(&["run", "--rm", "rl/built", "stat", "-c", "%u %n", "/built"]),
+        "42 /built\n"
+    );
     u.ok(&["create", "--name", "c1", &busybox, "true"]);
     u.ok(&["cp", &format!("{}/Dockerfile", ctx.display()), "c1:/copied"]);
     u.ok(&["commit", "c1", "rl/committed"]);
-    assert!(u.ok(&["run", "--rm", "rl/committed", "cat", "/copied"]).contains("chown 42:42"));
+    assert!(
+        u.ok(&["run", "--rm", "rl/committed", "cat", "/copied"])
+            .contains("chown 42:42")
+    );
     let pushed = format!("{}/rl/from-user", reg.addr);
     u.ok(&["tag", "rl/committed", &pushed]);
     u.ok(&["push", &pushed]);
@@ -426,12 +510,33 @@ fn rootless_user_without_subordinate_ids() {
     assert!(info.contains(&format!("UID: 0:{}:1\n", u.uid)), "{info}");
     assert!(info.contains("no subordinate ids"), "{info}");
     u.ok(&["pull", "-q", &owners]);
-    let ls = u.ok(&["run", "--rm", "--network", "none", &owners, "stat", "-c", "%n %u:%g %a", "/data", "/own2", "/suid"]);
+    let ls = u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &owners,
+        "stat",
+        "-c",
+        "%n %u:%g %a",
+        "/data",
+        "/own2",
+        "/suid",
+    ]);
     assert!(ls.contains("/data 0:0 755"), "{ls}");
     assert!(ls.contains("/own2 0:0 644"), "{ls}");
     assert!(ls.contains("/suid 0:0 4755"), "{ls}");
     // Only root exists inside: changing a file's owner fails.
-    let o = u.berth(&["run", "--rm", "--network", "none", &owners, "chown", "1:1", "/own2"]);
+    let o = u.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &owners,
+        "chown",
+        "1:1",
+        "/own2",
+    ]);
     assert!(!o.status.success());
 }
 
@@ -449,5 +554,8 @@ fn rootless_needs_xdg_runtime_dir() {
         .arg("ps"));
     assert_eq!(o.status.code(), Some(125));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("XDG_RUNTIME_DIR") && err.contains(&format!("/run/user/{}", u.uid)), "{err}");
+    assert!(
+        err.contains("XDG_RUNTIME_DIR") && err.contains(&format!("/run/user/{}", u.uid)),
+        "{err}"
+    );
 }

@@ -41,6 +41,7 @@ pub mod rootless;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
+pub mod stats;
 pub mod timefmt;
 pub mod update;
 pub mod volumes;
@@ -106,7 +107,10 @@ fn rootless_network(cfg: &mut RunConfig, image_cfg: &berth_image::ImageConfig) -
         for m in berth_net::ports::parse_port_spec(p).map_err(|e| invalid("-p", e.to_string()))? {
             published.push((m.container_port, m.protocol));
             if m.protocol == berth_net::ports::Protocol::Sctp {
-                return Err(invalid("-p", format!("{p:?}: rootless ports cannot be sctp")));
+                return Err(invalid(
+                    "-p",
+                    format!("{p:?}: rootless ports cannot be sctp"),
+                ));
             }
             if m.host_ip.is_some_and(|a| a.is_ipv6()) {
                 return Err(invalid(

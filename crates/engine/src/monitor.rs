@@ -459,7 +459,12 @@ impl Monitor {
                 lo_up(container.record.pid)?;
             } else if cfg.network == crate::network::SLIRP4NETNS {
                 lo_up(container.record.pid)?;
-                slirp = Some(crate::network::start_slirp(&engine, &id, &cfg, container.record.pid)?);
+                slirp = Some(crate::network::start_slirp(
+                    &engine,
+                    &id,
+                    &cfg,
+                    container.record.pid,
+                )?);
                 berth_runtime::timing::phase("monitor: slirp4netns started");
             } else if cfg.network != "host" && !cfg.network.starts_with("container:") {
                 // Netlink on a current-thread runtime, its namespace helper thread joined
@@ -498,31 +503,42 @@ impl Monitor {
             ))
         })();
         match r {
-            Ok((id, container, spec, rootfs, log, listener, out, err, master, stdin, dns, slirp)) => {
-                Ok(Monitor {
-                    engine,
-                    id,
-                    cfg,
-                    row,
-                    lock: Some(lock),
-                    container,
-                    spec,
-                    rootfs,
-                    log,
-                    sfd,
-                    listener,
-                    out,
-                    err,
-                    master,
-                    stdin,
-                    stdin_pending: Vec::new(),
-                    stdin_close_pending: false,
-                    clients: vec![],
-                    started: Instant::now(),
-                    dns,
-                    slirp,
-                })
-            }
+            Ok((
+                id,
+                container,
+                spec,
+                rootfs,
+                log,
+                listener,
+                out,
+                err,
+                master,
+                stdin,
+                dns,
+                slirp,
+            )) => Ok(Monitor {
+                engine,
+                id,
+                cfg,
+                row,
+                lock: Some(lock),
+                container,
+                spec,
+                rootfs,
+                log,
+                sfd,
+                listener,
+                out,
+                err,
+                master,
+                stdin,
+                stdin_pending: Vec::new(),
+                stdin_close_pending: false,
+                clients: vec![],
+                started: Instant::now(),
+                dns,
+                slirp,
+            }),
             Err(e) => Err((engine, lock, e)),
         }
     }
@@ -844,7 +860,11 @@ impl Monitor {
         if let Some(sl) = self.slirp.take() {
             sl.stop();
         }
-        let _ = std::fs::remove_file(self.engine.state_dir(&self.id).join(crate::network::PORTS_FILE));
+        let _ = std::fs::remove_file(
+            self.engine
+                .state_dir(&self.id)
+                .join(crate::network::PORTS_FILE),
+        );
         let _ = self.log.flush();
         berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();

@@ -1293,7 +1293,8 @@ pub fn start_slirp(
     let slirp = berth_net::slirp::Slirp::start(pid, &dir)?;
     let mut bound = vec![];
     for p in &cfg.publish {
-        let maps = berth_net::ports::parse_port_spec(p).map_err(|e| invalid("-p", e.to_string()))?;
+        let maps =
+            berth_net::ports::parse_port_spec(p).map_err(|e| invalid("-p", e.to_string()))?;
         for m in maps {
             let want = m.fixed_host_port().unwrap_or(0);
             let host_port = match slirp.forward(m.protocol, m.host_ip, want, m.container_port) {

@@ -365,10 +365,7 @@ pub fn container_userns(
         ("--gidmap", &gids, "/proc/self/gid_map"),
     ] {
         let have = u64::from(mapped_count(file));
-        if let Some(m) = maps
-            .iter()
-            .find(|m| u64::from(m.1) + u64::from(m.2) > have)
-        {
+        if let Some(m) = maps.iter().find(|m| u64::from(m.1) + u64::from(m.2) > have) {
             return Err(invalid(
                 flag,
                 format!(
@@ -631,7 +628,13 @@ fn pause_child(mut sock: UnixStream, lock: i32) -> ! {
     }
     // Host mounts (a new USB disk, a bind) keep appearing here; ours never
     // reach the host.
-    if let Err(e) = sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_SLAVE, None) {
+    if let Err(e) = sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_SLAVE,
+        None,
+    ) {
         let _ = sock.write_all(&[code(e)]);
         sys::exit_now(1);
     }
@@ -707,7 +710,10 @@ mod tests {
 
     #[test]
     fn id_mapping_flags() {
-        assert_eq!(parse_id_mapping("--uidmap", "0:1:100").unwrap(), (0, 1, 100));
+        assert_eq!(
+            parse_id_mapping("--uidmap", "0:1:100").unwrap(),
+            (0, 1, 100)
+        );
         assert!(parse_id_mapping("--uidmap", "0:1").is_err());
         assert!(parse_id_mapping("--uidmap", "0:1:0").is_err());
         assert!(parse_id_mapping("--uidmap", "a:1:2").is_err());

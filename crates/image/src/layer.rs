@@ -792,7 +792,10 @@ impl Applier<'_> {
         chmod: bool,
     ) -> EResult<()> {
         if self.opts.preserve_ownership {
-            self.chown(sys::fchownat(dir, Path::new(name), meta.uid, meta.gid), meta)?;
+            self.chown(
+                sys::fchownat(dir, Path::new(name), meta.uid, meta.gid),
+                meta,
+            )?;
         }
         if chmod {
             let fd = sys::openat(

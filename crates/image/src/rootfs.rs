@@ -517,7 +517,8 @@ impl Copier {
             let s = sys::openat(Some(src), Path::new(name), flags, 0)?;
             let d = sys::openat(Some(dst), Path::new(name), flags, 0)?;
             let opaque = format == WhiteoutFormat::Overlay
-                && sys::fgetxattr(s.as_fd(), OsStr::new(sys::opaque_xattr()))?.as_deref() == Some(b"y");
+                && sys::fgetxattr(s.as_fd(), OsStr::new(sys::opaque_xattr()))?.as_deref()
+                    == Some(b"y");
             if self.preserve_owner {
                 sys::fchown(d.as_fd(), st.st_uid, st.st_gid)?;
             }

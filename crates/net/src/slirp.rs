@@ -28,7 +28,9 @@ pub const DNS_ADDR: &str = "10.0.2.3";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlirpError {
-    #[error("slirp4netns could not be started ({0}); rootless networking needs Debian's slirp4netns package")]
+    #[error(
+        "slirp4netns could not be started ({0}); rootless networking needs Debian's slirp4netns package"
+    )]
     Spawn(io::Error),
     #[error("slirp4netns for pid {pid} failed: {msg}")]
     Failed { pid: i32, msg: String },
@@ -208,7 +210,10 @@ impl Slirp {
             path: self.api.clone(),
             err,
         };
-        let via = PathBuf::from(format!("/proc/self/fd/{}/{API_SOCKET}", self.dir.as_raw_fd()));
+        let via = PathBuf::from(format!(
+            "/proc/self/fd/{}/{API_SOCKET}",
+            self.dir.as_raw_fd()
+        ));
         let mut s = UnixStream::connect(via).map_err(err)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .map_err(err)?;

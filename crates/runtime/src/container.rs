@@ -1142,9 +1142,8 @@ fn init_setup(a: &InitArgs<'_>) -> Result<(UnixStream, Vec<u8>)> {
     let spec = a.spec;
     let linux = spec.linux().as_ref();
     let ns = a.ns;
-    let userns = ns.has_new(LinuxNamespaceType::User)
-        || ns.joins(LinuxNamespaceType::User)
-        || a.in_userns;
+    let userns =
+        ns.has_new(LinuxNamespaceType::User) || ns.joins(LinuxNamespaceType::User) || a.in_userns;
     if ns.has_new(LinuxNamespaceType::Time) {
         namespaces::unshare_time_ns()?;
         send_msg(a.sync, MSG_TIMENS, &[]).what(|| "signalling the runtime".into())?;
