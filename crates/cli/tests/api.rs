@@ -840,6 +840,53 @@ fn containers_outlive_the_server() {
     let out = waiter.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
     s.ok(&["rm", "-f", "keep"]);
+
+    // An attached client (`docker attach`, stdin and stdout) while the
+    // server is killed: its connection ends, the container and its open
+    // stdin live on, and a client attached to the next server talks to it.
+    s.run(&[
+        "-d",
+        "-i",
+        "--name",
+        "talk",
+        "busybox",
+        "sh",
+        "-c",
+        "while read l; do echo got:$l; done; echo stdin-closed",
+    ]);
+    let talk = |s: &Server, line: &str| {
+        let mut c = s.spawn(&["attach", "talk"], &[]);
+        let mut stdin = c.stdin.take().unwrap();
+        let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+        // The attach is made before the first line is answered: resend
+        // until an answer comes (a line sent before it is lost to no one:
+        // the container reads it either way).
+        std::io::Write::write_all(&mut stdin, format!("{line}\n").as_bytes()).unwrap();
+        let mut got = String::new();
+        std::io::BufRead::read_line(&mut out, &mut got).unwrap();
+        (c, stdin, got)
+    };
+    eprintln!("talk one");
+    let (mut c, _stdin, got) = talk(&s, "one");
+    eprintln!("talked one");
+    assert_eq!(got, "got:one\n");
+    if let Some(srv) = s.child.as_mut() {
+        srv.kill().unwrap();
+        srv.wait().unwrap();
+    }
+    s.child = None;
+    eprintln!("killed");
+    let st = c.wait().unwrap();
+    eprintln!("attach ended");
+    assert!(!st.success(), "the attach outlived its server");
+    let st = ok(&s.root, &["inspect", "-f", "{{.State.Status}}", "talk"]);
+    assert_eq!(st.trim(), "running");
+    s.start();
+    let (c, stdin, got) = talk(&s, "two");
+    assert_eq!(got, "got:two\n");
+    drop(stdin);
+    let _ = c.wait_with_output();
+    s.ok(&["rm", "-f", "talk"]);
 }
 
 #[test]
