@@ -35,10 +35,12 @@ fi
 # openssh-client: `berth build --ssh ID=KEYFILE` serves key files with ssh-agent/ssh-add, and
 # its test (crates/cli/tests/build.rs) makes a key with ssh-keygen. docker.io's dockerd 20.10
 # and its CLI are also what crates/cli/tests/build_compare.rs compares `berth build` with.
+# python3-docker (docker-py 5), docker-compose (1.29, on docker-py): the Docker SDK and
+# compose clients that crates/cli/tests/api.rs points at `berth serve`.
 # (runc and crun are only for the benchmarks and are not installed here.)
 packages=(busybox-static libseccomp-dev pkg-config iproute2 podman containerd docker.io skopeo umoci
     docker-registry openssl nftables iptables gcc libc6-dev curl uidmap slirp4netns procps systemd
-    openssh-client)
+    openssh-client python3-docker docker-compose)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -494,9 +494,8 @@ pub async fn start(st: &Shared, id: &str) -> Result<Response<Body>, ApiError> {
         }
     }
     // Otherwise this server holds it while it runs (reading and dropping
-    // the output): the monitor closes an open stdin when its last client
-    // goes (docker's StdinOnce, right for an attached run, wrong for
-    // `run -d -i`), and the exit code it sends serves the waits of
+    // the output): the monitor closes a StdinOnce stdin when its last
+    // client goes, and the exit code it sends serves the waits of
     // containers that remove themselves.
     tokio::spawn(hold(st.clone(), id, conn));
     Ok(no_content())
@@ -826,7 +825,7 @@ async fn wait_for(st: &Shared, id: &str, cond: &str) -> Result<i32, ApiError> {
 async fn wait_exit(st: &Shared, row: &db::ContainerRow) -> Result<i32, ApiError> {
     let cfg = row_config(row);
     // A client leaving closes a non-tty stdin (StdinOnce): not for waits.
-    if !cfg.open_stdin || cfg.tty {
+    if !(cfg.open_stdin && cfg.stdin_once) || cfg.tty {
         let id = row.id.clone();
         let conn = engine(st, move |e| Ok(e.attach(&id).ok())).await?;
         if let Some(conn) = conn

@@ -1,13 +1,13 @@
 //! `/images/...`.
 
 use berth_image::{ArchiveFormat, ImportOptions, LoadOptions, Reference};
-use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::body::{self, Body, ChanWriter};
 use crate::error::ApiError;
+use crate::helper::{self, Run, line};
 use crate::{Query, Shared, engine, engine_own, json_response, ok_json};
 
 use berth_engine::inspect::familiar;
@@ -90,6 +90,7 @@ pub async fn by_name(
     m: &Method,
     rest: &[&str],
     q: &Query,
+    h: &hyper::HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let (name, action) = match (m, rest.split_last()) {
         (&Method::DELETE, _) => (rest.join("/"), ""),
@@ -101,7 +102,7 @@ pub async fn by_name(
         (&Method::GET, "history") => history(st, name).await,
         (&Method::GET, "get") => get(st, vec![name.as_str()]).await,
         (&Method::POST, "tag") => tag(st, name, q).await,
-        (&Method::POST, "push") => push(st, name, q).await,
+        (&Method::POST, "push") => push(st, name, q, h).await,
         (&Method::DELETE, "") => remove(st, name, q).await,
         _ => Err(ApiError::not_found("page not found")),
     }
@@ -249,10 +250,6 @@ fn progress_response(body: Body) -> Response<Body> {
     r
 }
 
-fn line(v: Value) -> Bytes {
-    Bytes::from(v.to_string() + "\r\n")
-}
-
 /// `POST /images/load`: a docker or OCI archive in the body.
 pub async fn load(
     st: &Shared,
@@ -334,11 +331,33 @@ pub async fn create(
         Some(t) => format!("{image}:{t}"),
         None => image.to_string(),
     };
-    Reference::parse_normalized(&name)?;
-    Ok(progress_response(helper(st, &["pull", &name])))
+    let r = Reference::parse_normalized(&name)?;
+    let run = auth_run(st, req.headers(), &r)?;
+    Ok(progress_response(helper::progress(
+        st,
+        &["pull".into(), name],
+        run,
+    )))
 }
 
-async fn push(st: &Shared, name: String, q: &Query) -> Result<Response<Body>, ApiError> {
+/// A subprocess's docker config with the credentials of `X-Registry-Auth`,
+/// for the registry of `r`.
+fn auth_run(st: &Shared, h: &hyper::HeaderMap, r: &Reference) -> Result<Run, ApiError> {
+    Ok(Run {
+        config: match helper::registry_auth(h)? {
+            Some(c) => Some(helper::config_dir(st, r.domain(), c)?),
+            None => None,
+        },
+        ..Run::default()
+    })
+}
+
+async fn push(
+    st: &Shared,
+    name: String,
+    q: &Query,
+    h: &hyper::HeaderMap,
+) -> Result<Response<Body>, ApiError> {
     let name = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) => format!("{name}:{t}"),
         None => name,
@@ -349,60 +368,10 @@ async fn push(st: &Shared, name: String, q: &Query) -> Result<Response<Body>, Ap
         Ok(())
     })
     .await?;
-    Ok(progress_response(helper(st, &["push", &name])))
-}
-
-/// Runs `berth --root ROOT ARGS…` and streams its output lines as
-/// docker's progress messages (an error message when it fails).
-fn helper(st: &Shared, args: &[&str]) -> Body {
-    let (tx, body) = body::channel();
-    let mut cmd = tokio::process::Command::new(&st.exe);
-    cmd.arg("--root")
-        .arg(&st.root)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    tokio::spawn(async move {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                let m = format!("running berth: {e}");
-                let _ = tx
-                    .send(line(json!({"errorDetail": {"message": m}, "error": m})))
-                    .await;
-                return;
-            }
-        };
-        let mut err_text = String::new();
-        if let Some(out) = child.stdout.take() {
-            let mut lines = tokio::io::BufReader::new(out).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                for part in l.split('\r').map(str::trim).filter(|p| !p.is_empty()) {
-                    // A client that went away: the pull goes on (its blobs
-                    // are not wasted); its output is dropped.
-                    let _ = tx.send(line(json!({"status": part}))).await;
-                }
-            }
-        }
-        if let Some(mut e) = child.stderr.take() {
-            use tokio::io::AsyncReadExt;
-            let _ = e.read_to_string(&mut err_text).await;
-        }
-        let ok = child.wait().await.is_ok_and(|s| s.success());
-        if !ok {
-            let m = err_text.trim().trim_start_matches("Error: ").to_string();
-            let m = if m.is_empty() {
-                "failed".to_string()
-            } else {
-                m
-            };
-            let _ = tx
-                .send(line(json!({"errorDetail": {"message": m}, "error": m})))
-                .await;
-        }
-    });
-    body
+    let run = auth_run(st, h, &Reference::parse_normalized(&name)?)?;
+    Ok(progress_response(helper::progress(
+        st,
+        &["push".into(), name],
+        run,
+    )))
 }

@@ -17,17 +17,23 @@
 //! exec.rs        /containers/{id}/exec, /exec/...
 //! images.rs      /images/...
 //! objects.rs     /volumes/... /networks/...
+//! build.rs       /build /commit
+//! stats.rs       /containers/{id}/stats
+//! helper.rs      pull, push and build by a `berth` subprocess
 //! ```
 
 #![recursion_limit = "256"]
 
 pub mod body;
+mod build;
 mod containers;
 pub mod error;
 mod exec;
+mod helper;
 mod images;
 pub mod listen;
 mod objects;
+mod stats;
 mod stream;
 mod system;
 pub mod tls;
@@ -408,6 +414,7 @@ async fn route(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, Api
         (&M::POST, ["containers", id, "attach"]) => containers::attach(&st, id, &q, req).await,
         (&M::POST, ["containers", id, "update"]) => containers::update(&st, id, req).await,
         (&M::GET, ["containers", id, "changes"]) => containers::changes(&st, id).await,
+        (&M::GET, ["containers", id, "stats"]) => stats::stats(&st, id, &q).await,
         (&M::DELETE, ["containers", id]) => containers::remove(&st, id, &q).await,
         (&M::HEAD | &M::GET, ["containers", id, "archive"]) => {
             containers::archive_get(&st, id, &q, &m).await
@@ -426,9 +433,13 @@ async fn route(st: Shared, req: Request<Incoming>) -> Result<Response<Body>, Api
         (&M::POST, ["images", "prune"]) => images::prune(&st, &q).await,
         (&M::GET, ["images", "search"]) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "image search is not available: berth serve does not search registries",
+            "image search is offline: berth serve does not query registries' search services; pull images by name",
         )),
-        (_, ["images", rest @ ..]) if !rest.is_empty() => images::by_name(&st, &m, rest, &q).await,
+        (_, ["images", rest @ ..]) if !rest.is_empty() => {
+            images::by_name(&st, &m, rest, &q, req.headers()).await
+        }
+        (&M::POST, ["build"]) => build::build(&st, &q, req).await,
+        (&M::POST, ["commit"]) => build::commit(&st, &q, req).await,
         (&M::GET, ["distribution", ..]) => Err(ApiError::not_found(
             "distribution inspect is not implemented by berth serve yet",
         )),

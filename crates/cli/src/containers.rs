@@ -288,6 +288,10 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         cmd: cmd.to_vec(),
         tty: p.bool("tty"),
         open_stdin: p.bool("interactive"),
+        // docker's StdinOnce: an attached `run -i` (and `create -i`, started
+        // with `start -ai`) closes the container's stdin when its client's
+        // input ends; `run -d -i` keeps it open for later attaches.
+        stdin_once: p.bool("interactive") && !p.bool("detach"),
         auto_remove: p.bool("rm"),
         init: p.bool("init"),
         restart: p.value("restart").unwrap_or("no").to_string(),

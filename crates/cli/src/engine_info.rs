@@ -64,19 +64,11 @@ pub fn stats(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     let mut first = true;
     loop {
         let rows = stats_rows(e, p)?;
-        let rt = e.runtime();
-        let samples: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                let cg = rt.load(&r.id).ok().map(|c| c.record.cgroup);
-                let s = cg.as_ref().map(berth_runtime::stats::collect);
-                (r, s)
-            })
-            .collect();
+        let samples: Vec<_> = rows.iter().map(|r| (r, e.stats(r))).collect();
         if first {
             for (r, s) in &samples {
                 if let Some(s) = s {
-                    prev.insert(r.id.clone(), (s.cpu.usage.total, Instant::now()));
+                    prev.insert(r.id.clone(), (s.cgroup.cpu.usage.total, Instant::now()));
                 }
             }
             first = false;
@@ -132,7 +124,7 @@ fn stats_rows(e: &mut Engine, p: &crate::args::Parsed) -> R<Vec<db::ContainerRow
     Ok(v)
 }
 
-type Sample<'a> = (&'a db::ContainerRow, Option<berth_runtime::stats::Stats>);
+type Sample<'a> = (&'a db::ContainerRow, Option<berth_engine::stats::Sample>);
 
 /// One table of samples; `prev` holds each container's CPU time at its
 /// previous sample (updated).
@@ -171,7 +163,7 @@ fn stats_table(
             Some(s) => sample_columns(s, prev.get(&r.id).copied(), host_mem),
         };
         if let Some(s) = s {
-            prev.insert(r.id.clone(), (s.cpu.usage.total, Instant::now()));
+            prev.insert(r.id.clone(), (s.cgroup.cpu.usage.total, Instant::now()));
         }
         let row: Vec<String> = [id.clone(), r.name.clone()]
             .into_iter()
@@ -189,10 +181,12 @@ fn stats_table(
 /// CPU %, memory usage / limit, memory %, net and block I/O and pids of
 /// one sample; CPU % over the time since `prev` (CPU time, when).
 fn sample_columns(
-    s: &berth_runtime::stats::Stats,
+    sample: &berth_engine::stats::Sample,
     prev: Option<(u64, Instant)>,
     host_mem: u64,
 ) -> Vec<String> {
+    let s = &sample.cgroup;
+    let (net_rx, net_tx) = sample.net_io();
     let cpu = match prev {
         Some((c0, t0)) => {
             let wall = t0.elapsed().as_nanos().max(1) as f64;
@@ -223,7 +217,11 @@ fn sample_columns(
         format!("{cpu:.2}%"),
         format!("{} / {}", bytes_size(usage), bytes_size(limit)),
         format!("{memp:.2}%"),
-        "0B / 0B".to_string(),
+        format!(
+            "{} / {}",
+            crate::fmt::human_size(net_rx),
+            crate::fmt::human_size(net_tx)
+        ),
         format!(
             "{} / {}",
             crate::fmt::human_size(rd),

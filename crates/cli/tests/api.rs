@@ -73,6 +73,9 @@ impl Server {
     fn start(&mut self) {
         let child = berth_command(&self.root)
             .args(["serve", "-H", &format!("unix://{}", self.sock.display())])
+            // Registry credentials only from the requests (X-Registry-Auth),
+            // never this machine's docker config.
+            .env("DOCKER_CONFIG", self.dir.join("server-docker-config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -837,6 +840,53 @@ fn containers_outlive_the_server() {
     let out = waiter.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
     s.ok(&["rm", "-f", "keep"]);
+
+    // An attached client (`docker attach`, stdin and stdout) while the
+    // server is killed: its connection ends, the container and its open
+    // stdin live on, and a client attached to the next server talks to it.
+    s.run(&[
+        "-d",
+        "-i",
+        "--name",
+        "talk",
+        "busybox",
+        "sh",
+        "-c",
+        "while read l; do echo got:$l; done; echo stdin-closed",
+    ]);
+    let talk = |s: &Server, line: &str| {
+        let mut c = s.spawn(&["attach", "talk"], &[]);
+        let mut stdin = c.stdin.take().unwrap();
+        let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+        // The attach is made before the first line is answered: resend
+        // until an answer comes (a line sent before it is lost to no one:
+        // the container reads it either way).
+        std::io::Write::write_all(&mut stdin, format!("{line}\n").as_bytes()).unwrap();
+        let mut got = String::new();
+        std::io::BufRead::read_line(&mut out, &mut got).unwrap();
+        (c, stdin, got)
+    };
+    eprintln!("talk one");
+    let (mut c, _stdin, got) = talk(&s, "one");
+    eprintln!("talked one");
+    assert_eq!(got, "got:one\n");
+    if let Some(srv) = s.child.as_mut() {
+        srv.kill().unwrap();
+        srv.wait().unwrap();
+    }
+    s.child = None;
+    eprintln!("killed");
+    let st = c.wait().unwrap();
+    eprintln!("attach ended");
+    assert!(!st.success(), "the attach outlived its server");
+    let st = ok(&s.root, &["inspect", "-f", "{{.State.Status}}", "talk"]);
+    assert_eq!(st.trim(), "running");
+    s.start();
+    let (c, stdin, got) = talk(&s, "two");
+    assert_eq!(got, "got:two\n");
+    drop(stdin);
+    let _ = c.wait_with_output();
+    s.ok(&["rm", "-f", "talk"]);
 }
 
 #[test]
@@ -892,72 +942,43 @@ fn events_stream() {
     );
 }
 
-/// The Docker SDK for Python (PyPI `docker`) through the same socket.
-#[test]
-fn docker_py_smoke() {
-    let ok_py = Command::new("python3")
+/// Debian's python3 and its docker-py (scripts/test.sh installs
+/// python3-docker): the interpreter the SDK tests run, which must have it.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A docker-py script (tests/scripts/) run against `s`; its stdout.
+fn docker_py(s: &Server, script: &str, args: &[&str]) -> String {
+    let have = Command::new(PYTHON)
         .args(["-c", "import docker"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok_py {
-        eprintln!("skipped: python3 has no `docker` module (pip install docker)");
-        return;
-    }
-    let s = Server::new();
-    let script = r#"
-import io, sys, tarfile, docker
-c = docker.DockerClient(base_url=sys.argv[1], version="auto")
-assert c.ping()
-assert c.version()["ApiVersion"] == "1.45"
-assert any("busybox:latest" in i.tags for i in c.images.list())
-out = c.containers.run("busybox", ["echo", "py-hello"], network_mode="none", remove=True)
-assert out == b"py-hello\n", out
-ct = c.containers.run("busybox", ["sleep", "60"], detach=True, network_mode="none", name="py1")
-ct.reload()
-assert ct.status == "running", ct.status
-r = ct.exec_run(["sh", "-c", "echo in-exec; exit 3"])
-assert r.exit_code == 3 and r.output == b"in-exec\n", r
-lg = c.containers.run("busybox", ["sh", "-c", "echo logged-before"], detach=True, network_mode="none")
-assert lg.wait()["StatusCode"] == 0
-assert lg.attach(stdout=True, stderr=True, stream=False, logs=True) == b"logged-before\n"
-lg.remove()
-buf = io.BytesIO()
-with tarfile.open(fileobj=buf, mode="w") as t:
-    data = b"py-archive\n"
-    ti = tarfile.TarInfo("put.txt"); ti.size = len(data)
-    t.addfile(ti, io.BytesIO(data))
-assert ct.put_archive("/tmp", buf.getvalue())
-stream, stat = ct.get_archive("/tmp/put.txt")
-raw = b"".join(stream)
-with tarfile.open(fileobj=io.BytesIO(raw)) as t:
-    assert t.extractfile("put.txt").read() == b"py-archive\n"
-assert stat["name"] == "put.txt", stat
-assert [x.name for x in c.containers.list()] == ["py1"]
-ct.stop(timeout=1)
-assert ct.wait()["StatusCode"] == 137
-ct.remove()
-v = c.volumes.create("pyvol")
-assert "pyvol" in [x.name for x in c.volumes.list()]
-v.remove()
-assert {"bridge", "host", "none"} <= {n.name for n in c.networks.list()}
-try:
-    c.containers.get("nosuch")
-    raise SystemExit("no error for an unknown container")
-except docker.errors.NotFound:
-    pass
-print("docker-py ok")
-"#;
-    let o = Command::new("python3")
-        .args(["-c", script, &format!("unix://{}", s.sock.display())])
+        .output()
+        .unwrap_or_else(|e| panic!("{PYTHON}: {e} (scripts/test.sh installs python3-docker)"));
+    assert!(
+        have.status.success(),
+        "{PYTHON} has no docker module (apt-get install python3-docker): {}",
+        String::from_utf8_lossy(&have.stderr)
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scripts")
+        .join(script);
+    let o = Command::new(PYTHON)
+        .arg(&path)
+        .arg(format!("unix://{}", s.sock.display()))
+        .args(args)
+        .env("DOCKER_CONFIG", s.dir.join("docker-config"))
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(String::from_utf8_lossy(&o.stdout).contains("docker-py ok"));
+    succeeded(script, o)
+}
+
+/// The Docker SDK for Python through the same socket: run -d, logs, exec,
+/// archive, stats, commit, images tag/build/remove, volumes, networks,
+/// events (tests/scripts/docker_py.py).
+#[test]
+fn docker_py_sdk() {
+    let s = Server::new();
+    let out = docker_py(&s, "docker_py.py", &[]);
+    assert!(out.contains("docker-py ok"), "{out}");
+    assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
 }
 
 /// Socket activation: systemd's protocol (`LISTEN_FDS`, `LISTEN_PID`), by
@@ -1111,20 +1132,19 @@ fn push_and_pull_through_a_registry() {
     assert!(!e.is_empty());
 }
 
-/// docker-compose 1.29 (PyPI `docker-compose`, with docker-py 5; found as
-/// $BERTH_TEST_COMPOSE or `docker-compose` on PATH): a two-service app with a
-/// user network, a named volume and a published port; ps, logs, exec, down -v.
+/// docker-compose 1.29 (Debian's, on docker-py 5; $BERTH_TEST_COMPOSE names
+/// another): a two-service app with a user network, a named volume and a
+/// published port (the server and its containers in the test's namespace);
+/// ps, logs, exec, down -v.
 #[test]
 fn compose_two_services() {
-    let compose = std::env::var("BERTH_TEST_COMPOSE").unwrap_or_else(|_| "docker-compose".into());
-    if Command::new(&compose)
+    let compose =
+        std::env::var("BERTH_TEST_COMPOSE").unwrap_or_else(|_| "/usr/bin/docker-compose".into());
+    let v = Command::new(&compose)
         .arg("version")
         .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        eprintln!("skipped: no docker-compose (set BERTH_TEST_COMPOSE)");
-        return;
-    }
+        .unwrap_or_else(|e| panic!("{compose}: {e} (scripts/test.sh installs docker-compose)"));
+    succeeded(&format!("{compose} version"), v);
     let s = Server::new();
     let proj = s.dir.join("proj");
     std::fs::create_dir(&proj).unwrap();
@@ -1379,4 +1399,204 @@ fn health_and_events_through_the_api() {
     );
     assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
     ok(&s.root, &["volume", "rm", "clivol"]);
+}
+
+/// `docker build` (the classic `/build`: the context tarball, build args,
+/// labels, `-q`, a failing step), `docker stats` (streamed and one-shot
+/// JSON), `docker commit` and `docker search` through berth serve.
+#[test]
+fn docker_build_stats_commit_search() {
+    let s = Server::new();
+    let ctx = s.dir.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nARG MSG=none\nCOPY hello.txt /hello.txt\nRUN echo \"$MSG\" > /msg.txt\nLABEL built=by-api\nCMD [\"cat\", \"/hello.txt\", \"/msg.txt\"]\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("hello.txt"), "hello from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Failing"),
+        "FROM busybox\nRUN echo step-output; exit 3\n",
+    )
+    .unwrap();
+    let build = |args: &[&str]| {
+        s.docker_cmd()
+            .env("DOCKER_BUILDKIT", "0")
+            .arg("build")
+            .args(args)
+            .arg(&ctx)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = succeeded(
+        "docker build",
+        build(&[
+            "-t",
+            "apibuilt:1",
+            "--build-arg",
+            "MSG=from-arg",
+            "--label",
+            "extra=yes",
+        ]),
+    );
+    assert!(out.contains("Successfully built "), "{out}");
+    assert!(out.contains("Successfully tagged apibuilt:1"), "{out}");
+    assert_eq!(
+        s.run(&["--rm", "apibuilt:1"]),
+        "hello from the context\nfrom-arg\n"
+    );
+    let labels = s.ok(&[
+        "inspect",
+        "-f",
+        "{{.Config.Labels.built}} {{.Config.Labels.extra}}",
+        "apibuilt:1",
+    ]);
+    assert_eq!(labels.trim(), "by-api yes");
+    // -q: the image id alone.
+    let id = succeeded("docker build -q", build(&["-q", "-t", "apibuilt:2"]));
+    let want = s.ok(&["inspect", "-f", "{{.Id}}", "apibuilt:2"]);
+    assert_eq!(id.trim(), want.trim());
+    // A failing step: docker's exit status and the step named.
+    let failing = ctx.join("Failing");
+    let o = build(&["-f", failing.to_str().unwrap(), "-t", "apifail"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("exit code: 3") || e.contains("returned a non-zero code: 3"),
+        "{e}"
+    );
+    assert!(
+        !s.ok(&["images", "--format", "{{.Repository}}"])
+            .contains("apifail")
+    );
+    // Options berth's builder cannot honour are refused, not ignored.
+    let (c, v) = s.json("POST", "/build?remote=https://example.invalid/ctx.git", "");
+    assert_eq!(c, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("remote"),
+        "{v}"
+    );
+
+    // stats: docker's one-shot table and JSON, and a streamed sample.
+    s.run(&["-d", "--name", "st", "busybox", "sleep", "60"]);
+    let row = s.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+        "st",
+    ]);
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[..2], ["st", "1"], "{row}");
+    assert_ne!(cols[2], "0B", "{row}");
+    let (c, v) = s.json("GET", "/containers/st/stats?stream=false", "");
+    assert_eq!(c, 200);
+    assert_eq!(v["name"], "/st");
+    assert_eq!(v["pids_stats"]["current"], 1);
+    assert!(v["memory_stats"]["usage"].as_u64().unwrap_or(0) > 0, "{v}");
+    assert!(
+        v["cpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
+    assert!(
+        v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
+    let mut conn = UnixStream::connect(&s.sock).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /v1.45/containers/st/stats HTTP/1.1\r\nHost: docker\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.windows(7).filter(|w| w == b"\"read\":").count() < 2 {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(conn);
+    let (c, v) = s.json("GET", "/containers/nosuch/stats?stream=false", "");
+    assert_eq!(
+        (c, v["message"].as_str()),
+        (404, Some("No such container: nosuch"))
+    );
+
+    // commit: the container's changes and a --change, as a new image.
+    s.ok(&["exec", "st", "sh", "-c", "echo changed > /tmp/c.txt"]);
+    let id = s.ok(&[
+        "commit",
+        "-c",
+        "ENV COMMITTED=yes",
+        "-m",
+        "by the api",
+        "st",
+        "apicommit:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let out = s.run(&[
+        "--rm",
+        "apicommit:1",
+        "sh",
+        "-c",
+        "cat /tmp/c.txt; echo $COMMITTED",
+    ]);
+    assert_eq!(out, "changed\nyes\n");
+    let hist = s.ok(&["history", "--format", "{{.Comment}}", "apicommit:1"]);
+    assert!(hist.contains("by the api"), "{hist}");
+    let e = s.fails(&["commit", "nosuch", "x:1"], 1);
+    assert!(e.contains("No such container: nosuch"), "{e}");
+    s.ok(&["rm", "-f", "st"]);
+
+    // search: offline, said so.
+    let e = s.fails(&["search", "busybox"], 1);
+    assert!(e.contains("offline"), "{e}");
+}
+
+/// `X-Registry-Auth`: push and pull against a registry that requires a
+/// login, with the credentials the docker CLI and docker-py send (the
+/// server's own docker config has none).
+#[test]
+fn registry_auth_header() {
+    let Some(reg) = regcommon::Registry::start(&[("apiuser", "apipass")]) else {
+        eprintln!("skipped: no docker-registry");
+        return;
+    };
+    let s = Server::with_netns(false);
+    let tag = format!("{}/api/auth:1", reg.addr);
+    s.ok(&["tag", "busybox", &tag]);
+    // No credentials: the registry's refusal.
+    let e = s.fails(&["push", &tag], 1);
+    assert!(
+        e.to_lowercase().contains("unauthorized")
+            || e.contains("401")
+            || e.contains("authentication"),
+        "{e}"
+    );
+    // The client's config: sent with every push and pull.
+    let cfg = s.dir.join("docker-config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("apiuser:apipass");
+    std::fs::write(
+        cfg.join("config.json"),
+        format!(r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#, reg.addr),
+    )
+    .unwrap();
+    s.ok(&["push", &tag]);
+    s.ok(&["rmi", &tag]);
+    s.ok(&["pull", &tag]);
+    let out = s.ok(&["run", "--rm", "--network", "none", &tag, "echo", "pulled"]);
+    assert_eq!(out.trim(), "pulled");
+    // No credential file was left behind.
+    let left = std::fs::read_dir(s.root.join("api"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0);
+    // docker-py: auth_config on push and pull (and nothing from a config
+    // file).
+    std::fs::remove_file(cfg.join("config.json")).unwrap();
+    let out = docker_py(&s, "docker_py_registry.py", &[&reg.addr]);
+    assert!(out.contains("docker-py registry ok"), "{out}");
 }

@@ -592,7 +592,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "AttachStderr": true,
             "Tty": cfg.tty,
             "OpenStdin": cfg.open_stdin,
-            "StdinOnce": cfg.open_stdin,
+            "StdinOnce": cfg.stdin_once,
             "Env": config_env(&image_env, &cfg.env),
             "Cmd": if cfg.cmd.is_empty() { Value::Null } else { json!(cfg.cmd) },
             "Image": r.image,

@@ -43,6 +43,7 @@ pub mod rootless;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
+pub mod stats;
 pub mod timefmt;
 pub mod update;
 pub mod volumes;

@@ -279,31 +279,50 @@ impl crate::Engine {
         if !opts.follow {
             return Ok(());
         }
-        let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
+        // Followed through an open file, not the path: the last lines of a
+        // container removed right after it exits (docker-py's `run`
+        // reads the follow only after its `remove`) are still read.
+        let mut file = File::open(&path).ok();
+        let mut offset = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
         loop {
             let running = matches!(
                 self.get(&row.id).map(|r| r.state),
                 Ok(ref s) if s == crate::db::RUNNING || s == crate::db::PAUSED
             );
-            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-            if size < offset {
-                offset = 0; // rotated
+            if file.is_none() {
+                file = File::open(&path).ok();
+                offset = 0;
             }
-            if size > offset
-                && let Ok(mut f) = File::open(&path)
-            {
-                let mut data = Vec::new();
-                let _ = f.seek(SeekFrom::Start(offset));
-                let _ = f.read_to_end(&mut data);
-                // Only whole lines: a partial one is read next time.
-                if let Some(end) = data.iter().rposition(|&b| b == b'\n') {
-                    let (recs, _) = read_records(&data[..=end]);
-                    for r in recs.iter().filter(|r| keep(r)) {
-                        if !emit(r) {
-                            return Ok(());
+            if let Some(f) = file.as_mut() {
+                let size = f.metadata().map_or(0, |m| m.len());
+                if size < offset {
+                    offset = 0; // truncated
+                }
+                if size > offset {
+                    let mut data = Vec::new();
+                    let _ = f.seek(SeekFrom::Start(offset));
+                    let _ = f.read_to_end(&mut data);
+                    // Only whole lines: a partial one is read next time.
+                    if let Some(end) = data.iter().rposition(|&b| b == b'\n') {
+                        let (recs, _) = read_records(&data[..=end]);
+                        for r in recs.iter().filter(|r| keep(r)) {
+                            if !emit(r) {
+                                return Ok(());
+                            }
                         }
+                        offset += end as u64 + 1;
                     }
-                    offset += end as u64 + 1;
+                }
+                // Rotated: the path names a new file; go on there once
+                // this one is read.
+                use std::os::unix::fs::MetadataExt;
+                let ino = f.metadata().map_or(0, |m| m.ino());
+                if std::fs::metadata(&path).is_ok_and(|m| m.ino() != ino) {
+                    file = None;
+                    continue;
                 }
             }
             if !running {

@@ -867,8 +867,9 @@ impl Monitor {
             }
             let before = self.clients.len();
             self.clients.retain(|c| !c.dead);
-            // docker's StdinOnce: stdin closes with the attached client.
-            if before > 0 && self.clients.is_empty() && self.cfg.open_stdin && !self.cfg.tty {
+            // docker's StdinOnce: stdin closes with the attached client
+            // (not for `run -d -i`, whose stdin waits for the next attach).
+            if before > 0 && self.clients.is_empty() && self.cfg.stdin_once && !self.cfg.tty {
                 self.stdin = None;
             }
         }
