@@ -795,13 +795,6 @@ impl Engine {
             return Err(marked_for_removal(&row));
         }
         berth_runtime::timing::phase("engine start");
-        for m in row_config(&row)
-            .mounts
-            .iter()
-            .filter(|m| m.kind == "volume")
-        {
-            volumes::activate(&self.root, &m.source)?;
-        }
         self.mark_stopped(&row.id, false);
         let _ = fs::remove_file(self.container_dir(&row.id).join(KILLED_BY_USER));
         let (ours, theirs) = UnixStream::pair().what(|| "socketpair".into())?;

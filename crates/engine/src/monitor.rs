@@ -165,6 +165,8 @@ struct Monitor {
     dns: Option<berth_net::dns::Resolver>,
     /// A rootless container's user-mode network.
     slirp: Option<berth_net::slirp::Slirp>,
+    /// The container's hold on its volumes, let go when it exits.
+    volumes: Option<crate::volumes::Held>,
 }
 
 /// Most of a client's pending output kept before it counts as gone (a
@@ -376,7 +378,37 @@ impl Monitor {
             }));
         }
         let cfg = row_config(&row);
-        match Self::launch(engine, row.clone(), cfg.clone(), lock, sfd) {
+        // The volumes are made ready (a tmpfs volume mounted) and held
+        // while the container runs.
+        let held = crate::volumes::acquire(
+            root,
+            cfg.mounts
+                .iter()
+                .filter(|m| m.kind == "volume")
+                .map(|m| m.source.as_str()),
+        );
+        let launched = match held {
+            Ok(held) => match Self::launch(engine, row.clone(), cfg.clone(), lock, sfd) {
+                Ok(mut m) => {
+                    m.volumes = Some(held);
+                    Ok(m)
+                }
+                Err(x) => {
+                    crate::volumes::release(held);
+                    Err(x)
+                }
+            },
+            // docker's code for a volume that cannot be mounted.
+            Err(e) => Err((
+                engine,
+                lock,
+                Error::Start {
+                    msg: e.to_string(),
+                    code: 125,
+                },
+            )),
+        };
+        match launched {
             Ok(m) => Ok(m),
             Err((mut engine, lock, e)) => {
                 let msg = e.to_string();
@@ -576,6 +608,7 @@ impl Monitor {
                 started: Instant::now(),
                 dns,
                 slirp,
+                volumes: None,
             }),
             Err(e) => Err((engine, lock, e)),
         }
@@ -962,6 +995,9 @@ impl Monitor {
         network_events(&self.engine, &now, "disconnect");
         let _ = crate::network::disconnect_container(&self.engine, &self.id);
         volume_events(&self.engine, &now, &self.cfg, "unmount");
+        if let Some(held) = self.volumes.take() {
+            crate::volumes::release(held);
+        }
         let sd = self.engine.state_dir(&self.id);
         let _ = std::fs::remove_file(sd.join("attach.sock"));
         let _ = self.engine.db.set_exited(
