@@ -283,3 +283,74 @@ fn kill_9_at_any_moment_then_the_next_command_leaves_a_sound_store() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// A container whose monitor was killed (issue 19): the next command's adopter takes it
+/// over. The loss of its output (the pipes died with the monitor) is written into its log,
+/// where `logs` shows it, and into `State.Error`; its exit is recorded when it happens
+/// (FinishedAt is the real end, not the time of the next command); what it left is cleaned
+/// and `system check` finds nothing.
+#[test]
+fn a_container_whose_monitor_died_is_adopted() {
+    let f = Fixture::new();
+    let id = f
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo before; sleep 3; echo after",
+        ])
+        .trim()
+        .to_string();
+    let pid: i32 = f
+        .ok(&["inspect", "--format", "{{.State.Pid}}", &id])
+        .trim()
+        .parse()
+        .unwrap();
+    while !f.ok(&["logs", &id]).contains("before") {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let monitors = common::monitor_pids(&id);
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    let _ = Command::new("kill")
+        .args(["-9", &monitors[0].to_string()])
+        .status();
+    while std::path::Path::new(&format!("/proc/{}", monitors[0])).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The next command: still running, adopted; the loss is in its log.
+    let state = f.ok(&["inspect", "--format", "{{.State.Status}}", &id]);
+    assert_eq!(state, "running\n");
+    let o = berth(&f.root, &["logs", &id]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("monitor died"), "{err}");
+    // It ends with no berth command running; some time later, the first command finds
+    // its end recorded at the time it happened.
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let later = now_secs();
+    assert_eq!(f.ok(&["wait", &id]), "255\n");
+    let fin = f.ok(&["inspect", "--format", "{{.State.FinishedAt}}", &id]);
+    let fin = berth_engine::timefmt::parse_rfc3339(fin.trim()).unwrap_or_else(|| panic!("{fin}"));
+    assert!(
+        fin < later - 1,
+        "FinishedAt {fin} is not the exit (before {later})"
+    );
+    let e = f.ok(&["inspect", "--format", "{{.State.Error}}", &id]);
+    assert!(e.contains("monitor died"), "{e}");
+    assert!(common::monitor_pids(&id).is_empty());
+    f.check().unwrap();
+    f.ok(&["rm", &id]);
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

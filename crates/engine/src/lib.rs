@@ -640,7 +640,10 @@ impl Engine {
         };
         let active = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
         if active && berth_runtime::state::pid_is(row.pid, row.pid_start) {
-            return Ok(row); // running, untracked by a monitor
+            // Running, its monitor gone: an adopter takes it over.
+            drop(lock);
+            self.adopt(&row.id);
+            return Ok(row);
         }
         self.cleanup_runtime(&row.id);
         if active {
@@ -656,6 +659,36 @@ impl Engine {
             health::monitor_gone(&self.db, &row.id);
         }
         self.db.find(&row.id)
+    }
+
+    /// Spawns an adopter (this executable with [`monitor::ADOPT`]) for a
+    /// running container whose monitor died, and waits until it holds the
+    /// container (see [`monitor::adopt_main`]). Best effort: without one,
+    /// the next command tries again.
+    fn adopt(&self, id: &str) {
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        // Only berth itself has the subcommand (not a test harness
+        // linking the engine).
+        if !exe
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("berth"))
+        {
+            return;
+        }
+        let child = std::process::Command::new(&exe)
+            .arg("--root")
+            .arg(&self.root)
+            .arg(monitor::ADOPT)
+            .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Ok(mut c) = child {
+            let _ = c.wait();
+        }
     }
 
     /// Finishes what a killed command began: an `rm` (the container marked for removal, no

@@ -35,6 +35,87 @@ use crate::{Engine, RunConfig, row_config};
 /// The hidden subcommand of `berth` that runs a monitor.
 pub const SUBCOMMAND: &str = "__monitor";
 
+/// The hidden subcommand of an adopter: `berth --root R __adopt ID`.
+pub const ADOPT: &str = "__adopt";
+
+/// What an adopted container's log and `State.Error` say.
+pub const MONITOR_DIED: &str =
+    "the container's monitor died: its output since then is lost and its exit status is unknown";
+
+/// Entry point of an adopter (see [`Engine::adopt`]): takes over a running
+/// container whose monitor was killed. The pipes its output went through
+/// died with that monitor (nothing can read them again), so the loss is
+/// written into its log where `logs` shows it; then the adopter waits for
+/// the container's init through a pidfd and records the exit when it
+/// happens (FinishedAt is the real end, the code 255: not a child of
+/// ours, its status is not ours to read), cleans up what it left, and
+/// removes it when it was `--rm`. Returns the first process's exit code.
+pub fn adopt_main(root: &Path, id: &str) -> i32 {
+    let Ok(engine) = Engine::open(root) else {
+        return 125;
+    };
+    let Ok(row) = engine.db.find(id) else {
+        return 1;
+    };
+    let Ok(lock) = engine.lock_file(&row.id) else {
+        return 125;
+    };
+    // Taken before the fork: the adopter keeps it (the same open file),
+    // so the command that spawned this finds the container held when we
+    // return.
+    if berth_image::sys::flock_exclusive(lock.as_fd(), false).is_err() {
+        return 0; // a monitor or another adopter has it
+    }
+    let Ok(pidfd) = sys::pidfd_open(row.pid) else {
+        return 0;
+    };
+    // The pidfd is of the container's init only if the pid still is it.
+    let active = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
+    if !active || !berth_runtime::state::pid_is(row.pid, row.pid_start) {
+        return 0;
+    }
+    let cfg = row_config(&row);
+    if let Ok(mut log) = LogWriter::open(
+        &engine.log_path(&row.id),
+        cfg.log_max_size,
+        cfg.log_max_file,
+    ) {
+        let _ = log.write(1, format!("berth: {MONITOR_DIED}\n").as_bytes());
+    }
+    drop(engine);
+    match sys::clone3(&sys::CloneArgs {
+        flags: 0,
+        cgroup: None,
+        pidfd: false,
+    }) {
+        Ok((0, _)) => {}
+        Ok(_) => sys::exit_now(0),
+        Err(_) => return 125,
+    }
+    let _ = sys::setsid();
+    let Ok(mut engine) = Engine::open(root) else {
+        sys::exit_now(125);
+    };
+    while !matches!(sys::poll_in(&[pidfd.as_fd()], -1).as_deref(), Ok([true])) {
+        if !berth_runtime::state::pid_is(row.pid, row.pid_start) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let finished = berth_runtime::state::now_rfc3339();
+    engine.cleanup_runtime(&row.id);
+    let now = engine.db.find(&row.id).unwrap_or_else(|_| row.clone());
+    engine.container_event(&now, "die", &[("exitCode", "255")]);
+    let _ = engine
+        .db
+        .set_exited(&row.id, db::EXITED, 255, false, MONITOR_DIED, &finished);
+    crate::health::monitor_gone(&engine.db, &row.id);
+    if cfg.auto_remove {
+        let _ = engine.destroy(&now, true, Some(lock));
+    }
+    sys::exit_now(0)
+}
+
 /// Takes ownership of the socket the CLI passed as `fd`.
 fn inherited_socket(fd: i32) -> Option<UnixStream> {
     if fd < 3 {
