@@ -346,6 +346,28 @@ fn a_container_whose_monitor_died_is_adopted() {
     assert!(common::monitor_pids(&id).is_empty());
     f.check().unwrap();
     f.ok(&["rm", &id]);
+
+    // An adopted container is stopped and removed as any other.
+    let id = f
+        .ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
+    for m in common::monitor_pids(&id) {
+        let _ = Command::new("kill").args(["-9", &m.to_string()]).status();
+        while std::path::Path::new(&format!("/proc/{m}")).exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    f.ok(&["ps"]);
+    f.ok(&["stop", "-t", "1", &id]);
+    assert_eq!(
+        f.ok(&["inspect", "--format", "{{.State.Status}}", &id]),
+        "exited\n"
+    );
+    f.ok(&["start", &id]);
+    f.ok(&["rm", "-f", &id]);
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    f.check().unwrap();
 }
 
 fn now_secs() -> i64 {
