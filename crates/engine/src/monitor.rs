@@ -205,6 +205,15 @@ fn start_code(msg: &str) -> i32 {
     }
 }
 
+/// The size of the container's output pipes and of the monitor's reads.
+const OUTPUT_PIPE: usize = 1 << 20;
+
+/// Grows a pipe (best effort: a pty, or a limit below `size`, keeps its own).
+fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) {
+    // SAFETY: F_SETPIPE_SZ on a descriptor we own; no memory is passed.
+    let _ = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) };
+}
+
 struct Client {
     sock: UnixStream,
     dec: Decoder,
@@ -817,7 +826,13 @@ impl Monitor {
         let mut status: Option<i32> = None;
         let mut oom = false;
         let mut drain_deadline: Option<Instant> = None;
-        let mut buf = vec![0u8; 64 * 1024];
+        // A flood of output is taken in large reads: the output pipes hold
+        // up to OUTPUT_PIPE bytes (64 KiB by default), so each wakeup of
+        // the monitor logs many lines at once.
+        let mut buf = vec![0u8; OUTPUT_PIPE];
+        for fd in [&self.out, &self.err].into_iter().flatten() {
+            set_pipe_size(fd.as_fd(), OUTPUT_PIPE);
+        }
         for fd in [&self.stdin, &self.master].into_iter().flatten() {
             let _ = sys::set_nonblocking(fd.as_fd());
         }
