@@ -194,7 +194,8 @@ pub fn leftover_namespaces() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The pids of berth monitors of container `id`.
+/// The pids of berth monitors of container `id` (and of the adopter that took
+/// it over when its monitor died).
 pub fn monitor_pids(id: &str) -> Vec<i32> {
     let mut v = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -205,7 +206,7 @@ pub fn monitor_pids(id: &str) -> Vec<i32> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains("__monitor") && cmd.contains(id) {
+        if (cmd.contains("__monitor") || cmd.contains("__adopt")) && cmd.contains(id) {
             v.push(pid);
         }
     }
