@@ -368,6 +368,50 @@ fn a_container_whose_monitor_died_is_adopted() {
     f.ok(&["rm", "-f", &id]);
     assert_eq!(f.ok(&["ps", "-aq"]), "");
     f.check().unwrap();
+
+    // Its restart policy still applies: adopted, then its init killed (not by the user),
+    // it comes back under a new monitor.
+    let id = f
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    let pid = f.ok(&["inspect", "--format", "{{.State.Pid}}", &id]);
+    for m in common::monitor_pids(&id) {
+        let _ = Command::new("kill").args(["-9", &m.to_string()]).status();
+        while std::path::Path::new(&format!("/proc/{m}")).exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    f.ok(&["ps"]);
+    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+    let t = Instant::now();
+    let back = loop {
+        let now = f.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}",
+            &id,
+        ]);
+        if now.starts_with("running 1 ") || t.elapsed() > Duration::from_secs(60) {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(back.starts_with("running 1 "), "{back}");
+    assert_ne!(back.trim().rsplit(' ').next(), Some(pid.trim()));
+    assert_eq!(common::monitor_pids(&id).len(), 1);
+    f.ok(&["rm", "-f", &id]);
+    f.check().unwrap();
 }
 
 fn now_secs() -> i64 {

@@ -112,8 +112,45 @@ pub fn adopt_main(root: &Path, id: &str) -> i32 {
     crate::health::monitor_gone(&engine.db, &row.id);
     if cfg.auto_remove {
         let _ = engine.destroy(&now, true, Some(lock));
+        sys::exit_now(0);
+    }
+    drop(lock);
+    // Its restart policy applies as if its monitor had seen the exit: a
+    // new monitor starts it (unless a command took it meanwhile).
+    if restart_policy_says_again(&engine, &row.id, &cfg) {
+        let _ = engine.db.bump_restart_count(&row.id);
+        std::thread::sleep(Duration::from_millis(100));
+        if !engine.stopped_by_user(&row.id)
+            && let Ok(exe) = std::env::current_exe()
+        {
+            let _ = engine.start(&row.id, &exe);
+        }
     }
     sys::exit_now(0)
+}
+
+/// Whether the container's restart policy starts it again now that it
+/// exited (not when `--rm`, or stopped by the user).
+fn restart_policy_says_again(engine: &Engine, id: &str, cfg: &RunConfig) -> bool {
+    if cfg.auto_remove || engine.stopped_by_user(id) {
+        return false;
+    }
+    // Read from the record, not the config the container started with:
+    // `update --restart` changes it for a running container.
+    let Ok(row) = engine.db.find(id) else {
+        return false;
+    };
+    let Ok(policy) = crate::config::parse_restart(&crate::row_config(&row).restart) else {
+        return false;
+    };
+    match policy {
+        crate::config::RestartPolicy::No => false,
+        crate::config::RestartPolicy::Always => true,
+        crate::config::RestartPolicy::UnlessStopped => !engine.killed_by_user(id),
+        crate::config::RestartPolicy::OnFailure(max) => {
+            row.exit_code != 0 && max.is_none_or(|m| row.restart_count < i64::from(m))
+        }
+    }
 }
 
 /// Takes ownership of the socket the CLI passed as `fd`.
@@ -1028,22 +1065,7 @@ impl Monitor {
     /// restart policy, or None. `delay` doubles each time (at most a
     /// minute) and starts over after a run of ten seconds or more.
     fn restart_wait(&self, delay: &mut Duration) -> Option<Duration> {
-        if self.cfg.auto_remove || self.engine.stopped_by_user(&self.id) {
-            return None;
-        }
-        // Read from the record, not the config this monitor started with:
-        // `update --restart` changes it for a running container.
-        let row = self.engine.db.find(&self.id).ok()?;
-        let policy = crate::config::parse_restart(&crate::row_config(&row).restart).ok()?;
-        let again = match policy {
-            crate::config::RestartPolicy::No => false,
-            crate::config::RestartPolicy::Always => true,
-            crate::config::RestartPolicy::UnlessStopped => !self.engine.killed_by_user(&self.id),
-            crate::config::RestartPolicy::OnFailure(max) => {
-                row.exit_code != 0 && max.is_none_or(|m| row.restart_count < i64::from(m))
-            }
-        };
-        if !again {
+        if !restart_policy_says_again(&self.engine, &self.id, &self.cfg) {
             return None;
         }
         if self.started.elapsed() >= Duration::from_secs(10) {
