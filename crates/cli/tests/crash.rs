@@ -348,8 +348,27 @@ fn a_container_whose_monitor_died_is_adopted() {
     f.ok(&["rm", &id]);
 
     // An adopted container is stopped and removed as any other.
+    f.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "adoptv",
+    ]);
     let id = f
-        .ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"])
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-v",
+            "adoptv:/t",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
         .trim()
         .to_string();
     for m in common::monitor_pids(&id) {
@@ -359,13 +378,25 @@ fn a_container_whose_monitor_died_is_adopted() {
         }
     }
     f.ok(&["ps"]);
+    // The adopter holds its tmpfs volume as the monitor did; its end lets go of it.
+    let data = f.root.join("volumes/adoptv/_data");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!(" {} ", data.display()))
+    };
+    assert!(mounted());
     f.ok(&["stop", "-t", "1", &id]);
+    assert!(!mounted());
     assert_eq!(
         f.ok(&["inspect", "--format", "{{.State.Status}}", &id]),
         "exited\n"
     );
     f.ok(&["start", &id]);
+    assert!(mounted());
     f.ok(&["rm", "-f", &id]);
+    assert!(!mounted());
+    f.ok(&["volume", "rm", "adoptv"]);
     assert_eq!(f.ok(&["ps", "-aq"]), "");
     f.check().unwrap();
 

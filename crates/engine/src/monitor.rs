@@ -96,6 +96,16 @@ pub fn adopt_main(root: &Path, id: &str) -> i32 {
     let Ok(mut engine) = Engine::open(root) else {
         sys::exit_now(125);
     };
+    // The dead monitor's hold on the volumes (a tmpfs volume's user count)
+    // is the adopter's now.
+    let held = crate::volumes::acquire(
+        root,
+        cfg.mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .map(|m| m.source.as_str()),
+    )
+    .ok();
     while !matches!(sys::poll_in(&[pidfd.as_fd()], -1).as_deref(), Ok([true])) {
         if !berth_runtime::state::pid_is(row.pid, row.pid_start) {
             break;
@@ -104,6 +114,9 @@ pub fn adopt_main(root: &Path, id: &str) -> i32 {
     }
     let finished = berth_runtime::state::now_rfc3339();
     engine.cleanup_runtime(&row.id);
+    if let Some(held) = held {
+        crate::volumes::release(held);
+    }
     let now = engine.db.find(&row.id).unwrap_or_else(|_| row.clone());
     engine.container_event(&now, "die", &[("exitCode", "255")]);
     let _ = engine
