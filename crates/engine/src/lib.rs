@@ -34,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod inspect;
+pub mod keeper;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -644,6 +645,16 @@ impl Engine {
             drop(lock);
             self.adopt(&row.id);
             return Ok(row);
+        }
+        // Output its keeper still held (its monitor died before it ended).
+        let pipes = keeper::take(&self.state_dir(&row.id));
+        if !pipes.is_empty() {
+            let cfg = row_config(&row);
+            if let Ok(mut log) =
+                logs::LogWriter::open(&self.log_path(&row.id), cfg.log_max_size, cfg.log_max_file)
+            {
+                keeper::drain(&pipes, &mut log);
+            }
         }
         self.cleanup_runtime(&row.id);
         if active {

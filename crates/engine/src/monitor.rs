@@ -42,6 +42,10 @@ pub const ADOPT: &str = "__adopt";
 pub const MONITOR_DIED: &str =
     "the container's monitor died: its output since then is lost and its exit status is unknown";
 
+/// `State.Error` of an adopted container whose output was kept.
+pub const MONITOR_DIED_OUTPUT_KEPT: &str =
+    "the container's monitor died: its output was kept, its exit status is unknown";
+
 /// Entry point of an adopter (see [`Engine::adopt`]): takes over a running
 /// container whose monitor was killed. The pipes its output went through
 /// died with that monitor (nothing can read them again), so the loss is
@@ -75,11 +79,14 @@ pub fn adopt_main(root: &Path, id: &str) -> i32 {
         return 0;
     }
     let cfg = row_config(&row);
-    if let Ok(mut log) = LogWriter::open(
-        &engine.log_path(&row.id),
-        cfg.log_max_size,
-        cfg.log_max_file,
-    ) {
+    // The output pipes, from the keeper the dead monitor left; without
+    // them, what the container writes is lost, and its log says so.
+    let pipes = crate::keeper::take(&engine.state_dir(&row.id));
+    let mut log =
+        LogWriter::open(&engine.log_path(&row.id), cfg.log_max_size, cfg.log_max_file).ok();
+    if pipes.is_empty()
+        && let Some(log) = log.as_mut()
+    {
         let _ = log.write(1, format!("berth: {MONITOR_DIED}\n").as_bytes());
     }
     drop(engine);
@@ -106,13 +113,43 @@ pub fn adopt_main(root: &Path, id: &str) -> i32 {
             .map(|m| m.source.as_str()),
     )
     .ok();
-    while !matches!(sys::poll_in(&[pidfd.as_fd()], -1).as_deref(), Ok([true])) {
-        if !berth_runtime::state::pid_is(row.pid, row.pid_start) {
+    // The container's output goes on into its log until init ends.
+    let mut open: Vec<bool> = pipes.iter().map(|_| true).collect();
+    let mut buf = vec![0u8; OUTPUT_PIPE];
+    loop {
+        let mut fds = vec![pidfd.as_fd()];
+        let live: Vec<usize> = (0..pipes.len()).filter(|&i| open[i]).collect();
+        fds.extend(live.iter().map(|&i| pipes[i].as_fd()));
+        let Ok(ready) = sys::poll_in(&fds, 1000) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        for (k, &i) in live.iter().enumerate() {
+            if ready[k + 1] {
+                match sys::read(pipes[i].as_fd(), &mut buf) {
+                    Ok(n) if n > 0 => {
+                        if let Some(log) = log.as_mut() {
+                            let _ = log.write(i.min(1), &buf[..n]);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    _ => open[i] = false,
+                }
+            }
+        }
+        if ready[0] || !berth_runtime::state::pid_is(row.pid, row.pid_start) {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
+    let said = if pipes.is_empty() {
+        MONITOR_DIED
+    } else {
+        MONITOR_DIED_OUTPUT_KEPT
+    };
     let finished = berth_runtime::state::now_rfc3339();
+    if let Some(log) = log.as_mut() {
+        crate::keeper::drain(&pipes, log);
+    }
     engine.cleanup_runtime(&row.id);
     if let Some(held) = held {
         crate::volumes::release(held);
@@ -121,7 +158,7 @@ pub fn adopt_main(root: &Path, id: &str) -> i32 {
     engine.container_event(&now, "die", &[("exitCode", "255")]);
     let _ = engine
         .db
-        .set_exited(&row.id, db::EXITED, 255, false, MONITOR_DIED, &finished);
+        .set_exited(&row.id, db::EXITED, 255, false, said, &finished);
     crate::health::monitor_gone(&engine.db, &row.id);
     if cfg.auto_remove {
         let _ = engine.destroy(&now, true, Some(lock));
@@ -307,6 +344,8 @@ struct Monitor {
     slirp: Option<berth_net::slirp::Slirp>,
     /// The container's hold on its volumes, let go when it exits.
     volumes: Option<crate::volumes::Held>,
+    /// Holds the output pipes should this monitor be killed (ended with it).
+    _keeper: Option<crate::keeper::Keeper>,
 }
 
 /// Most of a client's pending output kept before it counts as gone (a
@@ -652,6 +691,11 @@ impl Monitor {
                 let _ = sys::dup2(null.as_raw_fd(), fd);
             }
             let container = created?;
+            // Still one thread: the keeper of the output pipes is forked now.
+            let keeper = match (&out, &err) {
+                (Some(o), Some(e)) => crate::keeper::Keeper::spawn(&sd, &[o.as_fd(), e.as_fd()]),
+                _ => None,
+            };
             let master = match &console {
                 Some(sock) => match sys::recv_fd(sock.as_fd()) {
                     Ok((_, Some(m))) => Some(m),
@@ -710,6 +754,7 @@ impl Monitor {
                 stdin,
                 dns,
                 slirp,
+                keeper,
             ))
         })();
         match r {
@@ -726,6 +771,7 @@ impl Monitor {
                 stdin,
                 dns,
                 slirp,
+                keeper,
             )) => Ok(Monitor {
                 engine,
                 id,
@@ -749,6 +795,7 @@ impl Monitor {
                 dns,
                 slirp,
                 volumes: None,
+                _keeper: keeper,
             }),
             Err(e) => Err((engine, lock, e)),
         }
