@@ -2198,6 +2198,132 @@ fn volumes_with_labels_options_filters_and_formats() {
     assert!(!mounts.contains("/volumes/tv/"), "{mounts}");
 }
 
+/// docker 28's local driver mounts a tmpfs volume while containers use it:
+/// mounted at the first user's start with its options (size, uid), shared
+/// by its users, unmounted (its content gone) when the last one stops. A
+/// bind volume whose device is missing is refused at create, and at the
+/// first use when it went away since; bad tmpfs options are refused at
+/// create.
+#[test]
+fn tmpfs_volume_is_mounted_while_used_and_bind_device_checked() {
+    let f = Fixture::new();
+    let opts = [
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=100m,uid=1000",
+        "tmpv",
+    ];
+    f.ok(&opts);
+    let data = f.root.join("volumes/tmpv/_data");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains(&format!(" {} ", data.display())))
+    };
+    assert!(!mounted(), "mounted before any container uses it");
+    let v: Value = serde_json::from_str(&f.ok(&["volume", "inspect", "tmpv"])).unwrap();
+    assert_eq!(v[0]["Options"]["o"], "size=100m,uid=1000");
+    assert_eq!(v[0]["Options"]["device"], "tmpfs");
+
+    f.ok(&[
+        "run", "-d", "--name", "tu1", "-v", "tmpv:/t", "busybox", "sleep", "1000",
+    ]);
+    assert!(mounted());
+    let out = f.ok(&[
+        "exec",
+        "tu1",
+        "sh",
+        "-c",
+        "grep ' /t ' /proc/mounts; stat -c %u /t; echo shared > /t/f",
+    ]);
+    assert!(out.contains("tmpfs /t tmpfs"), "{out}");
+    assert!(out.contains("size=102400k"), "{out}");
+    assert!(out.contains("uid=1000"), "{out}");
+    assert!(out.ends_with("\n1000\n"), "{out}");
+    // A second user sees the same tmpfs; its end leaves it mounted.
+    let out = f.ok(&["run", "--rm", "-v", "tmpv:/t", "busybox", "cat", "/t/f"]);
+    assert_eq!(out, "shared\n");
+    assert!(mounted());
+    // The last user's end unmounts it; the next use starts empty.
+    f.ok(&["stop", "-t", "1", "tu1"]);
+    assert!(!mounted(), "still mounted after its last user stopped");
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "tmpv:/t",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /t; echo end",
+    ]);
+    assert_eq!(out, "end\n");
+    assert!(!mounted());
+    // Started again, the container gets the tmpfs again.
+    f.ok(&["start", "tu1"]);
+    assert!(mounted());
+    f.ok(&["rm", "-f", "tu1"]);
+    assert!(!mounted());
+
+    // Bad options are refused at create, and nothing is left.
+    let e = f.fails(
+        &[
+            "volume",
+            "create",
+            "-o",
+            "type=tmpfs",
+            "-o",
+            "device=tmpfs",
+            "-o",
+            "o=colour=red",
+            "badv",
+        ],
+        1,
+    );
+    assert!(e.contains("volumes/badv/_data"), "{e}");
+    assert_eq!(f.ok(&["volume", "ls", "-q", "-f", "name=badv"]), "");
+    assert!(!f.root.join("volumes/badv").exists());
+
+    // A bind volume's device: missing at create is refused; removed later,
+    // the container that uses it does not start, with the device named.
+    let missing = f.dir.join("nope");
+    let dev = format!("device={}", missing.display());
+    let bind = [
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &dev,
+        "bindv",
+    ];
+    let e = f.fails(&bind, 1);
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("No such file"),
+        "{e}"
+    );
+    std::fs::create_dir(&missing).unwrap();
+    f.ok(&bind);
+    std::fs::write(missing.join("h"), "host\n").unwrap();
+    let out = f.ok(&["run", "--rm", "-v", "bindv:/b", "busybox", "cat", "/b/h"]);
+    assert_eq!(out, "host\n");
+    std::fs::remove_dir_all(&missing).unwrap();
+    let e = f.fails(&["run", "--rm", "-v", "bindv:/b", "busybox", "true"], 125);
+    assert!(
+        e.contains("bindv") && e.contains(&missing.display().to_string()),
+        "{e}"
+    );
+    f.ok(&["volume", "rm", "tmpv", "bindv"]);
+}
+
 /// docker 28 `inspect` fields scripts read: HostConfig.RestartPolicy, the
 /// memory fields (MemorySwap is twice the memory, the swap limit the
 /// container gets), GraphDriver, SizeRw/SizeRootFs with `-s`, and a

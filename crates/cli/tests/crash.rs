@@ -283,3 +283,170 @@ fn kill_9_at_any_moment_then_the_next_command_leaves_a_sound_store() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// A container whose monitor was killed (issue 19): the next command's adopter takes it
+/// over. Its output pipes outlived the monitor in its keeper, so what it writes after the
+/// kill reaches its log through the adopter; its exit is recorded when it happens
+/// (FinishedAt is the real end, not the time of the next command); what it left is cleaned
+/// and `system check` finds nothing.
+#[test]
+fn a_container_whose_monitor_died_is_adopted() {
+    let f = Fixture::new();
+    let id = f
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo before; sleep 3; echo after",
+        ])
+        .trim()
+        .to_string();
+    let pid: i32 = f
+        .ok(&["inspect", "--format", "{{.State.Pid}}", &id])
+        .trim()
+        .parse()
+        .unwrap();
+    while !f.ok(&["logs", &id]).contains("before") {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let monitors = common::monitor_pids(&id);
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    let _ = Command::new("kill")
+        .args(["-9", &monitors[0].to_string()])
+        .status();
+    while std::path::Path::new(&format!("/proc/{}", monitors[0])).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The next command: still running, adopted.
+    let state = f.ok(&["inspect", "--format", "{{.State.Status}}", &id]);
+    assert_eq!(state, "running\n");
+    // It ends with no berth command running; some time later, the first command finds
+    // its end recorded at the time it happened.
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let later = now_secs();
+    assert_eq!(f.ok(&["wait", &id]), "255\n");
+    let fin = f.ok(&["inspect", "--format", "{{.State.FinishedAt}}", &id]);
+    let fin = berth_engine::timefmt::parse_rfc3339(fin.trim()).unwrap_or_else(|| panic!("{fin}"));
+    assert!(
+        fin < later - 1,
+        "FinishedAt {fin} is not the exit (before {later})"
+    );
+    let e = f.ok(&["inspect", "--format", "{{.State.Error}}", &id]);
+    assert!(e.contains("monitor died: its output was kept"), "{e}");
+    // What it wrote after its monitor died was kept by the keeper and logged by the adopter.
+    assert_eq!(f.ok(&["logs", &id]), "before\nafter\n");
+    assert!(common::monitor_pids(&id).is_empty());
+    f.check().unwrap();
+    f.ok(&["rm", &id]);
+
+    // An adopted container is stopped and removed as any other.
+    f.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "adoptv",
+    ]);
+    let id = f
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-v",
+            "adoptv:/t",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    for m in common::monitor_pids(&id) {
+        let _ = Command::new("kill").args(["-9", &m.to_string()]).status();
+        while std::path::Path::new(&format!("/proc/{m}")).exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    f.ok(&["ps"]);
+    // The adopter holds its tmpfs volume as the monitor did; its end lets go of it.
+    let data = f.root.join("volumes/adoptv/_data");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!(" {} ", data.display()))
+    };
+    assert!(mounted());
+    f.ok(&["stop", "-t", "1", &id]);
+    assert!(!mounted());
+    assert_eq!(
+        f.ok(&["inspect", "--format", "{{.State.Status}}", &id]),
+        "exited\n"
+    );
+    f.ok(&["start", &id]);
+    assert!(mounted());
+    f.ok(&["rm", "-f", &id]);
+    assert!(!mounted());
+    f.ok(&["volume", "rm", "adoptv"]);
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    f.check().unwrap();
+
+    // Its restart policy still applies: adopted, then its init killed (not by the user),
+    // it comes back under a new monitor.
+    let id = f
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    let pid = f.ok(&["inspect", "--format", "{{.State.Pid}}", &id]);
+    for m in common::monitor_pids(&id) {
+        let _ = Command::new("kill").args(["-9", &m.to_string()]).status();
+        while std::path::Path::new(&format!("/proc/{m}")).exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    f.ok(&["ps"]);
+    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+    let t = Instant::now();
+    let back = loop {
+        let now = f.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}",
+            &id,
+        ]);
+        if now.starts_with("running 1 ") || t.elapsed() > Duration::from_secs(60) {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(back.starts_with("running 1 "), "{back}");
+    assert_ne!(back.trim().rsplit(' ').next(), Some(pid.trim()));
+    assert_eq!(common::monitor_pids(&id).len(), 1);
+    f.ok(&["rm", "-f", &id]);
+    f.check().unwrap();
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

@@ -241,3 +241,56 @@ fn a_load_that_fills_the_disk_fails_cleanly() {
     );
     f.still_usable();
 }
+
+/// A log flood (`yes`: 2-byte lines as fast as they come) under `--log-opt max-size=1m
+/// max-file=2`: the log stays within its two files of 1 MiB while the engine answers and
+/// runs containers, `logs --tail` reads the newest lines, and `rm -f` ends it. (How fast the
+/// monitor logs a flood is measured by `bench/log-flood.sh`.)
+#[test]
+fn a_log_flood_stays_within_max_size() {
+    let f = Fixture::new(None);
+    let id = f
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--log-opt",
+            "max-size=1m",
+            "--log-opt",
+            "max-file=2",
+            "busybox",
+            "yes",
+        ])
+        .trim()
+        .to_string();
+    let log = PathBuf::from(
+        f.ok(&["inspect", "--format", "{{.LogPath}}", &id])
+            .trim()
+            .to_string(),
+    );
+    let rotated = PathBuf::from(format!("{}.1", log.display()));
+    // Rotated at least twice: the oldest file was dropped once.
+    let mut seen_rotations = 0;
+    let mut last_len = 0;
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+            if len < last_len && rotated.exists() {
+                seen_rotations += 1;
+            }
+            last_len = len;
+            seen_rotations >= 2
+        }),
+        "the log never rotated twice"
+    );
+    f.still_usable();
+    for p in [&log, &rotated] {
+        let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        assert!(len <= 1 << 20, "{}: {len} bytes", p.display());
+    }
+    assert!(!PathBuf::from(format!("{}.2", log.display())).exists());
+    assert_eq!(f.ok(&["logs", "--tail", "3", &id]), "y\ny\ny\n");
+    f.ok(&["rm", "-f", &id]);
+    assert!(!log.exists());
+}

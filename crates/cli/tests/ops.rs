@@ -123,9 +123,21 @@ fn simulate_reboot(r: &BusyboxRoot, running: &[&str]) {
         // The record still has the pid (no monitor to update it).
         let out = berth(&r.root, &["inspect", "-f", "{{.State.Pid}}", c]);
         let p: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        inits.push(p);
+    }
+    // That command's adopters (which took over the monitorless containers) die too.
+    let mut adopters = vec![];
+    for c in running {
+        for a in common::monitor_pids(&id(r, c)) {
+            // SAFETY: kill(2) on a pid we just read.
+            unsafe { libc::kill(a, libc::SIGKILL) };
+            adopters.push(a);
+        }
+    }
+    wait_gone(&adopters);
+    for &p in &inits {
         // SAFETY: as above.
         unsafe { libc::kill(p, libc::SIGKILL) };
-        inits.push(p);
     }
     wait_gone(&inits);
     for m in mounts_under(&r.root) {

@@ -603,3 +603,85 @@ fn run_pulls_a_missing_image() {
     );
     assert_eq!(o.status.code(), Some(125));
 }
+
+/// Lines of the registry's access log that upload a blob's bytes (the
+/// `PUT …/blobs/uploads/…?digest=` that completes an upload).
+fn blob_puts(reg: &Registry, repo: &str) -> usize {
+    reg.log()
+        .lines()
+        .filter(|l| l.contains(&format!("\"PUT /v2/{repo}/blobs/uploads/")))
+        .count()
+}
+
+/// docker 28's cross-repository mount: the repositories each blob was
+/// pulled from or pushed to are remembered in the store, so a push to
+/// another repository of the same registry mounts those layers ("Mounted
+/// from …", no upload), even for an image that is not tagged in the source
+/// repository (one committed on top of a pulled base). A registry that
+/// does not have the blob in the remembered repository, or another
+/// registry, gets an upload.
+#[test]
+fn push_mounts_layers_known_in_another_repository() {
+    let Some(reg) = Registry::start(&[]) else {
+        return;
+    };
+    let u = User::new();
+    let base = format!("{}/team/base:1", reg.addr);
+    u.import("a", &base, &[("base.txt", noise(200_000))]);
+    u.ok("a", &["push", &base], None);
+
+    // Pulled in another store, tagged into another repository, pushed.
+    u.ok("b", &["pull", &base], None);
+    let copy = format!("{}/team/copy:1", reg.addr);
+    u.ok("b", &["tag", &base, &copy], None);
+    let before = blob_puts(&reg, "team/copy");
+    let out = u.ok("b", &["push", &copy], None);
+    assert!(out.contains(": Mounted from team/base"), "{out}");
+    assert!(!out.contains(": Pushed"), "{out}");
+    assert_eq!(blob_puts(&reg, "team/copy"), before, "{}", reg.log());
+
+    // An image made on top of the base, never tagged in team/base: its
+    // base layer is mounted from where it was pulled, its own layer goes up.
+    u.ok("b", &["create", "--name", "c", &base, "x"], None);
+    let derived = format!("{}/team/derived:1", reg.addr);
+    u.ok(
+        "b",
+        &["commit", "-c", "LABEL derived=1", "c", &derived],
+        None,
+    );
+    u.ok("b", &["rm", "c"], None);
+    u.ok("b", &["rmi", &base, &copy], None);
+    let out = u.ok("b", &["push", &derived], None);
+    assert!(out.contains(": Mounted from team/"), "{out}");
+    let out2 = u.ok("c", &["pull", &derived], None);
+    assert!(out2.contains("Pull complete"), "{out2}");
+
+    // The registry lost the source repository: the mount is refused (202)
+    // and the layer is uploaded.
+    u.ok("d", &["pull", &base], None);
+    let other = format!("{}/team/other:1", reg.addr);
+    u.ok("d", &["tag", &base, &other], None);
+    for r in ["base", "copy", "derived"] {
+        std::fs::remove_dir_all(
+            reg._dir
+                .path()
+                .join("storage/docker/registry/v2/repositories/team")
+                .join(r),
+        )
+        .unwrap();
+    }
+    let out = u.ok("d", &["push", &other], None);
+    assert!(out.contains(": Pushed"), "{out}");
+    assert!(!out.contains("Mounted"), "{out}");
+    assert!(blob_puts(&reg, "team/other") > 0, "{}", reg.log());
+
+    // Another registry: nothing to mount from, uploaded.
+    let Some(reg2) = Registry::start(&[]) else {
+        return;
+    };
+    let moved = format!("{}/team/base:1", reg2.addr);
+    u.ok("d", &["tag", &other, &moved], None);
+    let out = u.ok("d", &["push", &moved], None);
+    assert!(out.contains(": Pushed"), "{out}");
+    assert!(!reg2.log().contains("mount="), "{}", reg2.log());
+}

@@ -34,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod inspect;
+pub mod keeper;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -635,7 +636,20 @@ impl Engine {
         };
         let active = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
         if active && berth_runtime::state::pid_is(row.pid, row.pid_start) {
-            return Ok(row); // running, untracked by a monitor
+            // Running, its monitor gone: an adopter takes it over.
+            drop(lock);
+            self.adopt(&row.id);
+            return Ok(row);
+        }
+        // Output its keeper still held (its monitor died before it ended).
+        let pipes = keeper::take(&self.state_dir(&row.id));
+        if !pipes.is_empty() {
+            let cfg = row_config(&row);
+            if let Ok(mut log) =
+                logs::LogWriter::open(&self.log_path(&row.id), cfg.log_max_size, cfg.log_max_file)
+            {
+                keeper::drain(&pipes, &mut log);
+            }
         }
         self.cleanup_runtime(&row.id);
         if active {
@@ -651,6 +665,36 @@ impl Engine {
             health::monitor_gone(&self.db, &row.id);
         }
         self.db.find(&row.id)
+    }
+
+    /// Spawns an adopter (this executable with [`monitor::ADOPT`]) for a
+    /// running container whose monitor died, and waits until it holds the
+    /// container (see [`monitor::adopt_main`]). Best effort: without one,
+    /// the next command tries again.
+    fn adopt(&self, id: &str) {
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        // Only berth itself has the subcommand (not a test harness
+        // linking the engine).
+        if !exe
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("berth"))
+        {
+            return;
+        }
+        let child = std::process::Command::new(&exe)
+            .arg("--root")
+            .arg(&self.root)
+            .arg(monitor::ADOPT)
+            .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Ok(mut c) = child {
+            let _ = c.wait();
+        }
     }
 
     /// Finishes what a killed command began: an `rm` (the container marked for removal, no
@@ -790,13 +834,6 @@ impl Engine {
             return Err(marked_for_removal(&row));
         }
         berth_runtime::timing::phase("engine start");
-        for m in row_config(&row)
-            .mounts
-            .iter()
-            .filter(|m| m.kind == "volume")
-        {
-            volumes::activate(&self.root, &m.source)?;
-        }
         self.mark_stopped(&row.id, false);
         let _ = fs::remove_file(self.container_dir(&row.id).join(KILLED_BY_USER));
         let (ours, theirs) = UnixStream::pair().what(|| "socketpair".into())?;

@@ -35,6 +35,174 @@ use crate::{Engine, RunConfig, row_config};
 /// The hidden subcommand of `berth` that runs a monitor.
 pub const SUBCOMMAND: &str = "__monitor";
 
+/// The hidden subcommand of an adopter: `berth --root R __adopt ID`.
+pub const ADOPT: &str = "__adopt";
+
+/// What an adopted container's log and `State.Error` say.
+pub const MONITOR_DIED: &str =
+    "the container's monitor died: its output since then is lost and its exit status is unknown";
+
+/// `State.Error` of an adopted container whose output was kept.
+pub const MONITOR_DIED_OUTPUT_KEPT: &str =
+    "the container's monitor died: its output was kept, its exit status is unknown";
+
+/// Entry point of an adopter (see [`Engine::adopt`]): takes over a running
+/// container whose monitor was killed. The pipes its output went through
+/// died with that monitor (nothing can read them again), so the loss is
+/// written into its log where `logs` shows it; then the adopter waits for
+/// the container's init through a pidfd and records the exit when it
+/// happens (FinishedAt is the real end, the code 255: not a child of
+/// ours, its status is not ours to read), cleans up what it left, and
+/// removes it when it was `--rm`. Returns the first process's exit code.
+pub fn adopt_main(root: &Path, id: &str) -> i32 {
+    let Ok(engine) = Engine::open(root) else {
+        return 125;
+    };
+    let Ok(row) = engine.db.find(id) else {
+        return 1;
+    };
+    let Ok(lock) = engine.lock_file(&row.id) else {
+        return 125;
+    };
+    // Taken before the fork: the adopter keeps it (the same open file),
+    // so the command that spawned this finds the container held when we
+    // return.
+    if berth_image::sys::flock_exclusive(lock.as_fd(), false).is_err() {
+        return 0; // a monitor or another adopter has it
+    }
+    let Ok(pidfd) = sys::pidfd_open(row.pid) else {
+        return 0;
+    };
+    // The pidfd is of the container's init only if the pid still is it.
+    let active = matches!(row.state.as_str(), db::RUNNING | db::PAUSED);
+    if !active || !berth_runtime::state::pid_is(row.pid, row.pid_start) {
+        return 0;
+    }
+    let cfg = row_config(&row);
+    // The output pipes, from the keeper the dead monitor left; without
+    // them, what the container writes is lost, and its log says so.
+    let pipes = crate::keeper::take(&engine.state_dir(&row.id));
+    let mut log =
+        LogWriter::open(&engine.log_path(&row.id), cfg.log_max_size, cfg.log_max_file).ok();
+    if pipes.is_empty()
+        && let Some(log) = log.as_mut()
+    {
+        let _ = log.write(1, format!("berth: {MONITOR_DIED}\n").as_bytes());
+    }
+    drop(engine);
+    match sys::clone3(&sys::CloneArgs {
+        flags: 0,
+        cgroup: None,
+        pidfd: false,
+    }) {
+        Ok((0, _)) => {}
+        Ok(_) => sys::exit_now(0),
+        Err(_) => return 125,
+    }
+    let _ = sys::setsid();
+    let Ok(mut engine) = Engine::open(root) else {
+        sys::exit_now(125);
+    };
+    // The dead monitor's hold on the volumes (a tmpfs volume's user count)
+    // is the adopter's now.
+    let held = crate::volumes::acquire(
+        root,
+        cfg.mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .map(|m| m.source.as_str()),
+    )
+    .ok();
+    // The container's output goes on into its log until init ends.
+    let mut open: Vec<bool> = pipes.iter().map(|_| true).collect();
+    let mut buf = vec![0u8; OUTPUT_PIPE];
+    loop {
+        let mut fds = vec![pidfd.as_fd()];
+        let live: Vec<usize> = (0..pipes.len()).filter(|&i| open[i]).collect();
+        fds.extend(live.iter().map(|&i| pipes[i].as_fd()));
+        let Ok(ready) = sys::poll_in(&fds, 1000) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        for (k, &i) in live.iter().enumerate() {
+            if ready[k + 1] {
+                match sys::read(pipes[i].as_fd(), &mut buf) {
+                    Ok(n) if n > 0 => {
+                        if let Some(log) = log.as_mut() {
+                            let _ = log.write(i.min(1), &buf[..n]);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    _ => open[i] = false,
+                }
+            }
+        }
+        if ready[0] || !berth_runtime::state::pid_is(row.pid, row.pid_start) {
+            break;
+        }
+    }
+    let said = if pipes.is_empty() {
+        MONITOR_DIED
+    } else {
+        MONITOR_DIED_OUTPUT_KEPT
+    };
+    let finished = berth_runtime::state::now_rfc3339();
+    if let Some(log) = log.as_mut() {
+        crate::keeper::drain(&pipes, log);
+    }
+    engine.cleanup_runtime(&row.id);
+    if let Some(held) = held {
+        crate::volumes::release(held);
+    }
+    let now = engine.db.find(&row.id).unwrap_or_else(|_| row.clone());
+    engine.container_event(&now, "die", &[("exitCode", "255")]);
+    let _ = engine
+        .db
+        .set_exited(&row.id, db::EXITED, 255, false, said, &finished);
+    crate::health::monitor_gone(&engine.db, &row.id);
+    if cfg.auto_remove {
+        let _ = engine.destroy(&now, true, Some(lock));
+        sys::exit_now(0);
+    }
+    drop(lock);
+    // Its restart policy applies as if its monitor had seen the exit: a
+    // new monitor starts it (unless a command took it meanwhile).
+    if restart_policy_says_again(&engine, &row.id, &cfg) {
+        let _ = engine.db.bump_restart_count(&row.id);
+        std::thread::sleep(Duration::from_millis(100));
+        if !engine.stopped_by_user(&row.id)
+            && let Ok(exe) = std::env::current_exe()
+        {
+            let _ = engine.start(&row.id, &exe);
+        }
+    }
+    sys::exit_now(0)
+}
+
+/// Whether the container's restart policy starts it again now that it
+/// exited (not when `--rm`, or stopped by the user).
+fn restart_policy_says_again(engine: &Engine, id: &str, cfg: &RunConfig) -> bool {
+    if cfg.auto_remove || engine.stopped_by_user(id) {
+        return false;
+    }
+    // Read from the record, not the config the container started with:
+    // `update --restart` changes it for a running container.
+    let Ok(row) = engine.db.find(id) else {
+        return false;
+    };
+    let Ok(policy) = crate::config::parse_restart(&crate::row_config(&row).restart) else {
+        return false;
+    };
+    match policy {
+        crate::config::RestartPolicy::No => false,
+        crate::config::RestartPolicy::Always => true,
+        crate::config::RestartPolicy::UnlessStopped => !engine.killed_by_user(id),
+        crate::config::RestartPolicy::OnFailure(max) => {
+            row.exit_code != 0 && max.is_none_or(|m| row.restart_count < i64::from(m))
+        }
+    }
+}
+
 /// Takes ownership of the socket the CLI passed as `fd`.
 fn inherited_socket(fd: i32) -> Option<UnixStream> {
     if fd < 3 {
@@ -124,6 +292,15 @@ fn start_code(msg: &str) -> i32 {
     }
 }
 
+/// The size of the container's output pipes and of the monitor's reads.
+const OUTPUT_PIPE: usize = 1 << 20;
+
+/// Grows a pipe (best effort: a pty, or a limit below `size`, keeps its own).
+fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) {
+    // SAFETY: F_SETPIPE_SZ on a descriptor we own; no memory is passed.
+    let _ = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) };
+}
+
 struct Client {
     sock: UnixStream,
     dec: Decoder,
@@ -165,6 +342,10 @@ struct Monitor {
     dns: Option<berth_net::dns::Resolver>,
     /// A rootless container's user-mode network.
     slirp: Option<berth_net::slirp::Slirp>,
+    /// The container's hold on its volumes, let go when it exits.
+    volumes: Option<crate::volumes::Held>,
+    /// Holds the output pipes should this monitor be killed (ended with it).
+    _keeper: Option<crate::keeper::Keeper>,
 }
 
 /// Most of a client's pending output kept before it counts as gone (a
@@ -376,7 +557,37 @@ impl Monitor {
             }));
         }
         let cfg = row_config(&row);
-        match Self::launch(engine, row.clone(), cfg.clone(), lock, sfd) {
+        // The volumes are made ready (a tmpfs volume mounted) and held
+        // while the container runs.
+        let held = crate::volumes::acquire(
+            root,
+            cfg.mounts
+                .iter()
+                .filter(|m| m.kind == "volume")
+                .map(|m| m.source.as_str()),
+        );
+        let launched = match held {
+            Ok(held) => match Self::launch(engine, row.clone(), cfg.clone(), lock, sfd) {
+                Ok(mut m) => {
+                    m.volumes = Some(held);
+                    Ok(m)
+                }
+                Err(x) => {
+                    crate::volumes::release(held);
+                    Err(x)
+                }
+            },
+            // docker's code for a volume that cannot be mounted.
+            Err(e) => Err((
+                engine,
+                lock,
+                Error::Start {
+                    msg: e.to_string(),
+                    code: 125,
+                },
+            )),
+        };
+        match launched {
             Ok(m) => Ok(m),
             Err((mut engine, lock, e)) => {
                 let msg = e.to_string();
@@ -480,6 +691,11 @@ impl Monitor {
                 let _ = sys::dup2(null.as_raw_fd(), fd);
             }
             let container = created?;
+            // Still one thread: the keeper of the output pipes is forked now.
+            let keeper = match (&out, &err) {
+                (Some(o), Some(e)) => crate::keeper::Keeper::spawn(&sd, &[o.as_fd(), e.as_fd()]),
+                _ => None,
+            };
             let master = match &console {
                 Some(sock) => match sys::recv_fd(sock.as_fd()) {
                     Ok((_, Some(m))) => Some(m),
@@ -538,6 +754,7 @@ impl Monitor {
                 stdin,
                 dns,
                 slirp,
+                keeper,
             ))
         })();
         match r {
@@ -554,6 +771,7 @@ impl Monitor {
                 stdin,
                 dns,
                 slirp,
+                keeper,
             )) => Ok(Monitor {
                 engine,
                 id,
@@ -576,6 +794,8 @@ impl Monitor {
                 started: Instant::now(),
                 dns,
                 slirp,
+                volumes: None,
+                _keeper: keeper,
             }),
             Err(e) => Err((engine, lock, e)),
         }
@@ -703,7 +923,13 @@ impl Monitor {
         let mut status: Option<i32> = None;
         let mut oom = false;
         let mut drain_deadline: Option<Instant> = None;
-        let mut buf = vec![0u8; 64 * 1024];
+        // A flood of output is taken in large reads: the output pipes hold
+        // up to OUTPUT_PIPE bytes (64 KiB by default), so each wakeup of
+        // the monitor logs many lines at once.
+        let mut buf = vec![0u8; OUTPUT_PIPE];
+        for fd in [&self.out, &self.err].into_iter().flatten() {
+            set_pipe_size(fd.as_fd(), OUTPUT_PIPE);
+        }
         for fd in [&self.stdin, &self.master].into_iter().flatten() {
             let _ = sys::set_nonblocking(fd.as_fd());
         }
@@ -900,22 +1126,7 @@ impl Monitor {
     /// restart policy, or None. `delay` doubles each time (at most a
     /// minute) and starts over after a run of ten seconds or more.
     fn restart_wait(&self, delay: &mut Duration) -> Option<Duration> {
-        if self.cfg.auto_remove || self.engine.stopped_by_user(&self.id) {
-            return None;
-        }
-        // Read from the record, not the config this monitor started with:
-        // `update --restart` changes it for a running container.
-        let row = self.engine.db.find(&self.id).ok()?;
-        let policy = crate::config::parse_restart(&crate::row_config(&row).restart).ok()?;
-        let again = match policy {
-            crate::config::RestartPolicy::No => false,
-            crate::config::RestartPolicy::Always => true,
-            crate::config::RestartPolicy::UnlessStopped => !self.engine.killed_by_user(&self.id),
-            crate::config::RestartPolicy::OnFailure(max) => {
-                row.exit_code != 0 && max.is_none_or(|m| row.restart_count < i64::from(m))
-            }
-        };
-        if !again {
+        if !restart_policy_says_again(&self.engine, &self.id, &self.cfg) {
             return None;
         }
         if self.started.elapsed() >= Duration::from_secs(10) {
@@ -963,6 +1174,9 @@ impl Monitor {
         network_events(&self.engine, &now, "disconnect");
         let _ = crate::network::disconnect_container(&self.engine, &self.id);
         volume_events(&self.engine, &now, &self.cfg, "unmount");
+        if let Some(held) = self.volumes.take() {
+            crate::volumes::release(held);
+        }
         let sd = self.engine.state_dir(&self.id);
         let _ = std::fs::remove_file(sd.join("attach.sock"));
         let _ = self.engine.db.set_exited(

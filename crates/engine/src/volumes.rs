@@ -71,13 +71,6 @@ pub fn driver(opts: &BTreeMap<String, String>) -> Result<Driver> {
                         "a bind volume needs an absolute device=/path",
                     )
                 })?;
-            let st = fs::metadata(device).at(device)?;
-            if !st.is_dir() {
-                return Err(invalid(
-                    "volume option",
-                    format!("device {device} is not a directory"),
-                ));
-            }
             Ok(Driver::Bind {
                 device: PathBuf::from(device),
             })
@@ -111,6 +104,9 @@ pub fn create(
     if e.db.volume_get(name).is_ok() {
         return Ok(false);
     }
+    if let Driver::Bind { device } = &drv {
+        check_device(name, device)?;
+    }
     let data = crate::spec::volume_data(&e.root, name);
     fs::create_dir_all(&data).at(&data)?;
     if !opts.is_empty() {
@@ -120,7 +116,13 @@ pub fn create(
         fs::write(&p, text).at(&p)?;
     }
     if let Driver::Tmpfs { .. } = drv {
-        activate(&e.root, name)?;
+        // Mounted once to refuse bad options now (not at the first run);
+        // the volume's tmpfs is mounted while containers use it.
+        let r = activate(&e.root, name).and_then(|()| unmount(&data));
+        if let Err(x) = r {
+            let _ = fs::remove_dir_all(e.root.join("volumes").join(name));
+            return Err(x);
+        }
     }
     let labels =
         serde_json::to_string(labels).map_err(|x| invalid("volume labels", x.to_string()))?;
@@ -136,9 +138,92 @@ pub fn create(
     Ok(made)
 }
 
-/// Mounts a tmpfs volume's tmpfs on its directory unless it is there (a
-/// reboot took it, as it takes docker's): before a container mounts it.
-pub fn activate(root: &Path, name: &str) -> Result<()> {
+/// A bind volume's device must be a directory (docker's local driver
+/// fails the mount otherwise).
+fn check_device(name: &str, device: &Path) -> Result<()> {
+    match fs::metadata(device) {
+        Ok(st) if st.is_dir() => Ok(()),
+        Ok(_) => Err(invalid(
+            format!("volume {name}"),
+            format!("device {} is not a directory", device.display()),
+        )),
+        Err(x) => Err(invalid(
+            format!("volume {name}"),
+            format!("device {}: {x}", device.display()),
+        )),
+    }
+}
+
+/// A running container's hold on its volumes (see [`acquire`]).
+#[derive(Debug, Default)]
+pub struct Held {
+    root: PathBuf,
+    tmpfs: Vec<(String, fs::File)>,
+}
+
+/// Makes the volumes `names` ready for a container that is starting, as
+/// docker's local driver mounts them: a tmpfs volume's tmpfs is mounted on
+/// its directory unless a running container already has it there, and a
+/// bind volume's device must exist. The container holds a shared flock on
+/// each tmpfs volume's lock file while it runs: the count of its users,
+/// which [`release`] reads to unmount the tmpfs after the last one stops.
+pub fn acquire<'a>(root: &Path, names: impl IntoIterator<Item = &'a str>) -> Result<Held> {
+    let mut held = Held {
+        root: root.to_path_buf(),
+        tmpfs: Vec::new(),
+    };
+    for name in names {
+        match driver(&options(root, name)?)? {
+            Driver::Dir => {}
+            Driver::Bind { device } => check_device(name, &device)?,
+            Driver::Tmpfs { .. } => {
+                if held.tmpfs.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
+                let p = root.join("volumes").join(name).join("lock");
+                let f = fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&p)
+                    .at(&p)?;
+                berth_image::sys::flock_shared(std::os::fd::AsFd::as_fd(&f)).at(&p)?;
+                activate(root, name)?;
+                held.tmpfs.push((name.to_string(), f));
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Lets go of a stopped container's volumes: each tmpfs volume no other
+/// running container holds is unmounted (its content goes, as with
+/// docker's local driver).
+pub fn release(held: Held) {
+    for (name, f) in held.tmpfs {
+        drop(f);
+        let p = held.root.join("volumes").join(&name).join("lock");
+        let Ok(f) = fs::OpenOptions::new().read(true).write(true).open(&p) else {
+            continue;
+        };
+        // Busy: another container uses it (or is starting with it).
+        if berth_image::sys::flock_exclusive(std::os::fd::AsFd::as_fd(&f), false).is_err() {
+            continue;
+        }
+        let data = crate::spec::volume_data(&held.root, &name);
+        if is_tmpfs(&data) {
+            let _ = unmount(&data);
+        }
+    }
+}
+
+fn unmount(data: &Path) -> Result<()> {
+    berth_runtime::sys::umount2(data, libc::MNT_DETACH).at(data)
+}
+
+/// Mounts a tmpfs volume's tmpfs on its directory unless it is there.
+fn activate(root: &Path, name: &str) -> Result<()> {
     let Driver::Tmpfs { options } = driver(&options(root, name)?)? else {
         return Ok(());
     };
@@ -273,7 +358,7 @@ pub fn remove(e: &mut Engine, name: &str, force: bool) -> Result<()> {
     if let Driver::Tmpfs { .. } = driver(&options(&e.root, name)?)? {
         let data = crate::spec::volume_data(&e.root, name);
         if is_tmpfs(&data) {
-            berth_runtime::sys::umount2(&data, libc::MNT_DETACH).at(&data)?;
+            unmount(&data)?;
         }
     }
     if dir.exists() {

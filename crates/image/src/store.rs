@@ -4,6 +4,8 @@
 //! <root>/blobs/sha256/<hex>     one file per blob, named by its digest
 //! <root>/blobs/sha512/<hex>
 //! <root>/ingest/<unique>        blobs being written (locked by their writer)
+//! <root>/sources/sha256/<hex>/<repository, '/' as %2F>
+//!                               where a blob is known to be in a registry
 //! ```
 //!
 //! A blob is streamed into a temp file under `ingest/` (same filesystem),
@@ -28,6 +30,9 @@ use crate::error::{Context, Error, Result};
 use crate::sys;
 
 const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
+
+/// Repositories remembered per blob, most recently used first, at most this many.
+const SOURCES_KEPT: usize = 16;
 
 /// A blob that was written (or already there).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -357,14 +362,108 @@ impl ContentStore {
         f.sync_all().at(&d)
     }
 
-    /// Removes the blob; false when it was not there.
+    /// Removes the blob (and the repositories it was known in); false
+    /// when it was not there.
     pub fn delete_blob(&self, digest: &Digest) -> Result<bool> {
         let p = self.blob_path(digest);
-        match fs::remove_file(&p) {
+        let r = match fs::remove_file(&p) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e).at(p),
+        }?;
+        self.forget_sources(digest)?;
+        Ok(r)
+    }
+
+    fn sources_dir(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("sources")
+            .join(digest.algorithm().name())
+            .join(digest.hex())
+    }
+
+    /// Remembers that the registry repository `repository` (`host/path`,
+    /// as `127.0.0.1:5000/team/app`) has the blob `digest`: it was pulled
+    /// from there or pushed there. A later push to another repository of
+    /// that registry mounts the blob from it instead of uploading it.
+    ///
+    /// One empty file per repository, made with `O_CREAT`: concurrent
+    /// writers and a crash at any point leave either the entry or nothing,
+    /// never a torn one. Its mtime is the last use (the newest are tried
+    /// first); the oldest beyond [`SOURCES_KEPT`] are dropped.
+    pub fn add_source(&self, digest: &Digest, repository: &str) -> Result<()> {
+        let name = encode_source(repository);
+        if name.is_empty() || name.len() > 255 || name.starts_with('.') {
+            // Not a name a file can carry: simply not remembered.
+            return Ok(());
         }
+        let dir = self.sources_dir(digest);
+        fs::create_dir_all(&dir).at(&dir)?;
+        let p = dir.join(&name);
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+            .at(&p)?;
+        f.set_modified(std::time::SystemTime::now()).at(&p)?;
+        let known = self.sources(digest)?;
+        for old in known.iter().skip(SOURCES_KEPT) {
+            let _ = fs::remove_file(dir.join(encode_source(old)));
+        }
+        Ok(())
+    }
+
+    /// The repositories known to have blob `digest` (see
+    /// [`add_source`](Self::add_source)), the most recently used first.
+    pub fn sources(&self, digest: &Digest) -> Result<Vec<String>> {
+        let dir = self.sources_dir(digest);
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).at(dir),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e.at(&dir)?;
+            let Some(repo) = e.file_name().to_str().and_then(decode_source) else {
+                continue;
+            };
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_file() {
+                out.push((meta.modified().ok(), repo));
+            }
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        Ok(out.into_iter().map(|(_, r)| r).collect())
+    }
+
+    fn forget_sources(&self, digest: &Digest) -> Result<()> {
+        let dir = self.sources_dir(digest);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).at(dir),
+        }
+    }
+
+    /// Source entries of blobs no longer here (a crash between a blob's
+    /// removal and its entries').
+    fn clean_sources(&self) -> Result<()> {
+        for a in ALGORITHMS {
+            let dir = self.root.join("sources").join(a.name());
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for e in rd.flatten() {
+                let Some(d) = e.file_name().to_str().and_then(|n| Digest::new(a, n).ok()) else {
+                    continue;
+                };
+                if !self.has_blob(&d) {
+                    self.forget_sources(&d)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every blob in the store.
@@ -418,6 +517,7 @@ impl ContentStore {
             }
         }
         report.stale_ingests = self.clean_ingest()?;
+        self.clean_sources()?;
         Ok(report)
     }
 
@@ -445,6 +545,19 @@ impl ContentStore {
         }
         Ok(n)
     }
+}
+
+/// A repository name as a file name: `%` and `/` escaped.
+fn encode_source(repository: &str) -> String {
+    repository.replace('%', "%25").replace('/', "%2F")
+}
+
+fn decode_source(name: &str) -> Option<String> {
+    if name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let out = name.replace("%2F", "/").replace("%25", "%");
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
@@ -552,6 +665,42 @@ mod tests {
         fs::write(t.path().join("blobs/sha256/README"), b"x").unwrap();
         s.gc(&HashSet::new()).unwrap();
         assert!(t.path().join("blobs/sha256/README").exists());
+    }
+
+    #[test]
+    fn sources_are_remembered_newest_first_and_go_with_the_blob() {
+        let t = tempfile::tempdir().unwrap();
+        let s = ContentStore::open(t.path()).unwrap();
+        let a = s.write_blob_bytes(b"a", None).unwrap().digest;
+        assert!(s.sources(&a).unwrap().is_empty());
+        s.add_source(&a, "reg:5000/team/one").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        s.add_source(&a, "reg:5000/two").unwrap();
+        assert_eq!(
+            s.sources(&a).unwrap(),
+            vec!["reg:5000/two".to_string(), "reg:5000/team/one".to_string()]
+        );
+        // Used again: first.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        s.add_source(&a, "reg:5000/team/one").unwrap();
+        assert_eq!(s.sources(&a).unwrap()[0], "reg:5000/team/one");
+        // A stray file is not a source.
+        fs::write(s.sources_dir(&a).join(".tmp"), b"").unwrap();
+        assert_eq!(s.sources(&a).unwrap().len(), 2);
+        // At most SOURCES_KEPT.
+        for i in 0..SOURCES_KEPT + 3 {
+            s.add_source(&a, &format!("reg/r{i}")).unwrap();
+        }
+        assert_eq!(s.sources(&a).unwrap().len(), SOURCES_KEPT);
+        s.gc(&HashSet::new()).unwrap();
+        assert!(!s.has_blob(&a));
+        assert!(!t.path().join("sources/sha256").join(a.hex()).exists());
+        // Entries whose blob vanished (a crash between the two) go at the next gc.
+        let b = s.write_blob_bytes(b"b", None).unwrap().digest;
+        s.add_source(&b, "reg/x").unwrap();
+        fs::remove_file(s.blob_path(&b)).unwrap();
+        s.gc(&HashSet::new()).unwrap();
+        assert!(s.sources(&b).unwrap().is_empty());
     }
 
     #[test]

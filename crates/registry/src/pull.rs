@@ -232,6 +232,16 @@ pub async fn pull(
         what: "recording the image".into(),
         err: io::Error::other(e),
     })??;
+    // Where the blobs came from, so a push to another repository of this
+    // registry can mount them (docker's "Mounted from").
+    let blobs: Vec<&Digest> = manifest
+        .layers
+        .iter()
+        .filter(|l| !l.foreign)
+        .map(|l| &l.descriptor.digest)
+        .chain([&manifest.config.digest])
+        .collect();
+    crate::push::remember_sources(content, client, repo, blobs);
     Ok(Pulled {
         record,
         digest: top.digest,

@@ -3,8 +3,9 @@
 //! The image's platform manifest goes up as it is (its digest does not
 //! change): first its blobs (the layers and the config, several at a time),
 //! each skipped when the registry has it, mounted from another repository
-//! of the same registry the image came from when it can be, uploaded
-//! otherwise; then the manifest under the tag.
+//! of the same registry when it can be (one the blob was pulled from or
+//! pushed to, remembered per blob in the content store, or one the image is
+//! tagged in), uploaded otherwise; then the manifest under the tag.
 
 use std::sync::Arc;
 
@@ -59,6 +60,51 @@ pub struct Pushed {
     pub compressed: Vec<Digest>,
 }
 
+/// Mount attempts per blob before it is uploaded (docker's too).
+const MOUNT_ATTEMPTS: usize = 3;
+
+/// Records in the content store that `repo` of `client`'s registry has
+/// these blobs. Best effort: a failure to remember (a full disk) costs a
+/// later push an upload, never this pull or push.
+pub(crate) fn remember_sources<'a>(
+    content: &berth_image::ContentStore,
+    client: &Client,
+    repo: &str,
+    blobs: impl IntoIterator<Item = &'a Digest>,
+) {
+    let here = format!("{}/{repo}", client.registry());
+    for d in blobs {
+        let _ = content.add_source(d, &here);
+    }
+}
+
+/// The repositories of `client`'s registry to mount blob `digest` from
+/// when pushing it to `repo`: those it was last pulled from or pushed to
+/// (remembered per blob, the newest first), then the repositories the
+/// image is tagged in; at most [`MOUNT_ATTEMPTS`].
+fn mount_sources(
+    content: &berth_image::ContentStore,
+    client: &Client,
+    repo: &str,
+    digest: &Digest,
+    image_repos: &[String],
+) -> Vec<String> {
+    let host = format!("{}/", client.registry());
+    let mut out: Vec<String> = Vec::new();
+    let known = content.sources(digest).unwrap_or_default();
+    let known = known
+        .iter()
+        .filter_map(|r| r.strip_prefix(&host))
+        .map(str::to_string);
+    for r in known.chain(image_repos.iter().cloned()) {
+        if r != repo && !out.contains(&r) && crate::client::check_repo(&r).is_ok() {
+            out.push(r);
+        }
+    }
+    out.truncate(MOUNT_ATTEMPTS);
+    out
+}
+
 /// Pushes `image` to `repo` of the registry `client` talks to, under
 /// `reference` (a tag, or the manifest's digest). At most `concurrency`
 /// blobs go up at once.
@@ -97,7 +143,7 @@ pub async fn push(
     };
     // Repositories of the same registry the image is known under: blobs
     // can be mounted from them instead of uploaded.
-    let sources: Vec<String> = image
+    let image_repos: Vec<String> = image
         .repo_digests
         .iter()
         .chain(&image.repo_tags)
@@ -127,7 +173,7 @@ pub async fn push(
     let jobs = blobs.iter().map(|desc| {
         let limit = limit.clone();
         let progress = progress.clone();
-        let sources = &sources;
+        let sources = mount_sources(content, client, repo, &desc.digest, &image_repos);
         async move {
             let _slot = match limit.try_acquire() {
                 Ok(slot) => slot,
@@ -141,19 +187,22 @@ pub async fn push(
             };
             if client.blob_exists(repo, &desc.digest).await? {
                 progress.blob(&desc.digest, BlobPush::Exists);
+                remember_sources(content, client, repo, [&desc.digest]);
                 return Ok(());
             }
-            for from in sources {
+            let mut state = None;
+            for from in &sources {
                 if client.mount_blob(repo, desc, from).await? {
-                    progress.blob(&desc.digest, BlobPush::Mounted(from.clone()));
-                    return Ok(());
+                    state = Some(BlobPush::Mounted(from.clone()));
+                    break;
                 }
             }
-            let state = if client.push_blob(repo, desc, content).await? {
-                BlobPush::Pushed
-            } else {
-                BlobPush::Exists
+            let state = match state {
+                Some(s) => s,
+                None if client.push_blob(repo, desc, content).await? => BlobPush::Pushed,
+                None => BlobPush::Exists,
             };
+            remember_sources(content, client, repo, [&desc.digest]);
             progress.blob(&desc.digest, state);
             Ok::<(), Error>(())
         }

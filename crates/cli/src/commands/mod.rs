@@ -277,6 +277,13 @@ fn dispatch(g: &Parsed, out: &mut dyn Write) -> ExitCode {
         let code = berth_engine::monitor::main(&state_root(g), id, fd);
         return ExitCode::from(code as u8);
     }
+    if args[0] == berth_engine::monitor::ADOPT {
+        let Some(id) = args.get(1) else {
+            return ExitCode::from(125);
+        };
+        let code = berth_engine::monitor::adopt_main(&state_root(g), id);
+        return ExitCode::from(code as u8);
+    }
     if args[0] == "help" {
         return help_for(&args[1..], out);
     }

@@ -194,7 +194,8 @@ pub fn leftover_namespaces() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The pids of berth monitors of container `id`.
+/// The pids of berth monitors of container `id` (and of the adopter that took
+/// it over when its monitor died), not of its output keeper.
 pub fn monitor_pids(id: &str) -> Vec<i32> {
     let mut v = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -205,7 +206,10 @@ pub fn monitor_pids(id: &str) -> Vec<i32> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains("__monitor") && cmd.contains(id) {
+        // A monitor's output keeper is a fork of it (same command line, its own name).
+        let keeper = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim() == "berth-keeper");
+        if (cmd.contains("__monitor") || cmd.contains("__adopt")) && cmd.contains(id) && !keeper {
             v.push(pid);
         }
     }
