@@ -858,35 +858,32 @@ fn containers_outlive_the_server() {
         let mut c = s.spawn(&["attach", "talk"], &[]);
         let mut stdin = c.stdin.take().unwrap();
         let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
-        // The attach is made before the first line is answered: resend
-        // until an answer comes (a line sent before it is lost to no one:
-        // the container reads it either way).
+        // docker attach reads its stdin once the attach is made: the line
+        // reaches the container then, and its answer this client.
         std::io::Write::write_all(&mut stdin, format!("{line}\n").as_bytes()).unwrap();
         let mut got = String::new();
         std::io::BufRead::read_line(&mut out, &mut got).unwrap();
         (c, stdin, got)
     };
-    eprintln!("talk one");
     let (mut c, _stdin, got) = talk(&s, "one");
-    eprintln!("talked one");
     assert_eq!(got, "got:one\n");
     if let Some(srv) = s.child.as_mut() {
         srv.kill().unwrap();
         srv.wait().unwrap();
     }
     s.child = None;
-    eprintln!("killed");
     let st = c.wait().unwrap();
-    eprintln!("attach ended");
     assert!(!st.success(), "the attach outlived its server");
     let st = ok(&s.root, &["inspect", "-f", "{{.State.Status}}", "talk"]);
     assert_eq!(st.trim(), "running");
     s.start();
     let (c, stdin, got) = talk(&s, "two");
     assert_eq!(got, "got:two\n");
+    // Its stdin is not StdinOnce (`run -d -i`): the attach's end of input
+    // does not end the container, and the attach lasts as long as it does.
     drop(stdin);
-    let _ = c.wait_with_output();
     s.ok(&["rm", "-f", "talk"]);
+    let _ = c.wait_with_output();
 }
 
 #[test]

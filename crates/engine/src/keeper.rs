@@ -59,7 +59,6 @@ impl Keeper {
         }
         Some(Keeper { lifeline: lw, file })
     }
-
 }
 
 impl Drop for Keeper {

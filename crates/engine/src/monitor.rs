@@ -82,8 +82,12 @@ pub fn adopt_main(root: &Path, id: &str) -> i32 {
     // The output pipes, from the keeper the dead monitor left; without
     // them, what the container writes is lost, and its log says so.
     let pipes = crate::keeper::take(&engine.state_dir(&row.id));
-    let mut log =
-        LogWriter::open(&engine.log_path(&row.id), cfg.log_max_size, cfg.log_max_file).ok();
+    let mut log = LogWriter::open(
+        &engine.log_path(&row.id),
+        cfg.log_max_size,
+        cfg.log_max_file,
+    )
+    .ok();
     if pipes.is_empty()
         && let Some(log) = log.as_mut()
     {

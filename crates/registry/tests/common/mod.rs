@@ -47,75 +47,105 @@ impl Registry {
             eprintln!("skipping: {REGISTRY_BIN} is missing (apt-get install docker-registry)");
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let storage = dir.path().join("storage");
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-            storage.display()
-        );
-        if let Some((cert, key)) = tls {
-            config.push_str(&format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            ));
-        }
-        if !htpasswd.is_empty() {
-            let path = dir.path().join("htpasswd");
-            let lines: String = htpasswd
-                .iter()
-                .map(|(u, p)| format!("{u}:{}\n", bcrypt::hash(p, 5).unwrap()))
-                .collect();
-            std::fs::write(&path, lines).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                path.display()
-            ));
-        }
-        if let Some(t) = issuer {
-            config.push_str(&format!(
+        // The port is free when picked, but another test may take it before the
+        // registry binds it: then the registry exits ("address already in use")
+        // and a new port is tried.
+        for _attempt in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let addr = format!("127.0.0.1:{port}");
+            let storage = dir.path().join("storage");
+            let mut config = format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                storage.display()
+            );
+            if let Some((cert, key)) = tls {
+                config.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ));
+            }
+            if !htpasswd.is_empty() {
+                let path = dir.path().join("htpasswd");
+                let lines: String = htpasswd
+                    .iter()
+                    .map(|(u, p)| format!("{u}:{}\n", bcrypt::hash(p, 5).unwrap()))
+                    .collect();
+                std::fs::write(&path, lines).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                    path.display()
+                ));
+            }
+            if let Some(t) = issuer {
+                config.push_str(&format!(
                 "auth:\n  token:\n    realm: http://{}/token\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                 t.addr,
                 TokenIssuer::SERVICE,
                 TokenIssuer::ISSUER,
                 t.cert.display()
             ));
-        }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut reg = Registry {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(&reg.addr).is_err() {
-            if let Ok(Some(status)) = reg.child.try_wait() {
-                panic!("the registry exited with {status}: {}", reg.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "the registry did not start: {}",
-                reg.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, config).unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let child = Command::new(REGISTRY_BIN)
+                .arg("serve")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let mut reg = Registry {
+                child,
+                addr,
+                _dir: dir,
+            };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Ok(Some(status)) = reg.child.try_wait() {
+                    let log = reg.log();
+                    if log.contains("address already in use") {
+                        break;
+                    }
+                    panic!("the registry exited with {status}: {log}");
+                }
+                // Listening, and it is this registry that answers (not another
+                // test's listener on the same port).
+                if TcpStream::connect(&reg.addr).is_ok() && (tls.is_some() || reg.answers()) {
+                    return Some(reg);
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the registry did not start: {}",
+                    reg.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        Some(reg)
+        panic!("no free port for the registry after 5 attempts");
+    }
+
+    /// GET /v2/ is answered with the registry's API version header.
+    fn answers(&self) -> bool {
+        let Ok(mut c) = TcpStream::connect(&self.addr) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        let req = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
+        if c.write_all(req.as_bytes()).is_err() {
+            return false;
+        }
+        let mut head = String::new();
+        let _ = c.read_to_string(&mut head);
+        head.to_ascii_lowercase()
+            .contains("docker-distribution-api-version")
     }
 
     pub fn log(&self) -> String {
