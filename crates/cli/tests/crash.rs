@@ -5,15 +5,20 @@
 //! The suite runs a few trials per operation (`CRASH_TRIALS`, default 4);
 //! `bench/crash-matrix.sh` runs this same test with a hundred and prints the table.
 //! The kill moments come from a fixed seed (`CRASH_SEED`), spread over each operation's own
-//! duration (measured first), so a failure can be replayed.
+//! duration (measured first), so a failure can be replayed. In the commands, `REG` is a local
+//! docker-registry in the test's namespace (pull and push are skipped without one), `CTX` a build context, `SAVED`
+//! a saved image and `TRIAL` the trial's number.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../registry/tests/common/mod.rs"]
+mod regcommon;
+
 mod common;
 use common::{BusyboxRoot, berth, berth_command};
 
-const LINKS: &[&str] = &["sh", "true", "sleep", "echo", "touch"];
+const LINKS: &[&str] = &["sh", "true", "sleep", "echo", "touch", "dd"];
 
 /// A busybox root (`common::BusyboxRoot`) with the kill helpers below.
 struct Fixture(BusyboxRoot);
@@ -181,6 +186,53 @@ const OPS: &[Op] = &[
         cleanup: &[],
     },
     Op {
+        name: "pull",
+        // The image's 4 MiB layer is in no other image: every trial downloads it.
+        setup: &[&["rmi", "-f", "REG/crash/pull:1"]],
+        command: &["pull", "-q", "REG/crash/pull:1"],
+        settle: &[],
+        again: &["pull", "-q", "REG/crash/pull:1"],
+        again_ok: &[0],
+        cleanup: &[],
+    },
+    Op {
+        name: "push",
+        // A repository of its own per trial (its layers mounted from the pull's).
+        setup: &[&["tag", "crashsrc:1", "REG/crash/push-TRIAL:1"]],
+        command: &["push", "REG/crash/push-TRIAL:1"],
+        settle: &[],
+        again: &["push", "REG/crash/push-TRIAL:1"],
+        again_ok: &[0],
+        cleanup: &[&["rmi", "REG/crash/push-TRIAL:1"]],
+    },
+    Op {
+        name: "build",
+        setup: &[],
+        command: &[
+            "build",
+            "-q",
+            "--no-cache",
+            "--network",
+            "none",
+            "-t",
+            "crashb:1",
+            "CTX",
+        ],
+        settle: &[],
+        again: &[
+            "build",
+            "-q",
+            "--no-cache",
+            "--network",
+            "none",
+            "-t",
+            "crashb:1",
+            "CTX",
+        ],
+        again_ok: &[0],
+        cleanup: &[&["rmi", "-f", "crashb:1"], &["builder", "prune", "-f"]],
+    },
+    Op {
         name: "volume rm",
         setup: &[&["volume", "create", "v"]],
         command: &["volume", "rm", "v"],
@@ -205,33 +257,91 @@ fn kill_9_at_any_moment_then_the_next_command_leaves_a_sound_store() {
     let saved = f.dir.join("saved.tar");
     f.ok(&["tag", "busybox", "saved:1"]);
     f.ok(&["save", "-o", saved.to_str().unwrap(), "saved:1"]);
+    let ctx = f.dir.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo built > /built\nRUN touch /again\n",
+    )
+    .unwrap();
+    // An image with a layer of its own (4 MiB of random bytes) in a local registry, for
+    // pull and push; then only the registry has it.
+    let reg = regcommon::Registry::start_in(&f.ns.path());
+    if let Some(reg) = &reg {
+        f.ok(&[
+            "run",
+            "--name",
+            "src",
+            "--network",
+            "none",
+            "busybox",
+            "dd",
+            "if=/dev/urandom",
+            "of=/blob",
+            "bs=1M",
+            "count=4",
+        ]);
+        f.ok(&["commit", "src", "crashsrc:1"]);
+        f.ok(&["rm", "src"]);
+        let pull = format!("{}/crash/pull:1", reg.addr);
+        f.ok(&["tag", "crashsrc:1", &pull]);
+        f.ok(&["push", &pull]);
+        f.ok(&["rmi", &pull]);
+    }
+    let trial_no = std::cell::Cell::new(0u64);
     let subst = |a: &[&str]| -> Vec<String> {
         a.iter()
             .map(|s| match *s {
                 "SAVED" => saved.display().to_string(),
-                s => s.to_string(),
+                "CTX" => ctx.display().to_string(),
+                s => {
+                    let s = s.replace("TRIAL", &trial_no.get().to_string());
+                    match &reg {
+                        Some(reg) => s.replace("REG", &reg.addr),
+                        None => s,
+                    }
+                }
             })
             .collect()
     };
     let mut table = vec![];
     let mut failures = vec![];
     for op in OPS {
-        let cmd = subst(op.command);
-        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        let again = subst(op.again);
-        let again: Vec<&str> = again.iter().map(String::as_str).collect();
+        if reg.is_none() && op.command.iter().any(|a| a.contains("REG")) {
+            eprintln!("{}: skipped (no docker-registry)", op.name);
+            continue;
+        }
+        trial_no.set(u64::MAX);
+        let quiet = |a: &[&str]| {
+            let v = subst(a);
+            let v: Vec<&str> = v.iter().map(String::as_str).collect();
+            f.quiet(&v);
+        };
         // The operation's own length, to spread the kills over it.
         for s in op.setup {
-            f.quiet(s);
+            quiet(s);
         }
-        let span = f.duration(&cmd).as_micros() as u64 + 1;
+        let span = f
+            .duration(
+                &subst(op.command)
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            )
+            .as_micros() as u64
+            + 1;
         for c in op.cleanup {
-            f.quiet(c);
+            quiet(c);
         }
         let mut bad = 0;
         for trial in 0..trials {
+            trial_no.set(trial);
+            let cmd = subst(op.command);
+            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            let again = subst(op.again);
+            let again: Vec<&str> = again.iter().map(String::as_str).collect();
             for s in op.setup {
-                f.quiet(s);
+                quiet(s);
             }
             let at = Duration::from_micros(rng.below(span * 3 / 2));
             f.killed(&cmd, at);
@@ -259,7 +369,7 @@ fn kill_9_at_any_moment_then_the_next_command_leaves_a_sound_store() {
                 ));
             }
             for c in op.cleanup {
-                f.quiet(c);
+                quiet(c);
             }
             // The next command a user would type.
             f.quiet(&["ps", "-a"]);

@@ -18,30 +18,39 @@ pub struct Registry {
     child: Child,
     pub addr: String,
     pub _dir: tempfile::TempDir,
+    /// The network namespace it serves in (`/run/netns/NAME`), if not this process's.
+    netns: Option<String>,
 }
 
 impl Registry {
     /// Starts a registry; with `htpasswd`, it requires Basic auth of those
     /// users (`(user, password)`).
     pub fn start(htpasswd: &[(&str, &str)]) -> Option<Registry> {
-        Registry::start_with(htpasswd, None, None)
+        Registry::start_with(htpasswd, None, None, None)
+    }
+
+    /// A registry on the loopback of network namespace `netns`
+    /// (`/run/netns/NAME`), for a berth that runs there.
+    pub fn start_in(netns: &str) -> Option<Registry> {
+        Registry::start_with(&[], None, None, Some(netns))
     }
 
     /// A registry that takes Bearer tokens from `issuer` (its `auth:
     /// token` mode).
     pub fn start_token(issuer: &TokenIssuer) -> Option<Registry> {
-        Registry::start_with(&[], Some(issuer), None)
+        Registry::start_with(&[], Some(issuer), None, None)
     }
 
     /// A registry serving HTTPS with this certificate and key.
     pub fn start_tls(cert: &Path, key: &Path) -> Option<Registry> {
-        Registry::start_with(&[], None, Some((cert, key)))
+        Registry::start_with(&[], None, Some((cert, key)), None)
     }
 
     fn start_with(
         htpasswd: &[(&str, &str)],
         issuer: Option<&TokenIssuer>,
         tls: Option<(&Path, &Path)>,
+        netns: Option<&str>,
     ) -> Option<Registry> {
         if !Path::new(REGISTRY_BIN).exists() {
             eprintln!("skipping: {REGISTRY_BIN} is missing (apt-get install docker-registry)");
@@ -94,7 +103,15 @@ impl Registry {
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config).unwrap();
             let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-            let child = Command::new(REGISTRY_BIN)
+            let mut cmd = match netns {
+                Some(ns) => {
+                    let mut c = Command::new("nsenter");
+                    c.arg(format!("--net={ns}")).arg(REGISTRY_BIN);
+                    c
+                }
+                None => Command::new(REGISTRY_BIN),
+            };
+            let child = cmd
                 .arg("serve")
                 .arg(&config_path)
                 .stdin(Stdio::null())
@@ -106,6 +123,7 @@ impl Registry {
                 child,
                 addr,
                 _dir: dir,
+                netns: netns.map(str::to_string),
             };
             let deadline = Instant::now() + Duration::from_secs(15);
             loop {
@@ -118,7 +136,8 @@ impl Registry {
                 }
                 // Listening, and it is this registry that answers (not another
                 // test's listener on the same port).
-                if TcpStream::connect(&reg.addr).is_ok() && (tls.is_some() || reg.answers()) {
+                let listening = reg.netns.is_some() || TcpStream::connect(&reg.addr).is_ok();
+                if listening && (tls.is_some() || reg.answers()) {
                     return Some(reg);
                 }
                 assert!(
@@ -134,6 +153,28 @@ impl Registry {
 
     /// GET /v2/ is answered with the registry's API version header.
     fn answers(&self) -> bool {
+        if let Some(ns) = &self.netns {
+            // Another namespace's loopback: curl there.
+            return Command::new("nsenter")
+                .arg(format!("--net={ns}"))
+                .args([
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-D",
+                    "-",
+                    "--max-time",
+                    "2",
+                ])
+                .arg(format!("http://{}/v2/", self.addr))
+                .output()
+                .is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .to_ascii_lowercase()
+                        .contains("docker-distribution-api-version")
+                });
+        }
         let Ok(mut c) = TcpStream::connect(&self.addr) else {
             return false;
         };
