@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 19's crash-kill matrix: kill -9 of a berth command at a random moment of run -d,
-# run --rm, rm -f, commit, load and volume rm, then the same command again, then
+# run --rm, rm -f, commit, load, pull, push, build and volume rm (pull and push against a
+# docker-registry in the test's namespace), then the same command again, then
 # `berth system check`, TRIALS times per operation; prints trials and failures per operation
 # (a failure: the command again failed, or the check found corruption or a leak).
 #
