@@ -32,6 +32,9 @@ for t in "${targets[@]}"; do
     else
         status="CRASH (fuzz/artifacts/$t)"
     fi
+    # libFuzzer's -jobs workers log into fuzz-N.log in the current directory.
+    cat fuzz-[0-9]*.log >>"$log" 2>/dev/null || true
+    rm -f fuzz-[0-9]*.log
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     results+=("| $t | ${runs:-?} | $status |")
     [ "$status" = ok ] || tail -30 "$log" >&2
