@@ -1,11 +1,14 @@
 //! Resource exhaustion (issue 19): a container that forks without end, fills its disk, or
-//! floods its log, and a `load` that fills the disk, each within its limits, leaving the
+//! floods its log, and a `load` or a `pull` that fills the disk, each within its limits, leaving the
 //! engine usable and the store consistent. The disk tests put Berth's whole root on a small
 //! tmpfs of their own, so the machine's disk is never what fills.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+#[path = "../../registry/tests/common/mod.rs"]
+mod regcommon;
 
 mod common;
 use common::{RootfsTar, TestNetns, berth, ok};
@@ -60,6 +63,37 @@ impl Fixture {
 
     fn ok(&self, args: &[&str]) -> String {
         ok(&self.root, args)
+    }
+
+    /// A rootfs tarball with a layer of 64 MB of incompressible bytes.
+    fn big_rootfs(&self) -> PathBuf {
+        let mut big = RootfsTar::busybox(&["bin"], &["sh"]);
+        let mut noise = vec![0u8; 64 << 20];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for b in noise.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        big.file("noise", &noise, 0o644);
+        let rootfs = self.dir.join("big-rootfs.tar");
+        big.write(&rootfs);
+        rootfs
+    }
+
+    /// Bytes free on the tmpfs.
+    fn avail(&self) -> u64 {
+        let o = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(self.tmpfs.as_ref().unwrap())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap_or(0)
     }
 
     /// The engine still answers and runs containers.
@@ -200,19 +234,7 @@ fn a_container_filling_the_disk_leaves_the_engine_working() {
 #[test]
 fn a_load_that_fills_the_disk_fails_cleanly() {
     let f = Fixture::new(Some(40));
-    // A layer of 64 MB of incompressible bytes.
-    let mut big = RootfsTar::busybox(&["bin"], &["sh"]);
-    let mut noise = vec![0u8; 64 << 20];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for b in noise.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
-    big.file("noise", &noise, 0o644);
-    let rootfs = f.dir.join("big-rootfs.tar");
-    big.write(&rootfs);
+    let rootfs = f.big_rootfs();
     let o = berth(&f.root, &["import", rootfs.to_str().unwrap(), "big:1"]);
     assert!(!o.status.success(), "a 64 MB layer fit in 40 MB");
     let err = String::from_utf8_lossy(&o.stderr);
@@ -222,24 +244,49 @@ fn a_load_that_fills_the_disk_fails_cleanly() {
         "busybox\n"
     );
     // Nothing of the failed import is left taking space (no temp files, no snapshot).
-    let avail = || {
-        let o = Command::new("df")
-            .args(["--output=avail", "-B1"])
-            .arg(f.tmpfs.as_ref().unwrap())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .nth(1)
-            .and_then(|l| l.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
     assert!(
-        avail() > 20 << 20,
+        f.avail() > 20 << 20,
         "the failed import left {} bytes free",
-        avail()
+        f.avail()
     );
     f.still_usable();
+}
+
+/// A `pull` of an image bigger than the disk fails naming the problem, leaves no partial
+/// download or snapshot taking space, and the images already stored are untouched.
+#[test]
+fn a_pull_that_fills_the_disk_fails_cleanly() {
+    let f = Fixture::new(Some(40));
+    let Some(reg) = regcommon::Registry::start_in(&f._ns.path()) else {
+        return;
+    };
+    // Another root, on the machine's disk, pushes the 64 MB image to the registry.
+    let pusher = f.dir.join("pusher");
+    f._ns.host_berth(&pusher);
+    let image = format!("{}/big/noise:1", reg.addr);
+    ok(
+        &pusher,
+        &["import", f.big_rootfs().to_str().unwrap(), &image],
+    );
+    ok(&pusher, &["push", &image]);
+    let o = berth(&f.root, &["pull", "-q", &image]);
+    assert!(!o.status.success(), "a 64 MB layer was pulled into 40 MB");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(
+        f.ok(&["images", "--format", "{{.Repository}}"]),
+        "busybox\n"
+    );
+    assert!(
+        f.avail() > 20 << 20,
+        "the failed pull left {} bytes free",
+        f.avail()
+    );
+    f.still_usable();
+    let ids = berth(&pusher, &["images", "-q"]);
+    for id in String::from_utf8_lossy(&ids.stdout).lines() {
+        let _ = berth(&pusher, &["rmi", "-f", id]);
+    }
 }
 
 /// A log flood (`yes`: 2-byte lines as fast as they come) under `--log-opt max-size=1m
