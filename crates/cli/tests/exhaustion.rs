@@ -82,6 +82,25 @@ impl Fixture {
         rootfs
     }
 
+    /// `what` (a 64 MB layer into the 40 MB tmpfs) failed naming the full disk, the stored
+    /// images are untouched, nothing of it is left taking space (no temp files, no partial
+    /// download, no snapshot), and the engine still works.
+    fn failed_for_space(&self, o: &std::process::Output, what: &str) {
+        assert!(!o.status.success(), "{what}: a 64 MB layer fit in 40 MB");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("No space left on device"), "{what}: {err}");
+        assert_eq!(
+            self.ok(&["images", "--format", "{{.Repository}}"]),
+            "busybox\n"
+        );
+        assert!(
+            self.avail() > 20 << 20,
+            "the failed {what} left {} bytes free",
+            self.avail()
+        );
+        self.still_usable();
+    }
+
     /// Bytes free on the tmpfs.
     fn avail(&self) -> u64 {
         let o = Command::new("df")
@@ -236,20 +255,7 @@ fn a_load_that_fills_the_disk_fails_cleanly() {
     let f = Fixture::new(Some(40));
     let rootfs = f.big_rootfs();
     let o = berth(&f.root, &["import", rootfs.to_str().unwrap(), "big:1"]);
-    assert!(!o.status.success(), "a 64 MB layer fit in 40 MB");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("No space left on device"), "{err}");
-    assert_eq!(
-        f.ok(&["images", "--format", "{{.Repository}}"]),
-        "busybox\n"
-    );
-    // Nothing of the failed import is left taking space (no temp files, no snapshot).
-    assert!(
-        f.avail() > 20 << 20,
-        "the failed import left {} bytes free",
-        f.avail()
-    );
-    f.still_usable();
+    f.failed_for_space(&o, "import");
 }
 
 /// A `pull` of an image bigger than the disk fails naming the problem, leaves no partial
@@ -270,19 +276,7 @@ fn a_pull_that_fills_the_disk_fails_cleanly() {
     );
     ok(&pusher, &["push", &image]);
     let o = berth(&f.root, &["pull", "-q", &image]);
-    assert!(!o.status.success(), "a 64 MB layer was pulled into 40 MB");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("No space left on device"), "{err}");
-    assert_eq!(
-        f.ok(&["images", "--format", "{{.Repository}}"]),
-        "busybox\n"
-    );
-    assert!(
-        f.avail() > 20 << 20,
-        "the failed pull left {} bytes free",
-        f.avail()
-    );
-    f.still_usable();
+    f.failed_for_space(&o, "pull");
     let ids = berth(&pusher, &["images", "-q"]);
     for id in String::from_utf8_lossy(&ids.stdout).lines() {
         let _ = berth(&pusher, &["rmi", "-f", id]);
