@@ -94,16 +94,9 @@ pub fn adopt_main(root: &Path, id: &str) -> i32 {
         let _ = log.write(1, format!("berth: {MONITOR_DIED}\n").as_bytes());
     }
     drop(engine);
-    match sys::clone3(&sys::CloneArgs {
-        flags: 0,
-        cgroup: None,
-        pidfd: false,
-    }) {
-        Ok((0, _)) => {}
-        Ok(_) => sys::exit_now(0),
-        Err(_) => return 125,
+    if !detach() {
+        return 125;
     }
-    let _ = sys::setsid();
     let Ok(mut engine) = Engine::open(root) else {
         sys::exit_now(125);
     };
@@ -228,11 +221,9 @@ pub fn main(root: &Path, id: &str, fd: i32) -> i32 {
     run_detached(root, id, ready)
 }
 
-/// The monitor's life from its first process (a child of the CLI, forked
-/// or re-executed): forks the real monitor, which outlives the CLI, and
-/// exits. Returns the first process's exit code.
-pub fn run_detached(root: &Path, id: &str, mut ready: UnixStream) -> i32 {
-    // Detach: the CLI waits only for this first process.
+/// Forks and goes on in the child, in a session of its own; the parent
+/// exits 0 (its caller waits only for it). False when the fork failed.
+fn detach() -> bool {
     match sys::clone3(&sys::CloneArgs {
         flags: 0,
         cgroup: None,
@@ -240,9 +231,20 @@ pub fn run_detached(root: &Path, id: &str, mut ready: UnixStream) -> i32 {
     }) {
         Ok((0, _)) => {}
         Ok(_) => sys::exit_now(0),
-        Err(_) => return 125,
+        Err(_) => return false,
     }
     let _ = sys::setsid();
+    true
+}
+
+/// The monitor's life from its first process (a child of the CLI, forked
+/// or re-executed): forks the real monitor, which outlives the CLI, and
+/// exits. Returns the first process's exit code.
+pub fn run_detached(root: &Path, id: &str, mut ready: UnixStream) -> i32 {
+    // Detach: the CLI waits only for this first process.
+    if !detach() {
+        return 125;
+    }
     if std::env::var_os("BERTH_DEBUG").is_some() {
         berth_runtime::timing::enable();
     }
