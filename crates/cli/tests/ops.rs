@@ -940,7 +940,12 @@ fn prune_filters_per_object() {
     let b = id(&r, "b");
     let out = r.ok(&["container", "prune", "-f", "--filter", "label!=k"]);
     assert_eq!(out.lines().nth(1), Some(b.as_str()), "{out}");
-    assert_eq!(berth(&r.root, &["inspect", "b"]).status.code(), Some(1));
+    assert_eq!(
+        berth(&r.root, &["inspect", "--type", "container", "b"])
+            .status
+            .code(),
+        Some(1)
+    );
     r.ok(&["network", "create", "--label", "n=1", "n1"]);
     r.ok(&["network", "create", "n2"]);
     let out = r.ok(&["network", "prune", "-f", "--filter", "label=n=1"]);
