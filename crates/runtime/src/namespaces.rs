@@ -75,10 +75,6 @@ pub fn write_id_maps(
     let own_only = |maps: &[LinuxIdMapping], id: u32| {
         maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == id
     };
-    if rootless {
-        // An unprivileged writer must deny setgroups before a gid map.
-        let _ = std::fs::write(format!("{proc}/setgroups"), "deny");
-    }
     for (file, maps, helper, own) in [
         ("uid_map", uid_maps, "newuidmap", sys::geteuid()),
         ("gid_map", gid_maps, "newgidmap", sys::getegid()),
@@ -88,6 +84,12 @@ pub fn write_id_maps(
         }
         let path = format!("{proc}/{file}");
         if !rootless || own_only(maps, own) {
+            if rootless && file == "gid_map" {
+                // An unprivileged writer must deny setgroups before a gid map of its own
+                // gid. newgidmap, privileged, leaves setgroups allowed: the container's
+                // root may then set supplementary groups (`additionalGids`, `su`).
+                let _ = std::fs::write(format!("{proc}/setgroups"), "deny");
+            }
             std::fs::write(&path, map_lines(maps)).at(&path)?;
             continue;
         }
