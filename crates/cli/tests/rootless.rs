@@ -13,10 +13,14 @@ mod regcommon;
 
 mod common;
 
+#[path = "../../oci-cli/tests/attacks/mod.rs"]
+mod attacks;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use regcommon::Registry;
 
@@ -93,9 +97,10 @@ impl TestUser {
             sub_start: None,
         };
         if with_ranges {
-            // High above any login user's, different for each test process.
-            let start =
-                2_000_000_000 + (pid % 10_000) * 140_000 + if tag == "a" { 0 } else { 70_000 };
+            // High above any login user's, different for each test process
+            // and for each tag (one letter, a to h) within it.
+            let slot = u32::from(tag.as_bytes()[0].saturating_sub(b'a')).min(7);
+            let start = 2_000_000_000 + (pid % 3_000) * 560_000 + slot * 70_000;
             for f in ["/etc/subuid", "/etc/subgid"] {
                 let mut t = std::fs::read_to_string(f).unwrap_or_default();
                 t.push_str(&format!("{}:{start}:65536\n", u.name));
@@ -114,7 +119,11 @@ impl TestUser {
         let bin = u.dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_berth"), bin.join("berth")).unwrap();
+        // BERTH_BIN: another build (to show a test fails without a fix).
+        let under_test = std::env::var_os("BERTH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth")));
+        std::fs::copy(under_test, bin.join("berth")).unwrap();
         u
     }
 
@@ -433,7 +442,46 @@ fn rootless_user_workflow() {
     }
     assert_eq!(got, "from-db\n");
     assert!(http_get(port2).contains("from-db"));
+    // An address waits for its old veth (network.rs's an_address_waits_for_its_old_veth)
+    // in the rootless network namespace too: a process holding db's namespace keeps its veth
+    // on the bridge after `rm`, so the next container gets another address.
+    let ip_of = |c: &str| {
+        u.ok(&[
+            "inspect",
+            "-f",
+            "{{(index .NetworkSettings.Networks \"rlnet\").IPAddress}}",
+            c,
+        ])
+        .trim()
+        .to_string()
+    };
+    let db_ip = ip_of("db");
+    let pid = u.ok(&["inspect", "-f", "{{.State.Pid}}", "db"]);
+    let mut holder = Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", pid.trim()))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
     u.ok(&["rm", "-f", "db"]);
+    u.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "rlnet",
+        "--name",
+        "next",
+        &busybox,
+        "sleep",
+        "60",
+    ]);
+    let next_ip = ip_of("next");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_ne!(
+        next_ip, db_ip,
+        "the address of a veth still on the bridge was handed out again"
+    );
+    u.ok(&["rm", "-f", "next"]);
     u.ok(&["network", "rm", "rlnet"]);
 
     // A restart policy: the monitor brings the container back.
@@ -647,6 +695,51 @@ fn rootless_needs_xdg_runtime_dir() {
     );
 }
 
+/// The user's pause process killed (an OOM kill, a `pkill -u`): until its parent reaps it,
+/// it is a zombie that keeps its name and user namespace but has no mount namespace any
+/// more. The next `berth` makes a new one instead of failing to join the dead one. The
+/// zombie is kept on purpose: python3, a child subreaper, runs `berth` and does not reap
+/// the orphaned pause process until the end.
+#[test]
+fn rootless_survives_a_killed_pause_process() {
+    let u = TestUser::new("g", false);
+    let pid_file = u.path("run/berth/pause.pid");
+    let script = format!(
+        r#"
+import ctypes, os, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+def berth():
+    r = subprocess.run(sys.argv[1:] + ["ps", "-q"], capture_output=True, text=True)
+    return r.returncode, r.stderr
+print("first", *berth())
+pid = int(open("{pid_file}").read())
+os.kill(pid, 9)
+while "Z" not in open(f"/proc/{{pid}}/stat").read().split(")")[1].split()[0]:
+    time.sleep(0.01)
+print("zombie", pid)
+print("again", *berth())
+new = int(open("{pid_file}").read())
+print("new", new != pid)
+os.waitpid(pid, 0)
+"#,
+        pid_file = pid_file.display()
+    );
+    let bin = u.path("bin/berth");
+    let inner = u.command(&bin.to_string_lossy());
+    let o = sh(Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .arg(inner.get_program())
+        .args(inner.get_args()));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("first 0 \n"), "{out}");
+    assert!(out.contains("zombie "), "{out}");
+    assert!(out.contains("again 0 \n"), "the next berth failed: {out}");
+    assert!(out.contains("new True"), "{out}");
+}
+
 /// A cgroup v2 subtree delegated to a user (what systemd's Delegate=yes
 /// gives user@UID.service), removed on drop.
 struct Delegated {
@@ -695,10 +788,7 @@ fn rootless_limits_on_a_delegated_cgroup_v2() {
     ] {
         std::os::unix::fs::chown(&p, Some(u.uid), Some(u.uid)).unwrap();
     }
-    let tarball = u.path("busybox.tar");
-    common::RootfsTar::busybox(&["etc", "tmp", "proc", "sys", "dev"], LINKS).write(&tarball);
-    std::fs::set_permissions(&tarball, std::fs::Permissions::from_mode(0o644)).unwrap();
-    u.ok(&["import", tarball.to_str().unwrap(), "busybox:latest"]);
+    import_busybox(&u);
     let bin = u.path("bin/berth");
     let o = sh(u.command_in_cgroup(&session, &bin.to_string_lossy()).args([
         "run",
@@ -738,4 +828,289 @@ fn rootless_limits_on_a_delegated_cgroup_v2() {
         String::from_utf8_lossy(&o.stderr).contains("no delegated cgroup v2 subtree"),
         "{o:?}"
     );
+}
+
+/// The busybox image of LINKS, imported by `u` as `busybox:latest`.
+fn import_busybox(u: &TestUser) {
+    let tarball = u.path("busybox.tar");
+    common::RootfsTar::busybox(&["etc", "tmp", "proc", "sys", "dev"], LINKS).write(&tarball);
+    std::fs::set_permissions(&tarball, std::fs::Permissions::from_mode(0o644)).unwrap();
+    u.ok(&["import", tarball.to_str().unwrap(), "busybox:latest"]);
+}
+
+/// The attempts of breakout.rs (crates/oci-cli/tests/attacks/breakout_probe.c), made by a
+/// rootless container: its root is the user, so what it could reach first on the way out is
+/// the user's own processes, files and sockets. Every attempt is blocked, with no network
+/// and on slirp4netns. The control, `--privileged --network host`, gets through where the
+/// guards are off, so a blocked line is a guard's work.
+#[test]
+fn rootless_breakout_attempts_are_blocked() {
+    let _tun = TunOpen::new();
+    let u = TestUser::new("e", true);
+    import_busybox(&u);
+    let probe = attacks::build_breakout_probe(u.dir.path());
+    // A process of the user's own, outside the container: the same uid as the
+    // container's root, so only the namespaces and the filter keep it out of reach.
+    let mut victim = u.command("sleep").arg("120").spawn().unwrap();
+    let name = format!("berth-rl-breakout-{}", std::process::id());
+    let mut listener = u
+        .command(&probe.to_string_lossy())
+        .args(["listen", &name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(listener.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "listening\n");
+    let vol = format!("{}:/probe:ro", probe.display());
+    let pid = victim.id().to_string();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm", "-v", &vol];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["busybox:latest", "/probe", &pid, &name]);
+        u.ok(&a)
+    };
+    let out = run(&["--network", "none"]);
+    // As many as breakout.rs counts: every attempt reported.
+    assert_eq!(out.lines().count(), 29, "{out}");
+    let allowed: Vec<&str> = out.lines().filter(|l| !l.contains(": blocked")).collect();
+    assert!(
+        allowed.is_empty(),
+        "ways out that were not blocked: {allowed:#?}"
+    );
+    let out = run(&[]);
+    assert_eq!(out.lines().count(), 29, "{out}");
+    assert!(!out.contains("ALLOWED"), "{out}");
+
+    let out = run(&["--privileged", "--network", "host"]);
+    for way in [
+        "mount tmpfs: ALLOWED",
+        "unshare(CLONE_NEWNS): ALLOWED",
+        "keyctl(JOIN_SESSION_KEYRING): ALLOWED",
+        "connect @host-abstract-socket: ALLOWED",
+    ] {
+        assert!(out.contains(way), "{way} in\n{out}");
+    }
+    // Still the user, even privileged: the host's files stay out of reach.
+    assert!(
+        out.contains("write /proc/sys/kernel/core_pattern: blocked"),
+        "{out}"
+    );
+    let _ = listener.kill();
+    let _ = listener.wait();
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// CVE-2019-5736 (escapes.rs) against a rootless user whose `berth` is their own file, as
+/// `cargo install` or a download into ~/.local/bin leaves it. The container's root is that
+/// user, so without the guard the binary is writable from inside: the next `berth` the user
+/// runs would be the attacker's program, outside the container with all the user's rights.
+/// The image is a glibc one holding `/evil` (`#!/proc/self/exe`), the attacker
+/// (exe_overwrite.c) and a hostile library (evil_preload.c). Three triggers: `exec` of
+/// `/evil` while the container's process waits to write whatever the kernel ran; the same
+/// exec with the hostile library loaded into that process; the container's own process
+/// being `/evil` with the library. After each, the monitor is killed (nothing executes
+/// `berth` any more) and the attacker tries to write. The binary never changes.
+#[test]
+fn rootless_cve_2019_5736_against_the_users_own_berth() {
+    let u = TestUser::new("f", true);
+    let bin = u.path("bin/berth");
+    std::os::unix::fs::chown(&bin, Some(u.uid), Some(u.uid)).unwrap();
+    let before = std::fs::read(&bin).unwrap();
+    let host = bin.to_string_lossy().into_owned();
+    let out = u.path("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(u.uid), Some(u.uid)).unwrap();
+
+    let attacker = attacks::build_exe_overwrite(u.dir.path());
+    let lib = attacks::build_evil_preload(u.dir.path());
+    let mut tar = common::RootfsTar::busybox(
+        &["bin", "etc", "tmp", "out", "proc", "sys", "dev"],
+        &["sh", "sleep", "cat", "ls", "true"],
+    );
+    tar.file("exe_overwrite", &std::fs::read(&attacker).unwrap(), 0o755)
+        .file("evil.so", &std::fs::read(&lib).unwrap(), 0o755)
+        .file("evil", b"#!/proc/self/exe\n", 0o755);
+    let libs = attacks::dynamic_deps(&bin);
+    let mut dirs = std::collections::BTreeSet::new();
+    for l in &libs {
+        let mut d = l.parent();
+        while let Some(x) = d.filter(|x| *x != Path::new("/")) {
+            dirs.insert(x.to_path_buf());
+            d = x.parent();
+        }
+    }
+    for d in &dirs {
+        tar.dir(&d.to_string_lossy());
+    }
+    for l in &libs {
+        tar.file(&l.to_string_lossy(), &std::fs::read(l).unwrap(), 0o755);
+    }
+    let tarball = u.path("hostile.tar");
+    tar.write(&tarball);
+    std::fs::set_permissions(&tarball, std::fs::Permissions::from_mode(0o644)).unwrap();
+    u.ok(&["import", tarball.to_str().unwrap(), "hostile:latest"]);
+
+    let vol = format!("{}:/out", out.display());
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_default();
+    let kill_monitor = |c: &str| {
+        let id = u.ok(&["inspect", "-f", "{{.Id}}", c]).trim().to_string();
+        // With its output keeper: nothing executes `berth` for it any more.
+        for pid in common::monitor_and_keeper_pids(&id) {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        // Nor the user's pause process (as after a crash or `system migrate`; the
+        // next `berth` makes a new one), which runs the same binary.
+        let _ = sh(Command::new("pkill").args(["-KILL", "-u", &u.name, "-x", "berth-pause"]));
+    };
+    let kept = |said: &str, report: &str| {
+        assert!(
+            before == std::fs::read(&bin).unwrap(),
+            "the container overwrote the user's berth:\n{report}"
+        );
+        assert!(!said.contains("WROTE"), "a write got through:\n{report}");
+        for l in said.lines().filter(|l| l.starts_with("CAPTURED")) {
+            assert!(!l.contains(&host), "berth was in reach ({l}):\n{report}");
+        }
+    };
+
+    // 1. `exec C /evil`, the container's process the attacker.
+    u.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "a",
+        "-v",
+        &vol,
+        "-e",
+        "EXE_GO=/out/go",
+        "hostile:latest",
+        "sh",
+        "-c",
+        "/exe_overwrite 30 >/out/attacker 2>&1",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(10), || read("attacker")
+            .contains("READY")),
+        "the attacker did not start: {}",
+        read("attacker")
+    );
+    let (r, w) = attacks::full_pipe();
+    let mut trigger = u.command(&host);
+    trigger
+        .args(["exec", "a", "/evil"])
+        .stdin(Stdio::null())
+        .stdout(w.try_clone().unwrap())
+        .stderr(w.try_clone().unwrap());
+    let child = trigger.spawn().unwrap();
+    drop(trigger);
+    drop(w);
+    let captured = wait_until(Duration::from_secs(10), || {
+        read("attacker").contains("CAPTURED")
+    });
+    let drain = attacks::drain(r);
+    let t = child.wait_with_output().unwrap();
+    kill_monitor("a");
+    std::fs::write(out.join("go"), "").unwrap();
+    wait_until(Duration::from_secs(30), || {
+        read("attacker").contains("DONE")
+    });
+    let said = read("attacker");
+    let _ = u.berth(&["rm", "-f", "a"]);
+    let _ = drain.join();
+    let report = format!("trigger: {t:?}\nattacker:\n{said}");
+    kept(&said, &report);
+    assert!(
+        said.contains("DONE"),
+        "the attacker did not finish:\n{report}"
+    );
+    assert!(captured, "the attacker caught nothing:\n{report}");
+    assert!(said.contains("DENIED"), "no write was tried:\n{report}");
+
+    // 2. and 3. The hostile library inside whatever the kernel starts for /evil.
+    for (name, container_process) in [("b", false), ("c", true)] {
+        let result = format!("result-{name}");
+        let env = format!("EVIL_RESULT=/out/{result}");
+        let trigger = if container_process {
+            u.berth(&[
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                name,
+                "-v",
+                &vol,
+                "-e",
+                "LD_PRELOAD=/evil.so",
+                "-e",
+                &env,
+                "hostile:latest",
+                "/evil",
+            ])
+        } else {
+            u.ok(&[
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                name,
+                "-v",
+                &vol,
+                "hostile:latest",
+                "sleep",
+                "1000",
+            ]);
+            u.berth(&[
+                "exec",
+                "-e",
+                "LD_PRELOAD=/evil.so",
+                "-e",
+                &env,
+                name,
+                "/evil",
+            ])
+        };
+        if wait_until(Duration::from_secs(5), || {
+            read(&result).contains("CAPTURED")
+        }) {
+            kill_monitor(name);
+            wait_until(Duration::from_secs(30), || read(&result).contains("DONE"));
+        }
+        let said = read(&result);
+        let logs = u.berth(&["logs", name]);
+        let logs = format!(
+            "{}{}",
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr)
+        );
+        let _ = u.berth(&["rm", "-f", name]);
+        let report = format!("{name}: trigger: {trigger:?}\nlogs: {logs}\nresult:\n{said}");
+        kept(&said, &report);
+        let stderr = String::from_utf8_lossy(&trigger.stderr);
+        assert!(
+            stderr.contains("berth-exec") || logs.contains("berth-exec") || said.contains("DENIED"),
+            "neither the exec helper nor a denied write:\n{report}"
+        );
+    }
 }

@@ -842,13 +842,13 @@ impl Engine {
         // bookkeeping) into the monitor, whose own connection then loses
         // writes; exec starts it clean (~2.5 ms).
         sys::clear_cloexec(theirs.as_raw_fd()).what(|| "fcntl".into())?;
-        // The monitor runs from a read-only view of our binary, and so does
-        // everything it clones (the container's init): nothing in the
-        // container can reach a writable runtime binary through
-        // /proc/PID/exe (CVE-2019-5736). Where no mount can be made (a
-        // rootless engine), init's last execve goes through the sealed exec
-        // helper instead (berth_runtime::exeseal).
-        let sealed = berth_runtime::exeseal::read_only_exe(exe).ok();
+        // The monitor runs from a read-only view of our binary (or, where no
+        // mount can be made, a sealed copy), and so does everything it clones
+        // (the container's init): nothing in the container can reach a
+        // writable runtime binary through /proc/PID/exe (CVE-2019-5736).
+        let sealed = berth_runtime::exeseal::read_only_exe(exe)
+            .or_else(|_| berth_runtime::exeseal::sealed_self())
+            .ok();
         let program = match &sealed {
             Some(fd) => sys::fd_path(fd.as_fd()),
             None => exe.to_path_buf(),

@@ -428,7 +428,7 @@ pub fn allocate_endpoint(
             return Err(Error::NoSuchNetwork(net.name.clone()));
         }
         let host_ifname = format!("vb{}{}", &cid[..7.min(cid.len())], &nid[..5.min(nid.len())]);
-        forget_gone_veths(tx, &nid, &host_ifname).map_err(&e)?;
+        forget_gone_veths(tx, &nid, &host_ifname, &e)?;
         let used = addresses_in_use(tx, &nid, "address").map_err(&e)?;
         let address = match req.ip {
             Some(ip) => ipam
@@ -563,32 +563,46 @@ const LINGER_LIMIT_SECS: i64 = 30;
 
 /// Drops the released addresses of network `nid` whose veth is gone; deletes the veths that
 /// have lingered past [`LINGER_LIMIT_SECS`], and the old veth named `reusing`: the endpoint
-/// being allocated (the same container back on the same network) takes that name.
+/// being allocated (the same container back on the same network) takes that name. The veths
+/// are looked for where the bridges are: rootless, in the rootless network namespace.
 fn forget_gone_veths(
     tx: &rusqlite::Transaction<'_>,
     nid: &str,
     reusing: &str,
-) -> rusqlite::Result<()> {
+    e: &impl Fn(rusqlite::Error) -> Error,
+) -> Result<()> {
     let rows: Vec<(String, i64)> = {
-        let mut st = tx.prepare(
-            "SELECT host_ifname, released_at FROM released_endpoints WHERE network_id = ?1",
-        )?;
+        let mut st = tx
+            .prepare(
+                "SELECT host_ifname, released_at FROM released_endpoints WHERE network_id = ?1",
+            )
+            .map_err(e)?;
         st.query_map([nid], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|r| r.collect())?
+            .and_then(|r| r.collect())
+            .map_err(e)?
     };
+    if rows.is_empty() {
+        return Ok(());
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    for (ifname, at) in rows {
-        let gone = !netlink::link_exists(&ifname)
-            || ((ifname == reusing || now - at > LINGER_LIMIT_SECS)
-                && Netlink::open().is_ok_and(|h| h.delete_link(&ifname).is_ok()));
-        if gone {
-            tx.execute(
-                "DELETE FROM released_endpoints WHERE host_ifname = ?1",
-                [&ifname],
-            )?;
-        }
+    let gone: Vec<String> = crate::rootless::in_netns(|| {
+        rows.into_iter()
+            .filter(|(ifname, at)| {
+                !netlink::link_exists(ifname)
+                    || ((ifname == reusing || now - at > LINGER_LIMIT_SECS)
+                        && Netlink::open().is_ok_and(|h| h.delete_link(ifname).is_ok()))
+            })
+            .map(|(ifname, _)| ifname)
+            .collect()
+    })?;
+    for ifname in gone {
+        tx.execute(
+            "DELETE FROM released_endpoints WHERE host_ifname = ?1",
+            [&ifname],
+        )
+        .map_err(e)?;
     }
     Ok(())
 }

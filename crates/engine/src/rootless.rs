@@ -544,8 +544,10 @@ fn is_pause(pid: i32, uid: u32) -> bool {
     let proc = PathBuf::from(format!("/proc/{pid}"));
     let comm_ok = fs::read_to_string(proc.join("comm")).is_ok_and(|c| c.trim() == PAUSE_COMM);
     let owner_ok = fs::metadata(&proc).is_ok_and(|m| m.uid() == uid);
-    // A zombie (killed, not yet reaped) keeps its name but no namespaces.
-    let alive = fs::metadata(proc.join("ns/user")).is_ok();
+    // A zombie (killed, not yet reaped) keeps its name and, with its
+    // credentials, its user namespace, but not its mount namespace.
+    let alive =
+        fs::metadata(proc.join("ns/user")).is_ok() && fs::metadata(proc.join("ns/mnt")).is_ok();
     comm_ok && owner_ok && alive
 }
 
@@ -745,6 +747,22 @@ fn slirp_alive(dir: &Path) -> bool {
         .is_some_and(|pid| {
             fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "slirp4netns")
         })
+}
+
+/// Runs `f` in the rootless network namespace (on a thread of its own, so
+/// the caller's namespace stays as it is); rootful, runs it here.
+pub fn in_netns<T: Send>(f: impl FnOnce() -> T + Send) -> crate::Result<T> {
+    if !active() {
+        return Ok(f());
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| -> crate::Result<T> {
+            enter_netns()?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| crate::Error::Other("a thread in the rootless network namespace".into()))?
+    })
 }
 
 /// Makes the rootless network namespace (and its slirp4netns) if missing

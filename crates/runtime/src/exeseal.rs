@@ -225,11 +225,40 @@ pub fn seccomp_allows_execveat(sc: Option<&LinuxSeccomp>) -> bool {
 /// `/proc/self/fd/N`: a process started from it has a `/proc/PID/exe` that
 /// cannot be opened for writing (EROFS). Needs CAP_SYS_ADMIN over the
 /// mount namespace (`open_tree(OPEN_TREE_CLONE)`); costs two system calls.
+///
+/// A magic link such as `/proc/self/exe` may lead to a mount of another
+/// mount namespace (a process that entered ours after its execve, as a
+/// rootless berth does), which `open_tree` refuses (EINVAL): then the file
+/// is taken by its path here, and used only if it is the same file.
 pub fn read_only_exe(path: &Path) -> io::Result<OwnedFd> {
-    let t = sys::open_tree_clone(path, false)?;
+    let t = match sys::open_tree_clone(path, false) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let target = std::fs::read_link(path).map_err(|_| e)?;
+            let want = sys::fstat(sys::open(path, libc::O_PATH | libc::O_CLOEXEC, 0)?.as_fd())?;
+            let t = sys::open_tree_clone(&target, false)?;
+            let got = sys::fstat(t.as_fd())?;
+            if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) {
+                return Err(io::Error::other(format!(
+                    "{} is no longer the file {} leads to",
+                    target.display(),
+                    path.display()
+                )));
+            }
+            t
+        }
+        r => r?,
+    };
     let ro = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
     sys::mount_setattr(t.as_fd(), ro, 0, None, false)?;
     Ok(t)
+}
+
+/// Our own binary as something a container cannot write, to execute with
+/// `execveat` or through `/proc/self/fd/N`: a read-only view of it
+/// ([`read_only_exe`]), or where no mount can be made a memfd copy sealed
+/// against writes.
+pub fn sealed_self() -> io::Result<OwnedFd> {
+    read_only_exe(Path::new("/proc/self/exe")).or_else(|_| sealed_copy_of_self())
 }
 
 /// Re-executes this program, with the same arguments and environment, from
@@ -237,12 +266,9 @@ pub fn read_only_exe(path: &Path) -> io::Result<OwnedFd> {
 /// where this process may not make mounts, from a memfd copy sealed against
 /// writes. Only returns on failure.
 pub fn reexec_sealed() -> io::Error {
-    let exe = match read_only_exe(Path::new("/proc/self/exe")) {
+    let exe = match sealed_self() {
         Ok(t) => t,
-        Err(_) => match sealed_copy_of_self() {
-            Ok(m) => m,
-            Err(e) => return e,
-        },
+        Err(e) => return e,
     };
     let to_c = |s: &std::ffi::OsStr| CString::new(s.as_bytes()).ok();
     let argv: Vec<CString> = std::env::args_os().filter_map(|a| to_c(&a)).collect();

@@ -197,6 +197,16 @@ pub fn leftover_namespaces() -> Vec<String> {
 /// The pids of berth monitors of container `id` (and of the adopter that took
 /// it over when its monitor died), not of its output keeper.
 pub fn monitor_pids(id: &str) -> Vec<i32> {
+    monitor_processes(id, false)
+}
+
+/// The container's monitor processes and its output keeper: everything that
+/// executes `berth` for it (as a crash of all of them would leave it).
+pub fn monitor_and_keeper_pids(id: &str) -> Vec<i32> {
+    monitor_processes(id, true)
+}
+
+fn monitor_processes(id: &str, with_keeper: bool) -> Vec<i32> {
     let mut v = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -209,7 +219,10 @@ pub fn monitor_pids(id: &str) -> Vec<i32> {
         // A monitor's output keeper is a fork of it (same command line, its own name).
         let keeper = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .is_ok_and(|c| c.trim() == "berth-keeper");
-        if (cmd.contains("__monitor") || cmd.contains("__adopt")) && cmd.contains(id) && !keeper {
+        if (cmd.contains("__monitor") || cmd.contains("__adopt"))
+            && cmd.contains(id)
+            && (with_keeper || !keeper)
+        {
             v.push(pid);
         }
     }
