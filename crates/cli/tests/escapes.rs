@@ -122,10 +122,11 @@ impl Hostile {
         fs::read_to_string(self.out.join("result")).unwrap_or_default()
     }
 
-    /// Kills the container's monitor, as a crash would: nothing executes the
-    /// binary any more, and a writer waiting for that (ETXTBSY) goes ahead.
+    /// Kills the container's monitor and its output keeper, as a crash would:
+    /// nothing executes the binary any more, and a writer waiting for that
+    /// (ETXTBSY) goes ahead.
     fn kill_monitor(&self, id: &str) {
-        for pid in common::monitor_pids(id) {
+        for pid in common::monitor_and_keeper_pids(id) {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
         }
     }
