@@ -270,6 +270,15 @@ fn an_interrupted_rm_is_finished_by_the_next_command() {
         "busybox",
         "true",
     ]);
+    // Killed one step later, after the record went and before the state directory did
+    // (the crash matrix found it: `system check` then named an orphaned monitor state):
+    // the same `rm -f` again, which finds no container, removes that directory.
+    let g = f.gate("g3b");
+    let mut rm = f.paused("destroy-record-removed", &g, &["rm", "-f", "z"]);
+    kill9(&mut rm);
+    f.ok(&["rm", "-f", "z"]);
+    let check = f.ok(&["system", "check"]);
+    assert!(check.contains("No problems"), "{check}");
 }
 
 /// `run --rm` killed after its `create`, before its monitor took over: the user's `--rm`

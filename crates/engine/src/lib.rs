@@ -863,7 +863,7 @@ impl Engine {
             .arg(theirs.as_raw_fd().to_string())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(if std::env::var_os("BERTH_DEBUG").is_some() {
+            .stderr(if berth_runtime::timing::requested() {
                 std::process::Stdio::inherit()
             } else {
                 std::process::Stdio::null()
@@ -1140,7 +1140,18 @@ impl Engine {
     /// `rm` (`force` kills a running container; `volumes` removes its
     /// anonymous volumes).
     pub fn remove(&mut self, key: &str, force: bool, volumes: bool) -> Result<()> {
-        let row = self.get(key)?;
+        let row = match self.get(key) {
+            Ok(r) => r,
+            Err(e @ Error::NoSuchContainer(_)) => {
+                // An `rm` killed after the record went, before the state directory: the
+                // same `rm` again finishes it (as `ps` would).
+                if let Ok(rows) = self.db.list() {
+                    self.sweep_stale_state(&rows);
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let running_refusal = |row: &ContainerRow| Error::BadState {
             id: row.id.clone(),
             state: row.state.clone(),
@@ -1250,6 +1261,7 @@ impl Engine {
         test_pause("destroy-dir-removed");
         let _ = network::disconnect_container(self, &row.id);
         self.db.remove(&row.id)?;
+        test_pause("destroy-record-removed");
         self.container_event(row, "destroy", &[]);
         berth_runtime::timing::phase("destroy: record removed");
         if volumes {
