@@ -863,3 +863,146 @@ fn seccomp_notify_reaches_the_agent_and_the_container_proceeds() {
     o.fails();
     o.stderr_mentions(&["listenerPath"]);
 }
+
+/// CVE-2022-29162: `runc exec --cap X` also put X in the process's inheritable set, so a
+/// program with inheritable file capabilities (`setcap X+i`) gained X in its permitted set
+/// when an unprivileged user in the container ran it: the kernel grants a file's
+/// inheritable capabilities to a process that has them inheritable, and clears the ambient
+/// set for such a program. Here the image holds busybox with `cap_net_raw,cap_dac_override+i`
+/// and user 1000 runs it through `exec --cap CAP_NET_RAW`: the program gets nothing.
+#[test]
+fn cve_2022_29162_exec_cap_is_not_inheritable() {
+    let rt = Runtime::new();
+    let b = rt.bundle();
+    b.args(&["sleep", "1000"]);
+    let caps = b.rootfs().join("caps");
+    fs::create_dir(&caps).unwrap();
+    let prog = caps.join("busybox");
+    fs::copy(b.rootfs().join("bin/busybox"), &prog).unwrap();
+    // security.capability, revision 2: no effective bit, permitted 0, inheritable
+    // CAP_DAC_OVERRIDE (1) and CAP_NET_RAW (13).
+    let mut v = Vec::new();
+    for w in [0x0200_0000u32, 0, (1 << 1) | (1 << 13), 0, 0] {
+        v.extend_from_slice(&w.to_le_bytes());
+    }
+    let path = std::ffi::CString::new(prog.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: NUL-terminated strings and a buffer that outlive the call, which only reads them.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            v.as_ptr().cast(),
+            v.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
+    symlink("busybox", caps.join("cat")).unwrap();
+    let c = rt.start_container(&b);
+    let field = |o: &Output, name: &str| -> u64 {
+        let l = o
+            .out()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} in {o}"));
+        u64::from_str_radix(l.trim(), 16).unwrap()
+    };
+    let net_raw = 1u64 << 13;
+    let o = rt.exec_with(
+        &["--cap", "CAP_NET_RAW", "--user", "1000:1000"],
+        &c.id,
+        &["/caps/cat", "/proc/self/status"],
+    );
+    o.ok();
+    assert_eq!(
+        field(&o, "CapPrm") & net_raw,
+        0,
+        "the program gained CAP_NET_RAW:\n{o}"
+    );
+    assert_eq!(field(&o, "CapEff") & net_raw, 0, "{o}");
+    // And the process `exec --cap` starts keeps an empty inheritable set.
+    let o = rt.exec_with(
+        &["--cap", "CAP_NET_RAW"],
+        &c.id,
+        &["cat", "/proc/self/status"],
+    );
+    o.ok();
+    assert_eq!(field(&o, "CapInh"), 0, "{o}");
+    assert_ne!(
+        field(&o, "CapEff") & net_raw,
+        0,
+        "--cap CAP_NET_RAW not granted:\n{o}"
+    );
+}
+
+/// The host's `kernel.core_pattern`, put back on drop if a test changed it.
+struct CorePattern(String);
+
+impl Drop for CorePattern {
+    fn drop(&mut self) {
+        if fs::read_to_string("/proc/sys/kernel/core_pattern")
+            .ok()
+            .as_deref()
+            != Some(&self.0)
+        {
+            let _ = fs::write("/proc/sys/kernel/core_pattern", &self.0);
+        }
+    }
+}
+
+/// CVE-2022-0811 ("cr8escape"): CRI-O let a pod set any sysctl, and `kernel.core_pattern`
+/// is not namespaced: the runtime, writing it from inside the container, set the host's, so
+/// the next crash anywhere ran the attacker's `|program` as the host's root. Here the
+/// container asks for a core pattern that pipes to a host script and then crashes itself:
+/// the runtime refuses the spec (naming the sysctl), the host's pattern is unchanged and the
+/// script never runs. Namespaced sysctls (`process.rs`'s `sysctl` test) still work.
+#[test]
+fn cve_2022_0811_host_sysctl_is_refused() {
+    let rt = Runtime::new();
+    let saved = CorePattern(
+        fs::read_to_string("/proc/sys/kernel/core_pattern")
+            .unwrap()
+            .trim_end_matches('\n')
+            .to_string(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let escaped = dir.path().join("escaped");
+    let payload = dir.path().join("payload");
+    fs::write(
+        &payload,
+        format!("#!/bin/sh\ntouch {}\n", escaped.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&payload, fs::Permissions::from_mode(0o755)).unwrap();
+    let b = rt.bundle();
+    b.args(&["sh", "-c", "kill -SEGV $$"]).edit(|c| {
+        c["linux"]["sysctl"] = json!({"kernel.core_pattern": format!("|{}", payload.display())});
+        c["process"]["rlimits"] =
+            json!([{"type": "RLIMIT_CORE", "hard": u64::MAX, "soft": u64::MAX}]);
+    });
+    let id = rt.new_id("cr8");
+    let o = rt.cmd(&["run", "--bundle", s(b.path()), &id]);
+    std::thread::sleep(Duration::from_millis(500));
+    let now = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    assert_eq!(
+        now.trim_end_matches('\n'),
+        saved.0,
+        "the host's core_pattern changed:\n{o}"
+    );
+    assert!(
+        !escaped.exists(),
+        "the host ran the container's core handler:\n{o}"
+    );
+    o.fails()
+        .stderr_mentions(&["kernel.core_pattern", "not in a separate kernel namespace"]);
+    // The same through a namespace that is not the container's: net.* in the host's.
+    let b = rt.bundle();
+    b.args(&["true"]).edit(|c| {
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+        nss.retain(|n| n["type"] != "network");
+    });
+    let o = rt.cmd(&["run", "--bundle", s(b.path()), &rt.new_id("netsys")]);
+    o.fails()
+        .stderr_mentions(&["net.ipv4.ip_forward", "host's network namespace"]);
+}

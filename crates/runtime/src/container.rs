@@ -1464,8 +1464,13 @@ pub fn exec_process_from_config(spec: &Spec, o: ExecOverrides) -> Result<Process
         caps.set_bounding(add(caps.bounding()));
         caps.set_effective(add(caps.effective()));
         caps.set_permitted(add(caps.permitted()));
-        caps.set_inheritable(add(caps.inheritable()));
-        caps.set_ambient(add(caps.ambient()));
+        // Never inheritable (CVE-2022-29162: a program with inheritable file
+        // capabilities would gain them); ambient needs a capability in the
+        // inheritable set, so only where the config already has one there
+        // (runc's rule).
+        if caps.inheritable().as_ref().is_some_and(|i| !i.is_empty()) {
+            caps.set_ambient(add(caps.ambient()));
+        }
         p.set_capabilities(Some(caps));
     }
     Ok(p)

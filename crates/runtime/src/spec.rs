@@ -189,7 +189,66 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
     {
         return Err("hostname is set but there is no uts namespace".into());
     }
+    for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
+        validate_sysctl(key, nss)?;
+    }
     Ok(())
+}
+
+/// A sysctl is written by the runtime from inside the container's namespaces; one that no
+/// namespace of the container's own holds is the host's (`kernel.core_pattern`: a core-dump
+/// handler run as the host's root, the CVE-2022-0811 escape). Allowed, as runc allows them:
+/// the IPC ones with a new IPC namespace, `net.*` in a network namespace that is not the
+/// host's, `kernel.domainname` with a UTS namespace.
+fn validate_sysctl(
+    key: &str,
+    nss: &[oci_spec::runtime::LinuxNamespace],
+) -> std::result::Result<(), String> {
+    let key_dots = key.replace('/', ".");
+    let k = key_dots.as_str();
+    let ns = |t: LinuxNamespaceType| nss.iter().find(|n| n.typ() == t);
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let err = |why: &str| Err(format!("linux.sysctl: {key:?} {why}"));
+    if IPC.contains(&k) || k.starts_with("fs.mqueue.") {
+        return match ns(LinuxNamespaceType::Ipc) {
+            Some(_) => Ok(()),
+            None => err("is not allowed in the host's IPC namespace"),
+        };
+    }
+    if k.starts_with("net.") {
+        return match ns(LinuxNamespaceType::Network) {
+            Some(n) if n.path().as_ref().is_some_and(|p| is_host_netns(p)) => {
+                err("is not allowed in the host's network namespace")
+            }
+            Some(_) => Ok(()),
+            None => err("is not allowed in the host's network namespace"),
+        };
+    }
+    if k == "kernel.domainname" && ns(LinuxNamespaceType::Uts).is_some() {
+        return Ok(());
+    }
+    if k == "kernel.hostname" && ns(LinuxNamespaceType::Uts).is_some() {
+        return err("is set with the hostname field, not as a sysctl");
+    }
+    err("is not in a separate kernel namespace of the container's")
+}
+
+/// Whether `path` is the network namespace of the host's init (pid 1).
+fn is_host_netns(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), std::fs::metadata("/proc/1/ns/net")) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// The name of a namespace type as /proc/PID/ns names it.
