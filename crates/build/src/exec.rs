@@ -413,7 +413,7 @@ impl Drop for StepFs {
             detach(&self.dir.join("rootfs"));
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        if std::env::var_os("BERTH_DEBUG").is_some() {
+        if std::env::var_os("BERTH_DEBUG").is_some_and(|v| !v.is_empty()) {
             eprintln!(
                 "berth build: {} left behind ({}); the next build removes it",
                 self.dir.display(),
@@ -2276,14 +2276,42 @@ impl<'a> Executor<'a> {
 /// (`stubs`: `/etc/hosts`, a secret's or a bound file's target) when the image had none.
 /// Directories made as mount points stay, and so do the directories holding a removed stub,
 /// as in BuildKit's layers (the side-by-side corpus shows `/cache`, `/run/secrets` there).
+///
+/// The step's container wrote this directory: a component of a stub's path may now be a
+/// symlink (to a host path, as an absolute one reads outside the container). Nothing is
+/// followed: the parent is opened beneath `upper` with no symlinks (CVE-2024-23652, where
+/// BuildKit's clean-up of such stubs removed files on the host), and a stub whose path
+/// leads through one is left where it is.
 fn remove_stubs(upper: &Path, stubs: &[String]) {
+    use berth_image::sys;
+    use std::os::fd::AsFd;
+    let Ok(root) = sys::open_dir(upper) else {
+        return;
+    };
     for s in stubs {
-        let p = upper.join(s.trim_start_matches('/'));
-        if let Ok(m) = fs::symlink_metadata(&p)
-            && m.is_file()
-            && m.len() == 0
+        let rel = Path::new(s.trim_start_matches('/'));
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let Ok(dir) = sys::openat2(
+            root.as_fd(),
+            parent,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+        ) else {
+            continue;
+        };
+        if let Ok(st) = sys::lstatat(dir.as_fd(), name)
+            && sys::file_type(&st) == libc::S_IFREG
+            && st.st_size == 0
         {
-            let _ = fs::remove_file(&p);
+            let _ = sys::unlinkat(dir.as_fd(), name, false);
         }
     }
 }

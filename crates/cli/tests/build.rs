@@ -15,7 +15,7 @@ mod regcommon;
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "true", "false", "id", "mkdir", "touch", "stat", "wc", "env", "pwd",
-    "sleep", "test", "readlink", "chmod", "grep", "date",
+    "sleep", "test", "readlink", "chmod", "grep", "date", "mv", "ln",
 ];
 
 struct Fixture {
@@ -1193,5 +1193,38 @@ fn hostile_contexts_never_read_outside() {
     f.write("Dockerfile", "FROM busybox\nCOPY rootlink/etc/passwd /p\n");
     let err = f.build_fails(&[]);
     assert!(err.contains("not found"), "{err}");
+    f.assert_clean();
+}
+
+/// CVE-2024-23652: after a RUN step BuildKit removed the empty files it had made as mount
+/// points, by path through the step's filesystem, which the step itself had written: a
+/// step that replaced a directory above a mount point with a symlink to a host path had the
+/// clean-up remove that host path's file. Here the step moves `/x` (holding the secret's
+/// mount point `/x/y/victim`) away and puts a symlink to a host directory in its place; the
+/// host's empty `y/victim` is still there after the build, and the layer holds what the
+/// step made (the symlink, the moved empty stub), not the secret.
+#[test]
+fn cve_2024_23652_mount_stub_clean_up_stays_in_the_layer() {
+    let f = Fixture::new();
+    let host = f.ctx.parent().expect("tempdir").join("host");
+    std::fs::create_dir_all(host.join("y")).expect("mkdir");
+    std::fs::write(host.join("y/victim"), "").expect("victim");
+    f.write("token", "s3cret\n");
+    f.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox\n\
+             RUN --mount=type=secret,id=s,target=/x/y/victim mv /x /x2 && ln -s {} /x\n",
+            host.display()
+        ),
+    );
+    let secret = format!("id=s,src={}", f.ctx.join("token").display());
+    f.build(&["-t", "stub:1", "--network", "none", "--secret", &secret]);
+    assert!(
+        host.join("y/victim").exists(),
+        "the build's clean-up removed a file on the host"
+    );
+    let out = f.run("stub:1", "readlink /x; wc -c < /x2/y/victim");
+    assert_eq!(out, format!("{}\n0\n", host.display()), "{out}");
     f.assert_clean();
 }
