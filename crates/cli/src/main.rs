@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         return ExitCode::from(125);
     }
     // BERTH_DEBUG=1: phase timings on stderr (the monitor's too).
-    if std::env::var_os("BERTH_DEBUG").is_some_and(|v| !v.is_empty()) {
+    if berth_runtime::timing::requested() {
         berth_runtime::timing::enable();
     }
     // `build`, `image build`, `buildx build`, `builder prune` (crates/cli/src/build.rs

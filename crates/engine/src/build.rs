@@ -370,7 +370,7 @@ impl Runner for BuildRunner<'_> {
         let rt = self.engine.runtime();
         let cgroup = rt.load(id).ok().map(|c| c.record.cgroup.clone());
         let deleted = rt.delete(id, true);
-        if std::env::var_os("BERTH_DEBUG").is_some() {
+        if berth_runtime::timing::requested() {
             eprintln!(
                 "berth build: removing the build container {id} of a dead build: {deleted:?}"
             );

@@ -245,7 +245,7 @@ pub fn run_detached(root: &Path, id: &str, mut ready: UnixStream) -> i32 {
     if !detach() {
         return 125;
     }
-    if std::env::var_os("BERTH_DEBUG").is_some() {
+    if berth_runtime::timing::requested() {
         berth_runtime::timing::enable();
     }
     berth_runtime::timing::phase("monitor detached");

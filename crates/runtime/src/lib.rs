@@ -44,6 +44,12 @@ pub mod timing {
     static START: OnceLock<Instant> = OnceLock::new();
     static ON: AtomicBool = AtomicBool::new(false);
 
+    /// Whether `BERTH_DEBUG` asks for debug output: set and not empty
+    /// (`1`, or `/path` to append the lines to).
+    pub fn requested() -> bool {
+        std::env::var_os("BERTH_DEBUG").is_some_and(|v| !v.is_empty())
+    }
+
     /// Turns phase output on (and starts the clock).
     pub fn enable() {
         START.get_or_init(Instant::now);
