@@ -56,6 +56,7 @@ pub struct CreateBody {
     stop_timeout: Option<i64>,
     healthcheck: Option<berth_engine::health::HealthConfig>,
     mac_address: Option<String>,
+    domainname: Option<String>,
     volumes: Option<BTreeMap<String, Value>>,
     host_config: Option<HostConfig>,
     networking_config: Option<NetworkingConfig>,
@@ -93,6 +94,13 @@ struct HostConfig {
     security_opt: Option<Vec<String>>,
     log_config: Option<LogConfig>,
     init: Option<bool>,
+    pid_mode: Option<String>,
+    ipc_mode: Option<String>,
+    #[serde(rename = "UTSMode")]
+    uts_mode: Option<String>,
+    shm_size: Option<i64>,
+    sysctls: Option<BTreeMap<String, String>>,
+    oom_score_adj: Option<i64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -257,6 +265,13 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         cpu_quota: h.cpu_quota.filter(|m| *m != 0),
         cpuset_cpus: h.cpuset_cpus.filter(|c| !c.is_empty()),
         log_max_file: 1,
+        pid_mode: h.pid_mode.unwrap_or_default(),
+        ipc_mode: h.ipc_mode.unwrap_or_default(),
+        uts_mode: h.uts_mode.unwrap_or_default(),
+        shm_size: h.shm_size.filter(|s| *s != 0),
+        sysctls: h.sysctls.unwrap_or_default(),
+        oom_score_adj: h.oom_score_adj.filter(|a| *a != 0),
+        domainname: b.domainname.filter(|d| !d.is_empty()),
         ..Default::default()
     };
     c.network = berth_engine::network::network_mode(&c.network).to_string();

@@ -404,6 +404,33 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         );
     }
     c.healthcheck = health_flags(p)?;
+    c.pid_mode = p.value("pid").unwrap_or_default().to_string();
+    c.ipc_mode = p.value("ipc").unwrap_or_default().to_string();
+    c.uts_mode = p.value("uts").unwrap_or_default().to_string();
+    c.domainname = p.value("domainname").map(String::from);
+    if let Some(v) = p.value("shm-size") {
+        c.shm_size = Some(config::parse_size(v).map_err(bad)?);
+    }
+    if let Some(v) = p.value("oom-score-adj") {
+        c.oom_score_adj = Some(
+            v.parse()
+                .or_else(|_| usage(format!("invalid argument {v:?} for \"--oom-score-adj\"")))?,
+        );
+    }
+    for s in p.all("sysctl") {
+        let Some((k, v)) = s.split_once('=') else {
+            return usage(format!(
+                "invalid argument {s:?} for \"--sysctl\" flag: sysctl '{s}' is not allowed"
+            ));
+        };
+        if !config::sysctl_whitelisted(k) {
+            return usage(format!(
+                "invalid argument {s:?} for \"--sysctl\" flag: sysctl '{s}' is not allowed"
+            ));
+        }
+        c.sysctls.insert(k.to_string(), v.to_string());
+    }
+    c.validate_namespaces().map_err(bad)?;
     for u in p.all("ulimit") {
         c.ulimits.push(config::parse_ulimit(u).map_err(bad)?);
     }
@@ -487,6 +514,43 @@ fn env_entry(e: &str) -> R<String> {
 
 fn create_from_flags(e: &mut Engine, p: &Parsed, starting: bool) -> R<ContainerRow> {
     let cfg = run_config(p)?;
+    // --cidfile: made (never replaced) before anything else, as docker does; removed again
+    // when the container is not made.
+    let cidfile = match p.value("cidfile").filter(|f| !f.is_empty()) {
+        Some(f) => match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(f)
+        {
+            Ok(file) => Some((f, file)),
+            Err(x) if x.kind() == std::io::ErrorKind::AlreadyExists => {
+                return fail(
+                    125,
+                    format!(
+                        "Container ID file found, make sure the other container isn't running or delete {f}"
+                    ),
+                );
+            }
+            Err(x) => return fail(125, format!("failed to create the container ID file: {x}")),
+        },
+        None => None,
+    };
+    let row = create_with(e, p, cfg, starting);
+    match (&row, cidfile) {
+        (Ok(row), Some((f, mut file))) => {
+            if let Err(x) = file.write_all(row.id.as_bytes()) {
+                return fail(125, format!("failed to write the container ID to {f}: {x}"));
+            }
+        }
+        (Err(_), Some((f, _))) => {
+            let _ = std::fs::remove_file(f);
+        }
+        _ => {}
+    }
+    row
+}
+
+fn create_with(e: &mut Engine, p: &Parsed, cfg: RunConfig, starting: bool) -> R<ContainerRow> {
     // --pull: missing (docker's default) pulls an image that is not here.
     let policy = p.value("pull").unwrap_or("missing");
     if policy != "never" {

@@ -795,6 +795,49 @@ fn images_volumes_networks_cp() {
     );
     s.ok(&["cp", src.to_str().unwrap(), "web:/index.html"]);
     assert_eq!(s.fetch("http://127.0.0.1:18080/index.html"), "uploaded\n");
+    // Namespace modes and kernel parameters through HostConfig (PidMode, IpcMode, ShmSize,
+    // Sysctls, OomScoreAdj) and Config.Domainname, as the docker CLI sends them.
+    let me = std::process::id();
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "host",
+        "--ipc",
+        "shareable",
+        "--shm-size",
+        "8m",
+        "--sysctl",
+        "kernel.shmmax=1000000",
+        "--oom-score-adj",
+        "300",
+        "--domainname",
+        "api.test",
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "ls -d /proc/{me}; cat /proc/sys/kernel/shmmax /proc/sys/kernel/domainname \
+             /proc/self/oom_score_adj"
+        ),
+    ]);
+    assert_eq!(out, format!("/proc/{me}\n1000000\napi.test\n300\n"));
+    let e = s.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--sysctl",
+            "kernel.core_pattern=x",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("is not allowed"), "{e}");
     s.ok(&["rm", "-f", "web"]);
     s.ok(&["rm", "-f", "n1"]);
     s.ok(&["network", "rm", "apinet"]);

@@ -15,7 +15,8 @@ use common::{RootfsTar, TestNetns, berth, berth_command, berth_shell, fails, mon
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "pwd", "touch", "grep",
-    "mount", "tty", "seq", "head", "wc", "env", "kill", "yes", "mkdir", "ln", "tr",
+    "mount", "tty", "seq", "head", "wc", "env", "kill", "yes", "mkdir", "ln", "tr", "readlink",
+    "df",
 ];
 
 /// A temporary root with `busybox:latest` imported.
@@ -2640,4 +2641,210 @@ fn cp_follows_links_keeps_mtimes_and_takes_a_tar() {
     let e = f.fails(&["cp", "-", "cpx:/no/such/dir"], 1);
     assert!(e.contains("/no/such/dir"), "{e}");
     f.ok(&["rm", "-f", "cpx"]);
+}
+
+/// `--pid`, `--ipc`, `--uts` (host, container:X, and IPC's shareable and none),
+/// `--shm-size`, `--sysctl`, `--domainname`, `--oom-score-adj` and `--cidfile`, as docker
+/// has them: each seen from inside the container and in `inspect`, and docker's refusals.
+#[test]
+fn namespace_modes_and_kernel_parameters() {
+    let f = Fixture::new();
+    let run = |extra: &[&str], script: &str| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["busybox", "sh", "-c", script]);
+        f.ok(&a)
+    };
+    let ns = |t: &str| std::fs::read_link(format!("/proc/self/ns/{t}")).unwrap();
+    // Host namespaces: this test process is visible, the host's name and IPC are theirs.
+    let me = std::process::id();
+    let out = run(
+        &["--pid", "host"],
+        &format!("test -d /proc/{me} && echo sees-host"),
+    );
+    assert_eq!(out, "sees-host\n");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(run(&["--uts", "host"], "hostname"), host);
+    let out = run(&["--ipc", "host"], "readlink /proc/self/ns/ipc");
+    assert_eq!(out.trim(), ns("ipc").to_string_lossy());
+    // Their own by default, with docker's 64 MiB /dev/shm; --shm-size; --ipc none.
+    let out = run(
+        &[],
+        "for t in ipc pid uts; do readlink /proc/self/ns/$t; done",
+    );
+    for t in ["ipc", "pid", "uts"] {
+        assert!(!out.contains(&*ns(t).to_string_lossy()), "{t}: {out}");
+    }
+    assert!(run(&[], "df -k /dev/shm").contains(" 65536 "));
+    assert!(run(&["--shm-size", "10m"], "df -k /dev/shm").contains(" 10240 "));
+    assert_eq!(
+        run(&["--ipc", "none"], "test -e /dev/shm || echo no-shm"),
+        "no-shm\n"
+    );
+    // Shareable and container:X: the same IPC namespace and /dev/shm, X's processes.
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/x; exec sleep 60",
+    ]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "private",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let donor_ipc = f.ok(&["exec", "donor", "readlink", "/proc/self/ns/ipc"]);
+    let out = run(
+        &["--ipc", "container:donor", "--pid", "container:donor"],
+        "cat /dev/shm/x; readlink /proc/self/ns/ipc; tr '\\0' ' ' < /proc/1/cmdline",
+    );
+    assert_eq!(out, format!("shared\n{donor_ipc}sleep 60 "), "{out}");
+    let e = f.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ipc",
+            "container:private",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("non-shareable IPC"), "{e}");
+    let v = f.inspect("donor");
+    assert_eq!(v["HostConfig"]["IpcMode"], "shareable");
+    assert_eq!(f.inspect("private")["HostConfig"]["IpcMode"], "private");
+    f.ok(&["stop", "-t", "0", "donor"]);
+    let e = f.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ipc",
+            "container:donor",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("non running container"), "{e}");
+    f.ok(&["rm", "-f", "donor", "private"]);
+    // Kernel parameters of its own namespaces; the domain name; the OOM score.
+    let out = run(
+        &[
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--sysctl",
+            "kernel.shmmax=1000000",
+            "--domainname",
+            "berth.test",
+            "--oom-score-adj",
+            "500",
+        ],
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax /proc/sys/kernel/domainname \
+         /proc/self/oom_score_adj",
+    );
+    assert_eq!(out, "1\n1000000\nberth.test\n500\n");
+    f.ok(&[
+        "create",
+        "--name",
+        "k",
+        "--sysctl",
+        "net.core.somaxconn=1024",
+        "--shm-size",
+        "1g",
+        "--pid",
+        "host",
+        "--uts",
+        "host",
+        "--oom-score-adj",
+        "-5",
+        "busybox",
+        "true",
+    ]);
+    let h = f.inspect("k")["HostConfig"].clone();
+    assert_eq!(
+        h["Sysctls"],
+        serde_json::json!({"net.core.somaxconn": "1024"})
+    );
+    assert_eq!(h["ShmSize"], 1 << 30);
+    assert_eq!(
+        (h["PidMode"].clone(), h["UTSMode"].clone()),
+        ("host".into(), "host".into())
+    );
+    assert_eq!(h["OomScoreAdj"], -5);
+    f.ok(&["rm", "k"]);
+    // docker's refusals, before anything is made.
+    for (args, msg) in [
+        (
+            &["--sysctl", "kernel.core_pattern=|/x"][..],
+            "is not allowed",
+        ),
+        (
+            &["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+            "host network namespace",
+        ),
+        (
+            &["--ipc", "host", "--sysctl", "kernel.shmmax=1"],
+            "hosts ipc namespace",
+        ),
+        (&["--pid", "nope"], "--pid: invalid PID mode"),
+        (&["--ipc", "nope"], "--ipc: invalid IPC mode"),
+        (&["--uts", "nope"], "--uts: invalid UTS mode"),
+        (
+            &["--uts", "host", "--hostname", "x"],
+            "conflicting options: hostname and the UTS mode",
+        ),
+        (
+            &["--oom-score-adj", "1001"],
+            "range for oom score adj is [-1000, 1000]",
+        ),
+    ] {
+        let mut a = vec!["create"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "true"]);
+        let e = f.fails(&a, 125);
+        assert!(e.contains(msg), "{args:?}: {e}");
+    }
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+    // --cidfile: written with the id; an existing one is never replaced.
+    let cid = f.dir.join("cid");
+    let id = f.ok(&[
+        "create",
+        "--cidfile",
+        cid.to_str().unwrap(),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
+    let e = f.fails(
+        &[
+            "create",
+            "--cidfile",
+            cid.to_str().unwrap(),
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("Container ID file found"), "{e}");
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
+    f.ok(&["rm", id.trim()]);
 }

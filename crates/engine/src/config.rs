@@ -111,6 +111,46 @@ pub struct RunConfig {
     /// `--health-*`, `--no-healthcheck` (`Test: ["NONE"]`); merged with the image's
     /// `HEALTHCHECK` at create.
     pub healthcheck: Option<crate::health::HealthConfig>,
+    /// `--pid`: empty (a namespace of its own), `host`, or `container:NAME|ID`.
+    pub pid_mode: String,
+    /// `--ipc`: empty or `private` (a namespace of its own), `shareable` (one others may
+    /// join, its /dev/shm a tmpfs on the host they bind too), `none` (no /dev/shm), `host`,
+    /// or `container:NAME|ID` of a shareable one.
+    pub ipc_mode: String,
+    /// `--uts`: empty (a namespace of its own) or `host`.
+    pub uts_mode: String,
+    /// `--shm-size` in bytes; docker's 64 MiB when unset.
+    pub shm_size: Option<i64>,
+    /// `--sysctl`: kernel parameters of the container's own namespaces.
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `--oom-score-adj`, -1000 to 1000.
+    pub oom_score_adj: Option<i64>,
+    /// `--domainname`: the NIS domain name of its UTS namespace.
+    pub domainname: Option<String>,
+}
+
+/// docker's default size of a container's /dev/shm.
+pub const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
+
+/// The sysctls docker's `--sysctl` accepts (others are "not allowed"): those the
+/// container's own IPC or network namespace holds.
+pub fn sysctl_whitelisted(key: &str) -> bool {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    IPC.contains(&key) || key.starts_with("fs.mqueue.") || key.starts_with("net.")
+}
+
+/// The container a `container:NAME|ID` mode names.
+pub fn mode_container(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:").filter(|c| !c.is_empty())
 }
 
 impl RunConfig {
@@ -130,6 +170,71 @@ impl RunConfig {
             return Err(Error::BadConfig(
                 "Conflicting options: --restart and --rm".into(),
             ));
+        }
+        self.validate_namespaces()
+    }
+
+    /// `--pid`, `--ipc`, `--uts` and what depends on them: docker's modes and conflicts,
+    /// and sysctls only of namespaces the container has of its own (runc's rule: anything
+    /// else would be the host's).
+    pub fn validate_namespaces(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::BadConfig(m.to_string()));
+        if !(matches!(self.pid_mode.as_str(), "" | "host")
+            || mode_container(&self.pid_mode).is_some())
+        {
+            return bad("--pid: invalid PID mode");
+        }
+        if !(matches!(
+            self.ipc_mode.as_str(),
+            "" | "private" | "shareable" | "none" | "host"
+        ) || mode_container(&self.ipc_mode).is_some())
+        {
+            return bad("--ipc: invalid IPC mode");
+        }
+        if !matches!(self.uts_mode.as_str(), "" | "host") {
+            return bad("--uts: invalid UTS mode");
+        }
+        if self.uts_mode == "host" && self.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+            return bad("conflicting options: hostname and the UTS mode");
+        }
+        if self.uts_mode == "host" && self.domainname.as_deref().is_some_and(|h| !h.is_empty()) {
+            return bad("conflicting options: domainname and the UTS mode");
+        }
+        if self.shm_size.is_some_and(|s| s < 0) {
+            return bad("SHM size can not be less than 0");
+        }
+        if let Some(a) = self.oom_score_adj
+            && !(-1000..=1000).contains(&a)
+        {
+            return Err(Error::BadConfig(format!(
+                "Invalid value {a}, range for oom score adj is [-1000, 1000]"
+            )));
+        }
+        for key in self.sysctls.keys() {
+            let k = key.replace('/', ".");
+            let in_host_ipc = self.ipc_mode == "host" || mode_container(&self.ipc_mode).is_some();
+            if k.starts_with("net.") {
+                if self.network == "host" {
+                    return Err(Error::BadConfig(format!(
+                        "sysctl {key:?} not allowed in host network namespace"
+                    )));
+                }
+                if mode_container(&self.network).is_some() {
+                    return Err(Error::BadConfig(format!(
+                        "sysctl {key:?} not allowed in the network namespace of another container"
+                    )));
+                }
+            } else if sysctl_whitelisted(&k) {
+                if in_host_ipc {
+                    return Err(Error::BadConfig(format!(
+                        "sysctl {key:?} is not allowed in the hosts ipc namespace"
+                    )));
+                }
+            } else {
+                return Err(Error::BadConfig(format!(
+                    "sysctl {key:?} is not in a separate kernel namespace"
+                )));
+            }
         }
         Ok(())
     }

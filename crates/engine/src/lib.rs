@@ -43,6 +43,7 @@ pub mod prune;
 pub mod rootless;
 pub mod seccomp;
 pub mod security;
+pub mod shm;
 pub mod spec;
 pub mod stats;
 pub mod timefmt;
@@ -238,6 +239,17 @@ impl Engine {
             health::HealthConfig::merged(cfg.healthcheck.as_ref(), image_health.as_ref());
         test_pause("create-image-resolved");
         cfg.network = network::network_mode(&cfg.network).to_string();
+        cfg.validate_namespaces()?;
+        for (flag, mode) in [("--pid", &cfg.pid_mode), ("--ipc", &cfg.ipc_mode)] {
+            if let Some(other) = config::mode_container(mode) {
+                let o = self.db.find(other)?;
+                if flag == "--ipc" && row_config(&o).ipc_mode != "shareable" {
+                    return Err(Error::BadConfig(format!(
+                        "non-shareable IPC (hint: use IpcMode:shareable for the donor container {other})"
+                    )));
+                }
+            }
+        }
         if rootless::active() {
             rootless_network(&mut cfg, &image_cfg)?;
             if let Some(w) = rootless::drop_limits(&mut cfg) {
@@ -805,6 +817,7 @@ impl Engine {
         {
             let _ = r.unmount();
         }
+        shm::unmount(&self.container_dir(id));
     }
 
     /// The runtime's state (cgroup, state dir) and the attach socket.
@@ -1242,6 +1255,7 @@ impl Engine {
         self.delete_runtime_state(&row.id);
         berth_runtime::timing::phase("destroy: runtime cleaned");
         let dir = self.container_dir(&row.id);
+        shm::unmount(&dir);
         let images = self.images()?;
         berth_runtime::timing::phase("destroy: images opened");
         match ContainerRootfs::open(images.snapshots(), &dir) {

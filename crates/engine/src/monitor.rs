@@ -390,22 +390,80 @@ fn join_network_of(
     spec: &mut oci_spec::runtime::Spec,
     other: &str,
 ) -> Result<()> {
+    join_namespace_of(
+        engine,
+        spec,
+        other,
+        oci_spec::runtime::LinuxNamespaceType::Network,
+        "network namespace",
+    )
+    .map(drop)
+}
+
+/// Points the spec's namespace of type `typ` at running container `other`'s (`--network`,
+/// `--pid`, `--ipc` `container:X`); `what` names it in docker's error. Returns `other`'s
+/// record.
+fn join_namespace_of(
+    engine: &mut Engine,
+    spec: &mut oci_spec::runtime::Spec,
+    other: &str,
+    typ: oci_spec::runtime::LinuxNamespaceType,
+    what: &str,
+) -> Result<db::ContainerRow> {
     let o = engine.get(other)?;
     if o.state != db::RUNNING && o.state != db::PAUSED {
         return Err(Error::Other(format!(
-            "cannot join network namespace of a non running container: {}",
+            "cannot join {what} of a non running container: {}",
             &o.id[..12.min(o.id.len())]
         )));
     }
-    let path = std::path::PathBuf::from(format!("/proc/{}/ns/net", o.pid));
+    let path = std::path::PathBuf::from(format!(
+        "/proc/{}/ns/{}",
+        o.pid,
+        berth_runtime::spec::ns_name(typ)
+    ));
     if let Some(linux) = spec.linux_mut()
         && let Some(nss) = linux.namespaces_mut()
     {
         for ns in nss.iter_mut() {
-            if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+            if ns.typ() == typ {
                 ns.set_path(Some(path.clone()));
             }
         }
+    }
+    Ok(o)
+}
+
+/// `--pid`/`--ipc` `container:X` and `--ipc shareable`, made real as the container starts:
+/// X's namespaces (X must run), X's /dev/shm bound in place of ours, our own shareable
+/// /dev/shm mounted on the host.
+fn shared_namespaces(
+    engine: &mut Engine,
+    spec: &mut oci_spec::runtime::Spec,
+    cfg: &RunConfig,
+    dir: &Path,
+) -> Result<()> {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    if let Some(other) = crate::config::mode_container(&cfg.pid_mode) {
+        join_namespace_of(engine, spec, other, T::Pid, "PID namespace")?;
+    }
+    if let Some(other) = crate::config::mode_container(&cfg.ipc_mode) {
+        let o = join_namespace_of(engine, spec, other, T::Ipc, "IPC namespace")?;
+        let theirs = engine.container_dir(&o.id).join(crate::shm::DIR);
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for m in mounts.iter_mut() {
+            if m.destination() == Path::new("/dev/shm") {
+                m.set_source(Some(theirs.clone()));
+            }
+        }
+        spec.set_mounts(Some(mounts));
+    }
+    if cfg.ipc_mode == "shareable" {
+        let size = cfg
+            .shm_size
+            .filter(|s| *s > 0)
+            .unwrap_or(crate::config::DEFAULT_SHM_SIZE);
+        crate::shm::mount_shareable(dir, size)?;
     }
     Ok(())
 }
@@ -642,6 +700,7 @@ impl Monitor {
             if let Some(other) = cfg.network.strip_prefix("container:") {
                 join_network_of(&mut engine, &mut bundle.spec, other)?;
             }
+            shared_namespaces(&mut engine, &mut bundle.spec, &cfg, &dir)?;
             let rt = engine.runtime();
             // Leftovers of an earlier run.
             let _ = rt.delete(&id, true);
@@ -1159,6 +1218,7 @@ impl Monitor {
         let _ = self.log.flush();
         berth_runtime::timing::phase("monitor: exited");
         let _ = self.rootfs.unmount();
+        crate::shm::unmount(&self.engine.container_dir(&self.id));
         berth_runtime::timing::phase("monitor: unmounted");
         // docker's order: oom, die, then the network and volumes let go; all journalled
         // before the exit is recorded, so a `stop` waiting for it records its `stop` after

@@ -229,9 +229,26 @@ pub fn build(
                 "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }),
         json!({ "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                 "options": ["nosuid", "noexec", "nodev"] }),
-        json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] }),
     ];
+    // /dev/shm by `--ipc`: a tmpfs of its own; the host's; none; or, to be shared, a tmpfs
+    // the engine mounts on the host (`shm` in the container's directory, see
+    // `shm::mount_shareable`) that joiners bind too (the monitor points a `container:X`
+    // joiner's at X's when it starts).
+    let shm_bind = |source: &Path| {
+        json!({ "destination": "/dev/shm", "type": "bind", "source": source,
+                "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"] })
+    };
+    match cfg.ipc_mode.as_str() {
+        "none" => {}
+        "host" => mounts.push(shm_bind(Path::new("/dev/shm"))),
+        "shareable" => mounts.push(shm_bind(&dir.join(crate::shm::DIR))),
+        m if crate::config::mode_container(m).is_some() => {
+            mounts.push(shm_bind(&dir.join(crate::shm::DIR)))
+        }
+        _ => mounts.push(json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777",
+                        format!("size={}", cfg.shm_size.filter(|s| *s > 0).unwrap_or(crate::config::DEFAULT_SHM_SIZE))] })),
+    }
     let user_targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
     for f in ["resolv.conf", "hostname", "hosts"] {
         let target = format!("/etc/{f}");
@@ -254,13 +271,19 @@ pub fn build(
         mounts.push(json!({ "destination": INIT_PATH, "type": "bind",
                             "source": init_binary(root)?, "options": ["bind", "ro", "nodev", "nosuid"] }));
     }
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
-    ];
+    // `host` modes share the engine's namespace; `container:X` ones get X's path when the
+    // monitor starts the container.
+    let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "cgroup"})];
+    if cfg.pid_mode != "host" {
+        namespaces.push(json!({"type": "pid"}));
+    }
+    if cfg.ipc_mode != "host" {
+        namespaces.push(json!({"type": "ipc"}));
+    }
+    let host_uts = cfg.uts_mode == "host";
+    if !host_uts {
+        namespaces.push(json!({"type": "uts"}));
+    }
     if !host_net {
         namespaces.push(json!({"type": "network"}));
     }
@@ -348,13 +371,22 @@ pub fn build(
             },
             "rlimits": rlimits,
             "noNewPrivileges": cfg.no_new_privileges,
-            "oomScoreAdj": 0,
+            "oomScoreAdj": cfg.oom_score_adj.unwrap_or(0),
         },
         "root": { "path": rootfs, "readonly": cfg.read_only },
-        "hostname": hostname,
         "mounts": mounts,
         "linux": linux,
     });
+    let mut v = v;
+    if !host_uts {
+        v["hostname"] = json!(hostname);
+        if let Some(d) = cfg.domainname.as_deref().filter(|d| !d.is_empty()) {
+            v["domainname"] = json!(d);
+        }
+    }
+    if !cfg.sysctls.is_empty() {
+        v["linux"]["sysctl"] = json!(cfg.sysctls);
+    }
     let mut spec: Spec =
         serde_json::from_value(v).map_err(|e| invalid("container spec", e.to_string()))?;
     let mut env = vec![format!("HOSTNAME={hostname}")];
@@ -491,7 +523,7 @@ pub fn hostname(id: &str, cfg: &RunConfig) -> String {
     if let Some(h) = cfg.hostname.as_deref().filter(|h| !h.is_empty()) {
         return h.to_string();
     }
-    if cfg.network == "host"
+    if (cfg.network == "host" || cfg.uts_mode == "host")
         && let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname")
     {
         return h.trim().to_string();
