@@ -101,6 +101,7 @@ struct HostConfig {
     shm_size: Option<i64>,
     sysctls: Option<BTreeMap<String, String>>,
     oom_score_adj: Option<i64>,
+    devices: Option<Vec<berth_engine::config::DeviceMapping>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -272,6 +273,7 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         sysctls: h.sysctls.unwrap_or_default(),
         oom_score_adj: h.oom_score_adj.filter(|a| *a != 0),
         domainname: b.domainname.filter(|d| !d.is_empty()),
+        devices: h.devices.unwrap_or_default(),
         ..Default::default()
     };
     c.network = berth_engine::network::network_mode(&c.network).to_string();

@@ -430,6 +430,9 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         }
         c.sysctls.insert(k.to_string(), v.to_string());
     }
+    for d in p.all("device") {
+        c.devices.push(config::parse_device(d).map_err(bad)?);
+    }
     c.validate_namespaces().map_err(bad)?;
     for u in p.all("ulimit") {
         c.ulimits.push(config::parse_ulimit(u).map_err(bad)?);

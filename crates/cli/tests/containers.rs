@@ -2848,3 +2848,67 @@ fn namespace_modes_and_kernel_parameters() {
     assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
     f.ok(&["rm", id.trim()]);
 }
+
+/// `--device HOST[:CONTAINER][:PERMISSIONS]`: the host's node made in the container with
+/// its numbers, and the device cgroup allowing only what was asked (here opening
+/// /dev/kmsg for writing, which nothing is then written to); docker's refusals.
+#[test]
+fn devices_from_the_host() {
+    let f = Fixture::new();
+    let run = |dev: &str, script: &str| {
+        berth(
+            &f.root,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--device",
+                dev,
+                "busybox",
+                "sh",
+                "-c",
+                script,
+            ],
+        )
+    };
+    let o = run(
+        "/dev/null:/dev/mynull",
+        "echo x > /dev/mynull && echo written",
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "written\n", "{o:?}");
+    let o = run("/dev/kmsg:/dev/k:w", "exec 4>/dev/k && echo opened");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "opened\n", "{o:?}");
+    let o = run("/dev/kmsg:/dev/k:r", "exec 4>/dev/k && echo opened");
+    assert!(!o.status.success(), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Operation not permitted"),
+        "{o:?}"
+    );
+    // Not there without the flag.
+    let o = run("/dev/null", "test -e /dev/kmsg || echo absent");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "absent\n");
+    f.ok(&[
+        "create",
+        "--name",
+        "d",
+        "--device",
+        "/dev/kmsg:/dev/k:r",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        f.inspect("d")["HostConfig"]["Devices"],
+        serde_json::json!([{"PathOnHost": "/dev/kmsg", "PathInContainer": "/dev/k", "CgroupPermissions": "r"}])
+    );
+    f.ok(&["rm", "d"]);
+    for (dev, msg) in [
+        ("/dev/nope", "error gathering device information"),
+        ("/etc/passwd", "is not a device node"),
+        ("/dev/null:/dev/x:rwq", "bad mode specified: rwq"),
+        ("/dev/null:relative", "bad format for path: relative"),
+    ] {
+        let e = f.fails(&["create", "--device", dev, "busybox", "true"], 125);
+        assert!(e.contains(msg), "{dev}: {e}");
+    }
+}

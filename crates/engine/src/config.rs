@@ -23,6 +23,51 @@ pub struct MountSpec {
     pub anonymous: bool,
 }
 
+/// A `--device` (docker's `DeviceMapping`): a host device node made in the container, and
+/// the cgroup's permission to use it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    /// Some of `r`, `w`, `m`.
+    pub cgroup_permissions: String,
+}
+
+/// `--device HOST[:CONTAINER][:PERMISSIONS]` as docker parses it: one field is both
+/// paths; of two, the second is the permissions if it reads as such; permissions default
+/// to `rwm`.
+pub fn parse_device(s: &str) -> Result<DeviceMapping> {
+    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, perms) = match parts[..] {
+        [src] => (src, src, "rwm"),
+        [src, p] if perms_ok(p) => (src, src, p),
+        [src, dst] => (src, dst, "rwm"),
+        [src, dst, p] => (src, dst, p),
+        _ => {
+            return Err(invalid(
+                "--device",
+                format!("invalid device specification: {s}"),
+            ));
+        }
+    };
+    if !perms_ok(perms) {
+        return Err(invalid("--device", format!("bad mode specified: {perms}")));
+    }
+    if !dst.starts_with('/') {
+        return Err(invalid("--device", format!("bad format for path: {dst}")));
+    }
+    if src.is_empty() {
+        return Err(invalid("--device", format!("bad format for path: {s}")));
+    }
+    Ok(DeviceMapping {
+        path_on_host: src.to_string(),
+        path_in_container: dst.to_string(),
+        cgroup_permissions: perms.to_string(),
+    })
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ulimit {
     pub name: String,
@@ -127,6 +172,8 @@ pub struct RunConfig {
     pub oom_score_adj: Option<i64>,
     /// `--domainname`: the NIS domain name of its UTS namespace.
     pub domainname: Option<String>,
+    /// `--device`.
+    pub devices: Vec<DeviceMapping>,
 }
 
 /// docker's default size of a container's /dev/shm.

@@ -304,6 +304,12 @@ pub fn build(
         json!({ "allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm" }),
         json!({ "allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm" }),
     ];
+    let mut linux_devices = vec![];
+    for d in &cfg.devices {
+        let (node, rule) = device_entry(d)?;
+        linux_devices.push(node);
+        devices.push(rule);
+    }
     if cfg.privileged {
         devices = vec![json!({ "allow": true, "access": "rwm" })];
     }
@@ -387,6 +393,9 @@ pub fn build(
     if !cfg.sysctls.is_empty() {
         v["linux"]["sysctl"] = json!(cfg.sysctls);
     }
+    if !linux_devices.is_empty() {
+        v["linux"]["devices"] = json!(linux_devices);
+    }
     let mut spec: Spec =
         serde_json::from_value(v).map_err(|e| invalid("container spec", e.to_string()))?;
     let mut env = vec![format!("HOSTNAME={hostname}")];
@@ -415,6 +424,36 @@ pub fn build(
         p.set_args(Some(args));
     }
     Ok((spec, rt))
+}
+
+/// A `--device`'s node (`linux.devices`: type, numbers, mode and owner of the host's) and
+/// its device cgroup rule.
+fn device_entry(d: &crate::config::DeviceMapping) -> Result<(Value, Value)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let host = &d.path_on_host;
+    let m = std::fs::metadata(host).map_err(|e| {
+        invalid(
+            "--device",
+            format!("error gathering device information while adding custom device {host:?}: {e}"),
+        )
+    })?;
+    let kind = if m.file_type().is_char_device() {
+        "c"
+    } else if m.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(invalid(
+            "--device",
+            format!("{host:?} is not a device node (a character or block device)"),
+        ));
+    };
+    let (major, minor) = (libc::major(m.rdev()), libc::minor(m.rdev()));
+    Ok((
+        json!({ "path": d.path_in_container, "type": kind, "major": major, "minor": minor,
+                "fileMode": m.mode() & 0o7777, "uid": m.uid(), "gid": m.gid() }),
+        json!({ "allow": true, "type": kind, "major": major, "minor": minor,
+                "access": d.cgroup_permissions }),
+    ))
 }
 
 /// Where `--init` puts berth-init in the container (docker's path).

@@ -161,6 +161,7 @@ const CONFIG: &[Flag] = &[
         "Tune container pids limit (set -1 for unlimited)",
     ),
     opt("cidfile", None, "string", "Write the container ID to the file"),
+    opt("device", None, "list", "Add a host device to the container"),
     opt("domainname", None, "string", "Container NIS domain name"),
     opt("ipc", None, "string", "IPC mode to use"),
     opt(
@@ -329,7 +330,6 @@ const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("cpu-rt-period", None),
     ("cpu-rt-runtime", None),
     ("cpuset-mems", None),
-    ("device", None),
     ("device-cgroup-rule", None),
     ("device-read-bps", None),
     ("device-read-iops", None),
