@@ -57,6 +57,7 @@ pub struct CreateBody {
     healthcheck: Option<berth_engine::health::HealthConfig>,
     mac_address: Option<String>,
     domainname: Option<String>,
+    exposed_ports: Option<BTreeMap<String, Value>>,
     volumes: Option<BTreeMap<String, Value>>,
     host_config: Option<HostConfig>,
     networking_config: Option<NetworkingConfig>,
@@ -274,6 +275,7 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         oom_score_adj: h.oom_score_adj.filter(|a| *a != 0),
         domainname: b.domainname.filter(|d| !d.is_empty()),
         devices: h.devices.unwrap_or_default(),
+        expose: b.exposed_ports.unwrap_or_default().into_keys().collect(),
         ..Default::default()
     };
     c.network = berth_engine::network::network_mode(&c.network).to_string();

@@ -349,6 +349,22 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     for e in p.all("env") {
         c.env.push(env_entry(e)?);
     }
+    // docker's order: the files' labels first, then --label (a later one wins).
+    for f in p.all("label-file") {
+        let data = std::fs::read_to_string(f).map_err(|e| Failure {
+            code: 125,
+            msg: format!("open {f}: {e}"),
+            usage: false,
+        })?;
+        for l in data.lines() {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            c.labels.push((k.to_string(), v.to_string()));
+        }
+    }
     for l in p.all("label") {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         c.labels.push((k.to_string(), v.to_string()));
@@ -430,6 +446,7 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         }
         c.sysctls.insert(k.to_string(), v.to_string());
     }
+    c.expose = p.all("expose").to_vec();
     for d in p.all("device") {
         c.devices.push(config::parse_device(d).map_err(bad)?);
     }

@@ -2912,3 +2912,49 @@ fn devices_from_the_host() {
         assert!(e.contains(msg), "{dev}: {e}");
     }
 }
+
+/// `--expose` (a port, or a range: one entry per port, as docker stores them) is in
+/// `Config.ExposedPorts` and published by `-P`; `--label-file` reads KEY=VALUE lines, and a
+/// later `--label` wins.
+#[test]
+fn expose_and_label_file() {
+    let f = Fixture::new();
+    let labels = f.dir.join("labels");
+    std::fs::write(&labels, "a=1\n# a comment\n\nb=2\n").unwrap();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "x",
+        "--expose",
+        "80",
+        "--expose",
+        "7000-7001/udp",
+        "-P",
+        "--label-file",
+        labels.to_str().unwrap(),
+        "--label",
+        "b=3",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let v = f.inspect("x");
+    assert_eq!(
+        v["Config"]["ExposedPorts"],
+        serde_json::json!({"80/tcp": {}, "7000/udp": {}, "7001/udp": {}})
+    );
+    assert_eq!(v["Config"]["Labels"]["a"], "1");
+    assert_eq!(v["Config"]["Labels"]["b"], "3");
+    let ports = f.ok(&["port", "x"]);
+    for p in [
+        "80/tcp -> 0.0.0.0:",
+        "7000/udp -> 0.0.0.0:",
+        "7001/udp -> 0.0.0.0:",
+    ] {
+        assert!(ports.contains(p), "{p} in {ports}");
+    }
+    f.ok(&["rm", "-f", "x"]);
+    let e = f.fails(&["create", "--expose", "8080:80", "busybox", "true"], 125);
+    assert!(e.contains("invalid range format for --expose"), "{e}");
+}

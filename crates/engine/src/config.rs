@@ -174,6 +174,8 @@ pub struct RunConfig {
     pub domainname: Option<String>,
     /// `--device`.
     pub devices: Vec<DeviceMapping>,
+    /// `--expose PORT[/PROTO]` or a range: ports exposed beside the image's `EXPOSE`.
+    pub expose: Vec<String>,
 }
 
 /// docker's default size of a container's /dev/shm.

@@ -474,12 +474,27 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
         .unwrap_or_default();
     let store = e.images().ok();
     let image = store.as_ref().and_then(|s| s.get(&r.image_id).ok());
-    let image_env: Vec<String> = store
+    let image_json = store
         .as_ref()
         .zip(image.as_ref())
-        .and_then(|(s, i)| berth_image::archive::config_json(s, i).ok())
+        .and_then(|(s, i)| berth_image::archive::config_json(s, i).ok());
+    let image_env: Vec<String> = image_json
+        .as_ref()
         .and_then(|c| serde_json::from_value(c["config"]["Env"].clone()).ok())
         .unwrap_or_default();
+    // The image's EXPOSE and the container's --expose (docker's omitempty when none).
+    let mut exposed: serde_json::Map<String, Value> = image_json
+        .as_ref()
+        .and_then(|c| c["config"]["ExposedPorts"].as_object().cloned())
+        .unwrap_or_default();
+    for e in &cfg.expose {
+        let key = if e.contains('/') {
+            e.clone()
+        } else {
+            format!("{e}/tcp")
+        };
+        exposed.insert(key, json!({}));
+    }
     let (policy, retries) = match crate::config::parse_restart(&cfg.restart) {
         Ok(crate::config::RestartPolicy::OnFailure(n)) => ("on-failure", n.unwrap_or(0)),
         Ok(crate::config::RestartPolicy::Always) => ("always", 0),
@@ -614,6 +629,9 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
     // State.Health once the container has a healthcheck it runs.
     if let Some(h) = &cfg.healthcheck {
         v["Config"]["Healthcheck"] = json!(h);
+    }
+    if !exposed.is_empty() {
+        v["Config"]["ExposedPorts"] = Value::Object(exposed);
     }
     if crate::health::active_config(r).is_some() {
         let h = crate::health::load(&e.db, &r.id).ok().flatten();

@@ -80,6 +80,28 @@ pub fn state_root(flag: Option<&str>) -> PathBuf {
         .unwrap_or_else(rootless::default_root)
 }
 
+/// The ports a container exposes: its image's `EXPOSE` and its own `--expose`, as
+/// `PORT/PROTO` or `FIRST-LAST/PROTO`, each once.
+pub fn exposed_ports(image_cfg: &berth_image::ImageConfig, cfg: &RunConfig) -> Vec<String> {
+    let mut v: Vec<String> = image_cfg
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default();
+    for e in &cfg.expose {
+        let e = if e.contains('/') {
+            e.clone()
+        } else {
+            format!("{e}/tcp")
+        };
+        if !v.contains(&e) {
+            v.push(e);
+        }
+    }
+    v
+}
+
 /// A rootless container's network: the default one is slirp4netns (there
 /// is no bridge an unprivileged user could make on the host); its
 /// published ports are checked here and `-P` becomes one `-p` for each
@@ -119,13 +141,7 @@ fn rootless_network(cfg: &mut RunConfig, image_cfg: &berth_image::ImageConfig) -
         }
     }
     if std::mem::take(&mut cfg.publish_all) {
-        let exposed = image_cfg
-            .config
-            .config()
-            .as_ref()
-            .and_then(|c| c.exposed_ports().clone())
-            .unwrap_or_default();
-        for e in exposed {
+        for e in exposed_ports(image_cfg, cfg) {
             for m in berth_net::ports::parse_port_spec(&e)
                 .map_err(|err| invalid("EXPOSE", err.to_string()))?
             {
@@ -240,6 +256,27 @@ impl Engine {
         test_pause("create-image-resolved");
         cfg.network = network::network_mode(&cfg.network).to_string();
         cfg.validate_namespaces()?;
+        // docker's form: one PORT/PROTO per port of a range.
+        let mut expose = Vec::new();
+        for e in &cfg.expose {
+            if e.contains(':') {
+                return Err(invalid(
+                    "--expose",
+                    format!(
+                        "invalid range format for --expose: {e} (a port or a range, not a mapping)"
+                    ),
+                ));
+            }
+            for m in berth_net::ports::parse_port_spec(e)
+                .map_err(|err| invalid("--expose", format!("{e:?}: {err}")))?
+            {
+                let p = format!("{}/{}", m.container_port, m.protocol.as_str());
+                if !expose.contains(&p) {
+                    expose.push(p);
+                }
+            }
+        }
+        cfg.expose = expose;
         for (flag, mode) in [("--pid", &cfg.pid_mode), ("--ipc", &cfg.ipc_mode)] {
             if let Some(other) = config::mode_container(mode) {
                 let o = self.db.find(other)?;
@@ -338,14 +375,8 @@ impl Engine {
                         .map_err(|e| invalid("-p", e.to_string()))?,
                 );
             }
-            if cfg.publish_all
-                && let Some(exposed) = image_cfg
-                    .config
-                    .config()
-                    .as_ref()
-                    .and_then(|c| c.exposed_ports().clone())
-            {
-                for e in exposed {
+            if cfg.publish_all {
+                for e in exposed_ports(&image_cfg, &cfg) {
                     for m in berth_net::ports::parse_port_spec(&e)
                         .map_err(|err| invalid("EXPOSE", err.to_string()))?
                     {
