@@ -103,6 +103,7 @@ struct HostConfig {
     sysctls: Option<BTreeMap<String, String>>,
     oom_score_adj: Option<i64>,
     devices: Option<Vec<berth_engine::config::DeviceMapping>>,
+    volumes_from: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -275,6 +276,7 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         oom_score_adj: h.oom_score_adj.filter(|a| *a != 0),
         domainname: b.domainname.filter(|d| !d.is_empty()),
         devices: h.devices.unwrap_or_default(),
+        volumes_from: h.volumes_from.unwrap_or_default(),
         expose: b.exposed_ports.unwrap_or_default().into_keys().collect(),
         ..Default::default()
     };

@@ -447,6 +447,24 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         c.sysctls.insert(k.to_string(), v.to_string());
     }
     c.expose = p.all("expose").to_vec();
+    c.volumes_from = p.all("volumes-from").to_vec();
+    if let Some(pl) = p.value("platform").filter(|v| !v.is_empty()) {
+        let want: berth_image::Platform = pl.parse().or_else(|e| {
+            usage(format!(
+                "invalid argument {pl:?} for \"--platform\" flag: {e}"
+            ))
+        })?;
+        let host = berth_image::Platform::host();
+        if want.normalized() != host.normalized() {
+            return fail(
+                125,
+                format!(
+                    "--platform {pl} is not supported: berth runs containers of the host's platform ({}/{}) only, without emulation",
+                    host.os, host.architecture
+                ),
+            );
+        }
+    }
     for d in p.all("device") {
         c.devices.push(config::parse_device(d).map_err(bad)?);
     }

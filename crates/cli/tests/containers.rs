@@ -2958,3 +2958,95 @@ fn expose_and_label_file() {
     let e = f.fails(&["create", "--expose", "8080:80", "busybox", "true"], 125);
     assert!(e.contains("invalid range format for --expose"), "{e}");
 }
+
+/// `--volumes-from X[:ro|rw]`: X's volumes (its anonymous ones too) and binds, shared; `:ro`
+/// makes them read-only; the container's own `-v` at the same path wins; `rm -v` of the
+/// joiner leaves them, and they count as in use. `--platform`: the host's is accepted,
+/// another refused (no emulation).
+#[test]
+fn volumes_from_and_platform() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "data",
+        "--network",
+        "none",
+        "-v",
+        "/anon",
+        "-v",
+        "named:/named",
+        "busybox",
+        "sh",
+        "-c",
+        "echo A > /anon/f; echo N > /named/f; exec sleep 60",
+    ]);
+    let t = Instant::now();
+    while f.ok(&["exec", "data", "cat", "/named/f"]) != "N\n" {
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+    let run = |extra: &[&str], script: &str| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["busybox", "sh", "-c", script]);
+        f.ok(&a)
+    };
+    assert_eq!(
+        run(
+            &["--volumes-from", "data"],
+            "cat /anon/f /named/f; echo B >> /anon/f"
+        ),
+        "A\nN\n"
+    );
+    assert_eq!(f.ok(&["exec", "data", "cat", "/anon/f"]), "A\nB\n");
+    assert_eq!(
+        run(
+            &["--volumes-from", "data:ro"],
+            "echo x >> /anon/f 2>/dev/null || echo refused"
+        ),
+        "refused\n"
+    );
+    let own = f.dir.join("own");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::write(own.join("mine"), "").unwrap();
+    let v = format!("{}:/named", own.display());
+    assert_eq!(
+        run(&["--volumes-from", "data", "-v", &v], "ls /named"),
+        "mine\n"
+    );
+    f.ok(&[
+        "create",
+        "--name",
+        "j",
+        "--volumes-from",
+        "data",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        f.inspect("j")["HostConfig"]["VolumesFrom"],
+        serde_json::json!(["data"])
+    );
+    f.ok(&["rm", "-f", "data"]);
+    let e = f.fails(&["volume", "rm", "named"], 1);
+    assert!(e.contains("in use"), "{e}");
+    f.ok(&["rm", "-v", "j"]);
+    f.ok(&["volume", "rm", "named"]);
+    for (args, msg) in [
+        (&["--volumes-from", "nosuch"][..], "no such container"),
+        (&["--volumes-from", "j:xx"], "invalid mode: xx"),
+        (&["--platform", "linux/s390x"], "is not supported"),
+    ] {
+        let mut a = vec!["create"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "true"]);
+        let e = f.fails(&a, 125);
+        assert!(e.to_lowercase().contains(msg), "{args:?}: {e}");
+    }
+    let host = format!(
+        "linux/{}",
+        std::env::consts::ARCH.replace("x86_64", "amd64")
+    );
+    assert_eq!(run(&["--platform", &host], "echo ok"), "ok\n");
+}

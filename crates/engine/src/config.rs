@@ -176,6 +176,9 @@ pub struct RunConfig {
     pub devices: Vec<DeviceMapping>,
     /// `--expose PORT[/PROTO]` or a range: ports exposed beside the image's `EXPOSE`.
     pub expose: Vec<String>,
+    /// `--volumes-from CONTAINER[:ro|rw]` as given (their mounts are copied into `mounts`
+    /// at create).
+    pub volumes_from: Vec<String>,
 }
 
 /// docker's default size of a container's /dev/shm.

@@ -589,6 +589,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "Sysctls": if cfg.sysctls.is_empty() { Value::Null } else { json!(cfg.sysctls) },
             "OomScoreAdj": cfg.oom_score_adj.unwrap_or(0),
             "Devices": cfg.devices,
+            "VolumesFrom": if cfg.volumes_from.is_empty() { Value::Null } else { json!(cfg.volumes_from) },
             "Init": cfg.init,
             "GroupAdd": cfg.group_add,
             "NanoCpus": cfg.nano_cpus.unwrap_or(0),

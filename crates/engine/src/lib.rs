@@ -401,6 +401,36 @@ impl Engine {
         if cfg.log_max_file == 0 {
             cfg.log_max_file = 1;
         }
+        // --volumes-from X[:ro|rw]: X's volumes and binds (not its tmpfs), where no mount of
+        // this container's own is; shared, not anonymous here (an `rm -v` of this one
+        // leaves them to X), read-only or writable as asked, else as X has them.
+        let mut inherited = Vec::new();
+        for vf in &cfg.volumes_from {
+            let (other, mode) = match vf.split_once(':') {
+                None => (vf.as_str(), None),
+                Some((o, m @ ("ro" | "rw"))) => (o, Some(m == "ro")),
+                Some((_, m)) => {
+                    return Err(invalid("--volumes-from", format!("invalid mode: {m}")));
+                }
+            };
+            let o = self.db.find(other)?;
+            for m in row_config(&o).mounts {
+                if !matches!(m.kind.as_str(), "volume" | "bind")
+                    || cfg.mounts.iter().any(|x| x.target == m.target)
+                    || inherited
+                        .iter()
+                        .any(|x: &config::MountSpec| x.target == m.target)
+                {
+                    continue;
+                }
+                inherited.push(config::MountSpec {
+                    anonymous: false,
+                    readonly: mode.unwrap_or(m.readonly),
+                    ..m
+                });
+            }
+        }
+        cfg.mounts.extend(inherited);
         // Image volumes become anonymous volumes unless a mount covers them.
         let run_cfg = image_cfg.config.config().clone();
         if let Some(vols) = run_cfg.as_ref().and_then(|c| c.volumes().clone()) {

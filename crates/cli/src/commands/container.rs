@@ -163,6 +163,18 @@ const CONFIG: &[Flag] = &[
     opt("cidfile", None, "string", "Write the container ID to the file"),
     opt("device", None, "list", "Add a host device to the container"),
     opt("expose", None, "list", "Expose a port or a range of ports"),
+    opt(
+        "volumes-from",
+        None,
+        "list",
+        "Mount volumes from the specified container(s)",
+    ),
+    opt(
+        "platform",
+        None,
+        "string",
+        "Set platform if server is multi-platform capable (the host's only)",
+    ),
     opt("label-file", None, "list", "Read in a line delimited file of labels"),
     opt("domainname", None, "string", "Container NIS domain name"),
     opt("ipc", None, "string", "IPC mode to use"),
@@ -347,13 +359,11 @@ const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("memory-reservation", None),
     ("memory-swappiness", None),
     ("oom-kill-disable", None),
-    ("platform", None),
     ("quiet", Some('q')),
     ("runtime", None),
     ("storage-opt", None),
     ("use-api-socket", None),
     ("volume-driver", None),
-    ("volumes-from", None),
 ];
 
 pub const COMMANDS: &[Command] = &[
