@@ -104,6 +104,8 @@ struct HostConfig {
     oom_score_adj: Option<i64>,
     devices: Option<Vec<berth_engine::config::DeviceMapping>>,
     volumes_from: Option<Vec<String>>,
+    cgroupns_mode: Option<String>,
+    cgroup_parent: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -277,6 +279,8 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         domainname: b.domainname.filter(|d| !d.is_empty()),
         devices: h.devices.unwrap_or_default(),
         volumes_from: h.volumes_from.unwrap_or_default(),
+        cgroupns_mode: h.cgroupns_mode.unwrap_or_default(),
+        cgroup_parent: h.cgroup_parent.filter(|p| !p.is_empty()),
         expose: b.exposed_ports.unwrap_or_default().into_keys().collect(),
         ..Default::default()
     };

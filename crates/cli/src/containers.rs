@@ -448,6 +448,11 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     }
     c.expose = p.all("expose").to_vec();
     c.volumes_from = p.all("volumes-from").to_vec();
+    c.cgroupns_mode = p.value("cgroupns").unwrap_or_default().to_string();
+    c.cgroup_parent = p
+        .value("cgroup-parent")
+        .filter(|v| !v.is_empty())
+        .map(String::from);
     if let Some(pl) = p.value("platform").filter(|v| !v.is_empty()) {
         let want: berth_image::Platform = pl.parse().or_else(|e| {
             usage(format!(

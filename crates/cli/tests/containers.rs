@@ -3050,3 +3050,69 @@ fn volumes_from_and_platform() {
     );
     assert_eq!(run(&["--platform", &host], "echo ok"), "ok\n");
 }
+
+/// The parent cgroups a `--cgroup-parent` test made (in every hierarchy), removed on drop.
+struct CgroupParent(String);
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        let mut dirs = vec![PathBuf::from("/sys/fs/cgroup")];
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            dirs.extend(rd.flatten().map(|e| e.path()));
+        }
+        for d in dirs {
+            let _ = std::fs::remove_dir(d.join(&self.0));
+        }
+    }
+}
+
+/// `--cgroupns host|private` (private, the default: the container's cgroup is its root) and
+/// `--cgroup-parent` (its cgroup made under that one).
+#[test]
+fn cgroup_namespace_and_parent() {
+    let f = Fixture::new();
+    let run = |extra: &[&str], script: &str| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["busybox", "sh", "-c", script]);
+        f.ok(&a)
+    };
+    let own = run(&[], "cat /proc/self/cgroup");
+    assert!(own.lines().all(|l| l.ends_with(":/")), "{own}");
+    let host = run(&["--cgroupns", "host"], "cat /proc/self/cgroup");
+    assert!(host.contains("/berth-"), "{host}");
+    let parent = CgroupParent(format!("berthtest-{}", std::process::id()));
+    let id = f.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        &format!("/{}", parent.0),
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let id = id.trim();
+    let v = f.inspect(id);
+    assert_eq!(v["HostConfig"]["CgroupParent"], format!("/{}", parent.0));
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let want = format!("/{}/berth-{id}", parent.0);
+    assert!(cg.lines().any(|l| l.ends_with(&want)), "{want} in {cg}");
+    f.ok(&["rm", "-f", id]);
+    assert!(cgroup_gone(id));
+    for (args, msg) in [
+        (
+            &["--cgroupns", "nope"][..],
+            "--cgroupns: invalid CGROUP mode",
+        ),
+        (&["--cgroup-parent", "a/../../b"], "no '.' or '..'"),
+    ] {
+        let mut a = vec!["create"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "true"]);
+        let e = f.fails(&a, 125);
+        assert!(e.contains(msg), "{args:?}: {e}");
+    }
+}

@@ -179,6 +179,11 @@ pub struct RunConfig {
     /// `--volumes-from CONTAINER[:ro|rw]` as given (their mounts are copied into `mounts`
     /// at create).
     pub volumes_from: Vec<String>,
+    /// `--cgroupns`: empty or `private` (a cgroup namespace of its own), or `host`.
+    pub cgroupns_mode: String,
+    /// `--cgroup-parent`: the cgroup the container's is made under (cgroupfs style,
+    /// `/a/b`), instead of the hierarchy's root.
+    pub cgroup_parent: Option<String>,
 }
 
 /// docker's default size of a container's /dev/shm.
@@ -245,6 +250,18 @@ impl RunConfig {
         }
         if !matches!(self.uts_mode.as_str(), "" | "host") {
             return bad("--uts: invalid UTS mode");
+        }
+        if !matches!(self.cgroupns_mode.as_str(), "" | "host" | "private") {
+            return bad("--cgroupns: invalid CGROUP mode");
+        }
+        if let Some(p) = &self.cgroup_parent
+            && (p.is_empty()
+                || p.split('/').any(|c| c == ".." || c == ".")
+                || p.ends_with(".slice"))
+        {
+            return Err(Error::BadConfig(format!(
+                "--cgroup-parent {p:?}: a cgroupfs path such as /parent/child (no '.' or '..'; systemd slices are not supported)"
+            )));
         }
         if self.uts_mode == "host" && self.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
             return bad("conflicting options: hostname and the UTS mode");

@@ -590,6 +590,8 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "OomScoreAdj": cfg.oom_score_adj.unwrap_or(0),
             "Devices": cfg.devices,
             "VolumesFrom": if cfg.volumes_from.is_empty() { Value::Null } else { json!(cfg.volumes_from) },
+            "CgroupnsMode": if cfg.cgroupns_mode.is_empty() { "private" } else { cfg.cgroupns_mode.as_str() },
+            "CgroupParent": cfg.cgroup_parent.clone().unwrap_or_default(),
             "Init": cfg.init,
             "GroupAdd": cfg.group_add,
             "NanoCpus": cfg.nano_cpus.unwrap_or(0),

@@ -273,7 +273,10 @@ pub fn build(
     }
     // `host` modes share the engine's namespace; `container:X` ones get X's path when the
     // monitor starts the container.
-    let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "cgroup"})];
+    let mut namespaces = vec![json!({"type": "mount"})];
+    if cfg.cgroupns_mode != "host" {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     if cfg.pid_mode != "host" {
         namespaces.push(json!({"type": "pid"}));
     }
@@ -337,13 +340,20 @@ pub fn build(
         rlimits.push(json!({ "type": "RLIMIT_NOFILE", "soft": n, "hard": n }));
     }
     let hostname = hostname(id, cfg);
+    let under = cfg
+        .cgroup_parent
+        .as_deref()
+        .map(|p| format!("/{}", p.trim_matches('/')))
+        .filter(|p| p != "/")
+        .unwrap_or_default();
+    let cgroups_path = match crate::rootless::delegated_cgroup() {
+        Some(parent) => format!("{}{under}/berth-{id}", parent.display()),
+        None => format!("{under}/berth-{id}"),
+    };
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "cgroupsPath": match crate::rootless::delegated_cgroup() {
-            Some(parent) => format!("{}/berth-{id}", parent.display()),
-            None => format!("/berth-{id}"),
-        },
+        "cgroupsPath": cgroups_path,
     });
     if !cfg.privileged {
         linux["maskedPaths"] = json!(MASKED);

@@ -161,6 +161,18 @@ const CONFIG: &[Flag] = &[
         "Tune container pids limit (set -1 for unlimited)",
     ),
     opt("cidfile", None, "string", "Write the container ID to the file"),
+    opt(
+        "cgroup-parent",
+        None,
+        "string",
+        "Optional parent cgroup for the container",
+    ),
+    opt(
+        "cgroupns",
+        None,
+        "string",
+        "Cgroup namespace to use (host|private)",
+    ),
     opt("device", None, "list", "Add a host device to the container"),
     opt("expose", None, "list", "Expose a port or a range of ports"),
     opt(
@@ -337,8 +349,6 @@ const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("attach", Some('a')),
     ("blkio-weight", None),
     ("blkio-weight-device", None),
-    ("cgroup-parent", None),
-    ("cgroupns", None),
     ("cpu-count", None),
     ("cpu-percent", None),
     ("cpu-rt-period", None),
