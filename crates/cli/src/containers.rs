@@ -640,6 +640,10 @@ pub fn run(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if p.bool("interactive") && p.bool("tty") && !detach && unsafe { libc::isatty(0) } == 0 {
         return fail(1, "the input device is not a TTY");
     }
+    let streams = attach_streams(p)?;
+    if detach && !p.all("attach").is_empty() {
+        return fail(125, "Conflicting options: -a and -d");
+    }
     let row = create_from_flags(e, p, true)?;
     berth_runtime::timing::phase("cli: created");
     // docker's client attaches before it starts the container.
@@ -662,7 +666,7 @@ pub fn run(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
         &row.id,
         conn,
         &cfg,
-        p.value("sig-proxy") != Some("false"),
+        (p.value("sig-proxy") != Some("false"), streams),
         &keys,
     )?;
     berth_runtime::timing::phase("cli: container done");
@@ -698,7 +702,7 @@ pub fn start(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
                     return fail(1, format!("container {a} is already running"));
                 };
                 let keys = detach_keys(p.value("detach-keys"))?;
-                let code = stream(e, &row.id, conn, &cfg, true, &keys)?;
+                let code = stream(e, &row.id, conn, &cfg, (true, Streams::ALL), &keys)?;
                 return exit_with(code);
             }
             Ok(_) => writeln!(out, "{a}")?,
@@ -737,7 +741,7 @@ pub fn attach(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
         &row.id,
         conn,
         &cfg,
-        p.value("sig-proxy") != Some("false"),
+        (p.value("sig-proxy") != Some("false"), Streams::ALL),
         &keys,
     )?;
     exit_with(code)
@@ -934,16 +938,58 @@ fn detach_keys(spec: Option<&str>) -> R<Vec<u8>> {
 
 /// Copies the container's output to ours and our stdin to it until it
 /// exits; returns its exit code.
+/// Which of the container's streams a client attaches to (`run -a`; all otherwise).
+#[derive(Clone, Copy)]
+struct Streams {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+}
+
+impl Streams {
+    const ALL: Streams = Streams {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+    };
+}
+
+/// `-a/--attach STDIN|STDOUT|STDERR` (any case, repeatable); all when not given.
+fn attach_streams(p: &Parsed) -> R<Streams> {
+    let given = p.all("attach");
+    if given.is_empty() {
+        return Ok(Streams::ALL);
+    }
+    let mut s = Streams {
+        stdin: false,
+        stdout: false,
+        stderr: false,
+    };
+    for a in given {
+        match a.to_ascii_lowercase().as_str() {
+            "stdin" => s.stdin = true,
+            "stdout" => s.stdout = true,
+            "stderr" => s.stderr = true,
+            _ => {
+                return usage(format!(
+                    "invalid argument {a:?} for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
+                ));
+            }
+        }
+    }
+    Ok(s)
+}
+
 fn stream(
     e: &mut Engine,
     id: &str,
     conn: UnixStream,
     cfg: &RunConfig,
-    proxy: bool,
+    (proxy, streams): (bool, Streams),
     detach: &[u8],
 ) -> R<i32> {
     use std::io::Read;
-    let tty_in = cfg.tty && cfg.open_stdin && sys::isatty(0);
+    let tty_in = cfg.tty && cfg.open_stdin && streams.stdin && sys::isatty(0);
     let saved = if tty_in {
         sys::make_raw(stdin_fd()).ok()
     } else {
@@ -962,7 +1008,7 @@ fn stream(
     {
         let _ = attach::write_frame(&mut w, attach::RESIZE, format!("{r} {c}").as_bytes());
     }
-    let mut stdin_open = cfg.open_stdin;
+    let mut stdin_open = cfg.open_stdin && streams.stdin;
     let mut dec = attach::Decoder::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut code = None;
@@ -1007,6 +1053,8 @@ fn stream(
             dec.push(&buf[..n]);
             while let Ok(Some((kind, data))) = dec.next_frame() {
                 match kind {
+                    attach::STDOUT if !streams.stdout => {}
+                    attach::STDERR if !streams.stderr => {}
                     attach::STDOUT | attach::STDERR => {
                         let written = if kind == attach::STDOUT {
                             stdout.write_all(&data).and_then(|()| stdout.flush())

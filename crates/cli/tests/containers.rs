@@ -3116,3 +3116,42 @@ fn cgroup_namespace_and_parent() {
         assert!(e.contains(msg), "{args:?}: {e}");
     }
 }
+
+/// `run -a STREAM`: only the streams named reach the client (any case, repeatable);
+/// docker's refusals of a bad stream and of `-a` with `-d`.
+#[test]
+fn run_attach_selects_streams() {
+    let f = Fixture::new();
+    let run = |a: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(a);
+        args.extend_from_slice(&["busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+        let o = berth(&f.root, &args);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&[]), (Some(3), "out\n".into(), "err\n".into()));
+    assert_eq!(
+        run(&["-a", "stdout"]),
+        (Some(3), "out\n".into(), String::new())
+    );
+    assert_eq!(
+        run(&["-a", "STDERR"]),
+        (Some(3), String::new(), "err\n".into())
+    );
+    assert_eq!(
+        run(&["-a", "stdout", "--attach", "stderr"]),
+        (Some(3), "out\n".into(), "err\n".into())
+    );
+    let e = f.fails(&["run", "-a", "nope", "busybox", "true"], 125);
+    assert!(
+        e.contains("valid streams are STDIN, STDOUT and STDERR"),
+        "{e}"
+    );
+    let e = f.fails(&["run", "-d", "-a", "stdout", "busybox", "true"], 125);
+    assert!(e.contains("Conflicting options: -a and -d"), "{e}");
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
+}

@@ -162,6 +162,12 @@ const CONFIG: &[Flag] = &[
     ),
     opt("cidfile", None, "string", "Write the container ID to the file"),
     opt(
+        "attach",
+        Some('a'),
+        "list",
+        "Attach to STDIN, STDOUT or STDERR",
+    ),
+    opt(
         "cgroup-parent",
         None,
         "string",
@@ -346,7 +352,6 @@ const STOP: &[Flag] = &[
 /// docker's `run`/`create` flags Berth does not have yet.
 const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("annotation", None),
-    ("attach", Some('a')),
     ("blkio-weight", None),
     ("blkio-weight-device", None),
     ("cpu-count", None),
