@@ -106,6 +106,10 @@ struct HostConfig {
     volumes_from: Option<Vec<String>>,
     cgroupns_mode: Option<String>,
     cgroup_parent: Option<String>,
+    memory_reservation: Option<i64>,
+    memory_swappiness: Option<i64>,
+    oom_kill_disable: Option<bool>,
+    cpuset_mems: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -281,6 +285,10 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         volumes_from: h.volumes_from.unwrap_or_default(),
         cgroupns_mode: h.cgroupns_mode.unwrap_or_default(),
         cgroup_parent: h.cgroup_parent.filter(|p| !p.is_empty()),
+        memory_reservation: h.memory_reservation.filter(|m| *m > 0),
+        memory_swappiness: h.memory_swappiness.filter(|s| *s != -1),
+        oom_kill_disable: h.oom_kill_disable.unwrap_or(false),
+        cpuset_mems: h.cpuset_mems.filter(|m| !m.is_empty()),
         expose: b.exposed_ports.unwrap_or_default().into_keys().collect(),
         ..Default::default()
     };

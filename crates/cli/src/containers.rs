@@ -449,6 +449,22 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
     c.expose = p.all("expose").to_vec();
     c.volumes_from = p.all("volumes-from").to_vec();
     c.cgroupns_mode = p.value("cgroupns").unwrap_or_default().to_string();
+    if let Some(v) = p.value("memory-reservation") {
+        c.memory_reservation = Some(config::parse_size(v).map_err(bad)?);
+    }
+    if let Some(v) = p.value("memory-swappiness") {
+        c.memory_swappiness = Some(v.parse().or_else(|_| {
+            usage(format!(
+                "invalid argument {v:?} for \"--memory-swappiness\""
+            ))
+        })?)
+        .filter(|s| *s != -1);
+    }
+    c.oom_kill_disable = p.bool("oom-kill-disable");
+    c.cpuset_mems = p
+        .value("cpuset-mems")
+        .filter(|v| !v.is_empty())
+        .map(String::from);
     c.cgroup_parent = p
         .value("cgroup-parent")
         .filter(|v| !v.is_empty())

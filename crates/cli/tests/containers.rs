@@ -3155,3 +3155,88 @@ fn run_attach_selects_streams() {
     assert!(e.contains("Conflicting options: -a and -d"), "{e}");
     assert_eq!(f.ok(&["ps", "-aq"]), "");
 }
+
+/// `--memory-reservation`, `--memory-swappiness`, `--oom-kill-disable` and `--cpuset-mems`
+/// reach the container's cgroup (v1 here: the cgroup v2 files differ, and v2 has no
+/// swappiness or OOM-killer switch, which are dropped there with docker's warnings);
+/// docker's refusals.
+#[test]
+fn memory_and_cpuset_tuning() {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        eprintln!("skipped: cgroup v1 files");
+        return;
+    }
+    let f = Fixture::new();
+    let id = f.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--memory-swappiness",
+        "10",
+        "--oom-kill-disable",
+        "--cpuset-mems",
+        "0",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let id = id.trim();
+    let v = f.inspect(id);
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let dir = |ctl: &str| {
+        let rel = cgroups
+            .lines()
+            .find_map(|l| {
+                let mut p = l.splitn(3, ':');
+                let (_, ctls, path) = (p.next()?, p.next()?, p.next()?);
+                ctls.split(',').any(|c| c == ctl).then(|| path.to_string())
+            })
+            .unwrap_or_else(|| panic!("{ctl} in {cgroups}"));
+        PathBuf::from(format!("/sys/fs/cgroup/{ctl}{rel}"))
+    };
+    let read = |ctl: &str, file: &str| {
+        std::fs::read_to_string(dir(ctl).join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        read("memory", "memory.soft_limit_in_bytes"),
+        (32 << 20).to_string()
+    );
+    assert_eq!(read("memory", "memory.swappiness"), "10");
+    assert!(read("memory", "memory.oom_control").contains("oom_kill_disable 1"));
+    assert_eq!(read("cpuset", "cpuset.mems"), "0");
+    let h = &v["HostConfig"];
+    assert_eq!(h["MemoryReservation"], 32 << 20);
+    assert_eq!(h["MemorySwappiness"], 10);
+    assert_eq!(h["OomKillDisable"], true);
+    assert_eq!(h["CpusetMems"], "0");
+    f.ok(&["rm", "-f", id]);
+    for (args, msg) in [
+        (
+            &["-m", "16m", "--memory-reservation", "32m"][..],
+            "can not be less than memory reservation",
+        ),
+        (
+            &["--memory-reservation", "1m"],
+            "Minimum memory reservation allowed is 6MB",
+        ),
+        (
+            &["--memory-swappiness", "101"],
+            "valid memory swappiness range is 0-100",
+        ),
+    ] {
+        let mut a = vec!["create"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "true"]);
+        let e = f.fails(&a, 125);
+        assert!(e.contains(msg), "{args:?}: {e}");
+    }
+}

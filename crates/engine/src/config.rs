@@ -184,6 +184,15 @@ pub struct RunConfig {
     /// `--cgroup-parent`: the cgroup the container's is made under (cgroupfs style,
     /// `/a/b`), instead of the hierarchy's root.
     pub cgroup_parent: Option<String>,
+    /// `--memory-reservation`: the soft limit (v1 `memory.soft_limit_in_bytes`, v2
+    /// `memory.low`).
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swappiness` 0..=100 (cgroup v1 only; -1 or unset: the host's).
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable` (cgroup v1 only).
+    pub oom_kill_disable: bool,
+    /// `--cpuset-mems`: the memory nodes it may use.
+    pub cpuset_mems: Option<String>,
 }
 
 /// docker's default size of a container's /dev/shm.

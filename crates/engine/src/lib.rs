@@ -256,6 +256,24 @@ impl Engine {
         test_pause("create-image-resolved");
         cfg.network = network::network_mode(&cfg.network).to_string();
         cfg.validate_namespaces()?;
+        // What cgroup v2 has no file for, dropped with docker's warnings.
+        if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            if std::mem::take(&mut cfg.oom_kill_disable) {
+                self.warnings.borrow_mut().push(
+                    "Your kernel does not support OomKillDisable. OomKillDisable discarded.".into(),
+                );
+            }
+            if cfg.memory_swappiness.take().is_some_and(|s| s != -1) {
+                self.warnings.borrow_mut().push(
+                    "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.".into(),
+                );
+            }
+        }
+        if cfg.oom_kill_disable && !cfg.memory.is_some_and(|m| m > 0) {
+            self.warnings.borrow_mut().push(
+                "Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.".into(),
+            );
+        }
         // docker's form: one PORT/PROTO per port of a range.
         let mut expose = Vec::new();
         for e in &cfg.expose {

@@ -499,6 +499,33 @@ pub fn limits(cfg: &RunConfig) -> Result<Value> {
             "You should always set the Memory limit when using Memoryswap limit, see usage",
         ));
     }
+    if let Some(r) = cfg.memory_reservation.filter(|r| *r > 0) {
+        if r < MIN_MEMORY {
+            return Err(invalid(
+                "--memory-reservation",
+                "Minimum memory reservation allowed is 6MB",
+            ));
+        }
+        if cfg.memory.is_some_and(|m| m > 0 && m < r) {
+            return Err(invalid(
+                "--memory-reservation",
+                "Minimum memory limit can not be less than memory reservation limit, see usage",
+            ));
+        }
+        resources["memory"]["reservation"] = json!(r);
+    }
+    if let Some(sw) = cfg.memory_swappiness.filter(|s| *s != -1) {
+        if !(0..=100).contains(&sw) {
+            return Err(invalid(
+                "--memory-swappiness",
+                format!("Invalid value: {sw}, valid memory swappiness range is 0-100"),
+            ));
+        }
+        resources["memory"]["swappiness"] = json!(sw);
+    }
+    if cfg.oom_kill_disable {
+        resources["memory"]["disableOOMKiller"] = json!(true);
+    }
     let mut cpu = json!({});
     if let Some(n) = cfg.nano_cpus.filter(|n| *n > 0) {
         if cfg.cpu_period.is_some_and(|p| p > 0) || cfg.cpu_quota.is_some_and(|q| q > 0) {
@@ -533,6 +560,9 @@ pub fn limits(cfg: &RunConfig) -> Result<Value> {
     }
     if let Some(c) = cfg.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
         cpu["cpus"] = json!(c);
+    }
+    if let Some(m) = cfg.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+        cpu["mems"] = json!(m);
     }
     if cpu.as_object().is_some_and(|o| !o.is_empty()) {
         resources["cpu"] = cpu;
