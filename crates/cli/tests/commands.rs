@@ -214,9 +214,13 @@ fn docker_commands_berth_lacks_are_named() {
         assert!(!e.contains("not a berth command"), "{e}");
     }
     // A docker flag of a command berth has.
-    let e = fails(t.path(), &["run", "--cpuset-mems", "0", "busybox"], 125);
+    let e = fails(
+        t.path(),
+        &["run", "--storage-opt", "size=1G", "busybox"],
+        125,
+    );
     assert!(
-        e.contains("berth does not support 'run --cpuset-mems' yet"),
+        e.contains("berth does not support 'run --storage-opt' yet"),
         "{e}"
     );
     let e = fails(t.path(), &["ps", "--bogus"], 125);

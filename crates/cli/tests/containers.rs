@@ -64,6 +64,19 @@ impl Fixture {
         fails(&self.root, args, code)
     }
 
+    /// `create ARGS busybox true` is refused (125) with a message containing `msg` (in any
+    /// case).
+    fn create_refused(&self, args: &[&str], msg: &str) {
+        let mut a = vec!["create"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "true"]);
+        let e = self.fails(&a, 125);
+        assert!(
+            e.to_lowercase().contains(&msg.to_lowercase()),
+            "{args:?}: {e}"
+        );
+    }
+
     fn inspect(&self, c: &str) -> Value {
         let v: Value = serde_json::from_str(&self.ok(&["inspect", c])).unwrap();
         v[0].clone()
@@ -2817,11 +2830,7 @@ fn namespace_modes_and_kernel_parameters() {
             "range for oom score adj is [-1000, 1000]",
         ),
     ] {
-        let mut a = vec!["create"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["busybox", "true"]);
-        let e = f.fails(&a, 125);
-        assert!(e.contains(msg), "{args:?}: {e}");
+        f.create_refused(args, msg);
     }
     assert_eq!(f.ok(&["ps", "-aq"]), "");
     // --cidfile: written with the id; an existing one is never replaced.
@@ -3038,11 +3047,7 @@ fn volumes_from_and_platform() {
         (&["--volumes-from", "j:xx"], "invalid mode: xx"),
         (&["--platform", "linux/s390x"], "is not supported"),
     ] {
-        let mut a = vec!["create"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["busybox", "true"]);
-        let e = f.fails(&a, 125);
-        assert!(e.to_lowercase().contains(msg), "{args:?}: {e}");
+        f.create_refused(args, msg);
     }
     let host = format!(
         "linux/{}",
@@ -3109,11 +3114,7 @@ fn cgroup_namespace_and_parent() {
         ),
         (&["--cgroup-parent", "a/../../b"], "no '.' or '..'"),
     ] {
-        let mut a = vec!["create"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["busybox", "true"]);
-        let e = f.fails(&a, 125);
-        assert!(e.contains(msg), "{args:?}: {e}");
+        f.create_refused(args, msg);
     }
 }
 
@@ -3233,10 +3234,6 @@ fn memory_and_cpuset_tuning() {
             "valid memory swappiness range is 0-100",
         ),
     ] {
-        let mut a = vec!["create"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["busybox", "true"]);
-        let e = f.fails(&a, 125);
-        assert!(e.contains(msg), "{args:?}: {e}");
+        f.create_refused(args, msg);
     }
 }

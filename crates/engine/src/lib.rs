@@ -269,7 +269,7 @@ impl Engine {
                 );
             }
         }
-        if cfg.oom_kill_disable && !cfg.memory.is_some_and(|m| m > 0) {
+        if cfg.oom_kill_disable && cfg.memory.is_none_or(|m| m <= 0) {
             self.warnings.borrow_mut().push(
                 "Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.".into(),
             );
