@@ -332,40 +332,16 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         log_max_file: 1,
         ..Default::default()
     };
-    for f in p.all("env-file") {
-        let data = std::fs::read_to_string(f).map_err(|e| Failure {
-            code: 125,
-            msg: format!("open {f}: {e}"),
-            usage: false,
-        })?;
-        for l in data.lines() {
-            let l = l.trim_start();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            c.env.push(env_entry(l)?);
-        }
+    for l in key_value_lines(p.all("env-file"))? {
+        c.env.push(env_entry(&l)?);
     }
     for e in p.all("env") {
         c.env.push(env_entry(e)?);
     }
     // docker's order: the files' labels first, then --label (a later one wins).
-    for f in p.all("label-file") {
-        let data = std::fs::read_to_string(f).map_err(|e| Failure {
-            code: 125,
-            msg: format!("open {f}: {e}"),
-            usage: false,
-        })?;
-        for l in data.lines() {
-            let l = l.trim();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            c.labels.push((k.to_string(), v.to_string()));
-        }
-    }
-    for l in p.all("label") {
+    let from_files = key_value_lines(p.all("label-file"))?;
+    let file_labels = from_files.iter().map(|l| l.trim_end());
+    for l in file_labels.chain(p.all("label").iter().map(String::as_str)) {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         c.labels.push((k.to_string(), v.to_string()));
     }
@@ -554,6 +530,26 @@ fn absolute_bind(v: &str) -> R<String> {
         }
     }
     Ok(format!("{}:{rest}", abs.display()))
+}
+
+/// The lines of `--env-file`/`--label-file` files as docker reads them: leading blanks
+/// dropped, empty lines and `#` comments skipped.
+fn key_value_lines(files: &[String]) -> R<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let data = std::fs::read_to_string(f).map_err(|e| Failure {
+            code: 125,
+            msg: format!("open {f}: {e}"),
+            usage: false,
+        })?;
+        for l in data.lines() {
+            let l = l.trim_start();
+            if !l.is_empty() && !l.starts_with('#') {
+                out.push(l.to_string());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `-e KEY=VALUE` as is; `-e KEY` takes KEY from our environment (or

@@ -174,7 +174,8 @@ pub struct RunConfig {
     pub domainname: Option<String>,
     /// `--device`.
     pub devices: Vec<DeviceMapping>,
-    /// `--expose PORT[/PROTO]` or a range: ports exposed beside the image's `EXPOSE`.
+    /// `--expose PORT[/PROTO]` or a range: ports exposed beside the image's `EXPOSE`
+    /// (`create` stores them as `PORT/PROTO`, one port each).
     pub expose: Vec<String>,
     /// `--volumes-from CONTAINER[:ro|rw]` as given (their mounts are copied into `mounts`
     /// at create).
@@ -201,17 +202,11 @@ pub const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
 /// The sysctls docker's `--sysctl` accepts (others are "not allowed"): those the
 /// container's own IPC or network namespace holds.
 pub fn sysctl_whitelisted(key: &str) -> bool {
-    const IPC: &[&str] = &[
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    IPC.contains(&key) || key.starts_with("fs.mqueue.") || key.starts_with("net.")
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    matches!(
+        berth_runtime::spec::sysctl_namespace(key),
+        Some(T::Ipc | T::Network)
+    )
 }
 
 /// The container a `container:NAME|ID` mode names.
@@ -289,29 +284,30 @@ impl RunConfig {
             )));
         }
         for key in self.sysctls.keys() {
-            let k = key.replace('/', ".");
+            use oci_spec::runtime::LinuxNamespaceType as T;
             let in_host_ipc = self.ipc_mode == "host" || mode_container(&self.ipc_mode).is_some();
-            if k.starts_with("net.") {
-                if self.network == "host" {
+            match berth_runtime::spec::sysctl_namespace(key) {
+                Some(T::Network) if self.network == "host" => {
                     return Err(Error::BadConfig(format!(
                         "sysctl {key:?} not allowed in host network namespace"
                     )));
                 }
-                if mode_container(&self.network).is_some() {
+                Some(T::Network) if mode_container(&self.network).is_some() => {
                     return Err(Error::BadConfig(format!(
                         "sysctl {key:?} not allowed in the network namespace of another container"
                     )));
                 }
-            } else if sysctl_whitelisted(&k) {
-                if in_host_ipc {
+                Some(T::Ipc) if in_host_ipc => {
                     return Err(Error::BadConfig(format!(
                         "sysctl {key:?} is not allowed in the hosts ipc namespace"
                     )));
                 }
-            } else {
-                return Err(Error::BadConfig(format!(
-                    "sysctl {key:?} is not in a separate kernel namespace"
-                )));
+                Some(T::Network | T::Ipc) => {}
+                _ => {
+                    return Err(Error::BadConfig(format!(
+                        "sysctl {key:?} is not in a separate kernel namespace"
+                    )));
+                }
             }
         }
         Ok(())

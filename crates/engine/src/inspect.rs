@@ -488,12 +488,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
         .and_then(|c| c["config"]["ExposedPorts"].as_object().cloned())
         .unwrap_or_default();
     for e in &cfg.expose {
-        let key = if e.contains('/') {
-            e.clone()
-        } else {
-            format!("{e}/tcp")
-        };
-        exposed.insert(key, json!({}));
+        exposed.insert(e.clone(), json!({}));
     }
     let (policy, retries) = match crate::config::parse_restart(&cfg.restart) {
         Ok(crate::config::RestartPolicy::OnFailure(n)) => ("on-failure", n.unwrap_or(0)),

@@ -89,14 +89,10 @@ pub fn exposed_ports(image_cfg: &berth_image::ImageConfig, cfg: &RunConfig) -> V
         .as_ref()
         .and_then(|c| c.exposed_ports().clone())
         .unwrap_or_default();
+    // `create` keeps `--expose` as PORT/PROTO, one port each.
     for e in &cfg.expose {
-        let e = if e.contains('/') {
-            e.clone()
-        } else {
-            format!("{e}/tcp")
-        };
-        if !v.contains(&e) {
-            v.push(e);
+        if !v.contains(e) {
+            v.push(e.clone());
         }
     }
     v

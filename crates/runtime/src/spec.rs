@@ -195,18 +195,10 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// A sysctl is written by the runtime from inside the container's namespaces; one that no
-/// namespace of the container's own holds is the host's (`kernel.core_pattern`: a core-dump
-/// handler run as the host's root, the CVE-2022-0811 escape). Allowed, as runc allows them:
-/// the IPC ones with a new IPC namespace, `net.*` in a network namespace that is not the
-/// host's, `kernel.domainname` with a UTS namespace.
-fn validate_sysctl(
-    key: &str,
-    nss: &[oci_spec::runtime::LinuxNamespace],
-) -> std::result::Result<(), String> {
-    let key_dots = key.replace('/', ".");
-    let k = key_dots.as_str();
-    let ns = |t: LinuxNamespaceType| nss.iter().find(|n| n.typ() == t);
+/// The namespace that holds the sysctl `key` (`a.b.c` or `a/b/c`), as runc knows them:
+/// the System V IPC limits and `fs.mqueue.*` (IPC), `net.*` (network), the host and domain
+/// names (UTS); None for the rest, which are the host's whatever the namespaces.
+pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
     const IPC: &[&str] = &[
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -217,29 +209,50 @@ fn validate_sysctl(
         "kernel.shmmni",
         "kernel.shm_rmid_forced",
     ];
+    let k = key.replace('/', ".");
+    if IPC.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if k.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if k == "kernel.domainname" || k == "kernel.hostname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+/// A sysctl is written by the runtime from inside the container's namespaces; one that no
+/// namespace of the container's own holds is the host's (`kernel.core_pattern`: a core-dump
+/// handler run as the host's root, the CVE-2022-0811 escape). Allowed, as runc allows them:
+/// the IPC ones with a new IPC namespace, `net.*` in a network namespace that is not the
+/// host's, `kernel.domainname` with a UTS namespace.
+fn validate_sysctl(
+    key: &str,
+    nss: &[oci_spec::runtime::LinuxNamespace],
+) -> std::result::Result<(), String> {
+    let ns = |t: LinuxNamespaceType| nss.iter().find(|n| n.typ() == t);
     let err = |why: &str| Err(format!("linux.sysctl: {key:?} {why}"));
-    if IPC.contains(&k) || k.starts_with("fs.mqueue.") {
-        return match ns(LinuxNamespaceType::Ipc) {
+    match sysctl_namespace(key) {
+        Some(LinuxNamespaceType::Ipc) => match ns(LinuxNamespaceType::Ipc) {
             Some(_) => Ok(()),
             None => err("is not allowed in the host's IPC namespace"),
-        };
-    }
-    if k.starts_with("net.") {
-        return match ns(LinuxNamespaceType::Network) {
+        },
+        Some(LinuxNamespaceType::Network) => match ns(LinuxNamespaceType::Network) {
             Some(n) if n.path().as_ref().is_some_and(|p| is_host_netns(p)) => {
                 err("is not allowed in the host's network namespace")
             }
             Some(_) => Ok(()),
             None => err("is not allowed in the host's network namespace"),
-        };
+        },
+        Some(LinuxNamespaceType::Uts) if ns(LinuxNamespaceType::Uts).is_some() => {
+            if key.replace('/', ".") == "kernel.hostname" {
+                err("is set with the hostname field, not as a sysctl")
+            } else {
+                Ok(())
+            }
+        }
+        _ => err("is not in a separate kernel namespace of the container's"),
     }
-    if k == "kernel.domainname" && ns(LinuxNamespaceType::Uts).is_some() {
-        return Ok(());
-    }
-    if k == "kernel.hostname" && ns(LinuxNamespaceType::Uts).is_some() {
-        return err("is set with the hostname field, not as a sysctl");
-    }
-    err("is not in a separate kernel namespace of the container's")
 }
 
 /// Whether `path` is the network namespace of the host's init (pid 1).
