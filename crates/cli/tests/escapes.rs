@@ -14,9 +14,9 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "../../oci-cli/tests/attacks/mod.rs"]
 mod attacks;
@@ -57,21 +57,7 @@ impl Hostile {
             .file("evil.so", &fs::read(&lib).unwrap(), 0o755)
             .file("evil", b"#!/proc/self/exe\n", 0o755);
         // A glibc image: berth's loader and libraries at their paths.
-        let libs = attacks::dynamic_deps(&berth);
-        let mut dirs = std::collections::BTreeSet::new();
-        for lib in &libs {
-            let mut d = lib.parent();
-            while let Some(x) = d.filter(|x| *x != Path::new("/")) {
-                dirs.insert(x.to_path_buf());
-                d = x.parent();
-            }
-        }
-        for d in &dirs {
-            tar.dir(&d.to_string_lossy());
-        }
-        for lib in &libs {
-            tar.file(&lib.to_string_lossy(), &fs::read(lib).unwrap(), 0o755);
-        }
+        tar.libraries(&attacks::dynamic_deps(&berth));
         let tarball = t.path().join("hostile.tar");
         tar.write(&tarball);
         let h = Hostile {
@@ -136,20 +122,6 @@ impl Hostile {
             .trim()
             .to_string()
     }
-
-    /// The copy of `berth` is unchanged, no write was reported, and no report
-    /// shows the host's binary in reach.
-    fn assert_binary_kept(&self, before: &[u8], said: &str, report: &str) {
-        assert!(
-            before == fs::read(&self.berth).unwrap(),
-            "the container overwrote berth:\n{report}"
-        );
-        assert!(!said.contains("WROTE"), "a write got through:\n{report}");
-        let host = self.berth.to_string_lossy().into_owned();
-        for l in said.lines().filter(|l| l.starts_with("CAPTURED")) {
-            assert!(!l.contains(&host), "berth was in reach ({l}):\n{report}");
-        }
-    }
 }
 
 impl Drop for Hostile {
@@ -165,17 +137,6 @@ impl Drop for Hostile {
             let _ = Command::new("umount").arg("-l").arg(&target).status();
         }
     }
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
 }
 
 /// `berth exec C /evil` (docker's exec, the original exploit's trigger) while
@@ -210,7 +171,7 @@ fn exec_attack_from_outside(extra: &[&str]) {
     h.ok(&args);
     let attacker = || fs::read_to_string(h.out.join("attacker")).unwrap_or_default();
     assert!(
-        wait_until(Duration::from_secs(10), || attacker().contains("READY")),
+        common::wait_until(Duration::from_secs(10), || attacker().contains("READY")),
         "the attacker did not start: {}",
         h.logs("a")
     );
@@ -223,19 +184,19 @@ fn exec_attack_from_outside(extra: &[&str]) {
     // Only the trigger may hold the write end, or the drain never ends.
     drop(trigger);
     drop(w);
-    let captured = wait_until(Duration::from_secs(10), || attacker().contains("CAPTURED"));
+    let captured = common::wait_until(Duration::from_secs(10), || attacker().contains("CAPTURED"));
     let drain = attacks::drain(r);
     let t = child.wait_with_output().unwrap();
     // The monitor keeps berth busy (ETXTBSY) while it lives: a crash ends that.
     let id = h.id("a");
     h.kill_monitor(&id);
     fs::write(h.out.join("go"), "").unwrap();
-    wait_until(Duration::from_secs(30), || attacker().contains("DONE"));
+    common::wait_until(Duration::from_secs(30), || attacker().contains("DONE"));
     let said = attacker();
     let _ = h.run(&["rm", "-f", "a"]);
     let _ = drain.join();
     let report = format!("{extra:?}\ntrigger: {t:?}\nattacker:\n{said}");
-    h.assert_binary_kept(&before, &said, &report);
+    attacks::assert_binary_kept(&h.berth, &before, &said, &report);
     assert!(
         said.contains("DONE"),
         "the attacker did not finish:\n{report}"
@@ -286,17 +247,17 @@ fn attack_from_inside(container_process: bool) {
         args.extend_from_slice(&["a", "/evil"]);
         h.run(&args)
     };
-    let captured = wait_until(Duration::from_secs(5), || h.result().contains("CAPTURED"));
+    let captured = common::wait_until(Duration::from_secs(5), || h.result().contains("CAPTURED"));
     if captured {
         let id = h.id("a");
         h.kill_monitor(&id);
-        wait_until(Duration::from_secs(30), || h.result().contains("DONE"));
+        common::wait_until(Duration::from_secs(30), || h.result().contains("DONE"));
     }
     let said = h.result();
     let logs = h.logs("a");
     let _ = h.run(&["rm", "-f", "a"]);
     let report = format!("trigger: {trigger:?}\nlogs: {logs}\n/out/result:\n{said}");
-    h.assert_binary_kept(&before, &said, &report);
+    attacks::assert_binary_kept(&h.berth, &before, &said, &report);
     // The attack really ran: the kernel started the interpreter, which was
     // berth-exec (it refuses; the library never loads) or a sealed berth.
     let stderr = String::from_utf8_lossy(&trigger.stderr);

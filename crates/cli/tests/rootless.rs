@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use regcommon::Registry;
 
@@ -907,17 +907,6 @@ fn rootless_breakout_attempts_are_blocked() {
     let _ = victim.wait();
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
-
 /// CVE-2019-5736 (escapes.rs) against a rootless user whose `berth` is their own file, as
 /// `cargo install` or a download into ~/.local/bin leaves it. The container's root is that
 /// user, so without the guard the binary is writable from inside: the next `berth` the user
@@ -948,21 +937,7 @@ fn rootless_cve_2019_5736_against_the_users_own_berth() {
     tar.file("exe_overwrite", &std::fs::read(&attacker).unwrap(), 0o755)
         .file("evil.so", &std::fs::read(&lib).unwrap(), 0o755)
         .file("evil", b"#!/proc/self/exe\n", 0o755);
-    let libs = attacks::dynamic_deps(&bin);
-    let mut dirs = std::collections::BTreeSet::new();
-    for l in &libs {
-        let mut d = l.parent();
-        while let Some(x) = d.filter(|x| *x != Path::new("/")) {
-            dirs.insert(x.to_path_buf());
-            d = x.parent();
-        }
-    }
-    for d in &dirs {
-        tar.dir(&d.to_string_lossy());
-    }
-    for l in &libs {
-        tar.file(&l.to_string_lossy(), &std::fs::read(l).unwrap(), 0o755);
-    }
+    tar.libraries(&attacks::dynamic_deps(&bin));
     let tarball = u.path("hostile.tar");
     tar.write(&tarball);
     std::fs::set_permissions(&tarball, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -979,16 +954,6 @@ fn rootless_cve_2019_5736_against_the_users_own_berth() {
         // Nor the user's pause process (as after a crash or `system migrate`; the
         // next `berth` makes a new one), which runs the same binary.
         let _ = sh(Command::new("pkill").args(["-KILL", "-u", &u.name, "-x", "berth-pause"]));
-    };
-    let kept = |said: &str, report: &str| {
-        assert!(
-            before == std::fs::read(&bin).unwrap(),
-            "the container overwrote the user's berth:\n{report}"
-        );
-        assert!(!said.contains("WROTE"), "a write got through:\n{report}");
-        for l in said.lines().filter(|l| l.starts_with("CAPTURED")) {
-            assert!(!l.contains(&host), "berth was in reach ({l}):\n{report}");
-        }
     };
 
     // 1. `exec C /evil`, the container's process the attacker.
@@ -1009,7 +974,7 @@ fn rootless_cve_2019_5736_against_the_users_own_berth() {
         "/exe_overwrite 30 >/out/attacker 2>&1",
     ]);
     assert!(
-        wait_until(Duration::from_secs(10), || read("attacker")
+        common::wait_until(Duration::from_secs(10), || read("attacker")
             .contains("READY")),
         "the attacker did not start: {}",
         read("attacker")
@@ -1024,21 +989,21 @@ fn rootless_cve_2019_5736_against_the_users_own_berth() {
     let child = trigger.spawn().unwrap();
     drop(trigger);
     drop(w);
-    let captured = wait_until(Duration::from_secs(10), || {
+    let captured = common::wait_until(Duration::from_secs(10), || {
         read("attacker").contains("CAPTURED")
     });
     let drain = attacks::drain(r);
     let t = child.wait_with_output().unwrap();
     kill_monitor("a");
     std::fs::write(out.join("go"), "").unwrap();
-    wait_until(Duration::from_secs(30), || {
+    common::wait_until(Duration::from_secs(30), || {
         read("attacker").contains("DONE")
     });
     let said = read("attacker");
     let _ = u.berth(&["rm", "-f", "a"]);
     let _ = drain.join();
     let report = format!("trigger: {t:?}\nattacker:\n{said}");
-    kept(&said, &report);
+    attacks::assert_binary_kept(&bin, &before, &said, &report);
     assert!(
         said.contains("DONE"),
         "the attacker did not finish:\n{report}"
@@ -1091,11 +1056,11 @@ fn rootless_cve_2019_5736_against_the_users_own_berth() {
                 "/evil",
             ])
         };
-        if wait_until(Duration::from_secs(5), || {
+        if common::wait_until(Duration::from_secs(5), || {
             read(&result).contains("CAPTURED")
         }) {
             kill_monitor(name);
-            wait_until(Duration::from_secs(30), || read(&result).contains("DONE"));
+            common::wait_until(Duration::from_secs(30), || read(&result).contains("DONE"));
         }
         let said = read(&result);
         let logs = u.berth(&["logs", name]);
@@ -1106,7 +1071,7 @@ fn rootless_cve_2019_5736_against_the_users_own_berth() {
         );
         let _ = u.berth(&["rm", "-f", name]);
         let report = format!("{name}: trigger: {trigger:?}\nlogs: {logs}\nresult:\n{said}");
-        kept(&said, &report);
+        attacks::assert_binary_kept(&bin, &before, &said, &report);
         let stderr = String::from_utf8_lossy(&trigger.stderr);
         assert!(
             stderr.contains("berth-exec") || logs.contains("berth-exec") || said.contains("DENIED"),

@@ -8,7 +8,6 @@ use attacks::{copy_dynamic_deps, drain, full_pipe};
 use common::*;
 use serde_json::json;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -16,19 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-fn sha(path: &Path) -> Vec<u8> {
-    let mut f = fs::File::open(path).unwrap();
-    let mut v = Vec::new();
-    f.read_to_end(&mut v).unwrap();
-    v
-}
-
 /// CVE-2019-5736: a process in the container opens the runtime's binary through
 /// /proc/PID/exe of a runtime process in its pid namespace (here init, still the
 /// runtime while the container is `created`) and overwrites it.
 #[test]
 fn cve_2019_5736_runtime_binary_cannot_be_overwritten() {
-    let before = sha(&bin());
+    let before = fs::read(bin()).unwrap();
     for with_ptrace in [false, true] {
         let rt = Runtime::new();
         let b = rt.bundle();
@@ -77,7 +69,10 @@ fn cve_2019_5736_runtime_binary_cannot_be_overwritten() {
         }
         rt.cmd(&["delete", "--force", &id]).ok();
     }
-    assert!(before == sha(&bin()), "the berth-oci binary changed");
+    assert!(
+        before == fs::read(bin()).unwrap(),
+        "the berth-oci binary changed"
+    );
 }
 
 /// Which runtime process of a hostile container runs `/evil`.
@@ -158,22 +153,6 @@ fn with_identity_userns(b: &Bundle) {
     });
 }
 
-fn assert_binary_kept(rt: &Runtime, before: &[u8], result: &str, report: &str) {
-    assert!(
-        before == sha(rt.bin()),
-        "the container overwrote the runtime's binary:\n{report}"
-    );
-    assert!(!result.contains("WROTE"), "a write got through:\n{report}");
-    let host_path = rt.bin().to_string_lossy().into_owned();
-    for line in result.lines().filter(|l| l.starts_with("CAPTURED")) {
-        let link = line.split("link=").nth(1).unwrap_or("");
-        assert!(
-            !link.contains(&host_path),
-            "the host's binary was in reach ({line}):\n{report}"
-        );
-    }
-}
-
 /// CVE-2019-5736 from another process, as the issue and the published exploit's first
 /// variant describe it: when a runtime process in the container execve's `/evil`, the
 /// kernel runs `/proc/self/exe` *of that process*, the host's runtime binary, inside the
@@ -189,7 +168,7 @@ fn assert_binary_kept(rt: &Runtime, before: &[u8], result: &str, report: &str) {
 /// Runtime runs its own copy of berth-oci, which is what a working attack damages.
 fn exe_attack_from_outside(victim: Victim, userns: bool, caps: Caps) {
     let rt = Runtime::with_own_copy();
-    let before = sha(rt.bin());
+    let before = fs::read(rt.bin()).unwrap();
     let a = hostile_bundle(&rt);
     let root = a.rootfs();
     // The attacker is A's own process: nothing of the runtime waits for it (a
@@ -262,7 +241,7 @@ fn exe_attack_from_outside(victim: Victim, userns: bool, caps: Caps) {
     let _ = drained.join();
     let report =
         format!("{victim:?} userns={userns} caps={caps:?}\ntrigger: {t}\nattacker:\n{said}");
-    assert_binary_kept(&rt, &before, &said, &report);
+    attacks::assert_binary_kept(rt.bin(), &before, &said, &report);
     assert!(
         said.contains("DONE"),
         "the attacker did not finish:\n{report}"
@@ -279,7 +258,7 @@ fn exe_attack_from_outside(victim: Victim, userns: bool, caps: Caps) {
 /// its own pid namespace, where nothing else could outlive init.
 fn exe_attack_from_inside(victim: Victim) {
     let rt = Runtime::with_own_copy();
-    let before = sha(rt.bin());
+    let before = fs::read(rt.bin()).unwrap();
     let b = hostile_bundle(&rt);
     let root = b.rootfs();
     let preload = json!("LD_PRELOAD=/evil.so");
@@ -317,7 +296,7 @@ fn exe_attack_from_inside(victim: Victim) {
     rt.cmd(&["delete", "--force", &id]);
     let console = fs::read_to_string(&console).unwrap_or_default();
     let report = format!("{victim:?}\ntrigger: {trigger}\nconsole: {console}\n/result:\n{result}");
-    assert_binary_kept(&rt, &before, &result, &report);
+    attacks::assert_binary_kept(rt.bin(), &before, &result, &report);
     // The attack really ran: the kernel started the interpreter, which was either
     // berth-exec (it refuses: the library never loads) or a sealed runtime.
     assert!(

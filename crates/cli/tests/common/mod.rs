@@ -196,6 +196,18 @@ pub fn leftover_namespaces() -> Vec<String> {
 
 /// The pids of berth monitors of container `id` (and of the adopter that took
 /// it over when its monitor died), not of its output keeper.
+/// Polls `f` every 20 ms until it holds or `timeout` passes (then asks once more).
+pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}
+
 pub fn monitor_pids(id: &str) -> Vec<i32> {
     monitor_processes(id, false)
 }
@@ -286,6 +298,26 @@ impl RootfsTar {
         self.b
             .append_link(&mut h, name.trim_start_matches('/'), target)
             .unwrap();
+        self
+    }
+
+    /// Shared libraries at their host paths, with the directories above them (what a glibc
+    /// image has for the host's own binaries: `ldd`'s list).
+    pub fn libraries(&mut self, libs: &[PathBuf]) -> &mut Self {
+        let mut dirs = std::collections::BTreeSet::new();
+        for l in libs {
+            let mut d = l.parent();
+            while let Some(x) = d.filter(|x| *x != Path::new("/")) {
+                dirs.insert(x.to_path_buf());
+                d = x.parent();
+            }
+        }
+        for d in &dirs {
+            self.dir(&d.to_string_lossy());
+        }
+        for l in libs {
+            self.file(&l.to_string_lossy(), &std::fs::read(l).unwrap(), 0o755);
+        }
         self
     }
 

@@ -106,3 +106,23 @@ pub fn drain(r: File) -> std::thread::JoinHandle<()> {
         let _ = io::copy(&mut r, &mut io::sink());
     })
 }
+
+/// After a CVE-2019-5736 attack: `binary` (the runtime the attack aimed at) has the bytes
+/// it had `before`, the attacker (exe_overwrite.c, evil_preload.c) reported no write, and
+/// none of what it captured (`CAPTURED ... link=PATH`) was that binary.
+pub fn assert_binary_kept(binary: &Path, before: &[u8], said: &str, report: &str) {
+    assert!(
+        before == fs::read(binary).unwrap(),
+        "the container overwrote {}:\n{report}",
+        binary.display()
+    );
+    assert!(!said.contains("WROTE"), "a write got through:\n{report}");
+    let host_path = binary.to_string_lossy().into_owned();
+    for line in said.lines().filter(|l| l.starts_with("CAPTURED")) {
+        let link = line.split("link=").nth(1).unwrap_or("");
+        assert!(
+            !link.contains(&host_path),
+            "the host's binary was in reach ({line}):\n{report}"
+        );
+    }
+}
