@@ -241,8 +241,8 @@ pub fn build(
     match cfg.ipc_mode.as_str() {
         "none" => {}
         "host" => mounts.push(shm_bind(Path::new("/dev/shm"))),
-        "shareable" => mounts.push(shm_bind(&dir.join(crate::shm::DIR))),
-        m if crate::config::mode_container(m).is_some() => {
+        // A joiner's source is a placeholder until the monitor points it at X's.
+        m if m == "shareable" || crate::config::mode_container(m).is_some() => {
             mounts.push(shm_bind(&dir.join(crate::shm::DIR)))
         }
         _ => mounts.push(json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
