@@ -12,7 +12,6 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use berth_engine::config::{self, RunConfig};
 use berth_engine::db::{self, ContainerRow};
@@ -1458,17 +1457,6 @@ fn parse_since(s: &str) -> R<f64> {
     Ok(now - total)
 }
 
-/// Seconds since the epoch of a log record's time.
-fn record_time(t: &str) -> f64 {
-    let secs = fmt::parse_rfc3339(t).unwrap_or(0) as f64;
-    let frac = t
-        .split_once('.')
-        .map(|(_, f)| f.trim_end_matches('Z'))
-        .and_then(|f| format!("0.{f}").parse::<f64>().ok())
-        .unwrap_or(0.0);
-    secs + frac
-}
-
 /// One log record to our stdout or stderr. A reader that went away
 /// (`logs -f | head`) is an error, which ends `logs` quietly.
 fn print_record(rec: &logs::Record, ts: bool) -> io::Result<()> {
@@ -1487,66 +1475,34 @@ fn print_record(rec: &logs::Record, ts: bool) -> io::Result<()> {
 }
 
 pub fn logs(e: &mut Engine, p: &Parsed, _out: &mut dyn Write) -> R {
-    use std::io::{Read, Seek, SeekFrom};
     let [key] = p.args.as_slice() else {
         return usage("\"logs\" requires exactly 1 argument");
     };
-    let row = e.get(key)?;
-    let path = e.log_path(&row.id);
-    let since = p.value("since").map(parse_since).transpose()?;
-    let until = p.value("until").map(parse_since).transpose()?;
-    let tail: Option<usize> = match p.value("tail") {
-        None | Some("all") => None,
-        Some(n) => Some(
-            n.parse()
-                .or_else(|_| fail(1, format!("invalid value for \"tail\": {n}")))?,
-        ),
+    let opts = berth_engine::logs::LogOptions {
+        since: p.value("since").map(parse_since).transpose()?,
+        until: p.value("until").map(parse_since).transpose()?,
+        tail: match p.value("tail") {
+            None | Some("all") => None,
+            Some(n) => Some(
+                n.parse()
+                    .or_else(|_| fail(1, format!("invalid value for \"tail\": {n}")))?,
+            ),
+        },
+        follow: p.bool("follow"),
     };
     let ts = p.bool("timestamps");
-    let keep = |r: &logs::Record| {
-        let t = record_time(&r.time);
-        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
-    };
-    let mut recs: Vec<logs::Record> = logs::read_all(&path).into_iter().filter(keep).collect();
-    if let Some(n) = tail {
-        let skip = recs.len().saturating_sub(n);
-        recs.drain(..skip);
-    }
-    for r in &recs {
-        print_record(r, ts)?;
-    }
-    if !p.bool("follow") {
-        return Ok(());
-    }
-    let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
-    loop {
-        let running = matches!(
-            e.get(&row.id).map(|r| r.state),
-            Ok(ref s) if s == db::RUNNING || s == db::PAUSED
-        );
-        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-        if size < offset {
-            offset = 0; // rotated
+    // A reader that went away (`logs -f | head`) ends the follow.
+    let mut failed = None;
+    e.logs(key, &opts, &mut |r| match print_record(r, ts) {
+        Ok(()) => true,
+        Err(err) => {
+            failed = Some(err);
+            false
         }
-        if size > offset
-            && let Ok(mut f) = std::fs::File::open(&path)
-        {
-            let mut data = Vec::new();
-            let _ = f.seek(SeekFrom::Start(offset));
-            let _ = f.read_to_end(&mut data);
-            // Only whole lines: a partial one is read next time.
-            if let Some(end) = data.iter().rposition(|&b| b == b'\n') {
-                let (recs, _) = logs::read_records(&data[..=end]);
-                for r in recs.iter().filter(|r| keep(r)) {
-                    print_record(r, ts)?;
-                }
-                offset += end as u64 + 1;
-            }
-        }
-        if !running {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    })?;
+    match failed {
+        Some(err) => Err(err.into()),
+        None => Ok(()),
     }
 }
 

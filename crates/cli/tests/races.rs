@@ -616,3 +616,36 @@ fn wait_conditions_next_exit_and_removed() {
     assert_eq!(rc, 1, "{err}");
     assert!(err.contains("\"soon\""), "{err}");
 }
+
+/// `logs -f` turning from what the file holds to following it while the container writes:
+/// every line is shown once. (docker-py's `containers.run` follows the logs right after
+/// `start`; CI saw it lose the container's last line, which was written between the read
+/// of the file and the follow's open of it.) The API's logs are the same engine call.
+#[test]
+fn a_line_written_as_logs_starts_following_is_shown() {
+    let f = Fixture::new();
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "l",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second; echo third",
+    ]);
+    assert!(wait_until(|| f.ok(&["logs", "l"]) == "first\n"));
+    let g = f.gate("g-logs");
+    let follow = f.paused("logs-read", &g, &["logs", "-f", "l"]);
+    f.ok(&["exec", "l", "sh", "-c", ": > /tmp/go"]);
+    assert!(wait_until(|| f.ok(&["logs", "l"]).ends_with("third\n")));
+    assert!(wait_until(|| f
+        .ok(&["inspect", "-f", "{{.State.Status}}", "l"])
+        .trim()
+        == "exited"));
+    std::fs::write(g.join("go"), "").unwrap();
+    let (rc, out, err) = finish(follow);
+    assert_eq!((rc, out.as_str()), (0, "first\nsecond\nthird\n"), "{err}");
+}

@@ -240,13 +240,43 @@ pub fn read_records(r: impl BufRead) -> (Vec<Record>, u64) {
 
 /// Every record of a container's logs, oldest first.
 pub fn read_all(path: &Path) -> Vec<Record> {
+    read_from(path, File::open(path).ok().as_mut()).0
+}
+
+/// Every record of a container's logs, oldest first, with `current` (the
+/// log file at `path`, opened by the caller) read through its descriptor;
+/// also the offset in `current` after its last whole line, where a follow
+/// goes on. A rotated file that is `current` itself (rotated after it was
+/// opened) is not read twice.
+pub fn read_from(path: &Path, current: Option<&mut File>) -> (Vec<Record>, u64) {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let ino = current
+        .as_ref()
+        .and_then(|f| f.metadata().ok())
+        .map(|m| (m.dev(), m.ino()));
     let mut all = Vec::new();
-    for f in files(path) {
-        if let Ok(file) = File::open(&f) {
+    let files = files(path);
+    for f in &files[..files.len() - 1] {
+        if let Ok(file) = File::open(f) {
+            let same = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+            if same.is_some() && same == ino {
+                continue;
+            }
             all.extend(read_records(BufReader::new(file)).0);
         }
     }
-    all
+    let Some(file) = current else {
+        return (all, 0);
+    };
+    let mut data = Vec::new();
+    if file.seek(SeekFrom::Start(0)).is_err() || file.read_to_end(&mut data).is_err() {
+        return (all, 0);
+    }
+    // Only whole lines: a partial one is read by the follow.
+    let whole = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    all.extend(read_records(&data[..whole]).0);
+    (all, whole as u64)
 }
 
 #[cfg(test)]
@@ -342,7 +372,15 @@ impl crate::Engine {
             let t = record_time(&r.time);
             opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t <= u)
         };
-        let mut recs: Vec<Record> = read_all(&path).into_iter().filter(keep).collect();
+        // The current file is opened before anything is read, and what was
+        // in it is taken from that descriptor: a line the container writes
+        // between the first read and the follow is then read once, never
+        // skipped. Followed through the open file, not the path: the last
+        // lines of a container removed right after it exits (docker-py's
+        // `run` reads the follow only after its `remove`) are still read.
+        let mut file = File::open(&path).ok();
+        let (mut recs, mut offset) = read_from(&path, file.as_mut());
+        recs.retain(|r| keep(r));
         if let Some(n) = opts.tail {
             let skip = recs.len().saturating_sub(n);
             recs.drain(..skip);
@@ -355,14 +393,7 @@ impl crate::Engine {
         if !opts.follow {
             return Ok(());
         }
-        // Followed through an open file, not the path: the last lines of a
-        // container removed right after it exits (docker-py's `run`
-        // reads the follow only after its `remove`) are still read.
-        let mut file = File::open(&path).ok();
-        let mut offset = file
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map_or(0, |m| m.len());
+        crate::test_pause("logs-read");
         loop {
             let running = matches!(
                 self.get(&row.id).map(|r| r.state),
