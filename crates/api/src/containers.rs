@@ -110,6 +110,15 @@ struct HostConfig {
     memory_swappiness: Option<i64>,
     oom_kill_disable: Option<bool>,
     cpuset_mems: Option<String>,
+    blkio_weight: Option<u16>,
+    blkio_weight_device: Option<Vec<berth_engine::config::WeightDevice>>,
+    blkio_device_read_bps: Option<Vec<berth_engine::config::ThrottleDevice>>,
+    blkio_device_write_bps: Option<Vec<berth_engine::config::ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    blkio_device_read_iops: Option<Vec<berth_engine::config::ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    blkio_device_write_iops: Option<Vec<berth_engine::config::ThrottleDevice>>,
+    device_cgroup_rules: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -289,6 +298,13 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         memory_swappiness: h.memory_swappiness.filter(|s| *s != -1),
         oom_kill_disable: h.oom_kill_disable.unwrap_or(false),
         cpuset_mems: h.cpuset_mems.filter(|m| !m.is_empty()),
+        blkio_weight: h.blkio_weight.filter(|w| *w != 0),
+        blkio_weight_device: h.blkio_weight_device.unwrap_or_default(),
+        device_read_bps: h.blkio_device_read_bps.unwrap_or_default(),
+        device_write_bps: h.blkio_device_write_bps.unwrap_or_default(),
+        device_read_iops: h.blkio_device_read_iops.unwrap_or_default(),
+        device_write_iops: h.blkio_device_write_iops.unwrap_or_default(),
+        device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
         expose: b.exposed_ports.unwrap_or_default().into_keys().collect(),
         ..Default::default()
     };
@@ -636,6 +652,9 @@ struct UpdateBody {
     cpuset_cpus: Option<String>,
     pids_limit: Option<i64>,
     restart_policy: Option<RestartPolicy>,
+    memory_reservation: Option<i64>,
+    cpuset_mems: Option<String>,
+    blkio_weight: Option<u16>,
 }
 
 /// POST /containers/{id}/update: `berth update` (zeros leave a value as
@@ -663,10 +682,17 @@ pub async fn update(
         cpuset_cpus: b.cpuset_cpus.filter(|v| !v.is_empty()),
         pids_limit: b.pids_limit.filter(|v| *v != 0),
         restart,
+        memory_reservation: b.memory_reservation.filter(|v| *v != 0),
+        cpuset_mems: b.cpuset_mems.filter(|v| !v.is_empty()),
+        blkio_weight: b.blkio_weight.filter(|v| *v != 0),
     };
     let id = id.to_string();
-    engine(st, move |e| Ok(e.update(&id, &u)?)).await?;
-    Ok(ok_json(&json!({"Warnings": []})))
+    let warnings = engine(st, move |e| {
+        e.update(&id, &u)?;
+        Ok(e.warnings.take())
+    })
+    .await?;
+    Ok(ok_json(&json!({"Warnings": warnings})))
 }
 
 /// GET /containers/{id}/changes: `container diff` (Kind 0 modified, 1

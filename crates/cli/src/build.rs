@@ -879,7 +879,7 @@ fn build(root: &Path, argv: &[String], invoked_as: &str) -> Result<(), Fail> {
     let mut pull = |name: &str| -> Result<(), String> {
         // Ctrl-C stops a pull as it stops `berth pull` (nothing of the build exists yet).
         let _signals = berth_engine::build::SignalsDefault::new();
-        crate::registry::pull_for_run(&store, name).map_err(|f| match f {
+        crate::registry::pull_for_run(&store, name, false).map_err(|f| match f {
             crate::Fail::Cmd(m) | crate::Fail::Usage(m) => m,
         })
     };

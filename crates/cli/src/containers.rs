@@ -461,6 +461,32 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
             );
         }
     }
+    for r in p.all("device-cgroup-rule") {
+        config::device_cgroup_rule(r).map_err(bad)?;
+        c.device_cgroup_rules.push(r.clone());
+    }
+    if let Some(v) = p.value("blkio-weight") {
+        c.blkio_weight = Some(v.parse().or_else(|_| {
+            usage(format!(
+                "invalid argument {v:?} for \"--blkio-weight\" flag: not a number from 0 to 65535"
+            ))
+        })?)
+        .filter(|w| *w != 0);
+    }
+    for d in p.all("blkio-weight-device") {
+        c.blkio_weight_device
+            .push(config::parse_weight_device(d).map_err(bad)?);
+    }
+    for (flag, list, iops) in [
+        ("device-read-bps", &mut c.device_read_bps, false),
+        ("device-write-bps", &mut c.device_write_bps, false),
+        ("device-read-iops", &mut c.device_read_iops, true),
+        ("device-write-iops", &mut c.device_write_iops, true),
+    ] {
+        for d in p.all(flag) {
+            list.push(config::parse_throttle_device(&format!("--{flag}"), d, iops).map_err(bad)?);
+        }
+    }
     for d in p.all("device") {
         c.devices.push(config::parse_device(d).map_err(bad)?);
     }
@@ -610,11 +636,13 @@ fn create_with(e: &mut Engine, p: &Parsed, cfg: RunConfig, starting: bool) -> R<
     if policy != "never" {
         let store = e.images().map_err(engine125)?;
         let here = store.get(&cfg.image).is_ok();
+        // -q: docker's client says nothing of the pull.
+        let quiet = p.bool("quiet");
         if policy == "always" || !here {
-            if !here {
+            if !here && !quiet {
                 eprintln!("Unable to find image '{}' locally", cfg.image);
             }
-            crate::registry::pull_for_run(&store, &cfg.image).map_err(|f| match f {
+            crate::registry::pull_for_run(&store, &cfg.image, quiet).map_err(|f| match f {
                 crate::Fail::Usage(m) | crate::Fail::Cmd(m) => Failure {
                     code: 125,
                     msg: m,

@@ -339,6 +339,9 @@ pub fn update(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
             cpuset_cpus: p.value("cpuset-cpus").map(String::from),
             pids_limit: int_flag(p, "pids-limit")?,
             restart: p.value("restart").map(String::from),
+            memory_reservation: size_flag(p, "memory-reservation")?,
+            cpuset_mems: p.value("cpuset-mems").map(String::from),
+            blkio_weight: int_flag(p, "blkio-weight")?,
         };
     if req.is_empty() {
         return usage("you must provide one or more flags when using this command");
@@ -352,6 +355,10 @@ pub fn update(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
                 failed = true;
             }
         }
+    }
+    // docker's client (28): the daemon's warnings on stdout, after the names.
+    for w in e.warnings.take() {
+        writeln!(out, "{w}")?;
     }
     if failed {
         return fail(1, "");

@@ -263,7 +263,7 @@ pub fn pull(store: &ImageStore, p: &Parsed, out: &mut dyn Write) -> Res {
 
 /// `run`/`create` of an image that is not here (or `--pull always`):
 /// pulled as `pull` would, the progress on stderr.
-pub fn pull_for_run(store: &ImageStore, name: &str) -> Res {
+pub fn pull_for_run(store: &ImageStore, name: &str, quiet: bool) -> Res {
     let cfg = RegistriesConfig::load_default()?;
     let reference = with_default_tag(resolve(name, &cfg)?)?;
     let rt = runtime()?;
@@ -273,7 +273,7 @@ pub fn pull_for_run(store: &ImageStore, name: &str) -> Res {
         store,
         &reference,
         &PullOptions::default(),
-        false,
+        quiet,
         true,
     )?;
     let f = reference.familiar();

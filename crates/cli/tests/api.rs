@@ -1295,7 +1295,62 @@ fn docker_diff_and_update() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // update's other fields (MemoryReservation, CpusetMems, BlkioWeight: dropped with the
+    // daemon's warning where the kernel has no weight file).
+    let o = s.docker(&[
+        "update",
+        "--memory-reservation",
+        "16m",
+        "--cpuset-mems",
+        "0",
+        "--blkio-weight",
+        "300",
+        "dd",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let weights = Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+        || Path::new("/sys/fs/cgroup/blkio/blkio.bfq.weight").exists();
+    if !weights {
+        // docker 28's client prints the daemon's warnings on stdout.
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Weight discarded"),
+            "{o:?}"
+        );
+    }
+    let v = s.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.MemoryReservation}} {{.HostConfig.CpusetMems}} {{.HostConfig.BlkioWeight}}",
+        "dd",
+    ]);
+    assert_eq!(
+        v.trim(),
+        format!("16777216 0 {}", if weights { 300 } else { 0 })
+    );
     s.ok(&["rm", "-f", "dd"]);
+    // The block I/O throttles and device cgroup rules of HostConfig, as the docker CLI
+    // sends them (a loop device of the test's).
+    let lo = common::LoopDevice::new(&s.dir);
+    let rule = "c 42:* rmw";
+    s.ok(&[
+        "create",
+        "--name",
+        "io",
+        "--device-read-bps",
+        &format!("{}:1mb", lo.0),
+        "--device-write-iops",
+        &format!("{}:50", lo.0),
+        "--device-cgroup-rule",
+        rule,
+        "busybox",
+        "true",
+    ]);
+    let v: Value = serde_json::from_str(&s.ok(&["inspect", "io"])).unwrap();
+    let h = &v[0]["HostConfig"];
+    assert_eq!(h["BlkioDeviceReadBps"][0]["Rate"], 1 << 20, "{h}");
+    assert_eq!(h["BlkioDeviceWriteIOps"][0]["Rate"], 50, "{h}");
+    assert_eq!(h["DeviceCgroupRules"][0], rule, "{h}");
+    s.ok(&["rm", "io"]);
 }
 
 /// `docker system prune` (containers, networks, volumes, images, build

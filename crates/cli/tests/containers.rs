@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{RootfsTar, TestNetns, berth, berth_command, berth_shell, fails, monitor_pids, ok};
+use common::{
+    LoopDevice, RootfsTar, TestNetns, berth, berth_command, berth_shell, fails, monitor_pids, ok,
+};
 
 const LINKS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "true", "false", "id", "hostname", "pwd", "touch", "grep",
@@ -3236,4 +3238,203 @@ fn memory_and_cpuset_tuning() {
     ] {
         f.create_refused(args, msg);
     }
+}
+
+/// The block I/O flags: `--device-read-bps` and `--device-write-iops` slow the container's
+/// direct I/O on a loop device to their rates (2 MiB read at 1 MiB/s, 100 writes at 50
+/// per second: each takes well over a second, where unthrottled it takes milliseconds);
+/// `--device-cgroup-rule` lets it open a device node it makes (major 42, which no driver
+/// has: ENXIO instead of the cgroup's EPERM); `inspect` shows them as docker's
+/// HostConfig does; a weight the kernel cannot enforce (no CFQ/BFQ) is dropped with
+/// docker's warning; docker's refusals. `update` sets a weight, a memory reservation and
+/// memory nodes.
+#[test]
+fn block_io_limits_and_device_cgroup_rules() {
+    let f = Fixture::new();
+    let lo = LoopDevice::new(&f.dir);
+    let dev = lo.0.as_str();
+    let timed = |args: &[&str], script: &str| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "sh", "-c", script]);
+        let t = Instant::now();
+        let o = berth(&f.root, &a);
+        (o, t.elapsed())
+    };
+    let dev_b = format!("{dev}:/dev/b");
+    let read_limit = format!("{dev}:1mb");
+    let (o, took) = timed(
+        &["--device", &dev_b, "--device-read-bps", &read_limit],
+        "busybox dd if=/dev/b of=/dev/null bs=256k count=8 iflag=direct 2>&1",
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("8+0 records in"),
+        "{o:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(1200),
+        "2 MiB read in {took:?}"
+    );
+    let write_limit = format!("{dev}:50");
+    let (o, took) = timed(
+        &["--device", &dev_b, "--device-write-iops", &write_limit],
+        "busybox dd if=/dev/zero of=/dev/b bs=4k count=100 oflag=direct 2>&1",
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        took >= Duration::from_millis(1200),
+        "100 writes in {took:?}"
+    );
+
+    let open42 = "busybox mknod /tmp/c c 42 0 && exec 3</tmp/c";
+    let (o, _) = timed(&[], open42);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Operation not permitted"), "{o:?}");
+    let (o, _) = timed(&["--device-cgroup-rule", "c 42:* rmw"], open42);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && !err.contains("Operation not permitted"),
+        "{o:?}"
+    );
+
+    let o = berth(
+        &f.root,
+        &[
+            "create",
+            "--name",
+            "b",
+            "--blkio-weight",
+            "300",
+            "--blkio-weight-device",
+            &format!("{dev}:200"),
+            "--device-read-bps",
+            &read_limit,
+            "--device-write-iops",
+            &write_limit,
+            "--device-cgroup-rule",
+            "c 42:* rmw",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let weights = ["blkio.weight", "blkio.bfq.weight"]
+        .iter()
+        .any(|w| Path::new("/sys/fs/cgroup/blkio").join(w).exists())
+        || !Path::new("/sys/fs/cgroup/blkio").exists();
+    let h = f.inspect("b")["HostConfig"].clone();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if weights {
+        assert_eq!(h["BlkioWeight"], 300);
+    } else {
+        // This host (cgroup v1, blk-mq without BFQ) has no weight files: docker's daemon
+        // drops the weights with these warnings.
+        assert!(
+            err.contains("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."),
+            "{err}"
+        );
+        assert!(err.contains("Weight-device discarded"), "{err}");
+        assert_eq!(h["BlkioWeight"], 0);
+    }
+    assert_eq!(
+        h["BlkioDeviceReadBps"],
+        serde_json::json!([{"Path": dev, "Rate": 1 << 20}])
+    );
+    assert_eq!(
+        h["BlkioDeviceWriteIOps"],
+        serde_json::json!([{"Path": dev, "Rate": 50}])
+    );
+    assert_eq!(h["BlkioDeviceReadIOps"], serde_json::json!([]));
+    assert_eq!(h["DeviceCgroupRules"], serde_json::json!(["c 42:* rmw"]));
+    f.ok(&["rm", "b"]);
+
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "u",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let o = berth(
+        &f.root,
+        &[
+            "update",
+            "--blkio-weight",
+            "400",
+            "--memory-reservation",
+            "16m",
+            "--cpuset-mems",
+            "0",
+            "u",
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    // docker 28: the warnings on stdout, after the names.
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.starts_with("u\n"), "{o:?}");
+    let h = f.inspect("u")["HostConfig"].clone();
+    assert_eq!(h["BlkioWeight"], if weights { 400 } else { 0 });
+    assert_eq!(h["MemoryReservation"], 16 << 20);
+    assert_eq!(h["CpusetMems"], "0");
+    if !weights {
+        assert!(stdout.contains("Weight discarded"), "{o:?}");
+    }
+    let soft = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "cat /sys/fs/cgroup/memory.low"
+    } else {
+        "cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes"
+    };
+    assert_eq!(
+        f.ok(&["exec", "u", "sh", "-c", soft]).trim(),
+        (16 << 20).to_string()
+    );
+    f.ok(&["rm", "-f", "u"]);
+
+    for (args, msg) in [
+        (&["--device-read-bps", "foo"][..], "bad format: foo"),
+        (
+            &["--device-read-bps", "/tmp/x:1mb"],
+            "bad format for device path: /tmp/x:1mb",
+        ),
+        (
+            &["--device-read-bps", "/dev/null:abc"],
+            "invalid rate for device: /dev/null:abc. The correct format is <device-path>:<number>[<unit>]",
+        ),
+        (
+            &["--device-write-iops", "/dev/null:1.5"],
+            "invalid rate for device: /dev/null:1.5. The correct format is <device-path>:<number>. Number must be a positive integer",
+        ),
+        (
+            &["--blkio-weight-device", "/dev/null:5"],
+            "invalid weight for device: /dev/null:5",
+        ),
+        (
+            &["--device-read-bps", "/dev/null:1mb"],
+            "/dev/null is not a block device",
+        ),
+        (&["--device-read-iops", "/dev/nope:10"], "stat /dev/nope"),
+        (
+            &["--device-cgroup-rule", "x 1:3 r"],
+            "invalid device cgroup format 'x 1:3 r'",
+        ),
+        (
+            &["--device-cgroup-rule", "c 1:3  r"],
+            "invalid device cgroup format 'c 1:3  r'",
+        ),
+        (&["--blkio-weight", "abc"], "--blkio-weight"),
+    ] {
+        f.create_refused(args, msg);
+    }
+    if weights {
+        f.create_refused(
+            &["--blkio-weight", "5"],
+            "Range of blkio weight is from 10 to 1000",
+        );
+    }
+    assert_eq!(f.ok(&["ps", "-aq"]), "");
 }

@@ -512,36 +512,16 @@ fn run_pulls_a_missing_image() {
     // stderr, the container's output on stdout). `--network none`: berth
     // runs in this machine's namespace here (the registry listens on its
     // 127.0.0.1), so its containers must not make bridges or rules in it.
-    let o = u.run(
-        "b",
-        &[
-            "run",
-            "--network",
-            "none",
-            "--rm",
-            "--pull",
-            "never",
-            &tag,
-            "/busybox",
-            "true",
-        ],
-        None,
-    );
+    let run = |flags: &[&str], cmd: &[&str]| {
+        let mut a = vec!["run", "--network", "none", "--rm"];
+        a.extend_from_slice(flags);
+        a.push(&tag);
+        a.extend_from_slice(cmd);
+        u.run("b", &a, None)
+    };
+    let o = run(&["--pull", "never"], &["/busybox", "true"]);
     assert_eq!(o.status.code(), Some(125));
-    let o = u.run(
-        "b",
-        &[
-            "run",
-            "--network",
-            "none",
-            "--rm",
-            &tag,
-            "/busybox",
-            "cat",
-            "/hello",
-        ],
-        None,
-    );
+    let o = run(&[], &["/busybox", "cat", "/hello"]);
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
@@ -553,28 +533,14 @@ fn run_pulls_a_missing_image() {
         "{err}"
     );
     // Here now: no pull; --pull always checks the registry again.
-    let o = u.run(
-        "b",
-        &["run", "--network", "none", "--rm", &tag, "/busybox", "true"],
-        None,
-    );
+    let o = run(&[], &["/busybox", "true"]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("Pulling"));
-    let o = u.run(
-        "b",
-        &[
-            "run",
-            "--network",
-            "none",
-            "--rm",
-            "--pull",
-            "always",
-            &tag,
-            "/busybox",
-            "true",
-        ],
-        None,
-    );
+    let o = run(&["--pull", "always"], &["/busybox", "true"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("Image is up to date"));
+    // -q: the pull says nothing (docker's "Suppress the pull output").
+    let o = run(&["-q", "--pull", "always"], &["/busybox", "true"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "", "{o:?}");
     let o = u.run(
         "b",
         &[

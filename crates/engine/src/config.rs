@@ -68,6 +68,121 @@ pub fn parse_device(s: &str) -> Result<DeviceMapping> {
     })
 }
 
+/// A `--blkio-weight-device` (docker's `WeightDevice`): the relative I/O weight on one
+/// block device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WeightDevice {
+    pub path: String,
+    pub weight: u16,
+}
+
+/// A `--device-read-bps`, `--device-write-bps`, `--device-read-iops` or
+/// `--device-write-iops` (docker's `ThrottleDevice`): bytes or operations per second on one
+/// block device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
+}
+
+/// Splits docker's `<device-path>:<value>`; the path must be under /dev.
+fn device_and_value<'a>(flag: &str, s: &'a str) -> Result<(&'a str, &'a str)> {
+    let Some((path, value)) = s.split_once(':').filter(|(_, v)| !v.contains(':')) else {
+        return Err(invalid(flag, format!("bad format: {s}")));
+    };
+    if !path.starts_with("/dev/") {
+        return Err(invalid(flag, format!("bad format for device path: {s}")));
+    }
+    Ok((path, value))
+}
+
+/// `--blkio-weight-device /dev/sda:300` as docker parses it (a weight of 10 to 1000; 0
+/// leaves the device at the container's weight).
+pub fn parse_weight_device(s: &str) -> Result<WeightDevice> {
+    let flag = "--blkio-weight-device";
+    let (path, value) = device_and_value(flag, s)?;
+    match value.parse::<u16>() {
+        Ok(w) if w == 0 || (10..=1000).contains(&w) => Ok(WeightDevice {
+            path: path.to_string(),
+            weight: w,
+        }),
+        _ => Err(invalid(flag, format!("invalid weight for device: {s}"))),
+    }
+}
+
+/// `--device-read-bps /dev/sda:1mb` (a size: kb, mb, gb) or, `iops`, `--device-read-iops
+/// /dev/sda:1000` (a plain number) as docker parses them.
+pub fn parse_throttle_device(flag: &str, s: &str, iops: bool) -> Result<ThrottleDevice> {
+    let (path, value) = device_and_value(flag, s)?;
+    let rate = if iops {
+        value.parse::<u64>().ok()
+    } else if value.starts_with(|c: char| c.is_ascii_digit()) {
+        parse_size(value).ok().and_then(|r| u64::try_from(r).ok())
+    } else {
+        None
+    };
+    let Some(rate) = rate else {
+        let unit = if iops {
+            "<number>. Number must be a positive integer"
+        } else {
+            "<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb"
+        };
+        return Err(invalid(
+            flag,
+            format!("invalid rate for device: {s}. The correct format is <device-path>:{unit}"),
+        ));
+    };
+    Ok(ThrottleDevice {
+        path: path.to_string(),
+        rate,
+    })
+}
+
+/// One `--device-cgroup-rule` (docker's form, `TYPE MAJOR:MINOR ACCESS`: `c 1:3 mr`,
+/// `b 7:* rw`, `a *:* rwm`) as an OCI `linux.resources.devices` entry.
+pub fn device_cgroup_rule(s: &str) -> Result<serde_json::Value> {
+    let bad = || {
+        invalid(
+            "--device-cgroup-rule",
+            format!("invalid device cgroup format '{s}'"),
+        )
+    };
+    let number = |n: &str| -> Result<Option<i64>> {
+        if n == "*" {
+            return Ok(None);
+        }
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        n.parse().map(Some).map_err(|_| bad())
+    };
+    let f: Vec<&str> = s.split(' ').collect();
+    let [kind, numbers, access] = f[..] else {
+        return Err(bad());
+    };
+    if !matches!(kind, "a" | "b" | "c") {
+        return Err(bad());
+    }
+    let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
+    let (major, minor) = (number(major)?, number(minor)?);
+    if access.is_empty()
+        || access.len() > 3
+        || !access.bytes().all(|b| matches!(b, b'r' | b'w' | b'm'))
+    {
+        return Err(bad());
+    }
+    let mut rule = serde_json::json!({ "allow": true, "type": kind, "access": access });
+    if let Some(m) = major {
+        rule["major"] = m.into();
+    }
+    if let Some(m) = minor {
+        rule["minor"] = m.into();
+    }
+    Ok(rule)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ulimit {
     pub name: String,
@@ -194,6 +309,20 @@ pub struct RunConfig {
     pub oom_kill_disable: bool,
     /// `--cpuset-mems`: the memory nodes it may use.
     pub cpuset_mems: Option<String>,
+    /// `--blkio-weight` 10..=1000 (0 or unset: the host's).
+    pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device`.
+    pub blkio_weight_device: Vec<WeightDevice>,
+    /// `--device-read-bps`.
+    pub device_read_bps: Vec<ThrottleDevice>,
+    /// `--device-write-bps`.
+    pub device_write_bps: Vec<ThrottleDevice>,
+    /// `--device-read-iops`.
+    pub device_read_iops: Vec<ThrottleDevice>,
+    /// `--device-write-iops`.
+    pub device_write_iops: Vec<ThrottleDevice>,
+    /// `--device-cgroup-rule` as given (`c 1:3 mr`).
+    pub device_cgroup_rules: Vec<String>,
 }
 
 /// docker's default size of a container's /dev/shm.
@@ -614,6 +743,64 @@ pub fn parse_add_host(s: &str) -> Result<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_io_and_device_cgroup_flags_parse_as_dockers() {
+        let w = parse_weight_device("/dev/sda:300").unwrap();
+        assert_eq!((w.path.as_str(), w.weight), ("/dev/sda", 300));
+        assert_eq!(parse_weight_device("/dev/sda:0").unwrap().weight, 0);
+        for bad in [
+            "/dev/sda:5",
+            "/dev/sda:1001",
+            "/dev/sda:x",
+            "/dev/sda",
+            "sda:300",
+        ] {
+            assert!(parse_weight_device(bad).is_err(), "{bad}");
+        }
+        let t = parse_throttle_device("--device-read-bps", "/dev/sda:1.5mb", false).unwrap();
+        assert_eq!(t.rate, 1_572_864);
+        assert_eq!(
+            parse_throttle_device("--device-read-bps", "/dev/sda:10", false)
+                .unwrap()
+                .rate,
+            10
+        );
+        let t = parse_throttle_device("--device-read-iops", "/dev/sda:1000", true).unwrap();
+        assert_eq!(t.rate, 1000);
+        for (s, iops) in [
+            ("/dev/sda:1mb", true),
+            ("/dev/sda:-1", false),
+            ("/dev/sda:mb", false),
+            ("/dev/sda:1:2", false),
+        ] {
+            assert!(
+                parse_throttle_device("--device-read-bps", s, iops).is_err(),
+                "{s}"
+            );
+        }
+        let r = device_cgroup_rule("c 1:3 mr").unwrap();
+        assert_eq!(
+            r,
+            serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "mr"})
+        );
+        let r = device_cgroup_rule("a *:* rwm").unwrap();
+        assert!(r.get("major").is_none() && r.get("minor").is_none(), "{r}");
+        assert_eq!(device_cgroup_rule("b 7:* rw").unwrap()["major"], 7);
+        for bad in [
+            "c",
+            "c 1:3",
+            "x 1:3 r",
+            "c 1:3 rx",
+            "c 1:3 rwmr",
+            "c 1 r",
+            "c 1:3  r",
+            "c -1:3 r",
+            "c 1:3 ",
+        ] {
+            assert!(device_cgroup_rule(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {

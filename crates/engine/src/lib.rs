@@ -265,6 +265,9 @@ impl Engine {
                 );
             }
         }
+        for w in spec::drop_unsupported_block_io(&mut cfg) {
+            self.warnings.borrow_mut().push(w);
+        }
         if cfg.oom_kill_disable && cfg.memory.is_none_or(|m| m <= 0) {
             self.warnings.borrow_mut().push(
                 "Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.".into(),

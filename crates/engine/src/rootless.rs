@@ -241,11 +241,20 @@ pub fn drop_limits(cfg: &mut crate::RunConfig) -> Option<String> {
         || cfg.cpu_shares.is_some()
         || cfg.cpu_quota.is_some()
         || cfg.cpu_period.is_some();
+    let memory = cfg.memory.is_some()
+        || cfg.memory_swap.is_some()
+        || cfg.memory_reservation.is_some()
+        || cfg.memory_swappiness.is_some()
+        || cfg.oom_kill_disable;
     let need: Vec<&str> = [
-        (cfg.memory.is_some() || cfg.memory_swap.is_some(), "memory"),
+        (memory, "memory"),
         (cpu, "cpu"),
-        (cfg.cpuset_cpus.is_some(), "cpuset"),
+        (
+            cfg.cpuset_cpus.is_some() || cfg.cpuset_mems.is_some(),
+            "cpuset",
+        ),
         (cfg.pids_limit.is_some_and(|p| p > 0), "pids"),
+        (crate::spec::wants_block_io(cfg), "io"),
     ]
     .into_iter()
     .filter_map(|(asked, c)| asked.then_some(c))
@@ -285,6 +294,16 @@ pub fn drop_limits(cfg: &mut crate::RunConfig) -> Option<String> {
     cfg.cpu_period = None;
     cfg.cpuset_cpus = None;
     cfg.pids_limit = None;
+    cfg.memory_reservation = None;
+    cfg.memory_swappiness = None;
+    cfg.oom_kill_disable = false;
+    cfg.cpuset_mems = None;
+    cfg.blkio_weight = None;
+    cfg.blkio_weight_device.clear();
+    cfg.device_read_bps.clear();
+    cfg.device_write_bps.clear();
+    cfg.device_read_iops.clear();
+    cfg.device_write_iops.clear();
     Some(why)
 }
 

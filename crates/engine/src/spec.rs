@@ -313,6 +313,9 @@ pub fn build(
         linux_devices.push(node);
         devices.push(rule);
     }
+    for r in &cfg.device_cgroup_rules {
+        devices.push(crate::config::device_cgroup_rule(r)?);
+    }
     if cfg.privileged {
         devices = vec![json!({ "allow": true, "access": "rwm" })];
     }
@@ -570,7 +573,142 @@ pub fn limits(cfg: &RunConfig) -> Result<Value> {
     if let Some(p) = cfg.pids_limit.filter(|p| *p != 0) {
         resources["pids"] = json!({ "limit": p });
     }
+    let block_io = block_io(cfg)?;
+    if block_io.as_object().is_some_and(|o| !o.is_empty()) {
+        resources["blockIO"] = block_io;
+    }
     Ok(resources)
+}
+
+/// The OCI `linux.resources.blockIO` of `--blkio-weight`, `--blkio-weight-device` and the
+/// `--device-{read,write}-{bps,iops}` throttles, their device paths taken to the numbers
+/// of the block devices they name.
+fn block_io(cfg: &RunConfig) -> Result<Value> {
+    let mut b = json!({});
+    if let Some(w) = cfg.blkio_weight.filter(|w| *w > 0) {
+        if !(10..=1000).contains(&w) {
+            return Err(invalid(
+                "--blkio-weight",
+                "Range of blkio weight is from 10 to 1000",
+            ));
+        }
+        b["weight"] = json!(w);
+    }
+    let mut weights = vec![];
+    for d in &cfg.blkio_weight_device {
+        if d.weight != 0 && !(10..=1000).contains(&d.weight) {
+            return Err(invalid(
+                "--blkio-weight-device",
+                format!("invalid weight for device: {}:{}", d.path, d.weight),
+            ));
+        }
+        let (major, minor) = block_device("--blkio-weight-device", &d.path)?;
+        weights.push(json!({ "major": major, "minor": minor, "weight": d.weight }));
+    }
+    if !weights.is_empty() {
+        b["weightDevice"] = json!(weights);
+    }
+    for (list, flag, key) in [
+        (
+            &cfg.device_read_bps,
+            "--device-read-bps",
+            "throttleReadBpsDevice",
+        ),
+        (
+            &cfg.device_write_bps,
+            "--device-write-bps",
+            "throttleWriteBpsDevice",
+        ),
+        (
+            &cfg.device_read_iops,
+            "--device-read-iops",
+            "throttleReadIOPSDevice",
+        ),
+        (
+            &cfg.device_write_iops,
+            "--device-write-iops",
+            "throttleWriteIOPSDevice",
+        ),
+    ] {
+        let mut v = vec![];
+        for d in list {
+            let (major, minor) = block_device(flag, &d.path)?;
+            v.push(json!({ "major": major, "minor": minor, "rate": d.rate }));
+        }
+        if !v.is_empty() {
+            b[key] = json!(v);
+        }
+    }
+    Ok(b)
+}
+
+/// Whether `cfg` asks for any block I/O weight or throttle.
+pub fn wants_block_io(cfg: &RunConfig) -> bool {
+    cfg.blkio_weight.is_some_and(|w| w > 0)
+        || !cfg.blkio_weight_device.is_empty()
+        || !cfg.device_read_bps.is_empty()
+        || !cfg.device_write_bps.is_empty()
+        || !cfg.device_read_iops.is_empty()
+        || !cfg.device_write_iops.is_empty()
+}
+
+/// What of the block I/O limits this host's kernel cannot enforce (no CFQ or BFQ scheduler
+/// for a weight, no throttling), dropped from `cfg` as docker's daemon drops them; the
+/// returned warnings are docker's.
+pub fn drop_unsupported_block_io(cfg: &mut RunConfig) -> Vec<String> {
+    if !wants_block_io(cfg) {
+        return vec![];
+    }
+    let have = berth_runtime::cgroups::Layout::detect()
+        .map(|l| l.block_io_support())
+        .unwrap_or_default();
+    let mut warnings = vec![];
+    let mut warn = |w: &str| warnings.push(w.to_string());
+    if !have.weight && cfg.blkio_weight.take().is_some_and(|w| w > 0) {
+        warn(
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+        );
+    }
+    if !have.weight_device && !std::mem::take(&mut cfg.blkio_weight_device).is_empty() {
+        warn(
+            "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
+        );
+    }
+    if !have.throttle {
+        for (list, what) in [
+            (
+                &mut cfg.device_read_bps,
+                "BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit",
+            ),
+            (
+                &mut cfg.device_write_bps,
+                "BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit",
+            ),
+            (
+                &mut cfg.device_read_iops,
+                "IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit",
+            ),
+            (
+                &mut cfg.device_write_iops,
+                "IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit",
+            ),
+        ] {
+            if !std::mem::take(list).is_empty() {
+                warn(&format!("Your kernel does not support {what} discarded."));
+            }
+        }
+    }
+    warnings
+}
+
+/// The major and minor numbers of the block device at `path` (a limit of `flag`).
+fn block_device(flag: &str, path: &str) -> Result<(u32, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(path).map_err(|e| invalid(flag, format!("stat {path}: {e}")))?;
+    if !m.file_type().is_block_device() {
+        return Err(invalid(flag, format!("{path} is not a block device")));
+    }
+    Ok((libc::major(m.rdev()), libc::minor(m.rdev())))
 }
 
 /// docker's smallest memory limit.

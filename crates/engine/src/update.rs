@@ -24,6 +24,9 @@ pub struct UpdateRequest {
     pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
     pub restart: Option<String>,
+    pub memory_reservation: Option<i64>,
+    pub cpuset_mems: Option<String>,
+    pub blkio_weight: Option<u16>,
 }
 
 impl UpdateRequest {
@@ -38,6 +41,9 @@ impl UpdateRequest {
             && self.cpuset_cpus.is_none()
             && self.pids_limit.is_none()
             && self.restart.is_none()
+            && self.memory_reservation.is_none()
+            && self.cpuset_mems.is_none()
+            && self.blkio_weight.is_none()
     }
 }
 
@@ -114,6 +120,15 @@ pub fn updated_config(cfg: &crate::RunConfig, req: &UpdateRequest) -> Result<cra
         validate_cpuset(c)?;
         new.cpuset_cpus = Some(c.clone());
     }
+    if let Some(r) = req.memory_reservation.filter(|r| *r != 0) {
+        new.memory_reservation = Some(r);
+    }
+    if let Some(m) = req.cpuset_mems.as_ref().filter(|m| !m.is_empty()) {
+        new.cpuset_mems = Some(m.clone());
+    }
+    if let Some(w) = req.blkio_weight.filter(|w| *w != 0) {
+        new.blkio_weight = Some(w);
+    }
     if let Some(p) = req.pids_limit.filter(|p| *p != 0) {
         // docker: 0 and -1 both mean unlimited; -1 is what is written.
         new.pids_limit = Some(if p < 0 { -1 } else { p });
@@ -173,7 +188,12 @@ impl Engine {
             return Err(crate::marked_for_removal(&row));
         }
         let cfg = row_config(&row);
-        let new = updated_config(&cfg, req)?;
+        let mut new = updated_config(&cfg, req)?;
+        if new.blkio_weight != cfg.blkio_weight {
+            for w in crate::spec::drop_unsupported_block_io(&mut new) {
+                self.warnings.borrow_mut().push(w);
+            }
+        }
         let limits = crate::spec::limits(&new)?;
         if matches!(row.state.as_str(), db::RUNNING | db::PAUSED) {
             self.apply_limits(&row.id, &cfg, &new, &limits)?;
@@ -216,12 +236,23 @@ impl Engine {
         let cg = &c.record.cgroup;
         let mut res = limits.clone();
         // Unchanged memory is not written again (the v1 swap order needs
-        // both values only when one of them moves).
-        if old.memory == new.memory && old.memory_swap == new.memory_swap {
-            res.as_object_mut().map(|o| o.remove("memory"));
-        }
-        if new.memory.is_none() {
-            res.as_object_mut().map(|o| o.remove("memory"));
+        // both values only when one of them moves), nor are the settings
+        // `update` cannot change (swappiness, the OOM killer).
+        if let Some(m) = res.get_mut("memory").and_then(Value::as_object_mut) {
+            if new.memory.is_none()
+                || (old.memory == new.memory && old.memory_swap == new.memory_swap)
+            {
+                m.remove("limit");
+                m.remove("swap");
+            }
+            if old.memory_reservation == new.memory_reservation {
+                m.remove("reservation");
+            }
+            m.remove("swappiness");
+            m.remove("disableOOMKiller");
+            if m.is_empty() {
+                res.as_object_mut().map(|o| o.remove("memory"));
+            }
         }
         // v1 refuses a limit below what it cannot reclaim (EBUSY); v2 takes
         // it and OOM-kills the container: refused here first.

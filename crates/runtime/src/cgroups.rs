@@ -401,6 +401,78 @@ fn enable_controllers(mountpoint: &Path, path: &Path, only: Option<&str>) -> Res
     Ok(())
 }
 
+/// What of `linux.resources.blockIO` the host's kernel can enforce (docker's `sysinfo`
+/// checks, which drop what is missing with a warning instead of failing the start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockIoSupport {
+    /// A weight (v1 `blkio.weight` or `blkio.bfq.weight`, v2 `io.weight` or
+    /// `io.bfq.weight`: the CFQ or BFQ scheduler, or v2's io.cost).
+    pub weight: bool,
+    /// A weight per device.
+    pub weight_device: bool,
+    /// Throttling (v1 `blkio.throttle.*`, v2 `io.max`).
+    pub throttle: bool,
+}
+
+impl Layout {
+    /// What of blockIO this host supports (see [`BlockIoSupport`]).
+    pub fn block_io_support(&self) -> BlockIoSupport {
+        let has = |dir: &Path, f: &str| dir.join(f).exists();
+        if self.is_unified() {
+            let Some(root) = self.hierarchies.first().map(|h| h.mountpoint.clone()) else {
+                return BlockIoSupport::default();
+            };
+            let io = std::fs::read_to_string(root.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"));
+            if !io {
+                return BlockIoSupport::default();
+            }
+            // The root has no io.max nor io.weight: a cgroup with io enabled shows which
+            // files the kernel has (ours, else one under the root).
+            let own = own_unified_path()
+                .map(|p| root.join(p.strip_prefix("/").unwrap_or(&p)))
+                .filter(|d| d != &root);
+            let children = std::fs::read_dir(&root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path());
+            let sample = own
+                .into_iter()
+                .chain(children)
+                .find(|d| has(d, "io.stat") && has(d, "cgroup.procs"));
+            return match sample {
+                Some(d) => {
+                    let weight = has(&d, "io.weight") || has(&d, "io.bfq.weight");
+                    BlockIoSupport {
+                        weight,
+                        weight_device: weight,
+                        throttle: has(&d, "io.max"),
+                    }
+                }
+                None => BlockIoSupport {
+                    weight: has(&root, "io.cost.qos"),
+                    weight_device: has(&root, "io.cost.qos"),
+                    throttle: true,
+                },
+            };
+        }
+        let Some(h) = self
+            .hierarchies
+            .iter()
+            .find(|h| !h.unified && h.controllers.iter().any(|c| c == "blkio"))
+        else {
+            return BlockIoSupport::default();
+        };
+        let d = &h.mountpoint;
+        BlockIoSupport {
+            weight: has(d, "blkio.weight") || has(d, "blkio.bfq.weight"),
+            weight_device: has(d, "blkio.weight_device") || has(d, "blkio.bfq.weight_device"),
+            throttle: has(d, "blkio.throttle.read_bps_device"),
+        }
+    }
+}
+
 /// The cgroup of the calling process in the unified hierarchy (the `0::`
 /// line of /proc/self/cgroup).
 pub fn own_unified_path() -> Option<PathBuf> {

@@ -15,6 +15,22 @@ const ENV_FILE: Flag = opt(
 );
 
 /// The container configuration flags `run` and `create` share.
+/// The flags `run`/`create` and `update` share.
+const BLKIO_WEIGHT: Flag = opt(
+    "blkio-weight",
+    None,
+    "uint16",
+    "Block IO (relative weight), between 10 and 1000, or 0 to disable",
+)
+.default("0");
+const CPUSET_MEMS: Flag = opt(
+    "cpuset-mems",
+    None,
+    "string",
+    "MEMs in which to allow execution (0-3, 0,1)",
+);
+const MEMORY_RESERVATION: Flag = opt("memory-reservation", None, "bytes", "Memory soft limit");
+
 const CONFIG: &[Flag] = &[
     opt(
         "add-host",
@@ -125,12 +141,6 @@ const CONFIG: &[Flag] = &[
     ),
     opt("memory", Some('m'), "bytes", "Memory limit"),
     opt(
-        "memory-reservation",
-        None,
-        "bytes",
-        "Memory soft limit",
-    ),
-    opt(
         "memory-swappiness",
         None,
         "int",
@@ -138,12 +148,9 @@ const CONFIG: &[Flag] = &[
     )
     .default("-1"),
     switch("oom-kill-disable", None, "Disable OOM Killer"),
-    opt(
-        "cpuset-mems",
-        None,
-        "string",
-        "MEMs in which to allow execution (0-3, 0,1)",
-    ),
+    CPUSET_MEMS,
+    BLKIO_WEIGHT,
+    MEMORY_RESERVATION,
     opt(
         "memory-swap",
         None,
@@ -200,6 +207,48 @@ const CONFIG: &[Flag] = &[
         "Cgroup namespace to use (host|private)",
     ),
     opt("device", None, "list", "Add a host device to the container"),
+    opt(
+        "device-cgroup-rule",
+        None,
+        "list",
+        "Add a rule to the cgroup allowed devices list",
+    ),
+    opt(
+        "blkio-weight-device",
+        None,
+        "list",
+        "Block IO weight (relative device weight)",
+    )
+    .default("[]"),
+    opt(
+        "device-read-bps",
+        None,
+        "list",
+        "Limit read rate (bytes per second) from a device",
+    )
+    .default("[]"),
+    opt(
+        "device-read-iops",
+        None,
+        "list",
+        "Limit read rate (IO per second) from a device",
+    )
+    .default("[]"),
+    opt(
+        "device-write-bps",
+        None,
+        "list",
+        "Limit write rate (bytes per second) to a device",
+    )
+    .default("[]"),
+    opt(
+        "device-write-iops",
+        None,
+        "list",
+        "Limit write rate (IO per second) to a device",
+    )
+    .default("[]"),
+    switch("quiet", Some('q'), "Suppress the pull output"),
     opt("expose", None, "list", "Expose a port or a range of ports"),
     opt(
         "volumes-from",
@@ -372,17 +421,10 @@ const STOP: &[Flag] = &[
 /// docker's `run`/`create` flags Berth does not have yet.
 const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("annotation", None),
-    ("blkio-weight", None),
-    ("blkio-weight-device", None),
     ("cpu-count", None),
     ("cpu-percent", None),
     ("cpu-rt-period", None),
     ("cpu-rt-runtime", None),
-    ("device-cgroup-rule", None),
-    ("device-read-bps", None),
-    ("device-read-iops", None),
-    ("device-write-bps", None),
-    ("device-write-iops", None),
     ("disable-content-trust", None),
     ("io-maxbandwidth", None),
     ("io-maxiops", None),
@@ -390,7 +432,6 @@ const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("kernel-memory", None),
     ("link", None),
     ("link-local-ip", None),
-    ("quiet", Some('q')),
     ("runtime", None),
     ("storage-opt", None),
     ("use-api-socket", None),
@@ -815,7 +856,10 @@ pub const COMMANDS: &[Command] = &[
                 "string",
                 "CPUs in which to allow execution (0-3, 0,1)",
             ),
+            CPUSET_MEMS,
+            BLKIO_WEIGHT,
             opt("memory", Some('m'), "bytes", "Memory limit"),
+            MEMORY_RESERVATION,
             opt(
                 "memory-swap",
                 None,
@@ -836,13 +880,7 @@ pub const COMMANDS: &[Command] = &[
             ),
         ],
         interspersed: true,
-        missing: &[
-            ("blkio-weight", None),
-            ("cpu-rt-period", None),
-            ("cpu-rt-runtime", None),
-            ("cpuset-mems", None),
-            ("memory-reservation", None),
-        ],
+        missing: &[("cpu-rt-period", None), ("cpu-rt-runtime", None)],
         run: Engine(crate::ops::update),
     },
     Command {

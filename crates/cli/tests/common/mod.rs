@@ -371,3 +371,29 @@ impl Drop for BusyboxRoot {
         }
     }
 }
+
+/// A loop device over an 8 MiB file of the test's, detached when dropped: a block device
+/// the tests may read and write (the host's own disks are not touched).
+pub struct LoopDevice(pub String);
+
+impl LoopDevice {
+    pub fn new(dir: &Path) -> LoopDevice {
+        let img = dir.join("loop.img");
+        std::fs::File::create(&img)
+            .and_then(|f| f.set_len(8 << 20))
+            .unwrap();
+        let o = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "losetup: {o:?}");
+        LoopDevice(String::from_utf8(o.stdout).unwrap().trim().to_string())
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
