@@ -119,6 +119,7 @@ struct HostConfig {
     #[serde(rename = "BlkioDeviceWriteIOps")]
     blkio_device_write_iops: Option<Vec<berth_engine::config::ThrottleDevice>>,
     device_cgroup_rules: Option<Vec<String>>,
+    links: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -196,6 +197,8 @@ pub struct EndpointConfig {
     pub ipam_config: Option<IpamConfig>,
     pub aliases: Option<Vec<String>>,
     pub mac_address: Option<String>,
+    /// Links on a user-defined network (compose's `links:`): the same as HostConfig's.
+    pub links: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -305,6 +308,7 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         device_read_iops: h.blkio_device_read_iops.unwrap_or_default(),
         device_write_iops: h.blkio_device_write_iops.unwrap_or_default(),
         device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
+        links: h.links.unwrap_or_default(),
         expose: b.exposed_ports.unwrap_or_default().into_keys().collect(),
         ..Default::default()
     };
@@ -416,6 +420,11 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
             c.ip6 = ipam.ipv6.clone().filter(|x| !x.is_empty());
         }
         c.network_aliases = ep.aliases.clone().unwrap_or_default();
+        for l in ep.links.iter().flatten() {
+            if !c.links.contains(l) {
+                c.links.push(l.clone());
+            }
+        }
         if let Some(m) = ep.mac_address.clone().filter(|m| !m.is_empty()) {
             c.mac_address = Some(m);
         }

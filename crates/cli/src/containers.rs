@@ -461,6 +461,10 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
             );
         }
     }
+    for l in p.all("link") {
+        berth_engine::links::parse(l).map_err(bad)?;
+        c.links.push(l.clone());
+    }
     for r in p.all("device-cgroup-rule") {
         config::device_cgroup_rule(r).map_err(bad)?;
         c.device_cgroup_rules.push(r.clone());

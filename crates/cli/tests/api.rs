@@ -1202,6 +1202,7 @@ services:
     image: busybox
     command: ["sh", "-c", "echo client-up; sleep 1000"]
     networks: [appnet]
+    links: ["web:frontend"]
 networks:
   appnet: {}
 volumes:
@@ -1240,6 +1241,9 @@ volumes:
     assert_eq!(s.fetch("http://127.0.0.1:18085/"), "served\n");
     // ... and the other service by name on the user network.
     let out = run(&["exec", "-T", "client", "wget", "-qO-", "http://web/"]);
+    assert_eq!(out, "served\n");
+    // ... and by its link alias (compose's `links:`, an endpoint's Links).
+    let out = run(&["exec", "-T", "client", "wget", "-qO-", "http://frontend/"]);
     assert_eq!(out, "served\n");
     let t = Instant::now();
     while !run(&["logs", "client"]).contains("client-up") {

@@ -1379,3 +1379,135 @@ fn an_address_waits_for_its_old_veth() {
     assert_eq!(n.ip_on("again", "bridge"), ip, "the address is free again");
     n.ok(&["rm", "-f", "again"]);
 }
+
+/// docker's legacy links. On the default bridge: the linked container in `/etc/hosts`
+/// (`IP\tALIAS HOSTNAME NAME`) and docker's variables (its exposed ports, its name, its
+/// environment but PATH and HOME); the linked container must run when the linking one
+/// starts. On a user-defined network: the alias resolves through the embedded resolver, for
+/// the linking container alone. `HostConfig.Links` in docker's form; docker's refusals.
+#[test]
+fn legacy_links() {
+    let n = Net::new();
+    n.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "-e",
+        "SECRET=s3",
+        "web",
+        "sleep",
+        "60",
+    ]);
+    let ip = n.ip_on("db", "bridge");
+    let short = n.inspect("db")["Id"].as_str().unwrap()[..12].to_string();
+    let o = n.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "app",
+        "--link",
+        "db:data",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts; env | sort",
+    ]);
+    assert!(o.contains(&format!("{ip}\tdata {short} db\n")), "{o}");
+    for v in [
+        format!("DATA_PORT=tcp://{ip}:80"),
+        format!("DATA_PORT_80_TCP=tcp://{ip}:80"),
+        format!("DATA_PORT_80_TCP_ADDR={ip}"),
+        "DATA_PORT_80_TCP_PORT=80".to_string(),
+        "DATA_PORT_80_TCP_PROTO=tcp".to_string(),
+        format!("DATA_PORT_81_UDP=udp://{ip}:81"),
+        "DATA_NAME=/app/data".to_string(),
+        "DATA_ENV_SECRET=s3".to_string(),
+    ] {
+        assert!(o.contains(&format!("{v}\n")), "{v}: {o}");
+    }
+    assert!(!o.contains("DATA_ENV_PATH"), "{o}");
+    // Without an alias the name is the alias; the line has it once.
+    let o = n.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "db",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(o.contains(&format!("{ip}\tdb {short}\n")), "{o}");
+    n.ok(&[
+        "create", "--name", "later", "--link", "db:data", "busybox", "true",
+    ]);
+    assert_eq!(
+        n.inspect("later")["HostConfig"]["Links"],
+        serde_json::json!(["/db:/later/data"])
+    );
+    n.ok(&["stop", "-t", "0", "db"]);
+    let e = n.fails(&["start", "later"], 1);
+    assert!(
+        e.contains("Cannot link to a non running container: /db AS /later/data"),
+        "{e}"
+    );
+    for (args, msg) in [
+        (&["--link", "nope"][..], "could not get container for nope"),
+        (&["--link", "a:b:c"], "bad format for links: a:b:c"),
+        (
+            &["--network", "host", "--link", "db"],
+            "conflicting options: host type networking can't be used with links",
+        ),
+    ] {
+        let mut a = vec!["create"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "true"]);
+        let e = n.fails(&a, 125);
+        assert!(e.contains(msg), "{args:?}: {e}");
+    }
+    n.ok(&["rm", "-f", "db", "later"]);
+
+    n.ok(&["network", "create", "ln"]);
+    n.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db2",
+        "--network",
+        "ln",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let ip2 = n.ip_on("db2", "ln");
+    let o = n.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "ln",
+        "--link",
+        "db2:store",
+        "busybox",
+        "sh",
+        "-c",
+        "nslookup store; cat /etc/hosts; env",
+    ]);
+    assert!(o.contains(&format!("Address: {ip2}")), "{o}");
+    assert!(
+        !o.contains("STORE_"),
+        "no link variables on a user-defined network: {o}"
+    );
+    let o = n.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "ln",
+        "busybox",
+        "sh",
+        "-c",
+        "timeout 3 nslookup store; true",
+    ]);
+    assert!(!o.contains(&format!("Address: {ip2}")), "{o}");
+    n.ok(&["rm", "-f", "db2"]);
+    n.ok(&["network", "rm", "ln"]);
+}

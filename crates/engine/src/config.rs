@@ -323,6 +323,8 @@ pub struct RunConfig {
     pub device_write_iops: Vec<ThrottleDevice>,
     /// `--device-cgroup-rule` as given (`c 1:3 mr`).
     pub device_cgroup_rules: Vec<String>,
+    /// `--link NAME[:ALIAS]` as given (see `crate::links`).
+    pub links: Vec<String>,
 }
 
 /// docker's default size of a container's /dev/shm.

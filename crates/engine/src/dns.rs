@@ -70,13 +70,15 @@ impl Names for ContainerNames<'_> {
             }
             _ => (name, None),
         };
+        // A `--link` alias of the asker's names its linked container, for the asker alone.
+        let linked = crate::links::alias_target(self.engine, self.id, name);
         let mut found: Option<Vec<IpAddr>> = None;
         for net in nets
             .iter()
             .filter(|n| only.is_none_or(|o| n.name.eq_ignore_ascii_case(o)))
         {
             self.each_running(net, |ep, row| {
-                if is_named(name, ep, row) {
+                if linked.as_deref() == Some(row.id.as_str()) || is_named(name, ep, row) {
                     let v = found.get_or_insert_with(Vec::new);
                     v.extend(std::iter::once(ep.address).chain(ep.address6));
                 }

@@ -435,17 +435,37 @@ pub fn config_env(image: &[String], user: &[String]) -> Vec<String> {
     env
 }
 
+/// The config JSON of a container's image (None when the image is gone).
+pub fn image_config(e: &Engine, r: &ContainerRow) -> Option<Value> {
+    let store = e.images().ok()?;
+    let image = store.get(&r.image_id).ok()?;
+    berth_image::archive::config_json(&store, &image).ok()
+}
+
 /// The `Env` of a container's image config (empty when the image is gone).
 pub fn image_env(e: &Engine, r: &ContainerRow) -> Vec<String> {
-    let Ok(store) = e.images() else {
-        return vec![];
-    };
-    store
-        .get(&r.image_id)
-        .ok()
-        .and_then(|i| berth_image::archive::config_json(&store, &i).ok())
+    env_of(image_config(e, r).as_ref())
+}
+
+fn env_of(image_json: Option<&Value>) -> Vec<String> {
+    image_json
         .and_then(|c| serde_json::from_value(c["config"]["Env"].clone()).ok())
         .unwrap_or_default()
+}
+
+/// docker's `Config.ExposedPorts`: the image's EXPOSE and the container's `--expose`
+/// (`PORT/PROTO` keys).
+pub fn exposed_ports(
+    image_json: Option<&Value>,
+    cfg: &RunConfig,
+) -> serde_json::Map<String, Value> {
+    let mut exposed = image_json
+        .and_then(|c| c["config"]["ExposedPorts"].as_object().cloned())
+        .unwrap_or_default();
+    for e in &cfg.expose {
+        exposed.insert(e.clone(), json!({}));
+    }
+    exposed
 }
 
 pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
@@ -478,18 +498,9 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
         .as_ref()
         .zip(image.as_ref())
         .and_then(|(s, i)| berth_image::archive::config_json(s, i).ok());
-    let image_env: Vec<String> = image_json
-        .as_ref()
-        .and_then(|c| serde_json::from_value(c["config"]["Env"].clone()).ok())
-        .unwrap_or_default();
-    // The image's EXPOSE and the container's --expose (docker's omitempty when none).
-    let mut exposed: serde_json::Map<String, Value> = image_json
-        .as_ref()
-        .and_then(|c| c["config"]["ExposedPorts"].as_object().cloned())
-        .unwrap_or_default();
-    for e in &cfg.expose {
-        exposed.insert(e.clone(), json!({}));
-    }
+    let image_env = env_of(image_json.as_ref());
+    // docker's omitempty when none.
+    let exposed = exposed_ports(image_json.as_ref(), &cfg);
     let (policy, retries) = match crate::config::parse_restart(&cfg.restart) {
         Ok(crate::config::RestartPolicy::OnFailure(n)) => ("on-failure", n.unwrap_or(0)),
         Ok(crate::config::RestartPolicy::Always) => ("always", 0),
@@ -590,6 +601,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "Sysctls": if cfg.sysctls.is_empty() { Value::Null } else { json!(cfg.sysctls) },
             "OomScoreAdj": cfg.oom_score_adj.unwrap_or(0),
             "Devices": cfg.devices,
+            "Links": if cfg.links.is_empty() { Value::Null } else { json!(crate::links::inspect_form(e, r)) },
             "VolumesFrom": if cfg.volumes_from.is_empty() { Value::Null } else { json!(cfg.volumes_from) },
             "CgroupnsMode": if cfg.cgroupns_mode.is_empty() { "private" } else { cfg.cgroupns_mode.as_str() },
             "CgroupParent": cfg.cgroup_parent.clone().unwrap_or_default(),

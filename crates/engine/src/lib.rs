@@ -35,6 +35,7 @@ pub mod events;
 pub mod health;
 pub mod inspect;
 pub mod keeper;
+pub mod links;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -304,6 +305,7 @@ impl Engine {
                 }
             }
         }
+        links::check(self, &cfg)?;
         if rootless::active() {
             rootless_network(&mut cfg, &image_cfg)?;
             if let Some(w) = rootless::drop_limits(&mut cfg) {
@@ -606,7 +608,7 @@ impl Engine {
                 volumes::seed(&self.root, &m.source, &rootfs.path(), &m.target)?;
             }
             berth_runtime::timing::phase("rootfs prepared");
-            let (spec, _) = spec::build(
+            let (mut spec, _) = spec::build(
                 &id,
                 &cfg,
                 run_cfg.as_ref(),
@@ -614,6 +616,18 @@ impl Engine {
                 &dir,
                 &self.root,
             )?;
+            // docker's link variables, under what the container sets itself.
+            let link_env = links::env(self, &row)?;
+            if let Some(p) = spec.process_mut().as_mut().filter(|_| !link_env.is_empty()) {
+                let mut env = p.env().clone().unwrap_or_default();
+                let set = |k: &str| env.iter().any(|v| v.split('=').next() == Some(k));
+                let extra: Vec<String> = link_env
+                    .into_iter()
+                    .filter(|v| !set(v.split('=').next().unwrap_or_default()))
+                    .collect();
+                env.extend(extra);
+                p.set_env(Some(env));
+            }
             let p = dir.join("config.json");
             let data = serde_json::to_vec(&spec).map_err(|e| invalid("spec", e.to_string()))?;
             fs::write(&p, data).at(&p)?;
@@ -924,6 +938,7 @@ impl Engine {
         if self.removal_pending(&row.id) {
             return Err(marked_for_removal(&row));
         }
+        links::check_running(self, &row)?;
         berth_runtime::timing::phase("engine start");
         self.mark_stopped(&row.id, false);
         let _ = fs::remove_file(self.container_dir(&row.id).join(KILLED_BY_USER));

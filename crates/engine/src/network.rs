@@ -1220,6 +1220,10 @@ pub fn hosts_file(engine: &Engine, row: &crate::ContainerRow) -> Result<String> 
         }
         None => hosts.push_str(&format!("127.0.1.1\t{hn}\n")),
     }
+    for l in crate::links::hosts_lines(engine, row)? {
+        hosts.push_str(&l);
+        hosts.push('\n');
+    }
     for (h, ip) in add_hosts(engine, row)? {
         hosts.push_str(&format!("{ip}\t{h}\n"));
     }

@@ -207,6 +207,7 @@ const CONFIG: &[Flag] = &[
         "Cgroup namespace to use (host|private)",
     ),
     opt("device", None, "list", "Add a host device to the container"),
+    opt("link", None, "list", "Add link to another container"),
     opt(
         "device-cgroup-rule",
         None,
@@ -430,7 +431,6 @@ const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("io-maxiops", None),
     ("isolation", None),
     ("kernel-memory", None),
-    ("link", None),
     ("link-local-ip", None),
     ("runtime", None),
     ("storage-opt", None),
