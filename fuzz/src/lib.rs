@@ -35,6 +35,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dockerignore", dockerignore),
     ("dns_query", dns_query),
     ("port_spec", port_spec),
+    ("api_create", api_create),
+    ("link_header", link_header),
 ];
 
 fn text(data: &[u8]) -> &str {
@@ -242,4 +244,37 @@ pub fn dns_query(data: &[u8]) {
 /// `-p` specifications.
 pub fn port_spec(data: &[u8]) {
     let _ = berth_net::ports::parse_port_spec(text(data));
+}
+
+/// Engine API `POST /containers/create` bodies (JSON from any client on the socket): what
+/// the API makes of them, then the checks `create` runs before it makes anything (the
+/// namespace modes, capabilities, resource limits: they must refuse, never panic); a config
+/// the API accepts is stored as JSON and must read back as itself.
+pub fn api_create(data: &[u8]) {
+    let Ok(cfg) = berth_api::container_config(data) else {
+        return;
+    };
+    let _ = cfg.validate_namespaces();
+    let _ = berth_engine::spec::capabilities(&cfg);
+    let _ = berth_engine::spec::limits(&cfg);
+    for r in &cfg.device_cgroup_rules {
+        let _ = berth_engine::config::device_cgroup_rule(r);
+    }
+    for l in &cfg.links {
+        let _ = berth_engine::links::parse(l);
+    }
+    let stored = serde_json::to_string(&cfg).expect("a RunConfig serializes");
+    let back: berth_engine::RunConfig = serde_json::from_str(&stored)
+        .unwrap_or_else(|e| panic!("{stored} does not read back: {e}"));
+    assert_eq!(back, cfg, "{stored}");
+}
+
+/// A registry's `Link` header (tag list pagination): the next page is a part of the header
+/// between `<` and `>`.
+pub fn link_header(data: &[u8]) {
+    let h = text(data);
+    if let Some(n) = berth_registry::next_link(h) {
+        assert!(!n.contains('>'), "{n:?} from {h:?}");
+        assert!(h.contains(&format!("<{n}>")), "{n:?} from {h:?}");
+    }
 }

@@ -119,9 +119,13 @@ pub async fn collect(body: Incoming) -> Result<Bytes, ApiError> {
 /// A JSON request body as `T` (an empty body is `T`'s default, as dockerd
 /// takes it); malformed JSON or a field of the wrong type is a 400.
 pub async fn json<T: serde::de::DeserializeOwned + Default>(body: Incoming) -> Result<T, ApiError> {
-    let b = collect(body).await?;
+    parse_json(&collect(body).await?)
+}
+
+/// A request body's JSON (an empty body is the default value, as dockerd takes it).
+pub fn parse_json<T: serde::de::DeserializeOwned + Default>(b: &[u8]) -> Result<T, ApiError> {
     if b.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&b).map_err(|e| ApiError::bad(format!("invalid JSON: {e}")))
+    serde_json::from_slice(b).map_err(|e| ApiError::bad(format!("invalid JSON: {e}")))
 }

@@ -230,6 +230,12 @@ fn publish_spec(port: &str, b: &PortBinding) -> String {
     }
 }
 
+/// The bytes of a `POST /containers/create` body as the engine's `RunConfig`: the API's
+/// whole parse of it, before the engine sees it (also the fuzz target `api_create`).
+pub fn container_config(body: &[u8]) -> Result<RunConfig, ApiError> {
+    run_config(body::parse_json(body)?)
+}
+
 /// A create body as the engine's `RunConfig` (what `berth create`'s flags
 /// make).
 pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
@@ -475,8 +481,7 @@ pub async fn create(
     q: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let b: CreateBody = body::json(req.into_body()).await?;
-    let cfg = run_config(b)?;
+    let cfg = container_config(&body::collect(req.into_body()).await?)?;
     let name = q.get("name").filter(|n| !n.is_empty()).map(String::from);
     let (row, warnings) = engine(st, move |e| {
         let row = e.create(CreateRequest {

@@ -38,6 +38,8 @@ mod stream;
 mod system;
 pub mod tls;
 
+pub use containers::container_config;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::os::unix::net::UnixStream;
@@ -512,5 +514,23 @@ mod tests {
         f.sort();
         assert_eq!(f, vec!["label=a=b", "status=exited"]);
         assert!(Query::parse(Some("filters=%5B1")).filters().is_err());
+    }
+
+    /// The fuzz target's seed of a full create body (the fields the docker CLI sends) reads
+    /// as the config `berth create`'s flags make.
+    #[test]
+    fn create_body_of_the_docker_cli() {
+        let body = include_bytes!("../../../fuzz/corpus/api_create/seed1");
+        let c = container_config(body).expect("a valid body");
+        assert_eq!(c.image, "busybox:latest");
+        assert_eq!(c.memory_reservation, Some(32 << 20));
+        assert_eq!(c.blkio_weight, Some(300));
+        assert_eq!(c.device_read_bps[0].rate, 1 << 20);
+        assert_eq!(c.device_cgroup_rules, ["c 42:* rmw"]);
+        assert_eq!(c.links, ["db:data", "db"]);
+        assert_eq!(c.network_aliases, ["web"]);
+        assert_eq!(c.ip.as_deref(), Some("172.17.0.9"));
+        assert!(container_config(b"{\"Image\": 1}").is_err());
+        assert!(container_config(b"{}").is_err(), "no image");
     }
 }

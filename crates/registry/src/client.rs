@@ -721,16 +721,8 @@ impl Client {
                 return Err(status_err(&Method::GET, &url, resp).await);
             }
             let next = header_str(resp.headers(), &header::LINK)
-                .and_then(|l| {
-                    l.split(',')
-                        .find(|p| p.contains("rel=\"next\""))
-                        .and_then(|p| {
-                            let start = p.find('<')? + 1;
-                            let end = start + p[start..].find('>')?;
-                            Some(p[start..end].to_string())
-                        })
-                })
-                .map(|n| url.join(&n))
+                .and_then(next_link)
+                .map(|n| url.join(n))
                 .transpose()
                 .map_err(|e| Error::Protocol {
                     url: url.to_string(),
@@ -1215,9 +1207,37 @@ fn manifest_media_type(bytes: &[u8], content_type: Option<&str>) -> String {
     }
 }
 
+/// The target of a `Link` header's `rel="next"` entry (the distribution spec's pagination:
+/// `</v2/r/tags/list?n=2&last=b>; rel="next"`), as written (relative or absolute).
+pub fn next_link(header: &str) -> Option<&str> {
+    header
+        .split(',')
+        .find(|p| p.contains("rel=\"next\""))
+        .and_then(|p| {
+            let start = p.find('<')? + 1;
+            let end = start + p[start..].find('>')?;
+            Some(&p[start..end])
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_header_next_page() {
+        assert_eq!(
+            next_link("</v2/r/tags/list?n=2&last=b>; rel=\"next\""),
+            Some("/v2/r/tags/list?n=2&last=b")
+        );
+        assert_eq!(
+            next_link("<https://a/prev>; rel=\"prev\", <https://a/next>; rel=\"next\""),
+            Some("https://a/next")
+        );
+        assert_eq!(next_link("<https://a/prev>; rel=\"prev\""), None);
+        assert_eq!(next_link("rel=\"next\" <x"), None);
+        assert_eq!(next_link("é<>rel=\"next\""), Some(""));
+    }
 
     #[test]
     fn plain_http_only_for_loopback_and_insecure() {

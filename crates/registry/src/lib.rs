@@ -19,7 +19,7 @@ pub mod fetch;
 pub mod pull;
 pub mod push;
 
-pub use client::{Client, ClientOptions, Credentials, FetchedManifest, MANIFEST_ACCEPT};
+pub use client::{Client, ClientOptions, Credentials, FetchedManifest, MANIFEST_ACCEPT, next_link};
 pub use config::{AuthFile, RegistriesConfig};
 pub use error::{Error, Result};
 pub use fetch::{Fetched, fetch};
