@@ -1079,3 +1079,65 @@ fn rootless_cve_2019_5736_against_the_users_own_berth() {
         );
     }
 }
+
+/// The namespace modes as a rootless user: `--pid host` shows the user's own processes
+/// outside any container (the host's /proc bound, as podman does: a new proc mount of the
+/// host's pid namespace is refused to the user's namespace), `--pid container:X` and `--ipc container:X` join another
+/// rootless container's namespaces, `--uts host` has the host's name, `--ipc host` the
+/// host's System V limits.
+#[test]
+fn rootless_namespace_modes() {
+    let u = TestUser::new("n", true);
+    import_busybox(&u);
+    let mut outside = u.command("sleep").arg("300").spawn().unwrap();
+    let pid = outside.id();
+    let run = |flags: &[&str], script: &str| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&["busybox", "sh", "-c", script]);
+        u.berth(&a)
+    };
+    let o = run(
+        &["--pid", "host"],
+        &format!(
+            "cat /proc/{pid}/cmdline | busybox tr '\\0' ' '; echo; echo $$; \
+             busybox wc -c < /proc/timer_list"
+        ),
+    );
+    let _ = outside.kill();
+    let _ = outside.wait();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{o:?}");
+    assert!(out.starts_with("sleep 300 \n"), "{o:?}");
+    assert_ne!(
+        out.lines().nth(1),
+        Some("1"),
+        "not pid 1 in the host's namespace: {o:?}"
+    );
+    // The host's /proc is bound there, with the masked paths still masked (timer_list,
+    // root's only on the host, is /dev/null there).
+    assert_eq!(out.lines().nth(2), Some("0"), "/proc/timer_list: {o:?}");
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let o = run(&["--uts", "host"], "busybox hostname");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), hostname, "{o:?}");
+    u.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "x",
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/f; sleep 300",
+    ]);
+    let o = run(
+        &["--pid", "container:x", "--ipc", "container:x"],
+        "busybox ps -o comm | grep -c sleep; cat /dev/shm/f",
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1\nshared\n", "{o:?}");
+    u.ok(&["rm", "-f", "x"]);
+}

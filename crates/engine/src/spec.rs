@@ -230,6 +230,13 @@ pub fn build(
         json!({ "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                 "options": ["nosuid", "noexec", "nodev"] }),
     ];
+    // Rootless with the host's pid namespace: a new proc mount needs CAP_SYS_ADMIN over the
+    // namespace's owner (the host's user namespace), so the host's /proc is bound instead,
+    // as podman does (the masked and read-only paths still apply over it).
+    if cfg.pid_mode == "host" && crate::rootless::active() {
+        mounts[0] = json!({ "destination": "/proc", "type": "bind", "source": "/proc",
+                            "options": ["rbind", "nosuid", "noexec", "nodev"] });
+    }
     // /dev/shm by `--ipc`: a tmpfs of its own; the host's; none; or, to be shared, a tmpfs
     // the engine mounts on the host (`shm` in the container's directory, see
     // `shm::mount_shareable`) that joiners bind too (the monitor points a `container:X`
