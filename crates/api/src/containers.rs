@@ -120,6 +120,7 @@ struct HostConfig {
     blkio_device_write_iops: Option<Vec<berth_engine::config::ThrottleDevice>>,
     device_cgroup_rules: Option<Vec<String>>,
     links: Option<Vec<String>>,
+    annotations: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -315,6 +316,7 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         device_write_iops: h.blkio_device_write_iops.unwrap_or_default(),
         device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
         links: h.links.unwrap_or_default(),
+        annotations: h.annotations.unwrap_or_default(),
         expose: b.exposed_ports.unwrap_or_default().into_keys().collect(),
         ..Default::default()
     };

@@ -528,6 +528,7 @@ mod tests {
         assert_eq!(c.device_read_bps[0].rate, 1 << 20);
         assert_eq!(c.device_cgroup_rules, ["c 42:* rmw"]);
         assert_eq!(c.links, ["db:data", "db"]);
+        assert_eq!(c.annotations["run.oci.keep_original_groups"], "1");
         assert_eq!(c.network_aliases, ["web"]);
         assert_eq!(c.ip.as_deref(), Some("172.17.0.9"));
         assert!(container_config(b"{\"Image\": 1}").is_err());

@@ -461,6 +461,10 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
             );
         }
     }
+    for a in p.all("annotation") {
+        let (k, v) = a.split_once('=').unwrap_or((a, ""));
+        c.annotations.insert(k.to_string(), v.to_string());
+    }
     for l in p.all("link") {
         berth_engine::links::parse(l).map_err(bad)?;
         c.links.push(l.clone());
@@ -1316,17 +1320,7 @@ fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> R<bool> {
     })
 }
 
-fn labels_of(e: &Engine, r: &ContainerRow) -> serde_json::Map<String, Value> {
-    let mut m = serde_json::Map::new();
-    if let Some(a) = row_spec(e, r).and_then(|s| s.annotations().clone()) {
-        for (k, v) in a {
-            if k != berth_image::runtime_config::STOP_SIGNAL_ANNOTATION {
-                m.insert(k, Value::String(v));
-            }
-        }
-    }
-    m
-}
+use berth_engine::inspect::labels_of;
 
 pub fn ps(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if !p.args.is_empty() {

@@ -3438,3 +3438,75 @@ fn block_io_limits_and_device_cgroup_rules() {
     }
     assert_eq!(f.ok(&["ps", "-aq"]), "");
 }
+
+/// `--annotation KEY=VALUE` (docker 24+, podman): into the OCI spec the runtime is given,
+/// in `inspect`'s HostConfig.Annotations, and never among the labels (which Berth also
+/// keeps as spec annotations): a `--label` with the same key keeps its own value.
+#[test]
+fn annotations_reach_the_runtime_and_stay_apart_from_labels() {
+    let f = Fixture::new();
+    f.ok(&[
+        "create",
+        "--name",
+        "a",
+        "--annotation",
+        "run.oci.example=1",
+        "--annotation",
+        "bare",
+        "--annotation",
+        "both=annotation",
+        "--label",
+        "l=1",
+        "--label",
+        "both=label",
+        "busybox",
+        "true",
+    ]);
+    let v = f.inspect("a");
+    assert_eq!(
+        v["HostConfig"]["Annotations"],
+        serde_json::json!({"run.oci.example": "1", "bare": "", "both": "annotation"})
+    );
+    assert_eq!(
+        v["Config"]["Labels"],
+        serde_json::json!({"l": "1", "both": "label"})
+    );
+    let dir = Path::new(v["GraphDriver"]["Data"]["MergedDir"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let spec: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["annotations"]["run.oci.example"], "1", "{spec}");
+    assert_eq!(spec["annotations"]["both"], "annotation", "{spec}");
+    assert_eq!(
+        f.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=both=label",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "a\n"
+    );
+    assert_eq!(
+        f.ok(&["ps", "-a", "--filter", "label=run.oci.example", "-q"]),
+        ""
+    );
+    assert_eq!(
+        f.ok(&[
+            "inspect",
+            "-f",
+            "{{index .HostConfig.Annotations \"bare\"}}|{{json .Config.Labels}}",
+            "a"
+        ]),
+        "|{\"both\":\"label\",\"l\":\"1\"}\n"
+    );
+    f.ok(&["start", "-a", "a"]);
+    f.ok(&["rm", "a"]);
+    f.create_refused(
+        &["--annotation", "=x"],
+        "the empty string is not permitted as an annotation key",
+    );
+}

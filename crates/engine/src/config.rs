@@ -325,6 +325,9 @@ pub struct RunConfig {
     pub device_cgroup_rules: Vec<String>,
     /// `--link NAME[:ALIAS]` as given (see `crate::links`).
     pub links: Vec<String>,
+    /// `--annotation KEY=VALUE`: OCI annotations passed to the runtime (docker's
+    /// HostConfig.Annotations).
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// docker's default size of a container's /dev/shm.

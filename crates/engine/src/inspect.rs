@@ -398,15 +398,33 @@ pub fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> Result<bool> {
     })
 }
 
+/// A container's labels (the image's and `--label`s): its spec's annotations but the stop
+/// signal's and the `--annotation`s.
 pub fn labels_of(e: &Engine, r: &ContainerRow) -> serde_json::Map<String, Value> {
-    labels_in(&spec_summary(e, r))
+    labels_in(&spec_summary(e, r), r)
 }
 
-fn labels_in(s: &SpecSummary) -> serde_json::Map<String, Value> {
+fn labels_in(s: &SpecSummary, r: &ContainerRow) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     if let Some(a) = &s.annotations {
+        let annotations: Vec<String> = a
+            .get(crate::spec::ANNOTATION_KEYS)
+            .and_then(|k| serde_json::from_str(k).ok())
+            .unwrap_or_default();
+        // A `--label` whose key an `--annotation` also has (the annotation's value is in
+        // the spec): from the container's record.
+        if !annotations.is_empty() {
+            for (k, v) in row_config(r).labels {
+                if annotations.contains(&k) {
+                    m.insert(k, Value::String(v));
+                }
+            }
+        }
         for (k, v) in a {
-            if k != berth_image::runtime_config::STOP_SIGNAL_ANNOTATION {
+            if k != berth_image::runtime_config::STOP_SIGNAL_ANNOTATION
+                && k != crate::spec::ANNOTATION_KEYS
+                && !annotations.contains(k)
+            {
                 m.insert(k.clone(), Value::String(v.clone()));
             }
         }
@@ -601,6 +619,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "Sysctls": if cfg.sysctls.is_empty() { Value::Null } else { json!(cfg.sysctls) },
             "OomScoreAdj": cfg.oom_score_adj.unwrap_or(0),
             "Devices": cfg.devices,
+            "Annotations": if cfg.annotations.is_empty() { Value::Null } else { json!(cfg.annotations) },
             "Links": if cfg.links.is_empty() { Value::Null } else { json!(crate::links::inspect_form(e, r)) },
             "VolumesFrom": if cfg.volumes_from.is_empty() { Value::Null } else { json!(cfg.volumes_from) },
             "CgroupnsMode": if cfg.cgroupns_mode.is_empty() { "private" } else { cfg.cgroupns_mode.as_str() },
@@ -790,7 +809,7 @@ pub fn container_summary(e: &Engine, r: &ContainerRow) -> Value {
         "Command": command_in(&spec),
         "Created": created,
         "Ports": ports,
-        "Labels": labels_in(&spec),
+        "Labels": labels_in(&spec, r),
         "State": r.state,
         "Status": status_text(e, r),
         "HostConfig": {"NetworkMode": cfg.network},

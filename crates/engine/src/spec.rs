@@ -436,6 +436,23 @@ pub fn build(
         labels: cfg.labels.clone(),
     };
     let rt = apply_image_config(&mut spec, image, rootfs, &o)?;
+    // `--annotation`s over the labels the annotations already carry, and the list of their
+    // keys (what `inspect` and the label filters tell apart from labels).
+    if !cfg.annotations.is_empty() {
+        let mut ann = spec.annotations().clone().unwrap_or_default();
+        for (k, v) in &cfg.annotations {
+            if k.is_empty() {
+                return Err(invalid(
+                    "--annotation",
+                    "the empty string is not permitted as an annotation key",
+                ));
+            }
+            ann.insert(k.clone(), v.clone());
+        }
+        let keys: Vec<&String> = cfg.annotations.keys().collect();
+        ann.insert(ANNOTATION_KEYS.into(), json!(keys).to_string());
+        spec.set_annotations(Some(ann));
+    }
     if cfg.init
         && let Some(p) = spec.process_mut()
     {
@@ -475,6 +492,10 @@ fn device_entry(d: &crate::config::DeviceMapping) -> Result<(Value, Value)> {
                 "access": d.cgroup_permissions }),
     ))
 }
+
+/// The spec annotation listing which annotations are `--annotation`s (a JSON array of
+/// keys); the others, but the stop signal's, are the container's labels.
+pub const ANNOTATION_KEYS: &str = "io.berth.annotation-keys";
 
 /// Where `--init` puts berth-init in the container (docker's path).
 pub const INIT_PATH: &str = "/sbin/docker-init";

@@ -209,6 +209,13 @@ const CONFIG: &[Flag] = &[
     opt("device", None, "list", "Add a host device to the container"),
     opt("link", None, "list", "Add link to another container"),
     opt(
+        "annotation",
+        None,
+        "map",
+        "Add an annotation to the container (passed through to the OCI runtime)",
+    )
+    .default("map[]"),
+    opt(
         "device-cgroup-rule",
         None,
         "list",
@@ -421,7 +428,6 @@ const STOP: &[Flag] = &[
 
 /// docker's `run`/`create` flags Berth does not have yet.
 const RUN_MISSING: &[(&str, Option<char>)] = &[
-    ("annotation", None),
     ("cpu-count", None),
     ("cpu-percent", None),
     ("cpu-rt-period", None),
