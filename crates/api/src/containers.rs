@@ -121,6 +121,8 @@ struct HostConfig {
     device_cgroup_rules: Option<Vec<String>>,
     links: Option<Vec<String>>,
     annotations: Option<BTreeMap<String, String>>,
+    cpu_realtime_period: Option<i64>,
+    cpu_realtime_runtime: Option<i64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -317,6 +319,8 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
         links: h.links.unwrap_or_default(),
         annotations: h.annotations.unwrap_or_default(),
+        cpu_rt_period: h.cpu_realtime_period.filter(|p| *p != 0),
+        cpu_rt_runtime: h.cpu_realtime_runtime.filter(|r| *r != 0),
         expose: b.exposed_ports.unwrap_or_default().into_keys().collect(),
         ..Default::default()
     };
@@ -671,6 +675,8 @@ struct UpdateBody {
     memory_reservation: Option<i64>,
     cpuset_mems: Option<String>,
     blkio_weight: Option<u16>,
+    cpu_realtime_period: Option<i64>,
+    cpu_realtime_runtime: Option<i64>,
 }
 
 /// POST /containers/{id}/update: `berth update` (zeros leave a value as
@@ -701,6 +707,8 @@ pub async fn update(
         memory_reservation: b.memory_reservation.filter(|v| *v != 0),
         cpuset_mems: b.cpuset_mems.filter(|v| !v.is_empty()),
         blkio_weight: b.blkio_weight.filter(|v| *v != 0),
+        cpu_rt_period: b.cpu_realtime_period.filter(|v| *v != 0),
+        cpu_rt_runtime: b.cpu_realtime_runtime.filter(|v| *v != 0),
     };
     let id = id.to_string();
     let warnings = engine(st, move |e| {

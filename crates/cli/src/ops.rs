@@ -312,6 +312,8 @@ pub fn limit_flags(p: &Parsed, c: &mut berth_engine::RunConfig) -> R {
     c.memory_swap = size_flag(p, "memory-swap")?;
     c.cpu_period = int_flag(p, "cpu-period")?;
     c.cpu_quota = int_flag(p, "cpu-quota")?;
+    c.cpu_rt_period = int_flag(p, "cpu-rt-period")?;
+    c.cpu_rt_runtime = int_flag(p, "cpu-rt-runtime")?;
     c.cpuset_cpus = p.value("cpuset-cpus").map(String::from);
     if let Some(v) = &c.cpuset_cpus {
         berth_engine::update::validate_cpuset(v)?;
@@ -342,6 +344,8 @@ pub fn update(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
             memory_reservation: size_flag(p, "memory-reservation")?,
             cpuset_mems: p.value("cpuset-mems").map(String::from),
             blkio_weight: int_flag(p, "blkio-weight")?,
+            cpu_rt_period: int_flag(p, "cpu-rt-period")?,
+            cpu_rt_runtime: int_flag(p, "cpu-rt-runtime")?,
         };
     if req.is_empty() {
         return usage("you must provide one or more flags when using this command");

@@ -3510,3 +3510,111 @@ fn annotations_reach_the_runtime_and_stay_apart_from_labels() {
         "the empty string is not permitted as an annotation key",
     );
 }
+
+/// `--cpu-rt-period`/`--cpu-rt-runtime` (cgroup v1's real-time group scheduling): a new
+/// cgroup has no real-time time, so even with CAP_SYS_NICE a container's SCHED_FIFO is
+/// refused; with `--cpu-rt-runtime` it is granted. inspect shows both, `update` changes the
+/// running container's, and a runtime above the period is refused as docker does. Where the
+/// kernel has no real-time group scheduling (cgroup v2) they are dropped with dockerd's
+/// warnings.
+#[test]
+fn cpu_realtime_period_and_runtime() {
+    let f = Fixture::new();
+    let src = f.dir.join("fifo.c");
+    std::fs::write(
+        &src,
+        "#include <sched.h>\n#include <stdio.h>\n#include <errno.h>\n#include <string.h>\n\
+         int main(void) { struct sched_param p = { .sched_priority = 1 };\n\
+         if (sched_setscheduler(0, SCHED_FIFO, &p) == 0) { puts(\"fifo\"); return 0; }\n\
+         puts(errno == EPERM ? \"EPERM\" : strerror(errno)); return 1; }\n",
+    )
+    .unwrap();
+    let prog = f.dir.join("fifo");
+    let o = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&prog)
+        .arg(&src)
+        .output()
+        .expect("cc (Debian's gcc and libc6-dev)");
+    assert!(o.status.success(), "{o:?}");
+    let bind = format!("{}:/fifo:ro", prog.display());
+    let run = |flags: &[&str]| {
+        let mut a = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cap-add",
+            "SYS_NICE",
+            "-v",
+        ];
+        a.push(&bind);
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&["busybox", "/fifo"]);
+        berth(&f.root, &a)
+    };
+    let realtime = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"]
+        .iter()
+        .any(|d| Path::new(d).join("cpu.rt_runtime_us").exists());
+    let o = run(&[]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "EPERM\n", "{o:?}");
+    let o = run(&["--cpu-rt-runtime", "10000"]);
+    if !realtime {
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(
+                "Your kernel does not support cgroup cpu real-time runtime. Runtime discarded."
+            ),
+            "{o:?}"
+        );
+        return;
+    }
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "fifo\n", "{o:?}");
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rt",
+        "--network",
+        "none",
+        "--cpu-rt-period",
+        "500000",
+        "--cpu-rt-runtime",
+        "10000",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let h = f.inspect("rt")["HostConfig"].clone();
+    assert_eq!(
+        (
+            h["CpuRealtimePeriod"].clone(),
+            h["CpuRealtimeRuntime"].clone()
+        ),
+        (500000.into(), 10000.into())
+    );
+    f.ok(&["update", "--cpu-rt-runtime", "20000", "rt"]);
+    let cpu_dir = if Path::new("/sys/fs/cgroup/cpu").exists() {
+        "cpu"
+    } else {
+        "cpu,cpuacct"
+    };
+    assert_eq!(
+        f.ok(&[
+            "exec",
+            "rt",
+            "cat",
+            &format!("/sys/fs/cgroup/{cpu_dir}/cpu.rt_runtime_us"),
+            &format!("/sys/fs/cgroup/{cpu_dir}/cpu.rt_period_us")
+        ]),
+        "20000\n500000\n"
+    );
+    assert_eq!(
+        f.ok(&["inspect", "-f", "{{.HostConfig.CpuRealtimeRuntime}}", "rt"]),
+        "20000\n"
+    );
+    f.ok(&["rm", "-f", "rt"]);
+    f.create_refused(
+        &["--cpu-rt-period", "1000000", "--cpu-rt-runtime", "2000000"],
+        "cpu real-time runtime cannot be higher than cpu real-time period",
+    );
+}

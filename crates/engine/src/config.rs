@@ -328,6 +328,10 @@ pub struct RunConfig {
     /// `--annotation KEY=VALUE`: OCI annotations passed to the runtime (docker's
     /// HostConfig.Annotations).
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// `--cpu-rt-period` (µs; cgroup v1's real-time group scheduling).
+    pub cpu_rt_period: Option<i64>,
+    /// `--cpu-rt-runtime` (µs of real-time running per period).
+    pub cpu_rt_runtime: Option<i64>,
 }
 
 /// docker's default size of a container's /dev/shm.

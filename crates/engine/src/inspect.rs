@@ -603,6 +603,8 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "OomKillDisable": cfg.oom_kill_disable,
             "CpuPeriod": cfg.cpu_period.unwrap_or(0),
             "CpuQuota": cfg.cpu_quota.unwrap_or(0),
+            "CpuRealtimePeriod": cfg.cpu_rt_period.unwrap_or(0),
+            "CpuRealtimeRuntime": cfg.cpu_rt_runtime.unwrap_or(0),
             "CpusetCpus": cfg.cpuset_cpus.clone().unwrap_or_default(),
             "CpusetMems": cfg.cpuset_mems.clone().unwrap_or_default(),
             "BlkioWeight": cfg.blkio_weight.unwrap_or(0),

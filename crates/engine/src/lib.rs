@@ -266,7 +266,7 @@ impl Engine {
                 );
             }
         }
-        for w in spec::drop_unsupported_block_io(&mut cfg) {
+        for w in spec::drop_unsupported(&mut cfg) {
             self.warnings.borrow_mut().push(w);
         }
         if cfg.oom_kill_disable && cfg.memory.is_none_or(|m| m <= 0) {

@@ -240,7 +240,9 @@ pub fn drop_limits(cfg: &mut crate::RunConfig) -> Option<String> {
     let cpu = cfg.nano_cpus.is_some()
         || cfg.cpu_shares.is_some()
         || cfg.cpu_quota.is_some()
-        || cfg.cpu_period.is_some();
+        || cfg.cpu_period.is_some()
+        || cfg.cpu_rt_period.is_some()
+        || cfg.cpu_rt_runtime.is_some();
     let memory = cfg.memory.is_some()
         || cfg.memory_swap.is_some()
         || cfg.memory_reservation.is_some()
@@ -298,6 +300,8 @@ pub fn drop_limits(cfg: &mut crate::RunConfig) -> Option<String> {
     cfg.memory_swappiness = None;
     cfg.oom_kill_disable = false;
     cfg.cpuset_mems = None;
+    cfg.cpu_rt_period = None;
+    cfg.cpu_rt_runtime = None;
     cfg.blkio_weight = None;
     cfg.blkio_weight_device.clear();
     cfg.device_read_bps.clear();

@@ -595,6 +595,27 @@ pub fn limits(cfg: &RunConfig) -> Result<Value> {
     if let Some(m) = cfg.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
         cpu["mems"] = json!(m);
     }
+    let (rt_period, rt_runtime) = (
+        cfg.cpu_rt_period.filter(|p| *p != 0),
+        cfg.cpu_rt_runtime.filter(|r| *r != 0),
+    );
+    if let (Some(p), Some(r)) = (rt_period, rt_runtime)
+        && r > p
+    {
+        return Err(invalid(
+            "--cpu-rt-runtime",
+            "cpu real-time runtime cannot be higher than cpu real-time period",
+        ));
+    }
+    if let Some(p) = rt_period {
+        cpu["realtimePeriod"] = json!(u64::try_from(p).map_err(|_| invalid(
+            "--cpu-rt-period",
+            format!("{p} is not a period in microseconds")
+        ))?);
+    }
+    if let Some(r) = rt_runtime {
+        cpu["realtimeRuntime"] = json!(r);
+    }
     if cpu.as_object().is_some_and(|o| !o.is_empty()) {
         resources["cpu"] = cpu;
     }
@@ -670,6 +691,38 @@ fn block_io(cfg: &RunConfig) -> Result<Value> {
     Ok(b)
 }
 
+/// What of `cfg`'s limits this host's kernel cannot enforce, dropped from it as docker's
+/// daemon drops them (block I/O weights and throttles, real-time CPU time); the returned
+/// warnings are docker's.
+pub fn drop_unsupported(cfg: &mut RunConfig) -> Vec<String> {
+    let mut warnings = drop_unsupported_block_io(cfg);
+    let asked = |v: Option<i64>| v.is_some_and(|v| v != 0);
+    if asked(cfg.cpu_rt_period) || asked(cfg.cpu_rt_runtime) {
+        let realtime = berth_runtime::cgroups::Layout::detect().is_ok_and(|l| {
+            l.hierarchies.iter().any(|h| {
+                !h.unified
+                    && h.controllers.iter().any(|c| c == "cpu")
+                    && h.mountpoint.join("cpu.rt_runtime_us").exists()
+            })
+        });
+        if !realtime {
+            if cfg.cpu_rt_period.take().is_some_and(|p| p != 0) {
+                warnings.push(
+                    "Your kernel does not support cgroup cpu real-time period. Period discarded."
+                        .into(),
+                );
+            }
+            if cfg.cpu_rt_runtime.take().is_some_and(|r| r != 0) {
+                warnings.push(
+                    "Your kernel does not support cgroup cpu real-time runtime. Runtime discarded."
+                        .into(),
+                );
+            }
+        }
+    }
+    warnings
+}
+
 /// Whether `cfg` asks for any block I/O weight or throttle.
 pub fn wants_block_io(cfg: &RunConfig) -> bool {
     cfg.blkio_weight.is_some_and(|w| w > 0)
@@ -683,7 +736,7 @@ pub fn wants_block_io(cfg: &RunConfig) -> bool {
 /// What of the block I/O limits this host's kernel cannot enforce (no CFQ or BFQ scheduler
 /// for a weight, no throttling), dropped from `cfg` as docker's daemon drops them; the
 /// returned warnings are docker's.
-pub fn drop_unsupported_block_io(cfg: &mut RunConfig) -> Vec<String> {
+fn drop_unsupported_block_io(cfg: &mut RunConfig) -> Vec<String> {
     if !wants_block_io(cfg) {
         return vec![];
     }

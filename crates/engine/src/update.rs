@@ -27,6 +27,8 @@ pub struct UpdateRequest {
     pub memory_reservation: Option<i64>,
     pub cpuset_mems: Option<String>,
     pub blkio_weight: Option<u16>,
+    pub cpu_rt_period: Option<i64>,
+    pub cpu_rt_runtime: Option<i64>,
 }
 
 impl UpdateRequest {
@@ -44,6 +46,8 @@ impl UpdateRequest {
             && self.memory_reservation.is_none()
             && self.cpuset_mems.is_none()
             && self.blkio_weight.is_none()
+            && self.cpu_rt_period.is_none()
+            && self.cpu_rt_runtime.is_none()
     }
 }
 
@@ -129,6 +133,12 @@ pub fn updated_config(cfg: &crate::RunConfig, req: &UpdateRequest) -> Result<cra
     if let Some(w) = req.blkio_weight.filter(|w| *w != 0) {
         new.blkio_weight = Some(w);
     }
+    if let Some(p) = req.cpu_rt_period.filter(|p| *p != 0) {
+        new.cpu_rt_period = Some(p);
+    }
+    if let Some(r) = req.cpu_rt_runtime.filter(|r| *r != 0) {
+        new.cpu_rt_runtime = Some(r);
+    }
     if let Some(p) = req.pids_limit.filter(|p| *p != 0) {
         // docker: 0 and -1 both mean unlimited; -1 is what is written.
         new.pids_limit = Some(if p < 0 { -1 } else { p });
@@ -189,8 +199,11 @@ impl Engine {
         }
         let cfg = row_config(&row);
         let mut new = updated_config(&cfg, req)?;
-        if new.blkio_weight != cfg.blkio_weight {
-            for w in crate::spec::drop_unsupported_block_io(&mut new) {
+        if new.blkio_weight != cfg.blkio_weight
+            || new.cpu_rt_period != cfg.cpu_rt_period
+            || new.cpu_rt_runtime != cfg.cpu_rt_runtime
+        {
+            for w in crate::spec::drop_unsupported(&mut new) {
                 self.warnings.borrow_mut().push(w);
             }
         }

@@ -30,6 +30,18 @@ const CPUSET_MEMS: Flag = opt(
     "MEMs in which to allow execution (0-3, 0,1)",
 );
 const MEMORY_RESERVATION: Flag = opt("memory-reservation", None, "bytes", "Memory soft limit");
+const CPU_RT_PERIOD: Flag = opt(
+    "cpu-rt-period",
+    None,
+    "int",
+    "Limit CPU real-time period in microseconds",
+);
+const CPU_RT_RUNTIME: Flag = opt(
+    "cpu-rt-runtime",
+    None,
+    "int",
+    "Limit CPU real-time runtime in microseconds",
+);
 
 const CONFIG: &[Flag] = &[
     opt(
@@ -151,6 +163,8 @@ const CONFIG: &[Flag] = &[
     CPUSET_MEMS,
     BLKIO_WEIGHT,
     MEMORY_RESERVATION,
+    CPU_RT_PERIOD,
+    CPU_RT_RUNTIME,
     opt(
         "memory-swap",
         None,
@@ -430,8 +444,6 @@ const STOP: &[Flag] = &[
 const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("cpu-count", None),
     ("cpu-percent", None),
-    ("cpu-rt-period", None),
-    ("cpu-rt-runtime", None),
     ("disable-content-trust", None),
     ("io-maxbandwidth", None),
     ("io-maxiops", None),
@@ -864,6 +876,8 @@ pub const COMMANDS: &[Command] = &[
             ),
             CPUSET_MEMS,
             BLKIO_WEIGHT,
+            CPU_RT_PERIOD,
+            CPU_RT_RUNTIME,
             opt("memory", Some('m'), "bytes", "Memory limit"),
             MEMORY_RESERVATION,
             opt(
@@ -886,7 +900,7 @@ pub const COMMANDS: &[Command] = &[
             ),
         ],
         interspersed: true,
-        missing: &[("cpu-rt-period", None), ("cpu-rt-runtime", None)],
+        missing: &[],
         run: Engine(crate::ops::update),
     },
     Command {
