@@ -55,8 +55,7 @@ use crate::body::Body;
 pub use crate::error::{ApiError, Error};
 
 /// The newest API version served, and the oldest (dockerd's minimum).
-pub const API_VERSION: &str = "1.45";
-pub const MIN_API_VERSION: &str = "1.24";
+pub use berth_engine::system::{API_VERSION, MIN_API_VERSION};
 
 /// What `berth serve` was asked for.
 #[derive(Clone, Debug, Default)]

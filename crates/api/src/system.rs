@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::body::{self, Body};
 use crate::error::ApiError;
-use crate::{API_VERSION, MIN_API_VERSION, Query, Shared, engine, ok_json};
+use crate::{Query, Shared, engine, ok_json};
 
 /// `GET`/`HEAD /_ping`: what clients negotiate their version with.
 pub fn ping(m: &Method) -> Response<Body> {
@@ -33,119 +33,13 @@ pub fn ping(m: &Method) -> Response<Body> {
     r
 }
 
-fn arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        a => a,
-    }
-}
-
-fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 pub fn version() -> Response<Body> {
-    let v = env!("CARGO_PKG_VERSION");
-    ok_json(&json!({
-        "Platform": {"Name": "Berth"},
-        "Components": [{"Name": "Engine", "Version": v, "Details": {
-            "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
-            "Arch": arch(), "KernelVersion": kernel(),
-        }}],
-        "Version": v,
-        "ApiVersion": API_VERSION,
-        "MinAPIVersion": MIN_API_VERSION,
-        "GitCommit": "",
-        "GoVersion": "",
-        "Os": "linux",
-        "Arch": arch(),
-        "KernelVersion": kernel(),
-        "Experimental": false,
-        "BuildTime": "",
-    }))
-}
-
-/// docker's `SecurityOptions` (`name=rootless` for a rootless engine).
-fn security_options() -> Vec<&'static str> {
-    let mut v = vec!["name=seccomp,profile=builtin", "name=cgroupns"];
-    if berth_engine::rootless::active() {
-        v.push("name=rootless");
-    }
-    v
+    ok_json(&berth_engine::system::version())
 }
 
 pub async fn info(st: &Shared) -> Result<Response<Body>, ApiError> {
-    let root = st.root.clone();
-    let (total, running, paused, images) = engine(st, |e| {
-        let rows = e.db.list()?;
-        let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
-        let images = e.images()?.list()?.len();
-        Ok((
-            rows.len(),
-            count(berth_engine::db::RUNNING),
-            count(berth_engine::db::PAUSED),
-            images,
-        ))
-    })
-    .await?;
-    let cgv = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "2"
-    } else {
-        "1"
-    };
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    Ok(ok_json(&json!({
-        "ID": "",
-        "Containers": total,
-        "ContainersRunning": running,
-        "ContainersPaused": paused,
-        "ContainersStopped": total - running - paused,
-        "Images": images,
-        "Driver": "overlay2",
-        "DriverStatus": [],
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
-        "MemoryLimit": true,
-        "SwapLimit": false,
-        "CpuCfsPeriod": true,
-        "CpuCfsQuota": true,
-        "CPUShares": true,
-        "PidsLimit": true,
-        "IPv4Forwarding": true,
-        "Debug": false,
-        "NFd": 0,
-        "NGoroutines": 0,
-        "SystemTime": berth_engine::timefmt::rfc3339(berth_engine::timefmt::now_secs()),
-        "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs",
-        "CgroupVersion": cgv,
-        "NEventsListener": 0,
-        "KernelVersion": kernel(),
-        "OperatingSystem": "linux",
-        "OSVersion": "",
-        "OSType": "linux",
-        "Architecture": std::env::consts::ARCH,
-        "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
-        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "MemTotal": berth_engine::inspect::mem_total(),
-        "DockerRootDir": root,
-        "Name": host.trim(),
-        "Labels": [],
-        "ExperimentalBuild": false,
-        "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "Runtimes": {"berth-runtime": {"path": "berth-runtime"}},
-        "DefaultRuntime": "berth-runtime",
-        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
-        "LiveRestoreEnabled": true,
-        "Isolation": "",
-        "InitBinary": "berth-init",
-        "SecurityOptions": security_options(),
-        "Warnings": [],
-    })))
+    let v = engine(st, |e| Ok(berth_engine::system::info(e)?)).await?;
+    Ok(ok_json(&v))
 }
 
 pub async fn df(st: &Shared) -> Result<Response<Body>, ApiError> {

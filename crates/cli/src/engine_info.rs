@@ -231,51 +231,68 @@ fn sample_columns(
     ]
 }
 
-pub fn version(out: &mut dyn Write) -> R {
+/// `version` (`--format` over docker's `{"Client": …, "Server": …}`).
+pub fn version(p: &Parsed, out: &mut dyn Write) -> R {
+    use berth_engine::system::{API_VERSION, arch};
+    let server = berth_engine::system::version();
     let v = env!("CARGO_PKG_VERSION");
+    if let Some(f) = p.value("format") {
+        let client = json!({"Platform": {"Name": "Berth"}, "Version": v,
+            "ApiVersion": API_VERSION, "DefaultAPIVersion": API_VERSION, "GitCommit": "",
+            "GoVersion": "", "Os": "linux", "Arch": arch(), "BuildTime": "", "Context": "default"});
+        let both = json!({"Client": client, "Server": server});
+        return crate::inspect::print(&[crate::inspect::Object::Value(both)], Some(f), out);
+    }
     writeln!(
         out,
         "Client:\n Version:           {v}\n OS/Arch:           linux/{arch}\n\nServer: (none: berth is daemonless)\n Engine:\n  Version:          {v}\n  OS/Arch:          linux/{arch}\n  Runtime:          berth-runtime (in-process)",
-        arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            a => a,
-        }
+        arch = arch()
     )?;
     Ok(())
 }
 
-pub fn info(e: &mut Engine, _: &Parsed, out: &mut dyn Write) -> R {
-    let rows = e.list()?;
-    let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
-    let images = e.images()?.list().map_err(berth_engine::Error::from)?.len();
-    let cgv = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        2
-    } else {
-        1
-    };
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// `info`: docker's layout of the engine's `/info` (`berth_engine::system::info`), or
+/// `--format` over it (with docker's `ClientInfo`); dockerd's warnings on stderr.
+pub fn info(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
+    let mut v = berth_engine::system::info(e)?;
+    if let Some(f) = p.value("format") {
+        v["ClientInfo"] = json!({"Debug": false, "Context": "default", "Plugins": [],
+            "Warnings": null});
+        return crate::inspect::print(&[crate::inspect::Object::Value(v)], Some(f), out);
+    }
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    let security: String = v["SecurityOptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o.as_str())
+        .filter_map(|o| {
+            let name = o.split(',').next()?.strip_prefix("name=")?;
+            Some(match name {
+                "seccomp" => "  seccomp\n   Profile: builtin\n".to_string(),
+                "cgroupns" => String::new(),
+                n => format!("  {n}\n"),
+            })
+        })
+        .collect();
     writeln!(
         out,
-        "Server:\n Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n Images: {images}\n \
+        "Server:\n Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n Images: {}\n \
          Server Version: {}\n Storage Driver: overlay2\n Logging Driver: json-file\n \
-         Cgroup Driver: cgroupfs\n Cgroup Version: {cgv}\n Runtimes: berth-runtime\n \
-         Default Runtime: berth-runtime\n Security Options:\n  seccomp\n   Profile: builtin\n{} \
-         Kernel Version: {}\n Operating System: linux\n CPUs: {cpus}\n Total Memory: {}\n \
+         Cgroup Driver: cgroupfs\n Cgroup Version: {}\n Runtimes: berth-runtime\n \
+         Default Runtime: berth-runtime\n Security Options:\n{security} \
+         Kernel Version: {}\n Operating System: linux\n CPUs: {}\n Total Memory: {}\n \
          Docker Root Dir: {}",
-        rows.len(),
-        count(db::RUNNING),
-        count(db::PAUSED),
-        rows.len() - count(db::RUNNING) - count(db::PAUSED),
-        env!("CARGO_PKG_VERSION"),
-        if berth_engine::rootless::active() {
-            "  rootless\n"
-        } else {
-            ""
-        },
-        kernel.trim(),
-        bytes_size(berth_engine::inspect::mem_total()),
+        n("Containers"),
+        n("ContainersRunning"),
+        n("ContainersPaused"),
+        n("ContainersStopped"),
+        n("Images"),
+        v["ServerVersion"].as_str().unwrap_or_default(),
+        v["CgroupVersion"].as_str().unwrap_or_default(),
+        v["KernelVersion"].as_str().unwrap_or_default(),
+        n("NCPU"),
+        bytes_size(n("MemTotal")),
         e.root.display()
     )?;
     let ns = berth_engine::rootless::info();
@@ -305,6 +322,10 @@ pub fn info(e: &mut Engine, _: &Parsed, out: &mut dyn Write) -> R {
                  files of other owners in images are given to root"
             )?;
         }
+    }
+    // docker's client: the daemon's warnings after the rest, on stderr.
+    for w in v["Warnings"].as_array().into_iter().flatten() {
+        eprintln!("{}", w.as_str().unwrap_or_default());
     }
     Ok(())
 }

@@ -1051,6 +1051,43 @@ fn top_stats_info_version_attach_and_start_a() {
     assert!(info.contains("Containers: 1\n  Running: 1"), "{info}");
     assert!(info.contains("Images: 1"), "{info}");
     assert!(f.ok(&["version"]).contains("Version:"));
+    // --format over docker's /info and {Client, Server} models (what scripts read).
+    assert_eq!(
+        f.ok(&[
+            "info",
+            "--format",
+            "{{.ContainersRunning}} {{.Images}} {{.Driver}} {{.ClientInfo.Context}}"
+        ]),
+        "1 1 overlay2 default\n"
+    );
+    let cg = f.ok(&["info", "-f", "{{.CgroupVersion}}"]);
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    assert_eq!(cg, if v2 { "2\n" } else { "1\n" });
+    let v: Value = serde_json::from_str(&f.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(v["DockerRootDir"], f.root.display().to_string());
+    assert_eq!(
+        f.ok(&[
+            "version",
+            "--format",
+            "{{.Server.ApiVersion}} {{.Client.Os}}"
+        ]),
+        "1.45 linux\n"
+    );
+    // dockerd's warnings for what the kernel cannot enforce, on stderr (this host's blkio
+    // has no weight files).
+    if !v2 && !Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists() {
+        let o = berth(&f.root, &["info"]);
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("WARNING: No blkio weight support\n"),
+            "{o:?}"
+        );
+        assert!(
+            v["Warnings"]
+                .to_string()
+                .contains("No blkio weight support"),
+            "{v}"
+        );
+    }
     f.ok(&["rm", "-f", "busy"]);
     // attach to a running container sees its output and its exit code.
     f.ok(&[

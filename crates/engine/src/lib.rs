@@ -47,6 +47,7 @@ pub mod security;
 pub mod shm;
 pub mod spec;
 pub mod stats;
+pub mod system;
 pub mod timefmt;
 pub mod update;
 pub mod volumes;

@@ -183,6 +183,14 @@ pub const FORMAT_INSPECT: Flag = opt(
     "Format output using a custom template: 'json' (one object a line) or a Go template",
 );
 
+/// Output format of `info` and `version`.
+pub const FORMAT_OBJECT: Flag = opt(
+    "format",
+    Some('f'),
+    "string",
+    "Format output using a custom template: 'json' or a Go template",
+);
+
 /// The list commands' `--filter`.
 pub const FILTER: Flag = opt(
     "filter",

@@ -2,7 +2,7 @@
 //! Flag help and usage lines are docker 28's, for the flags Berth has.
 
 use super::Handler::*;
-use super::{Command, FORMAT_INSPECT, FORMAT_TABLE};
+use super::{Command, FORMAT_INSPECT, FORMAT_OBJECT, FORMAT_TABLE};
 use crate::args::Parsed;
 use crate::args::{opt, switch};
 use crate::containers::Failure;
@@ -83,9 +83,9 @@ pub const COMMANDS: &[Command] = &[
         aliases: &["info"],
         usage: "[OPTIONS]",
         short: "Display system-wide information",
-        flags: &[],
+        flags: &[FORMAT_OBJECT],
         interspersed: true,
-        missing: &[("format", Some('f'))],
+        missing: &[],
         run: Engine(engine_info::info),
     },
     Command {
@@ -218,9 +218,9 @@ pub const COMMANDS: &[Command] = &[
         aliases: &[],
         usage: "[OPTIONS]",
         short: "Show the Berth version information",
-        flags: &[],
+        flags: &[FORMAT_OBJECT],
         interspersed: true,
-        missing: &[("format", Some('f'))],
+        missing: &[],
         run: Plain(version),
     },
     Command {
@@ -294,8 +294,8 @@ pub const COMMANDS: &[Command] = &[
     },
 ];
 
-fn version(_: &Parsed, out: &mut dyn std::io::Write) -> Result<(), Failure> {
-    engine_info::version(out)
+fn version(p: &Parsed, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+    engine_info::version(p, out)
 }
 
 fn login(p: &Parsed, out: &mut dyn std::io::Write) -> Result<(), Failure> {
