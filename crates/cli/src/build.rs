@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
@@ -14,68 +13,8 @@ use berth_build::stages::{BuildOptions, Platform as BuildPlatform};
 use berth_build::{BuildError, BuildRequest, Event, Export, NetworkMode, Progress};
 use berth_image::{ImageStore, Platform, Reference};
 
-use crate::args::{Flag, flag, parse};
-
-const GLOBAL: &[Flag] = &[
-    flag("root", None, true),
-    flag("help", Some('h'), false),
-    flag("version", Some('v'), false),
-];
-
-const FLAGS: &[Flag] = &[
-    flag("tag", Some('t'), true),
-    flag("file", Some('f'), true),
-    flag("target", None, true),
-    flag("build-arg", None, true),
-    flag("no-cache", None, false),
-    flag("no-cache-filter", None, true),
-    flag("pull", None, false),
-    flag("iidfile", None, true),
-    flag("quiet", Some('q'), false),
-    flag("label", None, true),
-    flag("network", None, true),
-    flag("progress", None, true),
-    flag("platform", None, true),
-    flag("output", Some('o'), true),
-    flag("secret", None, true),
-    flag("ssh", None, true),
-    flag("add-host", None, true),
-    flag("ulimit", None, true),
-    flag("shm-size", None, true),
-    flag("rm", None, false),
-    flag("force-rm", None, false),
-    flag("help", Some('h'), false),
-];
-
-const HELP: &str = "Usage:  berth build [OPTIONS] PATH | -
-
-Build an image from a Dockerfile
-
-Options:
-      --add-host list           Add a custom host-to-IP mapping (\"host:ip\")
-      --build-arg stringArray   Set build-time variables
-  -f, --file string             Name of the Dockerfile (default: \"PATH/Dockerfile\")
-      --iidfile string          Write the image ID to the file
-      --label stringArray       Set metadata for an image
-      --network string          Networking mode for the RUN instructions during build
-                                (\"none\", \"host\"; default \"none\")
-      --no-cache                Do not use cache when building the image
-      --no-cache-filter strings Do not cache specified stages
-  -o, --output stringArray      Output destination (format: \"type=local|tar|oci,dest=path\")
-      --platform string         Set target platform for build (the host's only)
-      --progress string         Set type of progress output (\"auto\", \"plain\", \"tty\",
-                                \"quiet\") (default \"auto\")
-      --pull                    Always attempt to pull all referenced images
-  -q, --quiet                   Suppress the build output and print image ID on success
-      --secret stringArray      Secret to expose to the build (format:
-                                \"id=mysecret[,src=/local/secret|env=VAR]\")
-      --shm-size bytes          Size of \"/dev/shm\" of the RUN containers
-      --ssh stringArray         SSH agent socket to expose to the build (format:
-                                \"default|<id>[=<socket>]\")
-  -t, --tag stringArray         Name and optionally a tag (format: \"name:tag\")
-      --target string           Set the target build stage to build
-      --ulimit ulimit           Ulimit options of the RUN containers
-";
+use crate::args::Parsed;
+use crate::containers::Failure;
 
 /// A failure and its exit status (125: usage, as docker's flag errors).
 struct Fail {
@@ -176,59 +115,39 @@ impl From<anyhow::Error> for Fail {
     }
 }
 
-/// `build`, `image build`, `buildx build`: the exit status; None for other commands.
-pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
-    let g = parse(argv, GLOBAL, true).ok()?;
-    let (cmd, rest) = g.args.split_first()?;
-    let (prune, rest, invoked_as) = match cmd.as_str() {
-        "build" => (false, rest, "build".to_string()),
-        "image" | "buildx" | "builder" => match rest.split_first() {
-            Some((sub, r)) if sub == "build" && cmd != "builder" => {
-                (false, r, format!("{cmd} build"))
-            }
-            Some((sub, r)) if sub == "prune" && cmd != "image" => (true, r, String::new()),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    let root = berth_engine::state_root(g.value("root"));
-    let r = if prune {
-        builder_prune(&root, rest)
-    } else {
-        build(&root, rest, &invoked_as)
-    };
-    Some(match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) if f.code == 125 => {
-            eprintln!("berth: {:#}\nSee 'berth build --help'.", f.err);
-            ExitCode::from(125)
-        }
+/// A failure as the command table reports it: a usage error (125) with docker's usage
+/// lines, any other printed here in BuildKit's form (`ERROR: …`).
+fn reported(r: Result<(), Fail>) -> Result<(), Failure> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(f) if f.code == 125 => Err(Failure {
+            code: 125,
+            msg: format!("{:#}", f.err),
+            usage: true,
+        }),
         Err(f) => {
             eprintln!("ERROR: {:#}", f.err);
-            ExitCode::from(f.code)
+            Err(Failure {
+                code: f.code,
+                msg: String::new(),
+                usage: false,
+            })
         }
-    })
+    }
+}
+
+/// `build`, `image build`, `builder build`, `buildx build` (the command table's handler).
+pub fn build_command(root: &Path, p: &Parsed, _out: &mut dyn Write) -> Result<(), Failure> {
+    reported(build(root, p))
+}
+
+/// `builder prune`, `buildx prune` (the command table's handler).
+pub fn prune_command(root: &Path, p: &Parsed, _out: &mut dyn Write) -> Result<(), Failure> {
+    reported(builder_prune(root, p))
 }
 
 /// `builder prune [-a] [-f] [--filter until=DURATION]`.
-fn builder_prune(root: &Path, argv: &[String]) -> Result<(), Fail> {
-    let p = parse(
-        argv,
-        &[
-            flag("all", Some('a'), false),
-            flag("force", Some('f'), false),
-            flag("filter", None, true),
-            flag("help", Some('h'), false),
-        ],
-        false,
-    )
-    .map_err(|u| usage(u.0))?;
-    if p.bool("help") {
-        print!(
-            "Usage:  berth builder prune [OPTIONS]\n\nRemove build cache\n\nOptions:\n  -a, --all             Remove all unused build cache, not just dangling ones\n      --filter filter   Provide filter values (e.g. \"until=24h\")\n  -f, --force           Do not prompt for confirmation\n"
-        );
-        return Ok(());
-    }
+fn builder_prune(root: &Path, p: &Parsed) -> Result<(), Fail> {
     if !p.args.is_empty() {
         return Err(usage("\"builder prune\" accepts no arguments"));
     }
@@ -595,15 +514,7 @@ fn excerpt(name: &str, text: &str, line: usize) -> String {
     s
 }
 
-fn build(root: &Path, argv: &[String], invoked_as: &str) -> Result<(), Fail> {
-    let p = parse(argv, FLAGS, false).map_err(|u| usage(u.0))?;
-    if p.bool("help") {
-        print!(
-            "{}",
-            HELP.replacen("berth build", &format!("berth {invoked_as}"), 1)
-        );
-        return Ok(());
-    }
+fn build(root: &Path, p: &Parsed) -> Result<(), Fail> {
     let [path] = p.args.as_slice() else {
         return Err(usage("\"build\" requires exactly 1 argument"));
     };

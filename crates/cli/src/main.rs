@@ -43,14 +43,5 @@ fn main() -> ExitCode {
     if berth_runtime::timing::requested() {
         berth_runtime::timing::enable();
     }
-    // `build`, `image build`, `buildx build`, `builder prune` (crates/cli/src/build.rs
-    // parses its own flags).
-    if let Some(code) = build::dispatch(&argv) {
-        return code;
-    }
-    // `serve` (the Engine API): its own flags, crates/cli/src/serve.rs.
-    if let Some(code) = serve::dispatch(&argv) {
-        return code;
-    }
     commands::main(&argv)
 }

@@ -225,6 +225,24 @@ fn docker_commands_berth_lacks_are_named() {
     );
     let e = fails(t.path(), &["ps", "--bogus"], 125);
     assert!(e.contains("unknown flag: --bogus"), "{e}");
+    // `build` is an entry of the table like the rest (it had its own parser, whose
+    // unknown flags were "unknown flag" whether docker has them or not).
+    let e = fails(t.path(), &["build", "--cache-from", "x", "."], 125);
+    assert!(
+        e.contains("berth does not support 'build --cache-from' yet"),
+        "{e}"
+    );
+    let e = fails(t.path(), &["buildx", "build", "--tga", "x", "."], 125);
+    assert!(e.contains("Did you mean this?\n\t--tag\n"), "{e}");
+    assert!(
+        e.contains("Usage:  berth buildx build [OPTIONS] PATH | -"),
+        "{e}"
+    );
+    let help = ok(t.path(), &["image", "build", "--help"]);
+    assert!(help.contains("  -t, --tag stringArray"), "{help}");
+    assert!(!help.contains("--force-rm"), "hidden: {help}");
+    let help = ok(t.path(), &["builder", "--help"]);
+    assert!(help.contains("prune       Remove build cache"), "{help}");
 }
 
 fn bash_complete(script: &Path, words: &str) -> String {

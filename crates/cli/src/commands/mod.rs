@@ -21,7 +21,7 @@ mod system;
 mod volume;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use berth_engine::Engine;
@@ -41,11 +41,10 @@ pub enum Handler {
     Store(fn(&ImageStore, &Parsed, &mut dyn Write) -> Result<(), crate::Fail>),
     /// Needs neither.
     Plain(fn(&Parsed, &mut dyn Write) -> R),
+    /// Needs the state root only, and opens what it needs itself (`build`).
+    Root(fn(&Path, &Parsed, &mut dyn Write) -> R),
     /// A docker command Berth does not have yet: it says so (exit 1).
     Unsupported,
-    /// A command that parses its own flags and is dispatched before the table
-    /// (`build`: `crate::build::dispatch`); listed as supported.
-    Own,
 }
 
 /// One command.
@@ -382,8 +381,9 @@ fn run_command(
         return written(help::command(c, name, out));
     }
     let r = match c.run {
-        Handler::Unsupported | Handler::Own => return not_supported(name),
+        Handler::Unsupported => return not_supported(name),
         Handler::Plain(f) => f(&p, out),
+        Handler::Root(f) => f(&state_root(g), &p, out),
         Handler::Store(f) => ImageStore::open(state_root(g))
             .map_err(crate::Fail::from)
             .and_then(|s| f(&s, &p, out))

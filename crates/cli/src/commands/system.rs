@@ -214,6 +214,42 @@ pub const COMMANDS: &[Command] = &[
         run: Engine(crate::inspect::inspect),
     },
     Command {
+        path: "serve",
+        aliases: &[],
+        usage: "[OPTIONS]",
+        short: "Serve the Docker Engine API on a socket (containers outlive it)",
+        flags: &[
+            opt(
+                "host",
+                Some('H'),
+                "list",
+                "Socket to listen on: unix:///PATH (default unix:///run/berth.sock), tcp://ADDR:PORT, fd:// (systemd socket activation)",
+            ),
+            switch(
+                "insecure-tcp",
+                None,
+                "Allow tcp:// without TLS (anyone reaching the port is root)",
+            ),
+            switch("tls", None, "TLS on tcp:// with --tlscert and --tlskey"),
+            opt(
+                "tlscacert",
+                None,
+                "string",
+                "Trust certs signed only by this CA",
+            ),
+            opt("tlscert", None, "string", "Path to TLS certificate file"),
+            opt("tlskey", None, "string", "Path to TLS key file"),
+            switch(
+                "tlsverify",
+                None,
+                "TLS, and clients must show a certificate signed by --tlscacert",
+            ),
+        ],
+        interspersed: true,
+        missing: &[],
+        run: Root(crate::serve::serve),
+    },
+    Command {
         path: "version",
         aliases: &[],
         usage: "[OPTIONS]",
