@@ -123,6 +123,7 @@ struct HostConfig {
     annotations: Option<BTreeMap<String, String>>,
     cpu_realtime_period: Option<i64>,
     cpu_realtime_runtime: Option<i64>,
+    storage_opt: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -321,6 +322,7 @@ pub fn run_config(b: CreateBody) -> Result<RunConfig, ApiError> {
         annotations: h.annotations.unwrap_or_default(),
         cpu_rt_period: h.cpu_realtime_period.filter(|p| *p != 0),
         cpu_rt_runtime: h.cpu_realtime_runtime.filter(|r| *r != 0),
+        storage_opt: h.storage_opt.unwrap_or_default(),
         expose: b.exposed_ports.unwrap_or_default().into_keys().collect(),
         ..Default::default()
     };

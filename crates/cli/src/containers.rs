@@ -465,6 +465,14 @@ fn run_config(p: &Parsed) -> R<RunConfig> {
         let (k, v) = a.split_once('=').unwrap_or((a, ""));
         c.annotations.insert(k.to_string(), v.to_string());
     }
+    for o in p.all("storage-opt") {
+        let Some((k, v)) = o.split_once('=') else {
+            return usage(format!(
+                "invalid argument {o:?} for \"--storage-opt\" flag: invalid storage option"
+            ));
+        };
+        c.storage_opt.insert(k.to_string(), v.to_string());
+    }
     for l in p.all("link") {
         berth_engine::links::parse(l).map_err(bad)?;
         c.links.push(l.clone());

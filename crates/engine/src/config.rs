@@ -332,6 +332,9 @@ pub struct RunConfig {
     pub cpu_rt_period: Option<i64>,
     /// `--cpu-rt-runtime` (µs of real-time running per period).
     pub cpu_rt_runtime: Option<i64>,
+    /// `--storage-opt KEY=VALUE` (docker's overlay2 driver's one: `size`, see
+    /// `crate::quota`).
+    pub storage_opt: std::collections::BTreeMap<String, String>,
 }
 
 /// docker's default size of a container's /dev/shm.

@@ -621,6 +621,7 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
             "Sysctls": if cfg.sysctls.is_empty() { Value::Null } else { json!(cfg.sysctls) },
             "OomScoreAdj": cfg.oom_score_adj.unwrap_or(0),
             "Devices": cfg.devices,
+            "StorageOpt": if cfg.storage_opt.is_empty() { Value::Null } else { json!(cfg.storage_opt) },
             "Annotations": if cfg.annotations.is_empty() { Value::Null } else { json!(cfg.annotations) },
             "Links": if cfg.links.is_empty() { Value::Null } else { json!(crate::links::inspect_form(e, r)) },
             "VolumesFrom": if cfg.volumes_from.is_empty() { Value::Null } else { json!(cfg.volumes_from) },

@@ -41,6 +41,7 @@ pub mod monitor;
 pub mod names;
 pub mod network;
 pub mod prune;
+pub mod quota;
 pub mod rootless;
 pub mod seccomp;
 pub mod security;
@@ -307,6 +308,7 @@ impl Engine {
             }
         }
         links::check(self, &cfg)?;
+        let storage_size = quota::requested(self, &cfg)?;
         if rootless::active() {
             rootless_network(&mut cfg, &image_cfg)?;
             if let Some(w) = rootless::drop_limits(&mut cfg) {
@@ -572,6 +574,14 @@ impl Engine {
                 &dir,
                 RootfsMode::Auto,
             )?;
+            if let Some(bytes) = storage_size {
+                let upper = rootfs.upper().ok_or_else(|| {
+                    Error::BadConfig(
+                        "--storage-opt size needs an overlay rootfs (this one is a copy)".into(),
+                    )
+                })?;
+                quota::apply(self, &upper, bytes)?;
+            }
             if let Some(n) = &net {
                 network::allocate_endpoint(self, &id, n, &ep_req)?;
             }

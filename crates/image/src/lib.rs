@@ -26,6 +26,7 @@ pub mod images;
 pub mod ingest;
 pub mod layer;
 pub mod manifest;
+pub mod quota;
 pub mod reference;
 pub mod rootfs;
 pub mod runtime_config;

@@ -223,6 +223,12 @@ const CONFIG: &[Flag] = &[
     opt("device", None, "list", "Add a host device to the container"),
     opt("link", None, "list", "Add link to another container"),
     opt(
+        "storage-opt",
+        None,
+        "list",
+        "Storage driver options for the container",
+    ),
+    opt(
         "annotation",
         None,
         "map",
@@ -451,7 +457,6 @@ const RUN_MISSING: &[(&str, Option<char>)] = &[
     ("kernel-memory", None),
     ("link-local-ip", None),
     ("runtime", None),
-    ("storage-opt", None),
     ("use-api-socket", None),
     ("volume-driver", None),
 ];
