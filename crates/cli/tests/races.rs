@@ -649,3 +649,28 @@ fn a_line_written_as_logs_starts_following_is_shown() {
     let (rc, out, err) = finish(follow);
     assert_eq!((rc, out.as_str()), (0, "first\nsecond\nthird\n"), "{err}");
 }
+
+/// `run --rm` killed after it took its new container's lock (its monitor state directory
+/// made) and before the container was recorded (the crash matrix found it: `system check`
+/// then named a monitor state that belongs to no container, after the next `run`). The next
+/// command that creates a container removes such a directory once nothing holds its lock.
+#[test]
+fn a_create_killed_before_its_record_leaves_no_state_behind() {
+    let f = Fixture::new();
+    let g = f.gate("g-locked");
+    let args = [
+        "run",
+        "--rm",
+        "--name",
+        "r",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ];
+    let mut run = f.paused("create-locked", &g, &args);
+    kill9(&mut run);
+    f.ok(&args);
+    let check = f.ok(&["system", "check"]);
+    assert!(check.contains("No problems"), "{check}");
+}

@@ -362,6 +362,17 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
+    /// The id of every container (without reading whole records).
+    pub fn ids(&self) -> Result<std::collections::HashSet<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id FROM containers")
+            .map_err(|e| self.err(e))?;
+        st.query_map([], |r| r.get(0))
+            .and_then(|r| r.collect())
+            .map_err(|e| self.err(e))
+    }
+
     /// The image id of every container (`images_in_use` without reading
     /// whole records).
     pub fn image_ids(&self) -> Result<Vec<String>> {

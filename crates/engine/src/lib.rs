@@ -500,8 +500,14 @@ impl Engine {
         // The container's lock is held while it is made: an `rm -f` racing this create waits
         // until the record, root filesystem and spec are complete instead of removing them
         // from under it (issue 19 saw raw ENOENT and ENOTEMPTY errors from that race).
-        let _making = self.lock_file(&id)?;
-        berth_image::sys::flock_exclusive(_making.as_fd(), true).what(|| "flock".into())?;
+        // What a create or rm killed before it recorded (or after it removed) a container
+        // left is swept first, so the next create finishes the job (the crash matrix saw a
+        // `run --rm` killed here leave a state directory no command removed).
+        if let Ok(ids) = self.db.ids() {
+            self.sweep_state_except(&ids.iter().map(String::as_str).collect());
+        }
+        let _making = self.locked_new(&id)?;
+        test_pause("create-locked");
         // A `run` claims the container before it exists: if this process dies before the
         // monitor takes over, the next command finishes the job (`finish_interrupted`).
         if req.keep_mounted {
@@ -712,6 +718,26 @@ impl Engine {
             .at(&p)
     }
 
+    /// The lock of a container being made, taken: a lock file that a concurrent sweep
+    /// removed between its opening and its locking is taken again (the lock must be the
+    /// file at the path, or a later sweep could remove the state of a live create).
+    fn locked_new(&self, id: &str) -> Result<fs::File> {
+        use std::os::unix::fs::MetadataExt;
+        let p = self.state_dir(id).join("monitor.lock");
+        for _ in 0..10 {
+            let f = self.lock_file(id)?;
+            berth_image::sys::flock_exclusive(f.as_fd(), true).what(|| "flock".into())?;
+            let held = f.metadata().at(&p)?;
+            if fs::metadata(&p).is_ok_and(|m| m.ino() == held.ino() && m.dev() == held.dev()) {
+                return Ok(f);
+            }
+        }
+        Err(Error::Other(format!(
+            "{}: the lock file kept being removed",
+            p.display()
+        )))
+    }
+
     /// Whether a monitor holds the container (its lock is taken).
     pub fn monitor_alive(&self, id: &str) -> bool {
         if !self.state_dir(id).join("monitor.lock").exists() {
@@ -863,6 +889,12 @@ impl Engine {
     /// `create` in progress holds it from before its record exists).
     fn sweep_stale_state(&self, rows: &[ContainerRow]) {
         let known: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        self.sweep_state_except(&known);
+    }
+
+    /// Removes the monitor state directories of containers not in `known` whose lock
+    /// nothing holds: what a command killed while it made or removed a container left.
+    fn sweep_state_except(&self, known: &std::collections::HashSet<&str>) {
         let Ok(dir) = fs::read_dir(&self.run_dir) else {
             return;
         };
