@@ -214,13 +214,9 @@ fn docker_commands_berth_lacks_are_named() {
         assert!(!e.contains("not a berth command"), "{e}");
     }
     // A docker flag of a command berth has.
-    let e = fails(
-        t.path(),
-        &["run", "--storage-opt", "size=1G", "busybox"],
-        125,
-    );
+    let e = fails(t.path(), &["run", "--volume-driver", "nfs", "busybox"], 125);
     assert!(
-        e.contains("berth does not support 'run --storage-opt' yet"),
+        e.contains("berth does not support 'run --volume-driver' yet"),
         "{e}"
     );
     let e = fails(t.path(), &["ps", "--bogus"], 125);
