@@ -17,6 +17,16 @@ const FIRST_PROJECT: u32 = 100_000;
 const UNSUPPORTED: &str =
     "--storage-opt is supported only for overlay over xfs with 'pquota' mount option";
 
+/// Where the upper directories are made (the root itself before the first container).
+fn upper_parent(engine: &Engine) -> std::path::PathBuf {
+    let containers = engine.root.join("containers");
+    if containers.is_dir() {
+        containers
+    } else {
+        engine.root.clone()
+    }
+}
+
 /// The size `--storage-opt` asks for, checked as dockerd checks it: `size` is the only
 /// option, and only on XFS with project quotas (not rootless: quotactl needs the host's
 /// root).
@@ -26,8 +36,7 @@ pub fn requested(engine: &Engine, cfg: &RunConfig) -> Result<Option<u64>> {
         .storage_opt
         .keys()
         .any(|k| k.eq_ignore_ascii_case("size"))
-        && (crate::rootless::active()
-            || !berth_image::quota::supported(&engine.root.join("containers")))
+        && (crate::rootless::active() || !berth_image::quota::supported(&upper_parent(engine)))
     {
         return Err(Error::BadConfig(UNSUPPORTED.into()));
     }
