@@ -1395,6 +1395,8 @@ fn legacy_links() {
         "db",
         "-e",
         "SECRET=s3",
+        "--expose",
+        "7000-7001",
         "web",
         "sleep",
         "60",
@@ -1421,6 +1423,10 @@ fn legacy_links() {
         "DATA_PORT_80_TCP_PORT=80".to_string(),
         "DATA_PORT_80_TCP_PROTO=tcp".to_string(),
         format!("DATA_PORT_81_UDP=udp://{ip}:81"),
+        // A run of consecutive ports: docker's range variables.
+        format!("DATA_PORT_7000_TCP_START=tcp://{ip}:7000"),
+        format!("DATA_PORT_7000_TCP_END=tcp://{ip}:7001"),
+        "DATA_PORT_7000_TCP_PORT_END=7001".to_string(),
         "DATA_NAME=/app/data".to_string(),
         "DATA_ENV_SECRET=s3".to_string(),
     ] {

@@ -162,21 +162,15 @@ pub fn env(engine: &Engine, row: &ContainerRow) -> Result<Vec<String>> {
                 Some((p.parse().ok()?, proto.to_ascii_lowercase()))
             })
             .collect();
-        ports.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| (a.1 != "tcp").cmp(&(b.1 != "tcp")))
+        // docker's order: TCP first, then by protocol; by number within one.
+        ports.sort_by(|a, b| match (a.1 == b.1, a.1 == "tcp", b.1 == "tcp") {
+            (true, ..) => a.0.cmp(&b.0),
+            (false, true, _) => std::cmp::Ordering::Less,
+            (false, _, true) => std::cmp::Ordering::Greater,
+            _ => a.1.cmp(&b.1),
         });
         let var = alias.to_ascii_uppercase().replace('-', "_");
-        if let Some((p, proto)) = ports.first() {
-            env.push(format!("{var}_PORT={proto}://{ip}:{p}"));
-        }
-        for (p, proto) in &ports {
-            let key = format!("{var}_PORT_{p}_{}", proto.to_ascii_uppercase());
-            env.push(format!("{key}={proto}://{ip}:{p}"));
-            env.push(format!("{key}_ADDR={ip}"));
-            env.push(format!("{key}_PORT={p}"));
-            env.push(format!("{key}_PROTO={proto}"));
-        }
+        env.extend(port_vars(&var, &ip.to_string(), &ports));
         env.push(format!("{var}_NAME=/{}/{alias}", row.name));
         let child_env =
             crate::inspect::config_env(&crate::inspect::image_env(engine, &child), &ccfg.env);
@@ -190,6 +184,41 @@ pub fn env(engine: &Engine, row: &ContainerRow) -> Result<Vec<String>> {
         }
     }
     Ok(env)
+}
+
+/// docker's variables of a linked container's exposed ports (sorted as docker sorts them):
+/// `VAR_PORT` for the first; for each, `VAR_PORT_P_PROTO` and its `_ADDR`, `_PORT`,
+/// `_PROTO`; for each run of consecutive ports of one protocol, `VAR_PORT_FIRST_PROTO_START`,
+/// `_PORT_START`, `_END` and `_PORT_END` after the run's last port.
+fn port_vars(var: &str, ip: &str, ports: &[(u16, String)]) -> Vec<String> {
+    let mut env = vec![];
+    if let Some((p, proto)) = ports.first() {
+        env.push(format!("{var}_PORT={proto}://{ip}:{p}"));
+    }
+    let mut start = 0;
+    for (i, (p, proto)) in ports.iter().enumerate() {
+        let key = format!("{var}_PORT_{p}_{}", proto.to_ascii_uppercase());
+        env.push(format!("{key}={proto}://{ip}:{p}"));
+        env.push(format!("{key}_ADDR={ip}"));
+        env.push(format!("{key}_PORT={p}"));
+        env.push(format!("{key}_PROTO={proto}"));
+        let continues = ports
+            .get(i + 1)
+            .is_some_and(|(q, qp)| qp == proto && u32::from(*q) == u32::from(*p) + 1);
+        if continues {
+            continue;
+        }
+        if i > start {
+            let (first, fproto) = &ports[start];
+            let key = format!("{var}_PORT_{first}_{}", fproto.to_ascii_uppercase());
+            env.push(format!("{key}_START={fproto}://{ip}:{first}"));
+            env.push(format!("{key}_PORT_START={first}"));
+            env.push(format!("{key}_END={proto}://{ip}:{p}"));
+            env.push(format!("{key}_PORT_END={p}"));
+        }
+        start = i + 1;
+    }
+    env
 }
 
 /// The linked container an alias of `asker`'s links stands for, by id (the embedded
@@ -222,6 +251,29 @@ pub fn inspect_form(engine: &Engine, row: &ContainerRow) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_variables_and_ranges() {
+        let ports: Vec<(u16, String)> = [(80, "tcp"), (7000, "tcp"), (7001, "tcp"), (53, "udp")]
+            .iter()
+            .map(|(p, s)| (*p, s.to_string()))
+            .collect();
+        let env = port_vars("DB", "10.0.0.2", &ports);
+        assert_eq!(env[0], "DB_PORT=tcp://10.0.0.2:80");
+        for v in [
+            "DB_PORT_80_TCP=tcp://10.0.0.2:80",
+            "DB_PORT_7001_TCP_ADDR=10.0.0.2",
+            "DB_PORT_53_UDP_PROTO=udp",
+            "DB_PORT_7000_TCP_START=tcp://10.0.0.2:7000",
+            "DB_PORT_7000_TCP_PORT_START=7000",
+            "DB_PORT_7000_TCP_END=tcp://10.0.0.2:7001",
+            "DB_PORT_7000_TCP_PORT_END=7001",
+        ] {
+            assert!(env.contains(&v.to_string()), "{v}: {env:?}");
+        }
+        assert!(!env.iter().any(|v| v.contains("_80_TCP_START")), "{env:?}");
+        assert_eq!(env.len(), 1 + 4 * 4 + 4);
+    }
 
     #[test]
     fn link_forms() {
