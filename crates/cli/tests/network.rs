@@ -1471,7 +1471,29 @@ fn legacy_links() {
         let e = n.fails(&a, 125);
         assert!(e.contains(msg), "{args:?}: {e}");
     }
-    n.ok(&["rm", "-f", "db", "later"]);
+    // A linked container on another network only.
+    n.ok(&["network", "create", "other"]);
+    n.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "elsewhere",
+        "--network",
+        "other",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let e = n.fails(
+        &["run", "--rm", "--link", "elsewhere", "busybox", "true"],
+        125,
+    );
+    assert!(
+        e.contains("cannot link to /elsewhere, as it does not belong to the default network"),
+        "{e}"
+    );
+    n.ok(&["rm", "-f", "db", "later", "elsewhere"]);
+    n.ok(&["network", "rm", "other"]);
 
     n.ok(&["network", "create", "ln"]);
     n.ok(&[

@@ -110,13 +110,20 @@ fn bridge_links(
         .collect())
 }
 
-/// `start`'s check on the default bridge: every linked container runs (docker's message).
+/// `start`'s checks on the default bridge (docker's messages): every linked container runs,
+/// on the default bridge too.
 pub fn check_running(engine: &Engine, row: &ContainerRow) -> Result<()> {
-    for (alias, child, _) in bridge_links(engine, row)? {
+    for (alias, child, ip) in bridge_links(engine, row)? {
         if !matches!(child.state.as_str(), db::RUNNING | db::PAUSED) {
             return Err(Error::BadConfig(format!(
                 "Cannot link to a non running container: /{} AS /{}/{alias}",
                 child.name, row.name
+            )));
+        }
+        if ip.is_none() {
+            return Err(Error::BadConfig(format!(
+                "cannot link to /{}, as it does not belong to the default network",
+                child.name
             )));
         }
     }
