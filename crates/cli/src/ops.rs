@@ -351,6 +351,7 @@ pub fn update(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
         return usage("you must provide one or more flags when using this command");
     }
     let mut failed = false;
+    let mut warnings = vec![];
     for a in &p.args {
         match e.update(a, &req) {
             Ok(()) => writeln!(out, "{a}")?,
@@ -359,9 +360,10 @@ pub fn update(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
                 failed = true;
             }
         }
+        warnings.extend(e.warnings.take());
     }
     // docker's client (28): the daemon's warnings on stdout, after the names.
-    for w in e.warnings.take() {
+    for w in warnings {
         writeln!(out, "{w}")?;
     }
     if failed {

@@ -3546,6 +3546,11 @@ fn annotations_reach_the_runtime_and_stay_apart_from_labels() {
         &["--annotation", "=x"],
         "the empty string is not permitted as an annotation key",
     );
+    // Keys the engine reads back from the spec (the stop signal, the annotations' list).
+    f.create_refused(
+        &["--annotation", "org.opencontainers.image.stopSignal=SIGKILL"],
+        "is reserved",
+    );
 }
 
 /// `--cpu-rt-period`/`--cpu-rt-runtime` (cgroup v1's real-time group scheduling): a new
@@ -3648,6 +3653,25 @@ fn cpu_realtime_period_and_runtime() {
     assert_eq!(
         f.ok(&["inspect", "-f", "{{.HostConfig.CpuRealtimeRuntime}}", "rt"]),
         "20000\n"
+    );
+    // A period below the current runtime: the kernel takes it only after the new runtime.
+    f.ok(&[
+        "update",
+        "--cpu-rt-period",
+        "5000",
+        "--cpu-rt-runtime",
+        "4000",
+        "rt",
+    ]);
+    assert_eq!(
+        f.ok(&[
+            "exec",
+            "rt",
+            "cat",
+            &format!("/sys/fs/cgroup/{cpu_dir}/cpu.rt_runtime_us"),
+            &format!("/sys/fs/cgroup/{cpu_dir}/cpu.rt_period_us")
+        ]),
+        "4000\n5000\n"
     );
     f.ok(&["rm", "-f", "rt"]);
     f.create_refused(

@@ -1457,6 +1457,15 @@ fn legacy_links() {
         e.contains("Cannot link to a non running container: /db AS /later/data"),
         "{e}"
     );
+    // The link follows its container through a rename, and goes with it when it is
+    // removed (docker's: the linking container starts again).
+    n.ok(&["rename", "db", "db2"]);
+    assert_eq!(
+        n.inspect("later")["HostConfig"]["Links"],
+        serde_json::json!(["/db2:/later/data"])
+    );
+    n.ok(&["rm", "-f", "db2"]);
+    n.ok(&["start", "-a", "later"]);
     for (args, msg) in [
         (&["--link", "nope"][..], "could not get container for nope"),
         (&["--link", "a:b:c"], "bad format for links: a:b:c"),
@@ -1492,7 +1501,7 @@ fn legacy_links() {
         e.contains("cannot link to /elsewhere, as it does not belong to the default network"),
         "{e}"
     );
-    n.ok(&["rm", "-f", "db", "later", "elsewhere"]);
+    n.ok(&["rm", "-f", "later", "elsewhere"]);
     n.ok(&["network", "rm", "other"]);
 
     n.ok(&["network", "create", "ln"]);

@@ -407,19 +407,21 @@ pub fn labels_of(e: &Engine, r: &ContainerRow) -> serde_json::Map<String, Value>
 fn labels_in(s: &SpecSummary, r: &ContainerRow) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     if let Some(a) = &s.annotations {
-        let annotations: Vec<String> = a
-            .get(crate::spec::ANNOTATION_KEYS)
-            .and_then(|k| serde_json::from_str(k).ok())
-            .unwrap_or_default();
-        // A `--label` whose key an `--annotation` also has (the annotation's value is in
-        // the spec): from the container's record.
-        if !annotations.is_empty() {
-            for (k, v) in row_config(r).labels {
-                if annotations.contains(&k) {
-                    m.insert(k, Value::String(v));
+        // Which keys are `--annotation`s: the record says (an image's label could claim
+        // the spec's list), read only when the spec has the list.
+        let annotations: Vec<String> = if a.contains_key(crate::spec::ANNOTATION_KEYS) {
+            let cfg = row_config(r);
+            // A `--label` whose key an `--annotation` also has (the annotation's value is
+            // in the spec): its value from the record.
+            for (k, v) in &cfg.labels {
+                if cfg.annotations.contains_key(k) {
+                    m.insert(k.clone(), Value::String(v.clone()));
                 }
             }
-        }
+            cfg.annotations.into_keys().collect()
+        } else {
+            vec![]
+        };
         for (k, v) in a {
             if k != berth_image::runtime_config::STOP_SIGNAL_ANNOTATION
                 && k != crate::spec::ANNOTATION_KEYS

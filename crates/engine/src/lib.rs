@@ -239,6 +239,9 @@ impl Engine {
 
     /// `create`: the record, the root filesystem and the OCI spec.
     pub fn create(&mut self, req: CreateRequest) -> Result<ContainerRow> {
+        // This create's warnings only (an engine serves many API requests; a failed one
+        // left its own).
+        self.warnings.borrow_mut().clear();
         let mut cfg = req.config;
         let images = self.images()?;
         let image = images.get(&cfg.image).map_err(|e| match e {
@@ -308,6 +311,7 @@ impl Engine {
             }
         }
         links::check(self, &cfg)?;
+        cfg.links = links::resolved(self, &cfg)?;
         let storage_size = quota::requested(self, &cfg)?;
         if rootless::active() {
             rootless_network(&mut cfg, &image_cfg)?;
@@ -574,19 +578,23 @@ impl Engine {
         }
         let dir = self.container_dir(&id);
         let made = (|| -> Result<()> {
+            // The size limit is the container directory's project, set before its upper
+            // and work directories are made so both inherit it (overlayfs renames copied-up
+            // files from work into upper, which XFS refuses across projects).
+            if let Some(bytes) = storage_size {
+                fs::create_dir_all(&dir).at(&dir)?;
+                quota::apply(self, &dir, bytes)?;
+            }
             let rootfs = ContainerRootfs::prepare(
                 images.snapshots(),
                 &image.chain_ids,
                 &dir,
                 RootfsMode::Auto,
             )?;
-            if let Some(bytes) = storage_size {
-                let upper = rootfs.upper().ok_or_else(|| {
-                    Error::BadConfig(
-                        "--storage-opt size needs an overlay rootfs (this one is a copy)".into(),
-                    )
-                })?;
-                quota::apply(self, &upper, bytes)?;
+            if storage_size.is_some() && rootfs.upper().is_none() {
+                return Err(Error::BadConfig(
+                    "--storage-opt size needs an overlay rootfs (this one is a copy)".into(),
+                ));
             }
             if let Some(n) = &net {
                 network::allocate_endpoint(self, &id, n, &ep_req)?;
@@ -725,7 +733,13 @@ impl Engine {
         use std::os::unix::fs::MetadataExt;
         let p = self.state_dir(id).join("monitor.lock");
         for _ in 0..10 {
-            let f = self.lock_file(id)?;
+            // A sweep may remove the new directory between its making and the opening.
+            let f = match self.lock_file(id) {
+                Err(Error::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => {
+                    continue;
+                }
+                r => r?,
+            };
             berth_image::sys::flock_exclusive(f.as_fd(), true).what(|| "flock".into())?;
             let held = f.metadata().at(&p)?;
             if fs::metadata(&p).is_ok_and(|m| m.ino() == held.ino() && m.dev() == held.dev()) {

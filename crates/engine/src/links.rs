@@ -35,18 +35,34 @@ pub fn parse(s: &str) -> Result<(String, String)> {
     }
 }
 
-/// The containers `cfg` links to, with their aliases.
-fn children(engine: &Engine, cfg: &RunConfig) -> Result<Vec<(String, ContainerRow)>> {
+/// The containers `cfg` links to, with their aliases. `create` asks for every one
+/// (`strict`); later a removed one is left out, as docker drops the link of a removed
+/// container.
+fn children(engine: &Engine, cfg: &RunConfig, strict: bool) -> Result<Vec<(String, ContainerRow)>> {
     let mut out = vec![];
     for l in &cfg.links {
         let (name, alias) = parse(l)?;
-        let child = engine
-            .db
-            .find(&name)
-            .map_err(|e| Error::BadConfig(format!("could not get container for {name}: {e}")))?;
-        out.push((alias, child));
+        match engine.db.find(&name) {
+            Ok(child) => out.push((alias, child)),
+            Err(e) if strict => {
+                return Err(Error::BadConfig(format!(
+                    "could not get container for {name}: {e}"
+                )));
+            }
+            Err(_) => {}
+        }
     }
     Ok(out)
+}
+
+/// `cfg`'s links with each container named by its id (`ID:ALIAS`), as `create` stores
+/// them: a link follows its container through a rename, and a new container given a
+/// removed one's name does not take its links over.
+pub fn resolved(engine: &Engine, cfg: &RunConfig) -> Result<Vec<String>> {
+    Ok(children(engine, cfg, true)?
+        .into_iter()
+        .map(|(alias, child)| format!("{}:{alias}", child.id))
+        .collect())
 }
 
 const HOST_CONFLICT: &str = "conflicting options: host type networking can't be used with links. This would result in undefined behavior";
@@ -65,7 +81,7 @@ pub fn check(engine: &Engine, cfg: &RunConfig) -> Result<()> {
             "conflicting options: container type network can't be used with links. This would result in undefined behavior".into(),
         ));
     }
-    for (_, child) in children(engine, cfg)? {
+    for (_, child) in children(engine, cfg, true)? {
         if row_config(&child).network == "host" {
             return Err(Error::BadConfig(HOST_CONFLICT.into()));
         }
@@ -101,7 +117,7 @@ fn bridge_links(
     if cfg.links.is_empty() || !on_default_bridge(engine, &row.id) {
         return Ok(vec![]);
     }
-    Ok(children(engine, &cfg)?
+    Ok(children(engine, &cfg, false)?
         .into_iter()
         .map(|(alias, child)| {
             let ip = default_address(engine, &child.id);

@@ -1,8 +1,9 @@
 //! `--storage-opt size=SIZE`: the container's writable layer limited as docker's overlay2
-//! driver limits it, by an XFS project quota on its upper directory
+//! driver limits it, by an XFS project quota on the container's directory, set before its
+//! upper and work directories are made in it so both inherit the project
 //! (`berth_image::quota`). Each container gets a project id of its own: one above the
-//! highest that the upper directories under the root have, chosen under a lock so two
-//! `create`s never share one.
+//! highest that the containers' directories have, chosen under a lock so two `create`s
+//! never share one.
 
 use std::fs::File;
 use std::path::Path;
@@ -57,8 +58,9 @@ pub fn requested(engine: &Engine, cfg: &RunConfig) -> Result<Option<u64>> {
     Ok(size)
 }
 
-/// Limits `upper` (container `id`'s new upper directory) to `bytes`.
-pub fn apply(engine: &Engine, upper: &Path, bytes: u64) -> Result<()> {
+/// Limits `dir` (a new container's directory, before its upper and work directories are
+/// made in it) to `bytes`.
+pub fn apply(engine: &Engine, dir: &Path, bytes: u64) -> Result<()> {
     let containers = engine.root.join("containers");
     let lock_path = engine.root.join("quota.lock");
     let lock = File::options()
@@ -75,20 +77,25 @@ pub fn apply(engine: &Engine, upper: &Path, bytes: u64) -> Result<()> {
         path: lock_path.clone(),
         err,
     })?;
-    let mut highest = FIRST_PROJECT - 1;
+    // docker's rule: above the project of the directory the containers are in (when it
+    // has one), and above every container's.
+    let base = berth_image::quota::project_id(&containers).unwrap_or(0);
+    let mut highest = if base > 0 { base } else { FIRST_PROJECT - 1 };
     for e in std::fs::read_dir(&containers)
         .into_iter()
         .flatten()
         .flatten()
     {
-        let u = e.path().join("upper");
-        if u != upper
-            && let Ok(p) = berth_image::quota::project_id(&u)
+        let d = e.path();
+        if d != dir
+            && let Ok(p) = berth_image::quota::project_id(&d)
         {
             highest = highest.max(p);
         }
     }
-    let id = highest + 1;
-    berth_image::quota::limit(upper, id, bytes, &engine.root)?;
+    let id = highest
+        .checked_add(1)
+        .ok_or_else(|| Error::Other("no XFS project id left for --storage-opt".into()))?;
+    berth_image::quota::limit(dir, id, bytes, &engine.root)?;
     Ok(())
 }

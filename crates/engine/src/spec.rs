@@ -447,6 +447,13 @@ pub fn build(
                     "the empty string is not permitted as an annotation key",
                 ));
             }
+            // Keys the engine itself reads back from the spec.
+            if k == ANNOTATION_KEYS || k == berth_image::runtime_config::STOP_SIGNAL_ANNOTATION {
+                return Err(invalid(
+                    "--annotation",
+                    format!("{k} is reserved (set by the engine)"),
+                ));
+            }
             ann.insert(k.clone(), v.clone());
         }
         let keys: Vec<&String> = cfg.annotations.keys().collect();
@@ -785,6 +792,14 @@ fn drop_unsupported_block_io(cfg: &mut RunConfig) -> Vec<String> {
 /// The major and minor numbers of the block device at `path` (a limit of `flag`).
 fn block_device(flag: &str, path: &str) -> Result<(u32, u32)> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    // Only device nodes are looked at (an API client's path could name anything, a FUSE
+    // mount that never answers among them).
+    if !path.starts_with("/dev/") {
+        return Err(invalid(
+            flag,
+            format!("bad format for device path: {path} (a block device under /dev)"),
+        ));
+    }
     let m = std::fs::metadata(path).map_err(|e| invalid(flag, format!("stat {path}: {e}")))?;
     if !m.file_type().is_block_device() {
         return Err(invalid(flag, format!("{path} is not a block device")));

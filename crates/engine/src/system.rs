@@ -82,7 +82,22 @@ fn cgroups() -> Cgroups {
         })
     };
     let (swap, cfs) = if v2 {
-        (true, true)
+        // The root has neither file: a cgroup with the controllers shows what the kernel
+        // has (no memory.swap.max without swap accounting).
+        let root = Path::new("/sys/fs/cgroup");
+        let sample = std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|d| d.join("memory.current").exists());
+        match sample {
+            Some(d) => (
+                d.join("memory.swap.max").exists(),
+                d.join("cpu.max").exists(),
+            ),
+            None => (true, true),
+        }
     } else {
         (
             v1_dir("memory").is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists()),
@@ -142,8 +157,10 @@ fn cgroups() -> Cgroups {
 }
 
 /// docker's `/info` of this engine (and `docker info`'s server part).
-pub fn info(e: &Engine) -> Result<Value> {
-    let rows = e.db.list()?;
+pub fn info(e: &mut Engine) -> Result<Value> {
+    // Reconciled, as `ps` lists them: a container whose processes died with the machine
+    // is not counted as running.
+    let rows = e.list()?;
     let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
     let (running, paused) = (count(db::RUNNING), count(db::PAUSED));
     let images = e.images()?.list()?.len();

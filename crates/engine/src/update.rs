@@ -193,6 +193,8 @@ pub fn validate_cpuset(s: &str) -> Result<()> {
 impl Engine {
     /// `update` (see the module doc).
     pub fn update(&mut self, key: &str, req: &UpdateRequest) -> Result<()> {
+        // This update's warnings only (see `create`).
+        self.warnings.borrow_mut().clear();
         let row = self.get(key)?;
         if self.removal_pending(&row.id) {
             return Err(crate::marked_for_removal(&row));

@@ -1,6 +1,7 @@
 //! Size limits of a container's writable layer (`--storage-opt size=`), as docker's overlay2
-//! driver makes them: XFS project quotas. The layer's upper directory gets a project id of
-//! its own, inherited by everything created under it (`FS_XFLAG_PROJINHERIT`), and that
+//! driver makes them: XFS project quotas. The container's directory gets a project id of
+//! its own before its upper and work directories are made, inherited by everything created
+//! under it (`FS_XFLAG_PROJINHERIT`), and that
 //! project a hard block limit (`quotactl(Q_XSETQLIM)`); a write past it fails with EDQUOT.
 //! The filesystem must be XFS mounted with project quotas (`pquota`/`prjquota`).
 
@@ -158,7 +159,7 @@ pub fn project_id(dir: &Path) -> Result<u32> {
     Ok(x.projid)
 }
 
-/// Gives `dir` (a new, empty upper directory) project `id`, inherited by what is made
+/// Gives `dir` (a new, empty directory) project `id`, inherited by what is made
 /// under it, and limits the project to `bytes`. `state_dir` holds the device node
 /// quotactl needs.
 pub fn limit(dir: &Path, id: u32, bytes: u64, state_dir: &Path) -> Result<()> {

@@ -298,11 +298,19 @@ fn cpu(cg: &CgroupPaths, c: &LinuxCpu) -> Result<()> {
             if let Some(i) = c.idle() {
                 write(cg, h, "cpu.idle", &i.to_string())?;
             }
-            if let Some(p) = rt_period {
-                write(cg, h, "cpu.rt_period_us", &p.to_string())?;
-            }
+            // The runtime may never exceed the period: a period lowered below the current
+            // runtime is written again after the new runtime (runc's order).
+            let period_first = match rt_period {
+                Some(p) => write(cg, h, "cpu.rt_period_us", &p.to_string()),
+                None => Ok(()),
+            };
             if let Some(r) = rt_runtime {
                 write(cg, h, "cpu.rt_runtime_us", &r.to_string())?;
+            }
+            if period_first.is_err()
+                && let Some(p) = rt_period
+            {
+                write(cg, h, "cpu.rt_period_us", &p.to_string())?;
             }
         }
     }
