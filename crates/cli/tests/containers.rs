@@ -3548,7 +3548,10 @@ fn annotations_reach_the_runtime_and_stay_apart_from_labels() {
     );
     // Keys the engine reads back from the spec (the stop signal, the annotations' list).
     f.create_refused(
-        &["--annotation", "org.opencontainers.image.stopSignal=SIGKILL"],
+        &[
+            "--annotation",
+            "org.opencontainers.image.stopSignal=SIGKILL",
+        ],
         "is reserved",
     );
 }
@@ -3640,16 +3643,17 @@ fn cpu_realtime_period_and_runtime() {
     } else {
         "cpu,cpuacct"
     };
-    assert_eq!(
+    // The container's own cgroup: runtime, then period.
+    let rt = || {
         f.ok(&[
             "exec",
             "rt",
             "cat",
             &format!("/sys/fs/cgroup/{cpu_dir}/cpu.rt_runtime_us"),
-            &format!("/sys/fs/cgroup/{cpu_dir}/cpu.rt_period_us")
-        ]),
-        "20000\n500000\n"
-    );
+            &format!("/sys/fs/cgroup/{cpu_dir}/cpu.rt_period_us"),
+        ])
+    };
+    assert_eq!(rt(), "20000\n500000\n");
     assert_eq!(
         f.ok(&["inspect", "-f", "{{.HostConfig.CpuRealtimeRuntime}}", "rt"]),
         "20000\n"
@@ -3663,16 +3667,7 @@ fn cpu_realtime_period_and_runtime() {
         "4000",
         "rt",
     ]);
-    assert_eq!(
-        f.ok(&[
-            "exec",
-            "rt",
-            "cat",
-            &format!("/sys/fs/cgroup/{cpu_dir}/cpu.rt_runtime_us"),
-            &format!("/sys/fs/cgroup/{cpu_dir}/cpu.rt_period_us")
-        ]),
-        "4000\n5000\n"
-    );
+    assert_eq!(rt(), "4000\n5000\n");
     f.ok(&["rm", "-f", "rt"]);
     f.create_refused(
         &["--cpu-rt-period", "1000000", "--cpu-rt-runtime", "2000000"],
