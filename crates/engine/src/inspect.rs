@@ -455,37 +455,17 @@ pub fn config_env(image: &[String], user: &[String]) -> Vec<String> {
     env
 }
 
-/// The config JSON of a container's image (None when the image is gone).
-pub fn image_config(e: &Engine, r: &ContainerRow) -> Option<Value> {
+/// The config of a container's image (None when the image is gone).
+pub fn image_config(e: &Engine, r: &ContainerRow) -> Option<berth_image::ImageConfig> {
     let store = e.images().ok()?;
     let image = store.get(&r.image_id).ok()?;
-    berth_image::archive::config_json(&store, &image).ok()
+    store.config(&image).ok()
 }
 
-/// The `Env` of a container's image config (empty when the image is gone).
-pub fn image_env(e: &Engine, r: &ContainerRow) -> Vec<String> {
-    env_of(image_config(e, r).as_ref())
-}
-
-fn env_of(image_json: Option<&Value>) -> Vec<String> {
-    image_json
-        .and_then(|c| serde_json::from_value(c["config"]["Env"].clone()).ok())
+/// The `Env` of an image config (empty without one).
+pub fn image_config_env(c: Option<&berth_image::ImageConfig>) -> Vec<String> {
+    c.and_then(|c| c.config.config().as_ref()?.env().clone())
         .unwrap_or_default()
-}
-
-/// docker's `Config.ExposedPorts`: the image's EXPOSE and the container's `--expose`
-/// (`PORT/PROTO` keys).
-pub fn exposed_ports(
-    image_json: Option<&Value>,
-    cfg: &RunConfig,
-) -> serde_json::Map<String, Value> {
-    let mut exposed = image_json
-        .and_then(|c| c["config"]["ExposedPorts"].as_object().cloned())
-        .unwrap_or_default();
-    for e in &cfg.expose {
-        exposed.insert(e.clone(), json!({}));
-    }
-    exposed
 }
 
 pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
@@ -514,13 +494,16 @@ pub fn container_json(e: &Engine, r: &ContainerRow) -> Value {
         .unwrap_or_default();
     let store = e.images().ok();
     let image = store.as_ref().and_then(|s| s.get(&r.image_id).ok());
-    let image_json = store
+    let image_cfg = store
         .as_ref()
         .zip(image.as_ref())
-        .and_then(|(s, i)| berth_image::archive::config_json(s, i).ok());
-    let image_env = env_of(image_json.as_ref());
+        .and_then(|(s, i)| s.config(i).ok());
+    let image_env = image_config_env(image_cfg.as_ref());
     // docker's omitempty when none.
-    let exposed = exposed_ports(image_json.as_ref(), &cfg);
+    let exposed: serde_json::Map<String, Value> = crate::exposed_ports(image_cfg.as_ref(), &cfg)
+        .into_iter()
+        .map(|p| (p, json!({})))
+        .collect();
     let (policy, retries) = match crate::config::parse_restart(&cfg.restart) {
         Ok(crate::config::RestartPolicy::OnFailure(n)) => ("on-failure", n.unwrap_or(0)),
         Ok(crate::config::RestartPolicy::Always) => ("always", 0),

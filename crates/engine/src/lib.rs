@@ -83,14 +83,12 @@ pub fn state_root(flag: Option<&str>) -> PathBuf {
         .unwrap_or_else(rootless::default_root)
 }
 
-/// The ports a container exposes: its image's `EXPOSE` and its own `--expose`, as
-/// `PORT/PROTO` or `FIRST-LAST/PROTO`, each once.
-pub fn exposed_ports(image_cfg: &berth_image::ImageConfig, cfg: &RunConfig) -> Vec<String> {
+/// The ports a container exposes (docker's `Config.ExposedPorts`): its image's `EXPOSE`
+/// (none when the image is gone) and its own `--expose`, as `PORT/PROTO` or
+/// `FIRST-LAST/PROTO`, each once.
+pub fn exposed_ports(image_cfg: Option<&berth_image::ImageConfig>, cfg: &RunConfig) -> Vec<String> {
     let mut v: Vec<String> = image_cfg
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.exposed_ports().clone())
+        .and_then(|c| c.config.config().as_ref()?.exposed_ports().clone())
         .unwrap_or_default();
     // `create` keeps `--expose` as PORT/PROTO, one port each.
     for e in &cfg.expose {
@@ -140,7 +138,7 @@ fn rootless_network(cfg: &mut RunConfig, image_cfg: &berth_image::ImageConfig) -
         }
     }
     if std::mem::take(&mut cfg.publish_all) {
-        for e in exposed_ports(image_cfg, cfg) {
+        for e in exposed_ports(Some(image_cfg), cfg) {
             for m in berth_net::ports::parse_port_spec(&e)
                 .map_err(|err| invalid("EXPOSE", err.to_string()))?
             {
@@ -402,7 +400,7 @@ impl Engine {
                 );
             }
             if cfg.publish_all {
-                for e in exposed_ports(&image_cfg, &cfg) {
+                for e in exposed_ports(Some(&image_cfg), &cfg) {
                     for m in berth_net::ports::parse_port_spec(&e)
                         .map_err(|err| invalid("EXPOSE", err.to_string()))?
                     {

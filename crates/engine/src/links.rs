@@ -178,8 +178,8 @@ pub fn env(engine: &Engine, row: &ContainerRow) -> Result<Vec<String>> {
         };
         let ccfg = row_config(&child);
         let image = crate::inspect::image_config(engine, &child);
-        let mut ports: Vec<(u16, String)> = crate::inspect::exposed_ports(image.as_ref(), &ccfg)
-            .keys()
+        let mut ports: Vec<(u16, String)> = crate::exposed_ports(image.as_ref(), &ccfg)
+            .iter()
             .filter_map(|k| {
                 let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
                 Some((p.parse().ok()?, proto.to_ascii_lowercase()))
@@ -195,8 +195,10 @@ pub fn env(engine: &Engine, row: &ContainerRow) -> Result<Vec<String>> {
         let var = alias.to_ascii_uppercase().replace('-', "_");
         env.extend(port_vars(&var, &ip.to_string(), &ports));
         env.push(format!("{var}_NAME=/{}/{alias}", row.name));
-        let child_env =
-            crate::inspect::config_env(&crate::inspect::image_env(engine, &child), &ccfg.env);
+        let child_env = crate::inspect::config_env(
+            &crate::inspect::image_config_env(image.as_ref()),
+            &ccfg.env,
+        );
         for v in child_env {
             if let Some((k, val)) = v.split_once('=')
                 && k != "HOME"
