@@ -505,9 +505,7 @@ impl Engine {
         // What a create or rm killed before it recorded (or after it removed) a container
         // left is swept first, so the next create finishes the job (the crash matrix saw a
         // `run --rm` killed here leave a state directory no command removed).
-        if let Ok(ids) = self.db.ids() {
-            self.sweep_state_except(&ids.iter().map(String::as_str).collect());
-        }
+        self.sweep_unrecorded_state();
         let _making = self.locked_new(&id)?;
         test_pause("create-locked");
         // A `run` claims the container before it exists: if this process dies before the
@@ -902,6 +900,13 @@ impl Engine {
     fn sweep_stale_state(&self, rows: &[ContainerRow]) {
         let known: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         self.sweep_state_except(&known);
+    }
+
+    /// `sweep_state_except` of the containers the database records (their ids only).
+    fn sweep_unrecorded_state(&self) {
+        if let Ok(ids) = self.db.ids() {
+            self.sweep_state_except(&ids.iter().map(String::as_str).collect());
+        }
     }
 
     /// Removes the monitor state directories of containers not in `known` whose lock
@@ -1306,9 +1311,7 @@ impl Engine {
             Err(e @ Error::NoSuchContainer(_)) => {
                 // An `rm` killed after the record went, before the state directory: the
                 // same `rm` again finishes it (as `ps` would).
-                if let Ok(rows) = self.db.list() {
-                    self.sweep_stale_state(&rows);
-                }
+                self.sweep_unrecorded_state();
                 return Err(e);
             }
             Err(e) => return Err(e),
