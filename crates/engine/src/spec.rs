@@ -706,11 +706,8 @@ pub fn drop_unsupported(cfg: &mut RunConfig) -> Vec<String> {
     let asked = |v: Option<i64>| v.is_some_and(|v| v != 0);
     if asked(cfg.cpu_rt_period) || asked(cfg.cpu_rt_runtime) {
         let realtime = berth_runtime::cgroups::Layout::detect().is_ok_and(|l| {
-            l.hierarchies.iter().any(|h| {
-                !h.unified
-                    && h.controllers.iter().any(|c| c == "cpu")
-                    && h.mountpoint.join("cpu.rt_runtime_us").exists()
-            })
+            l.v1_mountpoint("cpu")
+                .is_some_and(|d| d.join("cpu.rt_runtime_us").exists())
         });
         if !realtime {
             if cfg.cpu_rt_period.take().is_some_and(|p| p != 0) {

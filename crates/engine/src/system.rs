@@ -73,36 +73,22 @@ struct Cgroups {
 fn cgroups() -> Cgroups {
     let layout = berth_runtime::cgroups::Layout::detect().ok();
     let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let v1_dir = |ctl: &str| {
-        layout.as_ref().and_then(|l| {
-            l.hierarchies
-                .iter()
-                .find(|h| !h.unified && h.controllers.iter().any(|c| c == ctl))
-                .map(|h| h.mountpoint.clone())
-        })
-    };
-    let (swap, cfs) = if v2 {
-        // The root has neither file: a cgroup with the controllers shows what the kernel
-        // has (no memory.swap.max without swap accounting).
-        let root = Path::new("/sys/fs/cgroup");
-        let sample = std::fs::read_dir(root)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .find(|d| d.join("memory.current").exists());
-        match sample {
-            Some(d) => (
-                d.join("memory.swap.max").exists(),
-                d.join("cpu.max").exists(),
-            ),
-            None => (true, true),
-        }
-    } else {
-        (
-            v1_dir("memory").is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists()),
-            v1_dir("cpu").is_some_and(|d| d.join("cpu.cfs_quota_us").exists()),
-        )
+    let (swap, cfs) = match layout.as_ref() {
+        // A v2 cgroup with the controller shows its files (no memory.swap.max without swap
+        // accounting); none found: assumed there.
+        Some(l) if v2 => (
+            l.v2_sample("memory.current")
+                .is_none_or(|d| d.join("memory.swap.max").exists()),
+            l.v2_sample("cpu.weight")
+                .is_none_or(|d| d.join("cpu.max").exists()),
+        ),
+        Some(l) => (
+            l.v1_mountpoint("memory")
+                .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists()),
+            l.v1_mountpoint("cpu")
+                .is_some_and(|d| d.join("cpu.cfs_quota_us").exists()),
+        ),
+        None => (v2, v2),
     };
     let io = layout
         .as_ref()

@@ -415,6 +415,32 @@ pub struct BlockIoSupport {
 }
 
 impl Layout {
+    /// Where the v1 hierarchy of `controller` is mounted.
+    pub fn v1_mountpoint(&self, controller: &str) -> Option<&Path> {
+        self.hierarchies
+            .iter()
+            .find(|h| !h.unified && h.controllers.iter().any(|c| c == controller))
+            .map(|h| h.mountpoint.as_path())
+    }
+
+    /// A cgroup of the unified hierarchy with `marker` (a file of the controller in
+    /// question): the root lacks most controllers' files, so such a cgroup (ours, else one
+    /// right under the root) shows which ones the kernel has.
+    pub fn v2_sample(&self, marker: &str) -> Option<PathBuf> {
+        let root = &self.hierarchies.iter().find(|h| h.unified)?.mountpoint;
+        let own = own_unified_path()
+            .map(|p| root.join(p.strip_prefix("/").unwrap_or(&p)))
+            .filter(|d| d != root);
+        let children = std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path());
+        own.into_iter()
+            .chain(children)
+            .find(|d| d.join(marker).exists() && d.join("cgroup.procs").exists())
+    }
+
     /// What of blockIO this host supports (see [`BlockIoSupport`]).
     pub fn block_io_support(&self) -> BlockIoSupport {
         let has = |dir: &Path, f: &str| dir.join(f).exists();
@@ -427,21 +453,8 @@ impl Layout {
             if !io {
                 return BlockIoSupport::default();
             }
-            // The root has no io.max nor io.weight: a cgroup with io enabled shows which
-            // files the kernel has (ours, else one under the root).
-            let own = own_unified_path()
-                .map(|p| root.join(p.strip_prefix("/").unwrap_or(&p)))
-                .filter(|d| d != &root);
-            let children = std::fs::read_dir(&root)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path());
-            let sample = own
-                .into_iter()
-                .chain(children)
-                .find(|d| has(d, "io.stat") && has(d, "cgroup.procs"));
-            return match sample {
+            // The root has no io.max nor io.weight.
+            return match self.v2_sample("io.stat") {
                 Some(d) => {
                     let weight = has(&d, "io.weight") || has(&d, "io.bfq.weight");
                     BlockIoSupport {
@@ -457,14 +470,9 @@ impl Layout {
                 },
             };
         }
-        let Some(h) = self
-            .hierarchies
-            .iter()
-            .find(|h| !h.unified && h.controllers.iter().any(|c| c == "blkio"))
-        else {
+        let Some(d) = self.v1_mountpoint("blkio") else {
             return BlockIoSupport::default();
         };
-        let d = &h.mountpoint;
         BlockIoSupport {
             weight: has(d, "blkio.weight") || has(d, "blkio.bfq.weight"),
             weight_device: has(d, "blkio.weight_device") || has(d, "blkio.bfq.weight_device"),
