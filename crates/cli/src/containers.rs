@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use berth_engine::config::{self, RunConfig};
 use berth_engine::db::{self, ContainerRow};
+use berth_engine::inspect::labels_of;
 use berth_engine::{
     CreateRequest, Engine, Error as EngineError, attach, logs, row_config, row_spec,
 };
@@ -991,8 +992,6 @@ fn detach_keys(spec: Option<&str>) -> R<Vec<u8>> {
     })
 }
 
-/// Copies the container's output to ours and our stdin to it until it
-/// exits; returns its exit code.
 /// Which of the container's streams a client attaches to (`run -a`; all otherwise).
 #[derive(Clone, Copy)]
 struct Streams {
@@ -1035,6 +1034,8 @@ fn attach_streams(p: &Parsed) -> R<Streams> {
     Ok(s)
 }
 
+/// Copies the container's output to ours and our stdin to it until it exits (only the
+/// `streams` attached; signals proxied when `proxy`); returns its exit code.
 fn stream(
     e: &mut Engine,
     id: &str,
@@ -1327,8 +1328,6 @@ fn matches_filter(e: &Engine, r: &ContainerRow, f: &str) -> R<bool> {
         _ => return fail(1, format!("invalid filter '{k}'")),
     })
 }
-
-use berth_engine::inspect::labels_of;
 
 pub fn ps(e: &mut Engine, p: &Parsed, out: &mut dyn Write) -> R {
     if !p.args.is_empty() {
